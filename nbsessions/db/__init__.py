@@ -1,0 +1,6 @@
+"""Storage backends: ``InMemoryDb`` for throwaway work, ``TinyDb`` for notebooks."""
+
+from nbsessions.db.base import BaseDb
+from nbsessions.db.memory import InMemoryDb
+
+__all__ = ["BaseDb", "InMemoryDb"]

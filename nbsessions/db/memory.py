@@ -1,0 +1,92 @@
+"""A store that lives only as long as the process: the default of an Agent without ``db``."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+from nbsessions.db.base import BaseDb, check_sort
+from nbsessions.errors import SessionNotFoundError
+from nbsessions.schema import RunOutput, Session, now
+
+
+class InMemoryDb(BaseDb):
+    """Keeps records as dicts (like a file would), so callers never share mutable objects with the store."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._sessions: dict[str, dict[str, Any]] = {}
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._runs_by_session: dict[str, list[str]] = {}
+        self._meta: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"InMemoryDb(sessions={len(self._sessions)}, runs={len(self._runs)})"
+
+    def get_session(self, session_id: str) -> Session | None:
+        with self._lock:
+            data = self._sessions.get(session_id)
+            return Session.from_dict(copy.deepcopy(data)) if data else None
+
+    def list_sessions(self, *, user_id: str | None = None, limit: int | None = None, offset: int = 0,
+                      sort: str = "updated_at", descending: bool = True) -> list[Session]:
+        check_sort(sort)
+        with self._lock:
+            rows = [s for s in self._sessions.values() if user_id is None or s.get("user_id") == user_id]
+            rows.sort(key=lambda s: (s.get(sort) is None, s.get(sort) or 0), reverse=descending)
+            end = None if limit is None else offset + limit
+            return [Session.from_dict(copy.deepcopy(s)) for s in rows[offset:end]]
+
+    def upsert_session(self, session: Session) -> None:
+        with self._lock:
+            self._sessions[session.session_id] = session.to_dict()
+            self._runs_by_session.setdefault(session.session_id, [])
+
+    def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
+                       **fields: Any) -> Session:
+        with self._lock:
+            data = self._sessions.get(session_id)
+            if data is None:
+                raise SessionNotFoundError(f"no session {session_id!r}")
+            session = Session.from_dict(copy.deepcopy(data))
+            for name, value in fields.items():
+                setattr(session, name, value)
+            if state_patch:
+                session.session_state.update(copy.deepcopy(state_patch))
+            session.updated_at = now()
+            self._sessions[session_id] = session.to_dict()
+            return session
+
+    def delete_session(self, session_id: str) -> bool:
+        with self._lock:
+            existed = self._sessions.pop(session_id, None) is not None
+            for run_id in self._runs_by_session.pop(session_id, []):
+                self._runs.pop(run_id, None)
+            return existed
+
+    def upsert_run(self, run: RunOutput) -> None:
+        with self._lock:
+            if run.run_id not in self._runs:
+                self._runs_by_session.setdefault(run.session_id, []).append(run.run_id)
+            self._runs[run.run_id] = run.to_dict()
+
+    def get_run(self, run_id: str) -> RunOutput | None:
+        with self._lock:
+            data = self._runs.get(run_id)
+            return RunOutput.from_dict(copy.deepcopy(data)) if data else None
+
+    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+        with self._lock:
+            ids = self._runs_by_session.get(session_id, [])
+            if last is not None:
+                ids = ids[-last:] if last > 0 else []
+            return [RunOutput.from_dict(copy.deepcopy(self._runs[i])) for i in ids]
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            return copy.deepcopy(self._meta.get(key, default))
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._meta[key] = copy.deepcopy(value)

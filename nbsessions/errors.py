@@ -1,0 +1,37 @@
+"""One exception hierarchy, so callers can catch everything nbsessions raises with one except clause."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbsessions.schema import RunOutput
+
+
+class NbSessionsError(Exception):
+    """Base of every error nbsessions raises on purpose."""
+
+
+class ModelError(NbSessionsError):
+    """The model provider failed; the run was stored with ``status=error`` and is attached as ``.run``."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, run: RunOutput | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.run = run
+
+
+class SessionNotFoundError(NbSessionsError, LookupError):
+    """No session (or run) with that id exists in the database."""
+
+
+class SessionAccessError(NbSessionsError, PermissionError):
+    """The session belongs to another user; nbsessions never reads or writes across users."""
+
+
+class StorageError(NbSessionsError):
+    """The database file cannot be used as it is; it was left untouched."""
+
+
+class CorruptDatabaseError(StorageError):
+    """A line other than the last one of a database file cannot be parsed."""

@@ -1,0 +1,50 @@
+"""The model contract: one generator method that streams text, then reports usage.
+
+Everything above this layer (the Agent, the magic, the panel) knows models only through ``Model.stream``;
+provider SDKs stay inside their own module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from nbsessions.schema import Message
+
+
+@dataclass
+class Usage:
+    """Token counts as the provider reported them (or as an offline model estimates them)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Model(ABC):
+    """A chat model. ``id`` names the model, ``provider`` who serves it (used for prices and footers)."""
+
+    id: str
+    provider: str
+
+    @abstractmethod
+    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+        """Yield the reply as text deltas, then exactly one ``Usage``.
+
+        Failures raise ``nbsessions.errors.ModelError`` with a one-line message (and the HTTP status when
+        there is one); the Agent records them on the run.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count (about four characters a token) for models that report no usage."""
+    return max(1, (len(text) + 3) // 4) if text else 0

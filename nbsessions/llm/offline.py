@@ -1,0 +1,74 @@
+"""Models that need no network: the demo default and the test doubles, shipped in the library."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from nbsessions.llm.base import Model, Usage, estimate_tokens
+from nbsessions.schema import Message
+
+ReplyFunction = Callable[[list[Message]], "str | Iterable[str]"]
+
+
+def _usage(messages: list[Message], reply: str) -> Usage:
+    prompt = "\n".join(m.content or "" for m in messages)
+    return Usage(input_tokens=estimate_tokens(prompt), output_tokens=estimate_tokens(reply))
+
+
+def _chunks(text: str) -> Iterator[str]:
+    """Split into word-sized pieces (whitespace kept) so streaming looks like streaming."""
+    yield from re.findall(r"\S+\s*|\s+", text)
+
+
+class OfflineModel(Model):
+    """Deterministic replies that show what the model received: handy for demos, docs and tests.
+
+    The same messages always give the same reply and the same token counts.
+    """
+
+    provider = "offline"
+
+    def __init__(self, id: str = "offline") -> None:
+        self.id = id
+
+    def reply(self, messages: list[Message]) -> str:
+        prompt = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        history = sum(1 for m in messages if m.from_history)
+        system = next((m.content or "" for m in messages if m.role == "system"), "")
+        lines = [
+            f"**Offline model** — you said: _{prompt.strip()}_",
+            "",
+            f"- words in your prompt: {len(prompt.split())}",
+            f"- history messages in context: {history}",
+        ]
+        if system:
+            lines.append(f"- system prompt: {system.strip()}")
+        lines += ["", "Set `OPENAI_API_KEY` or a `base_url` to talk to a real model."]
+        return "\n".join(lines)
+
+    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+        text = self.reply(messages)
+        yield from _chunks(text)
+        yield _usage(messages, text)
+
+
+class FunctionModel(Model):
+    """A model whose reply is computed by ``fn(messages)``: return a string, or yield chunks to stream.
+
+    ``fn`` may raise ``ModelError`` to script a provider failure.
+    """
+
+    provider = "function"
+
+    def __init__(self, fn: ReplyFunction, id: str = "function") -> None:
+        self.fn = fn
+        self.id = id
+
+    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+        result = self.fn(messages)
+        parts: list[str] = []
+        for chunk in [result] if isinstance(result, str) else result:
+            parts.append(chunk)
+            yield chunk
+        yield _usage(messages, "".join(parts))

@@ -1,0 +1,77 @@
+"""Cost of a run in USD: user-set prices first, then the maintained ``genai-prices`` table.
+
+``genai_prices`` is imported on first use, not at import time: it costs ~0.2 s to import, which a notebook
+using only offline or local models should never pay.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nbsessions.llm.base import Usage
+
+PROVIDERS_WITHOUT_PRICES = frozenset({"offline", "function"})
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens; cached input tokens fall back to the input price when not given."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+
+    def cost(self, usage: Usage) -> float:
+        cached = min(usage.cached_tokens, usage.input_tokens)
+        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        return ((usage.input_tokens - cached) * self.input_per_mtok + cached * cached_rate
+                + usage.output_tokens * self.output_per_mtok) / 1_000_000
+
+
+_custom_prices: dict[str, Price] = {}
+_lock = threading.Lock()
+
+
+def set_price(model_id: str, *, input_per_mtok: float, output_per_mtok: float,
+              cached_input_per_mtok: float | None = None) -> None:
+    """Price a model the public table does not know (a local or fine-tuned one), for this process."""
+    with _lock:
+        _custom_prices[model_id] = Price(input_per_mtok, output_per_mtok, cached_input_per_mtok)
+
+
+def clear_prices() -> None:
+    with _lock:
+        _custom_prices.clear()
+
+
+def cost_of(model_id: str, provider: str, usage: Usage) -> float | None:
+    """USD for one run, or ``None`` when nobody knows the model's price (never a guess)."""
+    custom = _custom_prices.get(model_id)
+    if custom is not None:
+        return custom.cost(usage)
+    if provider in PROVIDERS_WITHOUT_PRICES or not _table_knows(model_id, provider):
+        return None
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    result = calc_price(
+        PriceUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                   cache_read_tokens=usage.cached_tokens or None),
+        model_ref=model_id, provider_id=provider,
+    )
+    return float(result.total_price)
+
+
+@lru_cache(maxsize=256)
+def _table_knows(model_id: str, provider: str) -> bool:
+    """Ask the table once per model; unknown models (local servers) are remembered as unknown."""
+    try:
+        from genai_prices import Usage as PriceUsage
+        from genai_prices import calc_price
+
+        calc_price(PriceUsage(input_tokens=1, output_tokens=1), model_ref=model_id, provider_id=provider)
+    except LookupError:
+        return False
+    return True

@@ -1,0 +1,165 @@
+"""Plain records of sessions and runs.
+
+Every record round-trips through JSON with ``to_dict`` / ``from_dict``; unknown keys from a newer file are kept
+out of the object but never cause a crash, and a missing required key raises ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+
+def new_id() -> str:
+    """A fresh uuid4 string: ids are made on the client so two writers never collide."""
+    return str(uuid.uuid4())
+
+
+def now() -> float:
+    return time.time()
+
+
+class RunStatus(str, Enum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    paused = "paused"
+    cancelled = "cancelled"
+    error = "error"
+
+
+def _pick(cls: type, data: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{cls.__name__} record is missing {', '.join(missing)}")
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass
+class Message:
+    role: str
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    from_history: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        return cls(**_pick(cls, data, ("role",)))
+
+
+@dataclass
+class Metrics:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    time_to_first_token: float | None = None
+    duration: float | None = None
+    cost: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
+        return cls(**_pick(cls, data or {}))
+
+    @classmethod
+    def total(cls, runs: list[Metrics]) -> Metrics:
+        """Session metrics: tokens, durations and costs summed, time to first token averaged.
+
+        Cost stays ``None`` only when no run has a known cost, so one local-model run does not hide the rest.
+        """
+        out = cls()
+        ttfts = [m.time_to_first_token for m in runs if m.time_to_first_token is not None]
+        costs = [m.cost for m in runs if m.cost is not None]
+        durations = [m.duration for m in runs if m.duration is not None]
+        for m in runs:
+            out.input_tokens += m.input_tokens
+            out.output_tokens += m.output_tokens
+            out.total_tokens += m.total_tokens
+            out.cached_tokens += m.cached_tokens
+            out.reasoning_tokens += m.reasoning_tokens
+        out.time_to_first_token = sum(ttfts) / len(ttfts) if ttfts else None
+        out.duration = sum(durations) if durations else None
+        out.cost = sum(costs) if costs else None
+        return out
+
+
+@dataclass
+class RunOutput:
+    run_id: str = field(default_factory=new_id)
+    session_id: str = ""
+    user_id: str | None = None
+    created_at: float = field(default_factory=now)
+    status: RunStatus = RunStatus.pending
+    input: str = ""
+    content: str = ""
+    messages: list[Message] = field(default_factory=list)
+    model: str | None = None
+    provider: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    error: str | None = None
+    cell_id: str | None = None
+    execution_count: int | None = None
+    superseded_by: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def is_history(self) -> bool:
+        """Only completed runs that no re-run replaced may enter a later run's context."""
+        return self.status == RunStatus.completed and self.superseded_by is None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunOutput:
+        kwargs = _pick(cls, data, ("run_id", "session_id"))
+        kwargs["status"] = RunStatus(kwargs.get("status", RunStatus.pending))
+        kwargs["messages"] = [Message.from_dict(m) for m in kwargs.get("messages") or []]
+        kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
+        kwargs["tags"] = list(kwargs.get("tags") or [])
+        return cls(**kwargs)
+
+
+@dataclass
+class Session:
+    session_id: str = field(default_factory=new_id)
+    session_name: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+    session_state: dict[str, Any] = field(default_factory=dict)
+    summary: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    notebook: str | None = None
+    forked_from: dict[str, str] | None = None
+
+    @property
+    def label(self) -> str:
+        """What people see: the name when there is one, else the first 8 characters of the id."""
+        return self.session_name or self.session_id[:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Session:
+        kwargs = _pick(cls, data, ("session_id",))
+        kwargs["session_state"] = dict(kwargs.get("session_state") or {})
+        kwargs["metadata"] = dict(kwargs.get("metadata") or {})
+        return cls(**kwargs)
