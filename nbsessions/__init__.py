@@ -1,0 +1,36 @@
+"""nbsessions: agent sessions in Jupyter — runs, history, state and metrics that survive kernel restarts."""
+
+from nbsessions.agent import Agent, RunStream
+from nbsessions.db import BaseDb, InMemoryDb
+from nbsessions.errors import (
+    CorruptDatabaseError,
+    ModelError,
+    NbSessionsError,
+    SessionAccessError,
+    SessionNotFoundError,
+    StorageError,
+)
+from nbsessions.llm import FunctionModel, Model, OfflineModel, Usage
+from nbsessions.llm.prices import set_price
+from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message", "Metrics", "Model",
+    "ModelError", "NbSessionsError", "OfflineModel", "RunOutput", "RunStatus", "RunStream", "Session",
+    "SessionAccessError", "SessionNotFoundError", "StorageError", "Usage", "set_price",
+]
+
+
+def __getattr__(name: str):
+    """Optional parts load on first use, so ``import nbsessions`` stays cheap."""
+    if name == "TinyDb":
+        from nbsessions.db.tinydb import TinyDb
+
+        return TinyDb
+    if name in ("OpenAIChat", "OpenAIResponses"):
+        from nbsessions.llm import openai as openai_models
+
+        return getattr(openai_models, name)
+    raise AttributeError(f"module 'nbsessions' has no attribute {name!r}")

@@ -1,0 +1,393 @@
+"""The Agent: runs prompts inside sessions and records every run, whatever happens to it.
+
+It knows nothing of IPython or widgets; the magic and the panel are thin layers over this API.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from nbsessions.context import build_messages, fill_from_state, history_runs, own_messages
+from nbsessions.db.base import BaseDb
+from nbsessions.db.memory import InMemoryDb
+from nbsessions.errors import ModelError, SessionAccessError, SessionNotFoundError
+from nbsessions.llm.base import Model, Usage
+from nbsessions.llm.offline import OfflineModel
+from nbsessions.llm.prices import cost_of
+from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, new_id
+
+CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
+ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
+
+Listener = Callable[[str, str], None]
+
+
+class _Cancelled(Exception):
+    """Raised inside a run when ``cancel_run`` was called for it."""
+
+
+class RunStream:
+    """Text chunks of a streaming run; ``.run`` is the RunOutput, final once iteration ends."""
+
+    def __init__(self, chunks: Iterator[str], run: RunOutput) -> None:
+        self._chunks = chunks
+        self.run = run
+
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks
+
+    def close(self) -> None:
+        """Stop early: the run is stored as cancelled with what had arrived."""
+        self._chunks.close()  # type: ignore[attr-defined]
+
+
+def _check_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
+
+
+class Agent:
+    """Runs prompts in sessions stored in ``db`` (in memory when none is given).
+
+    History enters the context only when asked (``add_history_to_context``), as in Agno's Sessions.
+    """
+
+    def __init__(
+        self,
+        model: Model | None = None,
+        db: BaseDb | None = None,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        add_history_to_context: bool = False,
+        num_history_runs: int = 3,
+        session_state: dict[str, Any] | None = None,
+        instructions: str | None = None,
+        name: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
+        if session_state is not None:
+            _check_json(session_state, "session_state")
+        self.model = model or OfflineModel()
+        self.db = db if db is not None else InMemoryDb()
+        self.user_id = user_id
+        self.session_id = session_id
+        self.add_history_to_context = add_history_to_context
+        self.num_history_runs = num_history_runs
+        self.session_state = dict(session_state or {})
+        self.instructions = instructions
+        self.name = name
+        self.agent_id = agent_id or new_id()
+        self._cancel_requested: set[str] = set()
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def __repr__(self) -> str:
+        return f"Agent(model={self.model!r}, db={self.db!r})"
+
+    # -- events and the active session --------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event, session_id)`` after changes: "run", "session", "deleted", "active".
+
+        This is how a panel stays live while cells run in the same kernel, without polling.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: str, session_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(event, session_id)
+
+    @property
+    def active_session_id(self) -> str | None:
+        """The session that new notebook cells continue; remembered in the store across restarts."""
+        return self.db.get_meta(ACTIVE_SESSION_KEY)
+
+    def set_active_session(self, session_id: str | None) -> None:
+        if session_id is not None:
+            self._session(session_id)
+        self.db.set_meta(ACTIVE_SESSION_KEY, session_id)
+        self._emit("active", session_id or "")
+
+    # -- running -------------------------------------------------------------------------------
+    def run(
+        self,
+        input: str,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        stream: bool = False,
+        add_history_to_context: bool | None = None,
+        num_history_runs: int | None = None,
+        instructions: str | None = None,
+        model: Model | None = None,
+        cell_id: str | None = None,
+        execution_count: int | None = None,
+        tags: list[str] | None = None,
+    ) -> RunOutput | RunStream:
+        """Run one prompt; returns the RunOutput, or a RunStream of text chunks when ``stream=True``.
+
+        A provider failure stores the run as ``error`` and raises ``ModelError`` carrying it.
+        """
+        if not isinstance(input, str) or not input.strip():
+            raise ValueError("the prompt is empty: give the model something to answer")
+        if session_state is not None:
+            _check_json(session_state, "session_state")
+        run, messages, model = self._prepare(
+            input, session_id=session_id, user_id=user_id, session_state=session_state,
+            add_history=self.add_history_to_context if add_history_to_context is None else add_history_to_context,
+            num_history=self.num_history_runs if num_history_runs is None else num_history_runs,
+            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count,
+            tags=tags,
+        )
+        chunks = self._execute(run, messages, model)
+        if stream:
+            return RunStream(chunks, run)
+        for _ in chunks:
+            pass
+        return run
+
+    def cancel_run(self, run_id: str) -> None:
+        """Ask a running run (in another thread) to stop; it is stored as cancelled with its partial reply."""
+        with self._lock:
+            self._cancel_requested.add(run_id)
+
+    def _prepare(self, prompt: str, *, session_id, user_id, session_state, add_history, num_history,
+                 instructions, model, cell_id, execution_count, tags) -> tuple[RunOutput, list[Message], Model]:
+        user = user_id if user_id is not None else self.user_id
+        session = self._open_session(session_id or self.session_id or new_id(), user)
+        if session_state:
+            session = self.db.update_session(session.session_id, state_patch=session_state)
+        model = model or self.model
+        template = instructions if instructions is not None else self.instructions
+        system = fill_from_state(template, session.session_state) if template else None
+        history = history_runs(self.db, session.session_id, num_history, exclude_cell=cell_id) \
+            if add_history else []
+        run = RunOutput(
+            session_id=session.session_id, user_id=session.user_id, status=RunStatus.running, input=prompt,
+            messages=build_messages(system, history, prompt), model=model.id, provider=model.provider,
+            cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
+        )
+        self.db.upsert_run(run)
+        self._emit("run", run.session_id)
+        return run, list(run.messages), model
+
+    def _execute(self, run: RunOutput, messages: list[Message], model: Model) -> Iterator[str]:
+        """Stream the model into ``run`` and store the outcome — completed, error or cancelled — always."""
+        started = time.perf_counter()
+        parts: list[str] = []
+        usage: Usage | None = None
+        try:
+            for item in model.stream(messages):
+                if isinstance(item, Usage):
+                    usage = item
+                    continue
+                if not parts:
+                    run.metrics.time_to_first_token = time.perf_counter() - started
+                parts.append(item)
+                run.content = "".join(parts)
+                yield item
+                if run.run_id in self._cancel_requested:
+                    raise _Cancelled
+        except (_Cancelled, KeyboardInterrupt, GeneratorExit) as stop:
+            self._finish(run, parts, usage, started, RunStatus.cancelled, "cancelled before the reply ended")
+            if not isinstance(stop, _Cancelled):
+                raise
+            return
+        except Exception as exc:  # any failure of the model becomes a stored, one-line error
+            self._finish(run, parts, usage, started, RunStatus.error, _one_line(exc))
+            status = exc.status_code if isinstance(exc, ModelError) else None
+            raise ModelError(run.error or "model failed", status_code=status, run=run) from exc
+        self._finish(run, parts, usage, started, RunStatus.completed, None)
+
+    def _finish(self, run: RunOutput, parts: list[str], usage: Usage | None, started: float,
+                status: RunStatus, error: str | None) -> None:
+        with self._lock:
+            self._cancel_requested.discard(run.run_id)
+        run.content = "".join(parts)
+        run.status = status
+        run.error = error
+        if status == RunStatus.completed:
+            run.messages.append(Message(role="assistant", content=run.content))
+        self._record_usage(run, usage, started)
+        self.db.upsert_run(run)
+        self.db.update_session(run.session_id)
+        if status == RunStatus.completed and run.cell_id:
+            self._supersede_cell(run)
+        self._emit("run", run.session_id)
+
+    def _record_usage(self, run: RunOutput, usage: Usage | None, started: float) -> None:
+        m = run.metrics
+        m.duration = time.perf_counter() - started
+        if usage is None:
+            return
+        m.input_tokens, m.output_tokens = usage.input_tokens, usage.output_tokens
+        m.cached_tokens, m.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
+        m.total_tokens = usage.total_tokens
+        m.cost = cost_of(run.model or "", run.provider or "", usage)
+
+    def _supersede_cell(self, run: RunOutput) -> None:
+        """A re-run cell replaces its previous run in the history; the old run is kept and marked."""
+        session = self.db.get_session(run.session_id)
+        if session is None:
+            return
+        cells = dict(session.metadata.get(CELLS_KEY) or {})
+        previous_id = cells.get(run.cell_id)
+        if previous_id and previous_id != run.run_id:
+            previous = self.db.get_run(previous_id)
+            if previous is not None and previous.superseded_by is None:
+                previous.superseded_by = run.run_id
+                self.db.upsert_run(previous)
+        cells[run.cell_id] = run.run_id
+        self.db.update_session(run.session_id, metadata={**session.metadata, CELLS_KEY: cells})
+
+    # -- sessions ------------------------------------------------------------------------------
+    def _open_session(self, session_id: str, user_id: str | None) -> Session:
+        """Load the session or create it; a session of another user is refused, never overwritten."""
+        session = self.db.get_session(session_id)
+        if session is not None:
+            self._check_owner(session, user_id)
+            return session
+        session = Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
+                          agent_name=self.name, session_state=dict(self.session_state))
+        self.db.upsert_session(session)
+        return session
+
+    @staticmethod
+    def _check_owner(session: Session, user_id: str | None) -> None:
+        if user_id is not None and session.user_id != user_id:
+            raise SessionAccessError(
+                f"session {session.session_id[:8]} belongs to another user; "
+                f"open it as its owner or start a new session for {user_id!r}")
+
+    def _session(self, session_id: str, user_id: str | None = None) -> Session:
+        session = self.db.get_session(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id!r} in {self.db!r}")
+        self._check_owner(session, user_id if user_id is not None else self.user_id)
+        return session
+
+    def get_session(self, session_id: str, user_id: str | None = None) -> Session:
+        return self._session(session_id, user_id)
+
+    def get_sessions(self, user_id: str | None = None, *, limit: int | None = None, offset: int = 0,
+                     sort: str = "updated_at", descending: bool = True) -> list[Session]:
+        """Sessions of ``user_id`` (default: the agent's user; ``None`` on both means every user's)."""
+        user = user_id if user_id is not None else self.user_id
+        return self.db.list_sessions(user_id=user, limit=limit, offset=offset, sort=sort,
+                                     descending=descending)
+
+    def create_session(self, session_name: str | None = None, *, user_id: str | None = None,
+                       session_state: dict[str, Any] | None = None, notebook: str | None = None) -> Session:
+        if session_state is not None:
+            _check_json(session_state, "session_state")
+        session = Session(session_name=session_name, user_id=user_id if user_id is not None else self.user_id,
+                          agent_id=self.agent_id, agent_name=self.name, notebook=notebook,
+                          session_state={**self.session_state, **(session_state or {})})
+        self.db.upsert_session(session)
+        self._emit("session", session.session_id)
+        return session
+
+    def get_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+        """Every run of the session — errors, cancelled and superseded ones too — oldest first."""
+        self._session(session_id)
+        return self.db.list_runs(session_id, last=last)
+
+    def get_chat_history(self, session_id: str) -> list[Message]:
+        """The conversation as the model would see it: user and assistant turns of usable runs."""
+        return [m for r in self.get_runs(session_id) if r.is_history for m in own_messages(r)]
+
+    def get_session_messages(self, session_id: str) -> list[Message]:
+        """Every message every run sent or received (system prompts included), no history copies."""
+        return [m for r in self.get_runs(session_id) for m in r.messages if not m.from_history]
+
+    def get_session_state(self, session_id: str) -> dict[str, Any]:
+        return self._session(session_id).session_state
+
+    def update_session_state(self, session_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``state`` over the stored state (top-level keys) and return the result."""
+        _check_json(state, "session_state")
+        self._session(session_id)
+        merged = self.db.update_session(session_id, state_patch=state).session_state
+        self._emit("session", session_id)
+        return merged
+
+    def get_session_metrics(self, session_id: str) -> Metrics:
+        self._session(session_id)
+        return self.db.session_totals(session_id)[1]
+
+    def set_session_name(self, session_id: str, session_name: str | None = None, *,
+                         autogenerate: bool = False) -> Session:
+        if autogenerate:
+            session_name = self._generate_name(session_id)
+        if not session_name or not session_name.strip():
+            raise ValueError("a session name cannot be empty (or pass autogenerate=True)")
+        self._session(session_id)
+        session = self.db.update_session(session_id, session_name=session_name.strip())
+        self._emit("session", session_id)
+        return session
+
+    def _generate_name(self, session_id: str) -> str:
+        """A short title from the first prompt; offline models get a deterministic one."""
+        runs = self.get_runs(session_id, last=None)
+        first = next((r.input for r in runs if r.input), "")
+        if not first:
+            raise ValueError("the session has no runs to name it from")
+        if self.model.provider not in ("offline", "function"):
+            ask = [Message(role="user", content="Give a title of at most 6 words, no quotes, for a chat "
+                           f"that starts with:\n\n{first[:2000]}")]
+            title = "".join(x for x in self.model.stream(ask) if isinstance(x, str)).strip().strip('"')
+            if title:
+                return title.splitlines()[0][:80]
+        words = first.split()
+        return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
+
+    def fork_session(self, session_id: str, run_id: str | None = None, *,
+                     session_name: str | None = None) -> Session:
+        """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin."""
+        source = self._session(session_id)
+        runs = self.db.list_runs(session_id)
+        if run_id is not None:
+            ids = [r.run_id for r in runs]
+            if run_id not in ids:
+                raise SessionNotFoundError(f"run {run_id!r} is not in session {session_id[:8]}")
+            runs = runs[: ids.index(run_id) + 1]
+        fork = Session(
+            session_name=session_name or (f"{source.label} (fork)"), user_id=source.user_id,
+            agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
+            notebook=source.notebook, summary=source.summary,
+            forked_from={"session_id": session_id, "run_id": run_id or (runs[-1].run_id if runs else "")},
+        )
+        self.db.upsert_session(fork)
+        new_ids = {r.run_id: new_id() for r in runs}
+        for run in runs:
+            copy = RunOutput.from_dict({**run.to_dict(), "run_id": new_ids[run.run_id],
+                                        "session_id": fork.session_id})
+            copy.superseded_by = new_ids.get(run.superseded_by or "")
+            self.db.upsert_run(copy)
+        self._emit("session", fork.session_id)
+        return fork
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete the session and its runs; if it was the active one, no session is active afterwards."""
+        self._session(session_id)
+        deleted = self.db.delete_session(session_id)
+        if self.active_session_id == session_id:
+            self.db.set_meta(ACTIVE_SESSION_KEY, None)
+        self._emit("deleted", session_id)
+        return deleted
