@@ -1,0 +1,97 @@
+"""Safe display of model text: Markdown → HTML with markdown-it, then sanitised with nh3.
+
+Live outputs of a running kernel are trusted by JupyterLab, so a ``<script>`` or ``onerror=`` in a reply would
+run in the user's browser with their Jupyter token. Every model-produced string that reaches a cell or a widget
+goes through ``markdown_to_html`` (or is escaped): nothing else decides what is safe.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+
+from nbsessions.schema import Metrics, RunOutput
+
+# Images are left out: an <img> loads a URL as soon as it renders, which lets an injected reply send data
+# out of the notebook. Markdown images become plain links the user may choose to follow.
+_SAFE_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"img", "map", "area"}
+_SAFE_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "code": {"class"},  # language-xxx, for syntax highlighting
+    "th": {"align", "style"},
+    "td": {"align", "style"},
+    "ol": {"start"},
+    "span": {"class"},
+}
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+    def image_as_link(renderer, tokens, idx, options, env):  # markdown-it's render-rule signature
+        token = tokens[idx]
+        src = html.escape(token.attrGet("src") or "", quote=True)
+        alt = html.escape(token.content or src)
+        return f'<a href="{src}">[image: {alt}]</a>'
+
+    md.add_render_rule("image", image_as_link)
+    return md
+
+
+def sanitize_html(fragment: str) -> str:
+    """Keep formatting, drop scripts, event handlers, styles that load things, and unsafe URL schemes."""
+    return nh3.clean(fragment, tags=set(_SAFE_TAGS), attributes=_SAFE_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
+                     filter_style_properties={"text-align"})
+
+
+def markdown_to_html(text: str) -> str:
+    """Model Markdown as HTML that is safe to show in a trusted output or an HTML widget."""
+    return sanitize_html(_markdown().render(text or ""))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def format_cost(cost: float | None) -> str:
+    if cost is None:
+        return "cost n/a"
+    return f"${cost:.4f}" if cost >= 0.0001 or cost == 0 else f"${cost:.2e}"
+
+
+def format_footer(run: RunOutput, session_label: str) -> str:
+    """``model · session · in/out tokens · TTFT · duration · cost`` — the line users read most."""
+    m: Metrics = run.metrics
+    parts = [
+        run.model or "?",
+        session_label,
+        f"{m.input_tokens} in / {m.output_tokens} out tokens",
+        f"TTFT {_seconds(m.time_to_first_token)}",
+        _seconds(m.duration),
+        format_cost(m.cost),
+    ]
+    if run.status.value != "completed":
+        parts.append(run.status.value + (f": {run.error}" if run.error else ""))
+    return " · ".join(parts)
+
+
+def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, str]:
+    """A display bundle for a reply: sanitised HTML for Jupyter, raw text for terminals and logs.
+
+    No ``text/markdown`` on purpose: the front end would render any raw HTML inside it as trusted.
+    With ``session_label`` the footer is added (a finished run); without it, the reply is still streaming.
+    """
+    body = markdown_to_html(run.content)
+    plain = run.content
+    if session_label is not None:
+        footer = format_footer(run, session_label)
+        body += f'<div class="nbsessions-footer" style="opacity:.7;font-size:85%">{html.escape(footer)}</div>'
+        plain += f"\n\n— {footer}"
+    return {"text/html": f'<div class="nbsessions-reply">{body}</div>', "text/plain": plain}
