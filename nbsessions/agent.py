@@ -194,6 +194,8 @@ class Agent:
         usage: Usage | None = None
         try:
             for item in model.stream(messages):
+                if run.run_id in self._cancel_requested:
+                    raise _Cancelled
                 if isinstance(item, Usage):
                     usage = item
                     continue
@@ -202,8 +204,6 @@ class Agent:
                 parts.append(item)
                 run.content = "".join(parts)
                 yield item
-                if run.run_id in self._cancel_requested:
-                    raise _Cancelled
         except (_Cancelled, KeyboardInterrupt, GeneratorExit) as stop:
             self._finish(run, parts, usage, started, RunStatus.cancelled, "cancelled before the reply ended")
             if not isinstance(stop, _Cancelled):
