@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbsessions.context import build_messages, fill_from_state, history_runs, own_messages
+from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state, own_messages
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import ModelError, SessionAccessError, SessionNotFoundError
-from nbsessions.llm.base import Model, Usage
+from nbsessions.llm.base import Model, Usage, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.llm.prices import cost_of
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, new_id
@@ -72,6 +72,9 @@ class Agent:
         session_id: str | None = None,
         add_history_to_context: bool = False,
         num_history_runs: int = 3,
+        num_history_messages: int | None = None,
+        max_history_tokens: int | None = None,
+        token_counter: TokenCounter = estimate_tokens,
         session_state: dict[str, Any] | None = None,
         instructions: str | None = None,
         name: str | None = None,
@@ -85,6 +88,9 @@ class Agent:
         self.session_id = session_id
         self.add_history_to_context = add_history_to_context
         self.num_history_runs = num_history_runs
+        self.num_history_messages = num_history_messages
+        self.max_history_tokens = max_history_tokens
+        self.token_counter = token_counter
         self.session_state = dict(session_state or {})
         self.instructions = instructions
         self.name = name
@@ -134,6 +140,8 @@ class Agent:
         stream: bool = False,
         add_history_to_context: bool | None = None,
         num_history_runs: int | None = None,
+        num_history_messages: int | None = None,
+        max_history_tokens: int | None = None,
         instructions: str | None = None,
         model: Model | None = None,
         cell_id: str | None = None,
@@ -148,12 +156,11 @@ class Agent:
             raise ValueError("the prompt is empty: give the model something to answer")
         if session_state is not None:
             _check_json(session_state, "session_state")
+        history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
+                                       max_history_tokens)
         run, messages, model = self._prepare(
-            input, session_id=session_id, user_id=user_id, session_state=session_state,
-            add_history=self.add_history_to_context if add_history_to_context is None else add_history_to_context,
-            num_history=self.num_history_runs if num_history_runs is None else num_history_runs,
-            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count,
-            tags=tags,
+            input, session_id=session_id, user_id=user_id, session_state=session_state, history=history,
+            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
         )
         chunks = self._execute(run, messages, model)
         if stream:
@@ -167,8 +174,20 @@ class Agent:
         with self._lock:
             self._cancel_requested.add(run_id)
 
-    def _prepare(self, prompt: str, *, session_id, user_id, session_state, add_history, num_history,
-                 instructions, model, cell_id, execution_count, tags) -> tuple[RunOutput, list[Message], Model]:
+    def _history_policy(self, enabled: bool | None, runs: int | None, messages: int | None,
+                        max_tokens: int | None) -> HistoryPolicy | None:
+        """Per-run settings override the agent's; None means the run sees no history."""
+        if not (self.add_history_to_context if enabled is None else enabled):
+            return None
+        return HistoryPolicy(
+            runs=self.num_history_runs if runs is None else runs,
+            messages=self.num_history_messages if messages is None else messages,
+            max_tokens=self.max_history_tokens if max_tokens is None else max_tokens,
+            count_tokens=self.token_counter,
+        )
+
+    def _prepare(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
+                 cell_id, execution_count, tags) -> tuple[RunOutput, list[Message], Model]:
         user = user_id if user_id is not None else self.user_id
         session = self._open_session(session_id or self.session_id or new_id(), user)
         if session_state:
@@ -176,11 +195,10 @@ class Agent:
         model = model or self.model
         template = instructions if instructions is not None else self.instructions
         system = fill_from_state(template, session.session_state) if template else None
-        history = history_runs(self.db, session.session_id, num_history, exclude_cell=cell_id) \
-            if add_history else []
         run = RunOutput(
             session_id=session.session_id, user_id=session.user_id, status=RunStatus.running, input=prompt,
-            messages=build_messages(system, history, prompt), model=model.id, provider=model.provider,
+            messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id),
+            model=model.id, provider=model.provider,
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
         self.db.upsert_run(run)

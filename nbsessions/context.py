@@ -7,11 +7,30 @@ can be read and tested without a model or a store.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nbsessions.db.base import BaseDb
+from nbsessions.llm.base import estimate_tokens
 from nbsessions.schema import Message, RunOutput
+
+TokenCounter = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    """How much of a session a new run sees.
+
+    ``runs`` newest usable runs; ``messages`` caps the number of messages instead (when set); ``max_tokens``
+    is a budget for the whole context — system prompt and prompt are counted first, history fills the rest.
+    Tokens are counted with ``count_tokens`` (an estimate unless a real tokenizer is given).
+    """
+
+    runs: int = 3
+    messages: int | None = None
+    max_tokens: int | None = None
+    count_tokens: TokenCounter = estimate_tokens
 
 
 class _KeepMissing(dict):
@@ -67,13 +86,52 @@ def own_messages(run: RunOutput) -> list[Message]:
     return [m for m in run.messages if not m.from_history and m.role != "system"]
 
 
-def build_messages(system: str | None, history: list[RunOutput], prompt: str) -> list[Message]:
-    messages: list[Message] = []
-    if system:
-        messages.append(Message(role="system", content=system))
-    for run in history:
-        for m in own_messages(run):
-            messages.append(Message(role=m.role, content=m.content, tool_calls=m.tool_calls,
-                                    tool_call_id=m.tool_call_id, from_history=True))
-    messages.append(Message(role="user", content=prompt))
+def history_messages(history: list[RunOutput], *, max_messages: int | None = None,
+                     max_tokens: int | None = None, count_tokens: TokenCounter = estimate_tokens) -> list[Message]:
+    """Flatten history runs into messages flagged ``from_history``, newest kept when a limit bites.
+
+    ``max_messages`` cuts message by message but never starts the history on a reply without its question;
+    ``max_tokens`` keeps whole exchanges, newest first, while they fit.
+    """
+    exchanges = [[_as_history(m) for m in own_messages(run)] for run in history]
+    if max_tokens is not None:
+        kept: list[list[Message]] = []
+        budget = max_tokens
+        for exchange in reversed(exchanges):
+            cost = sum(count_tokens(m.content or "") for m in exchange)
+            if cost > budget:
+                break
+            budget -= cost
+            kept.append(exchange)
+        exchanges = kept[::-1]
+    messages = [m for exchange in exchanges for m in exchange]
+    if max_messages is not None:
+        messages = messages[-max_messages:] if max_messages > 0 else []
+        while messages and messages[0].role != "user":
+            messages.pop(0)
     return messages
+
+
+def _as_history(m: Message) -> Message:
+    return Message(role=m.role, content=m.content, tool_calls=m.tool_calls, tool_call_id=m.tool_call_id,
+                   from_history=True)
+
+
+def build_messages(system: str | None, history: list[Message], prompt: str) -> list[Message]:
+    """System prompt first, then history, then the prompt: the order every chat API expects."""
+    messages: list[Message] = [Message(role="system", content=system)] if system else []
+    return messages + history + [Message(role="user", content=prompt)]
+
+
+def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, system: str | None, prompt: str,
+                  *, exclude_cell: str | None = None) -> list[Message]:
+    """The messages of a new run; ``policy=None`` means no history at all."""
+    if policy is None:
+        return build_messages(system, [], prompt)
+    runs = policy.runs if policy.messages is None else max(policy.messages, 1)
+    budget = None
+    if policy.max_tokens is not None:
+        budget = max(0, policy.max_tokens - policy.count_tokens(system or "") - policy.count_tokens(prompt))
+    history = history_messages(history_runs(db, session_id, runs, exclude_cell=exclude_cell),
+                               max_messages=policy.messages, max_tokens=budget, count_tokens=policy.count_tokens)
+    return build_messages(system, history, prompt)
