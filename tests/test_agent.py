@@ -276,7 +276,8 @@ def test_history_by_messages_and_by_token_budget_from_the_agent(db):
     for prompt in ("two", "three"):
         agent.run(prompt, session_id=sid)
     assert agent.run("m", session_id=sid, num_history_messages=3).content == "echo m (history 2)"
-    budget = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, max_history_tokens=10 ** 6)
+    budget = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, num_history_runs=10,
+                   max_history_tokens=10 ** 6)
     assert budget.run("big", session_id=sid).content == "echo big (history 8)"
     assert budget.run("tiny", session_id=sid, max_history_tokens=5).content == "echo tiny (history 0)"
     assert agent.run("off", session_id=sid, add_history_to_context=False).content == "echo off (history 0)"
