@@ -5,23 +5,20 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state, own_messages
+from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import ModelError, SessionAccessError, SessionNotFoundError
+from nbsessions.errors import ModelError
 from nbsessions.llm.base import Model, Usage, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.llm.prices import cost_of
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, new_id
-
-CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
-ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
+from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
+from nbsessions.sessions import CELLS_KEY, SessionsMixin, check_json
 
 Listener = Callable[[str, str], None]
 
@@ -45,19 +42,12 @@ class RunStream:
         self._chunks.close()  # type: ignore[attr-defined]
 
 
-def _check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
 
 
-class Agent:
+class Agent(SessionsMixin):
     """Runs prompts in sessions stored in ``db`` (in memory when none is given).
 
     History enters the context only when asked (``add_history_to_context``), as in Agno's Sessions.
@@ -81,7 +71,7 @@ class Agent:
         agent_id: str | None = None,
     ) -> None:
         if session_state is not None:
-            _check_json(session_state, "session_state")
+            check_json(session_state, "session_state")
         self.model = model or OfflineModel()
         self.db = db if db is not None else InMemoryDb()
         self.user_id = user_id
@@ -118,17 +108,6 @@ class Agent:
         for listener in list(self._listeners):
             listener(event, session_id)
 
-    @property
-    def active_session_id(self) -> str | None:
-        """The session that new notebook cells continue; remembered in the store across restarts."""
-        return self.db.get_meta(ACTIVE_SESSION_KEY)
-
-    def set_active_session(self, session_id: str | None) -> None:
-        if session_id is not None:
-            self._session(session_id)
-        self.db.set_meta(ACTIVE_SESSION_KEY, session_id)
-        self._emit("active", session_id or "")
-
     # -- running -------------------------------------------------------------------------------
     def run(
         self,
@@ -155,7 +134,7 @@ class Agent:
         if not isinstance(input, str) or not input.strip():
             raise ValueError("the prompt is empty: give the model something to answer")
         if session_state is not None:
-            _check_json(session_state, "session_state")
+            check_json(session_state, "session_state")
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
         run, messages, model = self._prepare(
@@ -274,7 +253,6 @@ class Agent:
         cells[run.cell_id] = run.run_id
         self.db.update_session(run.session_id, metadata={**session.metadata, CELLS_KEY: cells})
 
-    # -- sessions ------------------------------------------------------------------------------
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
         """Load the session or create it; a session of another user is refused, never overwritten."""
         session = self.db.get_session(session_id)
@@ -285,127 +263,3 @@ class Agent:
                           agent_name=self.name, session_state=dict(self.session_state))
         self.db.upsert_session(session)
         return session
-
-    @staticmethod
-    def _check_owner(session: Session, user_id: str | None) -> None:
-        if user_id is not None and session.user_id != user_id:
-            raise SessionAccessError(
-                f"session {session.session_id[:8]} belongs to another user; "
-                f"open it as its owner or start a new session for {user_id!r}")
-
-    def _session(self, session_id: str, user_id: str | None = None) -> Session:
-        session = self.db.get_session(session_id)
-        if session is None:
-            raise SessionNotFoundError(f"no session {session_id!r} in {self.db!r}")
-        self._check_owner(session, user_id if user_id is not None else self.user_id)
-        return session
-
-    def get_session(self, session_id: str, user_id: str | None = None) -> Session:
-        return self._session(session_id, user_id)
-
-    def get_sessions(self, user_id: str | None = None, *, limit: int | None = None, offset: int = 0,
-                     sort: str = "updated_at", descending: bool = True) -> list[Session]:
-        """Sessions of ``user_id`` (default: the agent's user; ``None`` on both means every user's)."""
-        user = user_id if user_id is not None else self.user_id
-        return self.db.list_sessions(user_id=user, limit=limit, offset=offset, sort=sort,
-                                     descending=descending)
-
-    def create_session(self, session_name: str | None = None, *, user_id: str | None = None,
-                       session_state: dict[str, Any] | None = None, notebook: str | None = None) -> Session:
-        if session_state is not None:
-            _check_json(session_state, "session_state")
-        session = Session(session_name=session_name, user_id=user_id if user_id is not None else self.user_id,
-                          agent_id=self.agent_id, agent_name=self.name, notebook=notebook,
-                          session_state={**self.session_state, **(session_state or {})})
-        self.db.upsert_session(session)
-        self._emit("session", session.session_id)
-        return session
-
-    def get_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
-        """Every run of the session — errors, cancelled and superseded ones too — oldest first."""
-        self._session(session_id)
-        return self.db.list_runs(session_id, last=last)
-
-    def get_chat_history(self, session_id: str) -> list[Message]:
-        """The conversation as the model would see it: user and assistant turns of usable runs."""
-        return [m for r in self.get_runs(session_id) if r.is_history for m in own_messages(r)]
-
-    def get_session_messages(self, session_id: str) -> list[Message]:
-        """Every message every run sent or received (system prompts included), no history copies."""
-        return [m for r in self.get_runs(session_id) for m in r.messages if not m.from_history]
-
-    def get_session_state(self, session_id: str) -> dict[str, Any]:
-        return self._session(session_id).session_state
-
-    def update_session_state(self, session_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``state`` over the stored state (top-level keys) and return the result."""
-        _check_json(state, "session_state")
-        self._session(session_id)
-        merged = self.db.update_session(session_id, state_patch=state).session_state
-        self._emit("session", session_id)
-        return merged
-
-    def get_session_metrics(self, session_id: str) -> Metrics:
-        self._session(session_id)
-        return self.db.session_totals(session_id)[1]
-
-    def set_session_name(self, session_id: str, session_name: str | None = None, *,
-                         autogenerate: bool = False) -> Session:
-        if autogenerate:
-            session_name = self._generate_name(session_id)
-        if not session_name or not session_name.strip():
-            raise ValueError("a session name cannot be empty (or pass autogenerate=True)")
-        self._session(session_id)
-        session = self.db.update_session(session_id, session_name=session_name.strip())
-        self._emit("session", session_id)
-        return session
-
-    def _generate_name(self, session_id: str) -> str:
-        """A short title from the first prompt; offline models get a deterministic one."""
-        runs = self.get_runs(session_id, last=None)
-        first = next((r.input for r in runs if r.input), "")
-        if not first:
-            raise ValueError("the session has no runs to name it from")
-        if self.model.provider not in ("offline", "function"):
-            ask = [Message(role="user", content="Give a title of at most 6 words, no quotes, for a chat "
-                           f"that starts with:\n\n{first[:2000]}")]
-            title = "".join(x for x in self.model.stream(ask) if isinstance(x, str)).strip().strip('"')
-            if title:
-                return title.splitlines()[0][:80]
-        words = first.split()
-        return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
-
-    def fork_session(self, session_id: str, run_id: str | None = None, *,
-                     session_name: str | None = None) -> Session:
-        """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin."""
-        source = self._session(session_id)
-        runs = self.db.list_runs(session_id)
-        if run_id is not None:
-            ids = [r.run_id for r in runs]
-            if run_id not in ids:
-                raise SessionNotFoundError(f"run {run_id!r} is not in session {session_id[:8]}")
-            runs = runs[: ids.index(run_id) + 1]
-        fork = Session(
-            session_name=session_name or (f"{source.label} (fork)"), user_id=source.user_id,
-            agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
-            notebook=source.notebook, summary=source.summary,
-            forked_from={"session_id": session_id, "run_id": run_id or (runs[-1].run_id if runs else "")},
-        )
-        self.db.upsert_session(fork)
-        new_ids = {r.run_id: new_id() for r in runs}
-        for run in runs:
-            copy = RunOutput.from_dict({**run.to_dict(), "run_id": new_ids[run.run_id],
-                                        "session_id": fork.session_id})
-            copy.superseded_by = new_ids.get(run.superseded_by or "")
-            self.db.upsert_run(copy)
-        self._emit("session", fork.session_id)
-        return fork
-
-    def delete_session(self, session_id: str) -> bool:
-        """Delete the session and its runs; if it was the active one, no session is active afterwards."""
-        self._session(session_id)
-        deleted = self.db.delete_session(session_id)
-        if self.active_session_id == session_id:
-            self.db.set_meta(ACTIVE_SESSION_KEY, None)
-        self._emit("deleted", session_id)
-        return deleted
