@@ -19,6 +19,7 @@ from nbsessions.llm.offline import OfflineModel
 from nbsessions.llm.prices import cost_of
 from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
 from nbsessions.sessions import CELLS_KEY, SessionsMixin, check_json
+from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 
 Listener = Callable[[str, str], None]
 
@@ -65,6 +66,10 @@ class Agent(SessionsMixin):
         num_history_messages: int | None = None,
         max_history_tokens: int | None = None,
         token_counter: TokenCounter = estimate_tokens,
+        enable_session_summaries: bool = False,
+        session_summary_every: int = 5,
+        add_session_summary_to_context: bool = False,
+        summary_model: Model | None = None,
         session_state: dict[str, Any] | None = None,
         instructions: str | None = None,
         name: str | None = None,
@@ -81,6 +86,9 @@ class Agent(SessionsMixin):
         self.num_history_messages = num_history_messages
         self.max_history_tokens = max_history_tokens
         self.token_counter = token_counter
+        self.add_session_summary_to_context = add_session_summary_to_context
+        self.summarizer = Summarizer(self.db, summary_model or self.model, session_summary_every) \
+            if enable_session_summaries else None
         self.session_state = dict(session_state or {})
         self.instructions = instructions
         self.name = name
@@ -174,9 +182,12 @@ class Agent(SessionsMixin):
         model = model or self.model
         template = instructions if instructions is not None else self.instructions
         system = fill_from_state(template, session.session_state) if template else None
+        use_summary = self.add_session_summary_to_context and session.summary
+        through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at") if use_summary else None
         run = RunOutput(
             session_id=session.session_id, user_id=session.user_id, status=RunStatus.running, input=prompt,
-            messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id),
+            messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
+                                   summary=session.summary if use_summary else None, summary_through=through),
             model=model.id, provider=model.provider,
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
@@ -227,6 +238,8 @@ class Agent(SessionsMixin):
         if status == RunStatus.completed and run.cell_id:
             self._supersede_cell(run)
         self._emit("run", run.session_id)
+        if status == RunStatus.completed and self.summarizer is not None:
+            self.summarizer.after_run(run.session_id)  # after the reply is stored: never on its path
 
     def _record_usage(self, run: RunOutput, usage: Usage | None, started: float) -> None:
         m = run.metrics

@@ -63,8 +63,8 @@ def fill_from_state(text: str, state: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: str | None = None
-                 ) -> list[RunOutput]:
+def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: str | None = None,
+                 after: float | None = None) -> list[RunOutput]:
     """The newest ``num_runs`` runs that may serve as history, oldest first.
 
     Reads from the newest end only, widening the window while failed or superseded runs are in the way,
@@ -75,8 +75,10 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
     window = num_runs * 2
     while True:
         recent = db.list_runs(session_id, last=window)
-        usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)]
-        if len(usable) >= num_runs or len(recent) < window:
+        usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)
+                  and (after is None or r.created_at > after)]
+        reached_start = len(recent) < window or (after is not None and recent[0].created_at <= after)
+        if len(usable) >= num_runs or reached_start:
             return usable[-num_runs:]
         window *= 4
 
@@ -124,14 +126,21 @@ def build_messages(system: str | None, history: list[Message], prompt: str) -> l
 
 
 def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, system: str | None, prompt: str,
-                  *, exclude_cell: str | None = None) -> list[Message]:
-    """The messages of a new run; ``policy=None`` means no history at all."""
+                  *, exclude_cell: str | None = None, summary: str | None = None,
+                  summary_through: float | None = None) -> list[Message]:
+    """The messages of a new run; ``policy=None`` means no history at all.
+
+    A session ``summary`` joins the system prompt and replaces the runs it covers (up to ``summary_through``).
+    """
+    if summary:
+        system = (system + "\n\n" if system else "") + f"Summary of the conversation so far:\n{summary}"
     if policy is None:
         return build_messages(system, [], prompt)
     runs = policy.runs if policy.messages is None else max(policy.messages, 1)
     budget = None
     if policy.max_tokens is not None:
         budget = max(0, policy.max_tokens - policy.count_tokens(system or "") - policy.count_tokens(prompt))
-    history = history_messages(history_runs(db, session_id, runs, exclude_cell=exclude_cell),
+    selected = history_runs(db, session_id, runs, exclude_cell=exclude_cell, after=summary_through)
+    history = history_messages(selected,
                                max_messages=policy.messages, max_tokens=budget, count_tokens=policy.count_tokens)
     return build_messages(system, history, prompt)

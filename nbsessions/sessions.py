@@ -108,6 +108,10 @@ class SessionsMixin:
         self._emit("session", session_id)
         return merged
 
+    def get_session_summary(self, session_id: str) -> str | None:
+        """The running summary (``enable_session_summaries``); None until the first refresh."""
+        return self._session(session_id).summary
+
     def get_session_metrics(self, session_id: str) -> Metrics:
         self._session(session_id)
         return self.db.session_totals(session_id)[1]

@@ -1,0 +1,110 @@
+"""Running session summaries, refreshed in the background so they never delay a reply.
+
+A summary covers the session up to one run (``Session.metadata["summary_through"]``: that run's id and time);
+with ``add_session_summary_to_context`` it stands in for every run it covers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from nbsessions.context import own_messages
+from nbsessions.db.base import BaseDb
+from nbsessions.llm.base import Model, Usage
+from nbsessions.schema import Message, RunOutput
+
+log = logging.getLogger(__name__)
+
+SUMMARY_THROUGH_KEY = "summary_through"
+SUMMARY_PROMPT = (
+    "Update the running summary of this conversation in at most 120 words. Keep facts, decisions, names and "
+    "open questions; drop pleasantries. Reply with the summary only."
+)
+
+
+def _transcript(runs: list[RunOutput]) -> str:
+    return "\n".join(f"{m.role}: {m.content}" for r in runs for m in own_messages(r) if m.content)
+
+
+def offline_summary(previous: str | None, runs: list[RunOutput]) -> str:
+    """A deterministic summary for models without a network: the prompts, in order, shortened."""
+    prompts = [" ".join(r.input.split()[:12]) for r in runs]
+    lines = [previous] if previous else []
+    lines += [f"- asked: {p}" for p in prompts]
+    return "\n".join(lines)
+
+
+def write_summary(model: Model, previous: str | None, runs: list[RunOutput]) -> str:
+    if model.provider == "offline":
+        return offline_summary(previous, runs)
+    context = (f"Summary so far:\n{previous}\n\n" if previous else "") + "New messages:\n" + _transcript(runs)
+    messages = [Message(role="system", content=SUMMARY_PROMPT), Message(role="user", content=context)]
+    return "".join(x for x in model.stream(messages) if not isinstance(x, Usage)).strip()
+
+
+def runs_after(db: BaseDb, session_id: str, after: float, window: int) -> list[RunOutput]:
+    """Runs newer than ``after``, read from the newest end so cost follows what is new, not the session."""
+    while True:
+        recent = db.list_runs(session_id, last=window)
+        if len(recent) < window or recent[0].created_at <= after:
+            return [r for r in recent if r.created_at > after]
+        window *= 4
+
+
+class Summarizer:
+    """Refreshes a session's summary every ``every`` completed runs, on one background thread."""
+
+    def __init__(self, db: BaseDb, model: Model, every: int = 5) -> None:
+        if every < 1:
+            raise ValueError("session summaries must be refreshed every 1 or more runs")
+        self.db, self.model, self.every = db, model, every
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._pending: list[Future] = []
+        self.errors: list[str] = []  # why refreshes were skipped, newest last; shown by the magic and panel
+
+    def after_run(self, session_id: str) -> Future | None:
+        """Schedule a refresh when enough new runs have completed since the last summary."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbsessions-summary")
+            future = self._pool.submit(self._refresh_if_due, session_id)
+            self._pending.append(future)
+            return future
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until scheduled refreshes are done (for tests, exports and shutdown)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.exception(timeout=timeout)
+
+    def _refresh_if_due(self, session_id: str) -> str | None:
+        try:
+            return self._refresh(session_id)
+        except Exception as exc:  # a summary is a convenience: it must never break the session
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            self.errors.append(message)
+            log.warning("session summary skipped: %s", message)
+            return None
+
+    def _refresh(self, session_id: str) -> str | None:
+        session = self.db.get_session(session_id)
+        if session is None:
+            return None
+        after = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at", float("-inf"))
+        runs = [r for r in runs_after(self.db, session_id, after, self.every) if r.is_history]
+        if len(runs) < self.every:
+            return None
+        summary = write_summary(self.model, session.summary, runs)
+        if not summary:
+            return None
+        mark = {"run_id": runs[-1].run_id, "created_at": runs[-1].created_at}
+        latest = self.db.get_session(session_id)
+        if latest is None:
+            return None
+        self.db.update_session(session_id, summary=summary,
+                               metadata={**latest.metadata, SUMMARY_THROUGH_KEY: mark})
+        return summary

@@ -1,0 +1,70 @@
+import pytest
+
+from nbsessions import Agent, FunctionModel, Message, ModelError, OfflineModel, RunStatus
+from nbsessions.summary import SUMMARY_PROMPT
+
+
+def scripted(messages: list[Message]) -> str:
+    """Answers prompts with what it saw; answers summary requests with a marked summary."""
+    if messages[0].content == SUMMARY_PROMPT:
+        return "SUMMARY of " + str(messages[-1].content.count("user:")) + " prompts"
+    system = next((m.content for m in messages if m.role == "system"), "")
+    history = sum(1 for m in messages if m.from_history)
+    return f"reply (history {history}) [{system}]"
+
+
+def test_summary_refreshes_every_n_runs_in_the_background(db):
+    agent = Agent(model=FunctionModel(scripted), db=db, enable_session_summaries=True, session_summary_every=2)
+    sid = agent.run("first").session_id
+    agent.summarizer.wait()
+    assert agent.get_session_summary(sid) is None
+    agent.run("second", session_id=sid)
+    agent.summarizer.wait()
+    assert agent.get_session_summary(sid) == "SUMMARY of 2 prompts"
+    agent.run("third", session_id=sid)
+    agent.summarizer.wait()
+    assert agent.get_session_summary(sid) == "SUMMARY of 2 prompts"  # only one new run since
+    agent.run("fourth", session_id=sid)
+    agent.summarizer.wait()
+    assert agent.get_session_summary(sid) == "SUMMARY of 2 prompts"  # a new summary of the two new runs
+    assert db.get_session(sid).metadata["summary_through"]["run_id"] == agent.get_runs(sid)[-1].run_id
+
+
+def test_summary_replaces_the_runs_it_covers_in_the_context(db):
+    agent = Agent(model=FunctionModel(scripted), db=db, enable_session_summaries=True, session_summary_every=2,
+                  add_session_summary_to_context=True, add_history_to_context=True)
+    sid = agent.run("one").session_id
+    agent.run("two", session_id=sid)
+    agent.summarizer.wait()
+    after = agent.run("three", session_id=sid)
+    assert after.content == "reply (history 0) [Summary of the conversation so far:\nSUMMARY of 2 prompts]"
+    assert agent.run("four", session_id=sid).content.startswith("reply (history 2)")
+    agent.summarizer.wait()
+
+
+def test_a_failing_summary_never_fails_the_run(db):
+    def failing_summaries(messages):
+        if messages[0].content == SUMMARY_PROMPT:
+            raise ModelError("500 server error", status_code=500)
+        return "fine"
+
+    agent = Agent(model=FunctionModel(failing_summaries), db=db, enable_session_summaries=True,
+                  session_summary_every=1)
+    run = agent.run("x")
+    agent.summarizer.wait()
+    assert agent.summarizer.errors == ["500 server error"]
+    assert run.status == RunStatus.completed and db.get_run(run.run_id).content == "fine"
+    assert agent.get_session_summary(run.session_id) is None
+
+
+def test_offline_summary_is_deterministic(db):
+    agent = Agent(model=OfflineModel(), db=db, enable_session_summaries=True, session_summary_every=2)
+    sid = agent.run("plot the sales data").session_id
+    agent.run("now by region", session_id=sid)
+    agent.summarizer.wait()
+    assert agent.get_session_summary(sid) == "- asked: plot the sales data\n- asked: now by region"
+
+
+def test_summaries_refresh_interval_must_be_positive():
+    with pytest.raises(ValueError):
+        Agent(enable_session_summaries=True, session_summary_every=0)
