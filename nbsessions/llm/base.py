@@ -6,9 +6,11 @@ provider SDKs stay inside their own module.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from nbsessions.schema import Message
 
@@ -32,6 +34,13 @@ class Model(ABC):
 
     id: str
     provider: str
+    settings: dict[str, Any] = {}  # generation settings (temperature, ...) sent with every request
+
+    def with_settings(self, **settings: Any) -> Model:
+        """A copy of this model with some settings changed: one more axis for prompt experiments."""
+        clone = copy.copy(self)
+        clone.settings = {**self.settings, **settings}
+        return clone
 
     @abstractmethod
     def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
