@@ -5,27 +5,25 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import ModelError
-from nbsessions.llm.base import Model, Usage, estimate_tokens
+from nbsessions.errors import SessionNotFoundError
+from nbsessions.execution import Execution
+from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.llm.prices import cost_of
-from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
+from nbsessions.schema import RunOutput, RunStatus, Session, new_id
 from nbsessions.sessions import CELLS_KEY, SessionsMixin, check_json
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
+from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
 
 Listener = Callable[[str, str], None]
-
-
-class _Cancelled(Exception):
-    """Raised inside a run when ``cancel_run`` was called for it."""
 
 
 class RunStream:
@@ -41,11 +39,6 @@ class RunStream:
     def close(self) -> None:
         """Stop early: the run is stored as cancelled with what had arrived."""
         self._chunks.close()  # type: ignore[attr-defined]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
 
 
 class Agent(SessionsMixin):
@@ -70,6 +63,9 @@ class Agent(SessionsMixin):
         session_summary_every: int = 5,
         add_session_summary_to_context: bool = False,
         summary_model: Model | None = None,
+        tools: list[Callable[..., Any]] | None = None,
+        enable_agentic_state: bool = False,
+        add_session_state_to_context: bool = False,
         session_state: dict[str, Any] | None = None,
         instructions: str | None = None,
         name: str | None = None,
@@ -87,6 +83,9 @@ class Agent(SessionsMixin):
         self.max_history_tokens = max_history_tokens
         self.token_counter = token_counter
         self.add_session_summary_to_context = add_session_summary_to_context
+        self.add_session_state_to_context = add_session_state_to_context
+        functions = list(tools or []) + ([update_session_state] if enable_agentic_state else [])
+        self.tools: dict[str, Tool] = {t.name: t for t in map(make_tool, functions)}
         self.summarizer = Summarizer(self.db, summary_model or self.model, session_summary_every) \
             if enable_session_summaries else None
         self.session_state = dict(session_state or {})
@@ -145,16 +144,11 @@ class Agent(SessionsMixin):
             check_json(session_state, "session_state")
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
-        run, messages, model = self._prepare(
+        execution = self._prepare(
             input, session_id=session_id, user_id=user_id, session_state=session_state, history=history,
             instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
         )
-        chunks = self._execute(run, messages, model)
-        if stream:
-            return RunStream(chunks, run)
-        for _ in chunks:
-            pass
-        return run
+        return self._deliver(execution, stream)
 
     def cancel_run(self, run_id: str) -> None:
         """Ask a running run (in another thread) to stop; it is stored as cancelled with its partial reply."""
@@ -174,7 +168,7 @@ class Agent(SessionsMixin):
         )
 
     def _prepare(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
-                 cell_id, execution_count, tags) -> tuple[RunOutput, list[Message], Model]:
+                 cell_id, execution_count, tags) -> Execution:
         user = user_id if user_id is not None else self.user_id
         session = self._open_session(session_id or self.session_id or new_id(), user)
         if session_state:
@@ -182,6 +176,9 @@ class Agent(SessionsMixin):
         model = model or self.model
         template = instructions if instructions is not None else self.instructions
         system = fill_from_state(template, session.session_state) if template else None
+        if self.add_session_state_to_context:
+            state = json.dumps(session.session_state, ensure_ascii=False, sort_keys=True)
+            system = (system + "\n\n" if system else "") + f"Session state (JSON): {state}"
         use_summary = self.add_session_summary_to_context and session.summary
         through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at") if use_summary else None
         run = RunOutput(
@@ -193,63 +190,65 @@ class Agent(SessionsMixin):
         )
         self.db.upsert_run(run)
         self._emit("run", run.session_id)
-        return run, list(run.messages), model
+        return self._start(run, model, session.session_state)
 
-    def _execute(self, run: RunOutput, messages: list[Message], model: Model) -> Iterator[str]:
-        """Stream the model into ``run`` and store the outcome — completed, error or cancelled — always."""
-        started = time.perf_counter()
-        parts: list[str] = []
-        usage: Usage | None = None
-        try:
-            for item in model.stream(messages):
-                if run.run_id in self._cancel_requested:
-                    raise _Cancelled
-                if isinstance(item, Usage):
-                    usage = item
-                    continue
-                if not parts:
-                    run.metrics.time_to_first_token = time.perf_counter() - started
-                parts.append(item)
-                run.content = "".join(parts)
-                yield item
-        except (_Cancelled, KeyboardInterrupt, GeneratorExit) as stop:
-            self._finish(run, parts, usage, started, RunStatus.cancelled, "cancelled before the reply ended")
-            if not isinstance(stop, _Cancelled):
-                raise
-            return
-        except Exception as exc:  # any failure of the model becomes a stored, one-line error
-            self._finish(run, parts, usage, started, RunStatus.error, _one_line(exc))
-            status = exc.status_code if isinstance(exc, ModelError) else None
-            raise ModelError(run.error or "model failed", status_code=status, run=run) from exc
-        self._finish(run, parts, usage, started, RunStatus.completed, None)
+    def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
+        context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,
+                             session_state=copy.deepcopy(session_state))
+        return Execution(run=run, model=model, tools=self.tools, context=context,
+                         is_cancelled=self._is_cancelled, finish=self._finish,
+                         parts=[run.content] if run.content else [],
+                         initial_state=copy.deepcopy(session_state))
 
-    def _finish(self, run: RunOutput, parts: list[str], usage: Usage | None, started: float,
-                status: RunStatus, error: str | None) -> None:
+    def _is_cancelled(self, run_id: str) -> bool:
+        return run_id in self._cancel_requested
+
+    def _finish(self, execution: Execution, status: RunStatus, error: str | None) -> None:
+        """Store the outcome of a run: the one place where a run's final state is written."""
+        run = execution.run
         with self._lock:
             self._cancel_requested.discard(run.run_id)
-        run.content = "".join(parts)
+        run.content = "".join(execution.parts)
         run.status = status
         run.error = error
-        if status == RunStatus.completed:
-            run.messages.append(Message(role="assistant", content=run.content))
-        self._record_usage(run, usage, started)
+        execution.record_usage()
         self.db.upsert_run(run)
-        self.db.update_session(run.session_id)
+        self.db.update_session(run.session_id, state_patch=execution.state_changes())
         if status == RunStatus.completed and run.cell_id:
             self._supersede_cell(run)
         self._emit("run", run.session_id)
         if status == RunStatus.completed and self.summarizer is not None:
             self.summarizer.after_run(run.session_id)  # after the reply is stored: never on its path
 
-    def _record_usage(self, run: RunOutput, usage: Usage | None, started: float) -> None:
-        m = run.metrics
-        m.duration = time.perf_counter() - started
-        if usage is None:
-            return
-        m.input_tokens, m.output_tokens = usage.input_tokens, usage.output_tokens
-        m.cached_tokens, m.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
-        m.total_tokens = usage.total_tokens
-        m.cost = cost_of(run.model or "", run.provider or "", usage)
+    def continue_run(self, run_id: str, *, approve: bool | None = None, user_input: dict[str, Any] | None = None,
+                     results: dict[str, str] | None = None, stream: bool = False) -> RunOutput | RunStream:
+        """Resume a paused run with the human's answer, in the same session, with the same history and user.
+
+        ``approve`` answers confirmations, ``user_input`` fills requested fields, ``results`` maps tool call ids
+        of externally executed tools to their results.
+        """
+        run = self.db.get_run(run_id)
+        if run is None:
+            raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+        session = self._session(run.session_id)
+        if run.status != RunStatus.paused:
+            raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
+        execution = self._start(run, self.model, session.session_state)
+        for requirement in run.requirements:
+            if not requirement.get("resolved"):
+                execution.resolve(requirement, approve=approve, user_input=user_input or {},
+                                  results=results or {})
+        run.status = RunStatus.running
+        self.db.upsert_run(run)
+        return self._deliver(execution, stream)
+
+    def _deliver(self, execution: Execution, stream: bool) -> RunOutput | RunStream:
+        chunks = execution.chunks()
+        if stream:
+            return RunStream(chunks, execution.run)
+        for _ in chunks:
+            pass
+        return execution.run
 
     def _supersede_cell(self, run: RunOutput) -> None:
         """A re-run cell replaces its previous run in the history; the old run is kept and marked."""

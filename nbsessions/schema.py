@@ -113,6 +113,7 @@ class RunOutput:
     execution_count: int | None = None
     superseded_by: str | None = None
     tags: list[str] = field(default_factory=list)
+    requirements: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits for
 
     @property
     def is_history(self) -> bool:
@@ -131,6 +132,7 @@ class RunOutput:
         kwargs["messages"] = [Message.from_dict(m) for m in kwargs.get("messages") or []]
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])
+        kwargs["requirements"] = list(kwargs.get("requirements") or [])
         return cls(**kwargs)
 
 

@@ -28,6 +28,23 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def __add__(self, other: Usage) -> Usage:
+        """A run that calls tools makes several requests; its usage is their sum."""
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+                     self.cached_tokens + other.cached_tokens, self.reasoning_tokens + other.reasoning_tokens)
+
+
+@dataclass
+class ToolCall:
+    """The model asks for a tool: ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
 
 class Model(ABC):
     """A chat model. ``id`` names the model, ``provider`` who serves it (used for prices and footers)."""
@@ -43,8 +60,12 @@ class Model(ABC):
         return clone
 
     @abstractmethod
-    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
-        """Yield the reply as text deltas, then exactly one ``Usage``.
+    def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+               ) -> Iterator[str | ToolCall | Usage]:
+        """Yield the reply as text deltas and ``ToolCall``s, then exactly one ``Usage``.
+
+        ``tools`` are ``{"name", "description", "parameters"}`` specs (JSON schema); models that cannot call
+        tools ignore them.
 
         Failures raise ``nbsessions.errors.ModelError`` with a one-line message (and the HTTP status when
         there is one); the Agent records them on the run.

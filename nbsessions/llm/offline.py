@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from nbsessions.llm.base import Model, Usage, estimate_tokens
+from nbsessions.llm.base import Model, ToolCall, Usage, estimate_tokens
 from nbsessions.schema import Message
 
-ReplyFunction = Callable[[list[Message]], "str | Iterable[str]"]
+ReplyFunction = Callable[..., "str | ToolCall | Iterable[str | ToolCall]"]
 
 
 def _usage(messages: list[Message], reply: str) -> Usage:
@@ -47,16 +49,18 @@ class OfflineModel(Model):
         lines += ["", "Set `OPENAI_API_KEY` or a `base_url` to talk to a real model."]
         return "\n".join(lines)
 
-    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+    def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+               ) -> Iterator[str | ToolCall | Usage]:
         text = self.reply(messages)
         yield from _chunks(text)
         yield _usage(messages, text)
 
 
 class FunctionModel(Model):
-    """A model whose reply is computed by ``fn(messages)``: return a string, or yield chunks to stream.
+    """A model whose reply is computed by ``fn(messages)`` or ``fn(messages, tools)``.
 
-    ``fn`` may raise ``ModelError`` to script a provider failure.
+    Return a string, or yield text chunks and ``ToolCall``s to stream and call tools; raise ``ModelError`` to
+    script a provider failure. Tests and demos script whole conversations this way.
     """
 
     provider = "function"
@@ -64,11 +68,14 @@ class FunctionModel(Model):
     def __init__(self, fn: ReplyFunction, id: str = "function") -> None:
         self.fn = fn
         self.id = id
+        self._wants_tools = len(inspect.signature(fn).parameters) >= 2
 
-    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
-        result = self.fn(messages)
+    def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+               ) -> Iterator[str | ToolCall | Usage]:
+        result = self.fn(messages, tools or []) if self._wants_tools else self.fn(messages)
         parts: list[str] = []
-        for chunk in [result] if isinstance(result, str) else result:
-            parts.append(chunk)
+        for chunk in [result] if isinstance(result, (str, ToolCall)) else result:
+            if isinstance(chunk, str):
+                parts.append(chunk)
             yield chunk
         yield _usage(messages, "".join(parts))

@@ -1,0 +1,168 @@
+"""One run in motion: stream the model, call tools, pause for a human, and always store the outcome.
+
+The Agent prepares a run (session, context) and hands it here; ``Agent.continue_run`` hands a paused run back
+with the human's answers. Whatever happens — reply, tool error, provider failure, Ctrl-C — the run is stored
+with a status that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbsessions.errors import ModelError
+from nbsessions.llm.base import Model, ToolCall, Usage
+from nbsessions.llm.prices import cost_of
+from nbsessions.schema import Message, RunOutput, RunStatus
+from nbsessions.tools import RunContext, Tool
+
+MAX_TOOL_ROUNDS = 12
+
+
+class Cancelled(Exception):
+    """Raised inside a run when ``cancel_run`` was called for it."""
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
+
+
+def _requirement(call: ToolCall, tool: Tool) -> dict[str, Any]:
+    kind = ("external_execution" if tool.external_execution
+            else "user_input" if tool.requires_user_input else "confirmation")
+    return {"tool_call_id": call.id, "tool_name": call.name, "arguments": call.arguments, "kind": kind,
+            "fields": list(tool.user_input_fields), "resolved": False}
+
+
+def _arguments(call: ToolCall) -> dict[str, Any]:
+    parsed = json.loads(call.arguments or "{}")
+    if not isinstance(parsed, dict):
+        raise ValueError("tool arguments must be a JSON object")
+    return parsed
+
+
+@dataclass
+class Execution:
+    """The state of one run while it streams; ``finish`` is called exactly once, whatever happens."""
+
+    run: RunOutput
+    model: Model
+    tools: dict[str, Tool]
+    context: RunContext
+    is_cancelled: Callable[[str], bool]
+    finish: Callable[[Execution, RunStatus, str | None], None]
+    usage: Usage | None = None
+    parts: list[str] = field(default_factory=list)
+    initial_state: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def chunks(self) -> Iterator[str]:
+        try:
+            status = yield from self._rounds()
+        except (Cancelled, KeyboardInterrupt, GeneratorExit) as stop:
+            self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
+            if not isinstance(stop, Cancelled):
+                raise
+            return
+        except Exception as exc:  # any failure of the model becomes a stored, one-line error
+            self.finish(self, RunStatus.error, one_line(exc))
+            status_code = exc.status_code if isinstance(exc, ModelError) else None
+            raise ModelError(self.run.error or "model failed", status_code=status_code, run=self.run) from exc
+        self.finish(self, status, None)
+
+    def _rounds(self) -> Iterator[str]:
+        """Ask the model, run the tools it calls, ask again — until it answers or a tool needs a human."""
+        specs = [t.spec() for t in self.tools.values()] or None
+        for _ in range(MAX_TOOL_ROUNDS):
+            text: list[str] = []
+            calls: list[ToolCall] = []
+            stream = self.model.stream(self.run.messages, specs) if specs else self.model.stream(self.run.messages)
+            for item in stream:
+                if self.is_cancelled(self.run.run_id):
+                    raise Cancelled
+                if isinstance(item, Usage):
+                    self.usage = item if self.usage is None else self.usage + item
+                elif isinstance(item, ToolCall):
+                    calls.append(item)
+                else:
+                    if not self.parts:
+                        self.run.metrics.time_to_first_token = time.perf_counter() - self.started
+                    text.append(item)
+                    self.parts.append(item)
+                    self.run.content = "".join(self.parts)
+                    yield item
+            self.run.messages.append(Message(role="assistant", content="".join(text) or None,
+                                             tool_calls=[c.to_dict() for c in calls] or None))
+            if not calls:
+                return RunStatus.completed
+            waiting = [r for r in (self._call(c) for c in calls) if r is not None]
+            if waiting:
+                self.run.requirements = waiting
+                return RunStatus.paused
+        raise ModelError(f"the model was still calling tools after {MAX_TOOL_ROUNDS} rounds; stopped")
+
+    def _call(self, call: ToolCall) -> dict[str, Any] | None:
+        """Run one tool call now, or return what it waits for."""
+        tool = self.tools.get(call.name)
+        if tool is not None and tool.pauses:
+            return _requirement(call, tool)
+        if tool is None:
+            result = f"error: there is no tool named {call.name!r}"
+        else:
+            try:
+                result = tool.call(_arguments(call), self.context)
+            except ValueError as exc:
+                result = f"error: the arguments are not valid JSON: {exc}"
+        self.tool_result(call.id, result)
+        return None
+
+    def tool_result(self, tool_call_id: str, content: str) -> None:
+        self.run.messages.append(Message(role="tool", content=content, tool_call_id=tool_call_id))
+
+    def resolve(self, requirement: dict[str, Any], *, approve: bool | None, user_input: dict[str, Any],
+                results: dict[str, str]) -> None:
+        """Answer what a paused tool call waits for: approval, the user's values, or an outside result."""
+        call = ToolCall(requirement["tool_call_id"], requirement["tool_name"], requirement["arguments"])
+        tool = self.tools.get(call.name)
+        kind = requirement["kind"]
+        if kind == "external_execution":
+            if call.id not in results:
+                raise ValueError(f"run {self.run.run_id[:8]} waits for the result of {call.name} "
+                                 f"({call.id}): pass results={{{call.id!r}: ...}}")
+            outcome = str(results[call.id])
+        elif kind == "confirmation" and not approve:
+            outcome = f"the user rejected the call to {call.name}"
+        elif tool is None:
+            outcome = f"error: there is no tool named {call.name!r}"
+        else:
+            arguments = {**_arguments(call), **(user_input if kind == "user_input" else {})}
+            missing = [f for f in requirement.get("fields") or [] if f not in arguments]
+            if missing:
+                raise ValueError(f"{call.name} needs user input for: {', '.join(missing)}")
+            outcome = tool.call(arguments, self.context)
+        requirement["resolved"] = True
+        requirement["outcome"] = outcome
+        self.tool_result(call.id, outcome)
+
+    def state_changes(self) -> dict[str, Any]:
+        """Only the keys tools changed, so a concurrent writer's other keys survive the merge."""
+        state = self.context.session_state
+        return {k: v for k, v in state.items() if k not in self.initial_state or self.initial_state[k] != v}
+
+    def record_usage(self) -> None:
+        m = self.run.metrics
+        m.duration = (m.duration or 0.0) + time.perf_counter() - self.started
+        if self.usage is None:
+            return
+        m.input_tokens += self.usage.input_tokens
+        m.output_tokens += self.usage.output_tokens
+        m.cached_tokens += self.usage.cached_tokens
+        m.reasoning_tokens += self.usage.reasoning_tokens
+        m.total_tokens = m.input_tokens + m.output_tokens
+        cost = cost_of(self.run.model or "", self.run.provider or "", self.usage)
+        if cost is not None:
+            m.cost = (m.cost or 0.0) + cost

@@ -1,0 +1,196 @@
+import json
+import threading
+from typing import Literal
+
+import pytest
+
+from nbsessions import Agent, FunctionModel, Message, RunStatus
+from nbsessions.llm.base import ToolCall
+from nbsessions.tools import RunContext, make_tool, tool
+
+
+def get_weather(city: str, unit: Literal["C", "F"] = "C") -> dict:
+    """Current weather for a city.
+
+    city: the city name
+    unit: temperature unit
+    """
+    return {"city": city, "temp": 21 if unit == "C" else 70}
+
+
+def call_then_answer(name: str, arguments: dict, call_id: str = "call_1"):
+    """A scripted model: first call the tool, then answer with what the tool returned."""
+
+    def model(messages: list[Message], tools: list[dict]):
+        last = messages[-1]
+        if last.role == "tool":
+            return f"tool said: {last.content}"
+        return ToolCall(call_id, name, json.dumps(arguments))
+
+    return FunctionModel(model)
+
+
+def test_schema_comes_from_signature_hints_and_docstring():
+    spec = make_tool(get_weather).spec()
+    assert spec["name"] == "get_weather" and spec["description"] == "Current weather for a city."
+    assert spec["parameters"] == {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "the city name"},
+                       "unit": {"enum": ["C", "F"], "description": "temperature unit"}},
+        "required": ["city"],
+    }
+
+
+def test_tool_call_loop_stores_calls_and_results_in_the_run(db):
+    agent = Agent(model=call_then_answer("get_weather", {"city": "Oslo"}), db=db, tools=[get_weather])
+    run = agent.run("weather?")
+    assert run.status == RunStatus.completed
+    assert run.content == 'tool said: {"city": "Oslo", "temp": 21}'
+    stored = db.get_run(run.run_id)
+    assert [m.role for m in stored.messages] == ["user", "assistant", "tool", "assistant"]
+    assert stored.messages[1].tool_calls == [{"id": "call_1", "name": "get_weather",
+                                              "arguments": '{"city": "Oslo"}'}]
+    assert stored.messages[2].tool_call_id == "call_1"
+
+
+def test_tool_messages_are_part_of_later_history(db):
+    agent = Agent(model=call_then_answer("get_weather", {"city": "Oslo"}), db=db, tools=[get_weather],
+                  add_history_to_context=True)
+    first = agent.run("weather?")
+    seen = []
+    agent.run("again", session_id=first.session_id,
+              model=FunctionModel(lambda m: seen.extend(m) or "ok"))
+    assert [m.role for m in seen if m.from_history] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_a_raising_tool_sends_its_error_to_the_model_and_the_run_survives(db):
+    def explode(x: int) -> int:
+        raise RuntimeError("sensor offline")
+
+    agent = Agent(model=call_then_answer("explode", {"x": 1}), db=db, tools=[explode])
+    run = agent.run("go")
+    assert run.status == RunStatus.completed
+    assert run.content == "tool said: error: RuntimeError: sensor offline"
+
+
+def test_unknown_tools_and_bad_arguments_are_reported_to_the_model(db):
+    agent = Agent(model=call_then_answer("nope", {}), db=db, tools=[get_weather])
+    assert agent.run("go").content == "tool said: error: there is no tool named 'nope'"
+
+    def bad_json(messages, tools):
+        return f"got: {messages[-1].content}" if messages[-1].role == "tool" else ToolCall("c", "get_weather", "{")
+
+    run = agent.run("go", model=FunctionModel(bad_json))
+    assert run.content.startswith("got: error: the arguments are not valid JSON")
+
+
+def test_run_context_changes_session_state_and_it_persists(db):
+    def remember(fact: str, run_context: RunContext) -> str:
+        """Remember a fact for later."""
+        run_context.session_state.setdefault("facts", []).append(fact)
+        return "noted"
+
+    assert "run_context" not in make_tool(remember).parameters["properties"]
+    agent = Agent(model=call_then_answer("remember", {"fact": "likes tea"}), db=db, tools=[remember],
+                  session_state={"other": 1})
+    run = agent.run("remember this")
+    assert agent.get_session_state(run.session_id) == {"other": 1, "facts": ["likes tea"]}
+
+
+def test_agentic_state_tool_and_state_in_context(db):
+    agent = Agent(model=call_then_answer("update_session_state", {"updates": {"mood": "happy"}}), db=db,
+                  enable_agentic_state=True)
+    run = agent.run("I am happy")
+    assert agent.get_session_state(run.session_id) == {"mood": "happy"}
+    seen = []
+    agent.run("x", session_id=run.session_id, model=FunctionModel(lambda m: seen.extend(m) or "ok"))
+    assert seen[0].role == "user"  # state is not shown unless asked
+    shows_state = Agent(db=db, add_session_state_to_context=True)
+    shows_state.run("y", session_id=run.session_id, model=FunctionModel(lambda m: seen.extend(m) or "ok"))
+    assert seen[-2].role == "system" and '"mood": "happy"' in seen[-2].content
+
+
+def test_confirmation_pauses_then_approval_continues_with_the_same_session(db):
+    calls = []
+
+    @tool(requires_confirmation=True)
+    def delete_table(name: str) -> str:
+        """Drop a table."""
+        calls.append(name)
+        return f"dropped {name}"
+
+    agent = Agent(model=call_then_answer("delete_table", {"name": "sales"}), db=db, tools=[delete_table],
+                  user_id="ana", add_history_to_context=True)
+    earlier = agent.run("hello", model=FunctionModel(lambda m: "hi"))
+    paused = agent.run("drop sales", session_id=earlier.session_id)
+    assert paused.status == RunStatus.paused and calls == []
+    assert db.get_run(paused.run_id).requirements[0]["kind"] == "confirmation"
+    unrelated = agent.run("unrelated", session_id=earlier.session_id, model=FunctionModel(lambda m: "ok"))
+    assert [m.content for m in unrelated.messages if m.from_history] == ["hello", "hi"]  # paused: not history
+    done = agent.continue_run(paused.run_id, approve=True)
+    assert done.status == RunStatus.completed and calls == ["sales"]
+    assert done.content.endswith("tool said: dropped sales")
+    assert done.session_id == earlier.session_id and done.user_id == "ana"
+    assert any(m.from_history for m in done.messages)  # the history it was started with is kept
+    with pytest.raises(ValueError, match="not paused"):
+        agent.continue_run(paused.run_id, approve=True)
+
+
+def test_rejection_tells_the_model_and_runs_nothing(db):
+    calls = []
+
+    @tool(requires_confirmation=True)
+    def send_email(to: str) -> str:
+        calls.append(to)
+        return "sent"
+
+    agent = Agent(model=call_then_answer("send_email", {"to": "boss"}), db=db, tools=[send_email])
+    paused = agent.run("email the boss")
+    done = agent.continue_run(paused.run_id, approve=False)
+    assert calls == [] and done.content == "tool said: the user rejected the call to send_email"
+
+
+def test_user_input_and_external_execution(db):
+    @tool(requires_user_input=True, user_input_fields=["amount"])
+    def pay(to: str, amount: float = 0) -> str:
+        return f"paid {amount} to {to}"
+
+    agent = Agent(model=call_then_answer("pay", {"to": "bob"}), db=db, tools=[pay])
+    paused = agent.run("pay bob")
+    assert paused.requirements[0]["fields"] == ["amount"]
+    assert agent.continue_run(paused.run_id, user_input={"amount": 5}).content == "tool said: paid 5 to bob"
+
+    @tool(external_execution=True)
+    def run_sql(query: str) -> str:
+        raise AssertionError("executed outside, never here")
+
+    agent = Agent(model=call_then_answer("run_sql", {"query": "select 1"}, "c9"), db=db, tools=[run_sql])
+    paused = agent.run("count")
+    with pytest.raises(ValueError, match="results"):
+        agent.continue_run(paused.run_id)
+    assert db.get_run(paused.run_id).status == RunStatus.paused  # a wrong call changes nothing
+    done = agent.continue_run(paused.run_id, results={"c9": "1 row"})
+    assert done.content == "tool said: 1 row"
+
+
+def test_tool_calls_stream_and_cancel_keeps_partial_content(db):
+    release = threading.Event()
+
+    def chatty(messages, tools):
+        if messages[-1].role != "tool":
+            yield "let me check. "
+            yield ToolCall("c1", "get_weather", '{"city": "Rome"}')
+            return
+        yield "it is warm. "
+        release.wait(5)
+        yield "more"
+
+    agent = Agent(model=FunctionModel(chatty), db=db, tools=[get_weather])
+    stream = agent.run("weather", stream=True)
+    chunks = iter(stream)
+    assert [next(chunks), next(chunks)] == ["let me check. ", "it is warm. "]
+    agent.cancel_run(stream.run.run_id)
+    release.set()
+    assert list(chunks) == []
+    stored = db.get_run(stream.run.run_id)
+    assert stored.status == RunStatus.cancelled and stored.content == "let me check. it is warm. "
