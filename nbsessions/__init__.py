@@ -13,13 +13,14 @@ from nbsessions.errors import (
 from nbsessions.llm import FunctionModel, Model, OfflineModel, Usage
 from nbsessions.llm.prices import set_price
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.tools import RunContext, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message", "Metrics", "Model",
     "ModelError", "NbSessionsError", "OfflineModel", "RunOutput", "RunStatus", "RunStream", "Session",
-    "SessionAccessError", "SessionNotFoundError", "StorageError", "Usage", "set_price",
+    "RunContext", "SessionAccessError", "SessionNotFoundError", "StorageError", "Usage", "set_price", "tool",
 ]
 
 
