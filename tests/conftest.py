@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from nbsessions.db import InMemoryDb
+from nbsessions.db import InMemoryDb, TinyDb
 
 
 def _memory_db(tmp_path):
     return InMemoryDb()
 
 
-DB_FACTORIES = {"memory": _memory_db}
+def _tinydb(tmp_path):
+    return TinyDb(tmp_path / "sessions.json")
+
+
+DB_FACTORIES = {"memory": _memory_db, "tinydb": _tinydb}
 
 
 @pytest.fixture(params=sorted(DB_FACTORIES))

@@ -2,5 +2,6 @@
 
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
+from nbsessions.db.tinydb import TinyDb
 
-__all__ = ["BaseDb", "InMemoryDb"]
+__all__ = ["BaseDb", "InMemoryDb", "TinyDb"]

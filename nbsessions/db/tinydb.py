@@ -1,0 +1,232 @@
+"""``TinyDb``: sessions and runs in a TinyDB file that stays fast as it grows and is safe with two kernels.
+
+The file is a ``JournalStorage`` journal, and ``JournalTinyDB`` keeps TinyDB's API on top of it: its tables read
+and write single documents instead of the whole table. ``TinyDb`` itself talks to the storage's narrow API, so
+storing a run costs the size of that run and reading a session's newest N runs costs N, whatever the file holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any, TypeVar
+
+from tinydb import TinyDB
+from tinydb.table import Document, Table
+
+from nbsessions.db.base import BaseDb, check_sort
+from nbsessions.db.journal import JournalStorage, Op
+from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.schema import Metrics, RunOutput, Session, new_id, now
+
+SESSIONS, RUNS, META = "sessions", "runs", "meta"
+
+_Record = TypeVar("_Record", Session, RunOutput)
+
+
+class _CopyingView(Mapping[str, dict]):
+    """What a stock ``Table`` reads: documents are deep copies, so callers cannot edit the store by accident."""
+
+    def __init__(self, live: dict[str, dict[str, Any]]) -> None:
+        self._live = live
+
+    def __getitem__(self, doc_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self._live[doc_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._live))  # a snapshot: the live dict may change while a caller iterates
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._live
+
+
+class _TrackedTable(MutableMapping[str, dict]):
+    """What a stock ``Table`` updater edits: copies made on access, so exactly the changed documents are written."""
+
+    def __init__(self, live: dict[str, dict[str, Any]]) -> None:
+        self._live = live
+        self._docs: dict[str, dict[str, Any]] = {}
+        self._deleted: set[str] = set()
+
+    def __getitem__(self, doc_id: object) -> dict[str, Any]:
+        key = str(doc_id)
+        if key in self._deleted:
+            raise KeyError(doc_id)
+        if key not in self._docs:
+            self._docs[key] = copy.deepcopy(self._live[key])
+        return self._docs[key]
+
+    def __setitem__(self, doc_id: object, doc: Mapping[str, Any]) -> None:
+        key = str(doc_id)
+        self._deleted.discard(key)
+        self._docs[key] = copy.deepcopy(dict(doc))
+
+    def __delitem__(self, doc_id: object) -> None:
+        if doc_id not in self:
+            raise KeyError(doc_id)
+        key = str(doc_id)
+        self._docs.pop(key, None)
+        self._deleted.add(key)
+
+    def __contains__(self, doc_id: object) -> bool:
+        key = str(doc_id)
+        return key not in self._deleted and (key in self._docs or key in self._live)
+
+    def __iter__(self) -> Iterator[str]:
+        keys = [k for k in self._live if k not in self._deleted]
+        return iter(keys + [k for k in self._docs if k not in self._live])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def clear(self) -> None:
+        self._deleted.update(self._live)
+        self._docs.clear()
+
+    def ops(self, name: str) -> list[Op]:
+        out: list[Op] = [(name, key, None) for key in self._deleted if key in self._live]
+        out += [(name, key, doc) for key, doc in self._docs.items() if self._live.get(key) != doc]
+        return out
+
+
+class JournalTable(Table):
+    """A TinyDB table whose writes append only the documents they change.
+
+    Stock ``Table`` reads the whole table dict and writes it back on every operation; this one edits a tracked
+    view and commits the difference. Ids are strings, and new documents get a uuid rather than an
+    auto-increment, so two processes inserting at once never collide.
+    """
+
+    document_id_class = str
+    _storage: JournalStorage
+
+    def _read_table(self) -> Mapping[str, Mapping]:  # type: ignore[override]
+        return _CopyingView(self._storage.table(self.name))
+
+    def _update_table(self, updater: Callable[[dict], None]) -> None:  # type: ignore[override]
+        with self._storage.transaction():
+            tracked = _TrackedTable(self._storage.table(self.name))
+            updater(tracked)  # type: ignore[arg-type]
+            self._storage.commit(tracked.ops(self.name))
+        self.clear_cache()
+
+    def _get_next_id(self) -> str:  # type: ignore[override]
+        return new_id()
+
+    def search(self, cond: Any) -> list[Document]:
+        """Like stock ``search``, but the query cache is dropped when another process changed the file."""
+        self._storage.table(self.name)  # applies other processes' appends
+        if getattr(self, "_seen_generation", None) != self._storage.generation:
+            self.clear_cache()
+            self._seen_generation = self._storage.generation
+        return super().search(cond)
+
+
+class JournalTinyDB(TinyDB):
+    """Stock TinyDB API and query language over an append-only, multi-process-safe journal file."""
+
+    table_class = JournalTable
+    default_storage_class = JournalStorage
+
+
+class TinyDb(BaseDb):
+    """Sessions and runs in one TinyDB journal file; ``.tinydb`` gives TinyDB's own API to the same data.
+
+    Tables: ``sessions`` and ``runs`` keyed by their ids, and ``meta`` for notebook settings. Runs are indexed
+    by session in storage order, so history reads touch only the runs they return.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, compact_min_lines: int = 1000) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.tinydb = JournalTinyDB(self.path, group_by={RUNS: "session_id"}, compact_min_lines=compact_min_lines)
+        self._store: JournalStorage = self.tinydb.storage  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TinyDb({self.path!r})"
+
+    # -- sessions -------------------------------------------------------------------------------
+    def get_session(self, session_id: str) -> Session | None:
+        data = self._store.get(SESSIONS, session_id)
+        return self._load(Session, data, session_id) if data is not None else None
+
+    def list_sessions(self, *, user_id: str | None = None, limit: int | None = None, offset: int = 0,
+                      sort: str = "updated_at", descending: bool = True) -> list[Session]:
+        check_sort(sort)
+        with self._store.reading():
+            rows = [s for s in self._store.table(SESSIONS).values() if user_id is None or s.get("user_id") == user_id]
+        rows.sort(key=lambda s: (s.get(sort) is None, 0 if s.get(sort) is None else s[sort]), reverse=descending)
+        end = None if limit is None else offset + limit
+        return [self._load(Session, s, s.get("session_id")) for s in rows[offset:end]]
+
+    def upsert_session(self, session: Session) -> None:
+        self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
+
+    def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
+                       **fields: Any) -> Session:
+        with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
+            data = self._store.get(SESSIONS, session_id)
+            if data is None:
+                raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
+            session = self._load(Session, data, session_id)
+            for name, value in fields.items():
+                setattr(session, name, value)
+            if state_patch:
+                session.session_state.update(copy.deepcopy(state_patch))
+            session.updated_at = now()
+            self._store.commit([(SESSIONS, session_id, session.to_dict())])
+        return session
+
+    def delete_session(self, session_id: str) -> bool:
+        with self._store.transaction():
+            existed = self._store.get(SESSIONS, session_id) is not None
+            ops: list[Op] = [(RUNS, run_id, None) for run_id in self._store.group(RUNS, session_id)]
+            if existed:  # last, so an interrupted delete leaves the session listed and deletable again
+                ops.append((SESSIONS, session_id, None))
+            self._store.commit(ops)
+        return existed
+
+    # -- runs -----------------------------------------------------------------------------------
+    def upsert_run(self, run: RunOutput) -> None:
+        self._store.commit([(RUNS, run.run_id, run.to_dict())])
+
+    def get_run(self, run_id: str) -> RunOutput | None:
+        data = self._store.get(RUNS, run_id)
+        return self._load(RunOutput, data, run_id) if data is not None else None
+
+    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+        with self._store.reading():
+            pairs = [(i, self._store.get(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
+        return [self._load(RunOutput, data, run_id) for run_id, data in pairs]
+
+    def session_totals(self, session_id: str) -> tuple[int, Metrics]:
+        """Counted from the stored dicts through the session index: a session list builds no run objects."""
+        with self._store.reading():
+            docs = [self._store.get(RUNS, i) or {} for i in self._store.group(RUNS, session_id)]
+        done = [Metrics.from_dict(d.get("metrics")) for d in docs if d.get("status") == "completed"]
+        return len(docs), Metrics.total(done)
+
+    # -- notebook settings ----------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        data = self._store.get(META, key)
+        return copy.deepcopy(data["value"]) if data is not None else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._store.commit([(META, key, {"value": copy.deepcopy(value)})])
+
+    # -- file -----------------------------------------------------------------------------------
+    def compact(self) -> None:
+        """Rewrite the file with only live documents now, instead of waiting for the automatic threshold."""
+        self._store.compact()
+
+    def close(self) -> None:
+        self.tinydb.close()
+
+    def _load(self, cls: type[_Record], data: dict[str, Any], doc_id: Any) -> _Record:
+        try:
+            return cls.from_dict(copy.deepcopy(data))
+        except (ValueError, TypeError) as exc:
+            raise StorageError(f"{self.path}: {cls.__name__} {doc_id!r} cannot be read: {exc}") from exc

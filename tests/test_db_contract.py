@@ -1,0 +1,204 @@
+"""The storage contract: every store (memory and TinyDB) must answer these the same way."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbsessions.errors import SessionNotFoundError
+from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+
+
+def make_session(db, **kw) -> Session:
+    session = Session(**kw)
+    db.upsert_session(session)
+    return session
+
+
+def make_run(db, session_id: str, content: str = "", status: RunStatus = RunStatus.completed, **kw) -> RunOutput:
+    run = RunOutput(session_id=session_id, content=content, status=status, **kw)
+    db.upsert_run(run)
+    return run
+
+
+# -- sessions -------------------------------------------------------------------------------------
+def test_get_session_returns_what_was_upserted(db):
+    session = make_session(db, session_name="notes", user_id="ann", session_state={"topic": "ml"},
+                           metadata={"k": [1, 2]}, forked_from={"session_id": "a", "run_id": "b"})
+    assert db.get_session(session.session_id) == session
+
+
+def test_get_unknown_session_is_none(db):
+    assert db.get_session("nope") is None
+
+
+def test_upsert_session_replaces_existing(db):
+    session = make_session(db, session_name="old")
+    session.session_name = "new"
+    db.upsert_session(session)
+    assert db.get_session(session.session_id).session_name == "new"
+    assert len(db.list_sessions()) == 1
+
+
+def test_list_sessions_sorts_by_updated_at_newest_first(db):
+    a = make_session(db, session_name="a", updated_at=10.0, created_at=3.0)
+    b = make_session(db, session_name="b", updated_at=30.0, created_at=1.0)
+    c = make_session(db, session_name="c", updated_at=20.0, created_at=2.0)
+    assert [s.session_id for s in db.list_sessions()] == [b.session_id, c.session_id, a.session_id]
+    assert [s.session_id for s in db.list_sessions(descending=False)] == [a.session_id, c.session_id, b.session_id]
+    assert [s.session_name for s in db.list_sessions(sort="created_at", descending=False)] == ["b", "c", "a"]
+    assert [s.session_name for s in db.list_sessions(sort="session_name", descending=False)] == ["a", "b", "c"]
+
+
+def test_list_sessions_limit_and_offset_page_through(db):
+    for i in range(7):
+        make_session(db, session_name=f"s{i}", updated_at=float(i))
+    pages = [[s.session_name for s in db.list_sessions(limit=3, offset=o)] for o in (0, 3, 6)]
+    assert pages == [["s6", "s5", "s4"], ["s3", "s2", "s1"], ["s0"]]
+    assert db.list_sessions(limit=0) == []
+    assert [s.session_name for s in db.list_sessions(offset=5)] == ["s1", "s0"]
+
+
+def test_list_sessions_filters_by_user(db):
+    make_session(db, session_name="a1", user_id="ann")
+    make_session(db, session_name="b1", user_id="bob")
+    make_session(db, session_name="a2", user_id="ann")
+    assert sorted(s.session_name for s in db.list_sessions(user_id="ann")) == ["a1", "a2"]
+    assert [s.session_name for s in db.list_sessions(user_id="bob")] == ["b1"]
+    assert db.list_sessions(user_id="carl") == []
+    assert len(db.list_sessions()) == 3
+
+
+def test_unknown_sort_key_is_a_value_error(db):
+    with pytest.raises(ValueError, match="unknown sort key"):
+        db.list_sessions(sort="colour")
+
+
+def test_update_session_merges_state_and_sets_fields(db):
+    session = make_session(db, session_state={"a": 1, "b": 2}, updated_at=1.0)
+    updated = db.update_session(session.session_id, state_patch={"b": 3, "c": 4}, session_name="renamed")
+    assert updated.session_state == {"a": 1, "b": 3, "c": 4}
+    assert updated.session_name == "renamed"
+    assert updated.updated_at > 1.0
+    stored = db.get_session(session.session_id)
+    assert stored == updated
+
+
+def test_update_session_of_unknown_session_raises(db):
+    with pytest.raises(SessionNotFoundError):
+        db.update_session("missing", state_patch={"a": 1})
+    assert db.get_session("missing") is None
+
+
+def test_delete_session_removes_it_and_its_runs(db):
+    keep = make_session(db)
+    gone = make_session(db)
+    kept_run = make_run(db, keep.session_id)
+    gone_runs = [make_run(db, gone.session_id) for _ in range(3)]
+    assert db.delete_session(gone.session_id) is True
+    assert db.get_session(gone.session_id) is None
+    assert db.list_runs(gone.session_id) == []
+    assert all(db.get_run(r.run_id) is None for r in gone_runs)
+    assert db.get_run(kept_run.run_id) == kept_run
+    assert db.delete_session(gone.session_id) is False
+
+
+# -- runs -----------------------------------------------------------------------------------------
+def test_upsert_run_inserts_then_replaces_in_place(db):
+    session = make_session(db)
+    runs = [make_run(db, session.session_id, content=f"r{i}", status=RunStatus.running) for i in range(3)]
+    runs[1].status = RunStatus.completed
+    runs[1].content = "done"
+    runs[1].messages = [Message(role="user", content="hi"), Message(role="assistant", content="done")]
+    db.upsert_run(runs[1])
+    listed = db.list_runs(session.session_id)
+    assert [r.content for r in listed] == ["r0", "done", "r2"]
+    assert listed[1] == runs[1]
+    assert db.get_run(runs[1].run_id) == runs[1]
+
+
+def test_get_unknown_run_is_none(db):
+    assert db.get_run("nope") is None
+
+
+def test_list_runs_last_n_returns_newest_oldest_first(db):
+    session = make_session(db)
+    other = make_session(db)
+    for i in range(10):
+        make_run(db, session.session_id, content=str(i))
+        make_run(db, other.session_id, content=f"other{i}")
+    assert [r.content for r in db.list_runs(session.session_id, last=3)] == ["7", "8", "9"]
+    assert [r.content for r in db.list_runs(session.session_id, last=20)] == [str(i) for i in range(10)]
+    assert db.list_runs(session.session_id, last=0) == []
+    assert len(db.list_runs(session.session_id)) == 10
+    assert db.list_runs("no-such-session") == []
+
+
+def test_session_totals_counts_all_runs_but_sums_only_completed(db):
+    session = make_session(db)
+    make_run(db, session.session_id, metrics=Metrics(input_tokens=10, output_tokens=5, total_tokens=15,
+                                                      duration=1.0, cost=0.5, time_to_first_token=0.2))
+    make_run(db, session.session_id, metrics=Metrics(input_tokens=1, output_tokens=2, total_tokens=3,
+                                                      duration=2.0, time_to_first_token=0.4))
+    make_run(db, session.session_id, status=RunStatus.error, metrics=Metrics(input_tokens=1000, cost=9.0))
+    make_run(db, session.session_id, status=RunStatus.cancelled, metrics=Metrics(output_tokens=1000))
+    count, metrics = db.session_totals(session.session_id)
+    assert count == 4
+    assert (metrics.input_tokens, metrics.output_tokens, metrics.total_tokens) == (11, 7, 18)
+    assert metrics.duration == pytest.approx(3.0)
+    assert metrics.cost == pytest.approx(0.5)
+    assert metrics.time_to_first_token == pytest.approx(0.3)
+
+
+def test_session_totals_of_empty_session(db):
+    session = make_session(db)
+    count, metrics = db.session_totals(session.session_id)
+    assert count == 0 and metrics == Metrics()
+
+
+# -- meta -----------------------------------------------------------------------------------------
+def test_meta_get_default_then_set_and_overwrite(db):
+    assert db.get_meta("active") is None
+    assert db.get_meta("active", "fallback") == "fallback"
+    db.set_meta("active", {"nb.ipynb": "s1"})
+    db.set_meta("other", 3)
+    db.set_meta("active", {"nb.ipynb": "s2"})
+    assert db.get_meta("active") == {"nb.ipynb": "s2"}
+    assert db.get_meta("other") == 3
+
+
+# -- copies ---------------------------------------------------------------------------------------
+def test_returned_sessions_are_copies(db):
+    session = make_session(db, session_state={"nested": {"a": 1}})
+    session.session_state["nested"]["a"] = "changed by caller after upsert"
+    got = db.get_session(session.session_id)
+    assert got.session_state == {"nested": {"a": 1}}
+    got.session_state["nested"]["a"] = 2
+    got.session_name = "x"
+    db.list_sessions()[0].session_state["nested"]["b"] = 3
+    updated = db.update_session(session.session_id, state_patch={"c": 1})
+    updated.session_state["nested"]["a"] = 4
+    assert db.get_session(session.session_id).session_state == {"nested": {"a": 1}, "c": 1}
+    assert db.get_session(session.session_id).session_name is None
+
+
+def test_returned_runs_are_copies(db):
+    session = make_session(db)
+    run = make_run(db, session.session_id, content="x", messages=[Message(role="user", content="hi",
+                                                                           tool_calls=[{"id": "1"}])])
+    run.messages[0].tool_calls[0]["id"] = "mutated after upsert"
+    got = db.get_run(run.run_id)
+    got.messages[0].tool_calls[0]["id"] = "2"
+    got.tags.append("t")
+    db.list_runs(session.session_id)[0].messages.append(Message(role="assistant"))
+    db.list_runs(session.session_id, last=1)[0].content = "y"
+    fresh = db.get_run(run.run_id)
+    assert fresh.messages == [Message(role="user", content="hi", tool_calls=[{"id": "1"}])]
+    assert fresh.tags == [] and fresh.content == "x"
+
+
+def test_meta_values_are_copies(db):
+    value = {"list": [1]}
+    db.set_meta("k", value)
+    value["list"].append(2)
+    db.get_meta("k")["list"].append(3)
+    assert db.get_meta("k") == {"list": [1]}
