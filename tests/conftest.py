@@ -24,3 +24,19 @@ def db(request, tmp_path):
     store = DB_FACTORIES[request.param](tmp_path)
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def _openai_server_session():
+    from openai_server import OpenAIServer
+
+    server = OpenAIServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def openai_server(_openai_server_session):
+    """A real OpenAI-compatible server on 127.0.0.1 (see tests/openai_server.py), reset for each test."""
+    _openai_server_session.reset()
+    return _openai_server_session

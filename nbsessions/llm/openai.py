@@ -1,0 +1,444 @@
+"""OpenAI models on the official ``openai`` SDK: Chat Completions and the Responses API.
+
+Any OpenAI-compatible server (Ollama, vLLM, llama.cpp) works through ``base_url``. The SDK is imported and the
+client built on the first call, not at import or construction time: importing ``openai`` costs ~0.5 s, which a
+notebook that only uses offline models should never pay, and a model with a missing key can still be built,
+shown and stored.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import inspect
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from nbsessions.errors import ModelError
+from nbsessions.llm.base import Model, ToolCall, Usage, estimate_tokens
+from nbsessions.schema import Message
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the SDK refuses to run without one
+RESERVED_SETTINGS = frozenset({"model", "messages", "input", "instructions", "stream"})
+
+
+class _Secret:
+    """Holds the API key so that reprs, ``vars()`` dumps and tracebacks never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+@dataclass
+class _Outcome:
+    """What a stream reported besides text: usage, and whether the server said the reply was complete."""
+
+    usage: Usage | None = None
+    finished: bool = False
+    events: int = 0
+    calls: list[ToolCall] = field(default_factory=list)
+    partial_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # chat streams calls in pieces
+
+
+class _OpenAIModel(Model):
+    """What both OpenAI APIs share: key and URL resolution, the lazy client, streaming and error mapping.
+
+    ``settings`` (``temperature``, ``reasoning``…) go into every request. ``max_retries`` is the SDK's: one
+    retry rides out a transient 429/5xx/dropped connection (honouring ``Retry-After``) without hiding real
+    failures for long; pass 0 to fail at once.
+    """
+
+    provider = "openai"
+    _parameters: frozenset[str] | None = None  # the SDK method's keyword names, per subclass
+
+    def __init__(self, id: str = "gpt-5.2", *, api_key: str | None = None, base_url: str | None = None,
+                 timeout: float = 60.0, max_retries: int = 1, **settings: Any) -> None:
+        _check_settings(settings)
+        self.id = id
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.settings = settings
+        self._api_key = _Secret(api_key) if api_key else None
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r}, base_url={_display_url(self.base_url)!r})"
+
+    def __copy__(self) -> _OpenAIModel:
+        """Shallow copies (``with_settings``) share the client and its connection pool."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the live client (sockets, locks) behind; it is rebuilt on the next call."""
+        state = self.__dict__.copy()
+        state["_client"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # -- endpoint and client -------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The URL requests go to: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's own API."""
+        return (self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return _host(self.endpoint)
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                self._client = openai.OpenAI(api_key=self._resolve_key(), base_url=self.endpoint,
+                                             timeout=self.timeout, max_retries=self.max_retries)
+            return self._client
+
+    def _resolve_key(self) -> str:
+        if self._api_key is not None:
+            return self._api_key.reveal()
+        key = os.environ.get("OPENAI_API_KEY")
+        if key:
+            return key
+        if not is_openai_endpoint(self.endpoint):
+            return PLACEHOLDER_KEY
+        raise ModelError("no API key: set OPENAI_API_KEY or pass api_key=...")
+
+    def _request_kwargs(self, create: Any) -> dict[str, Any]:
+        """Settings the SDK method knows go as keywords; others (``top_k``, ``num_ctx``…) go in the body."""
+        _check_settings(self.settings)  # again: ``with_settings`` copies bypass the constructor
+        cls = type(self)
+        if cls._parameters is None:
+            cls._parameters = frozenset(inspect.signature(create).parameters)
+        known = {k: v for k, v in self.settings.items() if k in cls._parameters}
+        extra = {k: v for k, v in self.settings.items() if k not in cls._parameters}
+        if extra:
+            known["extra_body"] = {**extra, **(known.get("extra_body") or {})}
+        return known
+
+    # -- streaming -----------------------------------------------------------------------------------
+
+    def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+               ) -> Iterator[str | ToolCall | Usage]:
+        """Yield text deltas, then the ``ToolCall``s the model made, then one ``Usage`` (estimated if absent).
+
+        Any failure becomes a one-line ``ModelError``; ``KeyboardInterrupt`` passes through untouched, and the
+        HTTP response is closed however the stream ends.
+        """
+        outcome = _Outcome()
+        parts: list[str] = []
+        response = None
+        try:
+            response = self._open(self._get_client(), messages, tools or [])
+            for delta in self._deltas(response, outcome):
+                parts.append(delta)
+                yield delta
+        except Exception as exc:
+            error = self._translate(exc, streamed=bool(parts))
+            if error is None or error is exc:
+                raise
+            raise error from exc
+        finally:
+            if response is not None:
+                response.close()
+        if not outcome.finished:
+            raise self._unfinished(outcome)
+        yield from outcome.calls
+        yield outcome.usage or Usage(
+            input_tokens=estimate_tokens("\n".join(m.content or "" for m in messages)),
+            output_tokens=estimate_tokens("".join(parts)),
+        )
+
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]]) -> Any:
+        raise NotImplementedError
+
+    def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        raise NotImplementedError
+
+    def _unfinished(self, outcome: _Outcome) -> ModelError:
+        if outcome.events == 0:
+            return ModelError(f"malformed response from {self.host}: no events in the stream")
+        return ModelError(f"incomplete response from {self.host}: the stream ended before the reply was complete")
+
+    # -- errors --------------------------------------------------------------------------------------
+
+    def _translate(self, exc: Exception, *, streamed: bool) -> Exception | None:
+        """The SDK's exception as a one-line ``ModelError`` that says what to do; ``None`` if not ours."""
+        if isinstance(exc, ModelError):
+            return exc
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc)
+        if isinstance(exc, openai.APITimeoutError):
+            return _error(f"timed out after {self.timeout:g} s waiting for {self.host}")
+        if isinstance(exc, openai.APIConnectionError):
+            if _caused_by(exc, "ConnectError"):
+                hint = "check your network" if is_openai_endpoint(self.endpoint) else "is the server running?"
+                return _error(f"cannot connect to {_display_url(self.endpoint)}: {hint}")
+            where = "closed mid-response" if streamed else "failed"
+            return _error(f"connection to {self.host} {where}: {_cause_text(exc)}")
+        if isinstance(exc, openai.APIResponseValidationError | ValueError):
+            return _error(f"malformed response from {self.host}: {exc}")
+        if isinstance(exc, openai.APIError):
+            code = exc.body.get("code") if isinstance(exc.body, dict) else None
+            return _error(f"error from {self.host}: {exc.message}",
+                          status_code=code if isinstance(code, int) else None)
+        if isinstance(exc, openai.OpenAIError):
+            return _error(f"OpenAI client error: {exc}")
+        return None
+
+    def _status_error(self, exc: Any) -> ModelError:
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = _one_line(body.get("message") or (exc.body if isinstance(exc.body, str) else "") or exc.message)
+        if status == 401:
+            text = "401 unauthorized: check OPENAI_API_KEY or api_key=..."
+        elif status == 429 and body.get("code") == "insufficient_quota":
+            text = "429 quota exceeded: check your plan and billing"
+        elif status == 429:
+            wait = _retry_after(exc.response.headers)
+            text = f"429 rate limited: retry in {wait} s" if wait is not None else "429 rate limited: retry later"
+        elif status == 404:
+            text = f"404 not found at {self.host} (check the model id {self.id!r} and base_url): {detail}"
+        elif status >= 500:
+            text = f"{status} server error from {self.host}: {detail}"
+        else:
+            text = f"{status} error from {self.host}: {detail}"
+        return _error(text, status_code=status)
+
+
+class OpenAIChat(_OpenAIModel):
+    """Chat Completions: the API every OpenAI-compatible server speaks, so the default for custom ``base_url``."""
+
+    _parameters = None
+
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]]) -> Any:
+        create = client.chat.completions.create
+        kwargs = self._request_kwargs(create)
+        kwargs["stream_options"] = {"include_usage": True, **(kwargs.get("stream_options") or {})}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "function": _tool_fields(t)} for t in tools]
+        return create(model=self.id, messages=[chat_message(m) for m in messages], stream=True, **kwargs)
+
+    def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        for chunk in response:
+            outcome.events += 1
+            usage = getattr(chunk, "usage", None)
+            if usage is not None:
+                outcome.usage = _chat_usage(usage)
+                outcome.finished = True
+            for choice in getattr(chunk, "choices", None) or []:
+                if getattr(choice, "index", 0) != 0:
+                    continue
+                delta = getattr(choice, "delta", None)
+                text = getattr(delta, "content", None) or getattr(delta, "refusal", None)
+                if text:
+                    yield text
+                for piece in getattr(delta, "tool_calls", None) or []:
+                    _add_call_piece(outcome.partial_calls, piece)
+                if getattr(choice, "finish_reason", None):
+                    outcome.finished = True
+        outcome.calls = [ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"] or "{}")
+                         for i, c in sorted(outcome.partial_calls.items())]
+
+
+class OpenAIResponses(_OpenAIModel):
+    """The Responses API: OpenAI's own endpoint, with cached and reasoning token counts in its usage."""
+
+    _parameters = None
+
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]]) -> Any:
+        create = client.responses.create
+        instructions, items = responses_input(messages)
+        kwargs = self._request_kwargs(create)
+        if instructions is not None:
+            kwargs["instructions"] = instructions
+        if tools:  # not strict: schemas made from Python signatures rarely meet strict mode's rules
+            kwargs["tools"] = [{"type": "function", **_tool_fields(t), "strict": False} for t in tools]
+        return create(model=self.id, input=items, stream=True, **kwargs)
+
+    def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        for event in response:
+            outcome.events += 1
+            kind = getattr(event, "type", None)
+            if kind in ("response.output_text.delta", "response.refusal.delta"):
+                if event.delta:
+                    yield event.delta
+            elif kind == "response.output_item.done" and getattr(event.item, "type", None) == "function_call":
+                item = event.item
+                outcome.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}"))
+            elif kind in ("response.completed", "response.incomplete"):
+                usage = getattr(event.response, "usage", None)
+                outcome.usage = _responses_usage(usage) if usage is not None else None
+                outcome.finished = True
+            elif kind == "response.failed":
+                error = getattr(event.response, "error", None)
+                raise _error(f"error from {self.host}: {getattr(error, 'message', None) or 'response failed'}")
+            elif kind == "error":
+                raise _error(f"error from {self.host}: {getattr(event, 'message', None) or 'stream error'}")
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    reserved = sorted(RESERVED_SETTINGS & settings.keys())
+    if reserved:
+        raise TypeError(f"{', '.join(reserved)} is set by nbsessions from the messages, not a model setting")
+
+
+# -- messages ----------------------------------------------------------------------------------------
+
+
+def chat_message(message: Message) -> dict[str, Any]:
+    """One ``Message`` as a Chat Completions message."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content or ""}
+    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
+    if message.role == "assistant" and message.tool_calls:
+        out["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+                             for call_id, name, args in map(_call_fields, message.tool_calls)]
+        out["content"] = message.content or None
+    return out
+
+
+def responses_input(messages: list[Message]) -> tuple[str | None, list[dict[str, Any]]]:
+    """System messages become ``instructions``; the rest become ``input`` items, tool calls as function items."""
+    system = [m.content for m in messages if m.role == "system" and m.content]
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            items.append({"type": "function_call_output", "call_id": m.tool_call_id, "output": m.content or ""})
+            continue
+        if m.content or not m.tool_calls:
+            items.append({"role": m.role, "content": m.content or ""})
+        for call_id, name, arguments in map(_call_fields, m.tool_calls or []):
+            items.append({"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments})
+    return ("\n\n".join(system) if system else None), items
+
+
+def _call_fields(call: dict[str, Any]) -> tuple[str, str, str]:
+    """A stored tool call as (id, name, arguments): flat as ``ToolCall.to_dict`` writes it, or chat-shaped."""
+    function = call.get("function") or call
+    return call.get("id") or "", function.get("name") or "", function.get("arguments") or "{}"
+
+
+def _tool_fields(spec: dict[str, Any]) -> dict[str, Any]:
+    """A provider-neutral tool spec (name, description, JSON-schema parameters) without empty fields."""
+    fields = {"name": spec["name"], "description": spec.get("description"),
+              "parameters": spec.get("parameters") or {"type": "object", "properties": {}}}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _add_call_piece(partial: dict[int, dict[str, str]], piece: Any) -> None:
+    """Chat streams a tool call as pieces keyed by index: the id and name first, then the arguments' text."""
+    slot = partial.setdefault(getattr(piece, "index", 0) or 0, {"id": "", "name": "", "arguments": ""})
+    function = getattr(piece, "function", None)
+    slot["id"] = getattr(piece, "id", None) or slot["id"]
+    slot["name"] += getattr(function, "name", None) or ""
+    slot["arguments"] += getattr(function, "arguments", None) or ""
+
+
+# -- usage -------------------------------------------------------------------------------------------
+
+
+def _chat_usage(usage: Any) -> Usage:
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
+    return Usage(input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                 output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                 cached_tokens=getattr(prompt, "cached_tokens", 0) or 0,
+                 reasoning_tokens=getattr(completion, "reasoning_tokens", 0) or 0)
+
+
+def _responses_usage(usage: Any) -> Usage:
+    inputs = getattr(usage, "input_tokens_details", None)
+    outputs = getattr(usage, "output_tokens_details", None)
+    return Usage(input_tokens=getattr(usage, "input_tokens", 0) or 0,
+                 output_tokens=getattr(usage, "output_tokens", 0) or 0,
+                 cached_tokens=getattr(inputs, "cached_tokens", 0) or 0,
+                 reasoning_tokens=getattr(outputs, "reasoning_tokens", 0) or 0)
+
+
+# -- small helpers -----------------------------------------------------------------------------------
+
+
+def is_openai_endpoint(url: str | None) -> bool:
+    """True for OpenAI's own API (where a real key is needed and the Responses API exists)."""
+    return url is None or (urlsplit(url).hostname or "").lower() == "api.openai.com"
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2] or url
+
+
+def _display_url(url: str | None) -> str | None:
+    """The URL without any ``user:password@`` part, so credentials in a URL never reach a repr or message."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _one_line(text: object, limit: int = 240) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _error(message: str, *, status_code: int | None = None) -> ModelError:
+    return ModelError(_one_line(message, 400), status_code=status_code)
+
+
+def _caused_by(exc: BaseException, name: str) -> bool:
+    """Whether an exception of that class name is in the chain (httpx and httpx2 share the names)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(cls.__name__ == name for cls in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _cause_text(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return _one_line(cause or exc) or type(cause or exc).__name__
+
+
+def _retry_after(headers: Any) -> int | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0, math.ceil(float(value) / scale))
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                return max(0, math.ceil(email.utils.mktime_tz(parsed) - time.time()))
+    return None

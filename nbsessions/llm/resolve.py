@@ -1,0 +1,32 @@
+"""Turn a model name (from ``-m``, ``%config`` or an env var) into a ``Model``."""
+
+from __future__ import annotations
+
+import os
+
+from nbsessions.llm.base import Model
+from nbsessions.llm.offline import OfflineModel
+from nbsessions.llm.openai import OpenAIChat, OpenAIResponses, is_openai_endpoint
+
+APIS = ("chat", "responses")
+
+
+def model_from_name(name: str, *, base_url: str | None = None, api_key: str | None = None,
+                    api: str | None = None) -> Model:
+    """``"offline"`` is the offline model; any other name is an OpenAI(-compatible) model.
+
+    The API is ``api`` when given; otherwise a custom server (``base_url`` or ``OPENAI_BASE_URL`` not on
+    api.openai.com) gets Chat Completions, the API every compatible server speaks, and OpenAI itself gets the
+    Responses API.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("model name is empty: give a model id such as 'gpt-5.2', or 'offline'")
+    if api is not None and api not in APIS:
+        raise ValueError(f"api must be 'chat' or 'responses', not {api!r}")
+    if name == "offline":
+        return OfflineModel()
+    if api is None:
+        api = "responses" if is_openai_endpoint(base_url or os.environ.get("OPENAI_BASE_URL")) else "chat"
+    cls = OpenAIChat if api == "chat" else OpenAIResponses
+    return cls(name, base_url=base_url, api_key=api_key)
