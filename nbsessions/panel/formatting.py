@@ -1,0 +1,66 @@
+"""Small text and HTML pieces shared by the panel's views.
+
+Only numbers, times and fixed words are formatted here; anything a user or a model wrote goes through
+``markdown_to_html`` (or a text-only widget) in the views, never through these helpers.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+from nbsessions.schema import RunOutput, RunStatus
+
+_BADGE_COLOURS = {
+    RunStatus.error: "#c62828",
+    RunStatus.cancelled: "#6d4c41",
+    RunStatus.paused: "#ef6c00",
+    RunStatus.running: "#1565c0",
+    RunStatus.pending: "#1565c0",
+    "superseded": "#757575",
+}
+
+
+def when(timestamp: float | None) -> str:
+    """Local date and minute: absolute, so a panel left open never shows a stale "5 min ago"."""
+    if not timestamp:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def when_precise(timestamp: float | None) -> str:
+    if not timestamp:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def tokens(count: int) -> str:
+    return f"{count:,}"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def badge(word: str, colour: str) -> str:
+    return (f'<span class="nbsessions-badge" style="background:{colour};color:#fff;border-radius:3px;'
+            f'padding:0 5px;font-size:80%;margin-left:4px">{html.escape(word)}</span>')
+
+
+def run_badges(run: RunOutput) -> str:
+    """Badges for the statuses that matter when reading a transcript; a plain completed run gets none."""
+    parts = []
+    if run.status in _BADGE_COLOURS:
+        parts.append(badge(run.status.value, _BADGE_COLOURS[run.status]))
+    if run.superseded_by:
+        parts.append(badge("superseded", _BADGE_COLOURS["superseded"]))
+    return "".join(parts)
+
+
+def page_label(first: int, count: int, total: int, noun: str) -> str:
+    """``"runs 951–1000 of 1000"``; numbers are 1-based as people count."""
+    if total == 0 or count == 0:
+        return f"no {noun}"
+    return f"{noun} {first}–{first + count - 1} of {total}"

@@ -1,0 +1,97 @@
+"""The Metrics tab: session totals, a per-run table and a small chart of tokens and latency per run.
+
+The chart is an inline SVG built from numbers only: no plotting dependency, nothing to sanitise, and it renders
+in any front end that shows an HTML widget.
+"""
+
+from __future__ import annotations
+
+from ipywidgets import HTML, VBox
+
+from nbsessions.panel import formatting as fmt
+from nbsessions.render import format_cost
+from nbsessions.schema import Metrics, RunOutput
+
+CHART_WIDTH, CHART_HEIGHT, PAD = 640, 150, 28
+_CELL = "padding:1px 8px;text-align:right"
+_TOKEN_COLOUR, _LATENCY_COLOUR = "#64b5f6", "#e65100"
+
+
+def render_totals(runs: int, totals: Metrics) -> str:
+    items = [("runs", str(runs)), ("input tokens", fmt.tokens(totals.input_tokens)),
+             ("output tokens", fmt.tokens(totals.output_tokens)), ("total tokens", fmt.tokens(totals.total_tokens)),
+             ("avg TTFT", fmt.seconds(totals.time_to_first_token)), ("total time", fmt.seconds(totals.duration)),
+             ("cost", format_cost(totals.cost) if totals.cost is not None else "n/a")]
+    cells = "".join(f'<span style="margin-right:18px;white-space:nowrap"><b>{value}</b> {name}</span>'
+                    for name, value in items)
+    return f'<div class="nbsessions-totals">Session totals (completed runs): {cells}</div>'
+
+
+def render_table(runs: list[RunOutput], first_number: int) -> str:
+    head = "".join(f'<th style="{_CELL}">{name}</th>' for name in
+                   ("#", "time", "status", "in", "out", "total", "TTFT", "duration", "cost"))
+    rows = []
+    for i, run in enumerate(runs):
+        m = run.metrics
+        status = run.status.value + (" (superseded)" if run.superseded_by else "")
+        values = (str(first_number + i), fmt.when_precise(run.created_at), status, fmt.tokens(m.input_tokens),
+                  fmt.tokens(m.output_tokens), fmt.tokens(m.total_tokens), fmt.seconds(m.time_to_first_token),
+                  fmt.seconds(m.duration), format_cost(m.cost) if m.cost is not None else "–")
+        rows.append("<tr>" + "".join(f'<td style="{_CELL}">{v}</td>' for v in values) + "</tr>")
+    return (f'<table class="nbsessions-metrics" style="border-collapse:collapse;font-size:90%">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def render_chart(runs: list[RunOutput], first_number: int) -> str:
+    """Bars: total tokens per run (left scale); line: duration per run (right scale)."""
+    if not runs:
+        return ""
+    inner_w, inner_h = CHART_WIDTH - 2 * PAD, CHART_HEIGHT - 2 * PAD
+    max_tokens = max(max(r.metrics.total_tokens for r in runs), 1)
+    max_seconds = max(max(r.metrics.duration or 0.0 for r in runs), 1e-9)
+    step = inner_w / len(runs)
+    bar_w = max(step * 0.7, 1.0)
+    parts, points = [], []
+    for i, run in enumerate(runs):
+        m = run.metrics
+        x = PAD + i * step
+        h = inner_h * m.total_tokens / max_tokens
+        tip = f"#{first_number + i}: {m.total_tokens} tokens, {fmt.seconds(m.duration)}"
+        parts.append(f'<rect x="{x:.1f}" y="{PAD + inner_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                     f'fill="{_TOKEN_COLOUR}"><title>{tip}</title></rect>')
+        if m.duration is not None:
+            y = PAD + inner_h - inner_h * m.duration / max_seconds
+            points.append(f"{x + bar_w / 2:.1f},{y:.1f}")
+    if points:
+        parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{_LATENCY_COLOUR}" '
+                     'stroke-width="1.5"/>')
+    last = first_number + len(runs) - 1
+    labels = (f'<text x="{PAD}" y="{PAD - 8}" fill="{_TOKEN_COLOUR}">tokens (max {fmt.tokens(max_tokens)})</text>'
+              f'<text x="{CHART_WIDTH - PAD}" y="{PAD - 8}" text-anchor="end" fill="{_LATENCY_COLOUR}">'
+              f'latency (max {fmt.seconds(max_seconds)})</text>'
+              f'<text x="{PAD}" y="{CHART_HEIGHT - 8}">run #{first_number}</text>'
+              f'<text x="{CHART_WIDTH - PAD}" y="{CHART_HEIGHT - 8}" text-anchor="end">run #{last}</text>')
+    axis = (f'<line x1="{PAD}" y1="{PAD + inner_h}" x2="{CHART_WIDTH - PAD}" y2="{PAD + inner_h}" '
+            'stroke="currentColor" stroke-opacity=".4"/>')
+    return (f'<svg class="nbsessions-chart" xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
+            f'height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" font-size="11" '
+            f'font-family="sans-serif">{axis}{"".join(parts)}{labels}</svg>')
+
+
+class MetricsView(VBox):
+    """Totals cover the whole session; the table and chart cover the runs on the History page shown."""
+
+    def __init__(self) -> None:
+        self.totals = HTML()
+        self.chart = HTML()
+        self.table = HTML()
+        super().__init__([self.totals, self.chart, self.table])
+        self.clear()
+
+    def show(self, run_count: int, totals: Metrics, runs: list[RunOutput], first_number: int) -> None:
+        self.totals.value = render_totals(run_count, totals)
+        self.chart.value = render_chart(runs, first_number)
+        self.table.value = render_table(runs, first_number) if runs else ""
+
+    def clear(self) -> None:
+        self.totals.value = self.chart.value = self.table.value = ""

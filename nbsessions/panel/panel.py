@@ -1,0 +1,241 @@
+"""``SessionPanel``: browse, switch and inspect a notebook's sessions without typing commands.
+
+It reads and writes only through the ``Agent`` (and its store), so it works — and is tested — without a kernel.
+The selected session is always the active one: clicking a session makes the next ``%%agent`` cell continue it,
+and ``%agent use`` in a cell moves the selection here, through the Agent's listeners.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ipywidgets import HTML, Button, HBox, Label, Layout, Tab, VBox, Widget
+from ipywidgets.widgets.widget_string import LabelStyle
+
+from nbsessions.agent import Agent
+from nbsessions.db.base import BaseDb
+from nbsessions.errors import NbSessionsError
+from nbsessions.panel.actions import ActionBar
+from nbsessions.panel.history_view import RUNS_PER_PAGE, HistoryView, page_of_runs
+from nbsessions.panel.metrics_view import MetricsView
+from nbsessions.panel.session_list import ALL_USERS, SessionList
+from nbsessions.panel.state_editor import StateEditor
+from nbsessions.schema import Metrics
+
+_ERROR_COLOUR = "#c62828"
+
+
+class SessionPanel(VBox):
+    """The session list, actions and History / State / Metrics tabs of one store, kept live.
+
+    Pass the ``agent`` the notebook uses (the magic does), or just a ``db`` to browse a store. Call ``close()``
+    when done: it also stops listening to the agent.
+    """
+
+    def __init__(self, agent: Agent | None = None, *, db: BaseDb | None = None, page_size: int = 15) -> None:
+        if agent is None:
+            agent = Agent(db=db)
+        elif db is not None and db is not agent.db:
+            raise ValueError("pass either an agent or a db (or the agent's own db), not two different stores")
+        self.agent = agent
+        self.selected: str | None = None
+        self._lock = threading.RLock()  # listener calls may come from a thread running the agent
+        self._acting = False
+        self._closed = False
+        self.refresh_button = Button(description="Refresh", icon="refresh",
+                                     tooltip="pick up what other kernels wrote to this store")
+        self.status = Label(style=LabelStyle())
+        self.sessions = SessionList(agent, self.select, self._list_changed, page_size)
+        self.actions = ActionBar(on_new=self._new, on_rename=self._rename, on_fork=self._fork,
+                                 on_delete=self._delete)
+        self.history = HistoryView(self._turn_history)
+        self.state = StateEditor(self._save_state)
+        self.metrics = MetricsView()
+        self.tabs = Tab([self.history, self.state, self.metrics], titles=("History", "State", "Metrics"))
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        where = Label(f"store: {Path(agent.db.path).name if agent.db.path else 'in memory'}",
+                      tooltip=str(agent.db.path or ""), style=LabelStyle(text_color="#757575"))
+        super().__init__([HBox([HTML("<b>Sessions</b>"), where, self.refresh_button],
+                               layout=Layout(align_items="center")),
+                          self.sessions, self.actions, self.status, self.tabs])
+        self.add_class("nbsessions-panel")
+        self.refresh()
+        agent.add_listener(self._on_event)
+
+    # -- public --------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read everything from the store, including the active session another kernel may have set."""
+        with self._lock:
+            self._set_selected(self.agent.active_session_id)
+            self._redraw()
+
+    def select(self, session_id: str) -> None:
+        """Show ``session_id`` and make it the active session for the next ``%%agent`` cell."""
+        def action() -> str:
+            self.agent.set_active_session(session_id)
+            self._set_selected(session_id)
+            return f"“{self.agent.get_session(session_id).label}” is the active session"
+        self._act(action)
+
+    def close(self) -> None:
+        """Stop following the agent and close every widget of the panel."""
+        if not hasattr(self, "_lock"):  # called by Widget.__del__ after a refused __init__
+            super().close()
+            return
+        with self._lock:
+            self._closed = True
+            self.agent.remove_listener(self._on_event)
+        for widget in _descendants(self):
+            widget.close()
+        super().close()
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _set_selected(self, session_id: str | None) -> None:
+        if session_id != self.selected:
+            self.history.page = 0
+        self.selected = session_id
+
+    def _redraw(self, detail: bool = True) -> None:
+        totals: dict[str, tuple[int, Metrics]] = {}
+
+        def cached_totals(session_id: str) -> tuple[int, Metrics]:
+            if session_id not in totals:
+                totals[session_id] = self.agent.db.session_totals(session_id)
+            return totals[session_id]
+
+        self.sessions.refresh(self.selected, cached_totals)
+        if detail:
+            self._show_detail(cached_totals)
+
+    def _show_detail(self, totals: Callable[[str], tuple[int, Metrics]]) -> None:
+        session = None
+        if self.selected is not None:
+            try:
+                session = self.agent.get_session(self.selected)
+            except NbSessionsError as exc:  # deleted by another kernel, or another user's session
+                self._say(str(exc), error=True)
+                self.selected = None
+        if session is None:
+            self.history.clear("Select a session to see its history, state and metrics.")
+            self.state.clear()
+            self.metrics.clear()
+            self.actions.show(None, [], 0, 0)
+            return
+        count, metrics = totals(session.session_id)
+        last, page_count = page_of_runs(count, self.history.page)
+        if last == 0 and self.history.page > 0:  # the page vanished (runs deleted elsewhere)
+            self.history.page = 0
+            last, page_count = page_of_runs(count, 0)
+        runs = self.agent.get_runs(session.session_id, last=last)[:page_count] if last else []
+        first = count - self.history.page * RUNS_PER_PAGE - len(runs) + 1
+        self.history.show(session, runs, self.history.page, count)
+        self.metrics.show(count, metrics, runs, first)
+        self.state.show(session.session_state)
+        self.actions.show(session, runs, first, count)
+
+    def _say(self, message: str | None, *, error: bool = False) -> None:
+        self.status.value = message or ""
+        self.status.style.text_color = _ERROR_COLOUR if error else None
+
+    # -- events --------------------------------------------------------------------------------
+    def _on_event(self, event: str, session_id: str) -> None:
+        """Agent listener: a cell ran, a session changed, or ``%agent use`` switched the active session."""
+        try:
+            with self._lock:
+                if self._acting or self._closed:  # our own write: the action redraws once it is done
+                    return
+                if event == "active":
+                    self._set_selected(session_id or None)
+                elif event == "deleted" and session_id == self.selected:
+                    self._set_selected(None)
+                self._redraw(detail=event in ("active", "deleted") or session_id == self.selected)
+        except Exception as exc:  # a listener must never break the run that notified it
+            self._say(f"the panel could not update: {exc}", error=True)
+
+    def _act(self, action: Callable[[], str | None], report: Label | None = None) -> None:
+        """Run one user action, then redraw once; errors are shown, not raised into the widget machinery."""
+        with self._lock:
+            self._acting = True
+            message, error = None, None
+            try:
+                message = action()
+            except (NbSessionsError, ValueError) as exc:
+                error = str(exc)
+            finally:
+                self._acting = False
+            self._redraw()
+            if error and report is not None:
+                report.value = error
+            self._say(error or message, error=bool(error))
+
+    def _list_changed(self) -> None:
+        with self._lock:
+            self._redraw(detail=False)
+
+    def _turn_history(self, page: int) -> None:
+        with self._lock:
+            self.history.page = max(0, page)
+            self._redraw(detail=True)
+
+    # -- actions -------------------------------------------------------------------------------
+    def _new(self) -> None:
+        def action() -> str:
+            user = self.sessions.user_filter.value
+            session = self.agent.create_session(user_id=None if user == ALL_USERS else user[1])
+            self.agent.set_active_session(session.session_id)
+            self._set_selected(session.session_id)
+            self.sessions.page = 0
+            return f"new session {session.label} is active"
+        self._act(action)
+
+    def _rename(self, name: str) -> None:
+        def action() -> str:
+            if self.selected is None:
+                raise ValueError("select a session to rename")
+            session = self.agent.set_session_name(self.selected, name)
+            self.actions.name.value = ""
+            return f"renamed to “{session.label}”"
+        self._act(action)
+
+    def _fork(self, run_id: str | None) -> None:
+        def action() -> str:
+            if self.selected is None:
+                raise ValueError("select a session to fork")
+            fork = self.agent.fork_session(self.selected, run_id)
+            self.agent.set_active_session(fork.session_id)
+            self._set_selected(fork.session_id)
+            return f"forked into “{fork.label}”, now active"
+        self._act(action)
+
+    def _delete(self, session_id: str) -> None:
+        def action() -> str:
+            label = self.agent.get_session(session_id).label
+            self.agent.delete_session(session_id)
+            if self.selected == session_id:
+                self._set_selected(None)
+            return f"deleted “{label}”"
+        self._act(action)
+
+    def _save_state(self, changed: dict[str, Any], removed: set[str]) -> None:
+        """Merge the changed keys; removed keys need a replace, done from the freshest stored state."""
+        def action() -> str:
+            if self.selected is None:
+                raise ValueError("select a session first")
+            if removed:
+                current = self.agent.get_session_state(self.selected)
+                kept = {k: v for k, v in current.items() if k not in removed}
+                self.agent.db.update_session(self.selected, session_state=kept)
+            self.agent.update_session_state(self.selected, changed)  # merges and tells other listeners
+            return "state saved"
+        self._act(action, report=self.state.message)
+
+
+def _descendants(box: Widget) -> list[Widget]:
+    found = []
+    for child in getattr(box, "children", ()):
+        found.append(child)
+        found.extend(_descendants(child))
+    return found

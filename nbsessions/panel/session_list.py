@@ -1,0 +1,140 @@
+"""The session list: a notebook's sessions, newest first, filtered by user and text, paged.
+
+Names and user ids are shown in text-only widgets (Button, Label), so nothing a user or a model typed can
+become markup here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import zip_longest
+
+from ipywidgets import Button, ButtonStyle, Dropdown, GridBox, HBox, Label, Layout, Text, VBox
+from ipywidgets.widgets.widget_string import LabelStyle
+
+from nbsessions.agent import Agent
+from nbsessions.panel import formatting as fmt
+from nbsessions.render import format_cost
+from nbsessions.schema import Metrics, Session
+
+ALL_USERS = ("all",)  # Dropdown value for "no user filter"; user filters are ("user", user_id)
+COLUMNS = ("session", "user", "runs", "last update", "tokens", "cost")
+Totals = Callable[[str], "tuple[int, Metrics]"]
+
+
+class _Row:
+    """One reusable row: widgets are made once and refilled, so refreshing a page creates nothing."""
+
+    def __init__(self, on_click: Callable[[str], None], style: LabelStyle, button_style: ButtonStyle) -> None:
+        self.layout = Layout(display="none", width="auto")  # shared by the row's cells: one switch hides it
+        self.name = Button(layout=self.layout, style=button_style)
+        self.name.add_class("nbsessions-session")
+        self.cells = [Label(layout=self.layout, style=style) for _ in COLUMNS[1:]]
+        self.session_id: str | None = None
+        self.name.on_click(lambda _button: self.session_id and on_click(self.session_id))
+
+    @property
+    def widgets(self) -> list:
+        return [self.name, *self.cells]
+
+    def show(self, session: Session | None, totals: tuple[int, Metrics] | None, selected: str | None) -> None:
+        if session is None or totals is None:
+            self.session_id = None
+            self.layout.display = "none"
+            return
+        runs, metrics = totals
+        self.session_id = session.session_id
+        self.name.description = session.label
+        self.name.tooltip = f"{session.label} · {session.session_id}"
+        self.name.button_style = "info" if session.session_id == selected else ""
+        values = (session.user_id or "–", str(runs), fmt.when(session.updated_at),
+                  fmt.tokens(metrics.total_tokens), format_cost(metrics.cost) if metrics.cost is not None else "–")
+        for cell, value in zip(self.cells, values, strict=True):
+            cell.value = value
+        self.layout.display = None
+
+
+class SessionList(VBox):
+    """Lists sessions through the Agent; ``on_select(session_id)`` when a name is clicked, ``on_change()``
+    when a filter or the page changed and the list should be redrawn."""
+
+    def __init__(self, agent: Agent, on_select: Callable[[str], None], on_change: Callable[[], None],
+                 page_size: int = 15) -> None:
+        self._agent = agent
+        self._on_change = on_change
+        self._syncing = False
+        self.page = 0
+        self.page_size = page_size
+        self.user_filter = Dropdown(options=[("all users", ALL_USERS)], value=ALL_USERS, description="User",
+                                    layout=Layout(width="220px"))
+        self.text_filter = Text(placeholder="filter by name, id or user", layout=Layout(width="260px"))
+        cell_style, header_style = LabelStyle(), LabelStyle(font_weight="bold")  # shared: fewer widgets to build
+        button_style = ButtonStyle()
+        self.rows = [_Row(on_select, cell_style, button_style) for _ in range(page_size)]
+        header = [Label(name, style=header_style) for name in COLUMNS]
+        self.grid = GridBox(
+            [*header, *(w for row in self.rows for w in row.widgets)],
+            layout=Layout(grid_template_columns="minmax(150px, 3fr) minmax(70px, 1fr) 50px 130px 80px 80px",
+                          grid_gap="2px 10px", align_items="center"))
+        self.prev_page = Button(description="◀ newer", layout=Layout(width="90px"))
+        self.next_page = Button(description="older ▶", layout=Layout(width="90px"))
+        self.page_info = Label()
+        self.prev_page.on_click(lambda _b: self._turn(-1))
+        self.next_page.on_click(lambda _b: self._turn(+1))
+        self.user_filter.observe(self._filter_changed, names="value")
+        self.text_filter.observe(self._filter_changed, names="value")
+        super().__init__([HBox([self.user_filter, self.text_filter]), self.grid,
+                          HBox([self.prev_page, self.page_info, self.next_page])])
+
+    def _filter_changed(self, _change: dict) -> None:
+        if not self._syncing:
+            self.page = 0
+            self._on_change()
+
+    def _turn(self, step: int) -> None:
+        self.page = max(0, self.page + step)
+        self._on_change()
+
+    def _matches(self, session: Session) -> bool:
+        user = self.user_filter.value
+        if user != ALL_USERS and session.user_id != user[1]:
+            return False
+        needle = self.text_filter.value.strip().lower()
+        return not needle or any(needle in (text or "").lower()
+                                 for text in (session.session_name, session.session_id, session.user_id))
+
+    def _sync_users(self, sessions: list[Session]) -> None:
+        """Offer every user seen in the store, keeping the current choice even if it has no sessions now."""
+        users = sorted({s.user_id for s in sessions if s.user_id is not None})
+        current = self.user_filter.value
+        if current != ALL_USERS and current[1] not in users:
+            users = sorted([*users, current[1]])
+        options = [("all users", ALL_USERS), *((u, ("user", u)) for u in users)]
+        if list(self.user_filter.options) == options:
+            return
+        self._syncing = True
+        try:
+            self.user_filter.options = options
+            self.user_filter.value = current
+        finally:
+            self._syncing = False
+
+    def refresh(self, selected: str | None, totals: Totals) -> None:
+        """Redraw the current page; ``totals(session_id)`` gives (run count, summed metrics) per row."""
+        sessions = self._agent.get_sessions()
+        self._sync_users(sessions)
+        shown = [s for s in sessions if self._matches(s)]
+        pages = max(1, -(-len(shown) // self.page_size))
+        self.page = min(self.page, pages - 1)
+        start = self.page * self.page_size
+        page = shown[start:start + self.page_size]
+        for row, session in zip_longest(self.rows, page):
+            row.show(session, totals(session.session_id) if session else None, selected)
+        self.page_info.value = fmt.page_label(start + 1, len(page), len(shown), "sessions")
+        self.prev_page.disabled = self.page == 0
+        self.next_page.disabled = self.page >= pages - 1
+
+    @property
+    def shown_ids(self) -> list[str]:
+        """Session ids in the order the rows show them (what a user sees, top to bottom)."""
+        return [row.session_id for row in self.rows if row.session_id]

@@ -1,0 +1,570 @@
+"""The session panel, driven through its real ipywidgets as a user would: click, type, select, page.
+
+Each test checks both sides: what the store holds afterwards and what the widgets now show.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+from html.parser import HTMLParser
+
+import pytest
+
+from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
+from nbsessions.panel import SessionPanel
+from nbsessions.panel.actions import WHOLE_SESSION
+from nbsessions.schema import Metrics
+
+XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+             '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '
+             '<svg onload="window.__xss=4"></svg> <iframe src="javascript:alert(1)"></iframe>')
+
+
+def echo(messages) -> str:
+    return "Reply to: " + (messages[-1].content or "")
+
+
+@pytest.fixture
+def agent(db) -> Agent:
+    return Agent(model=FunctionModel(echo), db=db)
+
+
+def add_runs(agent: Agent, session_id: str, count: int, **fields) -> list[RunOutput]:
+    """Store finished runs directly: quick, and every number in them is known to the test."""
+    runs = []
+    for i in range(count):
+        run = RunOutput(session_id=session_id, status=RunStatus.completed, input=f"prompt {i}",
+                        content=f"reply {i}", created_at=1_700_000_000 + i, model="m",
+                        metrics=Metrics(input_tokens=10, output_tokens=i, total_tokens=10 + i, duration=0.5,
+                                        cost=0.001), **fields)
+        agent.db.upsert_run(run)
+        runs.append(run)
+    return runs
+
+
+def row_texts(panel: SessionPanel) -> list[list[str]]:
+    """The visible rows of the session list as a user reads them: name, user, runs, updated, tokens, cost."""
+    return [[row.name.description, *(c.value for c in row.cells)]
+            for row in panel.sessions.rows if row.layout.display != "none"]
+
+
+class Audit(HTMLParser):
+    """Collects everything in widget HTML that a browser could execute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag in ("script", "iframe", "object", "embed", "img"):
+            self.problems.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.lower().startswith("on"):
+                self.problems.append(f"{tag} {name}=")
+            if name.lower() in ("href", "src", "xlink:href", "action") and \
+                    (value or "").strip().lower().startswith("javascript:"):
+                self.problems.append(f"{tag} {name}={value}")
+
+
+def audit(markup: str) -> Audit:
+    parser = Audit()
+    parser.feed(markup)
+    parser.close()
+    return parser
+
+
+# -- the session list ------------------------------------------------------------------------------
+def test_list_shows_each_session_newest_first_with_runs_tokens_and_cost(agent):
+    old = agent.create_session("old one", user_id="ana")
+    add_runs(agent, old.session_id, 3)
+    new = agent.create_session("new one", user_id="bo")
+    add_runs(agent, new.session_id, 1)
+    agent.db.update_session(new.session_id)  # newest update
+    panel = SessionPanel(agent)
+
+    rows = row_texts(panel)
+    assert [r[0] for r in rows] == ["new one", "old one"]
+    assert rows[1][1:3] == ["ana", "3"]
+    assert rows[1][4] == "33"  # 10+11+12 tokens
+    assert rows[1][5] == "$0.0030"
+    assert panel.sessions.page_info.value == "sessions 1–2 of 2"
+
+
+def test_unnamed_session_is_listed_by_its_short_id(agent):
+    session = agent.create_session()
+    panel = SessionPanel(agent)
+    assert row_texts(panel)[0][0] == session.session_id[:8]
+
+
+def test_filter_by_user_and_by_text(agent):
+    for name, user in [("pandas help", "ana"), ("plots", "ana"), ("pandas again", "bo")]:
+        agent.create_session(name, user_id=user)
+    panel = SessionPanel(agent)
+    assert [label for label, _ in panel.sessions.user_filter.options] == ["all users", "ana", "bo"]
+
+    panel.sessions.user_filter.value = ("user", "ana")
+    assert sorted(r[0] for r in row_texts(panel)) == ["pandas help", "plots"]
+    panel.sessions.text_filter.value = "PANDAS"
+    assert [r[0] for r in row_texts(panel)] == ["pandas help"]
+    panel.sessions.user_filter.value = ("user", "bo")
+    assert [r[0] for r in row_texts(panel)] == ["pandas again"]
+    panel.sessions.text_filter.value = "nothing like this"
+    assert row_texts(panel) == []
+    assert panel.sessions.page_info.value == "no sessions"
+
+
+def test_user_filter_survives_a_refresh_that_adds_users(agent):
+    agent.create_session("a", user_id="ana")
+    panel = SessionPanel(agent)
+    panel.sessions.user_filter.value = ("user", "ana")
+    agent.create_session("c", user_id="cy")  # the listener redraws the list
+    assert [label for label, _ in panel.sessions.user_filter.options] == ["all users", "ana", "cy"]
+    assert panel.sessions.user_filter.value == ("user", "ana")
+    assert [r[0] for r in row_texts(panel)] == ["a"]
+
+
+def test_long_lists_are_paged(agent):
+    for i in range(7):
+        session = agent.create_session(f"s{i}")
+        agent.db.update_session(session.session_id)  # strictly increasing update times
+    panel = SessionPanel(agent, page_size=3)
+    assert [r[0] for r in row_texts(panel)] == ["s6", "s5", "s4"]
+    assert panel.sessions.prev_page.disabled and not panel.sessions.next_page.disabled
+
+    panel.sessions.next_page.click()
+    panel.sessions.next_page.click()
+    assert [r[0] for r in row_texts(panel)] == ["s0"]
+    assert panel.sessions.page_info.value == "sessions 7–7 of 7"
+    assert panel.sessions.next_page.disabled
+
+    panel.sessions.prev_page.click()
+    assert [r[0] for r in row_texts(panel)] == ["s3", "s2", "s1"]
+
+
+# -- selecting and following the active session ----------------------------------------------------
+def test_clicking_a_session_makes_it_active_and_shows_its_history(agent):
+    first = agent.run("What is pandas?")
+    second = agent.create_session("other")
+    panel = SessionPanel(agent)
+    assert panel.selected is None
+    assert "Select a session" in panel.history.html.value
+
+    row = next(r for r in panel.sessions.rows if r.session_id == first.session_id)
+    row.name.click()
+
+    assert agent.active_session_id == first.session_id
+    assert panel.selected == first.session_id
+    assert row.name.button_style == "info"
+    assert "What is pandas?" in panel.history.html.value
+    assert "Reply to: What is pandas?" in panel.history.html.value
+    other = next(r for r in panel.sessions.rows if r.session_id == second.session_id)
+    assert other.name.button_style == ""
+
+
+def test_panel_opens_on_the_stored_active_session(agent):
+    run = agent.run("remember me")
+    agent.set_active_session(run.session_id)
+    panel = SessionPanel(agent)
+    assert panel.selected == run.session_id
+    assert "remember me" in panel.history.html.value
+
+
+def test_switching_sessions_elsewhere_moves_the_selection(agent):
+    a = agent.run("in session a")
+    b = agent.run("in session b")
+    panel = SessionPanel(agent)
+    panel.select(a.session_id)
+    assert "in session a" in panel.history.html.value
+
+    agent.set_active_session(b.session_id)  # what `%agent use` does
+
+    assert panel.selected == b.session_id
+    assert "in session b" in panel.history.html.value
+    assert "in session a" not in panel.history.html.value
+
+
+def test_a_cell_run_updates_the_panel_without_a_click(agent):
+    run = agent.run("first")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+
+    agent.run("second", session_id=run.session_id)
+
+    assert "Reply to: second" in panel.history.html.value
+    assert panel.history.page_info.value == "runs 1–2 of 2"
+    assert row_texts(panel)[0][2] == "2"
+
+
+def test_a_run_in_another_thread_updates_the_panel(agent):
+    run = agent.run("first")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+    worker = threading.Thread(target=agent.run, args=("from a thread",), kwargs={"session_id": run.session_id})
+    worker.start()
+    worker.join()
+    assert "Reply to: from a thread" in panel.history.html.value
+
+
+def test_refresh_picks_up_what_another_kernel_wrote(agent):
+    run = agent.run("mine")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+    other_kernel = Agent(model=FunctionModel(echo), db=agent.db)  # no listener link to this panel
+    other_kernel.run("theirs", session_id=run.session_id)
+    other_kernel.create_session("their new session")
+    assert "theirs" not in panel.history.html.value
+
+    panel.refresh_button.click()
+
+    assert "Reply to: theirs" in panel.history.html.value
+    assert "their new session" in [r[0] for r in row_texts(panel)]
+
+
+def test_refresh_reads_another_process_writing_the_same_file(tmp_path):
+    from nbsessions.db.tinydb import TinyDb
+
+    path = tmp_path / "nb.nbsessions.json"
+    with TinyDb(path) as mine, TinyDb(path) as theirs:
+        agent = Agent(model=FunctionModel(echo), db=mine)
+        panel = SessionPanel(agent)
+        Agent(model=FunctionModel(echo), db=theirs).run("written elsewhere")
+        assert row_texts(panel) == []
+        panel.refresh_button.click()
+        assert row_texts(panel)[0][2] == "1"
+        panel.close()
+
+
+# -- actions -----------------------------------------------------------------------------------------
+def test_new_creates_a_session_and_makes_it_active(agent):
+    panel = SessionPanel(agent)
+    panel.actions.new.click()
+    sessions = agent.get_sessions()
+    assert len(sessions) == 1
+    assert agent.active_session_id == sessions[0].session_id == panel.selected
+    assert row_texts(panel)[0][0] == sessions[0].session_id[:8]
+    assert "No runs yet" in panel.history.html.value
+
+
+def test_new_session_belongs_to_the_filtered_user(agent):
+    agent.create_session("x", user_id="ana")
+    panel = SessionPanel(agent)
+    panel.sessions.user_filter.value = ("user", "ana")
+    panel.actions.new.click()
+    assert agent.get_session(panel.selected).user_id == "ana"
+    assert len(row_texts(panel)) == 2
+
+
+def test_rename_writes_the_name_and_shows_it(agent):
+    run = agent.run("hello")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+    panel.actions.name.value = "  pandas questions "
+    panel.actions.rename.click()
+    assert agent.get_session(run.session_id).session_name == "pandas questions"
+    assert row_texts(panel)[0][0] == "pandas questions"
+    assert panel.actions.name.value == ""
+
+
+def test_rename_to_nothing_is_refused_and_changes_nothing(agent):
+    session = agent.create_session("keep")
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    panel.actions.name.value = "   "
+    panel.actions.rename.click()
+    assert agent.get_session(session.session_id).session_name == "keep"
+    assert "empty" in panel.status.value
+    assert panel.status.style.text_color == "#c62828"
+
+
+def test_buttons_that_need_a_session_are_disabled_without_one(agent):
+    panel = SessionPanel(agent)
+    assert panel.actions.rename.disabled and panel.actions.fork.disabled and panel.actions.delete.disabled
+    assert panel.state.save.disabled
+    assert not panel.actions.new.disabled
+
+
+def test_fork_from_the_chosen_run(agent):
+    source = agent.create_session("source")
+    runs = add_runs(agent, source.session_id, 4)
+    panel = SessionPanel(agent)
+    panel.select(source.session_id)
+    labels = [label for label, _ in panel.actions.fork_from.options]
+    assert labels[0] == "all runs" and labels[1].startswith("#4 ")  # newest first
+
+    panel.actions.fork_from.value = runs[1].run_id
+    panel.actions.fork.click()
+
+    fork_id = panel.selected
+    assert fork_id != source.session_id and agent.active_session_id == fork_id
+    fork = agent.get_session(fork_id)
+    assert fork.forked_from == {"session_id": source.session_id, "run_id": runs[1].run_id}
+    assert [r.input for r in agent.get_runs(fork_id)] == ["prompt 0", "prompt 1"]
+    assert "prompt 1" in panel.history.html.value and "prompt 2" not in panel.history.html.value
+    assert "source (fork)" in [r[0] for r in row_texts(panel)]
+
+
+def test_fork_of_the_whole_session(agent):
+    source = agent.create_session("source")
+    add_runs(agent, source.session_id, 3)
+    panel = SessionPanel(agent)
+    panel.select(source.session_id)
+    assert panel.actions.fork_from.value == WHOLE_SESSION
+    panel.actions.fork.click()
+    assert len(agent.get_runs(panel.selected)) == 3
+
+
+def test_delete_asks_first_and_cancel_keeps_the_session(agent):
+    run = agent.run("precious")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+
+    panel.actions.delete.click()
+    assert panel.actions.confirm_box.layout.display is None
+    assert "1 runs" in panel.actions.confirm_text.value
+    assert agent.db.get_session(run.session_id) is not None
+
+    panel.actions.cancel.click()
+    assert panel.actions.confirm_box.layout.display == "none"
+    assert agent.db.get_session(run.session_id) is not None
+
+
+def test_delete_after_confirmation_removes_session_and_runs(agent):
+    run = agent.run("doomed")
+    keep = agent.create_session("keep")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+
+    panel.actions.delete.click()
+    panel.actions.confirm.click()
+
+    assert agent.db.get_session(run.session_id) is None
+    assert agent.db.list_runs(run.session_id) == []
+    assert agent.active_session_id is None and panel.selected is None
+    assert [r[0] for r in row_texts(panel)] == ["keep"] and keep.session_id in panel.sessions.shown_ids
+    assert "Select a session" in panel.history.html.value
+    assert panel.actions.confirm_box.layout.display == "none"
+
+
+def test_switching_session_withdraws_a_pending_delete(agent):
+    a = agent.create_session("a")
+    b = agent.create_session("b")
+    panel = SessionPanel(agent)
+    panel.select(a.session_id)
+    panel.actions.delete.click()
+    panel.select(b.session_id)
+    assert panel.actions.confirm_box.layout.display == "none"
+    panel.actions.confirm.click()  # a stale "Yes" deletes nothing
+    assert agent.db.get_session(a.session_id) is not None
+    assert agent.db.get_session(b.session_id) is not None
+
+
+def test_a_session_deleted_elsewhere_is_dropped_from_the_panel(agent):
+    run = agent.run("short-lived")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+    agent.delete_session(run.session_id)
+    assert panel.selected is None
+    assert row_texts(panel) == []
+
+
+# -- state -----------------------------------------------------------------------------------------
+def test_state_is_shown_as_readable_json(agent):
+    session = agent.create_session("s", session_state={"topic": "ml", "n": 2})
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    assert panel.state.text.value == '{\n  "topic": "ml",\n  "n": 2\n}'
+
+
+def test_saving_state_merges_edits_and_removes_deleted_keys(agent):
+    session = agent.create_session("s", session_state={"topic": "ml", "drop": 1})
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    panel.state.text.value = '{"topic": "stats", "new": [1, 2]}'
+    panel.state.save.click()
+    assert agent.get_session_state(session.session_id) == {"topic": "stats", "new": [1, 2]}
+    assert panel.state.message.value == ""
+    assert '"new": [\n    1,\n    2\n  ]' in panel.state.text.value
+
+
+def test_saving_state_keeps_keys_written_elsewhere_after_the_editor_loaded(agent):
+    session = agent.create_session("s", session_state={"topic": "ml"})
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    other_kernel = Agent(db=agent.db)  # not heard by this panel
+    other_kernel.update_session_state(session.session_id, {"theirs": 1})
+    panel.state.text.value = '{"topic": "stats"}'
+    panel.state.save.click()
+    assert agent.get_session_state(session.session_id) == {"topic": "stats", "theirs": 1}
+    assert '"theirs": 1' in panel.state.text.value
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"topic": ', "invalid JSON at line 1"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"x": NaN}', "NaN is not valid JSON"),
+])
+def test_invalid_state_shows_an_inline_error_and_saves_nothing(agent, text, expected):
+    session = agent.create_session("s", session_state={"topic": "ml"})
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    before = agent.get_session(session.session_id).updated_at
+    panel.state.text.value = text
+    panel.state.save.click()
+    assert expected in panel.state.message.value
+    assert agent.get_session_state(session.session_id) == {"topic": "ml"}
+    assert agent.get_session(session.session_id).updated_at == before
+    assert panel.state.text.value == text  # the user's edit is not thrown away
+
+
+# -- history ---------------------------------------------------------------------------------------
+def test_history_shows_fifty_runs_per_page_newest_page_first(agent):
+    session = agent.create_session("long")
+    add_runs(agent, session.session_id, 120)
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    h = panel.history
+    assert h.page_info.value == "runs 71–120 of 120"
+    assert h.html.value.count('class="nbsessions-run"') == 50
+    assert "prompt 119" in h.html.value and "prompt 69" not in h.html.value
+    assert h.newer.disabled and not h.older.disabled
+
+    h.older.click()
+    assert h.page_info.value == "runs 21–70 of 120"
+    assert "prompt 20" in h.html.value and "prompt 70" not in h.html.value
+    assert panel.metrics.table.value.count("<tr>") == 51  # the metrics table follows the History page
+
+    h.older.click()
+    assert h.page_info.value == "runs 1–20 of 120"
+    assert h.html.value.count('class="nbsessions-run"') == 20 and h.older.disabled
+
+    h.newer.click()
+    h.newer.click()
+    assert h.page_info.value == "runs 71–120 of 120"
+
+
+def test_history_marks_error_cancelled_paused_and_superseded_runs(agent):
+    session = agent.create_session("s")
+    sid = session.session_id
+    ok, = add_runs(agent, sid, 1)
+    for status, error in [(RunStatus.error, "429: rate limited"), (RunStatus.cancelled, None),
+                          (RunStatus.paused, None)]:
+        agent.db.upsert_run(RunOutput(session_id=sid, status=status, input=status.value, error=error))
+    agent.db.upsert_run(RunOutput(session_id=sid, status=RunStatus.completed, input="old",
+                                  superseded_by=ok.run_id))
+    panel = SessionPanel(agent)
+    panel.select(sid)
+    page = panel.history.html.value
+    badges = [part.split(">", 1)[1].split("<", 1)[0] for part in page.split('class="nbsessions-badge"')[1:]]
+    assert badges == ["error", "cancelled", "paused", "superseded"]
+    assert "429: rate limited" in page
+    assert "10 in / 0 out tokens" in page and "500 ms" in page
+
+
+def test_history_renders_markdown(agent):
+    model = FunctionModel(lambda m: "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```py\nx = 1\n```")
+    run = Agent(model=model, db=agent.db).run("**bold** prompt")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+    page = panel.history.html.value
+    assert "<strong>bold</strong>" in page and "<h1>Title</h1>" in page
+    assert "<table>" in page and 'class="language-py"' in page
+
+
+def test_model_and_user_text_cannot_inject_markup_anywhere(agent):
+    evil = Agent(model=FunctionModel(lambda m: XSS_REPLY, id='<img src=x onerror="window.__xss=5">'),
+                 db=agent.db)
+    run = evil.run('<script>window.__xss=6</script> prompt', cell_id="c1")
+    evil.run("again", session_id=run.session_id)
+    agent.db.update_session(run.session_id, summary=XSS_REPLY,
+                            session_name='<b onmouseover="window.__xss=7">name</b>')
+    agent.db.upsert_run(RunOutput(session_id=run.session_id, status=RunStatus.error, input="x",
+                                  error='<img src=x onerror="window.__xss=8">'))
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+
+    for markup in (panel.history.html.value, panel.metrics.totals.value, panel.metrics.chart.value,
+                   panel.metrics.table.value):
+        report = audit(markup)
+        assert report.problems == [], report.problems
+    assert "Sure!" in panel.history.html.value and "click me" in panel.history.html.value
+    assert "<svg" not in panel.history.html.value
+    # names go into text-only widgets: shown literally, never parsed
+    assert row_texts(panel)[0][0] == '<b onmouseover="window.__xss=7">name</b>'
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+def test_metrics_tab_shows_totals_table_and_chart(agent):
+    session = agent.create_session("s")
+    add_runs(agent, session.session_id, 3)
+    agent.db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.error, input="bad",
+                                  metrics=Metrics(total_tokens=999)))
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    m = panel.metrics
+    assert "<b>4</b> runs" in m.totals.value
+    assert "<b>33</b> total tokens" in m.totals.value  # completed runs only
+    assert "<b>$0.0030</b> cost" in m.totals.value and "<b>1.50 s</b> total time" in m.totals.value
+    assert m.table.value.count("<tr>") == 5  # header + 4 runs
+    chart = audit(m.chart.value)
+    assert chart.tags.count("rect") == 4 and "polyline" in chart.tags
+    assert "#3: 12 tokens, 500 ms" in m.chart.value
+
+
+def test_metrics_of_a_session_without_runs(agent):
+    session = agent.create_session("empty")
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    assert "<b>0</b> runs" in panel.metrics.totals.value and "n/a</b> cost" in panel.metrics.totals.value
+    assert panel.metrics.chart.value == "" and panel.metrics.table.value == ""
+
+
+# -- life cycle ----------------------------------------------------------------------------------------
+def test_panel_over_a_bare_store(db):
+    Agent(db=db).run("hello")
+    panel = SessionPanel(db=db)
+    assert row_texts(panel)[0][2] == "1"
+    assert panel.agent.db is db
+
+
+def test_agent_and_a_different_store_is_refused(agent):
+    from nbsessions import InMemoryDb
+
+    with pytest.raises(ValueError, match="not two different stores"):
+        SessionPanel(agent, db=InMemoryDb())
+
+
+def test_closed_panel_stops_listening(agent):
+    run = agent.run("before")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+    panel.close()
+    agent.run("after", session_id=run.session_id)
+    assert "before" in panel.history.html.value and "after" not in panel.history.html.value
+    assert panel.sessions.rows[0].name.comm is None  # child widgets closed too
+
+
+def test_a_closed_panel_is_not_kept_alive_by_the_agent(agent):
+    panel = SessionPanel(agent)
+    ref = weakref.ref(panel)
+    panel.close()
+    del panel
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_failing_panel_never_breaks_a_run(agent, monkeypatch):
+    run = agent.run("first")
+    panel = SessionPanel(agent)
+    panel.select(run.session_id)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(panel.sessions, "refresh", broken)
+    second = agent.run("second", session_id=run.session_id)
+    assert second.status == RunStatus.completed
+    assert "the panel could not update: boom" in panel.status.value
