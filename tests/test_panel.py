@@ -44,9 +44,26 @@ def add_runs(agent: Agent, session_id: str, count: int, **fields) -> list[RunOut
     return runs
 
 
+class TextOf(HTMLParser):
+    """The text a browser would show for an HTML cell, one string per element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def cell_texts(markup: str) -> list[str]:
+    parser = TextOf()
+    parser.feed(markup)
+    return parser.parts
+
+
 def row_texts(panel: SessionPanel) -> list[list[str]]:
     """The visible rows of the session list as a user reads them: name, user, runs, updated, tokens, cost."""
-    return [[row.name.description, *(c.value for c in row.cells)]
+    return [[row.name.description, row.user.value, *cell_texts(row.stats.value)]
             for row in panel.sessions.rows if row.layout.display != "none"]
 
 

@@ -46,15 +46,22 @@ def render_run(run: RunOutput, number: int) -> str:
             f'<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}</div>')
 
 
-def render_history(session: Session, runs: list[RunOutput], first_number: int) -> str:
+def render_history(session: Session, rendered_runs: list[str]) -> str:
     """One HTML string for the page: a single widget value is far cheaper than a widget per run."""
     summary = ""
     if session.summary:
         summary = (f'<div class="nbsessions-summary" style="{_META_STYLE}"><b>Summary</b>'
                    f"{markdown_to_html(session.summary)}</div>")
-    if not runs:
+    if not rendered_runs:
         return summary + "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
-    return summary + "".join(render_run(run, first_number + i) for i, run in enumerate(runs))
+    return summary + "".join(rendered_runs)
+
+
+def _run_key(run: RunOutput, number: int) -> tuple:
+    """Everything ``render_run`` shows: a run whose key is unchanged need not be rendered again."""
+    m = run.metrics
+    return (number, run.run_id, run.status, run.superseded_by, run.error, run.input, run.content, run.model,
+            run.created_at, m.input_tokens, m.output_tokens, m.duration)
 
 
 class HistoryView(VBox):
@@ -64,6 +71,7 @@ class HistoryView(VBox):
         self.page = 0
         self.total = 0
         self._on_page = on_page
+        self._rendered: dict[tuple, str] = {}  # the page on screen: a live redraw renders only what changed
         self.html = HTML(layout=Layout(max_height="600px", overflow="auto"))
         self.html.add_class("nbsessions-history")
         self.newer = Button(description="◀ newer", layout=Layout(width="90px"))
@@ -77,13 +85,19 @@ class HistoryView(VBox):
     def show(self, session: Session, runs: list[RunOutput], page: int, total: int) -> None:
         first = total - page * RUNS_PER_PAGE - len(runs) + 1
         self.page, self.total = page, total
-        self.html.value = render_history(session, runs, first)
+        rendered = {}
+        for number, run in enumerate(runs, start=first):
+            key = _run_key(run, number)
+            rendered[key] = self._rendered.get(key) or render_run(run, number)
+        self._rendered = rendered
+        self.html.value = render_history(session, list(rendered.values()))
         self.page_info.value = fmt.page_label(first, len(runs), total, "runs")
         self.newer.disabled = page == 0
         self.older.disabled = first <= 1
 
     def clear(self, message: str) -> None:
         self.page, self.total = 0, 0
+        self._rendered = {}
         self.html.value = f"<p><i>{html.escape(message)}</i></p>"
         self.page_info.value = ""
         self.newer.disabled = self.older.disabled = True

@@ -35,7 +35,7 @@ class SessionPanel(VBox):
     when done: it also stops listening to the agent.
     """
 
-    def __init__(self, agent: Agent | None = None, *, db: BaseDb | None = None, page_size: int = 15) -> None:
+    def __init__(self, agent: Agent | None = None, *, db: BaseDb | None = None, page_size: int = 10) -> None:
         if agent is None:
             agent = Agent(db=db)
         elif db is not None and db is not agent.db:
