@@ -35,3 +35,16 @@ def __getattr__(name: str):
 
         return getattr(openai_models, name)
     raise AttributeError(f"module 'nbsessions' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext nbsessions``: registers ``%%agent`` / ``%agent`` (IPython is imported only now)."""
+    from nbsessions.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from nbsessions.magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,310 @@
+"""The ``%agent`` subcommands: list, switch, name, inspect and export the notebook's sessions.
+
+Each command takes the ``NotebookAgent`` and the rest of the line. Names and JSON are taken from the raw rest of
+the line (so ``%agent rename my analysis`` and ``%agent state {"a": 1}`` need no quoting); commands with flags
+parse with IPython's ``MagicArgumentParser``, whose errors are one-line ``UsageError``s.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.display import display
+from IPython.utils.process import arg_split
+
+from nbsessions.export import session_json, session_markdown
+from nbsessions.notebook import NotebookAgent, parse_state, session_label
+from nbsessions.render import _seconds, format_cost, format_footer, markdown_to_html
+from nbsessions.schema import RunOutput, Session
+
+Command = Callable[[NotebookAgent, str], Any]
+COMMANDS: dict[str, Command] = {}
+HISTORY_DEFAULT = 10
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def unquote(text: str) -> str:
+    """``"my name"`` → ``my name``: IPython's argument splitter keeps the quotes it split on."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _parse(parser: MagicArgumentParser, rest: str) -> Any:
+    return parser.parse_args([unquote(token) for token in arg_split(rest)])
+
+
+def run_command(nb: NotebookAgent, line: str) -> Any:
+    """Dispatch ``%agent LINE``; a bare ``%agent`` shows the status."""
+    name, _, rest = line.strip().partition(" ")
+    if not name:
+        return status(nb)
+    if name not in COMMANDS:
+        raise UsageError(f"unknown %agent subcommand {name!r}: use one of {', '.join(COMMANDS)} "
+                         "(prompts go in a %%agent cell)")
+    return COMMANDS[name](nb, rest.strip())
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _show(text: str, html_text: str) -> None:
+    display({"text/plain": text, "text/html": html_text}, raw=True)
+
+
+# -- where am I ------------------------------------------------------------------------------------
+def status(nb: NotebookAgent) -> None:
+    location = nb.location
+    session = nb.active_session()
+    try:
+        name, source = nb.model_choice()
+        model = f"{name} ({'no model configured and no OPENAI_API_KEY' if source == 'fallback' else source})"
+    except UsageError as exc:
+        model = f"not set: {exc}"
+    runs = len(nb.agent.get_runs(session.session_id)) if session else 0
+    print(f"database: {location.path}\n  why:    {location.reason}\n"
+          f"session:  {f'{session_label(session)}, {runs} runs' if session else 'none yet'}\n"
+          f"model:    {model}\nuser:     {nb.user or '(none)'}\n"
+          f"subcommands: {', '.join(COMMANDS)}")
+
+
+@command("db")
+def db(nb: NotebookAgent, rest: str) -> None:
+    """``%agent db``: which file and why; ``%agent db PATH``: use another file from now on."""
+    if rest:
+        nb.switch_db(unquote(rest))
+        count = len(nb.agent.get_sessions(user_id=None))
+        print(f"database: {nb.location.path} ({count} sessions)")
+        return
+    print(f"database: {nb.location.path}\n  why: {nb.location.reason}")
+
+
+@command("user")
+def user(nb: NotebookAgent, rest: str) -> None:
+    """``%agent user NAME`` (``--clear`` for none): sessions are then listed and written for that user only."""
+    if not rest:
+        print(f"user: {nb.user or '(none)'}")
+        return
+    nb.settings.user = "" if rest == "--clear" else unquote(rest)
+    session = nb.active_session()
+    if session is None and nb.agent.active_session_id is not None:  # the active one is another user's
+        mine = nb.sessions()
+        nb.agent.set_active_session(mine[0].session_id if mine else None)
+        session = mine[0] if mine else None
+    where = f"active session: {session_label(session)}" if session else "the next %%agent cell starts a session"
+    print(f"user: {nb.user or '(none)'}; {where}")
+
+
+@command("model")
+def model(nb: NotebookAgent, rest: str) -> None:
+    """``%agent model NAME``: the model for new cells (``-m`` still wins for one cell)."""
+    if rest:
+        chosen = nb.model(unquote(rest))
+        nb.settings.model = unquote(rest)
+        print(f"model: {chosen!r}")
+        return
+    name, source = nb.model_choice()
+    print(f"model: {nb.model(name)!r}, from {'the offline fallback' if source == 'fallback' else source}")
+
+
+@command("panel")
+def panel(nb: NotebookAgent, rest: str) -> Any:
+    """The session panel widget, on the same Agent as the cells (so it updates as they run)."""
+    try:
+        from nbsessions.panel import SessionPanel
+    except ImportError:
+        print("the session panel is not available in this installation (nbsessions.panel has no SessionPanel); "
+              "use %agent sessions and %agent history meanwhile")
+        return None
+    return SessionPanel(agent=nb.agent)
+
+
+# -- sessions --------------------------------------------------------------------------------------
+@command("sessions")
+def sessions(nb: NotebookAgent, rest: str) -> None:
+    """A table of the sessions in this notebook's database, newest first; ● marks the active one."""
+    rows = nb.sessions()
+    if not rows:
+        print(f"no sessions yet in {nb.location.path.name}: run a %%agent cell or %agent new NAME")
+        return
+    active = nb.agent.active_session_id
+    header = ["", "name", "id", "user", "runs", "tokens in / out", "cost", "updated"]
+    table = []
+    for s in rows:
+        count, m = nb.agent.db.session_totals(s.session_id)
+        table.append(["●" if s.session_id == active else "", s.session_name or "", s.session_id[:8],
+                      s.user_id or "", str(count), f"{m.input_tokens} / {m.output_tokens}", format_cost(m.cost),
+                      _when(s.updated_at)])
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    plain = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                      for row in [header, *table])
+    _show(plain, f'<table class="nbsessions-sessions"><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>')
+
+
+@command("use")
+def use(nb: NotebookAgent, rest: str) -> None:
+    """``%agent use S``: new cells continue session S (by name or id prefix); remembered across restarts."""
+    session = nb.find_session(unquote(rest))
+    nb.agent.set_active_session(session.session_id)
+    runs = len(nb.agent.get_runs(session.session_id))
+    twins = sum(1 for s in nb.sessions() if s.session_name and s.session_name == session.session_name)
+    note = f" (the newest of {twins} sessions with this name)" if twins > 1 else ""
+    print(f"active session: {session_label(session)}, {runs} runs{note}")
+
+
+@command("new")
+def new(nb: NotebookAgent, rest: str) -> None:
+    session = nb.new_session(unquote(rest) or None)
+    print(f"new session {session_label(session)} is active")
+
+
+@command("rename")
+def rename(nb: NotebookAgent, rest: str) -> None:
+    session = nb.require_active()
+    if not unquote(rest):
+        raise UsageError("give the new name: %agent rename NAME")
+    renamed = nb.agent.set_session_name(session.session_id, unquote(rest))
+    print(f"renamed {session.session_id[:8]} to {renamed.session_name!r}")
+
+
+def _find_run(runs: list[RunOutput], prefix: str) -> RunOutput:
+    found = [r for r in runs if r.run_id.startswith(prefix)]
+    if len(found) != 1:
+        what = "no run" if not found else f"{len(found)} runs"
+        raise UsageError(f"{what} in this session with an id starting {prefix!r}: see %agent history")
+    return found[0]
+
+
+@command("fork")
+def fork(nb: NotebookAgent, rest: str) -> None:
+    """``%agent fork [RUN]``: a copy of the session up to RUN (id prefix; default all), made active."""
+    session = nb.require_active()
+    run_id = _find_run(nb.agent.get_runs(session.session_id), unquote(rest)).run_id if rest else None
+    forked = nb.agent.fork_session(session.session_id, run_id)
+    nb.agent.set_active_session(forked.session_id)
+    print(f"forked {session_label(session)} into {session_label(forked)}, now active")
+
+
+_DELETE = MagicArgumentParser(prog="%agent delete")
+_DELETE.add_argument("session", nargs="+", help="name or id prefix")
+_DELETE.add_argument("--yes", action="store_true", help="really delete")
+
+
+@command("delete")
+def delete(nb: NotebookAgent, rest: str) -> None:
+    """``%agent delete S --yes``: without ``--yes`` it only says what would go."""
+    args = _parse(_DELETE, rest)
+    session = nb.find_session(" ".join(args.session), unique=True)
+    runs = len(nb.agent.get_runs(session.session_id))
+    if not args.yes:
+        print(f"this would delete session {session_label(session)} and its {runs} runs; nothing was deleted. "
+              f"To confirm: %agent delete {session.session_id[:8]} --yes")
+        return
+    nb.agent.delete_session(session.session_id)
+    print(f"deleted session {session_label(session)} and its {runs} runs")
+
+
+# -- inspecting the active session -------------------------------------------------------------------
+_HISTORY = MagicArgumentParser(prog="%agent history")
+_HISTORY.add_argument("n", nargs="?", type=int, default=HISTORY_DEFAULT, help="how many runs (newest)")
+
+
+def _run_notes(run: RunOutput) -> str:
+    notes = [run.status.value]
+    if run.superseded_by:
+        notes.append("superseded")
+    return ", ".join(notes)
+
+
+@command("history")
+def history(nb: NotebookAgent, rest: str) -> None:
+    """The newest N runs of the active session — errors, cancelled and superseded ones included."""
+    n = _parse(_HISTORY, rest).n
+    session = nb.require_active()
+    runs = nb.agent.get_runs(session.session_id, last=max(n, 0))
+    if not runs:
+        print(f"session {session_label(session)} has no runs yet")
+        return
+    label = session_label(session)
+    plain, parts = [], []
+    for run in runs:
+        head = f"{run.run_id[:8]} · {_when(run.created_at)} · {_run_notes(run)}"
+        footer = format_footer(run, label)
+        plain += [f"── {head}", f"> {run.input}", run.content, f"— {footer}", ""]
+        parts.append(
+            f'<div class="nbsessions-run"><div style="opacity:.7">{html.escape(head)}</div>'
+            f'<blockquote>{markdown_to_html(run.input)}</blockquote>{markdown_to_html(run.content)}'
+            f'<div style="opacity:.7;font-size:85%">{html.escape(footer)}</div></div><hr>')
+    _show("\n".join(plain), "".join(parts))
+
+
+@command("state")
+def state(nb: NotebookAgent, rest: str) -> None:
+    """``%agent state``: show the session state; ``%agent state {"k": 1}``: merge keys into it."""
+    if not rest:
+        session = nb.require_active()
+        print(json.dumps(session.session_state, indent=2, ensure_ascii=False, sort_keys=True))
+        return
+    patch = parse_state(unquote(rest))
+    session = nb.active_session() or nb.new_session()
+    merged = nb.agent.update_session_state(session.session_id, patch)
+    print(json.dumps(merged, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+@command("metrics")
+def metrics(nb: NotebookAgent, rest: str) -> None:
+    """Tokens, latency and cost of the active session, summed over its completed runs."""
+    session = nb.require_active()
+    runs = nb.agent.get_runs(session.session_id)
+    m = nb.agent.get_session_metrics(session.session_id)
+    done = sum(1 for r in runs if r.status.value == "completed")
+    print(f"session {session_label(session)}: {len(runs)} runs, {done} completed\n"
+          f"tokens: {m.input_tokens} in / {m.output_tokens} out / {m.total_tokens} total "
+          f"(cached {m.cached_tokens}, reasoning {m.reasoning_tokens})\n"
+          f"time to first token (mean): {_seconds(m.time_to_first_token)} · duration (sum): "
+          f"{_seconds(m.duration)} · {format_cost(m.cost)}")
+
+
+_EXPORT = MagicArgumentParser(prog="%agent export")
+_EXPORT.add_argument("format", choices=("md", "json"))
+_EXPORT.add_argument("path", nargs="?", help="file to write (default: beside the database)")
+
+
+def _export_path(nb: NotebookAgent, session: Session, fmt: str, path: str | None) -> Path:
+    if path:
+        return Path(path).expanduser().resolve()
+    return nb.location.path.with_name(f"{nb.location.path.name.split('.')[0]}-{session.session_id[:8]}.{fmt}")
+
+
+@command("export")
+def export(nb: NotebookAgent, rest: str) -> None:
+    """``%agent export md|json [PATH]``: the active session as a Markdown transcript or as JSON records."""
+    args = _parse(_EXPORT, rest)
+    session = nb.require_active()
+    runs = nb.agent.get_runs(session.session_id)
+    text = session_markdown(session, runs) if args.format == "md" else session_json(session, runs)
+    target = _export_path(nb, session, args.format, args.path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    print(f"exported {session_label(session)} ({len(runs)} runs) to {target}")

@@ -1,0 +1,96 @@
+"""Which database file a notebook uses, and why.
+
+Sessions belong to a notebook: they live in ``<notebook stem>.nbsessions.json`` beside it, so moving or sharing the
+notebook folder keeps its conversations. The kernel does not know its notebook's path for sure, so each answer
+comes with the reason it was chosen — ``%agent db`` shows it, and users can see at once when a guess is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DB_SUFFIX = ".nbsessions.json"
+FALLBACK_NAME = "nbsessions.json"
+VSCODE_NAME = "__vsc_ipynb_file__"
+JUPYTER_ENV = "JPY_SESSION_NAME"
+
+
+@dataclass(frozen=True)
+class DbLocation:
+    """A database path and the human-readable reason it was chosen."""
+
+    path: Path
+    reason: str
+    notebook: Path | None = None
+
+
+def db_path_for(notebook: str | os.PathLike[str]) -> Path:
+    """``analysis.ipynb`` → ``analysis.nbsessions.json`` in the same folder."""
+    nb = Path(notebook)
+    return nb.with_name(nb.stem + DB_SUFFIX)
+
+
+def _jupyter_notebook(value: str, cwd: Path) -> Path | None:
+    """jupyter_server gives the notebook path, absolute in recent versions, relative to its root in older ones.
+
+    The kernel starts in the notebook's folder, so a relative path that does not resolve from the working
+    directory is taken as a file name there.
+    """
+    path = Path(value)
+    if path.suffix != ".ipynb":  # consoles and other documents also get a session name
+        return None
+    if path.is_absolute():
+        return path
+    return cwd / path if (cwd / path).exists() else cwd / path.name
+
+
+def find_notebook(user_ns: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  cwd: Path | None = None) -> tuple[Path, str] | None:
+    """The notebook this kernel serves and how we know, or None when nothing says.
+
+    A candidate counts only if its folder exists here: a remote kernel may be told a path from another machine.
+    """
+    env = os.environ if environ is None else environ
+    ns = user_ns or {}
+    here = Path.cwd() if cwd is None else cwd
+    candidates: list[tuple[Path | None, str]] = []
+    if env.get(JUPYTER_ENV):
+        candidates.append((_jupyter_notebook(env[JUPYTER_ENV], here), f"{JUPYTER_ENV} (set by Jupyter)"))
+    vsc = ns.get(VSCODE_NAME)
+    if isinstance(vsc, str) and vsc:
+        candidates.append((Path(vsc), f"{VSCODE_NAME} (set by VS Code)"))
+    for path, source in candidates:
+        if path is not None and path.parent.is_dir():
+            return path.resolve(), source
+    return None
+
+
+def default_location(user_ns: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                     cwd: Path | None = None) -> DbLocation:
+    """The DB beside the notebook when the notebook is known, else ``nbsessions.json`` in the working directory."""
+    found = find_notebook(user_ns, environ, cwd)
+    if found is not None:
+        notebook, source = found
+        return DbLocation(db_path_for(notebook), f"beside the notebook {notebook.name}, found from {source}",
+                          notebook)
+    here = Path.cwd() if cwd is None else cwd
+    return DbLocation((here / FALLBACK_NAME).resolve(),
+                      f"in the working directory: no notebook path known ({JUPYTER_ENV} is not set and there is "
+                      f"no {VSCODE_NAME})")
+
+
+def locate_db(configured: str | None = None, *, reason: str | None = None,
+              user_ns: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> DbLocation:
+    """A path the user set wins (with ``reason`` saying how they set it); otherwise the notebook's default."""
+    if configured:
+        here = Path.cwd() if cwd is None else cwd
+        path = Path(configured).expanduser()
+        found = find_notebook(user_ns, environ, cwd)
+        return DbLocation((here / path).resolve(), reason or "set by the user",
+                          found[0] if found is not None else None)
+    return default_location(user_ns, environ, cwd)

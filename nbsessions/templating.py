@@ -1,0 +1,82 @@
+"""``{expr}`` in a cell's prompt, filled from the notebook's variables.
+
+The rule, chosen so that prompts full of JSON, code or other templates survive untouched:
+
+- ``{name}``, ``{name.attr}``, ``{name[0]}``, ``{name['key']}``, chains of these, with an optional ``!r``/``!s``/``!a``
+  conversion and ``:spec`` format (as in ``str.format``) are *fields*: filled, or an error naming what is missing.
+  A field holds no whitespace and starts with a letter or ``_``.
+- ``{{field}}`` is the escape: it stays in the prompt as the literal text ``{field}``.
+- Everything else with braces — ``{"a": 1}``, ``{ x }``, ``{12:30}``, ``{{ jinja }}``, a lone ``}`` — is plain text.
+
+Nothing is evaluated: names are looked up, attributes read with ``getattr`` and indexes with ``[]``; an index is a
+Python literal (``0``, ``-1``, ``'key'``) or, as in ``str.format``, a bare word used as a string key.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nbsessions.errors import NbSessionsError
+
+_FIELD = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]{}\s]+\])*(?:![rsa])?(?::[^{}\s]*)?"
+_PATTERN = re.compile(r"\{\{(" + _FIELD + r")\}\}|\{(" + _FIELD + r")\}")
+_PARTS = re.compile(
+    r"(?P<name>[A-Za-z_]\w*)(?P<path>(?:\.[A-Za-z_]\w*|\[[^\]]+\])*)(?:!(?P<conv>[rsa]))?(?::(?P<spec>.*))?",
+    re.DOTALL)
+_STEP = re.compile(r"\.(?P<attr>[A-Za-z_]\w*)|\[(?P<key>[^\]]+)\]")
+_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+
+
+class TemplateError(NbSessionsError, ValueError):
+    """A ``{field}`` in a prompt cannot be filled; nothing was sent."""
+
+
+def _key(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _lookup(name: str, namespaces: Sequence[Mapping[str, Any]], field: str) -> Any:
+    for ns in namespaces:
+        if name in ns:
+            return ns[name]
+    raise TemplateError(f"unknown name {name!r} in {{{field}}}: define it first, or write {{{{{field}}}}} "
+                        "to keep the braces")
+
+
+def _value(field: str, namespaces: Sequence[Mapping[str, Any]]) -> str:
+    parts = _PARTS.fullmatch(field)
+    assert parts is not None  # _PATTERN only matches fields
+    value = _lookup(parts["name"], namespaces, field)
+    seen = parts["name"]
+    for step in _STEP.finditer(parts["path"]):
+        try:
+            value = getattr(value, step["attr"]) if step["attr"] is not None else value[_key(step["key"])]
+        except Exception as exc:  # whatever a user object raises, the prompt is not sent
+            raise TemplateError(f"cannot fill {{{field}}}: {seen}{step[0]} failed with "
+                                f"{type(exc).__name__}: {exc}") from None
+        seen += step[0]
+    try:
+        if parts["conv"]:
+            value = _CONVERSIONS[parts["conv"]](value)
+        return format(value, parts["spec"] or "")
+    except Exception as exc:
+        raise TemplateError(f"cannot format {{{field}}}: {type(exc).__name__}: {exc}") from None
+
+
+def fill_prompt(text: str, *namespaces: Mapping[str, Any]) -> str:
+    """Fill the fields of ``text`` from the first namespace that has each name (see the module docstring)."""
+
+    def replace(match: re.Match[str]) -> str:
+        escaped, field = match.group(1), match.group(2)
+        if escaped is not None:
+            return "{" + escaped + "}"
+        return _value(field, namespaces)
+
+    return _PATTERN.sub(replace, text)
+

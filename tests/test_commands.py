@@ -1,0 +1,181 @@
+"""The ``%agent`` subcommands on a real IPython shell (offline model: no network needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+from test_magics import Notebook, one_red_line, stored_runs
+
+from nbsessions.db.tinydb import TinyDb
+
+
+@pytest.fixture
+def nb(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    hook = sys.displayhook
+    notebook = Notebook()
+    yield notebook
+    notebook.close()
+    sys.displayhook = hook
+
+
+def active_label(nb) -> str:
+    return nb.run("%agent").stdout.split("session:", 1)[1].splitlines()[0].strip()
+
+
+def test_status_says_where_the_db_is_and_why(nb, tmp_path):
+    out = nb.run("%agent").stdout
+    assert f"database: {tmp_path / 'nbsessions.json'}" in out
+    assert "no notebook path known" in out and "session:  none yet" in out and "offline" in out
+
+
+def test_sessions_table_escapes_names_and_marks_the_active_one(nb):
+    nb.run("%agent new <b onclick=x>evil</b>")
+    nb.run("%agent new plain")
+    shown = nb.run("%agent sessions").outputs[0].data
+    assert "<b onclick" not in shown["text/html"] and "&lt;b onclick=x&gt;evil&lt;/b&gt;" in shown["text/html"]
+    lines = shown["text/plain"].splitlines()
+    assert len(lines) == 3 and lines[1].startswith("●  plain")  # newest first, the active one marked
+
+
+def test_new_use_and_rename_switch_the_session_cells_continue(nb):
+    nb.run("%agent new alpha")
+    nb.run("%%agent\nfirst")
+    nb.run("%agent new beta")
+    assert active_label(nb).startswith("beta (")
+    used = nb.run("%agent use alpha").stdout
+    assert used.startswith("active session: alpha (") and "1 runs" in used
+    assert "history messages in context: 2" in nb.run("%%agent\nsecond").final
+    sid = active_label(nb).split("(")[1][:8]
+    nb.run("%agent rename alpha renamed")
+    assert active_label(nb) == f"alpha renamed ({sid}), 2 runs"
+    assert nb.run(f"%agent use {sid[:5]}").result.success  # an id prefix works too
+    assert "UsageError: give the new name" in one_red_line(nb.run("%agent rename"))
+
+
+def test_a_repeated_name_means_the_newest_but_delete_wants_it_unambiguous(nb):
+    nb.run("%agent new twin")
+    older = active_label(nb)
+    nb.run("%agent new twin")
+    newer = active_label(nb)
+    nb.run(f"%agent use {older.split('(')[1][:8]}")
+    out = nb.run("%agent use twin").stdout  # re-running a notebook makes same-named sessions
+    assert out.startswith(f"active session: {newer}") and "newest of 2 sessions" in out
+    assert "matches 2 sessions" in one_red_line(nb.run("%agent delete twin --yes"))
+    assert "no session 'ghost'" in one_red_line(nb.run("%agent use ghost"))
+
+
+def test_delete_asks_for_yes_and_only_then_deletes(nb, tmp_path):
+    nb.run("%%agent --new doomed\nhello")
+    before = (tmp_path / "nbsessions.json").read_bytes()
+    out = nb.run("%agent delete doomed").stdout
+    assert "nothing was deleted" in out and "--yes" in out
+    assert (tmp_path / "nbsessions.json").read_bytes() == before
+    assert "deleted session doomed" in nb.run("%agent delete doomed --yes").stdout
+    assert stored_runs(tmp_path / "nbsessions.json") == []
+    assert "session:  none yet" in nb.run("%agent").stdout
+    assert nb.run("%%agent\nfresh start").result.success  # the next cell starts a new session
+
+
+def test_fork_copies_the_session_up_to_a_run(nb, tmp_path):
+    nb.run("%%agent --new main\none")
+    nb.run("%%agent\ntwo")
+    first = stored_runs(tmp_path / "nbsessions.json")[0]
+    out = nb.run(f"%agent fork {first.run_id[:8]}").stdout
+    assert out.startswith("forked main (") and "main (fork)" in out
+    assert "1 runs" in active_label(nb)
+
+
+def test_history_shows_every_run_newest_n(nb):
+    for n in range(4):
+        nb.run(f"%%agent\nprompt {n}")
+    text = nb.run("%agent history 2").outputs[0].data["text/plain"]
+    assert "> prompt 2" in text and "> prompt 3" in text and "prompt 1" not in text
+    assert "UsageError: argument n: invalid int value" in one_red_line(nb.run("%agent history lots"))
+
+
+def test_state_show_and_merge(nb):
+    assert "no active session yet" in one_red_line(nb.run("%agent state"))
+    assert json.loads(nb.run('%agent state {"a": 1, "b": {"c": [1, 2]}}').stdout) == {"a": 1, "b": {"c": [1, 2]}}
+    assert json.loads(nb.run("%agent state '{\"a\": 2}'").stdout) == {"a": 2, "b": {"c": [1, 2]}}
+    assert "invalid state JSON" in one_red_line(nb.run("%agent state {a: 1}"))
+
+
+def test_export_writes_a_transcript_and_records(nb, tmp_path):
+    nb.run("%%agent --new report\nSummarise ```code``` please")
+    out = nb.run("%agent export md").stdout
+    target = tmp_path / out.rsplit(" to ", 1)[1].strip()
+    md = target.read_text()
+    assert target.name.startswith("nbsessions-") and target.suffix == ".md"
+    assert md.startswith("# report") and "````\nSummarise ```code``` please\n````" in md
+    nb.run("%agent export json data/out.json")  # folders are made as needed
+    data = json.loads((tmp_path / "data" / "out.json").read_text())
+    assert data["format"] == "nbsessions.export" and data["runs"][0]["input"] == "Summarise ```code``` please"
+    assert "invalid choice: 'csv'" in one_red_line(nb.run("%agent export csv"))
+
+
+def test_db_switches_files_and_config_does_too(nb, tmp_path):
+    nb.run("%%agent\nin the default file")
+    out = nb.run("%agent db other.json").stdout
+    assert out.startswith(f"database: {tmp_path / 'other.json'} (0 sessions)")
+    assert "set with %agent db" in nb.run("%agent db").stdout
+    nb.run("%%agent\nin the other file")
+    assert len(stored_runs(tmp_path / "other.json")) == 1
+    nb.run(f"%config AgentMagics.db_path = '{tmp_path / 'third.json'}'")
+    assert "set with %config AgentMagics.db_path" in nb.run("%agent db").stdout
+    nb.run("%%agent\nthird")
+    assert len(stored_runs(tmp_path / "third.json")) == 1
+    assert len(stored_runs(tmp_path / "nbsessions.json")) == 1
+
+
+def test_db_is_beside_the_notebook_jupyter_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "analysis.ipynb"))
+    nb = Notebook()
+    try:
+        nb.run("%%agent\nhello")
+        assert "JPY_SESSION_NAME" in nb.run("%agent db").stdout
+        with TinyDb(tmp_path / "analysis.nbsessions.json") as db:
+            [session] = db.list_sessions()
+        assert session.notebook == str(tmp_path / "analysis.ipynb")
+    finally:
+        nb.close()
+
+
+def test_users_see_and_write_only_their_sessions(nb):
+    nb.run("%agent user alice")
+    nb.run("%%agent --new hers\nhello")
+    out = nb.run("%agent user bob").stdout
+    assert out == "user: bob; the next %%agent cell starts a session\n"
+    assert "no sessions yet" in nb.run("%agent sessions").stdout
+    nb.run("%%agent --new his\nhi")
+    assert "active session: hers (" in nb.run("%agent user alice").stdout
+    assert "no session 'his'" in one_red_line(nb.run("%agent use his"))
+
+
+def test_panel_when_available_and_when_not(nb, monkeypatch):
+    fake = types.ModuleType("nbsessions.panel")
+    monkeypatch.setitem(sys.modules, "nbsessions.panel", fake)
+    out = nb.run("%agent panel").stdout
+    assert "the session panel is not available" in out
+
+    class SessionPanel:
+        def __init__(self, agent):
+            self.agent = agent
+
+    fake.SessionPanel = SessionPanel
+    panel = nb.run("%agent panel").result.result
+    assert isinstance(panel, SessionPanel) and panel.agent is nb.magics.agent
+
+
+def test_unloading_removes_the_magic(nb):
+    nb.run("%unload_ext nbsessions")
+    assert "not found" in nb.run("%agent").stderr
+    nb.run("%load_ext nbsessions")
+    assert nb.run("%agent").result.success
