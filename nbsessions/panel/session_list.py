@@ -26,8 +26,9 @@ Totals = Callable[[str], "tuple[int, Metrics]"]
 def stats_html(values: tuple[str, ...], bold: bool = False) -> str:
     """The numeric columns as one HTML widget (fewer widgets, a faster panel); only numbers and dates go in."""
     weight = "font-weight:bold;" if bold else ""
-    return "".join(f'<span style="display:inline-block;width:{width};{weight}">{html.escape(value)}</span>'
-                   for value, (_name, width) in zip(values, STAT_COLUMNS, strict=True))
+    cells = "".join(f'<span style="display:inline-block;width:{width};{weight}">{html.escape(value)}</span>'
+                    for value, (_name, width) in zip(values, STAT_COLUMNS, strict=True))
+    return f'<div style="white-space:nowrap">{cells}</div>'
 
 
 class _Row:
@@ -83,7 +84,7 @@ class SessionList(VBox):
                   HTML(stats_html(tuple(name for name, _w in STAT_COLUMNS), bold=True))]
         self.grid = GridBox(
             [*header, *(w for row in self.rows for w in row.widgets)],
-            layout=Layout(grid_template_columns="minmax(150px, 3fr) minmax(70px, 1fr) 340px",
+            layout=Layout(grid_template_columns="minmax(150px, 3fr) minmax(70px, 1fr) max-content",
                           grid_gap="2px 10px", align_items="center"))
         self.prev_page = Button(description="◀ newer", layout=Layout(width="90px"))
         self.next_page = Button(description="older ▶", layout=Layout(width="90px"))
