@@ -1,0 +1,188 @@
+"""The panel in a real JupyterLab, in headless Chromium: what a user sees, and that a hostile reply stays inert.
+
+Needs Chromium (Debian's ``/usr/bin/chromium``, or ``NBSESSIONS_CHROMIUM=/path``): without it the test is
+skipped, unless ``NBSESSIONS_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = REPO / "test-output"
+README_IMAGE = REPO / "docs" / "panel.png"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+XSS_PROMPT = ('Summarise the quarterly report. <img src=x onerror="window.__xss=1"> '
+              "<script>window.__xss=2</script> [details](javascript:window.__xss=3)")
+TIMEOUT_MS = 60_000
+KERNEL_IDLE = """() => {
+    const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const context = widget && widget.sessionContext;
+    const kernel = context && context.isReady && context.session && context.session.kernel;
+    return Boolean(kernel && kernel.status === "idle");
+}"""
+
+
+def chromium_path() -> str:
+    """The browser to drive, or skip (fail under ``NBSESSIONS_REQUIRE_BROWSER=1``) with how to get one."""
+    for candidate in (os.environ.get("NBSESSIONS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    message = ("Chromium not found: install it (Debian/Ubuntu: `apt-get install chromium`) or point "
+               "NBSESSIONS_CHROMIUM at a Chromium binary to run the browser test")
+    if os.environ.get("NBSESSIONS_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + " (required here: NBSESSIONS_REQUIRE_BROWSER=1)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def notebook(cells: list[str]) -> dict:
+    """A notebook with ``kernelspec`` metadata, so JupyterLab starts the kernel without asking which one."""
+    def cell(source: str) -> dict:
+        return {"cell_type": "code", "id": uuid.uuid4().hex[:8], "metadata": {}, "execution_count": None,
+                "outputs": [], "source": source}
+
+    return {"nbformat": 4, "nbformat_minor": 5, "cells": [cell(s) for s in cells],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "language_info": {"name": "python"}}}
+
+
+def isolated_env(root: Path) -> dict[str, str]:
+    """Config, data, runtime and IPython dirs of our own: no user settings, workspaces or startup files."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "NBSESSIONS_MODEL", "OPENAI_BASE_URL")}
+    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                      ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+        env[name] = str(root / sub)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # The news toast would cover the notebook on first start: "Never fetch news", no update check.
+    settings = root / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return env
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Poll the server's REST API until it answers; fail early, with its log, if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)  # polling interval between two requests
+    pytest.fail(f"JupyterLab did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 with a random port and token, serving a fresh temp dir; stopped after."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    env = isolated_env(tmp_path)
+    port, token = free_port(), uuid.uuid4().hex
+    log = tmp_path / "jupyterlab.log"
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+               "--LabApp.expose_app_in_browser=True",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--ServerApp.terminals_enabled=False"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
+        command.append("--allow-root")
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(command, env=env, cwd=root, stdout=log_file, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{base}/api/status?token={token}", proc, log)
+        yield {"base": base, "token": token, "root": root, "log": log}
+    finally:
+        request = urllib.request.Request(f"{base}/api/shutdown?token={token}", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=5).close()  # also shuts down the kernels it started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab):
+    executable = chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    cells = ["%load_ext nbsessions",
+             f"%%agent --new report\n{XSS_PROMPT}",
+             "%%agent\nWhich risks does it name?",
+             "%agent new scratch",
+             "%agent panel"]
+    (jupyterlab["root"] / "panel.ipynb").write_text(json.dumps(notebook(cells)))
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    dialogs: list[str] = []
+    expect.set_options(timeout=TIMEOUT_MS)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"{jupyterlab['base']}/lab/tree/panel.ipynb?token={jupyterlab['token']}")
+            page.wait_for_function(KERNEL_IDLE)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+            reply = page.locator(".jp-OutputArea-output .nbsessions-reply").first
+            expect(reply).to_contain_text("Summarise the quarterly report.")
+            panel = page.locator(".nbsessions-panel")
+            expect(panel).to_be_visible()
+            rows = panel.locator(".nbsessions-session:visible")  # the list reuses hidden rows
+            expect(rows).to_have_count(2)
+            expect(rows.first).to_have_text("scratch")  # newest first, and the active one
+            expect(panel.locator(".nbsessions-history")).to_contain_text("No runs yet")
+
+            panel.get_by_role("button", name="report", exact=True).click()
+            history = panel.locator(".nbsessions-history")
+            expect(history).to_contain_text("Summarise the quarterly report.")
+            expect(history.locator(".nbsessions-run")).to_have_count(2)
+            expect(history).to_contain_text("Which risks does it name?")
+            expect(panel.locator(".nbsessions-reply").first).to_contain_text("Offline model")
+
+            page.screenshot(path=str(OUTPUT_DIR / "notebook.png"), full_page=True)
+            panel.screenshot(path=str(OUTPUT_DIR / "panel.png"))
+            panel.get_by_role("tab", name="Metrics").click()
+            expect(panel.locator("svg.nbsessions-chart rect")).to_have_count(2)
+            panel.screenshot(path=str(OUTPUT_DIR / "panel-metrics.png"))
+            assert page.evaluate("() => typeof window.__xss") == "undefined"
+            assert page.locator(".jp-Dialog").count() == 0
+            assert dialogs == []
+        finally:
+            browser.close()
+
+    README_IMAGE.parent.mkdir(exist_ok=True)
+    shutil.copyfile(OUTPUT_DIR / "panel.png", README_IMAGE)
