@@ -29,9 +29,8 @@ from nbsessions.templating import TemplateError, fill_prompt
 DEFAULT_OPENAI_MODEL = "gpt-5.2"
 OFFLINE = "offline"
 _MODEL_ID = re.compile(r"[A-Za-z0-9][\w.:/@+-]*")
-OFFLINE_NOTICE = ("nbsessions: no model configured and no OPENAI_API_KEY, so replies come from the offline model. "
-                  "Set OPENAI_API_KEY, or %config AgentMagics.base_url = 'http://localhost:11434/v1' and "
-                  "%config AgentMagics.model = '<model>' for a local server.")
+OFFLINE_NOTICE = ("nbsessions: using the offline model (no model set, no OPENAI_API_KEY). For a real one set "
+                  "OPENAI_API_KEY, or %config AgentMagics.base_url and AgentMagics.model for a local server.")
 
 
 class Settings(Protocol):

@@ -8,6 +8,7 @@ import types
 
 import pytest
 from test_magics import Notebook, one_red_line, stored_runs
+from traitlets.config import Config
 
 from nbsessions.db.tinydb import TinyDb
 
@@ -179,3 +180,22 @@ def test_unloading_removes_the_magic(nb):
     assert "not found" in nb.run("%agent").stderr
     nb.run("%load_ext nbsessions")
     assert nb.run("%agent").result.success
+
+
+def test_settings_from_an_ipython_profile_apply_from_the_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("NBSESSIONS_MODEL", raising=False)
+    config = Config()
+    config.AgentMagics.db_path = "profile.json"
+    config.AgentMagics.model = "offline"
+    config.AgentMagics.history = 0
+    nb = Notebook(config)
+    try:
+        assert "from %config AgentMagics.model" in nb.run("%agent model").stdout
+        ran = nb.run("%%agent\none")
+        assert ran.stdout == ""  # a model was chosen: no offline notice
+        assert "history messages in context: 0" in nb.run("%%agent\ntwo").final
+        assert len(stored_runs(tmp_path / "profile.json")) == 2
+    finally:
+        nb.close()

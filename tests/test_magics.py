@@ -46,9 +46,9 @@ class Ran:
 class Notebook:
     """A fresh IPython shell with the extension loaded, run cell by cell like a front end would."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
         InteractiveShell.clear_instance()
-        config = Config()
+        config = config or Config()
         config.HistoryManager.hist_file = ":memory:"
         self.shell = InteractiveShell.instance(config=config)
         self.run("%load_ext nbsessions")

@@ -53,7 +53,7 @@ def test_quickstart_runs_offline_top_to_bottom(tmp_path, monkeypatch):
     assert (work / "quickstart.nbsessions.json").exists()
 
     first = cell_after(nb, "%%agent --new quickstart")
-    assert "no model configured and no OPENAI_API_KEY" in text_of(first)  # the one-time notice
+    assert "nbsessions: using the offline model" in text_of(first)  # the one-time notice
     [reply] = [o for o in first.outputs if o["output_type"] == "display_data"]  # updated in place: one output
     assert "<strong>Offline model</strong>" in reply["data"]["text/html"]
     assert "text/markdown" not in reply["data"]
@@ -61,7 +61,7 @@ def test_quickstart_runs_offline_top_to_bottom(tmp_path, monkeypatch):
 
     follow_up = text_of(cell_after(nb, "%%agent\nAnd what did I just ask you?"))
     assert "history messages in context: 2" in follow_up
-    assert "no model configured" not in follow_up  # announced once only
+    assert "using the offline model" not in follow_up  # announced once only
 
     templated = text_of(cell_after(nb, "%%agent --system"))
     assert "Suggest a first model for iris (150 rows)." in templated
