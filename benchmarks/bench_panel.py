@@ -1,0 +1,180 @@
+"""Panel benchmark: building the session panel for a 1,000-run session, against baselines from the same run.
+
+    python benchmarks/bench_panel.py [--quick] [--no-readme]
+
+The panel shows the session list, the newest 50 runs (History and Metrics) and the state, so its cost should not
+grow with the session. Baselines, measured in the same process: ``json.dumps`` of the session's 1,000 runs, and
+constructing as many plain ``ipywidgets.HTML`` widgets as the panel creates. The table goes into
+benchmarks/README.md between the ``bench_panel`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import ipywidgets  # noqa: E402
+from ipywidgets.widgets import widget as widget_module  # noqa: E402
+
+from nbsessions import Agent, InMemoryDb, OfflineModel  # noqa: E402
+from nbsessions.db.base import BaseDb  # noqa: E402
+from nbsessions.panel import SessionPanel  # noqa: E402
+from nbsessions.schema import RunOutput, new_id  # noqa: E402
+
+START, END = "<!-- bench_panel -->", "<!-- /bench_panel -->"
+TARGET_MS = 100.0
+RUNS = 1000
+Row = tuple[str, float, str, str, bool | None]  # measure, median ms, baseline, ratio, met
+
+
+Timed = tuple[Callable[[], Any], Callable[[Any], Any] | None]  # (measured call, untimed clean-up of its result)
+
+
+def interleaved_medians(steps: dict[str, Timed], repeat: int) -> dict[str, float]:
+    """Median ms of each step, taking turns, so a busy neighbour slows measure and baseline alike."""
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeat):
+        for name, (fn, after) in steps.items():
+            t0 = time.perf_counter()
+            result = fn()
+            samples[name].append(time.perf_counter() - t0)
+            if after is not None:
+                after(result)
+    return {name: statistics.median(values) * 1000 for name, values in samples.items()}
+
+
+def template_run(tmp: Path) -> dict[str, Any]:
+    """A run as the Agent stores it with history on: system prompt, 3 earlier exchanges, prompt, reply."""
+    agent = Agent(model=OfflineModel(), db=InMemoryDb(), add_history_to_context=True, num_history_runs=3,
+                  instructions="You help with data analysis in notebooks.")
+    sid = new_id()
+    for i in range(5):
+        run = agent.run(f"Question {i}: explain the shape of the **frame** and what to do next.", session_id=sid)
+    return run.to_dict()
+
+
+def fill(db: BaseDb, template: dict[str, Any]) -> tuple[Agent, str]:
+    """One 1,000-run session (active) among 30 small ones, written through the public API."""
+    agent = Agent(db=db)
+    for i in range(30):
+        small = agent.create_session(f"notebook session {i}", user_id=f"user{i % 3}")
+        for _ in range(3):
+            db.upsert_run(RunOutput.from_dict({**template, "run_id": new_id(), "session_id": small.session_id}))
+    big = agent.create_session("long analysis", user_id="user0")
+    for i in range(RUNS):
+        db.upsert_run(RunOutput.from_dict({**template, "run_id": new_id(), "session_id": big.session_id,
+                                           "created_at": time.time() + i * 1e-3}))
+    agent.set_active_session(big.session_id)
+    return agent, big.session_id
+
+
+def widgets_made_by(fn: Callable[[], Any]) -> int:
+    before = len(widget_module._instances)
+    result = fn()
+    made = len(widget_module._instances) - before
+    result.close()
+    return made
+
+
+def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -> list[Row]:
+    agent, sid = fill(db, template)
+    runs = [r.to_dict() for r in agent.get_runs(sid)]
+    assert len(runs) == RUNS
+
+    def build() -> SessionPanel:
+        return SessionPanel(agent)
+
+    def close_all(made: Any) -> None:
+        for item in made if isinstance(made, list) else [made]:
+            item.close()
+
+    build().close()  # warm imports and caches that a second panel in a notebook would find warm too
+    widgets = widgets_made_by(build)
+    panel = build()
+    ms = interleaved_medians({
+        "build": (build, close_all),
+        "dumps": (lambda: json.dumps(runs), None),
+        "html": (lambda: [ipywidgets.HTML("x") for _ in range(widgets)], close_all),
+        "refresh": (panel.refresh, None),
+        "totals": (lambda: db.session_totals(sid), None),
+    }, repeat)
+    panel.close()
+    panel_ms, dumps_ms, html_ms, refresh_ms, totals_ms = (ms[k] for k in ("build", "dumps", "html", "refresh",
+                                                                          "totals"))
+    return [
+        (f"build panel, {label}", panel_ms, f"json.dumps of the {RUNS} runs: {dumps_ms:.1f} ms",
+         f"{panel_ms / dumps_ms:.2f}×", panel_ms <= TARGET_MS),
+        (f"build panel, {label}", panel_ms, f"{widgets} plain HTML widgets: {html_ms:.1f} ms",
+         f"{panel_ms / html_ms:.2f}×", panel_ms <= TARGET_MS),
+        (f"redraw after a run (listener / Refresh), {label}", refresh_ms,
+         f"json.dumps of the {RUNS} runs: {dumps_ms:.1f} ms", f"{refresh_ms / dumps_ms:.2f}×", None),
+        (f"the store's session_totals of the {RUNS}-run session alone, {label}", totals_ms, "", "", None),
+    ]
+
+
+def table(rows: list[Row], quick: bool, repeat: int) -> str:
+    head = ["## Session panel", "", "`python benchmarks/bench_panel.py` rewrites this section: building "
+            "`SessionPanel(agent)` (list, 50-run History page, Metrics, State) whose active session has "
+            f"{RUNS:,} runs.", "",
+            f"Python {platform.python_version()}, ipywidgets {ipywidgets.__version__}, {platform.machine()}; "
+            f"median of {repeat} builds{' (--quick)' if quick else ''}; a {RUNS}-run active session among 30 "
+            f"others; target ≤ {TARGET_MS:.0f} ms per build.", "",
+            "| measure | median | baseline (same run) | ratio | target met |", "|---|---|---|---|---|"]
+    mark = {True: "yes", False: "**no**", None: ""}
+    lines = head + [f"| {m} | {ms:.1f} ms | {base} | {ratio} | {mark[met]} |" for m, ms, base, ratio, met in rows]
+    if any(met is False for *_, met in rows):
+        lines += ["", "Where a build misses the target, compare it with the store's `session_totals` row: a store "
+                  "that answers it by copying every run (`BaseDb`'s default, used by `InMemoryDb`) pays that "
+                  "on every build and redraw; `TinyDb` counts from its stored documents."]
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    """Replace only this benchmark's marked section; other benchmarks keep theirs."""
+    readme = HERE / "README.md"
+    block = f"{START}\n{text}\n{END}"
+    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    if START in old and END in old:
+        new = old[:old.index(START)] + block + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
+    args = parser.parse_args(argv)
+    repeat = 5 if args.quick else 21
+    warnings.simplefilter("ignore", DeprecationWarning)
+    template = template_run(Path("."))
+    rows = bench_store("in-memory store", InMemoryDb(), template, repeat)
+    with contextlib.ExitStack() as stack:
+        from nbsessions.db.tinydb import TinyDb
+
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        db = stack.enter_context(TinyDb(tmp / "bench.nbsessions.json"))
+        rows += bench_store("TinyDb file", db, template, repeat)
+    text = table(rows, args.quick, repeat)
+    print(text)
+    if not args.no_readme:
+        write_readme(text)
+    return 0 if all(met is not False for *_, met in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
