@@ -6,6 +6,7 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -29,16 +30,19 @@ Listener = Callable[[str, str], None]
 class RunStream:
     """Text chunks of a streaming run; ``.run`` is the RunOutput, final once iteration ends."""
 
-    def __init__(self, chunks: Iterator[str], run: RunOutput) -> None:
-        self._chunks = chunks
-        self.run = run
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+        self._chunks = execution.chunks()
+        self.run = execution.run
 
     def __iter__(self) -> Iterator[str]:
         return self._chunks
 
     def close(self) -> None:
-        """Stop early: the run is stored as cancelled with what had arrived."""
-        self._chunks.close()  # type: ignore[attr-defined]
+        """Stop early: the run is stored as cancelled with what had arrived — even before the first chunk."""
+        if inspect.getgeneratorstate(self._chunks) == inspect.GEN_CREATED:
+            self._execution.cancel_unstarted()
+        self._chunks.close()
 
 
 class Agent(SessionsMixin):
@@ -243,10 +247,9 @@ class Agent(SessionsMixin):
         return self._deliver(execution, stream)
 
     def _deliver(self, execution: Execution, stream: bool) -> RunOutput | RunStream:
-        chunks = execution.chunks()
         if stream:
-            return RunStream(chunks, execution.run)
-        for _ in chunks:
+            return RunStream(execution)
+        for _ in execution.chunks():
             pass
         return execution.run
 

@@ -74,6 +74,10 @@ class Execution:
             raise ModelError(self.run.error or "model failed", status_code=status_code, run=self.run) from exc
         self.finish(self, status, None)
 
+    def cancel_unstarted(self) -> None:
+        """A stream closed before its first chunk never ran its generator: store the run as cancelled here."""
+        self.finish(self, RunStatus.cancelled, "cancelled before the reply started")
+
     def _rounds(self) -> Iterator[str]:
         """Ask the model, run the tools it calls, ask again — until it answers or a tool needs a human."""
         specs = [t.spec() for t in self.tools.values()] or None

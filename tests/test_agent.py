@@ -281,3 +281,12 @@ def test_history_by_messages_and_by_token_budget_from_the_agent(db):
     assert budget.run("big", session_id=sid).content == "echo big (history 8)"
     assert budget.run("tiny", session_id=sid, max_history_tokens=5).content == "echo tiny (history 0)"
     assert agent.run("off", session_id=sid, add_history_to_context=False).content == "echo off (history 0)"
+
+
+def test_closing_a_stream_before_its_first_chunk_still_stores_a_cancelled_run(agent, db):
+    stream = agent.run("never read", stream=True)
+    assert db.get_run(stream.run.run_id).status == RunStatus.running
+    stream.close()
+    stored = db.get_run(stream.run.run_id)
+    assert stored.status == RunStatus.cancelled and stored.content == ""
+    assert list(stream) == []
