@@ -12,7 +12,8 @@ import pytest
 from tinydb import Query
 
 from nbsessions.db import TinyDb
-from nbsessions.db.journal import FORMAT_VERSION, JournalStorage
+from nbsessions.db.journal import JournalStorage
+from nbsessions.db.journal_format import FORMAT_VERSION
 from nbsessions.errors import CorruptDatabaseError, StorageError
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
 
@@ -104,7 +105,10 @@ def test_a_write_appends_only_the_changed_document(path):
         after = path.read_bytes()
     assert after.startswith(before)
     added = after[len(before):].splitlines()
-    assert len(added) == 1 and json.loads(added[0]) == {"t": "runs", "id": run.run_id, "doc": run.to_dict()}
+    assert len(added) == 1
+    record = json.loads(added[0])
+    assert (record["t"], record["id"], record["g"], record["doc"]) == ("runs", run.run_id, session.session_id,
+                                                                       run.to_dict())
 
 
 def test_an_unstorable_value_raises_and_writes_nothing(path):
@@ -177,6 +181,57 @@ def test_damage_before_the_last_line_stops_with_file_and_line_and_leaves_the_fil
     assert path.read_bytes() == before
 
 
+def test_a_changed_byte_inside_a_stored_document_fails_its_checksum(path):
+    with TinyDb(path) as db:
+        fill(db, runs=4)
+    damaged = lines(path)
+    damaged[3] = damaged[3].replace(b"reply 1", b"reply X")  # same length, still valid JSON
+    path.write_bytes(b"".join(damaged))
+    before = path.read_bytes()
+    with pytest.raises(CorruptDatabaseError, match="line 4 is damaged \\(checksum mismatch\\)"):
+        TinyDb(path)
+    assert path.read_bytes() == before
+
+
+def test_a_changed_byte_in_a_record_head_fails_its_checksum(path):
+    with TinyDb(path) as db:
+        fill(db, runs=4)
+    damaged = lines(path)
+    damaged[3] = damaged[3].replace(b'"id":"run-1"', b'"id":"run-7"')
+    path.write_bytes(b"".join(damaged))
+    with pytest.raises(CorruptDatabaseError, match="line 4 is damaged \\(checksum mismatch\\)"):
+        TinyDb(path)
+
+
+def test_ids_and_keys_that_need_escaping_survive_a_reopen(path):
+    odd = 'quote " backslash \\ newline \n tab \t é 🙂'
+    with TinyDb(path) as db:
+        db.upsert_session(Session(session_id=odd, session_name=odd))
+        db.upsert_run(RunOutput(session_id=odd, run_id=odd + "-run", content=odd))
+        db.set_meta(odd, odd)
+        db.set_meta("gone " + odd, 1)
+        db.set_meta("gone " + odd, 2)
+    assert len(lines(path)) == 6  # no raw newline leaked into a record
+    with TinyDb(path) as db:
+        assert db.get_session(odd).session_name == odd
+        assert [r.content for r in db.list_runs(odd)] == [odd]
+        assert (db.get_meta(odd), db.get_meta("gone " + odd)) == (odd, 2)
+        assert db.delete_session(odd)
+    with TinyDb(path) as db:
+        assert db.get_session(odd) is None and db.get_run(odd + "-run") is None
+
+
+def test_records_written_by_hand_without_checksum_are_read_and_indexed(path):
+    with TinyDb(path) as db:
+        session = fill(db, runs=1)
+    run = RunOutput(session_id=session.session_id, run_id="by-hand", content="typed in")
+    with open(path, "a") as f:
+        f.write(json.dumps({"doc": run.to_dict(), "id": "by-hand", "t": "runs"}) + "\n")
+        f.write(json.dumps({"t": "runs", "id": "run-0", "del": True}) + "\n")
+    with TinyDb(path) as db:
+        assert [(r.run_id, r.content) for r in db.list_runs(session.session_id)] == [("by-hand", "typed in")]
+
+
 def test_damage_appended_by_another_writer_stops_an_open_db(path):
     with TinyDb(path) as db:
         session = fill(db, runs=1)
@@ -229,6 +284,20 @@ def test_list_runs_last_n_builds_only_n_runs(path, monkeypatch):
         monkeypatch.setattr(RunOutput, "from_dict", classmethod(lambda cls, d: built.append(d) or original(cls, d)))
         assert [r.run_id for r in db.list_runs(session.session_id, last=3)] == ["run-197", "run-198", "run-199"]
         assert len(built) == 3
+
+
+def test_opening_parses_no_run_until_it_is_read(path, monkeypatch):
+    with TinyDb(path) as db:
+        session = fill(db, runs=50)
+    parsed = []
+    original = JournalStorage._parse
+    monkeypatch.setattr(JournalStorage, "_parse", lambda self, name, doc_id, lazy: parsed.append(name) or
+                        original(self, name, doc_id, lazy))
+    with TinyDb(path) as db:
+        assert len(db.list_sessions()) == 1
+        assert parsed == ["sessions"]
+        assert len(db.list_runs(session.session_id, last=2)) == 2
+        assert parsed == ["sessions", "runs", "runs"]
 
 
 def test_listing_sessions_and_totals_build_no_runs(path, monkeypatch):

@@ -1,12 +1,8 @@
 """A TinyDB ``Storage`` that appends instead of rewriting, so a write costs the size of the change.
 
-The file is JSON lines: a header naming the format version, then one record per changed document::
-
-    {"nbsessions": 1, "format": "journal", "created_at": 1700000000.0}
-    {"t": "runs", "id": "<run_id>", "doc": {...}}
-    {"t": "runs", "id": "<run_id>", "del": true}
-
-Opening replays the records into memory. Each commit appends its records under ``<file>.lock`` and fsyncs
+The file is JSON lines (``journal_format``): a header naming the format version, then one record per changed
+document. Opening replays the records into memory, checking each line's checksum and leaving documents unparsed
+until they are read. Each commit appends its records under ``<file>.lock`` and fsyncs
 before returning. Before every read or write the storage tails what other processes appended (and re-reads the
 file from scratch when a compaction elsewhere replaced it), so two kernels on one file lose nothing. When most
 lines are superseded, the live documents are rewritten into a fresh file that atomically replaces the old one.
@@ -32,33 +28,23 @@ from typing import Any
 import filelock
 from tinydb.storages import Storage
 
+from nbsessions.db.journal_format import (
+    BadLine,
+    LazyDoc,
+    dumps,
+    fsync_dir,
+    header_line,
+    parse_header,
+    parse_record,
+    record_line,
+    write_all,
+)
 from nbsessions.errors import CorruptDatabaseError, StorageError
-
-FORMAT_VERSION = 1
-"""Bumped only together with a named migration of older files."""
 
 Op = tuple[str, str, "dict[str, Any] | None"]
 """One change: (table, doc_id, new document or None to delete)."""
 
 _CHUNK = 1 << 20
-
-
-class _BadLine(ValueError):
-    pass
-
-
-def _parse_record(raw: bytes) -> tuple[str, str, dict[str, Any] | None]:
-    try:
-        rec = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _BadLine(f"not JSON ({exc})") from None
-    if not isinstance(rec, dict) or not isinstance(rec.get("t"), str) or not isinstance(rec.get("id"), str):
-        raise _BadLine("not a record with string 't' and 'id'")
-    if isinstance(rec.get("doc"), dict):
-        return rec["t"], rec["id"], rec["doc"]
-    if rec.get("del") is True:
-        return rec["t"], rec["id"], None
-    raise _BadLine("a record needs a 'doc' object or 'del': true")
 
 
 class JournalStorage(Storage):
@@ -91,7 +77,7 @@ class JournalStorage(Storage):
             self._create_if_missing()
             self._sync_locked()
             if self._header is None:  # an empty file, e.g. made by `touch`: give it a header
-                line = _header_line({"created_at": time.time()})
+                line = header_line({"created_at": time.time()})
                 self._append(line)
                 self._header, self._lineno = json.loads(line), 1
 
@@ -102,21 +88,22 @@ class JournalStorage(Storage):
     def read(self) -> dict[str, dict[str, Any]] | None:
         """The whole state as a deep copy, because stock TinyDB code mutates what it reads."""
         with self.reading():
-            return {name: copy.deepcopy(docs) for name, docs in self._tables.items() if docs} or None
+            tables = {name: self._parsed(name) for name in list(self._tables)}
+            return {name: copy.deepcopy(docs) for name, docs in tables.items() if docs} or None
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         """Append only the documents that differ from the current state (stock TinyDB writes everything)."""
         with self.transaction():
             ops: list[Op] = []
-            for name, table in self._tables.items():
+            for name in list(self._tables):
                 new = data.get(name, {})
-                ops.extend((name, doc_id, None) for doc_id in table if str(doc_id) not in new)
+                ops.extend((name, doc_id, None) for doc_id in self._tables[name] if str(doc_id) not in new)
             for name, docs in data.items():
-                current = self._tables.get(name, {})
+                current = self._parsed(name)
                 for doc_id, doc in docs.items():
                     key = str(doc_id)
                     if current.get(key) != doc:
-                        ops.append((name, key, copy.deepcopy(dict(doc))))
+                        ops.append((name, key, dict(doc)))
             self.commit(ops)
 
     def close(self) -> None:
@@ -143,12 +130,16 @@ class JournalStorage(Storage):
     def table(self, name: str) -> dict[str, dict[str, Any]]:
         """The live documents of one table, in insertion order. Do not mutate; ``commit`` changes instead."""
         with self.reading():
-            return self._tables.get(name, {})
+            return self._parsed(name)
 
     def get(self, name: str, doc_id: str) -> dict[str, Any] | None:
         """One live document (do not mutate it)."""
         with self.reading():
-            return self._tables.get(name, {}).get(doc_id)
+            table = self._tables.get(name, {})
+            doc = table.get(doc_id)
+            if isinstance(doc, LazyDoc):
+                doc = table[doc_id] = self._parse(name, doc_id, doc)
+            return doc
 
     def group(self, name: str, key: str, *, last: int | None = None) -> list[str]:
         """Ids of a table's documents whose ``group_by`` field equals ``key``, oldest first; O(last)."""
@@ -162,20 +153,32 @@ class JournalStorage(Storage):
             newest.reverse()
             return newest
 
+    def load(self, name: str, doc_id: str) -> dict[str, Any] | None:
+        """A private copy of one document, parsed from its stored bytes (cheaper than a deep copy)."""
+        with self.reading():
+            doc = self._tables.get(name, {}).get(doc_id)
+            if isinstance(doc, LazyDoc):
+                return self._parse(name, doc_id, doc)
+            return copy.deepcopy(doc)
+
     def commit(self, ops: Iterable[Op]) -> None:
-        """Append the changes, fsync, then apply them in memory. The storage keeps the given dicts."""
-        ops = list(ops)
-        if not ops:
+        """Append the changes, fsync, then apply them in memory (as the bytes written: callers keep their dicts)."""
+        encoded = [(name, doc_id, *self._encode(name, doc_id, doc)) for name, doc_id, doc in ops]
+        if not encoded:
             return
-        payload = b"".join(self._encode(name, doc_id, doc) for name, doc_id, doc in ops)
+        payload = b"".join(line for _, _, line, _ in encoded)
         with self.transaction():
             self._append(payload)
-            for name, doc_id, doc in ops:
+            for name, doc_id, _, doc in encoded:
                 self._apply(name, doc_id, doc)
-            self._nrecords += len(ops)
-            self._lineno += len(ops)
+            self._nrecords += len(encoded)
+            self._lineno += len(encoded)
             if self._nrecords > max(self.compact_min_lines, 2 * self._ndocs):
-                self._compact_locked()
+                try:
+                    self._compact_locked()
+                except OSError as exc:  # the commit is durable already; compaction can wait for the next one
+                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
+                                  RuntimeWarning, stacklevel=3)
 
     def compact(self) -> None:
         """Rewrite the live documents into a new file that atomically replaces the journal."""
@@ -184,7 +187,7 @@ class JournalStorage(Storage):
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:
-        self._tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self._tables: dict[str, dict[str, dict[str, Any] | LazyDoc]] = {}
         self._groups: dict[str, dict[str, dict[str, None]]] = {}
         self._ndocs = 0
         self._nrecords = 0
@@ -196,17 +199,39 @@ class JournalStorage(Storage):
         self._warned_torn_at: int | None = None
         self.generation += 1
 
-    def _apply(self, name: str, doc_id: str, doc: dict[str, Any] | None) -> None:
+    def _parsed(self, name: str) -> dict[str, dict[str, Any]]:
+        table = self._tables.get(name, {})
+        for doc_id, doc in list(table.items()):
+            if isinstance(doc, LazyDoc):
+                table[doc_id] = self._parse(name, doc_id, doc)
+        return table  # type: ignore[return-value]
+
+    def _parse(self, name: str, doc_id: str, lazy: LazyDoc) -> dict[str, Any]:
+        try:
+            doc = json.loads(lazy.body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):  # its checksum matched, so only a writer bug gets here
+            raise CorruptDatabaseError(f"{self.path}: the stored {name} document {doc_id!r} is not a JSON object")
+        return doc
+
+    def _group_key(self, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc | None) -> Any:
+        if isinstance(doc, LazyDoc):
+            if doc.group is not None:
+                return doc.group
+            doc = self._parse(name, doc_id, doc)  # a record written without its group: read it now
+        return doc.get(self._group_by[name]) if doc is not None else None
+
+    def _apply(self, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc | None) -> None:
         table = self._tables.setdefault(name, {})
         old = table.pop(doc_id, None) if doc is None else table.get(doc_id)
-        field = self._group_by.get(name)
         if doc is not None:
             table[doc_id] = doc
             self._ndocs += old is None
         elif old is not None:
             self._ndocs -= 1
-        if field:
-            old_key, new_key = (old or {}).get(field), (doc or {}).get(field)
+        if name in self._group_by:
+            old_key, new_key = self._group_key(name, doc_id, old), self._group_key(name, doc_id, doc)
             if old is not None and (doc is None or old_key != new_key):
                 self._ungroup(name, old_key, doc_id)
             if doc is not None and (old is None or old_key != new_key) and isinstance(new_key, str):
@@ -268,11 +293,11 @@ class JournalStorage(Storage):
         except FileExistsError:
             return
         try:
-            _write_all(fd, _header_line({"created_at": time.time()}))
+            write_all(fd, header_line({"created_at": time.time()}))
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def _sync_locked(self) -> None:
         """Under the file lock: reopen if the file was replaced, then consume every complete new line."""
@@ -311,11 +336,11 @@ class JournalStorage(Storage):
             lineno = self._lineno + 1
             try:
                 if self._header is None:
-                    self._header = self._check_header(raw)
+                    self._header = parse_header(self.path, raw)
                 else:
-                    self._apply(*_parse_record(raw))
+                    self._apply(*parse_record(raw))
                     self._nrecords += 1
-            except _BadLine as exc:
+            except BadLine as exc:
                 if i == len(lines) - 1 and not rest and self._header is not None:
                     self._warn_torn(raw)
                     return
@@ -327,7 +352,7 @@ class JournalStorage(Storage):
             self._lineno = lineno
         if rest:
             if self._header is None:
-                self._check_header(rest)  # names the problem when it is not a header at all
+                parse_header(self.path, rest)  # names the problem when it is not a header at all
                 raise StorageError(f"{self.path} has no complete header line; it is not an nbsessions database "
                                    "(or its creation was interrupted). Move it away and try again.")
             self._warn_torn(rest)
@@ -339,29 +364,12 @@ class JournalStorage(Storage):
                           f"left by a write that was interrupted; the next write removes it.",
                           RuntimeWarning, stacklevel=5)
 
-    def _check_header(self, raw: bytes) -> dict[str, Any]:
-        try:
-            header = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            header = None
-        if not isinstance(header, dict) or "nbsessions" not in header:
-            hint = " It looks like a plain TinyDB JSON file." if raw.lstrip().startswith(b"{") else ""
-            raise StorageError(f"{self.path} is not an nbsessions database (its first line is not the header)."
-                               f"{hint} Use another file name, or move that file away.")
-        version = header["nbsessions"]
-        if not isinstance(version, int) or version < 1:
-            raise StorageError(f"{self.path} has an invalid format version {version!r} in its header.")
-        if version > FORMAT_VERSION:
-            raise StorageError(f"{self.path} was written by a newer nbsessions (format {version}; this version "
-                               f"reads up to {FORMAT_VERSION}). Upgrade nbsessions to open it; it was left untouched.")
-        return header
-
     def _append(self, payload: bytes) -> None:
         assert self._fd is not None
         if self._seen_size > self._offset:  # a torn tail we warned about: cut it so the new record starts clean
             os.ftruncate(self._fd, self._offset)
         try:
-            _write_all(self._fd, payload)
+            write_all(self._fd, payload)
             os.fsync(self._fd)
         except OSError as exc:
             self._seen_size = -1  # force a resync: the file may now hold a torn line
@@ -369,14 +377,18 @@ class JournalStorage(Storage):
         self._offset += len(payload)
         self._seen_size = self._offset
 
-    def _encode(self, name: str, doc_id: str, doc: dict[str, Any] | None) -> bytes:
+    def _encode(self, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc | None) -> tuple[bytes, LazyDoc | None]:
         if not isinstance(doc_id, str):
             raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
-        rec = {"t": name, "id": doc_id, "del": True} if doc is None else {"t": name, "id": doc_id, "doc": doc}
-        try:
-            return (json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode()
-        except (TypeError, ValueError, UnicodeEncodeError) as exc:
-            raise StorageError(f"cannot store {name}/{doc_id} in {self.path}: {exc}") from exc
+        if doc is None:
+            return record_line(name, doc_id, None, None), None
+        if not isinstance(doc, LazyDoc):
+            group = doc.get(self._group_by[name]) if name in self._group_by else None
+            try:
+                doc = LazyDoc(dumps(doc), group if isinstance(group, str) else None)
+            except (TypeError, ValueError, UnicodeEncodeError) as exc:
+                raise StorageError(f"cannot store {name}/{doc_id} in {self.path}: {exc}") from exc
+        return record_line(name, doc_id, doc.body, doc.group), doc
 
     def _compact_locked(self) -> None:
         assert self._fd is not None
@@ -387,21 +399,21 @@ class JournalStorage(Storage):
         try:
             os.fchmod(fd, stat.S_IMODE(os.fstat(self._fd).st_mode))
             header = {**(self._header or {}), "compacted_at": time.time()}
-            chunk, size = [_header_line(header)], 0
+            chunk, size = [header_line(header)], 0
             for name, docs in self._tables.items():
                 for doc_id, doc in docs.items():
-                    chunk.append(self._encode(name, doc_id, doc))
+                    chunk.append(self._encode(name, doc_id, doc)[0])
                     if len(chunk) >= 1000:
-                        size += _write_all(fd, b"".join(chunk))
+                        size += write_all(fd, b"".join(chunk))
                         chunk.clear()
-            size += _write_all(fd, b"".join(chunk))
+            size += write_all(fd, b"".join(chunk))
             os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
             raise
         os.replace(tmp, self.path)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         os.close(self._fd)
         self._fd = fd_new = os.open(self.path, os.O_RDWR | os.O_APPEND)
         os.close(fd)
@@ -410,26 +422,3 @@ class JournalStorage(Storage):
         self._offset = self._seen_size = size
         self._nrecords = self._ndocs
         self._lineno = 1 + self._ndocs
-
-
-def _header_line(fields: dict[str, Any]) -> bytes:
-    extra = {k: v for k, v in fields.items() if k not in ("nbsessions", "format")}
-    header = {"nbsessions": FORMAT_VERSION, "format": "journal", **extra}
-    return (json.dumps(header) + "\n").encode()
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    return len(data)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a created or replaced file's name durable too, not only its bytes."""
-    with contextlib.suppress(OSError):  # some filesystems (and Windows) cannot open a directory
-        dfd = os.open(os.path.dirname(path), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)

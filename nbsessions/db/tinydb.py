@@ -63,7 +63,7 @@ class _TrackedTable(MutableMapping[str, dict]):
     def __setitem__(self, doc_id: object, doc: Mapping[str, Any]) -> None:
         key = str(doc_id)
         self._deleted.discard(key)
-        self._docs[key] = copy.deepcopy(dict(doc))
+        self._docs[key] = dict(doc)  # commit serialises it, so later edits by the caller cannot leak in
 
     def __delitem__(self, doc_id: object) -> None:
         if doc_id not in self:
@@ -150,7 +150,7 @@ class TinyDb(BaseDb):
 
     # -- sessions -------------------------------------------------------------------------------
     def get_session(self, session_id: str) -> Session | None:
-        data = self._store.get(SESSIONS, session_id)
+        data = self._store.load(SESSIONS, session_id)
         return self._load(Session, data, session_id) if data is not None else None
 
     def list_sessions(self, *, user_id: str | None = None, limit: int | None = None, offset: int = 0,
@@ -160,7 +160,7 @@ class TinyDb(BaseDb):
             rows = [s for s in self._store.table(SESSIONS).values() if user_id is None or s.get("user_id") == user_id]
         rows.sort(key=lambda s: (s.get(sort) is None, 0 if s.get(sort) is None else s[sort]), reverse=descending)
         end = None if limit is None else offset + limit
-        return [self._load(Session, s, s.get("session_id")) for s in rows[offset:end]]
+        return [self._load(Session, copy.deepcopy(s), s.get("session_id")) for s in rows[offset:end]]
 
     def upsert_session(self, session: Session) -> None:
         self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
@@ -168,7 +168,7 @@ class TinyDb(BaseDb):
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
-            data = self._store.get(SESSIONS, session_id)
+            data = self._store.load(SESSIONS, session_id)
             if data is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
             session = self._load(Session, data, session_id)
@@ -194,13 +194,13 @@ class TinyDb(BaseDb):
         self._store.commit([(RUNS, run.run_id, run.to_dict())])
 
     def get_run(self, run_id: str) -> RunOutput | None:
-        data = self._store.get(RUNS, run_id)
+        data = self._store.load(RUNS, run_id)
         return self._load(RunOutput, data, run_id) if data is not None else None
 
     def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
         with self._store.reading():
-            pairs = [(i, self._store.get(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
-        return [self._load(RunOutput, data, run_id) for run_id, data in pairs]
+            pairs = [(i, self._store.load(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
+        return [self._load(RunOutput, data, run_id) for run_id, data in pairs if data is not None]
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Counted from the stored dicts through the session index: a session list builds no run objects."""
@@ -211,11 +211,11 @@ class TinyDb(BaseDb):
 
     # -- notebook settings ----------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
-        data = self._store.get(META, key)
-        return copy.deepcopy(data["value"]) if data is not None else default
+        data = self._store.load(META, key)
+        return data["value"] if data is not None else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self._store.commit([(META, key, {"value": copy.deepcopy(value)})])
+        self._store.commit([(META, key, {"value": value})])
 
     # -- file -----------------------------------------------------------------------------------
     def compact(self) -> None:
@@ -226,7 +226,8 @@ class TinyDb(BaseDb):
         self.tinydb.close()
 
     def _load(self, cls: type[_Record], data: dict[str, Any], doc_id: Any) -> _Record:
+        """Build a record from a private copy of its document (``load`` parses one afresh)."""
         try:
-            return cls.from_dict(copy.deepcopy(data))
+            return cls.from_dict(data)
         except (ValueError, TypeError) as exc:
             raise StorageError(f"{self.path}: {cls.__name__} {doc_id!r} cannot be read: {exc}") from exc
