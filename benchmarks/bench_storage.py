@@ -1,0 +1,277 @@
+"""Storage benchmarks: what a run costs as a session grows, measured against baselines from the same run.
+
+    python benchmarks/bench_storage.py [--quick] [--dir DIR] [--no-readme]
+
+Every number is a ratio or a difference against a baseline measured in the same process, on the same disk,
+so results from different machines can be compared. The table goes into benchmarks/README.md between markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+
+from tinydb import TinyDB  # noqa: E402
+
+from nbsessions import Agent  # noqa: E402
+from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
+from nbsessions.llm import OfflineModel  # noqa: E402
+from nbsessions.schema import RunOutput, Session, new_id  # noqa: E402
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+README_INTRO = """# Benchmarks
+
+`python benchmarks/bench_storage.py` (add `--quick` for fewer samples) measures the storage and rewrites the
+table between the markers below. Each number is compared with a baseline measured in the same run:
+
+- **append**: `TinyDb.upsert_run` of a run as the Agent stores it, against `os.write` + `os.fsync` of the very
+  bytes the journal appends (so the ratio is our overhead: lock, serialisation, bookkeeping).
+- **growth**: `Agent.run` with history on (3 runs) in a session of 10,000 runs against one of 100.
+- **OpenAIChat**: `Agent.run` against a raw `openai` SDK streaming call with the same messages, both to a
+  loopback server (`tests/openai_server.py`). With `TinyDb` each run makes three durable commits (the run as it
+  starts, the run as it ends, the session's update), each about one "append" row.
+- **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
+- **stock TinyDB**: `JSONStorage` rewrites the whole file on every insert (and never fsyncs).
+
+"""
+Row = tuple[str, str, str, str, str, bool | None]  # measure, nbsessions, baseline, ratio, target, met
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def template_run(tmp: Path) -> dict[str, Any]:
+    """A run as the Agent stores it with history on (system, 3 earlier exchanges, prompt, reply)."""
+    with TinyDb(tmp / "template.json") as db:
+        agent = Agent(model=OfflineModel(), db=db, add_history_to_context=True, num_history_runs=3,
+                      instructions="You help with data analysis in notebooks.")
+        sid = new_id()
+        for i in range(5):
+            run = agent.run(f"Question {i}: explain the shape of the frame and what to do next.", session_id=sid)
+        return run.to_dict()
+
+
+def runs_like(template: dict[str, Any], session_id: str, n: int) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {**template, "run_id": new_id(), "session_id": session_id, "created_at": time.time() + i * 1e-6}
+
+
+def prefill(db: TinyDb, template: dict[str, Any], sessions: int, runs_each: int) -> list[str]:
+    """Write many runs in one commit (one fsync): only the measured writes pay per-run durability."""
+    store = db.tinydb.storage
+    ids = []
+    for _ in range(sessions):
+        session = Session()
+        db.upsert_session(session)
+        ids.append(session.session_id)
+        store.commit(("runs", r["run_id"], r) for r in runs_like(template, session.session_id, runs_each))
+    return ids
+
+
+# -- measures -------------------------------------------------------------------------------------
+def bench_append(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
+    """TinyDb.upsert_run against os.write + fsync of the very bytes the journal appends, interleaved."""
+    db = TinyDb(tmp / "append.json")
+    fd = os.open(tmp / "bare.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    ours, bare = [], []
+    for doc in runs_like(template, new_id(), n):
+        line = (json.dumps({"t": "runs", "id": doc["run_id"], "doc": doc}, ensure_ascii=False,
+                           separators=(",", ":")) + "\n").encode()
+        run = RunOutput.from_dict(doc)
+        bare.append(timed(lambda line=line: (os.write(fd, line), os.fsync(fd))))
+        ours.append(timed(lambda run=run: db.upsert_run(run)))
+    os.close(fd)
+    db.close()
+    ratio = statistics.median(ours) / statistics.median(bare)
+    return [(f"append one run ({len(line):,} B), median", f"{median_ms(ours):.3f} ms",
+             f"{median_ms(bare):.3f} ms (write+fsync)", f"{ratio:.2f}x", "<= 3x", ratio <= 3)]
+
+
+def bench_growth(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
+    """Agent.run with history on, in a session holding 100 runs and one holding 10,000, calls interleaved."""
+    samples: dict[int, list[float]] = {}
+    calls = {}
+    with contextlib.ExitStack() as stack:
+        for stored in (100, 10_000):
+            db = stack.enter_context(TinyDb(tmp / f"growth-{stored}.json"))
+            (sid,) = prefill(db, template, 1, stored)
+            agent = Agent(model=OfflineModel(), db=db, add_history_to_context=True, num_history_runs=3)
+            calls[stored] = lambda i, agent=agent, sid=sid: agent.run(f"Prompt {i}: what changed?", session_id=sid)
+            for i in range(3):  # warm-up
+                calls[stored](i)
+            samples[stored] = []
+        for i in range(n):
+            for stored, call in calls.items():
+                samples[stored].append(timed(lambda i=i, call=call: call(i)))
+    big, small = median_ms(samples[10_000]), median_ms(samples[100])
+    return [("Agent.run, history on, 10,000 runs in session", f"{big:.2f} ms", f"{small:.2f} ms at 100 runs",
+             f"{big / small:.2f}x", "<= 1.5x", big / small <= 1.5)]
+
+
+def bench_openai(tmp: Path, n: int) -> list[Row]:
+    """Agent.run through OpenAIChat against a raw SDK streaming call with the same messages, both on loopback."""
+    try:
+        import openai
+        from openai_server import OpenAIServer
+
+        from nbsessions.llm.openai import OpenAIChat, chat_message
+    except ImportError as exc:
+        return [("Agent.run vs raw openai SDK", f"skipped ({exc})", "", "", "<= +1 ms", None)]
+    rows = []
+    with OpenAIServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="bench")
+        for name, db in (("TinyDb", TinyDb(tmp / "openai.json")), ("InMemoryDb", InMemoryDb())):
+            agent = Agent(model=OpenAIChat(id="bench-model", base_url=server.base_url, api_key="bench"), db=db,
+                          add_history_to_context=True, num_history_runs=3)
+            sid = new_id()
+            for i in range(5):
+                last = agent.run(f"warm up {i}", session_id=sid)
+            messages = [chat_message(m) for m in last.messages]
+
+            def raw(messages=messages) -> str:
+                stream = client.chat.completions.create(model="bench-model", messages=messages, stream=True,
+                                                        stream_options={"include_usage": True})
+                return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+            line = json.dumps(last.to_dict()).encode() + b"\n"
+            fd = os.open(tmp / f"openai-bare-{name}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+            def three_fsyncs(fd=fd, line=line) -> None:  # the durable floor of a run: three commits
+                for _ in range(3):
+                    os.write(fd, line)
+                    os.fsync(fd)
+
+            ours, base, floor = [], [], []
+            for i in range(n):  # interleaved, so drift in the server, the disk or the machine hits all alike
+                base.append(timed(raw))
+                ours.append(timed(lambda i=i, agent=agent, sid=sid: agent.run(f"Prompt {i}", session_id=sid)))
+                if name == "TinyDb":
+                    floor.append(timed(three_fsyncs))
+            os.close(fd)
+            diff = median_ms(ours) - median_ms(base)
+            rows.append((f"Agent.run via OpenAIChat ({name}), median", f"{median_ms(ours):.2f} ms",
+                         f"{median_ms(base):.2f} ms raw SDK", f"{diff:+.2f} ms",
+                         "<= +1 ms" if not floor else "see next row", diff <= 1.0 if not floor else None))
+            if floor:
+                beyond = diff - median_ms(floor)
+                rows.append(("  the same, beyond its 3 fsync'd commits", f"{beyond:+.2f} ms",
+                             f"{median_ms(floor):.2f} ms for 3 x (write+fsync)", f"{beyond:+.2f} ms", "<= +1 ms",
+                             beyond <= 1.0))
+            db.close()
+            server.reset()
+    return rows
+
+
+def bench_cold_open(tmp: Path, template: dict[str, Any], repeats: int) -> list[Row]:
+    path = tmp / "cold.json"
+    with TinyDb(path) as db:
+        prefill(db, template, 100, 100)
+
+    def open_and_list() -> None:
+        with TinyDb(path) as db:
+            assert len(db.list_sessions()) == 100
+
+    samples = [timed(open_and_list) for _ in range(repeats)]
+    ms = median_ms(samples)
+    size = path.stat().st_size / 1e6
+    return [(f"open 10,000 runs in 100 sessions ({size:.0f} MB) + list sessions, median", f"{ms:.0f} ms",
+             f"(fastest of {repeats}: {min(samples) * 1000:.0f} ms)", "", "<= 300 ms", ms <= 300)]
+
+
+def bench_stock(tmp: Path, template: dict[str, Any], inserts: int) -> list[Row]:
+    """Stock TinyDB (JSONStorage rewrites the whole file, no fsync) against TinyDb, at 100 and 10,000 runs.
+
+    TinyDb goes first: the stock runs leave much dirty page cache, which would slow the next fsyncs.
+    """
+    out: dict[tuple[str, int], float] = {}
+    docs = {stored: list(runs_like(template, "s", stored + inserts)) for stored in (100, 10_000)}
+    with contextlib.ExitStack() as stack:
+        samples: dict[int, list[float]] = {100: [], 10_000: []}
+        dbs = {stored: stack.enter_context(TinyDb(tmp / f"ours-{stored}.json")) for stored in docs}
+        for stored, db in dbs.items():
+            db.tinydb.storage.commit(("runs", d["run_id"], d) for d in docs[stored][:stored])
+        for i in range(inserts):
+            for stored, db in dbs.items():
+                run = RunOutput.from_dict(docs[stored][stored + i])
+                samples[stored].append(timed(lambda db=db, run=run: db.upsert_run(run)))
+        out.update({("ours", stored): median_ms(ms) for stored, ms in samples.items()})
+    for stored, all_docs in docs.items():
+        with TinyDB(tmp / f"stock-{stored}.json") as stock:
+            stock.storage.write({"runs": {str(i): d for i, d in enumerate(all_docs[:stored])}})
+            table = stock.table("runs")
+            out["stock", stored] = median_ms([timed(lambda d=d, t=table: t.insert(d)) for d in all_docs[stored:]])
+    rows = []
+    for who, label in (("ours", "nbsessions TinyDb (fsync)"), ("stock", "stock TinyDB JSONStorage (no fsync)")):
+        growth = out[who, 10_000] / out[who, 100]
+        rows.append((f"insert one run at 10,000 stored, {label}", f"{out[who, 10_000]:.2f} ms",
+                     f"{out[who, 100]:.2f} ms at 100", f"{growth:.1f}x", "for comparison", None))
+    return rows
+
+
+# -- report ---------------------------------------------------------------------------------------
+def table(rows: list[Row], quick: bool) -> str:
+    head = [f"Measured {time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
+            f"{os.cpu_count()} CPUs{' (--quick)' if quick else ''}. Baselines are measured in the same run.", "",
+            "| measure | nbsessions | baseline | ratio / diff | target | met |", "|---|---|---|---|---|---|"]
+    mark = {True: "yes", False: "**no**", None: ""}
+    return "\n".join(head + [f"| {a} | {b} | {c} | {d} | {e} | {mark[f]} |" for a, b, c, d, e, f in rows])
+
+
+def write_readme(text: str) -> None:
+    readme = HERE / "README.md"
+    block = f"{START}\n{text}\n{END}"
+    if readme.exists() and START in (old := readme.read_text()) and END in old:
+        new = old[:old.index(START)] + block + old[old.index(END) + len(END):]
+    else:
+        new = README_INTRO + block + "\n"
+    readme.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (about a quarter of the time)")
+    parser.add_argument("--dir", help="where to put the files (default: a temporary directory)")
+    parser.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
+    args = parser.parse_args(argv)
+    scale = 4 if args.quick else 1
+    with contextlib.ExitStack() as stack:
+        tmp = Path(args.dir) if args.dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        tmp.mkdir(parents=True, exist_ok=True)
+        template = template_run(tmp)
+        rows: list[Row] = []
+        steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
+                 (bench_openai, (tmp, 400 // scale)), (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
+                 (bench_stock, (tmp, template, 12 // scale))]
+        for fn, fn_args in steps:
+            t0 = time.perf_counter()
+            rows += fn(*fn_args)
+            print(f"  {fn.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    text = table(rows, args.quick)
+    print(text)
+    if not args.no_readme:
+        write_readme(text)
+    return 0 if all(met is not False for *_, met in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
