@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -38,17 +39,29 @@ KERNEL_IDLE = """() => {
 }"""
 
 
+def skip_or_fail(message: str) -> NoReturn:
+    if os.environ.get("NBSESSIONS_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + " (required here: NBSESSIONS_REQUIRE_BROWSER=1)")
+    pytest.skip(message)
+
+
 def chromium_path() -> str:
     """The browser to drive, or skip (fail under ``NBSESSIONS_REQUIRE_BROWSER=1``) with how to get one."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        skip_or_fail("the playwright package is missing: pip install -e '.[dev]' to run the browser test")
     for candidate in (os.environ.get("NBSESSIONS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
                       shutil.which("chromium-browser")):
         if candidate and Path(candidate).exists():
             return candidate
-    message = ("Chromium not found: install it (Debian/Ubuntu: `apt-get install chromium`) or point "
-               "NBSESSIONS_CHROMIUM at a Chromium binary to run the browser test")
-    if os.environ.get("NBSESSIONS_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + " (required here: NBSESSIONS_REQUIRE_BROWSER=1)")
-    pytest.skip(message)
+    skip_or_fail("Chromium not found: install it (Debian/Ubuntu: `apt-get install chromium`) or point "
+                 "NBSESSIONS_CHROMIUM at a Chromium binary to run the browser test")
+
+
+@pytest.fixture
+def chromium() -> str:
+    return chromium_path()
 
 
 def free_port() -> int:
@@ -100,8 +113,11 @@ def wait_until_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float
 
 
 @pytest.fixture
-def jupyterlab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 with a random port and token, serving a fresh temp dir; stopped after."""
+def jupyterlab(tmp_path, chromium):
+    """A JupyterLab server on 127.0.0.1 with a random port and token, serving a fresh temp dir; stopped after.
+
+    Depends on ``chromium`` so a machine without a browser skips before paying for a server start.
+    """
     root = tmp_path / "notebooks"
     root.mkdir()
     env = isolated_env(tmp_path)
@@ -133,8 +149,7 @@ def jupyterlab(tmp_path):
             proc.wait()
 
 
-def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab):
-    executable = chromium_path()
+def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab, chromium):
     from playwright.sync_api import expect, sync_playwright
 
     cells = ["%load_ext nbsessions",
@@ -148,7 +163,7 @@ def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab
     expect.set_options(timeout=TIMEOUT_MS)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.set_default_timeout(TIMEOUT_MS)
@@ -179,7 +194,8 @@ def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab
             expect(panel.locator("svg.nbsessions-chart rect")).to_have_count(2)
             panel.screenshot(path=str(OUTPUT_DIR / "panel-metrics.png"))
             assert page.evaluate("() => typeof window.__xss") == "undefined"
-            assert page.locator(".jp-Dialog").count() == 0
+            assert page.locator(".jp-Dialog").count() == 0  # e.g. "Select Kernel"
+            assert page.locator(".Toastify__toast").count() == 0  # e.g. the news question
             assert dialogs == []
         finally:
             browser.close()
