@@ -38,8 +38,11 @@ class OfflineModel(Model):
         prompt = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
         history = sum(1 for m in messages if m.from_history)
         system = next((m.content or "" for m in messages if m.role == "system"), "")
+        quoted = "\n".join(f"> {line}" for line in prompt.strip().splitlines())
         lines = [
-            f"**Offline model** — you said: _{prompt.strip()}_",
+            "**Offline model** — you said:",
+            "",
+            quoted,
             "",
             f"- words in your prompt: {len(prompt.split())}",
             f"- history messages in context: {history}",
