@@ -1,0 +1,169 @@
+"""Batch throughput: 100 prompts at concurrency 8 against a loopback server that answers after 50 ms.
+
+    python benchmarks/bench_batch.py [--repeat N] [--server process|thread] [--no-readme]
+
+The ideal is 100 / 8 × 50 ms = 625 ms (latency only, no overhead); ``batch`` should stay within 1.5× of it.
+A baseline from the same run — the same 100 streaming calls through the raw ``openai`` SDK on 8 threads — shows
+how much of the gap is the SDK and the machine rather than nbsessions. The server (``tests/openai_server.py``,
+loaded by path) runs in its own process by default, as a real one would: in this process its threads would
+compete with the client for the GIL. The table goes into benchmarks/README.md between the ``bench_batch``
+markers; other sections of that file are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from nbsessions import Agent  # noqa: E402
+from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
+from nbsessions.explore import batch  # noqa: E402
+from nbsessions.llm import OpenAIChat  # noqa: E402
+
+PROMPTS, CONCURRENCY, LATENCY_MS, TARGET = 100, 8, 50.0, 1.5
+IDEAL = PROMPTS / CONCURRENCY * LATENCY_MS / 1000
+KEY = "bench-key"  # the loopback server ignores it; a real key is never sent anywhere
+START, END = "<!-- bench_batch -->", "<!-- /bench_batch -->"
+SERVER = HERE.parent / "tests" / "openai_server.py"
+
+
+@contextmanager
+def server_in_thread() -> Iterator[str]:
+    """``tests/openai_server.py`` imported by path (the tests are not a package), serving from this process."""
+    spec = importlib.util.spec_from_file_location("openai_server", SERVER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["openai_server"] = module
+    spec.loader.exec_module(module)
+    with module.OpenAIServer() as server:
+        server.latency_ms = LATENCY_MS
+        yield server.base_url
+
+
+@contextmanager
+def server_in_process() -> Iterator[str]:
+    """The same file run as a script on a free port; its first line of output names the URL."""
+    child = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", "--latency-ms", str(LATENCY_MS)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        if not line.startswith("serving on "):
+            raise RuntimeError(f"the test server did not start: {line!r}")
+        yield line.split()[-1]
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def raw_sdk(base_url: str) -> Callable[[], None]:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0)
+
+    def one(i: int) -> str:
+        stream = client.chat.completions.create(model="bench", messages=[{"role": "user", "content": f"prompt {i}"}],
+                                                stream=True, stream_options={"include_usage": True})
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    def run() -> None:
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            replies = list(pool.map(one, range(PROMPTS)))
+        assert all(replies), "the baseline lost replies"
+
+    return run
+
+
+def nbsessions_batch(base_url: str, db_factory: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        db = db_factory()
+        agent = Agent(model=OpenAIChat("bench", base_url=base_url, api_key=KEY, max_retries=0), db=db)
+        result = batch(agent, "prompt {i}", [{"i": i} for i in range(PROMPTS)], concurrency=CONCURRENCY,
+                       retries=0, progress=False)
+        db.close()
+        assert result.counts() == {"completed": PROMPTS}, result.counts()
+
+    return run
+
+
+def measure(repeat: int, where: str) -> list[tuple[str, float, bool | None]]:
+    files = iter(range(1_000_000))
+    with tempfile.TemporaryDirectory() as tmp, (server_in_process if where == "process" else server_in_thread)() \
+            as base_url:
+        cases = [
+            ("raw openai SDK, 8 threads (baseline)", raw_sdk(base_url), None),
+            ("`batch`, InMemoryDb", nbsessions_batch(base_url, InMemoryDb), True),
+            ("`batch`, TinyDb file (3 fsynced commits per run)",
+             nbsessions_batch(base_url, lambda: TinyDb(Path(tmp) / f"b{next(files)}.json")), None),
+        ]
+        for _, fn, _ in cases:  # warm up: imports, connection pools, first requests
+            fn()
+        return [(name, median_time(fn, repeat), target) for name, fn, target in cases]
+
+
+def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str) -> str:
+    lines = [f"`python benchmarks/bench_batch.py`: {PROMPTS} prompts, concurrency {CONCURRENCY}, {LATENCY_MS:.0f} ms "
+             f"server latency (server in its own {'process' if where == 'process' else 'thread'}); ideal "
+             f"{IDEAL * 1000:.0f} ms; median of {repeat}. Measured {time.strftime('%Y-%m-%d')} on Python "
+             f"{platform.python_version()}, {platform.system()}, {os.cpu_count()} CPUs.", "",
+             "| run | wall time | / ideal | target | met |", "|---|---|---|---|---|"]
+    for name, seconds, targeted in results:
+        ratio = seconds / IDEAL
+        met = ("yes" if ratio <= TARGET else "**no**") if targeted else ""
+        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio:.2f}× | {f'≤ {TARGET}×' if targeted else ''} "
+                     f"| {met} |")
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    """Replace only the text between our markers (append them if absent); other sections stay as they are."""
+    readme = HERE / "README.md"
+    block = f"{START}\n{text}\n{END}"
+    old = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
+    if START in old and END in old:
+        new = old[: old.index(START)] + block + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n## Batch throughput\n\n" + block + "\n"
+    readme.write_text(new, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed repetitions of each case (median kept)")
+    parser.add_argument("--server", choices=["process", "thread"], default="process",
+                        help="run the loopback server in a child process (default) or in a thread of this one")
+    parser.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
+    args = parser.parse_args(argv)
+    results = measure(args.repeat, args.server)
+    text = table(results, args.repeat, args.server)
+    print(text)
+    if not args.no_readme:
+        write_readme(text)
+    return 0 if all(s / IDEAL <= TARGET for _, s, targeted in results if targeted) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""``python -m nbsessions ls|show|export DBFILE``: a notebook's sessions from a terminal.
+
+Only reads: no command writes to the database file (a missing or empty file is refused rather than created).
+Model text is untrusted, so terminal control characters are stripped before anything is printed to a terminal;
+tables use ``rich`` when it is installed, plain text otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from nbsessions.db.base import BaseDb
+from nbsessions.errors import NbSessionsError, SessionNotFoundError
+from nbsessions.render import format_cost, format_footer
+from nbsessions.schema import Session
+from nbsessions.sessions import ACTIVE_SESSION_KEY
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops ESC, CSI and friends
+
+
+def clean(text: object) -> str:
+    """Text safe to print on a terminal: no escape sequences that could move the cursor or retitle the window."""
+    return _CONTROL.sub("", str(text))
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "–"
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, plain: bool = False) -> None:
+    """A table with ``rich`` when it is importable (and not ``plain``), aligned plain text otherwise."""
+    rows = [[clean(c) for c in row] for row in rows]
+    try:
+        if plain:
+            raise ImportError
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        for line in [list(headers), *rows]:
+            out.write("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
+        return
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*(Text(c) for c in row))  # Text, not str: "[bold]" in a name is not rich markup
+    Console(file=out, highlight=False).print(table)
+
+
+def find_session(db: BaseDb, key: str) -> Session:
+    """A session by full id, unique id prefix or exact name."""
+    sessions = db.list_sessions()
+    for match in ([s for s in sessions if s.session_id == key], [s for s in sessions if s.session_id.startswith(key)],
+                  [s for s in sessions if s.session_name == key]):
+        if len(match) == 1:
+            return match[0]
+        if len(match) > 1:
+            ids = ", ".join(s.session_id[:8] for s in match)
+            raise SessionNotFoundError(f"{key!r} matches {len(match)} sessions ({ids}); give more of the id")
+    raise SessionNotFoundError(f"no session {key!r} in {db.path}; `ls` lists them")
+
+
+def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
+    active = db.get_meta(ACTIVE_SESSION_KEY)
+    rows = []
+    for s in db.list_sessions(user_id=args.user, limit=args.limit):
+        count, m = db.session_totals(s.session_id)
+        rows.append(["*" if s.session_id == active else "", s.session_id[:8], s.session_name or "", s.user_id or "",
+                     str(count), _when(s.updated_at), f"{m.input_tokens}/{m.output_tokens}", format_cost(m.cost)])
+    if not rows:
+        out.write("no sessions\n")
+        return
+    print_table(["", "id", "name", "user", "runs", "updated", "tokens in/out", "cost"], rows, out, args.plain)
+
+
+def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
+    session = find_session(db, args.session)
+    runs = db.list_runs(session.session_id, last=args.last)
+    count, totals = db.session_totals(session.session_id)
+    head = [f"session  {session.session_id}", f"name     {session.session_name or '–'}",
+            f"user     {session.user_id or '–'}", f"created  {_when(session.created_at)}",
+            f"runs     {count} · {totals.input_tokens}/{totals.output_tokens} tokens · {format_cost(totals.cost)}"]
+    if session.forked_from:
+        head.append(f"fork of  {session.forked_from.get('session_id', '')[:8]}")
+    if session.session_state:
+        head.append(f"state    {session.session_state}")
+    out.write(clean("\n".join(head)) + "\n")
+    first = count - len(runs) + 1
+    for number, run in enumerate(runs, first):
+        reply = run.content if args.full else _one_line(run.content or "", 500)
+        prompt = run.input if args.full else _one_line(run.input, 200)
+        mark = " (superseded)" if run.superseded_by else ""
+        out.write(clean(f"\n#{number} {_when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
+                        f"— {format_footer(run, session.label)}") + "\n")
+
+
+def cmd_export(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
+    from nbsessions.explore.export import export_session
+
+    session = find_session(db, args.session)
+    if args.output:
+        export_session(db, session.session_id, args.format, args.output)
+        sys.stderr.write(f"exported {clean(session.label)} to {args.output}\n")
+        return
+    text = export_session(db, session.session_id, args.format)
+    out.write(clean(text) if out.isatty() else text)  # a file gets the export as is
+    if not text.endswith("\n"):
+        out.write("\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nbsessions", description="Inspect a notebook's sessions "
+                                     "(a *.nbsessions.json file) without changing it.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("ls", help="list sessions, newest first (* marks the notebook's active one)")
+    ls.add_argument("db", metavar="DBFILE")
+    ls.add_argument("-u", "--user", help="only this user's sessions")
+    ls.add_argument("-n", "--limit", type=int, help="at most this many sessions")
+    ls.add_argument("--plain", action="store_true", help="aligned plain text even when rich is installed")
+    show = sub.add_parser("show", help="one session's runs: prompt, reply, footer")
+    show.add_argument("db", metavar="DBFILE")
+    show.add_argument("session", metavar="SESSION", help="id, id prefix or name")
+    show.add_argument("--last", type=int, help="only the newest N runs")
+    show.add_argument("--full", action="store_true", help="whole prompts and replies, not one line each")
+    export = sub.add_parser("export", help="one session as md, json or csv")
+    export.add_argument("db", metavar="DBFILE")
+    export.add_argument("session", metavar="SESSION", help="id, id prefix or name")
+    export.add_argument("-f", "--format", choices=["md", "json", "csv"], default="md")
+    export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
+    return parser
+
+
+COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export}
+
+
+def open_db(path: str) -> BaseDb:
+    """Open an existing database; refuse to create one (TinyDb would create a missing or empty file)."""
+    if not os.path.isfile(path):
+        raise NbSessionsError(f"{path}: no such database file")
+    if os.path.getsize(path) == 0:
+        raise NbSessionsError(f"{path} is empty: not an nbsessions database")
+    from nbsessions.db.tinydb import TinyDb
+
+    return TinyDb(path)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = out or sys.stdout
+    try:
+        with open_db(args.db) as db:
+            COMMANDS[args.command](db, args, out)
+    except (NbSessionsError, OSError) as exc:
+        sys.stderr.write(f"nbsessions: {clean(exc)}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
