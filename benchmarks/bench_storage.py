@@ -31,11 +31,11 @@ from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
 from nbsessions.llm import OfflineModel  # noqa: E402
 from nbsessions.schema import RunOutput, Session, new_id  # noqa: E402
 
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-README_INTRO = """# Benchmarks
+START, END = "<!-- bench_storage -->", "<!-- /bench_storage -->"
+INTRO = """## Storage
 
-`python benchmarks/bench_storage.py` (add `--quick` for fewer samples) measures the storage and rewrites the
-table between the markers below. Each number is compared with a baseline measured in the same run:
+`python benchmarks/bench_storage.py` (add `--quick` for fewer samples) measures the storage and rewrites this
+section. Each number is compared with a baseline measured in the same run:
 
 - **append**: `TinyDb.upsert_run` of a run as the Agent stores it, against `os.write` + `os.fsync` of the very
   bytes the journal appends (so the ratio is our overhead: lock, serialisation, bookkeeping).
@@ -45,7 +45,9 @@ table between the markers below. Each number is compared with a baseline measure
   starts, the run as it ends, the session's update), each about one "append" row.
 - **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
 - **stock TinyDB**: `JSONStorage` rewrites the whole file on every insert (and never fsyncs).
-
+- **Agno** (only when `agno` and `sqlalchemy` are installed: `pip install -e ".[bench]"`): Agno's Agent with its
+  `JsonDb`, `SqliteDb` and `InMemoryDb` against ours, streamed from the same loopback server, per run early in a
+  session and later.
 """
 Row = tuple[str, str, str, str, str, bool | None]  # measure, nbsessions, baseline, ratio, target, met
 
@@ -228,6 +230,49 @@ def bench_stock(tmp: Path, template: dict[str, Any], inserts: int) -> list[Row]:
     return rows
 
 
+def bench_agno(tmp: Path, n: int) -> list[Row]:
+    """Agno's Agent and stores against ours, same loopback model, per-run time early in a session and later."""
+    os.environ.setdefault("AGNO_TELEMETRY", "false")  # no calls home from a benchmark
+    try:
+        from agno.agent import Agent as AgnoAgent
+        from agno.db.in_memory import InMemoryDb as AgnoMemory
+        from agno.db.json import JsonDb
+        from agno.db.sqlite import SqliteDb
+        from agno.models.openai import OpenAIChat as AgnoChat
+        from openai_server import OpenAIServer
+
+        from nbsessions.llm.openai import OpenAIChat
+    except ImportError as exc:
+        return [("Agno comparison", f"skipped ({exc}; pip install agno sqlalchemy)", "", "", "", None)]
+    rows = []
+    with OpenAIServer() as server:
+        contenders: dict[str, Callable[[], Any]] = {
+            "nbsessions TinyDb": lambda: Agent(model=OpenAIChat(id="m", base_url=server.base_url, api_key="k"),
+                                               db=TinyDb(tmp / "vs-agno.json"), add_history_to_context=True),
+            "Agno JsonDb": lambda: AgnoAgent(model=AgnoChat(id="m", base_url=server.base_url, api_key="k"),
+                                             db=JsonDb(db_path=str(tmp / "agno-json")), add_history_to_context=True,
+                                             num_history_runs=3, telemetry=False),
+            "Agno SqliteDb": lambda: AgnoAgent(model=AgnoChat(id="m", base_url=server.base_url, api_key="k"),
+                                               db=SqliteDb(db_file=str(tmp / "agno.sqlite")),
+                                               add_history_to_context=True, num_history_runs=3, telemetry=False),
+            "Agno InMemoryDb": lambda: AgnoAgent(model=AgnoChat(id="m", base_url=server.base_url, api_key="k"),
+                                                 db=AgnoMemory(), add_history_to_context=True, num_history_runs=3,
+                                                 telemetry=False),
+        }
+        for label, make in contenders.items():
+            agent = make()
+
+            def run(i: int, agent: Any = agent) -> None:  # streamed: the loopback server's fast path
+                for _ in agent.run(f"Prompt {i}", session_id="s1", stream=True):
+                    pass
+
+            ms = [timed(lambda i=i, run=run: run(i)) for i in range(n)]
+            first, last = median_ms(ms[:20]), median_ms(ms[-20:])
+            rows.append((f"{label}: Agent.run, history on, runs {n - 19}-{n} (vs 1-20)", f"{last:.1f} ms",
+                         f"{first:.1f} ms", f"{last / first:.2f}x", "for comparison", None))
+    return rows
+
+
 # -- report ---------------------------------------------------------------------------------------
 def table(rows: list[Row], quick: bool) -> str:
     head = [f"Measured {time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
@@ -238,12 +283,14 @@ def table(rows: list[Row], quick: bool) -> str:
 
 
 def write_readme(text: str) -> None:
+    """Replace only this benchmark's marked section; other benchmarks keep theirs."""
     readme = HERE / "README.md"
-    block = f"{START}\n{text}\n{END}"
-    if readme.exists() and START in (old := readme.read_text()) and END in old:
+    block = f"{START}\n{INTRO}\n{text}\n{END}"
+    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    if START in old and END in old:
         new = old[:old.index(START)] + block + old[old.index(END) + len(END):]
     else:
-        new = README_INTRO + block + "\n"
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
     readme.write_text(new)
 
 
@@ -261,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[Row] = []
         steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
                  (bench_openai, (tmp, 400 // scale)), (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
-                 (bench_stock, (tmp, template, 12 // scale))]
+                 (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]
         for fn, fn_args in steps:
             t0 = time.perf_counter()
             rows += fn(*fn_args)
