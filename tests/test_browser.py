@@ -156,7 +156,8 @@ def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab
              f"%%agent --new report\n{XSS_PROMPT}",
              "%%agent\nWhich risks does it name?",
              "%agent new scratch",
-             "%agent panel"]
+             "%agent panel",
+             "%%agent -s report\nAnd the next steps?"]  # runs after the panel is shown: it must update live
     (jupyterlab["root"] / "panel.ipynb").write_text(json.dumps(notebook(cells)))
     OUTPUT_DIR.mkdir(exist_ok=True)
     dialogs: list[str] = []
@@ -178,20 +179,24 @@ def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab
             expect(panel).to_be_visible()
             rows = panel.locator(".nbsessions-session:visible")  # the list reuses hidden rows
             expect(rows).to_have_count(2)
-            expect(rows.first).to_have_text("scratch")  # newest first, and the active one
-            expect(panel.locator(".nbsessions-history")).to_contain_text("No runs yet")
+            expect(panel.locator(".nbsessions-history")).to_contain_text("No runs yet")  # "scratch" is active
+            # The last cell runs after the panel was built: the list follows it without a click.
+            report_runs = (panel.get_by_role("button", name="report", exact=True)
+                           .locator("xpath=following-sibling::*[2]").locator("span").first)
+            expect(report_runs).to_have_text("3")
+            expect(rows).to_have_text(["report", "scratch"])  # newest first
 
             panel.get_by_role("button", name="report", exact=True).click()
             history = panel.locator(".nbsessions-history")
             expect(history).to_contain_text("Summarise the quarterly report.")
-            expect(history.locator(".nbsessions-run")).to_have_count(2)
+            expect(history.locator(".nbsessions-run")).to_have_count(3)
             expect(history).to_contain_text("Which risks does it name?")
             expect(panel.locator(".nbsessions-reply").first).to_contain_text("Offline model")
 
             page.screenshot(path=str(OUTPUT_DIR / "notebook.png"), full_page=True)
             panel.screenshot(path=str(OUTPUT_DIR / "panel.png"))
             panel.get_by_role("tab", name="Metrics").click()
-            expect(panel.locator("svg.nbsessions-chart rect")).to_have_count(2)
+            expect(panel.locator("svg.nbsessions-chart rect")).to_have_count(3)
             panel.screenshot(path=str(OUTPUT_DIR / "panel-metrics.png"))
             assert page.evaluate("() => typeof window.__xss") == "undefined"
             assert page.locator(".jp-Dialog").count() == 0  # e.g. "Select Kernel"
