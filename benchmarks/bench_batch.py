@@ -141,12 +141,12 @@ def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str
 def write_readme(text: str) -> None:
     """Replace only the text between our markers (append them if absent); other sections stay as they are."""
     readme = HERE / "README.md"
-    block = f"{START}\n{text}\n{END}"
+    block = f"{START}\n## Batch throughput\n\n{text}\n{END}"
     old = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
     if START in old and END in old:
         new = old[: old.index(START)] + block + old[old.index(END) + len(END):]
     else:
-        new = old.rstrip("\n") + "\n\n## Batch throughput\n\n" + block + "\n"
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
     readme.write_text(new, encoding="utf-8")
 
 
