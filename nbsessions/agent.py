@@ -192,7 +192,7 @@ class Agent(SessionsMixin):
             model=model.id, provider=model.provider,
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
-        self.db.upsert_run(run)
+        self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends
         self._emit("run", run.session_id)
         return self._start(run, model, session.session_state)
 
@@ -217,7 +217,9 @@ class Agent(SessionsMixin):
         run.error = error
         execution.record_usage()
         self.db.upsert_run(run)
-        self.db.update_session(run.session_id, state_patch=execution.state_changes())
+        changes = execution.state_changes()
+        if changes:
+            self.db.update_session(run.session_id, state_patch=changes)
         if status == RunStatus.completed and run.cell_id:
             self._supersede_cell(run)
         self._emit("run", run.session_id)

@@ -202,3 +202,19 @@ def test_meta_values_are_copies(db):
     value["list"].append(2)
     db.get_meta("k")["list"].append(3)
     assert db.get_meta("k") == {"list": [1]}
+
+
+def test_storing_a_run_bumps_its_session_updated_at(db):
+    session = Session(updated_at=1.0)
+    db.upsert_session(session)
+    db.upsert_run(RunOutput(session_id=session.session_id), durable=False)
+    assert db.get_session(session.session_id).updated_at > 1.0
+    db.upsert_run(RunOutput(session_id="no-such-session"))  # a run alone creates no session
+    assert db.get_session("no-such-session") is None
+
+
+def test_empty_names_sort_without_error(db):
+    for name in ("b", "", None, "a"):
+        db.upsert_session(Session(session_name=name))
+    names = [s.session_name for s in db.list_sessions(sort="session_name", descending=False)]
+    assert names[:3] == ["", "a", "b"] and names[3] is None

@@ -105,10 +105,12 @@ def test_a_write_appends_only_the_changed_document(path):
         after = path.read_bytes()
     assert after.startswith(before)
     added = after[len(before):].splitlines()
-    assert len(added) == 1
-    record = json.loads(added[0])
+    assert len(added) == 2  # the run, and its session's new updated_at, in one append
+    record, touched = map(json.loads, added)
     assert (record["t"], record["id"], record["g"], record["doc"]) == ("runs", run.run_id, session.session_id,
                                                                        run.to_dict())
+    assert (touched["t"], touched["id"]) == ("sessions", session.session_id)
+    assert touched["doc"]["updated_at"] > session.updated_at
 
 
 def test_an_unstorable_value_raises_and_writes_nothing(path):
@@ -181,14 +183,19 @@ def test_damage_before_the_last_line_stops_with_file_and_line_and_leaves_the_fil
     assert path.read_bytes() == before
 
 
+def _line_of(records: list[bytes], needle: bytes) -> int:
+    return next(i for i, line in enumerate(records) if needle in line)
+
+
 def test_a_changed_byte_inside_a_stored_document_fails_its_checksum(path):
     with TinyDb(path) as db:
         fill(db, runs=4)
     damaged = lines(path)
-    damaged[3] = damaged[3].replace(b"reply 1", b"reply X")  # same length, still valid JSON
+    i = _line_of(damaged, b'"id":"run-1"')
+    damaged[i] = damaged[i].replace(b"reply 1", b"reply X")  # same length, still valid JSON
     path.write_bytes(b"".join(damaged))
     before = path.read_bytes()
-    with pytest.raises(CorruptDatabaseError, match="line 4 is damaged \\(checksum mismatch\\)"):
+    with pytest.raises(CorruptDatabaseError, match=f"line {i + 1} is damaged \\(checksum mismatch\\)"):
         TinyDb(path)
     assert path.read_bytes() == before
 
@@ -197,9 +204,10 @@ def test_a_changed_byte_in_a_record_head_fails_its_checksum(path):
     with TinyDb(path) as db:
         fill(db, runs=4)
     damaged = lines(path)
-    damaged[3] = damaged[3].replace(b'"id":"run-1"', b'"id":"run-7"')
+    i = _line_of(damaged, b'"id":"run-1"')
+    damaged[i] = damaged[i].replace(b'"id":"run-1"', b'"id":"run-7"')
     path.write_bytes(b"".join(damaged))
-    with pytest.raises(CorruptDatabaseError, match="line 4 is damaged \\(checksum mismatch\\)"):
+    with pytest.raises(CorruptDatabaseError, match=f"line {i + 1} is damaged \\(checksum mismatch\\)"):
         TinyDb(path)
 
 
@@ -211,7 +219,7 @@ def test_ids_and_keys_that_need_escaping_survive_a_reopen(path):
         db.set_meta(odd, odd)
         db.set_meta("gone " + odd, 1)
         db.set_meta("gone " + odd, 2)
-    assert len(lines(path)) == 6  # no raw newline leaked into a record
+    assert len(lines(path)) == 7  # no raw newline leaked into a record (the run also touched its session)
     with TinyDb(path) as db:
         assert db.get_session(odd).session_name == odd
         assert [r.content for r in db.list_runs(odd)] == [odd]
@@ -238,7 +246,7 @@ def test_damage_appended_by_another_writer_stops_an_open_db(path):
         with open(path, "ab") as f:
             f.write(b"oops\n" + lines(path)[-1])
         before = path.read_bytes()
-        with pytest.raises(CorruptDatabaseError, match="line 4 is damaged"):
+        with pytest.raises(CorruptDatabaseError, match="line 5 is damaged"):  # header, session, run, session
             db.list_runs(session.session_id)
         with pytest.raises(CorruptDatabaseError):
             db.upsert_run(RunOutput(session_id=session.session_id))

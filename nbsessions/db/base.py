@@ -54,8 +54,12 @@ class BaseDb(ABC):
 
     # -- runs -----------------------------------------------------------------------------------
     @abstractmethod
-    def upsert_run(self, run: RunOutput) -> None:
-        """Insert or replace one run, durably, before returning."""
+    def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
+        """Insert or replace one run and bump its session's ``updated_at``, as one write.
+
+        Durable (fsync'd) before returning unless ``durable=False``: for a record that a later durable write
+        replaces (a run being started), surviving a killed process is enough.
+        """
 
     @abstractmethod
     def get_run(self, run_id: str) -> RunOutput | None: ...

@@ -161,14 +161,18 @@ class JournalStorage(Storage):
                 return self._parse(name, doc_id, doc)
             return copy.deepcopy(doc)
 
-    def commit(self, ops: Iterable[Op]) -> None:
-        """Append the changes, fsync, then apply them in memory (as the bytes written: callers keep their dicts)."""
+    def commit(self, ops: Iterable[Op], *, durable: bool = True) -> None:
+        """Append the changes, fsync, then apply them in memory (as the bytes written: callers keep their dicts).
+
+        ``durable=False`` skips the fsync: the bytes survive a killed process (they are in the OS cache) but not
+        a power cut — right for records that a later durable write supersedes, such as a run being started.
+        """
         encoded = [(name, doc_id, *self._encode(name, doc_id, doc)) for name, doc_id, doc in ops]
         if not encoded:
             return
         payload = b"".join(line for _, _, line, _ in encoded)
         with self.transaction():
-            self._append(payload)
+            self._append(payload, durable=durable)
             for name, doc_id, _, doc in encoded:
                 self._apply(name, doc_id, doc)
             self._nrecords += len(encoded)
@@ -364,13 +368,14 @@ class JournalStorage(Storage):
                           f"left by a write that was interrupted; the next write removes it.",
                           RuntimeWarning, stacklevel=5)
 
-    def _append(self, payload: bytes) -> None:
+    def _append(self, payload: bytes, *, durable: bool = True) -> None:
         assert self._fd is not None
         if self._seen_size > self._offset:  # a torn tail we warned about: cut it so the new record starts clean
             os.ftruncate(self._fd, self._offset)
         try:
             write_all(self._fd, payload)
-            os.fsync(self._fd)
+            if durable:
+                os.fsync(self._fd)
         except OSError as exc:
             self._seen_size = -1  # force a resync: the file may now hold a torn line
             raise StorageError(f"could not write to {self.path}: {exc}") from exc

@@ -34,7 +34,8 @@ class InMemoryDb(BaseDb):
         check_sort(sort)
         with self._lock:
             rows = [s for s in self._sessions.values() if user_id is None or s.get("user_id") == user_id]
-            rows.sort(key=lambda s: (s.get(sort) is None, s.get(sort) or 0), reverse=descending)
+            rows.sort(key=lambda s: (s.get(sort) is None, s.get(sort) if s.get(sort) is not None else 0),
+                      reverse=descending)
             end = None if limit is None else offset + limit
             return [Session.from_dict(copy.deepcopy(s)) for s in rows[offset:end]]
 
@@ -65,11 +66,13 @@ class InMemoryDb(BaseDb):
                 self._runs.pop(run_id, None)
             return existed
 
-    def upsert_run(self, run: RunOutput) -> None:
+    def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         with self._lock:
             if run.run_id not in self._runs:
                 self._runs_by_session.setdefault(run.session_id, []).append(run.run_id)
             self._runs[run.run_id] = run.to_dict()
+            if run.session_id in self._sessions:
+                self._sessions[run.session_id]["updated_at"] = now()
 
     def get_run(self, run_id: str) -> RunOutput | None:
         with self._lock:

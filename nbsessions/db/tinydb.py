@@ -190,8 +190,13 @@ class TinyDb(BaseDb):
         return existed
 
     # -- runs -----------------------------------------------------------------------------------
-    def upsert_run(self, run: RunOutput) -> None:
-        self._store.commit([(RUNS, run.run_id, run.to_dict())])
+    def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
+        with self._store.transaction():  # the run and its session's updated_at in one append
+            ops: list[Op] = [(RUNS, run.run_id, run.to_dict())]
+            session = self._store.load(SESSIONS, run.session_id)
+            if session is not None:
+                ops.append((SESSIONS, run.session_id, {**session, "updated_at": now()}))
+            self._store.commit(ops, durable=durable)
 
     def get_run(self, run_id: str) -> RunOutput | None:
         data = self._store.load(RUNS, run_id)
