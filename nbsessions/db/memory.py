@@ -8,7 +8,7 @@ from typing import Any
 
 from nbsessions.db.base import BaseDb, check_sort
 from nbsessions.errors import SessionNotFoundError
-from nbsessions.schema import RunOutput, Session, now
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 
 
 class InMemoryDb(BaseDb):
@@ -85,6 +85,14 @@ class InMemoryDb(BaseDb):
             if last is not None:
                 ids = ids[-last:] if last > 0 else []
             return [RunOutput.from_dict(copy.deepcopy(self._runs[i])) for i in ids]
+
+    def session_totals(self, session_id: str) -> tuple[int, Metrics]:
+        """Counted from the stored dicts: no run copies, so a session list stays cheap."""
+        with self._lock:
+            ids = self._runs_by_session.get(session_id, [])
+            metrics = [Metrics.from_dict(self._runs[i]["metrics"]) for i in ids
+                       if self._runs[i]["status"] == RunStatus.completed.value]
+            return len(ids), Metrics.total(metrics)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:
