@@ -19,7 +19,7 @@ from nbsessions.errors import SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import RunOutput, RunStatus, Session, new_id
+from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
 from nbsessions.sessions import CELLS_KEY, SessionsMixin, check_json
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
@@ -208,9 +208,68 @@ class Agent(SessionsMixin):
             model=model.id, provider=model.provider,
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
+        return self._launch(run, model, session.session_state)
+
+    def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends
         self._emit("run", run.session_id)
-        return self._start(run, model, session.session_state)
+        return self._start(run, model, session_state)
+
+    # -- variants ------------------------------------------------------------------------------
+    def regenerate(self, session_id: str | None = None, run_id: str | None = None, *, model: Model | None = None,
+                   stream: bool = False) -> RunOutput | RunStream:
+        """Ask the same prompt again, with the same context, as a new variant of that run's slot.
+
+        Default: the newest run of the session (``session_id`` or the active one). The new variant becomes the
+        one used as history once it completes; ``choose_variant`` picks another.
+        """
+        target = self._regenerate_target(session_id, run_id)
+        prompt_at = max(i for i, m in enumerate(target.messages) if m.role == "user" and not m.from_history)
+        model = model or self.model
+        run = RunOutput(
+            session_id=target.session_id, user_id=target.user_id, status=RunStatus.running, input=target.input,
+            messages=[Message.from_dict(m.to_dict()) for m in target.messages[: prompt_at + 1]],
+            model=model.id, provider=model.provider, cell_id=target.cell_id,
+            variant_of=target.variant_of or target.run_id, tags=list(target.tags),
+        )
+        return self._deliver(self._launch(run, model, self.get_session_state(target.session_id)), stream)
+
+    def _regenerate_target(self, session_id: str | None, run_id: str | None) -> RunOutput:
+        if run_id is not None:
+            run = self.db.get_run(run_id)
+            if run is None:
+                raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+            self._session(run.session_id)
+            return run
+        sid = session_id or self.active_session_id
+        if sid is None:
+            raise ValueError("no session given and no active session: nothing to regenerate")
+        runs = [r for r in self.get_runs(sid, last=20) if r.superseded_by is None and r.input]
+        if not runs:
+            raise ValueError(f"session {sid[:8]} has no run to regenerate")
+        return runs[-1]
+
+    def variants(self, run_id: str) -> list[RunOutput]:
+        """Every answer to one prompt slot (the original and its regenerations), oldest first."""
+        run = self.db.get_run(run_id)
+        if run is None:
+            raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+        slot = run.variant_of or run.run_id
+        return [r for r in self.get_runs(run.session_id) if slot in (r.run_id, r.variant_of)]
+
+    def choose_variant(self, run_id: str) -> RunOutput:
+        """Keep this variant in the history; its siblings stay stored, marked as superseded by it."""
+        group = self.variants(run_id)
+        chosen = next(r for r in group if r.run_id == run_id)
+        if chosen.status != RunStatus.completed:
+            raise ValueError(f"run {run_id[:8]} is {chosen.status.value}: only a completed variant can be kept")
+        for run in group:
+            wanted = None if run.run_id == run_id else run_id
+            if run.superseded_by != wanted:
+                run.superseded_by = wanted
+                self.db.upsert_run(run)
+        self._emit("run", chosen.session_id)
+        return self.db.get_run(run_id)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,
@@ -236,7 +295,9 @@ class Agent(SessionsMixin):
         changes = execution.state_changes()
         if changes:
             self.db.update_session(run.session_id, state_patch=changes)
-        if status == RunStatus.completed and run.cell_id:
+        if status == RunStatus.completed and run.variant_of:
+            self.choose_variant(run.run_id)
+        elif status == RunStatus.completed and run.cell_id:
             self._supersede_cell(run)
         self._emit("run", run.session_id)
         if status == RunStatus.completed and self.summarizer is not None:

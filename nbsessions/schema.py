@@ -112,6 +112,7 @@ class RunOutput:
     cell_id: str | None = None
     execution_count: int | None = None
     superseded_by: str | None = None
+    variant_of: str | None = None  # regenerated runs: the first run of the slot they are variants of
     tags: list[str] = field(default_factory=list)
     requirements: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits for
 

@@ -290,3 +290,34 @@ def test_closing_a_stream_before_its_first_chunk_still_stores_a_cancelled_run(ag
     stored = db.get_run(stream.run.run_id)
     assert stored.status == RunStatus.cancelled and stored.content == ""
     assert list(stream) == []
+
+
+def test_regenerate_makes_a_variant_with_the_same_context_and_choose_variant_picks_one(db):
+    replies = iter(["first answer", "second answer", "third answer", "after"])
+    seen = []
+
+    def model(messages):
+        seen.append([m.content for m in messages])
+        return next(replies)
+
+    agent = Agent(model=FunctionModel(model), db=db, add_history_to_context=True)
+    before = agent.run("context", model=FunctionModel(lambda m: "ok"))
+    sid = before.session_id
+    agent.set_active_session(sid)
+    original = agent.run("question", session_id=sid)
+    variant = agent.regenerate()
+    assert variant.input == "question" and variant.variant_of == original.run_id
+    assert seen[1] == seen[0] == ["context", "ok", "question"]  # the same context, not the first answer
+    assert db.get_run(original.run_id).superseded_by == variant.run_id
+    third = agent.regenerate(run_id=original.run_id)
+    assert [r.content for r in agent.variants(variant.run_id)] == ["first answer", "second answer", "third answer"]
+    agent.choose_variant(original.run_id)
+    assert {r.run_id: r.superseded_by for r in agent.variants(third.run_id)} == {
+        original.run_id: None, variant.run_id: original.run_id, third.run_id: original.run_id}
+    agent.run("next", session_id=sid)
+    assert seen[-1] == ["context", "ok", "question", "first answer", "next"]
+
+
+def test_regenerate_without_a_run_is_a_clear_error(agent):
+    with pytest.raises(ValueError, match="no active session"):
+        agent.regenerate()
