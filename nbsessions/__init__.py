@@ -13,14 +13,17 @@ from nbsessions.errors import (
 from nbsessions.llm import FunctionModel, Model, OfflineModel, Usage
 from nbsessions.llm.prices import set_price
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.team import Team
 from nbsessions.tools import RunContext, tool
+from nbsessions.workflow import StepInput, Workflow, WorkflowError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message", "Metrics", "Model",
     "ModelError", "NbSessionsError", "OfflineModel", "RunOutput", "RunStatus", "RunStream", "Session",
-    "RunContext", "SessionAccessError", "SessionNotFoundError", "StorageError", "Usage", "set_price", "tool",
+    "RunContext", "SessionAccessError", "SessionNotFoundError", "StepInput", "StorageError", "Team", "Usage",
+    "Workflow", "WorkflowError", "set_price", "tool",
 ]
 
 

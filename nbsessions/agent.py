@@ -141,6 +141,7 @@ class Agent(SessionsMixin):
         cell_id: str | None = None,
         execution_count: int | None = None,
         tags: list[str] | None = None,
+        parent_run_id: str | None = None,
     ) -> RunOutput | RunStream:
         """Run one prompt; returns the RunOutput, or a RunStream of text chunks when ``stream=True``.
 
@@ -155,6 +156,7 @@ class Agent(SessionsMixin):
         execution = self._prepare(
             input, session_id=session_id, user_id=user_id, session_state=session_state, history=history,
             instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
+            parent_run_id=parent_run_id,
         )
         return self._deliver(execution, stream)
 
@@ -175,6 +177,22 @@ class Agent(SessionsMixin):
 
         return batch(self, template, rows, **options)
 
+    def with_db(self, db: BaseDb) -> Agent:
+        """The same agent on another store (how workflows and teams run agents inside their own session)."""
+        clone = copy.copy(self)
+        clone.db = db
+        clone._listeners = []
+        clone._cancel_requested = set()
+        clone._lock = threading.Lock()
+        if self.summarizer is not None:
+            clone.summarizer = Summarizer(db, self.summarizer.model, self.summarizer.every)
+        return clone
+
+    @property
+    def kind(self) -> str:
+        """What ``RunOutput.kind`` says of this runner's runs."""
+        return "agent"
+
     def _history_policy(self, enabled: bool | None, runs: int | None, messages: int | None,
                         max_tokens: int | None) -> HistoryPolicy | None:
         """Per-run settings override the agent's; None means the run sees no history."""
@@ -188,7 +206,7 @@ class Agent(SessionsMixin):
         )
 
     def _prepare(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
-                 cell_id, execution_count, tags) -> Execution:
+                 cell_id, execution_count, tags, parent_run_id) -> Execution:
         user = user_id if user_id is not None else self.user_id
         session = self._open_session(session_id or self.session_id or new_id(), user)
         if session_state:
@@ -205,7 +223,7 @@ class Agent(SessionsMixin):
             session_id=session.session_id, user_id=session.user_id, status=RunStatus.running, input=prompt,
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
                                    summary=session.summary if use_summary else None, summary_through=through),
-            model=model.id, provider=model.provider,
+            model=model.id, provider=model.provider, kind=self.kind, parent_run_id=parent_run_id,
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
         return self._launch(run, model, session.session_state)
@@ -291,6 +309,7 @@ class Agent(SessionsMixin):
         run.status = status
         run.error = error
         execution.record_usage()
+        self._add_nested_usage(run)
         self.db.upsert_run(run)
         changes = execution.state_changes()
         if changes:
@@ -302,6 +321,9 @@ class Agent(SessionsMixin):
         self._emit("run", run.session_id)
         if status == RunStatus.completed and self.summarizer is not None:
             self.summarizer.after_run(run.session_id)  # after the reply is stored: never on its path
+
+    def _add_nested_usage(self, run: RunOutput) -> None:
+        """Runs that start other runs (a team's) count their tokens and cost here; a plain agent has none."""
 
     def continue_run(self, run_id: str, *, approve: bool | None = None, user_input: dict[str, Any] | None = None,
                      results: dict[str, str] | None = None, stream: bool = False) -> RunOutput | RunStream:

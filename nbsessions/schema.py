@@ -73,6 +73,16 @@ class Metrics:
     def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
         return cls(**_pick(cls, data or {}))
 
+    def add_usage_of(self, other: Metrics) -> None:
+        """Count a nested run's tokens and cost in its parent (its time is already inside the parent's)."""
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.total_tokens += other.total_tokens
+        self.cached_tokens += other.cached_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        if other.cost is not None:
+            self.cost = (self.cost or 0.0) + other.cost
+
     @classmethod
     def total(cls, runs: list[Metrics]) -> Metrics:
         """Session metrics: tokens, durations and costs summed, time to first token averaged.
@@ -113,13 +123,16 @@ class RunOutput:
     execution_count: int | None = None
     superseded_by: str | None = None
     variant_of: str | None = None  # regenerated runs: the first run of the slot they are variants of
+    parent_run_id: str | None = None  # a team member's run, or a workflow step's run, nests under this run
+    kind: str = "agent"  # agent | team | workflow
+    steps: list[dict[str, Any]] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
     requirements: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits for
 
     @property
     def is_history(self) -> bool:
-        """Only completed runs that no re-run replaced may enter a later run's context."""
-        return self.status == RunStatus.completed and self.superseded_by is None
+        """Only completed top-level runs that no re-run replaced may enter a later run's context."""
+        return self.status == RunStatus.completed and self.superseded_by is None and self.parent_run_id is None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,6 +147,7 @@ class RunOutput:
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])
         kwargs["requirements"] = list(kwargs.get("requirements") or [])
+        kwargs["steps"] = list(kwargs.get("steps") or [])
         return cls(**kwargs)
 
 

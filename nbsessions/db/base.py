@@ -69,11 +69,11 @@ class BaseDb(ABC):
         """Runs of a session, oldest first; ``last=N`` reads only the newest N (cost O(N), not O(runs))."""
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
-        """Number of runs and metrics summed over completed runs: what a session list shows.
+        """Number of top-level runs and metrics summed over completed ones: what a session list shows.
 
         Backends may override this to answer without building run objects.
         """
-        runs = self.list_runs(session_id)
+        runs = [r for r in self.list_runs(session_id) if r.parent_run_id is None]  # nested: in their parent
         return len(runs), Metrics.total([r.metrics for r in runs if r.status.value == "completed"])
 
     # -- notebook settings ----------------------------------------------------------------------

@@ -89,7 +89,7 @@ class InMemoryDb(BaseDb):
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Counted from the stored dicts: no run copies, so a session list stays cheap."""
         with self._lock:
-            ids = self._runs_by_session.get(session_id, [])
+            ids = [i for i in self._runs_by_session.get(session_id, []) if not self._runs[i].get("parent_run_id")]
             metrics = [Metrics.from_dict(self._runs[i]["metrics"]) for i in ids
                        if self._runs[i]["status"] == RunStatus.completed.value]
             return len(ids), Metrics.total(metrics)

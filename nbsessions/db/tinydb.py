@@ -211,6 +211,7 @@ class TinyDb(BaseDb):
         """Counted from the stored dicts through the session index: a session list builds no run objects."""
         with self._store.reading():
             docs = [self._store.get(RUNS, i) or {} for i in self._store.group(RUNS, session_id)]
+        docs = [d for d in docs if not d.get("parent_run_id")]  # nested runs are counted in their parent
         done = [Metrics.from_dict(d.get("metrics")) for d in docs if d.get("status") == "completed"]
         return len(docs), Metrics.total(done)
 

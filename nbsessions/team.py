@@ -1,0 +1,113 @@
+"""Teams: a leader model hands work to member agents (as tools) and composes the answer.
+
+A team run is an ordinary run in a session; each member's run is stored in the same session, nested under it
+(``parent_run_id``), with its own metrics. The team run's tokens and cost include its members', and session
+state is shared: members read and change the team session's state.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from nbsessions.agent import Agent
+from nbsessions.db.base import BaseDb
+from nbsessions.errors import ModelError
+from nbsessions.llm.base import Model
+from nbsessions.schema import Metrics, RunOutput
+from nbsessions.tools import RunContext, Tool
+
+MODES = ("coordinate", "route")
+ROUTE_INSTRUCTIONS = ("You lead a team. Pick the one member best suited to the task and hand it the task with "
+                      "its tool; then repeat that member's answer as your reply.")
+COORDINATE_INSTRUCTIONS = ("You lead a team. Hand parts of the task to the members best suited to them, with "
+                           "their tools, then compose one answer from what they report.")
+
+
+def _member_name(agent: Agent, index: int) -> str:
+    raw = agent.name or f"member_{index + 1}"
+    return "".join(c if c.isalnum() else "_" for c in raw.lower()).strip("_") or f"member_{index + 1}"
+
+
+class Team(Agent):
+    """``Team(members=[...], model=leader_model, db=...)``; ``team.run(...)`` works as ``Agent.run`` does.
+
+    ``mode="coordinate"`` lets the leader consult several members and compose; ``"route"`` hands the task to
+    one member whose answer becomes the team's.
+    """
+
+    def __init__(self, members: list[Agent], model: Model | None = None, db: BaseDb | None = None, *,
+                 mode: str = "coordinate", instructions: str | None = None, **options: Any) -> None:
+        if not members:
+            raise ValueError("a team needs at least one member agent")
+        if mode not in MODES:
+            raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
+        lead = instructions or (ROUTE_INSTRUCTIONS if mode == "route" else COORDINATE_INSTRUCTIONS)
+        super().__init__(model=model, db=db, instructions=lead, **options)
+        self.mode = mode
+        self._sources = (list(members), instructions, dict(options))
+        self.members = {_member_name(agent, i): self._bind(agent) for i, agent in enumerate(members)}
+        self._nested: dict[str, list[Metrics]] = {}
+        self._nested_lock = threading.Lock()
+        for name, member in self.members.items():
+            self.tools[f"ask_{name}"] = self._member_tool(name, member)
+
+    @property
+    def kind(self) -> str:
+        return "team"
+
+    def with_db(self, db: BaseDb) -> Team:
+        members, instructions, options = self._sources
+        return Team(members, self.model, db, mode=self.mode, instructions=instructions, **options)
+
+    def _bind(self, member: Agent) -> Agent:
+        """The member as it runs inside the team: the team's store, no history of its own."""
+        bound = member.with_db(self.db)
+        bound.add_history_to_context = False
+        return bound
+
+    def _member_tool(self, name: str, member: Agent) -> Tool:
+        description = (member.instructions or f"the {name} member").split("\n")[0][:200]
+
+        def ask(task: str, run_context: RunContext) -> str:
+            return self._ask(member, task, run_context)
+
+        return Tool(name=f"ask_{name}", description=f"Hand a task to {name}: {description}",
+                    parameters={"type": "object", "properties": {"task": {
+                        "type": "string", "description": "the task, with everything the member needs to know"}},
+                        "required": ["task"]},
+                    function=ask, wants_context=True)
+
+    def _ask(self, member: Agent, task: str, context: RunContext) -> str:
+        """Run a member in the team's session, nested under the team run; its failure is the leader's to see."""
+        member.session_state = context.session_state
+        try:
+            run = member.run(task, session_id=context.session_id, user_id=context.user_id,
+                             parent_run_id=context.run_id,
+                             session_state=context.session_state or None)
+        except ModelError as exc:
+            self._count(context.run_id, exc.run)
+            return f"error: {member.name or 'member'} failed: {exc}"
+        self._count(context.run_id, run)
+        context.session_state.update(self.db.get_session(context.session_id).session_state)
+        if run.status.value == "paused":
+            return f"{member.name or 'member'} is waiting for a human; tell the user so"
+        return run.content
+
+    def _count(self, parent_run_id: str, run: RunOutput | None) -> None:
+        if run is not None:
+            with self._nested_lock:
+                self._nested.setdefault(parent_run_id, []).append(run.metrics)
+
+    def _add_nested_usage(self, run: RunOutput) -> None:
+        with self._nested_lock:
+            nested = self._nested.pop(run.run_id, [])
+        for metrics in nested:
+            run.metrics.add_usage_of(metrics)
+
+    def member_runs(self, run_id: str) -> list[RunOutput]:
+        """The member runs a team run made, in order."""
+        run = self.db.get_run(run_id)
+        if run is None:
+            return []
+        return [r for r in self.get_runs(run.session_id) if r.parent_run_id == run_id]

@@ -1,0 +1,192 @@
+"""Workflows: steps run in order — agents, teams or plain Python functions — each fed the previous output.
+
+A workflow run is stored like any run (``kind="workflow"``): its input, each step's input, output and status
+(``steps``), and its final output as ``content``. Agent and team steps store their own runs nested under it.
+Session state is shared by every step and every run of the session. History is run-based: a step can see the
+inputs and outputs of the session's earlier workflow runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbsessions.agent import Agent
+from nbsessions.db.base import BaseDb
+from nbsessions.db.memory import InMemoryDb
+from nbsessions.errors import NbSessionsError
+from nbsessions.llm.offline import OfflineModel
+from nbsessions.schema import RunOutput, RunStatus, Session, new_id
+from nbsessions.sessions import SessionsMixin, check_json
+
+
+class WorkflowError(NbSessionsError):
+    """A step failed; the workflow run was stored with ``status=error`` and is attached as ``.run``."""
+
+    def __init__(self, message: str, run: RunOutput) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+@dataclass
+class StepInput:
+    """What a function step receives. Changes to ``session_state`` persist with the run."""
+
+    input: str  # the workflow run's input
+    previous_output: str  # the previous step's output (the input, for the first step)
+    session_state: dict[str, Any]
+    history: list[dict[str, str]] = field(default_factory=list)  # earlier runs: {"input", "output"}
+    outputs: dict[str, str] = field(default_factory=dict)  # outputs of the steps so far, by step name
+
+
+StepFunction = Callable[[StepInput], Any]
+Step = Agent | StepFunction
+
+
+@dataclass
+class _Step:
+    name: str
+    target: Step
+
+
+def _step_name(step: Step, index: int) -> str:
+    if isinstance(step, Agent):
+        return step.name or f"{step.kind}_{index + 1}"
+    return getattr(step, "__name__", None) or f"step_{index + 1}"
+
+
+class Workflow(SessionsMixin):
+    """``Workflow(steps=[agent, team, fn, ...], db=...)``; ``workflow.run(input)`` runs them in order."""
+
+    def __init__(self, steps: list[Step], db: BaseDb | None = None, *, name: str | None = None,
+                 session_state: dict[str, Any] | None = None, user_id: str | None = None,
+                 num_history_runs: int = 3, add_workflow_history_to_steps: bool = False) -> None:
+        if not steps:
+            raise ValueError("a workflow needs at least one step")
+        for step in steps:
+            if not (isinstance(step, Agent) or callable(step)):
+                raise TypeError(f"a step must be an Agent, a Team or a function, not {type(step).__name__}")
+        if session_state is not None:
+            check_json(session_state, "session_state")
+        self.db = db if db is not None else InMemoryDb()
+        self.name = name
+        self.user_id = user_id
+        self.agent_id = new_id()
+        self.session_state = dict(session_state or {})
+        self.num_history_runs = num_history_runs
+        self.add_workflow_history_to_steps = add_workflow_history_to_steps
+        self.steps = [_Step(_step_name(s, i), self._bind(s)) for i, s in enumerate(steps)]
+        agents = [s.target for s in self.steps if isinstance(s.target, Agent)]
+        self.model = agents[0].model if agents else OfflineModel()  # names sessions (set_session_name)
+        self._listeners: list[Callable[[str, str], None]] = []
+
+    def _emit(self, event: str, session_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(event, session_id)
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        self._listeners.append(listener)
+
+    def _bind(self, step: Step) -> Step:
+        """Agent and team steps store their runs in the workflow's store, nested under its runs."""
+        if not isinstance(step, Agent) or step.db is self.db:
+            return step
+        return step.with_db(self.db)
+
+    def run(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
+            session_state: dict[str, Any] | None = None) -> RunOutput:
+        """Run every step in order; a failing step stops the run, which is stored with what was done."""
+        if not isinstance(input, str) or not input.strip():
+            raise ValueError("the workflow input is empty")
+        if session_state is not None:
+            check_json(session_state, "session_state")
+        user = user_id if user_id is not None else self.user_id
+        session = self._open(session_id or new_id(), user)
+        if session_state:
+            session = self.db.update_session(session.session_id, state_patch=session_state)
+        run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
+                        input=input, kind="workflow", model=self.name or "workflow", provider="workflow")
+        self.db.upsert_run(run, durable=False)
+        self._emit("run", run.session_id)
+        state = copy.deepcopy(session.session_state)
+        initial = copy.deepcopy(state)
+        started = time.perf_counter()
+        try:
+            self._run_steps(run, state)
+        finally:
+            run.metrics.duration = time.perf_counter() - started
+            changes = {k: v for k, v in state.items() if initial.get(k, _MISSING) != v}
+            self.db.upsert_run(run)
+            if changes:
+                self.db.update_session(run.session_id, state_patch=changes)
+            self._emit("run", run.session_id)
+        return run
+
+    def _open(self, session_id: str, user_id: str | None) -> Session:
+        session = self.db.get_session(session_id)
+        if session is not None:
+            self._check_owner(session, user_id)
+            return session
+        session = Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id, agent_name=self.name,
+                          session_state=dict(self.session_state))
+        self.db.upsert_session(session)
+        return session
+
+    def _history(self, session_id: str, before: str) -> list[dict[str, str]]:
+        runs = [r for r in self.db.list_runs(session_id, last=self.num_history_runs * 4 + 1)
+                if r.kind == "workflow" and r.is_history and r.run_id != before]
+        return [{"input": r.input, "output": r.content} for r in runs[-self.num_history_runs:]]
+
+    def _run_steps(self, run: RunOutput, state: dict[str, Any]) -> None:
+        history = self._history(run.session_id, run.run_id)
+        previous, outputs = run.input, {}
+        for step in self.steps:
+            record = {"name": step.name, "kind": _kind(step.target), "input": previous, "status": "running"}
+            run.steps.append(record)
+            try:
+                output, child = self._run_step(step, run, previous, state, history, outputs)
+            except Exception as exc:  # a step's failure is recorded, never lost
+                record.update(status="error", error=" ".join(str(exc).split()) or type(exc).__name__)
+                child_run = getattr(exc, "run", None)
+                if child_run is not None:
+                    record["run_id"] = child_run.run_id
+                    run.metrics.add_usage_of(child_run.metrics)
+                run.status = RunStatus.error
+                run.error = f"step {step.name!r} failed: {record['error']}"
+                self.db.upsert_run(run)
+                raise WorkflowError(run.error, run) from exc
+            if child is not None:
+                record["run_id"] = child.run_id
+                run.metrics.add_usage_of(child.metrics)
+            record.update(status="completed", output=output)
+            outputs[step.name] = output
+            previous = output
+        run.content = previous
+        run.status = RunStatus.completed
+
+    def _run_step(self, step: _Step, run: RunOutput, previous: str, state: dict[str, Any],
+                  history: list[dict[str, str]], outputs: dict[str, str]) -> tuple[str, RunOutput | None]:
+        if isinstance(step.target, Agent):
+            prompt = previous
+            if self.add_workflow_history_to_steps and history:
+                earlier = "\n\n".join(f"Input: {h['input']}\nOutput: {h['output']}" for h in history)
+                prompt = f"Earlier runs of this workflow:\n{earlier}\n\nNow:\n{previous}"
+            child = step.target.run(prompt, session_id=run.session_id, user_id=run.user_id,
+                                    parent_run_id=run.run_id, session_state=state or None)
+            state.update(self.db.get_session(run.session_id).session_state)
+            if child.status != RunStatus.completed:
+                raise RuntimeError(f"{step.name} ended {child.status.value}")
+            return child.content, child
+        result = step.target(StepInput(input=run.input, previous_output=previous, session_state=state,
+                                       history=history, outputs=dict(outputs)))
+        return ("" if result is None else str(result)), None
+
+
+def _kind(target: Step) -> str:
+    return target.kind if isinstance(target, Agent) else "function"
+
+
+_MISSING = object()

@@ -1,0 +1,188 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, TinyDb
+from nbsessions.llm.base import ToolCall
+from nbsessions.team import Team
+from nbsessions.workflow import StepInput, Workflow, WorkflowError
+
+
+def leader(*handoffs: tuple[str, str]):
+    """A scripted leader: hands each task to a member in turn, then composes what the members said."""
+
+    def reply(messages: list[Message], tools: list[dict]):
+        results = [m.content for m in messages if m.role == "tool" and not m.from_history]
+        if len(results) < len(handoffs):
+            member, task = handoffs[len(results)]
+            return ToolCall(f"call_{len(results)}", f"ask_{member}", json.dumps({"task": task}))
+        return "composed: " + " | ".join(results)
+
+    return FunctionModel(reply, id="leader")
+
+
+def member(name: str, fn=None) -> Agent:
+    return Agent(model=FunctionModel(fn or (lambda m: f"{name} did {m[-1].content}"), id=name), name=name)
+
+
+def test_a_team_routes_to_members_and_stores_their_runs_nested(db):
+    team = Team(members=[member("researcher"), member("writer")], model=leader(
+        ("researcher", "find facts"), ("writer", "write it up")), db=db)
+    run = team.run("report on tea")
+    assert run.kind == "team" and run.status == RunStatus.completed
+    assert run.content == "composed: researcher did find facts | writer did write it up"
+    members = team.member_runs(run.run_id)
+    assert [(r.model, r.input, r.parent_run_id) for r in members] == [
+        ("researcher", "find facts", run.run_id), ("writer", "write it up", run.run_id)]
+    assert all(r.session_id == run.session_id for r in members)
+    own = sum(m.metrics.total_tokens for m in members)
+    assert run.metrics.total_tokens > own > 0  # leader + members
+    count, totals = db.session_totals(run.session_id)
+    assert count == 1 and totals.total_tokens == run.metrics.total_tokens  # members counted once, in the team run
+
+
+def test_team_history_holds_team_runs_only_and_state_is_shared(db):
+    def remembering(messages):
+        return "noted"
+
+    writer = member("writer", remembering)
+    team = Team(members=[writer], model=leader(("writer", "note it")), db=db, add_history_to_context=True,
+                session_state={"topic": "tea"})
+    first = team.run("one")
+    seen = []
+    team.run("two", session_id=first.session_id,
+             model=FunctionModel(lambda m, t: seen.extend(m) or "done", id="leader"))
+    assert [m.content for m in seen if m.from_history and m.role == "user"] == ["one"]
+    assert team.get_session_state(first.session_id) == {"topic": "tea"}
+    assert [r.input for r in team.get_runs(first.session_id) if r.parent_run_id is None] == ["one", "two"]
+
+
+def test_a_failing_member_is_reported_to_the_leader_and_kept(db):
+    def broken(messages):
+        raise ModelError("500 server error", status_code=500)
+
+    team = Team(members=[member("flaky", broken)], model=leader(("flaky", "try")), db=db)
+    run = team.run("go")
+    assert run.status == RunStatus.completed and "flaky failed: 500 server error" in run.content
+    (child,) = team.member_runs(run.run_id)
+    assert child.status == RunStatus.error
+
+
+def test_team_arguments_are_checked():
+    with pytest.raises(ValueError, match="at least one"):
+        Team(members=[])
+    with pytest.raises(ValueError, match="mode"):
+        Team(members=[member("a")], mode="vote")
+
+
+def shout(step: StepInput) -> str:
+    step.session_state["count"] = step.session_state.get("count", 0) + 1
+    return step.previous_output.upper()
+
+
+def test_a_workflow_passes_each_output_on_and_records_every_step(db):
+    summarise = member("summariser", lambda m: f"summary of {m[-1].content}")
+    flow = Workflow(steps=[shout, summarise, lambda s: f"{s.previous_output} (from {s.input})"], db=db,
+                    name="pipeline")
+    run = flow.run("raw text")
+    assert run.kind == "workflow" and run.status == RunStatus.completed
+    assert run.content == "summary of RAW TEXT (from raw text)"
+    assert [(s["name"], s["kind"], s["status"], s["output"]) for s in run.steps] == [
+        ("shout", "function", "completed", "RAW TEXT"),
+        ("summariser", "agent", "completed", "summary of RAW TEXT"),
+        ("<lambda>", "function", "completed", "summary of RAW TEXT (from raw text)")]
+    child = db.get_run(run.steps[1]["run_id"])
+    assert child.parent_run_id == run.run_id and run.metrics.total_tokens == child.metrics.total_tokens
+    assert flow.get_session_state(run.session_id) == {"count": 1}
+    flow.run("again", session_id=run.session_id)
+    assert flow.get_session_state(run.session_id) == {"count": 2}
+
+
+def test_workflow_history_is_run_based(db):
+    seen = []
+
+    def remember(step: StepInput) -> str:
+        seen.append(step.history)
+        return f"out:{step.input}"
+
+    flow = Workflow(steps=[remember], db=db)
+    sid = flow.run("a").session_id
+    flow.run("b", session_id=sid)
+    assert seen == [[], [{"input": "a", "output": "out:a"}]]
+    prompts = []
+    agent_flow = Workflow(steps=[member("m", lambda m: prompts.append(m[-1].content) or "ok")], db=db,
+                          add_workflow_history_to_steps=True)
+    agent_flow.run("first", session_id=sid)
+    assert "Input: a\nOutput: out:a" in prompts[0] and prompts[0].endswith("Now:\nfirst")
+
+
+def test_a_failing_step_stops_the_run_names_it_and_keeps_earlier_outputs(db):
+    def explode(step: StepInput) -> str:
+        raise RuntimeError("disk full")
+
+    flow = Workflow(steps=[shout, explode, shout], db=db)
+    with pytest.raises(WorkflowError, match="step 'explode' failed: disk full") as caught:
+        flow.run("data")
+    stored = db.get_run(caught.value.run.run_id)
+    assert stored.status == RunStatus.error
+    assert [(s["name"], s["status"]) for s in stored.steps] == [("shout", "completed"), ("explode", "error")]
+    assert stored.steps[0]["output"] == "DATA"
+
+
+def test_a_failing_agent_step_keeps_its_error_run(db):
+    def broken(messages):
+        raise ModelError("429 rate limited: retry in 7 s", status_code=429)
+
+    flow = Workflow(steps=[member("bad", broken)], db=db)
+    with pytest.raises(WorkflowError, match="429 rate limited") as caught:
+        flow.run("x")
+    step = caught.value.run.steps[0]
+    assert db.get_run(step["run_id"]).status == RunStatus.error
+
+
+def test_workflow_arguments_are_checked():
+    with pytest.raises(ValueError):
+        Workflow(steps=[])
+    with pytest.raises(TypeError, match="step must be"):
+        Workflow(steps=["not a step"])
+    with pytest.raises(ValueError, match="empty"):
+        Workflow(steps=[shout]).run(" ")
+
+
+def test_a_team_can_be_a_workflow_step(db):
+    team = Team(members=[member("writer")], model=leader(("writer", "draft")), name="editorial")
+    flow = Workflow(steps=[shout, team], db=db)
+    run = flow.run("topic")
+    assert run.content == "composed: writer did draft"
+    team_run = db.get_run(run.steps[1]["run_id"])
+    assert team_run.kind == "team" and team_run.parent_run_id == run.run_id
+    assert [r.parent_run_id for r in db.list_runs(run.session_id) if r.model == "writer"] == [team_run.run_id]
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from nbsessions import TinyDb
+    from nbsessions.workflow import Workflow
+
+    def step(s):
+        s.session_state["seen"] = s.session_state.get("seen", []) + [s.input]
+        return f"{s.input} after {len(s.history)} earlier runs"
+
+    flow = Workflow(steps=[step], db=TinyDb(sys.argv[1]))
+    sid = sys.argv[3] if len(sys.argv) > 3 else None
+    print(flow.run(sys.argv[2], session_id=sid).session_id)
+""")
+
+
+def test_workflow_runs_persist_with_history_across_processes(tmp_path):
+    path = str(tmp_path / "flow.json")
+    sid = subprocess.run([sys.executable, "-c", SCRIPT, path, "one"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    subprocess.run([sys.executable, "-c", SCRIPT, path, "two", sid], capture_output=True, text=True, check=True)
+    db = TinyDb(path)
+    runs = db.list_runs(sid)
+    assert [r.content for r in runs] == ["one after 0 earlier runs", "two after 1 earlier runs"]
+    assert db.get_session(sid).session_state == {"seen": ["one", "two"]}
