@@ -38,6 +38,8 @@ from nbsessions.llm import OpenAIChat  # noqa: E402
 PROMPTS, CONCURRENCY, LATENCY_MS, TARGET = 100, 8, 50.0, 1.5
 IDEAL = PROMPTS / CONCURRENCY * LATENCY_MS / 1000
 KEY = "bench-key"  # the loopback server ignores it; a real key is never sent anywhere
+from readme_section import write_section  # noqa: E402
+
 START, END = "<!-- bench_batch -->", "<!-- /bench_batch -->"
 SERVER = HERE.parent / "tests" / "openai_server.py"
 
@@ -139,15 +141,7 @@ def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str
 
 
 def write_readme(text: str) -> None:
-    """Replace only the text between our markers (append them if absent); other sections stay as they are."""
-    readme = HERE / "README.md"
-    block = f"{START}\n## Batch throughput\n\n{text}\n{END}"
-    old = readme.read_text(encoding="utf-8") if readme.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    readme.write_text(new, encoding="utf-8")
+    write_section(START, END, f"## Batch throughput\n\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
+from readme_section import write_section  # noqa: E402
 from tinydb import TinyDB  # noqa: E402
 
 from nbsessions import Agent  # noqa: E402
@@ -284,15 +285,7 @@ def table(rows: list[Row], quick: bool) -> str:
 
 
 def write_readme(text: str) -> None:
-    """Replace only this benchmark's marked section; other benchmarks keep theirs."""
-    readme = HERE / "README.md"
-    block = f"{START}\n{INTRO}\n{text}\n{END}"
-    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        new = old[:old.index(START)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    readme.write_text(new)
+    write_section(START, END, f"{INTRO}\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:

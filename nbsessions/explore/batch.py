@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks, run_checks
 from nbsessions.explore.compare import resolve_model
-from nbsessions.explore.runner import Job, JobStatus, Outcome, RetryPolicy, Runner
+from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
 from nbsessions.llm.base import Model
-from nbsessions.schema import Metrics, RunOutput
+from nbsessions.schema import RunOutput
 from nbsessions.templating import TemplateError, fill_prompt
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ HTML_ROWS = 50
 
 
 @dataclass
-class Row:
+class Row(CheckedRun):
     """One row's outcome: its input ``data``, the filled ``prompt``, its last run and every retry wait."""
 
     index: int
@@ -40,18 +40,6 @@ class Row:
     attempts: int = 0
     delays: list[float] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def content(self) -> str | None:
-        return self.run.content if self.run is not None else None
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.run.metrics if self.run is not None else Metrics()
-
-    @property
-    def passed(self) -> bool:
-        return self.status == JobStatus.completed and all(c.passed for c in self.checks)
 
     def update(self, outcome: Outcome, checks: list[Check]) -> None:
         """Take the outcome's state now (a cancelled run may still be finishing in the background)."""

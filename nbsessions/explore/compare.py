@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from nbsessions.explore import tables
 from nbsessions.explore.checks import CheckLike, CheckResult, as_checks, run_checks
-from nbsessions.explore.runner import Job, JobStatus, RetryPolicy, Runner
+from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, Runner
 from nbsessions.llm.base import Model
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import Metrics, RunOutput
+from nbsessions.schema import RunOutput
 
 if TYPE_CHECKING:
     from nbsessions.agent import Agent
@@ -48,7 +48,7 @@ def settings_label(settings: Mapping[str, Any]) -> str:
 
 
 @dataclass
-class Cell:
+class Cell(CheckedRun):
     """One model × variant × settings result. ``model`` is the model's label (its id, made unique)."""
 
     model: str
@@ -69,19 +69,6 @@ class Cell:
     @property
     def label(self) -> str:
         return " · ".join(p for p in (self.model, self.detail) if p)
-
-    @property
-    def content(self) -> str | None:
-        return self.run.content if self.run is not None else None
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.run.metrics if self.run is not None else Metrics()
-
-    @property
-    def passed(self) -> bool:
-        """Completed, and every check passed."""
-        return self.status == JobStatus.completed and all(c.passed for c in self.checks)
 
 
 @dataclass

@@ -19,8 +19,9 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from nbsessions.errors import ModelError
+from nbsessions.explore.checks import CheckResult
 from nbsessions.llm.base import Model
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 if TYPE_CHECKING:
     from nbsessions.agent import Agent
@@ -63,6 +64,27 @@ class Outcome:
     session_id: str | None = None
     attempts: int = 0
     delays: list[float] = field(default_factory=list)
+
+
+class CheckedRun:
+    """What a batch row and a comparison cell share: a run, its status and the checks of its reply."""
+
+    run: RunOutput | None
+    status: JobStatus
+    checks: list[CheckResult]
+
+    @property
+    def content(self) -> str | None:
+        return self.run.content if self.run is not None else None
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.run.metrics if self.run is not None else Metrics()
+
+    @property
+    def passed(self) -> bool:
+        """Completed, and every check passed."""
+        return self.status == JobStatus.completed and all(c.passed for c in self.checks)
 
 
 @dataclass(frozen=True)
