@@ -66,6 +66,33 @@ def template_run(tmp: Path) -> dict[str, Any]:
     return run.to_dict()
 
 
+TOOL_CALL = {"id": "call_1", "name": "describe_frame", "arguments": json.dumps({"name": "sales", "rows": 5})}
+TOOL_RESULT = json.dumps({"columns": ["region", "units", "revenue"], "rows": 1204, "nulls": {"units": 3}})
+
+
+def with_tool_call(record: dict[str, Any], result: bool = True) -> dict[str, Any]:
+    """The run called a tool before answering (or waits before calling it, when ``result`` is False)."""
+    *earlier, reply = record["messages"]
+    steps = [{"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}]
+    if result:
+        steps.append({"role": "tool", "content": TOOL_RESULT, "tool_call_id": TOOL_CALL["id"]})
+    return {**record, "messages": [*earlier, *steps, reply] if result else [*earlier, *steps]}
+
+
+def big_session_records(template: dict[str, Any], session_id: str) -> list[dict[str, Any]]:
+    """The long session: every 5th run calls a tool; the newest are a prompt with two variants and a paused run."""
+    records = [{**template, "run_id": new_id(), "session_id": session_id, "created_at": time.time() + i * 1e-3}
+               for i in range(RUNS)]
+    records = [with_tool_call(r) if i % 5 == 0 else r for i, r in enumerate(records)]
+    original, variant, paused = records[-3:]
+    original["superseded_by"] = variant["run_id"]
+    variant["variant_of"] = original["run_id"]
+    records[-1] = {**with_tool_call(paused, result=False), "status": "paused", "content": "", "requirements": [
+        {"tool_call_id": "call_1", "tool_name": TOOL_CALL["name"], "arguments": TOOL_CALL["arguments"],
+         "kind": "confirmation", "fields": [], "resolved": False}]}
+    return records
+
+
 def fill(db: BaseDb, template: dict[str, Any]) -> tuple[Agent, str]:
     """One 1,000-run session (active) among 30 small ones, written through the public API."""
     agent = Agent(db=db)
@@ -74,9 +101,8 @@ def fill(db: BaseDb, template: dict[str, Any]) -> tuple[Agent, str]:
         for _ in range(3):
             db.upsert_run(RunOutput.from_dict({**template, "run_id": new_id(), "session_id": small.session_id}))
     big = agent.create_session("long analysis", user_id="user0")
-    for i in range(RUNS):
-        db.upsert_run(RunOutput.from_dict({**template, "run_id": new_id(), "session_id": big.session_id,
-                                           "created_at": time.time() + i * 1e-3}))
+    for record in big_session_records(template, big.session_id):
+        db.upsert_run(RunOutput.from_dict(record))
     agent.set_active_session(big.session_id)
     return agent, big.session_id
 
@@ -101,7 +127,9 @@ def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -
         for item in made if isinstance(made, list) else [made]:
             item.close()
 
-    build().close()  # warm imports and caches that a second panel in a notebook would find warm too
+    warm = build()  # warm imports and caches that a second panel in a notebook would find warm too
+    assert len(warm.history.paused) == 1 and len(warm.history.variant_groups) == 1, "not the page described"
+    warm.close()
     widgets = widgets_made_by(build)
     panel = build()
     ms = interleaved_medians({
@@ -128,7 +156,8 @@ def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -
 def table(rows: list[Row], quick: bool, repeat: int) -> str:
     head = ["## Session panel", "", "`python benchmarks/bench_panel.py` rewrites this section: building "
             "`SessionPanel(agent)` (list, 50-run History page, Metrics, State) whose active session has "
-            f"{RUNS:,} runs.", "",
+            f"{RUNS:,} runs; on its newest page every 5th run called a tool, and the last three are a prompt "
+            "with two variants (shown side by side) and a run paused for approval (Approve / Reject).", "",
             f"Python {platform.python_version()}, ipywidgets {ipywidgets.__version__}, {platform.machine()}; "
             f"median of {repeat} builds{' (--quick)' if quick else ''}; a {RUNS}-run active session among 30 "
             f"others; target ≤ {TARGET_MS:.0f} ms per build.", "",

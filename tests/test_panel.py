@@ -6,16 +6,23 @@ Each test checks both sides: what the store holds afterwards and what the widget
 from __future__ import annotations
 
 import gc
+import itertools
+import json
 import threading
 import weakref
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 import pytest
+from ipywidgets import HTML, Button, HBox
 
 from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
+from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.actions import WHOLE_SESSION
+from nbsessions.panel.paused_run import PausedRun, parse_value
 from nbsessions.schema import Metrics
+from nbsessions.tools import tool
 
 XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
              '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '
@@ -168,7 +175,7 @@ def test_clicking_a_session_makes_it_active_and_shows_its_history(agent):
     second = agent.create_session("other")
     panel = SessionPanel(agent)
     assert panel.selected is None
-    assert "Select a session" in panel.history.html.value
+    assert "Select a session" in panel.history.markup
 
     row = next(r for r in panel.sessions.rows if r.session_id == first.session_id)
     row.name.click()
@@ -176,8 +183,8 @@ def test_clicking_a_session_makes_it_active_and_shows_its_history(agent):
     assert agent.active_session_id == first.session_id
     assert panel.selected == first.session_id
     assert row.name.button_style == "info"
-    assert "What is pandas?" in panel.history.html.value
-    assert "Reply to: What is pandas?" in panel.history.html.value
+    assert "What is pandas?" in panel.history.markup
+    assert "Reply to: What is pandas?" in panel.history.markup
     other = next(r for r in panel.sessions.rows if r.session_id == second.session_id)
     assert other.name.button_style == ""
 
@@ -187,7 +194,7 @@ def test_panel_opens_on_the_stored_active_session(agent):
     agent.set_active_session(run.session_id)
     panel = SessionPanel(agent)
     assert panel.selected == run.session_id
-    assert "remember me" in panel.history.html.value
+    assert "remember me" in panel.history.markup
 
 
 def test_switching_sessions_elsewhere_moves_the_selection(agent):
@@ -195,13 +202,13 @@ def test_switching_sessions_elsewhere_moves_the_selection(agent):
     b = agent.run("in session b")
     panel = SessionPanel(agent)
     panel.select(a.session_id)
-    assert "in session a" in panel.history.html.value
+    assert "in session a" in panel.history.markup
 
     agent.set_active_session(b.session_id)  # what `%agent use` does
 
     assert panel.selected == b.session_id
-    assert "in session b" in panel.history.html.value
-    assert "in session a" not in panel.history.html.value
+    assert "in session b" in panel.history.markup
+    assert "in session a" not in panel.history.markup
 
 
 def test_a_cell_run_updates_the_panel_without_a_click(agent):
@@ -211,7 +218,7 @@ def test_a_cell_run_updates_the_panel_without_a_click(agent):
 
     agent.run("second", session_id=run.session_id)
 
-    assert "Reply to: second" in panel.history.html.value
+    assert "Reply to: second" in panel.history.markup
     assert panel.history.page_info.value == "runs 1–2 of 2"
     assert row_texts(panel)[0][2] == "2"
 
@@ -223,7 +230,7 @@ def test_a_run_in_another_thread_updates_the_panel(agent):
     worker = threading.Thread(target=agent.run, args=("from a thread",), kwargs={"session_id": run.session_id})
     worker.start()
     worker.join()
-    assert "Reply to: from a thread" in panel.history.html.value
+    assert "Reply to: from a thread" in panel.history.markup
 
 
 def test_refresh_picks_up_what_another_kernel_wrote(agent):
@@ -233,11 +240,11 @@ def test_refresh_picks_up_what_another_kernel_wrote(agent):
     other_kernel = Agent(model=FunctionModel(echo), db=agent.db)  # no listener link to this panel
     other_kernel.run("theirs", session_id=run.session_id)
     other_kernel.create_session("their new session")
-    assert "theirs" not in panel.history.html.value
+    assert "theirs" not in panel.history.markup
 
     panel.refresh_button.click()
 
-    assert "Reply to: theirs" in panel.history.html.value
+    assert "Reply to: theirs" in panel.history.markup
     assert "their new session" in [r[0] for r in row_texts(panel)]
 
 
@@ -263,7 +270,7 @@ def test_new_creates_a_session_and_makes_it_active(agent):
     assert len(sessions) == 1
     assert agent.active_session_id == sessions[0].session_id == panel.selected
     assert row_texts(panel)[0][0] == sessions[0].session_id[:8]
-    assert "No runs yet" in panel.history.html.value
+    assert "No runs yet" in panel.history.markup
 
 
 def test_new_session_belongs_to_the_filtered_user(agent):
@@ -320,7 +327,7 @@ def test_fork_from_the_chosen_run(agent):
     fork = agent.get_session(fork_id)
     assert fork.forked_from == {"session_id": source.session_id, "run_id": runs[1].run_id}
     assert [r.input for r in agent.get_runs(fork_id)] == ["prompt 0", "prompt 1"]
-    assert "prompt 1" in panel.history.html.value and "prompt 2" not in panel.history.html.value
+    assert "prompt 1" in panel.history.markup and "prompt 2" not in panel.history.markup
     assert "source (fork)" in [r[0] for r in row_texts(panel)]
 
 
@@ -362,7 +369,7 @@ def test_delete_after_confirmation_removes_session_and_runs(agent):
     assert agent.db.list_runs(run.session_id) == []
     assert agent.active_session_id is None and panel.selected is None
     assert [r[0] for r in row_texts(panel)] == ["keep"] and keep.session_id in panel.sessions.shown_ids
-    assert "Select a session" in panel.history.html.value
+    assert "Select a session" in panel.history.markup
     assert panel.actions.confirm_box.layout.display == "none"
 
 
@@ -445,18 +452,18 @@ def test_history_shows_fifty_runs_per_page_newest_page_first(agent):
     panel.select(session.session_id)
     h = panel.history
     assert h.page_info.value == "runs 71–120 of 120"
-    assert h.html.value.count('class="nbsessions-run"') == 50
-    assert "prompt 119" in h.html.value and "prompt 69" not in h.html.value
+    assert h.markup.count('class="nbsessions-run"') == 50
+    assert "prompt 119" in h.markup and "prompt 69" not in h.markup
     assert h.newer.disabled and not h.older.disabled
 
     h.older.click()
     assert h.page_info.value == "runs 21–70 of 120"
-    assert "prompt 20" in h.html.value and "prompt 70" not in h.html.value
+    assert "prompt 20" in h.markup and "prompt 70" not in h.markup
     assert panel.metrics.table.value.count("<tr>") == 51  # the metrics table follows the History page
 
     h.older.click()
     assert h.page_info.value == "runs 1–20 of 120"
-    assert h.html.value.count('class="nbsessions-run"') == 20 and h.older.disabled
+    assert h.markup.count('class="nbsessions-run"') == 20 and h.older.disabled
 
     h.newer.click()
     h.newer.click()
@@ -474,7 +481,7 @@ def test_history_marks_error_cancelled_paused_and_superseded_runs(agent):
                                   superseded_by=ok.run_id))
     panel = SessionPanel(agent)
     panel.select(sid)
-    page = panel.history.html.value
+    page = panel.history.markup
     badges = [part.split(">", 1)[1].split("<", 1)[0] for part in page.split('class="nbsessions-badge"')[1:]]
     assert badges == ["error", "cancelled", "paused", "superseded"]
     assert "429: rate limited" in page
@@ -486,7 +493,7 @@ def test_history_renders_markdown(agent):
     run = Agent(model=model, db=agent.db).run("**bold** prompt")
     panel = SessionPanel(agent)
     panel.select(run.session_id)
-    page = panel.history.html.value
+    page = panel.history.markup
     assert "<strong>bold</strong>" in page and "<h1>Title</h1>" in page
     assert "<table>" in page and 'class="language-py"' in page
 
@@ -503,12 +510,12 @@ def test_model_and_user_text_cannot_inject_markup_anywhere(agent):
     panel = SessionPanel(agent)
     panel.select(run.session_id)
 
-    for markup in (panel.history.html.value, panel.metrics.totals.value, panel.metrics.chart.value,
+    for markup in (panel.history.markup, panel.metrics.totals.value, panel.metrics.chart.value,
                    panel.metrics.table.value):
         report = audit(markup)
         assert report.problems == [], report.problems
-    assert "Sure!" in panel.history.html.value and "click me" in panel.history.html.value
-    assert "<svg" not in panel.history.html.value
+    assert "Sure!" in panel.history.markup and "click me" in panel.history.markup
+    assert "<svg" not in panel.history.markup
     # names go into text-only widgets: shown literally, never parsed
     assert row_texts(panel)[0][0] == '<b onmouseover="window.__xss=7">name</b>'
 
@@ -560,7 +567,7 @@ def test_closed_panel_stops_listening(agent):
     panel.select(run.session_id)
     panel.close()
     agent.run("after", session_id=run.session_id)
-    assert "before" in panel.history.html.value and "after" not in panel.history.html.value
+    assert "before" in panel.history.markup and "after" not in panel.history.markup
     assert panel.sessions.rows[0].name.comm is None  # child widgets closed too
 
 
@@ -585,3 +592,365 @@ def test_a_failing_panel_never_breaks_a_run(agent, monkeypatch):
     second = agent.run("second", session_id=run.session_id)
     assert second.status == RunStatus.completed
     assert "the panel could not update: boom" in panel.status.value
+
+
+# -- tool calls, paused runs, variants ----------------------------------------------------------------
+def scripted(*calls: ToolCall, answer: Callable[[list[str]], str] | None = None) -> FunctionModel:
+    """First round: the given tool calls; after the tools answered: text made from their results."""
+    def model(messages, tools):
+        if messages[-1].role == "tool":
+            results = [m.content or "" for m in messages if m.role == "tool" and not m.from_history]
+            return answer(results) if answer else "tool said: " + " | ".join(results)
+        return list(calls)
+    return FunctionModel(model)
+
+
+def call(tool_name: str, call_id: str = "call_1", /, **arguments) -> ToolCall:
+    return ToolCall(call_id, tool_name, json.dumps(arguments))
+
+
+def snapshot(agent: Agent, session_id: str) -> tuple:
+    """Everything the store holds for a session: equal snapshots mean nothing was written."""
+    return agent.db.get_session(session_id).to_dict(), [r.to_dict() for r in agent.db.list_runs(session_id)]
+
+
+def shown(widget) -> bool:
+    return widget.layout.display != "none"
+
+
+def panel_on(agent: Agent, session_id: str) -> SessionPanel:
+    panel = SessionPanel(agent)
+    panel.select(session_id)
+    return panel
+
+
+@pytest.fixture
+def ledger() -> list:
+    return []
+
+
+@pytest.fixture
+def drop_table(ledger):
+    @tool(requires_confirmation=True)
+    def drop_table(name: str) -> str:
+        """Drop a table."""
+        ledger.append(name)
+        return f"dropped {name}"
+    return drop_table
+
+
+@pytest.fixture
+def pay(ledger):
+    @tool(requires_user_input=True, user_input_fields=["amount", "memo"])
+    def pay(to: str, amount=None, memo=None) -> str:
+        """Pay someone."""
+        ledger.append((to, amount, memo))
+        return f"paid {amount!r} ({type(amount).__name__}) to {to}, memo {memo!r}"
+    return pay
+
+
+def test_a_run_that_needs_approval_shows_approve_and_reject_and_approve_continues_it(db, drop_table, ledger):
+    agent = Agent(model=scripted(call("drop_table", name="sales")), db=db, tools=[drop_table])
+    run = agent.run("drop the sales table")
+    panel = panel_on(agent, run.session_id)
+
+    card, = panel.history.paused
+    assert card.run_id == run.run_id and card.children[-1].children[:2] == (card.approve, card.reject)
+    assert "waiting for approval" in panel.history.markup and "drop_table" in panel.history.markup
+    card.approve.click()
+
+    stored = agent.db.get_run(run.run_id)
+    assert stored.status == RunStatus.completed and stored.content == "tool said: dropped sales"
+    assert ledger == ["sales"]
+    assert panel.history.paused == []
+    texts = "".join(cell_texts(panel.history.markup))
+    assert 'drop_table({"name": "sales"}) → dropped sales' in texts
+    assert "tool said: dropped sales" in texts
+    assert panel.status.value == "run #1 continued: completed"
+
+
+def test_reject_tells_the_model_and_never_calls_the_tool(db, drop_table, ledger):
+    agent = Agent(model=scripted(call("drop_table", name="sales")), db=db, tools=[drop_table])
+    run = agent.run("drop the sales table")
+    panel = panel_on(agent, run.session_id)
+    panel.history.paused[0].reject.click()
+    assert ledger == []
+    assert agent.db.get_run(run.run_id).content == "tool said: the user rejected the call to drop_table"
+    assert "the user rejected the call to drop_table" in panel.history.markup
+
+
+def test_requested_fields_are_typed_as_text_and_read_as_json_when_they_parse(db, pay, ledger):
+    agent = Agent(model=scripted(call("pay", to="bob", memo="rent")), db=db, tools=[pay])
+    run = agent.run("pay bob")
+    panel = panel_on(agent, run.session_id)
+    card, = panel.history.paused
+    assert list(card.fields) == ["amount", "memo"]
+    assert card.fields["memo"].value == "rent"  # what the model proposed, editable
+    assert card.children[-1].children[0] is card.submit  # no confirmation asked: one Continue button
+
+    card.fields["amount"].value = "12.5"
+    card.fields["memo"].value = "May rent, not June"
+    card.submit.click()
+
+    assert ledger == [("bob", 12.5, "May rent, not June")]
+    assert agent.db.get_run(run.run_id).content == "tool said: paid 12.5 (float) to bob, memo 'May rent, not June'"
+
+
+@pytest.mark.parametrize("text, value", [("5", 5), ("true", True), ('"5"', "5"), ("[1, 2]", [1, 2]),
+                                         ("five", "five"), ("NaN", "NaN"), ("{oops", "{oops")])
+def test_field_values_are_json_when_they_parse_else_text(text, value):
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_externally_executed_calls_get_one_result_box_each(db, ledger):
+    @tool(external_execution=True)
+    def run_sql(query: str) -> str:
+        ledger.append(query)
+        return "never here"
+
+    agent = Agent(model=scripted(call("run_sql", "c1", query="select 1"), call("run_sql", "c2", query="select 2")),
+                  db=db, tools=[run_sql])
+    run = agent.run("count twice")
+    panel = panel_on(agent, run.session_id)
+    card, = panel.history.paused
+    assert list(card.results) == ["c1", "c2"]
+    card.results["c1"].value = "1 row"
+    card.results["c2"].value = "2 rows"
+    card.submit.click()
+    assert ledger == []
+    assert agent.db.get_run(run.run_id).content == "tool said: 1 row | 2 rows"
+    assert "→ 2 rows" in "".join(cell_texts(panel.history.markup))
+
+
+@pytest.mark.parametrize("fill", [{}, {"amount": "  "}])
+def test_a_missing_answer_is_shown_on_the_card_and_nothing_runs_or_changes(db, pay, ledger, fill):
+    agent = Agent(model=scripted(call("pay", to="bob")), db=db, tools=[pay])
+    run = agent.run("pay bob")
+    panel = panel_on(agent, run.session_id)
+    card, = panel.history.paused
+    before = snapshot(agent, run.session_id)
+    card.fields["memo"].value = "rent"
+    for name, value in fill.items():
+        card.fields[name].value = value
+
+    card.submit.click()
+
+    assert card.message.value == "fill in amount first"
+    assert panel.status.value == "fill in amount first" and panel.status.style.text_color == "#c62828"
+    assert snapshot(agent, run.session_id) == before and ledger == []
+    assert panel.history.paused == [card] and card.fields["memo"].value == "rent"  # the user's typing stays
+
+
+def test_an_answer_the_agent_refuses_is_shown_inline_and_changes_nothing(db, drop_table, ledger):
+    agent = Agent(model=scripted(call("drop_table", name="sales")), db=db, tools=[drop_table])
+    run = agent.run("drop the sales table")
+    panel = panel_on(agent, run.session_id)
+    card, = panel.history.paused
+    other_kernel = Agent(model=agent.model, db=agent.db, tools=[drop_table])  # not heard by this panel
+    other_kernel.continue_run(run.run_id, approve=False)
+    before = snapshot(agent, run.session_id)
+
+    card.approve.click()  # the card is stale: the run is no longer paused
+
+    assert "is completed, not paused" in card.message.value
+    assert "is completed, not paused" in panel.status.value and panel.status.style.text_color == "#c62828"
+    assert snapshot(agent, run.session_id) == before and ledger == []
+    assert panel.history.paused == []  # the redraw shows the run as it now is
+
+
+def test_typing_in_a_paused_run_survives_a_redraw_from_another_cell(db, pay):
+    agent = Agent(model=scripted(call("pay", to="bob")), db=db, tools=[pay])
+    run = agent.run("pay bob")
+    panel = panel_on(agent, run.session_id)
+    card, = panel.history.paused
+    card.fields["amount"].value = "7"
+    agent.run("something else", session_id=run.session_id, model=FunctionModel(echo))  # the listener redraws
+    assert "Reply to: something else" in panel.history.markup
+    assert panel.history.paused == [card] and card.fields["amount"].value == "7"
+
+
+def test_tool_calls_and_results_are_shown_compactly_and_only_in_their_own_run(db):
+    def get_weather(city: str) -> dict:
+        """Weather for a city."""
+        return {"city": city, "temp": 21, "notes": "x" * 300}
+
+    agent = Agent(model=scripted(call("get_weather", city="Oslo"), answer=lambda r: "It is 21 degrees."), db=db,
+                  tools=[get_weather], add_history_to_context=True)
+    run = agent.run("weather in Oslo?")
+    agent.run("thanks", session_id=run.session_id, model=FunctionModel(echo))  # sees the tool call as history
+    panel = panel_on(agent, run.session_id)
+    markup = panel.history.markup
+    assert markup.count('class="nbsessions-tool"') == 1
+    summary_line = "".join(cell_texts(markup.split("<summary>", 1)[1].split("</summary>", 1)[0]))
+    assert summary_line.startswith('tool get_weather({"city": "Oslo"}) → {"city": "Oslo", "temp": 21, "notes": "xxx')
+    assert summary_line.endswith("…") and len(summary_line) < 300
+    assert "x" * 300 in markup  # the whole result unfolds under "details"
+
+
+def test_hostile_tool_names_arguments_and_results_stay_text(db):
+    hostile = '<img src=x onerror="window.__xss=9"><script>window.__xss=10</script>'
+
+    @tool(requires_confirmation=True)
+    def publish(text: str) -> str:
+        """Publish."""
+        return XSS_REPLY
+
+    def echo_tool(text: str) -> str:
+        """Echo."""
+        return text
+
+    agent = Agent(model=scripted(call("echo_tool", "c1", text=hostile), call(hostile, "c2"),
+                                 call("publish", "c3", text=XSS_REPLY), answer=lambda r: XSS_REPLY),
+                  db=db, tools=[publish, echo_tool])
+    run = agent.run("go")
+    panel = panel_on(agent, run.session_id)
+    card, = panel.history.paused
+    assert audit(panel.history.markup).problems == []
+    card.approve.click()
+
+    markup = panel.history.markup
+    assert audit(markup).problems == [], audit(markup).problems
+    texts = "".join(cell_texts(markup))
+    assert "→ " + hostile in texts  # the echoed arguments are shown, as text
+    assert f"there is no tool named '{hostile}'" in texts
+    assert '<script>window.__xss=2</script>' in texts  # the tool's hostile result, unfolded as text
+
+
+def counting_model(*failing: int) -> FunctionModel:
+    """Replies "answer 1", "answer 2", …; the calls numbered in ``failing`` fail as a provider would."""
+    from nbsessions.errors import ModelError
+
+    counter = itertools.count(1)
+
+    def model(messages):
+        n = next(counter)
+        if n in failing:
+            raise ModelError(f"503: overloaded on call {n}", status_code=503)
+        return f"answer {n}"
+    return FunctionModel(model)
+
+
+def columns(group) -> list[str]:
+    """Each variant column as a reader sees it: its reply, then "kept in history" or "Keep this one"."""
+    out = []
+    for column in group.columns.children:
+        body, foot = column.children
+        markup = body.children[0].value if isinstance(body, PausedRun) else body.value
+        reply = markup.split('class="nbsessions-reply">', 1)[1]
+        words = foot.description if isinstance(foot, Button) else "".join(cell_texts(foot.value))
+        out.append(f"{''.join(cell_texts(reply)).strip()} / {words}")
+    return out
+
+
+def test_regenerate_shows_the_variants_side_by_side_and_keep_picks_the_one_in_history(db):
+    agent = Agent(model=counting_model(), db=db, add_history_to_context=True)
+    run = agent.run("Name a colour")
+    panel = panel_on(agent, run.session_id)
+    assert panel.history.variant_groups == []
+    assert panel.history.regenerate_from.value == run.run_id
+
+    panel.history.regenerate.click()
+
+    group, = panel.history.variant_groups
+    assert columns(group) == ["answer 1 / Keep this one", "answer 2 / kept in history"]
+    assert panel.history.markup.count("Name a colour") == 1  # the prompt once, above the columns
+    assert panel.status.value == "new variant: completed"
+    new = agent.db.list_runs(run.session_id)[-1]
+    assert new.variant_of == run.run_id and agent.db.get_run(run.run_id).superseded_by == new.run_id
+
+    group.keep_buttons[run.run_id].click()
+
+    assert agent.db.get_run(run.run_id).superseded_by is None
+    assert agent.db.get_run(new.run_id).superseded_by == run.run_id
+    group, = panel.history.variant_groups
+    assert columns(group) == ["answer 1 / kept in history", "answer 2 / Keep this one"]
+    later = agent.run("and another?", session_id=run.session_id)
+    assert [m.content for m in later.messages if m.from_history] == ["Name a colour", "answer 1"]
+
+
+def test_regenerate_from_a_group_adds_a_column(db):
+    agent = Agent(model=counting_model(), db=db)
+    run = agent.run("Name a colour")
+    agent.regenerate(run_id=run.run_id)
+    panel = panel_on(agent, run.session_id)
+    panel.history.variant_groups[0].regenerate.click()
+    group, = panel.history.variant_groups
+    assert columns(group) == ["answer 1 / Keep this one", "answer 2 / Keep this one",
+                              "answer 3 / kept in history"]
+    assert isinstance(group.columns, HBox) and panel.history.markup.count("nbsessions-run") == 3
+
+
+def test_an_older_run_regenerated_groups_its_variants_where_it_stands(db):
+    agent = Agent(model=counting_model(), db=db)
+    first = agent.run("first question")
+    agent.run("second question", session_id=first.session_id)
+    panel = panel_on(agent, first.session_id)
+    assert [label for label, _ in panel.history.regenerate_from.options] == ["#2 · second question",
+                                                                             "#1 · first question"]
+    panel.history.regenerate_from.value = first.run_id
+    panel.history.regenerate.click()
+
+    group, plain = panel.history.body.children
+    assert group is panel.history.variant_groups[0] and isinstance(plain, HTML)
+    assert columns(group) == ["answer 1 / Keep this one", "answer 3 / kept in history"]
+    assert "second question" in plain.value and "first question" not in plain.value
+
+
+def test_regenerate_follows_the_newest_run_unless_the_user_picked_one(db):
+    agent = Agent(model=counting_model(), db=db)
+    first = agent.run("first question")
+    panel = panel_on(agent, first.session_id)
+    second = agent.run("second question", session_id=first.session_id)  # arrives while the panel is open
+    assert panel.history.regenerate_from.value == second.run_id
+    panel.history.regenerate_from.value = first.run_id
+    agent.run("third question", session_id=first.session_id)
+    assert panel.history.regenerate_from.value == first.run_id
+
+
+def test_a_failed_regeneration_is_reported_and_cannot_be_kept(db):
+    agent = Agent(model=counting_model(2), db=db)
+    run = agent.run("Name a colour")
+    panel = panel_on(agent, run.session_id)
+    panel.history.regenerate.click()
+    assert panel.status.value == "503: overloaded on call 2" and panel.status.style.text_color == "#c62828"
+    group, = panel.history.variant_groups
+    assert columns(group) == ["answer 1 / kept in history", "503: overloaded on call 2 / "]
+    assert group.keep_buttons == {}
+    assert agent.db.get_run(run.run_id).superseded_by is None
+
+
+def test_regenerate_is_offered_only_for_runs_that_carry_their_prompt(agent):
+    session = agent.create_session("imported")
+    add_runs(agent, session.session_id, 2)  # stored without messages: there is no context to replay
+    panel = panel_on(agent, session.session_id)
+    assert panel.history.regenerate.disabled and panel.history.regenerate_from.options == ()
+
+
+def test_a_paused_variant_is_answered_in_its_column(db, drop_table, ledger):
+    agent = Agent(model=scripted(call("drop_table", name="sales")), db=db, tools=[drop_table])
+    run = agent.run("drop the sales table")
+    panel = panel_on(agent, run.session_id)
+    panel.history.regenerate.click()
+    assert panel.status.value == "new variant: paused again, waiting for you below"
+    group, = panel.history.variant_groups
+    first, second = panel.history.paused
+    assert [c.children[0] for c in group.columns.children] == [first, second]
+
+    second.approve.click()
+
+    assert ledger == ["sales"]
+    group, = panel.history.variant_groups
+    assert len(panel.history.paused) == 1
+    assert columns(group)[1] == "tool said: dropped sales / kept in history"
+
+
+def test_variants_with_hostile_prompt_and_replies_are_inert(db):
+    agent = Agent(model=FunctionModel(lambda m: XSS_REPLY), db=db)
+    run = agent.run('**prompt** <script>window.__xss=6</script> <img src=x onerror="window.__xss=7">')
+    agent.regenerate(run_id=run.run_id)
+    panel = panel_on(agent, run.session_id)
+    group, = panel.history.variant_groups
+    for html_widget in [group.children[0], *(c.children[0] for c in group.columns.children)]:
+        assert audit(html_widget.value).problems == [], html_widget.value
+    assert "<strong>prompt</strong>" in group.children[0].value and "Sure!" in panel.history.markup
+    assert [label for label, _ in panel.history.regenerate_from.options][0].startswith("#2 · **prompt** <script>")

@@ -1,26 +1,29 @@
 """The History tab: a session's transcript, 50 runs per page, newest page first.
 
-Prompts and replies are rendered with ``markdown_to_html`` (Markdown, then nh3), because this HTML reaches the
-browser as live widget markup; a reply carrying ``<script>`` or ``onerror=`` must stay inert.
+Plain runs are drawn as HTML (``run_html``), consecutive ones in a single widget: one widget value is far
+cheaper than a widget per run, and a live redraw only changes that value. Two kinds of run get widgets of their
+own, in transcript order: a paused run (``PausedRun``: Approve / Reject, fields, results) and the variants of
+one prompt (``VariantGroup``: side by side, "Keep this one"). Those are kept while what they show is unchanged,
+so a cell running elsewhere does not wipe what the user is typing into a paused run's fields.
 """
 
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Callable
 
-from ipywidgets import HTML, Button, HBox, Label, Layout, VBox
+from ipywidgets import HTML, Button, Dropdown, HBox, Label, Layout, VBox, Widget
 
 from nbsessions.panel import formatting as fmt
-from nbsessions.render import markdown_to_html
-from nbsessions.schema import RunOutput, Session
+from nbsessions.panel.paused_run import OnContinue, PausedRun
+from nbsessions.panel.run_html import clip, render_run, render_summary, run_key
+from nbsessions.panel.variants_view import Member, VariantGroup
+from nbsessions.schema import RunOutput, RunStatus, Session
 
 RUNS_PER_PAGE = 50
-
-_RUN_STYLE = "border-top:1px solid var(--jp-border-color2,#ddd);padding:6px 0"
-_META_STYLE = "font-size:85%;opacity:.75"
-_PROMPT_STYLE = "border-left:3px solid var(--jp-brand-color1,#1976d2);padding-left:8px;margin:4px 0"
-_ERROR_STYLE = "color:#c62828;font-size:90%"
+NO_RUNS = "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
+Block = tuple[str, list[Member]]  # ("runs" | "paused" | "variants", members in transcript order)
 
 
 def page_of_runs(total: int, page: int) -> tuple[int, int]:
@@ -31,73 +34,174 @@ def page_of_runs(total: int, page: int) -> tuple[int, int]:
     return newer + count, count
 
 
-def run_meta(run: RunOutput, number: int) -> str:
-    m = run.metrics
-    parts = [f"#{number}", fmt.when_precise(run.created_at), f"{fmt.tokens(m.input_tokens)} in / "
-             f"{fmt.tokens(m.output_tokens)} out tokens", fmt.seconds(m.duration), html.escape(run.model or "?")]
-    return " · ".join(parts) + fmt.run_badges(run)
+def is_waiting(run: RunOutput) -> bool:
+    """Paused with something still to answer (a paused run without requirements only gets its badge)."""
+    return run.status == RunStatus.paused and any(not r.get("resolved") for r in run.requirements)
 
 
-def render_run(run: RunOutput, number: int) -> str:
-    error = f'<div style="{_ERROR_STYLE}">{html.escape(run.error)}</div>' if run.error else ""
-    return (f'<div class="nbsessions-run" style="{_RUN_STYLE}">'
-            f'<div style="{_META_STYLE}">{run_meta(run, number)}</div>'
-            f'<div class="nbsessions-prompt" style="{_PROMPT_STYLE}">{markdown_to_html(run.input)}</div>'
-            f'<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}</div>')
+def can_regenerate(run: RunOutput) -> bool:
+    """Regenerating replays the run's context up to its own prompt, so it needs that prompt in its messages."""
+    return bool(run.input) and any(m.role == "user" and not m.from_history for m in run.messages)
 
 
-def render_history(session: Session, rendered_runs: list[str]) -> str:
-    """One HTML string for the page: a single widget value is far cheaper than a widget per run."""
-    summary = ""
-    if session.summary:
-        summary = (f'<div class="nbsessions-summary" style="{_META_STYLE}"><b>Summary</b>'
-                   f"{markdown_to_html(session.summary)}</div>")
-    if not rendered_runs:
-        return summary + "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
-    return summary + "".join(rendered_runs)
+def plan_blocks(runs: list[RunOutput], first: int) -> list[Block]:
+    """Split a page into blocks; variants of one prompt gather where the first of them appears on the page."""
+    slots = Counter(r.variant_of or r.run_id for r in runs)
+    blocks: list[Block] = []
+    groups: dict[str, Block] = {}
+    for number, run in enumerate(runs, start=first):
+        slot = run.variant_of or run.run_id
+        if slots[slot] > 1 or run.variant_of:
+            if slot not in groups:
+                groups[slot] = ("variants", [])
+                blocks.append(groups[slot])
+            groups[slot][1].append((number, run))
+        elif is_waiting(run):
+            blocks.append(("paused", [(number, run)]))
+        elif blocks and blocks[-1][0] == "runs":
+            blocks[-1][1].append((number, run))
+        else:
+            blocks.append(("runs", [(number, run)]))
+    return blocks
 
 
-def _run_key(run: RunOutput, number: int) -> tuple:
-    """Everything ``render_run`` shows: a run whose key is unchanged need not be rendered again."""
-    m = run.metrics
-    return (number, run.run_id, run.status, run.superseded_by, run.error, run.input, run.content, run.model,
-            run.created_at, m.input_tokens, m.output_tokens, m.duration)
+def close_tree(widget: Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()
 
 
 class HistoryView(VBox):
-    """Shows one page; ``on_page(page)`` asks the panel to load another page (0 = newest)."""
+    """Shows one page. Callbacks to the panel: ``on_page(page)`` (0 = newest), ``on_continue(card, approve)``,
+    ``on_keep(run_id)`` and ``on_regenerate(run_id)``."""
 
-    def __init__(self, on_page: Callable[[int], None]) -> None:
+    def __init__(self, on_page: Callable[[int], None], on_continue: OnContinue, on_keep: Callable[[str], None],
+                 on_regenerate: Callable[[str], None]) -> None:
         self.page = 0
         self.total = 0
-        self._on_page = on_page
-        self._rendered: dict[tuple, str] = {}  # the page on screen: a live redraw renders only what changed
-        self.html = HTML(layout=Layout(max_height="600px", overflow="auto"))
-        self.html.add_class("nbsessions-history")
+        self._on_continue, self._on_keep, self._on_regenerate = on_continue, on_keep, on_regenerate
+        self._rendered: dict[tuple, str] = {}  # HTML of the plain runs on screen, by what they show
+        self._blocks: dict[tuple, Widget] = {}  # paused cards and variant groups on screen, by what they show
+        self._segments: list[HTML] = []  # reused in order: a redraw changes values, not widgets
+        self.summary = HTML()
+        self.body = VBox(layout=Layout(max_height="600px", overflow="auto", display="block"))
+        self.body.add_class("nbsessions-history")
         self.newer = Button(description="◀ newer", layout=Layout(width="90px"))
         self.older = Button(description="older ▶", layout=Layout(width="90px"))
         self.page_info = Label()
-        self.newer.on_click(lambda _b: self._on_page(self.page - 1))
-        self.older.on_click(lambda _b: self._on_page(self.page + 1))
-        super().__init__([HBox([self.newer, self.page_info, self.older]), self.html])
+        self.regenerate_from = Dropdown(layout=Layout(width="300px"))
+        self.regenerate = Button(description="Regenerate", icon="refresh", layout=Layout(width="120px"),
+                                 tooltip="ask the chosen run's prompt again, with the same context, as a variant")
+        self.newer.on_click(lambda _b: on_page(self.page - 1))
+        self.older.on_click(lambda _b: on_page(self.page + 1))
+        self.regenerate.on_click(lambda _b: self.regenerate_from.value and
+                                 self._on_regenerate(self.regenerate_from.value))
+        super().__init__([HBox([self.newer, self.page_info, self.older, self.regenerate_from, self.regenerate],
+                               layout=Layout(flex_flow="row wrap", align_items="center")), self.body])
         self.clear("Select a session to see its history.")
 
+    # -- drawing -------------------------------------------------------------------------------
     def show(self, session: Session, runs: list[RunOutput], page: int, total: int) -> None:
         first = total - page * RUNS_PER_PAGE - len(runs) + 1
         self.page, self.total = page, total
-        rendered = {}
-        for number, run in enumerate(runs, start=first):
-            key = _run_key(run, number)
-            rendered[key] = self._rendered.get(key) or render_run(run, number)
-        self._rendered = rendered
-        self.html.value = render_history(session, list(rendered.values()))
+        self.summary.value = render_summary(session)
+        children: list[Widget] = [self.summary] if self.summary.value else []
+        rendered: dict[tuple, str] = {}
+        blocks: dict[tuple, Widget] = {}
+        segments = 0  # plain-run widgets used so far, in order
+        if not runs:
+            children.append(self._segment(0, NO_RUNS))
+        for kind, members in plan_blocks(runs, first):
+            if kind == "runs":
+                parts = []
+                for number, run in members:
+                    key = run_key(run, number)
+                    rendered[key] = self._rendered.get(key) or render_run(run, number)
+                    parts.append(rendered[key])
+                children.append(self._segment(segments, "".join(parts)))
+                segments += 1
+            else:
+                key = (kind, *(run_key(run, number) for number, run in members))
+                blocks[key] = self._blocks.pop(key, None) or self._make(kind, members)
+                children.append(blocks[key])
+        self._replace(rendered, blocks, children)
         self.page_info.value = fmt.page_label(first, len(runs), total, "runs")
         self.newer.disabled = page == 0
         self.older.disabled = first <= 1
+        self._offer_regenerate(runs, first)
 
     def clear(self, message: str) -> None:
         self.page, self.total = 0, 0
-        self._rendered = {}
-        self.html.value = f"<p><i>{html.escape(message)}</i></p>"
+        self._replace({}, {}, [self._segment(0, f"<p><i>{html.escape(message)}</i></p>")])
         self.page_info.value = ""
         self.newer.disabled = self.older.disabled = True
+        self._offer_regenerate([], 0)
+
+    @property
+    def markup(self) -> str:
+        """All the HTML on the page, in order: what a reader of the transcript sees, for tests and exports."""
+        def walk(widget: Widget) -> list[str]:
+            if isinstance(widget, HTML):
+                return [widget.value]
+            return [text for child in getattr(widget, "children", ()) for text in walk(child)]
+        return "".join(walk(self.body))
+
+    @property
+    def paused(self) -> list[PausedRun]:
+        """The paused-run cards on the page, oldest first (also those inside a variant group)."""
+        return [w for w in _tree(self.body) if isinstance(w, PausedRun)]
+
+    @property
+    def variant_groups(self) -> list[VariantGroup]:
+        return [w for w in self.body.children if isinstance(w, VariantGroup)]
+
+    def close(self) -> None:
+        for widget in [*self._segments, *self._blocks.values(), self.summary]:
+            close_tree(widget)
+        super().close()
+
+    # -- pieces --------------------------------------------------------------------------------
+    def _segment(self, index: int, markup: str) -> HTML:
+        while len(self._segments) <= index:
+            self._segments.append(HTML())
+        self._segments[index].value = markup
+        return self._segments[index]
+
+    def _make(self, kind: str, members: list[Member]) -> Widget:
+        if kind == "paused":
+            number, run = members[0]
+            return PausedRun(run, number, self._on_continue)
+        return VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate)
+
+    def _variant_body(self, number: int, run: RunOutput) -> Widget:
+        if is_waiting(run):
+            return PausedRun(run, number, self._on_continue, prompt=False)
+        return HTML(render_run(run, number, prompt=False))
+
+    def _replace(self, rendered: dict[tuple, str], blocks: dict[tuple, Widget], children: list[Widget]) -> None:
+        for stale in self._blocks.values():  # what the page no longer shows
+            close_tree(stale)
+        self._rendered, self._blocks = rendered, blocks
+        if tuple(children) != self.body.children:
+            self.body.children = children
+
+    def _offer_regenerate(self, runs: list[RunOutput], first: int) -> None:
+        """Runs of the page that can be asked again, newest first. The newest is the default, and stays so as
+        runs arrive; a run the user picked stays picked while the page shows it."""
+        options = [(f"#{first + i} · {clip(run.input, 40)}", run.run_id)
+                   for i, run in reversed(list(enumerate(runs))) if can_regenerate(run)]
+        if list(self.regenerate_from.options) != options:
+            current, options_before = self.regenerate_from.value, self.regenerate_from.options
+            picked = current is not None and options_before and current != options_before[0][1]
+            self.regenerate_from.options = options
+            ids = [run_id for _label, run_id in options]
+            self.regenerate_from.value = current if picked and current in ids else (ids[0] if ids else None)
+        self.regenerate_from.disabled = self.regenerate.disabled = not options
+
+
+def _tree(widget: Widget) -> list[Widget]:
+    found = []
+    for child in getattr(widget, "children", ()):
+        found.append(child)
+        found.extend(_tree(child))
+    return found

@@ -2,7 +2,9 @@
 
 It reads and writes only through the ``Agent`` (and its store), so it works — and is tested — without a kernel.
 The selected session is always the active one: clicking a session makes the next ``%%agent`` cell continue it,
-and ``%agent use`` in a cell moves the selection here, through the Agent's listeners.
+and ``%agent use`` in a cell moves the selection here, through the Agent's listeners. In History, a paused run is
+answered (``continue_run``) and a prompt regenerated or one of its variants kept (``regenerate``,
+``choose_variant``); each is one synchronous Agent call, announced on the status line while the model answers.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from nbsessions.errors import NbSessionsError
 from nbsessions.panel.actions import ActionBar
 from nbsessions.panel.history_view import RUNS_PER_PAGE, HistoryView, page_of_runs
 from nbsessions.panel.metrics_view import MetricsView
+from nbsessions.panel.paused_run import PausedRun
 from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
-from nbsessions.schema import Metrics
+from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 _ERROR_COLOUR = "#c62828"
 
@@ -51,7 +54,7 @@ class SessionPanel(VBox):
         self.sessions = SessionList(agent, self.select, self._list_changed, page_size)
         self.actions = ActionBar(on_new=self._new, on_rename=self._rename, on_fork=self._fork,
                                  on_delete=self._delete)
-        self.history = HistoryView(self._turn_history)
+        self.history = HistoryView(self._turn_history, self._continue, self._keep, self._regenerate)
         self.state = StateEditor(self._save_state)
         self.metrics = MetricsView()
         self.tabs = Tab([self.history, self.state, self.metrics], titles=("History", "State", "Metrics"))
@@ -155,9 +158,14 @@ class SessionPanel(VBox):
         except Exception as exc:  # a listener must never break the run that notified it
             self._say(f"the panel could not update: {exc}", error=True)
 
-    def _act(self, action: Callable[[], str | None], report: Label | None = None) -> None:
-        """Run one user action, then redraw once; errors are shown, not raised into the widget machinery."""
+    def _act(self, action: Callable[[], str | None], report: Label | None = None, busy: str | None = None) -> None:
+        """Run one user action, then redraw once; errors are shown, not raised into the widget machinery.
+
+        ``busy`` goes to the status line first: a model call takes a moment, and the front end shows it meanwhile.
+        """
         with self._lock:
+            if busy:
+                self._say(busy)
             self._acting = True
             message, error = None, None
             try:
@@ -231,6 +239,39 @@ class SessionPanel(VBox):
             self.agent.update_session_state(self.selected, changed)  # merges and tells other listeners
             return "state saved"
         self._act(action, report=self.state.message)
+
+    def _continue(self, card: PausedRun, approve: bool | None) -> None:
+        """Answer a paused run; a missing answer is reported on its card, and then nothing runs."""
+        try:
+            user_input, results = card.answers()
+        except ValueError as exc:
+            card.message.value = str(exc)
+            self._say(str(exc), error=True)
+            return
+
+        def action() -> str:
+            run = self.agent.continue_run(card.run_id, approve=approve, user_input=user_input, results=results)
+            return f"run #{card.number} continued: {_outcome(run)}"
+        self._act(action, report=card.message, busy=f"continuing run #{card.number}: the model is answering…")
+
+    def _keep(self, run_id: str) -> None:
+        def action() -> str:
+            self.agent.choose_variant(run_id)
+            return "this variant is now the one kept in history; the others stay stored, marked superseded"
+        self._act(action)
+
+    def _regenerate(self, run_id: str) -> None:
+        def action() -> str:
+            run = self.agent.regenerate(run_id=run_id)
+            self.history.page = 0  # the new variant is the session's newest run
+            return f"new variant: {_outcome(run)}"
+        self._act(action, busy="regenerating: the model is answering…")
+
+
+def _outcome(run: RunOutput) -> str:
+    if run.status == RunStatus.paused:
+        return "paused again, waiting for you below"
+    return run.status.value + (f": {run.error}" if run.error else "")
 
 
 def _descendants(box: Widget) -> list[Widget]:

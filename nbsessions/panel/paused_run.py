@@ -1,0 +1,109 @@
+"""A paused run in the History tab: what its tool calls wait for, and the controls to answer.
+
+Confirmations get Approve / Reject, requested fields a text box each (prefilled with what the model proposed),
+externally executed tools a text area for their result. The card only collects the answers; the panel hands
+them to ``Agent.continue_run``. An answer that is missing is reported here before anything runs, so an approved
+tool is never called for a continuation that cannot go through.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ipywidgets import HTML, Button, HBox, Label, Layout, Text, Textarea, VBox
+from ipywidgets.widgets.widget_string import LabelStyle
+
+from nbsessions.panel.run_html import render_run
+from nbsessions.schema import RunOutput
+
+OnContinue = Callable[["PausedRun", "bool | None"], None]
+_CARD_STYLE = "border-left:3px solid #ef6c00;padding-left:6px"
+_KIND_WORDS = {"confirmation": "asks for approval", "user_input": "asks for input",
+               "external_execution": "runs outside: paste its result"}
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def parse_value(text: str) -> Any:
+    """A typed field: JSON when it parses (``5``, ``true``, ``[1, 2]``, ``"5"``), else the text as written."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def _proposed(requirement: dict[str, Any], name: str) -> str:
+    """The value the model already put in the call's arguments for field ``name``, as editable text."""
+    try:
+        arguments = json.loads(requirement.get("arguments") or "{}")
+    except ValueError:
+        return ""
+    if not isinstance(arguments, dict) or name not in arguments:
+        return ""
+    value = arguments[name]
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+class PausedRun(VBox):
+    """``on_continue(card, approve)``: approve is True / False for Approve / Reject, None for Continue."""
+
+    def __init__(self, run: RunOutput, number: int, on_continue: OnContinue, *, prompt: bool = True) -> None:
+        self.run_id, self.number = run.run_id, number
+        self.pending = [r for r in run.requirements if not r.get("resolved")]
+        self.fields: dict[str, Text] = {}  # one box per field name: continue_run takes one user_input dict
+        self.results: dict[str, Textarea] = {}  # tool call id → its externally computed result
+        self.message = Label(style=LabelStyle(text_color="#c62828"))
+        rows: list = [HTML(render_run(run, number, prompt=prompt))]
+        for requirement in self.pending:
+            rows.append(self._ask(requirement))
+        self.approve: Button | None = None  # only the buttons this run's questions need
+        self.reject: Button | None = None
+        self.submit: Button | None = None
+        if any(r.get("kind") == "confirmation" for r in self.pending):
+            self.approve = Button(description="Approve", icon="check", button_style="success")
+            self.reject = Button(description="Reject", icon="times", button_style="danger")
+            self.approve.on_click(lambda _b: on_continue(self, True))
+            self.reject.on_click(lambda _b: on_continue(self, False))
+            buttons = [self.approve, self.reject]
+        else:
+            self.submit = Button(description="Continue", icon="play", button_style="primary")
+            self.submit.on_click(lambda _b: on_continue(self, None))
+            buttons = [self.submit]
+        super().__init__([*rows, HBox([*buttons, self.message], layout=Layout(align_items="center"))],
+                         layout=Layout(margin="4px 0"))
+        self.add_class("nbsessions-paused")
+
+    def _ask(self, requirement: dict[str, Any]) -> VBox:
+        name = str(requirement.get("tool_name") or "?")
+        kind = str(requirement.get("kind") or "")
+        words = html.escape(_KIND_WORDS.get(kind, kind))  # the call's arguments are on the tool line above
+        title = HTML(f'<div style="{_CARD_STYLE}"><b>{html.escape(name)}</b> {words}</div>')
+        inputs: list = []
+        if kind == "user_input":
+            for field in requirement.get("fields") or []:
+                if field not in self.fields:
+                    self.fields[field] = Text(value=_proposed(requirement, field), description=str(field),
+                                              placeholder="text, or JSON such as 5 or true",
+                                              layout=Layout(width="420px"), style={"description_width": "120px"})
+                    inputs.append(self.fields[field])
+        elif kind == "external_execution":
+            call_id = str(requirement.get("tool_call_id"))
+            self.results[call_id] = Textarea(placeholder=f"the result of {name}, as the model should read it",
+                                             rows=3, layout=Layout(width="95%"))
+            inputs.append(self.results[call_id])
+        return VBox([title, *inputs])
+
+    def answers(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(user_input, results) for ``continue_run``; ``ValueError`` naming what is still empty."""
+        empty = [name for name, box in self.fields.items() if not box.value.strip()]
+        empty += [f"the result of {r.get('tool_name')}" for r in self.pending
+                  if r.get("kind") == "external_execution" and not self.results[str(r.get("tool_call_id"))].value]
+        if empty:
+            raise ValueError(f"fill in {', '.join(empty)} first")
+        return ({name: parse_value(box.value) for name, box in self.fields.items()},
+                {call_id: box.value for call_id, box in self.results.items()})

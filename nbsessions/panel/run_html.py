@@ -1,0 +1,97 @@
+"""One run as HTML for the History tab: its meta line, prompt, reply, and the tool calls it made.
+
+Prompts and replies go through ``markdown_to_html`` (Markdown, then nh3); tool names, arguments and results are
+shown as escaped text, never parsed, because a model chooses every byte of them. This HTML reaches the browser
+as live widget markup: a ``<script>`` or ``onerror=`` in any of it must stay inert.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from nbsessions.panel import formatting as fmt
+from nbsessions.render import markdown_to_html
+from nbsessions.schema import Message, RunOutput, RunStatus, Session
+
+RUN_STYLE = "border-top:1px solid var(--jp-border-color2,#ddd);padding:6px 0"
+META_STYLE = "font-size:85%;opacity:.75"
+PROMPT_STYLE = "border-left:3px solid var(--jp-brand-color1,#1976d2);padding-left:8px;margin:4px 0"
+ERROR_STYLE = "color:#c62828;font-size:90%"
+TOOL_STYLE = "font-size:85%;margin:2px 0;padding:2px 6px;background:var(--jp-layout-color2,#f5f5f5);border-radius:3px"
+SHORT = 120  # characters of arguments or result on the one-line view; the rest behind "details"
+_WAITING = {"confirmation": "waiting for approval", "user_input": "waiting for input",
+            "external_execution": "waiting for an external result"}
+
+
+def clip(text: str, limit: int = SHORT) -> str:
+    """One line of at most ``limit`` characters (the caller escapes it)."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def run_meta(run: RunOutput, number: int) -> str:
+    m = run.metrics
+    parts = [f"#{number}", fmt.when_precise(run.created_at), f"{fmt.tokens(m.input_tokens)} in / "
+             f"{fmt.tokens(m.output_tokens)} out tokens", fmt.seconds(m.duration), html.escape(run.model or "?")]
+    return " · ".join(parts) + fmt.run_badges(run)
+
+
+def tool_calls(run: RunOutput) -> list[tuple[dict[str, Any], Message | None]]:
+    """The run's own tool calls, each with its result message (None while it waits)."""
+    own = [m for m in run.messages if not m.from_history]
+    results = {m.tool_call_id: m for m in own if m.role == "tool" and m.tool_call_id}
+    return [(call, results.get(call.get("id"))) for m in own if m.role == "assistant" and m.tool_calls
+            for call in m.tool_calls]
+
+
+def render_tool_call(call: dict[str, Any], result: Message | None, waiting: str | None) -> str:
+    """``tool name(arguments) → result`` on one line; long arguments or results unfold below."""
+    name, arguments = str(call.get("name") or "?"), str(call.get("arguments") or "")
+    outcome = (result.content or "") if result is not None else None
+    tail = (f" → {html.escape(clip(outcome))}" if outcome is not None
+            else f" · <i>{html.escape(waiting or 'no result')}</i>")
+    line = (f'<span style="opacity:.6">tool</span> <code>{html.escape(name)}</code>'
+            f"(<code>{html.escape(clip(arguments))}</code>){tail}")
+    if clip(arguments) == arguments and (outcome is None or clip(outcome) == outcome):
+        return f'<div class="nbsessions-tool" style="{TOOL_STYLE}">{line}</div>'
+    full = f"<pre>{html.escape(arguments)}</pre>" + (f"<pre>{html.escape(outcome)}</pre>" if outcome else "")
+    return (f'<details class="nbsessions-tool" style="{TOOL_STYLE}"><summary>{line}</summary>'
+            f'<div style="max-height:240px;overflow:auto">{full}</div></details>')
+
+
+def render_tools(run: RunOutput) -> str:
+    calls = tool_calls(run)
+    if not calls:
+        return ""
+    pending = {r.get("tool_call_id"): _WAITING.get(r.get("kind"), "waiting") for r in run.requirements
+               if not r.get("resolved")} if run.status == RunStatus.paused else {}
+    return "".join(render_tool_call(call, result, pending.get(call.get("id"))) for call, result in calls)
+
+
+def render_run(run: RunOutput, number: int, *, prompt: bool = True) -> str:
+    """The run as one block; ``prompt=False`` leaves the prompt out (variants show it once above them)."""
+    error = f'<div style="{ERROR_STYLE}">{html.escape(run.error)}</div>' if run.error else ""
+    asked = render_prompt(run) if prompt else ""
+    return (f'<div class="nbsessions-run" style="{RUN_STYLE}">'
+            f'<div style="{META_STYLE}">{run_meta(run, number)}</div>{asked}{render_tools(run)}'
+            f'<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}</div>')
+
+
+def render_prompt(run: RunOutput) -> str:
+    return f'<div class="nbsessions-prompt" style="{PROMPT_STYLE}">{markdown_to_html(run.input)}</div>'
+
+
+def render_summary(session: Session) -> str:
+    if not session.summary:
+        return ""
+    return (f'<div class="nbsessions-summary" style="{META_STYLE}"><b>Summary</b>'
+            f"{markdown_to_html(session.summary)}</div>")
+
+
+def run_key(run: RunOutput, number: int) -> tuple:
+    """Everything a run's block shows: a run whose key is unchanged need not be rendered again."""
+    m = run.metrics
+    return (number, run.run_id, run.status, run.superseded_by, run.variant_of, run.error, run.input, run.content,
+            run.model, run.created_at, m.input_tokens, m.output_tokens, m.duration, len(run.messages),
+            tuple(bool(r.get("resolved")) for r in run.requirements))
