@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import ipywidgets  # noqa: E402
 from ipywidgets.widgets import widget as widget_module  # noqa: E402
+from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent, InMemoryDb, OfflineModel  # noqa: E402
 from nbsessions.db.base import BaseDb  # noqa: E402
@@ -171,18 +172,6 @@ def table(rows: list[Row], quick: bool, repeat: int) -> str:
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
-    """Replace only this benchmark's marked section; other benchmarks keep theirs."""
-    readme = HERE / "README.md"
-    block = f"{START}\n{text}\n{END}"
-    old = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        new = old[:old.index(START)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    readme.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -201,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, args.quick, repeat)
     print(text)
     if not args.no_readme:
-        write_readme(text)
+        write_section(START, END, text)
     return 0 if all(met is not False for *_, met in rows) else 1
 
 
