@@ -326,11 +326,13 @@ class Agent(SessionsMixin):
         """Runs that start other runs (a team's) count their tokens and cost here; a plain agent has none."""
 
     def continue_run(self, run_id: str, *, approve: bool | None = None, user_input: dict[str, Any] | None = None,
-                     results: dict[str, str] | None = None, stream: bool = False) -> RunOutput | RunStream:
+                     results: dict[str, str] | None = None, model: Model | None = None,
+                     stream: bool = False) -> RunOutput | RunStream:
         """Resume a paused run with the human's answer, in the same session, with the same history and user.
 
-        ``approve`` answers confirmations, ``user_input`` fills requested fields, ``results`` maps tool call ids
-        of externally executed tools to their results.
+        ``approve`` answers confirmations, ``user_input`` fills requested fields (per tool call id when several
+        tools wait), ``results`` maps tool call ids of externally executed tools to their results. If any answer
+        is missing nothing runs and the run stays paused. The run continues on ``model`` (default: the agent's).
         """
         run = self.db.get_run(run_id)
         if run is None:
@@ -338,11 +340,10 @@ class Agent(SessionsMixin):
         session = self._session(run.session_id)
         if run.status != RunStatus.paused:
             raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
-        execution = self._start(run, self.model, session.session_state)
-        for requirement in run.requirements:
-            if not requirement.get("resolved"):
-                execution.resolve(requirement, approve=approve, user_input=user_input or {},
-                                  results=results or {})
+        model = model or self.model
+        run.model, run.provider = model.id, model.provider
+        execution = self._start(run, model, session.session_state)
+        execution.resolve(approve=approve, user_input=user_input or {}, results=results or {})
         run.status = RunStatus.running
         self.db.upsert_run(run)
         return self._deliver(execution, stream)

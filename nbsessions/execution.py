@@ -38,6 +38,10 @@ def _requirement(call: ToolCall, tool: Tool) -> dict[str, Any]:
             "fields": list(tool.user_input_fields), "resolved": False}
 
 
+def _call(requirement: dict[str, Any]) -> ToolCall:
+    return ToolCall(requirement["tool_call_id"], requirement["tool_name"], requirement["arguments"])
+
+
 def _arguments(call: ToolCall) -> dict[str, Any]:
     parsed = json.loads(call.arguments or "{}")
     if not isinstance(parsed, dict):
@@ -127,30 +131,51 @@ class Execution:
     def tool_result(self, tool_call_id: str, content: str) -> None:
         self.run.messages.append(Message(role="tool", content=content, tool_call_id=tool_call_id))
 
-    def resolve(self, requirement: dict[str, Any], *, approve: bool | None, user_input: dict[str, Any],
-                results: dict[str, str]) -> None:
-        """Answer what a paused tool call waits for: approval, the user's values, or an outside result."""
-        call = ToolCall(requirement["tool_call_id"], requirement["tool_name"], requirement["arguments"])
-        tool = self.tools.get(call.name)
-        kind = requirement["kind"]
+    def resolve(self, *, approve: bool | None, user_input: dict[str, Any], results: dict[str, str]) -> None:
+        """Answer everything the paused run waits for — or, if any answer is missing, nothing at all.
+
+        ``user_input`` holds the fields for the one waiting tool, or maps each waiting tool call id to its fields.
+        """
+        pending = [r for r in self.run.requirements if not r.get("resolved")]
+        answers = [(r, self._answer(r, pending, approve, user_input, results)) for r in pending]  # validate all
+        for requirement, answer in answers:  # ...before any tool runs
+            call = ToolCall(requirement["tool_call_id"], requirement["tool_name"], requirement["arguments"])
+            tool = self.tools.get(call.name)
+            if isinstance(answer, str):
+                outcome = answer
+            elif tool is None:
+                outcome = f"error: there is no tool named {call.name!r}"
+            else:
+                outcome = tool.call(answer, self.context)
+            requirement["resolved"] = True
+            requirement["outcome"] = outcome
+            self.tool_result(call.id, outcome)
+
+    def _answer(self, requirement: dict[str, Any], pending: list[dict[str, Any]], approve: bool | None,
+                user_input: dict[str, Any], results: dict[str, str]) -> str | dict[str, Any]:
+        """The tool's text result (external or rejected), or the arguments to call it with."""
+        call_id, name, kind = requirement["tool_call_id"], requirement["tool_name"], requirement["kind"]
         if kind == "external_execution":
-            if call.id not in results:
-                raise ValueError(f"run {self.run.run_id[:8]} waits for the result of {call.name} "
-                                 f"({call.id}): pass results={{{call.id!r}: ...}}")
-            outcome = str(results[call.id])
-        elif kind == "confirmation" and not approve:
-            outcome = f"the user rejected the call to {call.name}"
-        elif tool is None:
-            outcome = f"error: there is no tool named {call.name!r}"
+            if call_id not in results:
+                raise ValueError(f"run {self.run.run_id[:8]} waits for the result of {name} "
+                                 f"({call_id}): pass results={{{call_id!r}: ...}}")
+            return str(results[call_id])
+        if kind == "confirmation":
+            if approve is None:
+                raise ValueError(f"{name} waits for approval: pass approve=True or approve=False")
+            return _arguments(_call(requirement)) if approve else f"the user rejected the call to {name}"
+        asking = [r["tool_call_id"] for r in pending if r["kind"] == "user_input"]
+        if call_id in user_input:
+            fields = user_input[call_id]
+        elif len(asking) > 1 and not set(asking) & set(user_input):
+            raise ValueError(f"{len(asking)} tools wait for input: pass user_input={{tool_call_id: {{...}}}}")
         else:
-            arguments = {**_arguments(call), **(user_input if kind == "user_input" else {})}
-            missing = [f for f in requirement.get("fields") or [] if f not in arguments]
-            if missing:
-                raise ValueError(f"{call.name} needs user input for: {', '.join(missing)}")
-            outcome = tool.call(arguments, self.context)
-        requirement["resolved"] = True
-        requirement["outcome"] = outcome
-        self.tool_result(call.id, outcome)
+            fields = {k: v for k, v in user_input.items() if k not in asking}
+        arguments = {**_arguments(_call(requirement)), **fields}
+        missing = [f for f in requirement.get("fields") or [] if f not in arguments]
+        if missing:
+            raise ValueError(f"{name} needs user input for: {', '.join(missing)}")
+        return arguments
 
     def state_changes(self) -> dict[str, Any]:
         """Only the keys tools changed, so a concurrent writer's other keys survive the merge."""

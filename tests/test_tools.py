@@ -194,3 +194,67 @@ def test_tool_calls_stream_and_cancel_keeps_partial_content(db):
     assert list(chunks) == []
     stored = db.get_run(stream.run.run_id)
     assert stored.status == RunStatus.cancelled and stored.content == "let me check. it is warm. "
+
+
+def two_calls(*calls: ToolCall):
+    """A scripted model that makes all calls at once, then lists the tool results."""
+
+    def model(messages, tools):
+        results = [m.content for m in messages if m.role == "tool"]
+        return " | ".join(results) if results else iter(calls)
+
+    return FunctionModel(model)
+
+
+def test_every_answer_is_checked_before_any_tool_runs(db):
+    ran = []
+
+    @tool(requires_confirmation=True)
+    def approve_me(x: int) -> str:
+        ran.append(x)
+        return "done"
+
+    @tool(external_execution=True)
+    def outside(q: str) -> str:
+        raise AssertionError("never here")
+
+    agent = Agent(model=two_calls(ToolCall("a", "approve_me", '{"x": 1}'), ToolCall("b", "outside", '{"q": "?"}')),
+                  db=db, tools=[approve_me, outside])
+    paused = agent.run("go")
+    with pytest.raises(ValueError, match="results"):
+        agent.continue_run(paused.run_id, approve=True)
+    assert ran == [] and db.get_run(paused.run_id).status == RunStatus.paused
+    with pytest.raises(ValueError, match="approve"):
+        agent.continue_run(paused.run_id, results={"b": "42"})
+    done = agent.continue_run(paused.run_id, approve=True, results={"b": "42"})
+    assert ran == [1] and done.content == "done | 42"
+
+
+def test_several_tools_waiting_for_input_get_their_own_fields(db):
+    @tool(requires_user_input=True, user_input_fields=["n"])
+    def first(n: int = 0) -> str:
+        return f"first {n}"
+
+    @tool(requires_user_input=True, user_input_fields=["n"])
+    def second(n: int = 0) -> str:
+        return f"second {n}"
+
+    agent = Agent(model=two_calls(ToolCall("c1", "first", "{}"), ToolCall("c2", "second", "{}")), db=db,
+                  tools=[first, second])
+    paused = agent.run("go")
+    with pytest.raises(ValueError, match="2 tools wait for input"):
+        agent.continue_run(paused.run_id, user_input={"n": 1})
+    done = agent.continue_run(paused.run_id, user_input={"c1": {"n": 1}, "c2": {"n": 2}})
+    assert done.content == "first 1 | second 2"
+
+
+def test_a_paused_run_can_continue_on_another_model(db):
+    @tool(requires_confirmation=True)
+    def act() -> str:
+        return "acted"
+
+    agent = Agent(model=call_then_answer("act", {}), db=db, tools=[act])
+    paused = agent.run("go")
+    other = FunctionModel(lambda m: "other model answered", id="other")
+    done = agent.continue_run(paused.run_id, approve=True, model=other)
+    assert done.content == "other model answered" and done.model == "other"
