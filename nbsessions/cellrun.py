@@ -38,10 +38,11 @@ class CellError(NbSessionsError):
 
 
 class CellInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a reply: still an interrupt (so "Run all" stops), shown as one line."""
+    """Ctrl-C during a reply or a batch: still an interrupt (so "Run all" stops), shown as one line."""
 
-    def __init__(self, run: RunOutput) -> None:
-        super().__init__("interrupted: the partial reply is kept as a cancelled run")
+    def __init__(self, run: RunOutput | None,
+                 message: str = "interrupted: the partial reply is kept as a cancelled run") -> None:
+        super().__init__(message)
         self.run = run
 
     def _render_traceback_(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 Each command takes the ``NotebookAgent`` and the rest of the line. Names and JSON are taken from the raw rest of
 the line (so ``%agent rename my analysis`` and ``%agent state {"a": 1}`` need no quoting); commands with flags
-parse with IPython's ``MagicArgumentParser``, whose errors are one-line ``UsageError``s.
+parse with IPython's ``MagicArgumentParser``, whose errors are one-line ``UsageError``s. Commands about runs
+(continue, regenerate, variants, keep, summary, tools) live in ``commands_runs``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 from IPython.utils.process import arg_split
 
-from nbsessions.export import session_json, session_markdown
-from nbsessions.notebook import NotebookAgent, parse_state, session_label
+from nbsessions.cellopts import parse_state, session_label
+from nbsessions.explore.batch import BatchResult
+from nbsessions.explore.compare import Comparison
+from nbsessions.explore.export import FORMATS, export_result, export_session
+from nbsessions.notebook import NotebookAgent
 from nbsessions.render import _seconds, format_cost, format_footer, markdown_to_html
-from nbsessions.schema import RunOutput, Session
+from nbsessions.schema import RunOutput
 
 Command = Callable[[NotebookAgent, str], Any]
 COMMANDS: dict[str, Command] = {}
@@ -45,7 +49,7 @@ def unquote(text: str) -> str:
     return text
 
 
-def _parse(parser: MagicArgumentParser, rest: str) -> Any:
+def parse_rest(parser: MagicArgumentParser, rest: str) -> Any:
     return parser.parse_args([unquote(token) for token in arg_split(rest)])
 
 
@@ -64,7 +68,7 @@ def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
-def _show(text: str, html_text: str) -> None:
+def show_html(text: str, html_text: str) -> None:
     display({"text/plain": text, "text/html": html_text}, raw=True)
 
 
@@ -78,9 +82,11 @@ def status(nb: NotebookAgent) -> None:
     except UsageError as exc:
         model = f"not set: {exc}"
     runs = len(nb.agent.get_runs(session.session_id)) if session else 0
+    tools = ", ".join(nb.agent.tools) or "(none: %agent tools NAME)"
+    summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
     print(f"database: {location.path}\n  why:    {location.reason}\n"
           f"session:  {f'{session_label(session)}, {runs} runs' if session else 'none yet'}\n"
-          f"model:    {model}\nuser:     {nb.user or '(none)'}\n"
+          f"model:    {model}\nuser:     {nb.user or '(none)'}\ntools:    {tools}\nsummaries: {summaries}\n"
           f"subcommands: {', '.join(COMMANDS)}")
 
 
@@ -125,14 +131,19 @@ def model(nb: NotebookAgent, rest: str) -> None:
 
 @command("panel")
 def panel(nb: NotebookAgent, rest: str) -> Any:
-    """The session panel widget, on the same Agent as the cells (so it updates as they run)."""
+    """The session panel widget, on the same Agent as the cells (so it updates as they run).
+
+    The panel shown before is closed first, so re-running the cell leaves one panel listening, not many.
+    """
     try:
         from nbsessions.panel import SessionPanel
     except ImportError:
         print("the session panel is not available in this installation (nbsessions.panel has no SessionPanel); "
               "use %agent sessions and %agent history meanwhile")
         return None
-    return SessionPanel(agent=nb.agent)
+    nb.close_panel()
+    nb.panel = SessionPanel(agent=nb.agent)
+    return nb.panel
 
 
 # -- sessions --------------------------------------------------------------------------------------
@@ -156,7 +167,7 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     plain = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                       for row in [header, *table])
-    _show(plain, f'<table class="nbsessions-sessions"><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>')
+    show_html(plain, f'<table class="nbsessions-sessions"><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>')
 
 
 @command("use")
@@ -185,7 +196,7 @@ def rename(nb: NotebookAgent, rest: str) -> None:
     print(f"renamed {session.session_id[:8]} to {renamed.session_name!r}")
 
 
-def _find_run(runs: list[RunOutput], prefix: str) -> RunOutput:
+def find_run(runs: list[RunOutput], prefix: str) -> RunOutput:
     found = [r for r in runs if r.run_id.startswith(prefix)]
     if len(found) != 1:
         what = "no run" if not found else f"{len(found)} runs"
@@ -197,7 +208,7 @@ def _find_run(runs: list[RunOutput], prefix: str) -> RunOutput:
 def fork(nb: NotebookAgent, rest: str) -> None:
     """``%agent fork [RUN]``: a copy of the session up to RUN (id prefix; default all), made active."""
     session = nb.require_active()
-    run_id = _find_run(nb.agent.get_runs(session.session_id), unquote(rest)).run_id if rest else None
+    run_id = find_run(nb.agent.get_runs(session.session_id), unquote(rest)).run_id if rest else None
     forked = nb.agent.fork_session(session.session_id, run_id)
     nb.agent.set_active_session(forked.session_id)
     print(f"forked {session_label(session)} into {session_label(forked)}, now active")
@@ -211,7 +222,7 @@ _DELETE.add_argument("--yes", action="store_true", help="really delete")
 @command("delete")
 def delete(nb: NotebookAgent, rest: str) -> None:
     """``%agent delete S --yes``: without ``--yes`` it only says what would go."""
-    args = _parse(_DELETE, rest)
+    args = parse_rest(_DELETE, rest)
     session = nb.find_session(" ".join(args.session), unique=True)
     runs = len(nb.agent.get_runs(session.session_id))
     if not args.yes:
@@ -237,7 +248,7 @@ def _run_notes(run: RunOutput) -> str:
 @command("history")
 def history(nb: NotebookAgent, rest: str) -> None:
     """The newest N runs of the active session — errors, cancelled and superseded ones included."""
-    n = _parse(_HISTORY, rest).n
+    n = parse_rest(_HISTORY, rest).n
     session = nb.require_active()
     runs = nb.agent.get_runs(session.session_id, last=max(n, 0))
     if not runs:
@@ -253,7 +264,7 @@ def history(nb: NotebookAgent, rest: str) -> None:
             f'<div class="nbsessions-run"><div style="opacity:.7">{html.escape(head)}</div>'
             f'<blockquote>{markdown_to_html(run.input)}</blockquote>{markdown_to_html(run.content)}'
             f'<div style="opacity:.7;font-size:85%">{html.escape(footer)}</div></div><hr>')
-    _show("\n".join(plain), "".join(parts))
+    show_html("\n".join(plain), "".join(parts))
 
 
 @command("state")
@@ -284,27 +295,45 @@ def metrics(nb: NotebookAgent, rest: str) -> None:
 
 
 _EXPORT = MagicArgumentParser(prog="%agent export")
-_EXPORT.add_argument("format", choices=("md", "json"))
+_EXPORT.add_argument("format", choices=FORMATS)
 _EXPORT.add_argument("path", nargs="?", help="file to write (default: beside the database)")
+_EXPORT.add_argument("--result", metavar="VAR", help="export this Comparison or BatchResult instead of the session")
 
 
-def _export_path(nb: NotebookAgent, session: Session, fmt: str, path: str | None) -> Path:
-    if path:
-        return Path(path).expanduser().resolve()
-    return nb.location.path.with_name(f"{nb.location.path.name.split('.')[0]}-{session.session_id[:8]}.{fmt}")
+def _default_path(nb: NotebookAgent, what: str, fmt: str) -> Path:
+    return nb.location.path.with_name(f"{nb.location.path.name.split('.')[0]}-{what}.{fmt}")
+
+
+def _write(target: Path, text: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 @command("export")
 def export(nb: NotebookAgent, rest: str) -> None:
-    """``%agent export md|json [PATH]``: the active session as a Markdown transcript or as JSON records."""
-    args = _parse(_EXPORT, rest)
+    """``%agent export md|json|csv [PATH]``: the active session as a transcript, JSON records or a CSV of runs.
+
+    ``--result VAR`` exports a ``Comparison`` or ``BatchResult`` from the notebook instead. Exports hold stored
+    records only: never an API key.
+    """
+    args = parse_rest(_EXPORT, rest)
+    path = Path(args.path).expanduser().resolve() if args.path else None
+    if args.result is not None:
+        result = nb.variable(args.result, "--result")
+        if not isinstance(result, Comparison | BatchResult):
+            raise UsageError(f"--result {args.result} is a {type(result).__name__}: give the Comparison or "
+                             "BatchResult that %%agent --compare/--over -o VAR stored")
+        target = path or _default_path(nb, args.result, args.format)
+        _write(target, export_result(result, args.format))
+        print(f"exported {args.result} ({len(result)} {'cells' if isinstance(result, Comparison) else 'rows'}) "
+              f"to {target}")
+        return
     session = nb.require_active()
-    runs = nb.agent.get_runs(session.session_id)
-    text = session_markdown(session, runs) if args.format == "md" else session_json(session, runs)
-    target = _export_path(nb, session, args.format, args.path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    print(f"exported {session_label(session)} ({len(runs)} runs) to {target}")
+    text = export_session(nb.agent, session.session_id, args.format)
+    runs = len(nb.agent.get_runs(session.session_id))
+    target = path or _default_path(nb, session.session_id[:8], args.format)
+    _write(target, text)
+    print(f"exported {session_label(session)} ({runs} runs) to {target}")

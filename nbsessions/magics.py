@@ -1,13 +1,15 @@
 """``%%agent`` and ``%agent``: the IPython surface of nbsessions.
 
-The magic only parses; ``NotebookAgent`` (the notebook's session, model and database) does the work, and
-``commands`` holds the ``%agent`` subcommands. Options are traitlets, so ``%config AgentMagics.model = ...`` and
-an IPython profile (``c.AgentMagics.model = ...``) both work.
+The magic only parses; ``NotebookAgent`` (the notebook's session, model and database) does the work,
+``experiments`` runs ``--compare``/``--variants``/``--sweep`` and ``--over`` cells, and ``commands`` (with
+``commands_runs``) holds the ``%agent`` subcommands. Options are traitlets, so ``%config AgentMagics.model = ...``
+and an IPython profile (``c.AgentMagics.model = ...``) both work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -16,9 +18,12 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
+from nbsessions import commands_runs  # noqa: F401  (registers its %agent subcommands)
 from nbsessions.agent import Agent
+from nbsessions.cellopts import CellOptions
 from nbsessions.commands import run_command, unquote
-from nbsessions.notebook import CellOptions, NotebookAgent
+from nbsessions.experiments import run_batch, run_compare
+from nbsessions.notebook import NotebookAgent
 
 
 @magics_class
@@ -36,6 +41,12 @@ class AgentMagics(Magics):
                "for a custom base_url and the Responses API for OpenAI itself.").tag(config=True)
     history = Int(3, help="How many earlier runs of the session each cell sends as history (0: none).").tag(
         config=True)
+    history_tokens = Int(0, help="Token budget for each cell's context: the newest history that fits with the "
+                         "system prompt and the prompt (0: no budget).").tag(config=True)
+    summaries = Int(0, help="Keep a running summary of each session, refreshed in the background every N "
+                    "completed runs and sent in place of the runs it covers (0: off).").tag(config=True)
+    agentic_state = Bool(False, help="Give the model a tool with which it updates the session state."
+                         ).tag(config=True)
     stream = Bool(True, help="Stream replies into the cell as they arrive (--no-stream for one cell)."
                   ).tag(config=True)
     user = Unicode("", help="User id for sessions; a user's sessions are never shown to, or written by, another "
@@ -52,11 +63,16 @@ class AgentMagics(Magics):
         """The notebook's Agent, on the notebook's database (opened on first use)."""
         return self.notebook.agent
 
-    @validate("history")
-    def _check_history(self, proposal: Any) -> int:
+    @validate("history", "history_tokens", "summaries")
+    def _check_count(self, proposal: Any) -> int:
         if proposal["value"] < 0:
-            raise TraitError("AgentMagics.history must be 0 or more runs")
+            raise TraitError(f"AgentMagics.{proposal['trait'].name} must be 0 or more")
         return proposal["value"]
+
+    @observe("history", "history_tokens", "summaries", "agentic_state")
+    def _agent_setting_changed(self, change: Any) -> None:
+        if hasattr(self, "notebook"):
+            self.notebook.configure()
 
     @observe("db_path")
     def _db_path_changed(self, change: Any) -> None:
@@ -79,6 +95,9 @@ class AgentMagics(Magics):
     @argument("--new", nargs="?", const="", metavar="NAME",
               help="start a new session (optionally named) and make it the notebook's active session")
     @argument("--history", type=int, metavar="N", help="send the newest N earlier runs as history")
+    @argument("--history-messages", type=int, metavar="N", help="send at most the newest N history messages")
+    @argument("--history-tokens", type=int, metavar="N",
+              help="fit the context in N tokens: system prompt and prompt first, then the newest history")
     @argument("--no-history", action="store_true", help="send no history")
     @argument("--system", metavar="TEXT", help="system instructions; {key} is filled from session state")
     @argument("--state", metavar="JSON", help="merge this JSON object into the session state first")
@@ -86,6 +105,14 @@ class AgentMagics(Magics):
     @argument("--stream", dest="stream", action="store_const", const=True, help="stream the reply")
     @argument("-o", "--output", metavar="VAR", help="store the RunOutput in this variable")
     @argument("--result", action="store_true", help="also return the reply text as the cell's value")
+    @argument("--compare", metavar="MODELS", help="run the prompt on each of these comma-separated models")
+    @argument("--variants", metavar="VAR", help="compare system prompts: VAR is a dict name -> system prompt")
+    @argument("--sweep", action="append", metavar="KEY=V1,V2",
+              help="compare generation settings, e.g. temperature=0,0.7 (repeat for a grid)")
+    @argument("--checks", metavar="VAR", help="a list of checks run on every reply of --compare or --over")
+    @argument("--over", metavar="VAR",
+              help="run the cell as a {field} template for each row of VAR (a list of dicts or a DataFrame)")
+    @argument("-j", "--concurrency", type=int, metavar="N", help="runs at once for --compare and --over")
     @line_cell_magic("agent")
     def agent_magic(self, line: str, cell: str | None = None) -> Any:
         """Ask the notebook's agent: the cell body is the prompt, ``{expr}`` is filled from your variables.
@@ -94,18 +121,27 @@ class AgentMagics(Magics):
         JSON and other text with braces is left as written. The reply streams into the cell, then a footer:
         model · session · tokens · time to first token · duration · cost.
 
+        ``--compare``, ``--variants`` and ``--sweep`` show several replies to the cell side by side; ``--over VAR``
+        runs the cell once per row of VAR, and then ``{field}`` comes from the row, not from your variables.
+
         As a line magic, ``%agent SUBCOMMAND`` manages sessions::
 
             %agent                         status: database, session, model, user
             %agent sessions                table of sessions
             %agent use S | new [NAME] | rename NAME | fork [RUN] | delete S --yes
-            %agent history [N] | state [JSON] | metrics | export md|json [PATH]
+            %agent history [N] | state [JSON] | metrics | summary | export md|json|csv [PATH] [--result VAR]
+            %agent continue [RUN] [--approve|--reject] [--input JSON] [--results JSON]
+            %agent regenerate [RUN] | variants [RUN] | keep RUN | tools [NAME ...] [--clear]
             %agent db [PATH] | user [NAME] | model [NAME] | panel
         """
         if cell is None:
             return run_command(self.notebook, line)
         opts = parse_cell_line(self.agent_magic, line)
         self.notebook.execution_count = getattr(self.shell, "execution_count", None)
+        if opts.over is not None:
+            return run_batch(self.notebook, opts, cell)
+        if opts.comparing:
+            return run_compare(self.notebook, opts, cell)
         run = self.notebook.run_cell(opts, cell)
         return run.content if opts.result else None
 
@@ -115,13 +151,89 @@ def parse_cell_line(magic: Any, line: str) -> CellOptions:
     args = magic.parser.parse_args([unquote(token) for token in arg_split(line)])
     if args.session is not None and args.new is not None:
         raise UsageError("use either -s SESSION (an existing session) or --new [NAME], not both")
+    _check_history_flags(args)
+    _check_modes(args)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency needs 1 or more runs at once")
+    return CellOptions(session=args.session, user=args.user, model=args.model, new=args.new,
+                       history=0 if args.no_history else args.history, history_messages=args.history_messages,
+                       history_tokens=args.history_tokens, system=args.system, state=args.state,
+                       stream=args.stream, output=args.output, result=args.result,
+                       compare=_models(args.compare) if args.compare is not None else None,
+                       variants=args.variants, checks=args.checks, over=args.over,
+                       sweep=[parse_sweep(text) for text in args.sweep or []], concurrency=args.concurrency)
+
+
+def _check_history_flags(args: Any) -> None:
     if args.no_history and args.history is not None:
         raise UsageError("use either --history N or --no-history, not both")
+    if args.no_history and (args.history_messages is not None or args.history_tokens is not None):
+        raise UsageError("--no-history sends no history: drop --history-messages / --history-tokens")
+    if args.history is not None and args.history_messages is not None:
+        raise UsageError("use either --history N (runs) or --history-messages N (messages), not both")
     if args.history is not None and args.history < 0:
         raise UsageError("--history needs 0 or more runs")
-    return CellOptions(session=args.session, user=args.user, model=args.model, new=args.new,
-                       history=0 if args.no_history else args.history, system=args.system, state=args.state,
-                       stream=args.stream, output=args.output, result=args.result)
+    if args.history_messages is not None and args.history_messages < 0:
+        raise UsageError("--history-messages needs 0 or more messages")
+    if args.history_tokens is not None and args.history_tokens < 1:
+        raise UsageError("--history-tokens needs a budget of 1 or more tokens")
+
+
+_ONE_RUN_ONLY = (("new", "--new"), ("state", "--state"), ("history", "--history"),
+                 ("history_messages", "--history-messages"), ("history_tokens", "--history-tokens"),
+                 ("stream", "--stream/--no-stream"), ("result", "--result"))
+
+
+def _check_modes(args: Any) -> None:
+    """Flags of one run do not mix with many runs, and each many-runs flag needs its mode."""
+    comparing = next((flag for flag, value in (("--compare", args.compare), ("--variants", args.variants),
+                                               ("--sweep", args.sweep)) if value), None)
+    if args.over is not None and comparing:
+        raise UsageError(f"use either --over VAR (a template over rows) or {comparing}, not both")
+    mode = "--over" if args.over is not None else comparing
+    if mode is None:
+        for flag, value in (("--checks", args.checks), ("--concurrency", args.concurrency)):
+            if value is not None:
+                raise UsageError(f"{flag} needs --compare, --variants, --sweep or --over: it is for many runs")
+        return
+    used = [flag for attr, flag in _ONE_RUN_ONLY if getattr(args, attr) not in (None, False)]
+    if mode == "--over" and args.no_history:
+        used.append("--no-history")  # rows never see history
+    if used:
+        raise UsageError(f"{used[0]} does not apply to {mode}")
+    if mode != "--over" and args.system is not None:
+        raise UsageError(f"{mode} takes system prompts from --variants VAR (a dict name -> system prompt), "
+                         "not --system")
+    if args.compare is not None and args.model is not None:
+        raise UsageError("use either -m MODEL or --compare MODELS, not both")
+
+
+def _models(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise UsageError(f"--compare takes model names separated by commas, such as gpt-5.2,gpt-5-mini; "
+                         f"not {text!r}")
+    return names
+
+
+def _setting_value(text: str) -> Any:
+    """``0.7`` → 0.7, ``true`` → True, ``"x"`` → x; anything else stays the text it is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """``temperature=0,0.7`` → ``("temperature", [0, 0.7])``: one axis of a settings grid."""
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier() or not values.strip():
+        raise UsageError(f"--sweep takes KEY=V1,V2 such as temperature=0,0.7; not {text!r}")
+    items = [v.strip() for v in values.split(",")]
+    if not all(items):
+        raise UsageError(f"--sweep {key}: an empty value in {values!r}")
+    return key, [_setting_value(v) for v in items]
 
 
 def load_ipython_extension(ip: Any) -> AgentMagics:

@@ -3,47 +3,41 @@
 ``AgentMagics`` parses a cell and hands over to ``NotebookAgent``; the ``%agent`` subcommands use it too. Every
 check that can fail (model name, session, state JSON, ``{fields}``) runs before anything is written, so a bad cell
 leaves the database exactly as it was.
+
+The traits that shape the Agent itself (history budget, summaries, agentic state) and the tools taken from the
+notebook are applied by ``configure``, again whenever one of them changes.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from collections.abc import MutableMapping
-from dataclasses import dataclass
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.display import display
 
-from nbsessions.agent import Agent
-from nbsessions.cellrun import show_run
+from nbsessions.agent import Agent, RunStream
+from nbsessions.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
+from nbsessions.cellrun import CellInterrupted, show_run
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError, SessionAccessError
 from nbsessions.llm.base import Model
-from nbsessions.schema import RunOutput, Session
+from nbsessions.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
+from nbsessions.modelchoice import ModelChoice
+from nbsessions.pauses import notice_bundle
+from nbsessions.schema import RunOutput, RunStatus, Session
 from nbsessions.scope import DbLocation, locate_db
+from nbsessions.summary import Summarizer
 from nbsessions.templating import TemplateError, fill_prompt
+from nbsessions.tools import make_tool, update_session_state
 
-DEFAULT_OPENAI_MODEL = "gpt-5.2"
-OFFLINE = "offline"
-_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.:/@+-]*")
-OFFLINE_NOTICE = ("nbsessions: using the offline model (no model set, no OPENAI_API_KEY). For a real one set "
-                  "OPENAI_API_KEY, or %config AgentMagics.base_url and AgentMagics.model for a local server.")
+log = logging.getLogger(__name__)
 
-
-class Settings(Protocol):
-    """What ``NotebookAgent`` reads from ``AgentMagics``' traits (``%config AgentMagics.…``)."""
-
-    model: str
-    db_path: str
-    base_url: str
-    api: str
-    history: int
-    stream: bool
-    user: str
-    update_interval: float
+BACKGROUND_WAIT = 10.0
+"""Seconds ``close`` and ``%agent summary`` wait for a summary being written in the background."""
 
 
 def open_db(path: Path) -> BaseDb:
@@ -53,44 +47,11 @@ def open_db(path: Path) -> BaseDb:
     return TinyDb(path)
 
 
-@dataclass
-class CellOptions:
-    """What a ``%%agent`` line asked for, already parsed (``None`` = not given)."""
-
-    session: str | None = None
-    user: str | None = None
-    model: str | None = None
-    new: str | None = None  # "" = a new unnamed session
-    history: int | None = None
-    system: str | None = None
-    state: str | None = None
-    stream: bool | None = None
-    output: str | None = None
-    result: bool = False
-
-
-def parse_state(text: str) -> dict[str, Any]:
-    """A JSON object for session state, or a one-line ``UsageError`` saying what is wrong with it."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"invalid state JSON ({exc.msg} at character {exc.pos}): "
-                         """give an object such as '{"topic": "ml"}'""") from None
-    if not isinstance(value, dict):
-        raise UsageError(f"state must be a JSON object such as '{{\"topic\": \"ml\"}}', not {type(value).__name__}")
-    return value
-
-
-def session_label(session: Session) -> str:
-    """``name (1a2b3c4d)`` or just the short id: what footers and messages call a session."""
-    short = session.session_id[:8]
-    return f"{session.session_name} ({short})" if session.session_name else short
-
-
-class NotebookAgent:
+class NotebookAgent(ModelChoice):
     """Holds the notebook's Agent (opened lazily, so ``%agent db PATH`` can come first) and its choices."""
 
     def __init__(self, settings: Settings, user_ns: MutableMapping[str, Any]) -> None:
+        super().__init__()
         self.settings = settings
         self.user_ns = user_ns
         self.cell_id: str | None = None
@@ -98,9 +59,10 @@ class NotebookAgent:
         self._db_override: tuple[str, str] | None = None  # (path, why) from %agent db
         self._agent: Agent | None = None
         self._location: DbLocation | None = None
-        self._models: dict[tuple[str, str, str], Model] = {}
-        self._named: dict[str, Model] = {}
-        self._offline_announced = False
+        self.tools: dict[str, Callable[..., Any]] = {}  # from %agent tools, by tool name
+        self.panel: Any = None  # the panel %agent panel showed last
+        self._unnamed: set[str] = set()  # sessions this kernel started without a name: named after a run
+        self._paused_models: dict[str, Model] = {}  # run id -> the model a paused run was started with
 
     # -- database ---------------------------------------------------------------------------------
     @property
@@ -123,7 +85,52 @@ class NotebookAgent:
                 raise UsageError(f"cannot open {location.path}: {exc}") from None
             self._agent = Agent(db=db, add_history_to_context=True, num_history_runs=self.settings.history,
                                 name="notebook")
+            self.configure()
         return self._agent
+
+    def configure(self) -> None:
+        """Apply the settings that shape the Agent; called when it opens and when a setting changes."""
+        agent = self._agent
+        if agent is None:
+            return
+        settings = self.settings
+        agent.num_history_runs = settings.history
+        agent.max_history_tokens = settings.history_tokens or None
+        if settings.summaries <= 0:
+            agent.summarizer = None
+        elif agent.summarizer is None or agent.summarizer.every != settings.summaries:
+            agent.summarizer = Summarizer(agent.db, agent.model, settings.summaries)
+        agent.add_session_summary_to_context = settings.summaries > 0
+        functions = [*self.tools.values(), *([update_session_state] if settings.agentic_state else [])]
+        agent.tools = {t.name: t for t in map(make_tool, functions)}
+
+    def use_model(self, model: Model) -> None:
+        """The notebook's model from now on: for cells without ``-m``, names and summaries."""
+        self.agent.model = model
+        if self.agent.summarizer is not None:
+            self.agent.summarizer.model = model
+
+    @contextlib.contextmanager
+    def acting_as(self, user: str | None) -> Iterator[Agent]:
+        """The Agent with ``user`` as its user for a while: sessions that compare and batch make are theirs."""
+        agent = self.agent
+        before, agent.user_id = agent.user_id, user
+        try:
+            yield agent
+        finally:
+            agent.user_id = before
+
+    def variable(self, name: str, flag: str) -> Any:
+        """A value from the user's namespace (``name`` or ``name.attr``), or a one-line ``UsageError``."""
+        head, *path = name.split(".")
+        if not head.isidentifier() or head not in self.user_ns:
+            raise UsageError(f"{flag} {name}: no variable {head!r} in the notebook; define it first")
+        value = self.user_ns[head]
+        for attr in path:
+            if not hasattr(value, attr):
+                raise UsageError(f"{flag} {name}: {type(value).__name__} has no attribute {attr!r}")
+            value = getattr(value, attr)
+        return value
 
     def switch_db(self, path: str | None, why: str = "set with %agent db") -> DbLocation:
         """Use another file from now on (``None``: back to the configured/default one)."""
@@ -132,10 +139,21 @@ class NotebookAgent:
         return self.location
 
     def close(self) -> None:
+        """Close the panel, let a summary being written finish, then close the file."""
+        self.close_panel()
         if self._agent is not None:
+            if self._agent.summarizer is not None:
+                with contextlib.suppress(TimeoutError):
+                    self._agent.summarizer.wait(timeout=BACKGROUND_WAIT)
             self._agent.db.close()
         self._agent = None
         self._location = None
+
+    def close_panel(self) -> None:
+        """Close the panel shown before, so it stops listening to the Agent (listeners never pile up)."""
+        panel, self.panel = self.panel, None
+        if panel is not None and hasattr(panel, "close"):
+            panel.close()
 
     # -- users and sessions -----------------------------------------------------------------------
     @property
@@ -186,64 +204,37 @@ class NotebookAgent:
         session = self.agent.create_session(name or None, user_id=user if user is not None else self.user,
                                             notebook=str(notebook) if notebook else None)
         self.agent.set_active_session(session.session_id)
+        if not name:
+            self._unnamed.add(session.session_id)
         return session
 
-    # -- models -----------------------------------------------------------------------------------
-    def model_choice(self, flag: str | None = None) -> tuple[str, str]:
-        """The model name and where it came from: ``-m`` > ``%config`` > ``NBSESSIONS_MODEL`` > key > offline."""
-        if flag:
-            return flag, "-m"
-        if self.settings.model:
-            return self.settings.model, "%config AgentMagics.model"
-        if os.environ.get("NBSESSIONS_MODEL"):
-            return os.environ["NBSESSIONS_MODEL"], "NBSESSIONS_MODEL"
-        if self.settings.base_url:
-            raise UsageError("AgentMagics.base_url is set but no model is named: use -m MODEL or "
-                             "%config AgentMagics.model = '<model>'")
-        if os.environ.get("OPENAI_API_KEY"):
-            return DEFAULT_OPENAI_MODEL, "OPENAI_API_KEY is set"
-        return OFFLINE, "fallback"
+    def name_new_session(self, run: RunOutput) -> None:
+        """Give a session this kernel started unnamed a generated name, once, after its first completed run.
 
-    def register_model(self, name: str, model: Model) -> None:
-        """Make a ``Model`` object (a ``FunctionModel``, a configured ``OpenAIChat``…) usable as ``-m name``."""
-        self._named[name] = model
-
-    def model(self, name: str) -> Model:
-        """A model object for ``name`` (cached per name, base_url and API); bad names are a ``UsageError``."""
-        name = name.strip()
-        if name in self._named:
-            return self._named[name]
-        if not _MODEL_ID.fullmatch(name):
-            raise UsageError(f"unknown model id {name!r}: use a model name such as 'gpt-5.2', 'llama3.2' "
-                             "or 'offline'")
-        api = self.settings.api
-        key = (name, self.settings.base_url, api)
-        if key not in self._models:
-            from nbsessions.llm.resolve import model_from_name
-
-            try:
-                self._models[key] = model_from_name(name, base_url=self.settings.base_url or None,
-                                                    api=None if api == "auto" else api)
-            except (ValueError, NbSessionsError) as exc:
-                raise UsageError(str(exc)) from None
-        return self._models[key]
-
-    def announce(self, source: str) -> None:
-        """Say once per kernel that replies are offline, and how to change that."""
-        if source == "fallback" and not self._offline_announced:
-            self._offline_announced = True
-            print(OFFLINE_NOTICE)
+        Called after the reply is shown. Best effort: a failure leaves the session unnamed and the cell fine.
+        """
+        if run.session_id not in self._unnamed:
+            return
+        self._unnamed.discard(run.session_id)
+        try:
+            session = self.agent.db.get_session(run.session_id)
+            if session is not None and not session.session_name:
+                self.agent.set_session_name(run.session_id, autogenerate=True)
+        except KeyboardInterrupt:
+            raise CellInterrupted(run, "interrupted while naming the session; the reply is stored") from None
+        except Exception as exc:  # a name is a convenience: never fail a cell whose reply is stored
+            log.info("session %s left unnamed: %s", run.session_id[:8], exc)
 
     # -- running a cell ---------------------------------------------------------------------------
-    def run_cell(self, opts: CellOptions, body: str) -> RunOutput:
-        """Validate everything, then run the prompt with its reply streaming into the cell."""
+    def prepare(self, opts: CellOptions, body: str, *, resolve_model: bool = True) -> Prepared:
+        """Check everything a cell asks for and fill its ``{fields}``; writes nothing."""
         prompt = body.strip("\n").rstrip()
         if not prompt.strip():
             raise UsageError("the cell has no prompt: write it on the lines below %%agent")
         if opts.output is not None and not opts.output.isidentifier():
             raise UsageError(f"-o needs a variable name, not {opts.output!r}")
-        name, source = self.model_choice(opts.model)
-        model = self.model(name)
+        name, source = self.model_choice(opts.model) if resolve_model else ("", "")
+        model = self.model(name) if resolve_model else None
         state = parse_state(opts.state) if opts.state is not None else None
         user = opts.user or self.user
         session = None
@@ -257,27 +248,58 @@ class NotebookAgent:
         if session is not None and user is not None and session.user_id != user:
             raise UsageError(f"session {session_label(session)} belongs to another user: "
                              "add --new, or pick one of yours with -s")
-        if session is None:
-            session = self.new_session(opts.new, user)
-        if opts.model is None:
-            self.agent.model = model
-        self.announce(source)
-        return self._run(opts, prompt, model, session, user, state)
+        return Prepared(prompt, model, source, session, user, state)
 
-    def _run(self, opts: CellOptions, prompt: str, model: Model, session: Session, user: str | None,
-             state: dict[str, Any] | None) -> RunOutput:
-        history = self.settings.history if opts.history is None else opts.history
+    def run_cell(self, opts: CellOptions, body: str) -> RunOutput:
+        """Validate everything, then run the prompt with its reply streaming into the cell."""
+        ready = self.prepare(opts, body)
+        model = ready.model
+        assert model is not None
+        session = ready.session or self.new_session(opts.new, ready.user)
+        if opts.model is None:
+            self.use_model(model)
+        self.announce(ready.source)
         try:
             stream = self.agent.run(
-                prompt, session_id=session.session_id, user_id=user, session_state=state, stream=True,
-                add_history_to_context=history > 0, num_history_runs=history, instructions=opts.system,
-                model=model, cell_id=self.cell_id, execution_count=self.execution_count)
+                ready.prompt, session_id=session.session_id, user_id=ready.user, session_state=ready.state,
+                stream=True, instructions=opts.system, model=model, cell_id=self.cell_id,
+                execution_count=self.execution_count, **self._history(opts))
         except (SessionAccessError, ValueError) as exc:
             raise UsageError(str(exc)) from None
-        live = self.settings.stream if opts.stream is None else opts.stream
+        return self.show(stream, session, model, live=opts.stream, output=opts.output)
+
+    def _history(self, opts: CellOptions) -> dict[str, Any]:
+        """History settings of one run: the cell's flags over ``%config``."""
+        runs = self.settings.history if opts.history is None else opts.history
+        tokens = opts.history_tokens if opts.history_tokens is not None else self.settings.history_tokens
+        messages = opts.history_messages
+        return {"add_history_to_context": (runs if messages is None else messages) > 0, "num_history_runs": runs,
+                "num_history_messages": messages, "max_history_tokens": tokens or None}
+
+    def show(self, stream: RunStream, session: Session, model: Model, *, live: bool | None = None,
+             output: str | None = None) -> RunOutput:
+        """Stream a run into the cell with its footer; then a paused notice, or a name for a new session."""
+        label = session_label(session)
         try:
-            return show_run(stream, session_label(session), waiting=f"{model.id} · {session_label(session)}",
-                            live=live, interval=self.settings.update_interval)
+            run = show_run(stream, label, waiting=f"{model.id} · {label}",
+                           live=self.settings.stream if live is None else live,
+                           interval=self.settings.update_interval)
         finally:
-            if opts.output:
-                self.user_ns[opts.output] = stream.run
+            if output:
+                self.user_ns[output] = stream.run
+        if run.status == RunStatus.paused:
+            self._paused_models[run.run_id] = model
+            display(notice_bundle(run), raw=True)
+        elif run.status == RunStatus.completed:
+            self._paused_models.pop(run.run_id, None)
+            self.name_new_session(run)
+        return run
+
+    def continue_paused(self, run: RunOutput, session: Session, answers: dict[str, Any]) -> RunOutput:
+        """Resume a paused run with the user's answers, on the model it started with (in this kernel)."""
+        model = self._paused_models.get(run.run_id) or self.chosen_model()
+        try:
+            stream = self.agent.continue_run(run.run_id, model=model, stream=True, **answers)
+        except (NbSessionsError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        return self.show(stream, session, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import types
@@ -117,7 +118,10 @@ def test_export_writes_a_transcript_and_records(nb, tmp_path):
     nb.run("%agent export json data/out.json")  # folders are made as needed
     data = json.loads((tmp_path / "data" / "out.json").read_text())
     assert data["format"] == "nbsessions.export" and data["runs"][0]["input"] == "Summarise ```code``` please"
-    assert "invalid choice: 'csv'" in one_red_line(nb.run("%agent export csv"))
+    nb.run("%agent export csv runs.csv")
+    [row] = list(csv.DictReader((tmp_path / "runs.csv").open(encoding="utf-8")))
+    assert row["input"] == "Summarise ```code``` please" and row["status"] == "completed"
+    assert "invalid choice: 'xml'" in one_red_line(nb.run("%agent export xml"))
 
 
 def test_db_switches_files_and_config_does_too(nb, tmp_path):
@@ -173,6 +177,20 @@ def test_panel_when_available_and_when_not(nb, monkeypatch):
     fake.SessionPanel = SessionPanel
     panel = nb.run("%agent panel").result.result
     assert isinstance(panel, SessionPanel) and panel.agent is nb.magics.agent
+
+
+def test_a_new_panel_or_another_database_closes_the_panel_shown_before(nb, tmp_path):
+    from nbsessions.panel import SessionPanel
+
+    first = nb.run("%agent panel").result.result
+    agent = nb.magics.agent
+    assert isinstance(first, SessionPanel) and agent._listeners == [first._on_event]
+    second = nb.run("%agent panel").result.result
+    assert first._closed and not second._closed
+    assert agent._listeners == [second._on_event]  # listeners never pile up
+    nb.run("%agent db other.json")
+    assert second._closed and agent._listeners == []
+    assert nb.run("%%agent\nstill works").result.success
 
 
 def test_unloading_removes_the_magic(nb):

@@ -296,7 +296,7 @@ def interrupted_model(messages):
 
 def test_ctrl_c_keeps_the_partial_reply_and_stores_a_cancelled_run(served, openai_server, workdir):
     served.magics.notebook.register_model("stops", FunctionModel(interrupted_model))
-    ran = served.run("%%agent -m stops\nTell me a long story.")
+    ran = served.run("%%agent -m stops --new story\nTell me a long story.")
     assert isinstance(ran.result.error_in_exec, CellInterrupted)
     assert isinstance(ran.result.error_in_exec, KeyboardInterrupt)  # "Run all" stops here
     assert one_red_line(ran).endswith("interrupted: the partial reply is kept as a cancelled run")
@@ -382,6 +382,7 @@ def test_output_variable_and_result_value(served, workdir):
 # -- state and {fields} ---------------------------------------------------------------------------------
 def test_state_and_variables_fill_prompts_and_instructions(served, openai_server):
     served.run("rows = [3, 1, 2]\nclass T: shape = (10, 2)\ndf = T()")
+    served.run("%agent new lesson")  # named: no title request among the calls checked below
     served.run('%agent state {"topic": "ml", "level": 2}')
     served.run("%%agent --system 'You teach {topic}.' --state '{\"level\": 3}'\n"
                "Level {level}: sort {rows} and explain {df.shape}; keep {{rows}}.")

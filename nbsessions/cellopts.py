@@ -1,0 +1,96 @@
+"""What a ``%%agent`` cell or ``%agent`` command asked for, and the small parsers they share.
+
+Kept apart from ``NotebookAgent`` so the shape of the options can be read on its own; nothing here touches the
+database or a model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from IPython.core.error import UsageError
+
+from nbsessions.llm.base import Model
+from nbsessions.schema import Session
+
+
+class Settings(Protocol):
+    """What ``NotebookAgent`` reads from ``AgentMagics``' traits (``%config AgentMagics.…``)."""
+
+    model: str
+    db_path: str
+    base_url: str
+    api: str
+    history: int
+    history_tokens: int
+    summaries: int
+    agentic_state: bool
+    stream: bool
+    user: str
+    update_interval: float
+
+
+@dataclass
+class CellOptions:
+    """What a ``%%agent`` line asked for, already parsed (``None`` = not given)."""
+
+    session: str | None = None
+    user: str | None = None
+    model: str | None = None
+    new: str | None = None  # "" = a new unnamed session
+    history: int | None = None
+    history_messages: int | None = None
+    history_tokens: int | None = None
+    system: str | None = None
+    state: str | None = None
+    stream: bool | None = None
+    output: str | None = None
+    result: bool = False
+    compare: list[str] | None = None  # model names
+    variants: str | None = None  # --variants, --checks, --over: names of the notebook's variables
+    checks: str | None = None
+    over: str | None = None
+    sweep: list[tuple[str, list[Any]]] = field(default_factory=list)  # (setting, values)
+    concurrency: int | None = None
+
+    @property
+    def comparing(self) -> bool:
+        """Several replies to one prompt side by side: models, system prompts or settings."""
+        return bool(self.compare or self.variants or self.sweep)
+
+
+@dataclass
+class Prepared:
+    """A cell checked and ready to run: nothing has been written yet."""
+
+    prompt: str
+    model: Model | None
+    source: str
+    session: Session | None
+    user: str | None
+    state: dict[str, Any] | None
+
+
+def parse_object(text: str, what: str, example: str = '{"key": "value"}') -> dict[str, Any]:
+    """A JSON object (``what`` names it in errors), or a one-line ``UsageError`` saying what is wrong with it."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"invalid {what} JSON ({exc.msg} at character {exc.pos}): give an object such as "
+                         f"'{example}'") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} must be a JSON object such as '{example}', not {type(value).__name__}")
+    return value
+
+
+def parse_state(text: str) -> dict[str, Any]:
+    """A JSON object for session state, or a one-line ``UsageError`` saying what is wrong with it."""
+    return parse_object(text, "state", '{"topic": "ml"}')
+
+
+def session_label(session: Session) -> str:
+    """``name (1a2b3c4d)`` or just the short id: what footers and messages call a session."""
+    short = session.session_id[:8]
+    return f"{session.session_name} ({short})" if session.session_name else short

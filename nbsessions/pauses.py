@@ -1,0 +1,154 @@
+"""A paused run in a notebook: what it waits for, the command that continues it, and checking the answer.
+
+A run pauses when the model calls a tool marked ``requires_confirmation``, ``requires_user_input`` or
+``external_execution``. The cell then shows a notice instead of a traceback, with the exact ``%agent continue``
+line to type. Everything in the notice that the model wrote (tool arguments, call ids) is escaped.
+
+Answers are checked against what the run waits for before ``Agent.continue_run`` is called, so a wrong or
+missing answer is one red line and no tool has run yet.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from nbsessions.schema import RunOutput
+
+Bundle = dict[str, str]
+WAITS_FOR = {"confirmation": "needs your approval", "user_input": "needs your input",
+             "external_execution": "is run by you: pass its result"}
+
+
+def pending(run: RunOutput) -> list[dict[str, Any]]:
+    """The tool calls the run still waits for."""
+    return [r for r in run.requirements if not r.get("resolved")]
+
+
+def _keys(waiting: list[dict[str, Any]], kind: str) -> dict[str, str]:
+    """How a flag names each waiting call of ``kind``: by tool name when that is unambiguous, else by call id."""
+    calls = [r for r in waiting if r["kind"] == kind]
+    names = [r["tool_name"] for r in calls]
+    return {r["tool_call_id"]: r["tool_name"] if names.count(r["tool_name"]) == 1 else r["tool_call_id"]
+            for r in calls}
+
+
+def continue_command(run: RunOutput) -> str:
+    """The ``%agent continue`` line that answers everything the run waits for (``...`` marks what to fill)."""
+    waiting = pending(run)
+    parts = ["%agent continue", run.run_id[:8]]
+    if any(r["kind"] == "confirmation" for r in waiting):
+        parts.append("--approve")
+    asking = [r for r in waiting if r["kind"] == "user_input"]
+    if asking:
+        keys = _keys(waiting, "user_input")
+        fields = [dict.fromkeys(r.get("fields") or [], "...") for r in asking]
+        example = fields[0] if len(asking) == 1 else {keys[r["tool_call_id"]]: f for r, f in zip(asking, fields,
+                                                                                                  strict=True)}
+        parts.append("--input '" + json.dumps(example, ensure_ascii=False) + "'")
+    keys = _keys(waiting, "external_execution")
+    if keys:
+        parts.append("--results '" + json.dumps(dict.fromkeys(keys.values(), "..."), ensure_ascii=False) + "'")
+    return " ".join(parts)
+
+
+def _arguments(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text or "{}"), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def notice_bundle(run: RunOutput) -> Bundle:
+    """The paused notice: each waiting tool call (name, kind, fields, arguments) and how to continue."""
+    waiting = pending(run)
+    command = continue_command(run)
+    reject = " (or --reject)" if any(r["kind"] == "confirmation" for r in waiting) else ""
+    plain = [f"⏸ run {run.run_id[:8]} is paused: {len(waiting)} tool call(s) wait for you"]
+    items = []
+    for r in waiting:
+        what = WAITS_FOR.get(r["kind"], r["kind"])
+        fields = f" for: {', '.join(r.get('fields') or [])}" if r.get("fields") else ""
+        args = _arguments(r.get("arguments") or "")
+        plain += [f"- {r['tool_name']} ({r['kind']}) {what}{fields}; call {r['tool_call_id']}",
+                  *(f"    {line}" for line in args.splitlines())]
+        items.append(f"<li><code>{html.escape(r['tool_name'])}</code> · {html.escape(r['kind'])} · "
+                     f"{html.escape(what + fields)} <span style=\"opacity:.7\">(call "
+                     f"{html.escape(r['tool_call_id'])})</span><pre style=\"margin:2px 0\">"
+                     f"{html.escape(args)}</pre></li>")
+    plain.append(f"to continue: {command}{reject}")
+    body = (f'<div class="nbsessions-paused" style="border-left:3px solid #ef6c00;padding:2px 8px">'
+            f"<b>⏸ run {html.escape(run.run_id[:8])} is paused</b>: {len(waiting)} tool call(s) wait for you"
+            f'<ul style="margin:4px 0">{"".join(items)}</ul>'
+            f"to continue: <code>{html.escape(command)}</code>{html.escape(reject)}</div>")
+    return {"text/html": body, "text/plain": "\n".join(plain)}
+
+
+def answers(run: RunOutput, approve: bool | None, user_input: dict[str, Any] | None,
+            results: dict[str, Any] | None) -> dict[str, Any]:
+    """``continue_run`` keyword arguments from the user's flags, or a ``UsageError`` saying what is missing."""
+    waiting = pending(run)
+    short = run.run_id[:8]
+    confirm = [r["tool_name"] for r in waiting if r["kind"] == "confirmation"]
+    if confirm and approve is None:
+        raise UsageError(f"run {short} waits for your approval of {', '.join(confirm)}: add --approve or --reject")
+    if approve is not None and not confirm:
+        raise UsageError(f"run {short} asks for no approval: drop --approve/--reject ({continue_command(run)})")
+    return {"approve": approve, "user_input": _inputs(run, waiting, user_input),
+            "results": _results(run, waiting, results)}
+
+
+def _by_call(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any], kind: str,
+             flag: str) -> dict[str, Any]:
+    """``given`` keyed by tool name or call id → keyed by call id; a missing or unknown key is a ``UsageError``."""
+    keys = _keys(waiting, kind)
+    out: dict[str, Any] = {}
+    for call_id, key in keys.items():
+        found = [k for k in (call_id, key) if k in given]
+        if not found:
+            name = next(r["tool_name"] for r in waiting if r["tool_call_id"] == call_id)
+            raise UsageError(f"{name} (call {call_id}) waits for {flag}: {continue_command(run)}")
+        out[call_id] = given[found[0]]
+    unknown = sorted(set(given) - set(keys) - set(keys.values()))
+    if unknown:
+        raise UsageError(f"{flag} names {', '.join(map(repr, unknown))}, which run {run.run_id[:8]} does not wait "
+                         f"for: {continue_command(run)}")
+    return out
+
+
+def _inputs(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Fields per waiting call id: a flat object when one tool asks, else one object per tool."""
+    asking = [r for r in waiting if r["kind"] == "user_input"]
+    if not asking:
+        if given is not None:
+            raise UsageError(f"run {run.run_id[:8]} asks for no input: drop --input ({continue_command(run)})")
+        return None
+    given = dict(given or {})
+    if len(asking) == 1:
+        call_id = asking[0]["tool_call_id"]
+        names = {call_id, _keys(waiting, "user_input")[call_id]}
+        keyed = bool(given) and set(given) <= names and all(isinstance(v, dict) for v in given.values())
+        given = given if keyed else {call_id: given}
+    per_call = _by_call(run, waiting, given, "user_input", "--input")
+    for r in asking:
+        fields = per_call[r["tool_call_id"]]
+        if not isinstance(fields, dict):
+            raise UsageError(f"--input for {r['tool_name']} must be an object of fields: {continue_command(run)}")
+        missing = [f for f in r.get("fields") or [] if f not in fields]
+        if missing:
+            raise UsageError(f"{r['tool_name']} needs --input with {', '.join(missing)}: {continue_command(run)}")
+    return per_call
+
+
+def _results(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any] | None) -> dict[str, str] | None:
+    if not any(r["kind"] == "external_execution" for r in waiting):
+        if given is not None:
+            raise UsageError(f"run {run.run_id[:8]} waits for no tool results: drop --results "
+                             f"({continue_command(run)})")
+        return None
+    per_call = _by_call(run, waiting, dict(given or {}), "external_execution", "--results")
+    return {call_id: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            for call_id, value in per_call.items()}
