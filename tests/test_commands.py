@@ -179,17 +179,24 @@ def test_panel_when_available_and_when_not(nb, monkeypatch):
     assert isinstance(panel, SessionPanel) and panel.agent is nb.magics.agent
 
 
-def test_a_new_panel_or_another_database_closes_the_panel_shown_before(nb, tmp_path):
-    from nbsessions.panel import SessionPanel
+def test_a_new_panel_or_another_database_closes_the_panel_shown_before(nb, monkeypatch):
+    import nbsessions.panel as panels
 
+    closed = []
+
+    class RecordingPanel(panels.SessionPanel):
+        def close(self):
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(panels, "SessionPanel", RecordingPanel)
     first = nb.run("%agent panel").result.result
     agent = nb.magics.agent
-    assert isinstance(first, SessionPanel) and agent._listeners == [first._on_event]
+    assert isinstance(first, RecordingPanel) and len(agent._listeners) == 1
     second = nb.run("%agent panel").result.result
-    assert first._closed and not second._closed
-    assert agent._listeners == [second._on_event]  # listeners never pile up
+    assert closed == [first] and len(agent._listeners) == 1  # listeners never pile up
     nb.run("%agent db other.json")
-    assert second._closed and agent._listeners == []
+    assert closed == [first, second] and agent._listeners == []
     assert nb.run("%%agent\nstill works").result.success
 
 
