@@ -99,6 +99,9 @@ class Execution:
                 else:
                     if not self.parts:
                         self.run.metrics.time_to_first_token = time.perf_counter() - self.started
+                    if not text and self.parts and not self.parts[-1][-1:].isspace():
+                        self.parts.append("\n\n")  # text after a tool call or a pause starts a new paragraph
+                        yield "\n\n"
                     text.append(item)
                     self.parts.append(item)
                     self.run.content = "".join(self.parts)

@@ -258,3 +258,19 @@ def test_a_paused_run_can_continue_on_another_model(db):
     other = FunctionModel(lambda m: "other model answered", id="other")
     done = agent.continue_run(paused.run_id, approve=True, model=other)
     assert done.content == "other model answered" and done.model == "other"
+
+
+def test_text_before_and_after_a_tool_call_or_a_pause_is_kept_in_paragraphs(db):
+    @tool(requires_confirmation=True)
+    def book() -> str:
+        return "booked"
+
+    def model(messages, tools):
+        if messages[-1].role == "tool":
+            return "Done."
+        return iter(["Let me book.", ToolCall("c", "book", "{}")])
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[book])
+    paused = agent.run("book it")
+    assert paused.content == "Let me book."
+    assert agent.continue_run(paused.run_id, approve=True).content == "Let me book.\n\nDone."
