@@ -45,6 +45,8 @@ section. Each number is compared with a baseline measured in the same run:
   loopback server (`tests/openai_server.py`). With `TinyDb` each run appends twice: the run as it starts
   (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the floor
   row subtracts the cost of those bare writes.
+- **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
+  against the bare minimum of a run in the same process: the same model call and two stores of the run.
 - **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
 - **stock TinyDB**: `JSONStorage` rewrites the whole file on every insert (and never fsyncs).
 - **Agno** (only when `agno` and `sqlalchemy` are installed: `pip install -e ".[bench]"`): Agno's Agent with its
@@ -186,6 +188,30 @@ def bench_openai(tmp: Path, n: int) -> list[Row]:
     return rows
 
 
+def bench_agent_machinery(n: int) -> list[Row]:
+    """Agent.run with every optional feature off, against the same model call and the same two stores."""
+    model = OfflineModel()
+    agent_db, bare_db = InMemoryDb(), InMemoryDb()
+    agent = Agent(model=model, db=agent_db, add_history_to_context=True)
+    sid = agent.run("warm up").session_id
+    bare_db.upsert_session(Session(session_id=sid))
+    messages = agent.get_runs(sid)[-1].messages[:-1]
+
+    def bare() -> None:  # what any run must do: call the model, store the run as it starts and as it ends
+        run = RunOutput(session_id=sid, input="prompt", messages=messages)
+        bare_db.upsert_run(run, durable=False)
+        run.content = "".join(x for x in model.stream(messages) if isinstance(x, str))
+        bare_db.upsert_run(run)
+
+    ours, base = [], []
+    for _ in range(n):
+        base.append(timed(bare))
+        ours.append(timed(lambda: agent.run("prompt", session_id=sid)))
+    diff = median_ms(ours) - median_ms(base)
+    return [("Agent.run machinery, no tools/summaries/state in use (history on)", f"{median_ms(ours):.3f} ms",
+             f"{median_ms(base):.3f} ms model call + 2 stores", f"{diff:+.3f} ms", "<= +1 ms", diff <= 1.0)]
+
+
 def bench_cold_open(tmp: Path, template: dict[str, Any], repeats: int) -> list[Row]:
     path = tmp / "cold.json"
     with TinyDb(path) as db:
@@ -301,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         template = template_run(tmp)
         rows: list[Row] = []
         steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
-                 (bench_openai, (tmp, 400 // scale)), (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
+                 (bench_agent_machinery, (1000 // scale,)), (bench_openai, (tmp, 400 // scale)),
+                 (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
                  (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]
         for fn, fn_args in steps:
             t0 = time.perf_counter()
