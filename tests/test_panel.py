@@ -16,13 +16,15 @@ from html.parser import HTMLParser
 import pytest
 from ipywidgets import HTML, Button, HBox
 
-from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
+from nbsessions import Agent, FunctionModel, ModelError, RunOutput, RunStatus
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.actions import WHOLE_SESSION
 from nbsessions.panel.paused_run import PausedRun, parse_value
 from nbsessions.schema import Metrics
+from nbsessions.team import Team
 from nbsessions.tools import tool
+from nbsessions.workflow import StepInput, Workflow, WorkflowError
 
 XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
              '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '
@@ -954,3 +956,327 @@ def test_variants_with_hostile_prompt_and_replies_are_inert(db):
         assert audit(html_widget.value).problems == [], html_widget.value
     assert "<strong>prompt</strong>" in group.children[0].value and "Sure!" in panel.history.markup
     assert [label for label, _ in panel.history.regenerate_from.options][0].startswith("#2 · **prompt** <script>")
+
+
+# -- teams and workflows ----------------------------------------------------------------------------------
+VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "wbr", "area", "col", "source"}
+
+
+class Outline(HTMLParser):
+    """Each piece of text with the elements around it, outermost first, as (class, element number) pairs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, int]] = []
+        self.pieces: list[tuple[tuple[tuple[str, int], ...], str]] = []
+        self.count = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID_TAGS:
+            self.count += 1
+            self.stack.append((dict(attrs).get("class") or tag, self.count))
+
+    def handle_endtag(self, tag):
+        if tag not in VOID_TAGS:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.pieces.append((tuple(self.stack), data))
+
+
+def outline(markup: str) -> Outline:
+    parser = Outline()
+    parser.feed(markup)
+    parser.close()
+    return parser
+
+
+def texts_of(markup: str, css: str) -> list[str]:
+    """The text of every element of class ``css``, in page order, pieces joined by a space, whitespace collapsed."""
+    found: dict[int, list[str]] = {}
+    for chain, data in outline(markup).pieces:
+        for cls, number in chain:
+            if cls == css:
+                found.setdefault(number, []).append(data)
+    return [" ".join(" ".join(parts).split()) for _number, parts in sorted(found.items())]
+
+
+def classes_around(markup: str, text: str) -> list[str]:
+    """The classes of the elements around the first piece of text that is ``text``, outermost first."""
+    chain = next(chain for chain, data in outline(markup).pieces if data.strip() == text)
+    return [cls for cls, _number in chain if cls.startswith("nbsessions-") or cls in ("details", "summary")]
+
+
+def leader_model(*handoffs: tuple[str, str], answer: Callable[[list[str]], str] | None = None) -> FunctionModel:
+    """A scripted team leader: hands each (member, task) over in turn with ask_<member>, then composes."""
+    def reply(messages, tools):
+        results = [m.content or "" for m in messages if m.role == "tool" and not m.from_history]
+        if len(results) < len(handoffs):
+            name, task = handoffs[len(results)]
+            return ToolCall(f"call_{len(results)}", f"ask_{name}", json.dumps({"task": task}))
+        return answer(results) if answer else "composed: " + " | ".join(results)
+    return FunctionModel(reply, id="leader")
+
+
+def member_agent(name: str, reply: Callable[[str], str] | None = None) -> Agent:
+    fn = reply or (lambda task: f"{name} did {task}")
+    return Agent(model=FunctionModel(lambda m: fn(m[-1].content or ""), id=f"{name}-model"), name=name)
+
+
+def newsroom(db, **leader_options) -> Team:
+    return Team(members=[member_agent("researcher"), member_agent("writer")], db=db,
+                model=leader_model(("researcher", "find facts"), ("writer", "write it up"), **leader_options))
+
+
+def test_a_team_run_folds_its_member_runs_under_it(db):
+    team = newsroom(db)
+    run = team.run("report on tea")
+    panel = SessionPanel(db=db)  # a panel on the store, not on the team: it still shows the team's runs
+    panel.select(run.session_id)
+    markup = panel.history.markup
+
+    assert panel.history.page_info.value == "runs 1–1 of 1" and row_texts(panel)[0][2] == "1"
+    header = texts_of(markup, "nbsessions-run")[0]
+    assert header.startswith("#1 · team · 2 member runs ·") and "· leader" in header
+    fold, = texts_of(markup, "nbsessions-members")
+    assert fold.startswith("2 member runs: researcher, writer · 19 tokens")
+    researcher, writer = texts_of(markup, "nbsessions-nested-run")
+    assert researcher.startswith("researcher ·") and "3 in / 7 out tokens" in researcher
+    assert "researcher-model" in researcher and researcher.endswith("find facts researcher did find facts")
+    assert writer.startswith("writer ·") and writer.endswith("write it up writer did write it up")
+    assert classes_around(markup, "writer did write it up") == [
+        "nbsessions-run", "nbsessions-members", "nbsessions-nested-run", "nbsessions-reply"]
+    assert 'class="nbsessions-tool"' not in markup  # the ask_ calls are the member runs, shown once
+    assert texts_of(markup, "nbsessions-reply")[-1] == "composed: researcher did find facts | writer did write it up"
+    assert panel.history.regenerate.disabled and panel.history.paused == []  # the panel's agent cannot replay a team
+
+
+def test_nested_runs_are_never_top_level_and_pages_count_top_level_runs(agent):
+    session = agent.create_session("teams")
+    for i in range(55):
+        team_run = RunOutput(session_id=session.session_id, status=RunStatus.completed, kind="team",
+                             input=f"task {i}", content=f"team answer {i}", model="leader",
+                             metrics=Metrics(total_tokens=100 + i))
+        agent.db.upsert_run(team_run)
+        for j in range(3):
+            agent.db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.completed,
+                                          parent_run_id=team_run.run_id, input=f"part {j} of {i}",
+                                          content=f"member {j} on {i}", model="m", metrics=Metrics(total_tokens=5)))
+    panel = panel_on(agent, session.session_id)
+    h = panel.history
+
+    assert h.page_info.value == "runs 6–55 of 55" and row_texts(panel)[0][2] == "55"
+    assert h.markup.count('class="nbsessions-run"') == 50 and h.markup.count('class="nbsessions-nested-run"') == 150
+    assert texts_of(h.markup, "nbsessions-run")[0].startswith("#6 · team · 3 member runs")
+    assert len(panel.actions.fork_from.options) == 51  # "all runs" and the 50 team runs, no member run
+    assert panel.metrics.table.value.count("<tr>") == 51
+    assert "<td" + ' style="padding:1px 8px;text-align:right">team</td>' in panel.metrics.table.value
+
+    h.older.click()
+
+    assert h.page_info.value == "runs 1–5 of 55"
+    runs = texts_of(h.markup, "nbsessions-run")
+    assert [r.split(" · ")[0] for r in runs] == ["#1", "#2", "#3", "#4", "#5"]
+    assert "member 2 on 0" in runs[0] and "member 0 on 4" in runs[4]  # the oldest page keeps its members
+    assert "<b>5</b> runs" not in panel.metrics.totals.value and "<b>55</b> runs" in panel.metrics.totals.value
+    assert "<b>6,985</b> total tokens" in panel.metrics.totals.value  # 100..154 summed, members not again
+
+
+def test_a_workflow_run_lists_its_steps_in_order_and_folds_its_agent_step_run(db):
+    def shout(step: StepInput) -> str:
+        return step.previous_output.upper()
+
+    summariser = member_agent("summariser", lambda text: f"**summary** of {text}")
+    flow = Workflow(steps=[shout, summariser, lambda s: f"{s.previous_output} (from {s.input})"], db=db,
+                    name="pipeline")
+    run = flow.run("raw text")
+    panel = SessionPanel(db=db)
+    panel.select(run.session_id)
+    markup = panel.history.markup
+
+    assert panel.history.page_info.value == "runs 1–1 of 1"
+    assert texts_of(markup, "nbsessions-run")[0].startswith("#1 · workflow · 3 steps ·")
+    assert texts_of(markup, "nbsessions-step-head") == [
+        "step 1 · shout · function", "step 2 · summariser · agent", "step 3 · <lambda> · function"]
+    assert texts_of(markup, "nbsessions-step-output") == [
+        "RAW TEXT", "summary of RAW TEXT", "summary of RAW TEXT (from raw text)"]
+    assert "<strong>summary</strong>" in markup  # step outputs are rendered Markdown
+    folded, = texts_of(markup, "nbsessions-step-run")
+    assert folded.startswith("its agent run · summariser-model ·")
+    assert classes_around(markup, "RAW TEXT") == ["nbsessions-run", "nbsessions-steps", "nbsessions-step",
+                                                  "nbsessions-step-output"]
+    nested, = texts_of(markup, "nbsessions-nested-run")
+    assert "summariser-model" in nested and nested.endswith("RAW TEXT summary of RAW TEXT")
+    assert "<td" + ' style="padding:1px 8px;text-align:right">workflow</td>' in panel.metrics.table.value
+    assert panel.metrics.table.value.count("<tr>") == 2 and panel.history.regenerate.disabled
+
+
+def test_a_failing_step_shows_its_error_badge_and_keeps_the_steps_before_it(db):
+    def shout(step: StepInput) -> str:
+        return step.previous_output.upper()
+
+    def explode(step: StepInput) -> str:
+        raise RuntimeError("disk full")
+
+    def broken(messages):
+        raise ModelError("429 rate limited: retry in 7 s", status_code=429)
+
+    flow = Workflow(steps=[shout, explode, shout], db=db)
+    with pytest.raises(WorkflowError):
+        flow.run("data")
+    failed = Workflow(steps=[Agent(model=FunctionModel(broken, id="flaky-model"), name="flaky")], db=db)
+    with pytest.raises(WorkflowError) as caught:
+        failed.run("x", session_id=flow.get_sessions()[0].session_id)
+    panel = SessionPanel(db=db)
+    panel.select(caught.value.run.session_id)
+    markup = panel.history.markup
+
+    first, second = texts_of(markup, "nbsessions-run")
+    assert first.startswith("#1 · workflow · 2 steps") and "error" in first
+    assert texts_of(markup, "nbsessions-step-head") == [
+        "step 1 · shout · function", "step 2 · explode · function error", "step 1 · flaky · agent error"]
+    assert texts_of(markup, "nbsessions-step-error") == ["disk full", "429 rate limited: retry in 7 s"]
+    assert texts_of(markup, "nbsessions-step-output") == ["DATA"]
+    badges = [part.split(">", 1)[1].split("<", 1)[0] for part in markup.split('class="nbsessions-badge"')[1:]]
+    assert badges == ["error", "error", "error", "error", "error", "error"]  # runs, steps, the folded step run
+    folded, = texts_of(markup, "nbsessions-step-run")
+    assert folded.startswith("its agent run · flaky-model") and "429 rate limited" in folded
+    assert "step 'explode' failed: disk full" in first
+
+
+def test_a_team_step_of_a_workflow_folds_its_members_two_levels_down(db):
+    flow = Workflow(steps=[lambda s: s.input.upper(), newsroom(None)], db=db)
+    run = flow.run("topic")
+    panel = SessionPanel(db=db)
+    panel.select(run.session_id)
+    markup = panel.history.markup
+
+    assert panel.history.page_info.value == "runs 1–1 of 1"
+    assert classes_around(markup, "writer did write it up") == [
+        "nbsessions-run", "nbsessions-steps", "nbsessions-step", "nbsessions-step-run",
+        "nbsessions-nested-run", "nbsessions-members", "nbsessions-nested-run", "nbsessions-reply"]
+    assert texts_of(markup, "nbsessions-step-run")[0].startswith("its team run · leader ·")
+    assert texts_of(markup, "nbsessions-members")[0].startswith("2 member runs: researcher, writer")
+
+
+def test_hostile_member_replies_tasks_step_outputs_names_and_errors_are_inert(db):
+    hostile = '<img src=x onerror="window.__xss=11"><script>window.__xss=12</script>'
+    team = Team(members=[member_agent("writer", lambda task: XSS_REPLY)], db=db,
+                model=leader_model(("writer", hostile), answer=lambda results: XSS_REPLY))
+    run = team.run("go")
+
+    def output(step: StepInput) -> str:
+        return XSS_REPLY
+
+    def explode(step: StepInput) -> str:
+        raise RuntimeError(hostile)
+
+    explode.__name__ = '<b onmouseover="window.__xss=13">step</b>'
+    with pytest.raises(WorkflowError):
+        Workflow(steps=[output, explode], db=db, name=hostile).run("go", session_id=run.session_id)
+    panel = panel_on(Agent(db=db), run.session_id)
+    markup = panel.history.markup
+
+    for part in (markup, panel.metrics.table.value, panel.metrics.chart.value):
+        assert audit(part).problems == [], audit(part).problems
+    texts = cell_texts(markup)
+    assert hostile in texts  # the step's error and the member's task, shown as the text they are
+    assert '<b onmouseover="window.__xss=13">step</b>' in texts
+    assert "Sure!" in "".join(texts_of(markup, "nbsessions-step-output"))
+    assert "Sure!" in texts_of(markup, "nbsessions-nested-run")[0]
+
+
+def test_following_a_team_or_workflow_updates_the_panel_without_a_click(db):
+    agent = Agent(model=FunctionModel(echo), db=db)
+    first = agent.run("hello")
+    panel = panel_on(agent, first.session_id)
+    team = newsroom(db)
+    flow = Workflow(steps=[lambda s: "done"], db=db)
+    panel.follow(team)
+    panel.follow(flow)
+
+    team.run("report", session_id=first.session_id)
+    assert panel.history.page_info.value == "runs 1–2 of 2" and "composed: researcher did" in panel.history.markup
+    flow.run("go", session_id=first.session_id)
+    assert panel.history.page_info.value == "runs 1–3 of 3"
+    assert panel.history.regenerate_from.options == (("#1 · hello", first.run_id),)  # agent runs only
+
+    ref = weakref.ref(panel)
+    panel.close()
+    team.run("after", session_id=first.session_id)
+    flow.run("after", session_id=first.session_id)  # a closed panel is left alone
+    assert panel.history.page_info.value == "runs 1–3 of 3"
+    del panel
+    gc.collect()
+    assert ref() is None  # the workflow, which cannot drop a listener, does not keep it alive
+    with pytest.raises(ValueError, match="own store"):
+        SessionPanel(agent).follow(Workflow(steps=[lambda s: "x"]))
+
+
+def test_a_paused_team_run_gets_its_badge_but_no_controls(agent):
+    session = agent.create_session("s")
+    agent.db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.paused, kind="team", input="t",
+                                  requirements=[{"tool_call_id": "c1", "tool_name": "drop", "kind": "confirmation",
+                                                 "resolved": False}]))
+    panel = panel_on(agent, session.session_id)
+    assert panel.history.paused == [] and panel.history.regenerate.disabled
+    assert "paused" in cell_texts(panel.history.markup)
+
+
+def test_member_runs_stored_while_the_team_run_is_open_appear_on_refresh(agent):
+    session = agent.create_session("s")
+    team_run = RunOutput(session_id=session.session_id, status=RunStatus.running, kind="team", input="go")
+    agent.db.upsert_run(team_run)
+    panel = panel_on(agent, session.session_id)
+    assert texts_of(panel.history.markup, "nbsessions-run")[0].startswith("#1 · team ·")
+    for name in ("first", "second"):  # another kernel's team: only its members' runs change meanwhile
+        agent.db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.completed, input=name,
+                                      content=f"{name} reply", parent_run_id=team_run.run_id, model=name))
+        panel.refresh_button.click()
+        assert f"{name} reply" in texts_of(panel.history.markup, "nbsessions-members")[0]
+    assert texts_of(panel.history.markup, "nbsessions-run")[0].startswith("#1 · team · 2 member runs")
+    assert "running" in texts_of(panel.history.markup, "nbsessions-run")[0]
+
+
+def test_a_workflow_with_more_nested_runs_than_a_page_still_shows_the_runs_before_it(agent):
+    session = agent.create_session("s")
+    add_runs(agent, session.session_id, 3)
+    flow_run = RunOutput(session_id=session.session_id, status=RunStatus.completed, kind="workflow", input="many")
+    agent.db.upsert_run(flow_run)
+    for i in range(60):
+        step_run = RunOutput(session_id=session.session_id, status=RunStatus.completed, input=f"in {i}",
+                             content=f"step reply {i}", parent_run_id=flow_run.run_id)
+        agent.db.upsert_run(step_run)
+        flow_run.steps.append({"name": f"s{i}", "kind": "agent", "input": f"in {i}", "status": "completed",
+                               "output": f"step reply {i}", "run_id": step_run.run_id})
+    agent.db.upsert_run(flow_run)
+    panel = panel_on(agent, session.session_id)
+    markup = panel.history.markup
+    assert panel.history.page_info.value == "runs 1–4 of 4"
+    assert [r.split(" · ")[0] for r in texts_of(markup, "nbsessions-run")] == ["#1", "#2", "#3", "#4"]
+    assert len(texts_of(markup, "nbsessions-step-run")) == 60 and "prompt 0" in markup
+
+
+def test_a_page_with_nested_runs_costs_about_what_it_shows(agent):
+    from nbsessions.panel.run_tree import read_page
+
+    session = agent.create_session("s")
+    for i in range(80):
+        parent = RunOutput(session_id=session.session_id, status=RunStatus.completed, kind="team", input=f"t{i}")
+        agent.db.upsert_run(parent)
+        for _ in range(3):
+            agent.db.upsert_run(RunOutput(session_id=session.session_id, parent_run_id=parent.run_id))
+    reads: list[int] = []
+
+    def read(last: int) -> list[RunOutput]:
+        runs = agent.db.list_runs(session.session_id, last=last)
+        reads.append(len(runs))
+        return runs
+
+    runs, nested = read_page(read, 80, 0)
+    assert [r.input for r in runs] == [f"t{i}" for i in range(30, 80)]
+    assert all(len(nested[r.run_id]) == 3 for r in runs)
+    assert reads[0] == 50 and 200 <= reads[1] <= 250  # one look, then about the 200 runs the page needs
+    reads.clear()
+    assert [r.input for r in read_page(read, 80, 1)[0]] == [f"t{i}" for i in range(30)]
+    assert reads == [80, 320]

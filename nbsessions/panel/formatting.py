@@ -19,6 +19,7 @@ _BADGE_COLOURS = {
     RunStatus.pending: "#1565c0",
     "superseded": "#757575",
 }
+_OTHER = "#757575"
 
 
 def when(timestamp: float | None) -> str:
@@ -47,6 +48,21 @@ def seconds(value: float | None) -> str:
 def badge(word: str, colour: str) -> str:
     return (f'<span class="nbsessions-badge" style="background:{colour};color:#fff;border-radius:3px;'
             f'padding:0 5px;font-size:80%;margin-left:4px">{html.escape(word)}</span>')
+
+
+def status_badge(status: str) -> str:
+    """A badge for a status word as stored (a workflow step's status is a plain string); none for completed."""
+    if status == RunStatus.completed.value:
+        return ""
+    return badge(str(status), _BADGE_COLOURS.get(status, _OTHER))  # RunStatus is a str enum: "error" finds it
+
+
+def kind_label(kind: str, detail: str = "") -> str:
+    """"team · 2 members" or "workflow · 3 steps" in a run's header; agent runs, the usual kind, get none."""
+    if kind == "agent":
+        return ""
+    words = html.escape(str(kind)) + (f" · {html.escape(detail)}" if detail else "")
+    return f'<b class="nbsessions-kind">{words}</b>'
 
 
 def run_badges(run: RunOutput) -> str:

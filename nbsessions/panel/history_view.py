@@ -1,10 +1,11 @@
-"""The History tab: a session's transcript, 50 runs per page, newest page first.
+"""The History tab: a session's transcript, 50 top-level runs per page, newest page first.
 
 Plain runs are drawn as HTML (``run_html``), consecutive ones in a single widget: one widget value is far
-cheaper than a widget per run, and a live redraw only changes that value. Two kinds of run get widgets of their
-own, in transcript order: a paused run (``PausedRun``: Approve / Reject, fields, results) and the variants of
-one prompt (``VariantGroup``: side by side, "Keep this one"). Those are kept while what they show is unchanged,
-so a cell running elsewhere does not wipe what the user is typing into a paused run's fields.
+cheaper than a widget per run, and a live redraw only changes that value. A team's member runs and a workflow's
+steps are folded into their run's HTML (``nested_html``), never entries of their own. Two kinds of run get
+widgets of their own, in transcript order: a paused run (``PausedRun``: Approve / Reject, fields, results) and
+the variants of one prompt (``VariantGroup``: side by side, "Keep this one"). Those are kept while what they show
+is unchanged, so a cell running elsewhere does not wipe what the user is typing into a paused run's fields.
 """
 
 from __future__ import annotations
@@ -16,32 +17,29 @@ from collections.abc import Callable
 from ipywidgets import HTML, Button, Dropdown, HBox, Label, Layout, VBox, Widget
 
 from nbsessions.panel import formatting as fmt
+from nbsessions.panel.nested_html import render_tree_run
 from nbsessions.panel.paused_run import OnContinue, PausedRun
-from nbsessions.panel.run_html import clip, render_run, render_summary, run_key
+from nbsessions.panel.run_html import clip, render_summary
+from nbsessions.panel.run_tree import RUNS_PER_PAGE, Nested, tree_key
 from nbsessions.panel.variants_view import Member, VariantGroup
 from nbsessions.schema import RunOutput, RunStatus, Session
 
-RUNS_PER_PAGE = 50
 NO_RUNS = "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
 Block = tuple[str, list[Member]]  # ("runs" | "paused" | "variants", members in transcript order)
 
 
-def page_of_runs(total: int, page: int) -> tuple[int, int]:
-    """(``last``, ``count``) to read page ``page`` (0 = newest) with ``get_runs(last=...)``: stores read the
-    newest N runs cheaply, so an old page costs what it shows plus the newer ones, never the whole session."""
-    newer = page * RUNS_PER_PAGE
-    count = max(0, min(RUNS_PER_PAGE, total - newer))
-    return newer + count, count
-
-
 def is_waiting(run: RunOutput) -> bool:
-    """Paused with something still to answer (a paused run without requirements only gets its badge)."""
-    return run.status == RunStatus.paused and any(not r.get("resolved") for r in run.requirements)
+    """An agent run paused with something still to answer (a paused run without requirements only gets its
+    badge; team and workflow runs are continued by their own runner, not by the panel's agent)."""
+    return (run.kind == "agent" and run.status == RunStatus.paused
+            and any(not r.get("resolved") for r in run.requirements))
 
 
 def can_regenerate(run: RunOutput) -> bool:
-    """Regenerating replays the run's context up to its own prompt, so it needs that prompt in its messages."""
-    return bool(run.input) and any(m.role == "user" and not m.from_history for m in run.messages)
+    """Regenerating replays an agent run's context up to its own prompt, so it needs that prompt in its messages;
+    a team or workflow run is more than one model call, which the panel's agent cannot replay."""
+    return (run.kind == "agent" and bool(run.input)
+            and any(m.role == "user" and not m.from_history for m in run.messages))
 
 
 def plan_blocks(runs: list[RunOutput], first: int) -> list[Block]:
@@ -83,6 +81,7 @@ class HistoryView(VBox):
         self._rendered: dict[tuple, str] = {}  # HTML of the plain runs on screen, by what they show
         self._blocks: dict[tuple, Widget] = {}  # paused cards and variant groups on screen, by what they show
         self._segments: list[HTML] = []  # reused in order: a redraw changes values, not widgets
+        self._nested: Nested = {}  # runs nested under the page's runs (team members, workflow steps)
         self.summary = HTML()
         self.body = VBox(layout=Layout(max_height="600px", overflow="auto", display="block"))
         self.body.add_class("nbsessions-history")
@@ -101,9 +100,11 @@ class HistoryView(VBox):
         self.clear("Select a session to see its history.")
 
     # -- drawing -------------------------------------------------------------------------------
-    def show(self, session: Session, runs: list[RunOutput], page: int, total: int) -> None:
+    def show(self, session: Session, runs: list[RunOutput], page: int, total: int,
+             nested: Nested | None = None) -> None:
+        """``runs``: the page's top-level runs, oldest first; ``nested``: the runs folded under them, by parent."""
         first = total - page * RUNS_PER_PAGE - len(runs) + 1
-        self.page, self.total = page, total
+        self.page, self.total, self._nested = page, total, nested or {}
         self.summary.value = render_summary(session)
         children: list[Widget] = [self.summary] if self.summary.value else []
         rendered: dict[tuple, str] = {}
@@ -115,13 +116,13 @@ class HistoryView(VBox):
             if kind == "runs":
                 parts = []
                 for number, run in members:
-                    key = run_key(run, number)
-                    rendered[key] = self._rendered.get(key) or render_run(run, number)
+                    key = tree_key(run, number, self._nested)
+                    rendered[key] = self._rendered.get(key) or render_tree_run(run, number, self._nested)
                     parts.append(rendered[key])
                 children.append(self._segment(segments, "".join(parts)))
                 segments += 1
             else:
-                key = (kind, *(run_key(run, number) for number, run in members))
+                key = (kind, *(tree_key(run, number, self._nested) for number, run in members))
                 blocks[key] = self._blocks.pop(key, None) or self._make(kind, members)
                 children.append(blocks[key])
         self._replace(rendered, blocks, children)
@@ -131,7 +132,7 @@ class HistoryView(VBox):
         self._offer_regenerate(runs, first)
 
     def clear(self, message: str) -> None:
-        self.page, self.total = 0, 0
+        self.page, self.total, self._nested = 0, 0, {}
         self._replace({}, {}, [self._segment(0, f"<p><i>{html.escape(message)}</i></p>")])
         self.page_info.value = ""
         self.newer.disabled = self.older.disabled = True
@@ -176,7 +177,7 @@ class HistoryView(VBox):
     def _variant_body(self, number: int, run: RunOutput) -> Widget:
         if is_waiting(run):
             return PausedRun(run, number, self._on_continue, prompt=False)
-        return HTML(render_run(run, number, prompt=False))
+        return HTML(render_tree_run(run, number, self._nested, prompt=False))
 
     def _replace(self, rendered: dict[tuple, str], blocks: dict[tuple, Widget], children: list[Widget]) -> None:
         for stale in self._blocks.values():  # what the page no longer shows

@@ -1,10 +1,15 @@
 """The Metrics tab: session totals, a per-run table and a small chart of tokens and latency per run.
 
+Runs are the top-level runs of the History page: a team run's numbers already include its members', a workflow
+run's those of its agent and team steps, so nested runs are never counted twice.
+
 The chart is an inline SVG built from numbers only: no plotting dependency, nothing to sanitise, and it renders
 in any front end that shows an HTML widget.
 """
 
 from __future__ import annotations
+
+import html
 
 from ipywidgets import HTML, VBox
 
@@ -29,14 +34,15 @@ def render_totals(runs: int, totals: Metrics) -> str:
 
 def render_table(runs: list[RunOutput], first_number: int) -> str:
     head = "".join(f'<th style="{_CELL}">{name}</th>' for name in
-                   ("#", "time", "status", "in", "out", "total", "TTFT", "duration", "cost"))
+                   ("#", "time", "kind", "status", "in", "out", "total", "TTFT", "duration", "cost"))
     rows = []
     for i, run in enumerate(runs):
         m = run.metrics
         status = run.status.value + (" (superseded)" if run.superseded_by else "")
-        values = (str(first_number + i), fmt.when_precise(run.created_at), status, fmt.tokens(m.input_tokens),
-                  fmt.tokens(m.output_tokens), fmt.tokens(m.total_tokens), fmt.seconds(m.time_to_first_token),
-                  fmt.seconds(m.duration), format_cost(m.cost) if m.cost is not None else "–")
+        values = (str(first_number + i), fmt.when_precise(run.created_at), html.escape(str(run.kind)), status,
+                  fmt.tokens(m.input_tokens), fmt.tokens(m.output_tokens), fmt.tokens(m.total_tokens),
+                  fmt.seconds(m.time_to_first_token), fmt.seconds(m.duration),
+                  format_cost(m.cost) if m.cost is not None else "–")
         rows.append("<tr>" + "".join(f'<td style="{_CELL}">{v}</td>' for v in values) + "</tr>")
     return (f'<table class="nbsessions-metrics" style="border-collapse:collapse;font-size:90%">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')

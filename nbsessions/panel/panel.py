@@ -2,14 +2,17 @@
 
 It reads and writes only through the ``Agent`` (and its store), so it works — and is tested — without a kernel.
 The selected session is always the active one: clicking a session makes the next ``%%agent`` cell continue it,
-and ``%agent use`` in a cell moves the selection here, through the Agent's listeners. In History, a paused run is
-answered (``continue_run``) and a prompt regenerated or one of its variants kept (``regenerate``,
-``choose_variant``); each is one synchronous Agent call, announced on the status line while the model answers.
+and ``%agent use`` in a cell moves the selection here, through the Agent's listeners. Team and workflow runs in
+the same store show too, member runs and steps folded under them (``follow`` keeps them live). In History, a
+paused agent run is answered (``continue_run``) and an agent run's prompt regenerated or one of its variants kept
+(``regenerate``, ``choose_variant``); each is one synchronous Agent call, announced on the status line while the
+model answers.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,10 @@ from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError
 from nbsessions.panel.actions import ActionBar
-from nbsessions.panel.history_view import RUNS_PER_PAGE, HistoryView, page_of_runs
+from nbsessions.panel.history_view import HistoryView
 from nbsessions.panel.metrics_view import MetricsView
 from nbsessions.panel.paused_run import PausedRun
+from nbsessions.panel.run_tree import RUNS_PER_PAGE, read_page
 from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
 from nbsessions.schema import Metrics, RunOutput, RunStatus
@@ -48,6 +52,7 @@ class SessionPanel(VBox):
         self._lock = threading.RLock()  # listener calls may come from a thread running the agent
         self._acting = False
         self._closed = False
+        self._followed: list[tuple[Any, Callable[[str, str], None]]] = [(agent, self._on_event)]
         self.refresh_button = Button(description="Refresh", icon="refresh",
                                      tooltip="pick up what other kernels wrote to this store")
         self.status = Label(style=LabelStyle())
@@ -83,14 +88,26 @@ class SessionPanel(VBox):
             return f"“{self.agent.get_session(session_id).label}” is the active session"
         self._act(action)
 
+    def follow(self, runner: Any) -> None:
+        """Also redraw when ``runner`` — a ``Team`` or ``Workflow`` on this panel's store — runs. Every run in the
+        store is shown anyway; following makes a runner's runs appear as they start and end, without a Refresh."""
+        if runner.db is not self.agent.db:
+            raise ValueError("the panel can only follow a team or workflow that writes to the panel's own store")
+        listener = _weak_listener(self)  # a workflow cannot drop a listener: never let it keep the panel alive
+        runner.add_listener(listener)
+        self._followed.append((runner, listener))
+
     def close(self) -> None:
-        """Stop following the agent and close every widget of the panel."""
+        """Stop following the agent (and any followed runner) and close every widget of the panel."""
         if not hasattr(self, "_lock"):  # called by Widget.__del__ after a refused __init__
             super().close()
             return
         with self._lock:
             self._closed = True
-            self.agent.remove_listener(self._on_event)
+            for runner, listener in self._followed:
+                if hasattr(runner, "remove_listener"):
+                    runner.remove_listener(listener)
+            self._followed.clear()
         for widget in _descendants(self):
             widget.close()
         super().close()
@@ -128,13 +145,16 @@ class SessionPanel(VBox):
             self.actions.show(None, [], 0, 0)
             return
         count, metrics = totals(session.session_id)
-        last, page_count = page_of_runs(count, self.history.page)
-        if last == 0 and self.history.page > 0:  # the page vanished (runs deleted elsewhere)
+
+        def read(last: int) -> list[RunOutput]:
+            return self.agent.get_runs(session.session_id, last=last)
+
+        runs, nested = read_page(read, count, self.history.page)
+        if not runs and self.history.page > 0:  # the page vanished (runs deleted elsewhere)
             self.history.page = 0
-            last, page_count = page_of_runs(count, 0)
-        runs = self.agent.get_runs(session.session_id, last=last)[:page_count] if last else []
+            runs, nested = read_page(read, count, 0)
         first = count - self.history.page * RUNS_PER_PAGE - len(runs) + 1
-        self.history.show(session, runs, self.history.page, count)
+        self.history.show(session, runs, self.history.page, count, nested)
         self.metrics.show(count, metrics, runs, first)
         self.state.show(session.session_state)
         self.actions.show(session, runs, first, count)
@@ -272,6 +292,16 @@ def _outcome(run: RunOutput) -> str:
     if run.status == RunStatus.paused:
         return "paused again, waiting for you below"
     return run.status.value + (f": {run.error}" if run.error else "")
+
+
+def _weak_listener(panel: SessionPanel) -> Callable[[str, str], None]:
+    ref = weakref.ref(panel)
+
+    def listener(event: str, session_id: str) -> None:
+        target = ref()
+        if target is not None:
+            target._on_event(event, session_id)
+    return listener
 
 
 def _descendants(box: Widget) -> list[Widget]:

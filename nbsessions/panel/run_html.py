@@ -19,6 +19,7 @@ META_STYLE = "font-size:85%;opacity:.75"
 PROMPT_STYLE = "border-left:3px solid var(--jp-brand-color1,#1976d2);padding-left:8px;margin:4px 0"
 ERROR_STYLE = "color:#c62828;font-size:90%"
 TOOL_STYLE = "font-size:85%;margin:2px 0;padding:2px 6px;background:var(--jp-layout-color2,#f5f5f5);border-radius:3px"
+NESTED_STYLE = "border-left:2px solid var(--jp-border-color2,#ddd);padding:2px 0 2px 8px;margin:4px 0"
 SHORT = 120  # characters of arguments or result on the one-line view; the rest behind "details"
 _WAITING = {"confirmation": "waiting for approval", "user_input": "waiting for input",
             "external_execution": "waiting for an external result"}
@@ -30,10 +31,13 @@ def clip(text: str, limit: int = SHORT) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def run_meta(run: RunOutput, number: int) -> str:
+def run_meta(run: RunOutput, number: int | None, kind: str = "") -> str:
+    """``#3 · team · 2 members · time · tokens · duration · model`` and badges; nested runs have no number."""
     m = run.metrics
-    parts = [f"#{number}", fmt.when_precise(run.created_at), f"{fmt.tokens(m.input_tokens)} in / "
-             f"{fmt.tokens(m.output_tokens)} out tokens", fmt.seconds(m.duration), html.escape(run.model or "?")]
+    parts = [f"#{number}"] if number is not None else []
+    parts += [kind] if kind else []
+    parts += [fmt.when_precise(run.created_at), f"{fmt.tokens(m.input_tokens)} in / "
+              f"{fmt.tokens(m.output_tokens)} out tokens", fmt.seconds(m.duration), html.escape(run.model or "?")]
     return " · ".join(parts) + fmt.run_badges(run)
 
 
@@ -60,8 +64,9 @@ def render_tool_call(call: dict[str, Any], result: Message | None, waiting: str 
             f'<div style="max-height:240px;overflow:auto">{full}</div></details>')
 
 
-def render_tools(run: RunOutput) -> str:
-    calls = tool_calls(run)
+def render_tools(run: RunOutput, skip: frozenset[str] = frozenset()) -> str:
+    """The run's tool calls, except those in ``skip`` (a team's calls shown as member runs instead)."""
+    calls = [(call, result) for call, result in tool_calls(run) if call.get("id") not in skip]
     if not calls:
         return ""
     pending = {r.get("tool_call_id"): _WAITING.get(r.get("kind"), "waiting") for r in run.requirements
@@ -69,13 +74,20 @@ def render_tools(run: RunOutput) -> str:
     return "".join(render_tool_call(call, result, pending.get(call.get("id"))) for call, result in calls)
 
 
-def render_run(run: RunOutput, number: int, *, prompt: bool = True) -> str:
-    """The run as one block; ``prompt=False`` leaves the prompt out (variants show it once above them)."""
+def render_run(run: RunOutput, number: int | None, *, prompt: bool = True, kind: str = "", inner: str = "",
+               skip: frozenset[str] = frozenset(), css: str = "nbsessions-run") -> str:
+    """The run as one block; ``prompt=False`` leaves the prompt out (variants show it once above them).
+
+    ``kind``, ``inner`` and ``skip`` are for teams and workflows (``nested_html``): a label for the header, the
+    member runs or steps (already safe HTML) shown between the prompt and the reply, and the tool calls that
+    ``inner`` shows in their place.
+    """
     error = f'<div style="{ERROR_STYLE}">{html.escape(run.error)}</div>' if run.error else ""
     asked = render_prompt(run) if prompt else ""
-    return (f'<div class="nbsessions-run" style="{RUN_STYLE}">'
-            f'<div style="{META_STYLE}">{run_meta(run, number)}</div>{asked}{render_tools(run)}'
-            f'<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}</div>')
+    style = RUN_STYLE if number is not None else NESTED_STYLE
+    return (f'<div class="{css}" style="{style}">'
+            f'<div style="{META_STYLE}">{run_meta(run, number, kind)}</div>{asked}{render_tools(run, skip)}'
+            f'{inner}<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}</div>')
 
 
 def render_prompt(run: RunOutput) -> str:
