@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from nbsessions.explore.batch import BatchResult
     from nbsessions.explore.compare import Comparison
 
-Listener = Callable[[str, str], None]
-
 
 class RunStream:
     """Text chunks of a streaming run; ``.run`` is the RunOutput, final once iteration ends."""
@@ -102,26 +100,10 @@ class Agent(SessionsMixin):
         self.agent_id = agent_id or new_id()
         self._cancel_requested: set[str] = set()
         self._lock = threading.Lock()
-        self._listeners: list[Listener] = []
+        self._listeners = []
 
     def __repr__(self) -> str:
         return f"Agent(model={self.model!r}, db={self.db!r})"
-
-    # -- events and the active session --------------------------------------------------------
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event, session_id)`` after changes: "run", "session", "deleted", "active".
-
-        This is how a panel stays live while cells run in the same kernel, without polling.
-        """
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def _emit(self, event: str, session_id: str) -> None:
-        for listener in list(self._listeners):
-            listener(event, session_id)
 
     # -- running -------------------------------------------------------------------------------
     def run(
@@ -224,6 +206,7 @@ class Agent(SessionsMixin):
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
                                    summary=session.summary if use_summary else None, summary_through=through),
             model=model.id, provider=model.provider, kind=self.kind, parent_run_id=parent_run_id,
+            agent_name=self.name,
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
         return self._launch(run, model, session.session_state)

@@ -123,6 +123,7 @@ class RunOutput:
     execution_count: int | None = None
     superseded_by: str | None = None
     variant_of: str | None = None  # regenerated runs: the first run of the slot they are variants of
+    agent_name: str | None = None  # the agent (or team member) that made the run
     parent_run_id: str | None = None  # a team member's run, or a workflow step's run, nests under this run
     kind: str = "agent"  # agent | team | workflow
     steps: list[dict[str, Any]] = field(default_factory=list)  # a workflow run's steps, in order

@@ -17,6 +17,7 @@ from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
+Listener = Callable[[str, str], None]
 ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
 
 
@@ -36,7 +37,23 @@ class SessionsMixin:
     agent_id: str
     name: str | None
     session_state: dict[str, Any]
-    _emit: Callable[[str, str], None]
+    _listeners: list[Listener]
+
+    # -- events ---------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event, session_id)`` after changes: "run", "session", "deleted", "active".
+
+        This is how a panel stays live while cells run in the same kernel, without polling.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: str, session_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(event, session_id)
 
     @property
     def active_session_id(self) -> str | None:
@@ -146,12 +163,7 @@ class SessionsMixin:
                      session_name: str | None = None) -> Session:
         """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin."""
         source = self._session(session_id)
-        runs = self.db.list_runs(session_id)
-        if run_id is not None:
-            ids = [r.run_id for r in runs]
-            if run_id not in ids:
-                raise SessionNotFoundError(f"run {run_id!r} is not in session {session_id[:8]}")
-            runs = runs[: ids.index(run_id) + 1]
+        runs = _runs_up_to(self.db.list_runs(session_id), run_id, session_id)
         fork = Session(
             session_name=session_name or (f"{source.label} (fork)"), user_id=source.user_id,
             agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
@@ -164,6 +176,10 @@ class SessionsMixin:
             copy = RunOutput.from_dict({**run.to_dict(), "run_id": new_ids[run.run_id],
                                         "session_id": fork.session_id})
             copy.superseded_by = new_ids.get(run.superseded_by or "")
+            copy.variant_of = new_ids.get(run.variant_of or "")
+            copy.parent_run_id = new_ids.get(run.parent_run_id or "")
+            copy.steps = [{**step, "run_id": new_ids[step["run_id"]]} if step.get("run_id") in new_ids else step
+                          for step in run.steps]
             self.db.upsert_run(copy)
         self._emit("session", fork.session_id)
         return fork
@@ -176,3 +192,17 @@ class SessionsMixin:
             self.db.set_meta(ACTIVE_SESSION_KEY, None)
         self._emit("deleted", session_id)
         return deleted
+
+
+def _runs_up_to(runs: list[RunOutput], run_id: str | None, session_id: str) -> list[RunOutput]:
+    """Top-level runs up to ``run_id`` (all when None), with the runs nested under them (members, steps)."""
+    if run_id is None:
+        return runs
+    top = [r.run_id for r in runs if r.parent_run_id is None]
+    if run_id not in top:
+        raise SessionNotFoundError(f"run {run_id!r} is not a top-level run of session {session_id[:8]}")
+    kept = set(top[: top.index(run_id) + 1])
+    for run in runs:  # parents are stored before their nested runs, so one pass finds every level
+        if run.parent_run_id in kept:
+            kept.add(run.run_id)
+    return [r for r in runs if r.run_id in kept]

@@ -81,14 +81,7 @@ class Workflow(SessionsMixin):
         self.steps = [_Step(_step_name(s, i), self._bind(s)) for i, s in enumerate(steps)]
         agents = [s.target for s in self.steps if isinstance(s.target, Agent)]
         self.model = agents[0].model if agents else OfflineModel()  # names sessions (set_session_name)
-        self._listeners: list[Callable[[str, str], None]] = []
-
-    def _emit(self, event: str, session_id: str) -> None:
-        for listener in list(self._listeners):
-            listener(event, session_id)
-
-    def add_listener(self, listener: Callable[[str, str], None]) -> None:
-        self._listeners.append(listener)
+        self._listeners = []
 
     def _bind(self, step: Step) -> Step:
         """Agent and team steps store their runs in the workflow's store, nested under its runs."""
@@ -164,6 +157,8 @@ class Workflow(SessionsMixin):
             record.update(status="completed", output=output)
             outputs[step.name] = output
             previous = output
+            self.db.upsert_run(run, durable=False)  # steps show as they finish, not only at the end
+            self._emit("run", run.session_id)
         run.content = previous
         run.status = RunStatus.completed
 

@@ -186,3 +186,26 @@ def test_workflow_runs_persist_with_history_across_processes(tmp_path):
     runs = db.list_runs(sid)
     assert [r.content for r in runs] == ["one after 0 earlier runs", "two after 1 earlier runs"]
     assert db.get_session(sid).session_state == {"seen": ["one", "two"]}
+
+
+def test_forking_keeps_member_runs_under_their_copied_team_run(db):
+    team = Team(members=[member("writer")], model=leader(("writer", "draft")), db=db)
+    first = team.run("one")
+    team.run("two", session_id=first.session_id)
+    fork = team.fork_session(first.session_id, run_id=first.run_id)
+    runs = team.get_runs(fork.session_id)
+    (copied_team,) = [r for r in runs if r.parent_run_id is None]
+    (copied_member,) = [r for r in runs if r.parent_run_id is not None]
+    assert copied_team.input == "one" and copied_member.parent_run_id == copied_team.run_id
+    assert copied_member.agent_name == "writer"
+    with pytest.raises(Exception, match="top-level"):
+        team.fork_session(first.session_id, run_id=copied_member.run_id)
+
+
+def test_forking_a_workflow_session_points_steps_at_the_copied_runs(db):
+    flow = Workflow(steps=[shout, member("m")], db=db)
+    run = flow.run("go")
+    fork = flow.fork_session(run.session_id)
+    copied = [r for r in flow.get_runs(fork.session_id) if r.kind == "workflow"][0]
+    step_run = db.get_run(copied.steps[1]["run_id"])
+    assert step_run.session_id == fork.session_id and step_run.parent_run_id == copied.run_id

@@ -66,7 +66,8 @@ def member_names(team_run: RunOutput, members: list[RunOutput]) -> tuple[dict[st
         match = next((c for c in calls if c[0] not in used and c[2] == run.input), None)
         if match is not None:
             used.add(match[0])
-            names[run.run_id] = match[1]
+        if run.agent_name or match is not None:
+            names[run.run_id] = run.agent_name or match[1]
     return names, frozenset(used)
 
 
