@@ -54,6 +54,7 @@ class CellOptions:
     over: str | None = None
     sweep: list[tuple[str, list[Any]]] = field(default_factory=list)  # (setting, values)
     concurrency: int | None = None
+    registered: tuple[str, str] | None = None  # ("team" | "workflow" | "agent", NAME) from %agent register
 
     @property
     def comparing(self) -> bool:

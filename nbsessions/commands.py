@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from nbsessions.cellopts import parse_state, session_label
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
 from nbsessions.explore.export import FORMATS, export_result, export_session
+from nbsessions.nested import history_view, when
 from nbsessions.notebook import NotebookAgent
-from nbsessions.render import _seconds, format_cost, format_footer, markdown_to_html
+from nbsessions.render import _seconds, format_cost
 from nbsessions.schema import RunOutput
 
 Command = Callable[[NotebookAgent, str], Any]
@@ -64,10 +64,6 @@ def run_command(nb: NotebookAgent, line: str) -> Any:
     return COMMANDS[name](nb, rest.strip())
 
 
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
 def show_html(text: str, html_text: str) -> None:
     display({"text/plain": text, "text/html": html_text}, raw=True)
 
@@ -84,9 +80,11 @@ def status(nb: NotebookAgent) -> None:
     runs = len(nb.agent.get_runs(session.session_id)) if session else 0
     tools = ", ".join(nb.agent.tools) or "(none: %agent tools NAME)"
     summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
+    registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
     print(f"database: {location.path}\n  why:    {location.reason}\n"
           f"session:  {f'{session_label(session)}, {runs} runs' if session else 'none yet'}\n"
           f"model:    {model}\nuser:     {nb.user or '(none)'}\ntools:    {tools}\nsummaries: {summaries}\n"
+          f"registered: {registered}\n"
           f"subcommands: {', '.join(COMMANDS)}")
 
 
@@ -161,7 +159,7 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
         count, m = nb.agent.db.session_totals(s.session_id)
         table.append(["●" if s.session_id == active else "", s.session_name or "", s.session_id[:8],
                       s.user_id or "", str(count), f"{m.input_tokens} / {m.output_tokens}", format_cost(m.cost),
-                      _when(s.updated_at)])
+                      when(s.updated_at)])
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
@@ -238,33 +236,17 @@ _HISTORY = MagicArgumentParser(prog="%agent history")
 _HISTORY.add_argument("n", nargs="?", type=int, default=HISTORY_DEFAULT, help="how many runs (newest)")
 
 
-def _run_notes(run: RunOutput) -> str:
-    notes = [run.status.value]
-    if run.superseded_by:
-        notes.append("superseded")
-    return ", ".join(notes)
-
-
 @command("history")
 def history(nb: NotebookAgent, rest: str) -> None:
-    """The newest N runs of the active session — errors, cancelled and superseded ones included."""
+    """The newest N runs of the active session — errors, cancelled and superseded ones included — with the
+    member runs of a team run and the steps of a workflow run under it (never listed as runs of their own)."""
     n = parse_rest(_HISTORY, rest).n
     session = nb.require_active()
-    runs = nb.agent.get_runs(session.session_id, last=max(n, 0))
+    runs = nb.agent.get_runs(session.session_id)
     if not runs:
         print(f"session {session_label(session)} has no runs yet")
         return
-    label = session_label(session)
-    plain, parts = [], []
-    for run in runs:
-        head = f"{run.run_id[:8]} · {_when(run.created_at)} · {_run_notes(run)}"
-        footer = format_footer(run, label)
-        plain += [f"── {head}", f"> {run.input}", run.content, f"— {footer}", ""]
-        parts.append(
-            f'<div class="nbsessions-run"><div style="opacity:.7">{html.escape(head)}</div>'
-            f'<blockquote>{markdown_to_html(run.input)}</blockquote>{markdown_to_html(run.content)}'
-            f'<div style="opacity:.7;font-size:85%">{html.escape(footer)}</div></div><hr>')
-    show_html("\n".join(plain), "".join(parts))
+    show_html(*history_view(runs, session_label(session), n))
 
 
 @command("state")

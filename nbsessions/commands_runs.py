@@ -53,7 +53,8 @@ def continue_(nb: NotebookAgent, rest: str) -> None:
     session = nb.require_active()
     run = _run_of(nb, session, args.run)
     if run is None:
-        paused = [r for r in nb.agent.get_runs(session.session_id) if r.status == RunStatus.paused]
+        paused = [r for r in nb.agent.get_runs(session.session_id)
+                  if r.status == RunStatus.paused and r.parent_run_id is None]  # a member's pause is its team's
         if not paused:
             raise UsageError(f"nothing is paused in session {session_label(session)}: a run pauses when a tool "
                              "needs approval, input or an outside result")

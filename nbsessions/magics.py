@@ -24,6 +24,7 @@ from nbsessions.cellopts import CellOptions
 from nbsessions.commands import run_command, unquote
 from nbsessions.experiments import run_batch, run_compare
 from nbsessions.notebook import NotebookAgent
+from nbsessions.teamcells import run_registered
 
 
 @magics_class
@@ -113,6 +114,9 @@ class AgentMagics(Magics):
     @argument("--over", metavar="VAR",
               help="run the cell as a {field} template for each row of VAR (a list of dicts or a DataFrame)")
     @argument("-j", "--concurrency", type=int, metavar="N", help="runs at once for --compare and --over")
+    @argument("--team", metavar="NAME", help="run the cell through the team registered as NAME")
+    @argument("--workflow", metavar="NAME", help="run the workflow registered as NAME with the cell as input")
+    @argument("--agent", metavar="NAME", help="run the cell on the agent registered as NAME")
     @line_cell_magic("agent")
     def agent_magic(self, line: str, cell: str | None = None) -> Any:
         """Ask the notebook's agent: the cell body is the prompt, ``{expr}`` is filled from your variables.
@@ -123,6 +127,8 @@ class AgentMagics(Magics):
 
         ``--compare``, ``--variants`` and ``--sweep`` show several replies to the cell side by side; ``--over VAR``
         runs the cell once per row of VAR, and then ``{field}`` comes from the row, not from your variables.
+        ``--team NAME``, ``--workflow NAME`` and ``--agent NAME`` run the cell through what
+        ``%agent register NAME VAR`` registered, in the active session.
 
         As a line magic, ``%agent SUBCOMMAND`` manages sessions::
 
@@ -132,12 +138,16 @@ class AgentMagics(Magics):
             %agent history [N] | state [JSON] | metrics | summary | export md|json|csv [PATH] [--result VAR]
             %agent continue [RUN] [--approve|--reject] [--input JSON] [--results JSON]
             %agent regenerate [RUN] | variants [RUN] | keep RUN | tools [NAME ...] [--clear]
+            %agent register [NAME VAR] [--remove NAME]
             %agent db [PATH] | user [NAME] | model [NAME] | panel
         """
         if cell is None:
             return run_command(self.notebook, line)
         opts = parse_cell_line(self.agent_magic, line)
         self.notebook.execution_count = getattr(self.shell, "execution_count", None)
+        if opts.registered is not None:
+            run = run_registered(self.notebook, opts, cell)
+            return run.content if opts.result else None
         if opts.over is not None:
             return run_batch(self.notebook, opts, cell)
         if opts.comparing:
@@ -153,6 +163,7 @@ def parse_cell_line(magic: Any, line: str) -> CellOptions:
         raise UsageError("use either -s SESSION (an existing session) or --new [NAME], not both")
     _check_history_flags(args)
     _check_modes(args)
+    registered = _check_registered(args)
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency needs 1 or more runs at once")
     return CellOptions(session=args.session, user=args.user, model=args.model, new=args.new,
@@ -161,7 +172,8 @@ def parse_cell_line(magic: Any, line: str) -> CellOptions:
                        stream=args.stream, output=args.output, result=args.result,
                        compare=_models(args.compare) if args.compare is not None else None,
                        variants=args.variants, checks=args.checks, over=args.over,
-                       sweep=[parse_sweep(text) for text in args.sweep or []], concurrency=args.concurrency)
+                       sweep=[parse_sweep(text) for text in args.sweep or []], concurrency=args.concurrency,
+                       registered=registered)
 
 
 def _check_history_flags(args: Any) -> None:
@@ -206,6 +218,33 @@ def _check_modes(args: Any) -> None:
                          "not --system")
     if args.compare is not None and args.model is not None:
         raise UsageError("use either -m MODEL or --compare MODELS, not both")
+
+
+_NOT_FOR_REGISTERED = (("compare", "--compare"), ("variants", "--variants"), ("sweep", "--sweep"),
+                       ("over", "--over"), ("checks", "--checks"), ("concurrency", "--concurrency"),
+                       ("model", "-m"), ("system", "--system"))
+_NOT_FOR_WORKFLOW = (("history", "--history"), ("no_history", "--no-history"),
+                     ("history_messages", "--history-messages"), ("history_tokens", "--history-tokens"),
+                     ("stream", "--stream/--no-stream"))
+_WHY_NOT = {"-m": "it runs on its own models", "--system": "it keeps its own instructions"}
+
+
+def _check_registered(args: Any) -> tuple[str, str] | None:
+    """``--team/--workflow/--agent NAME``: one of them, without the flags that belong to the notebook's model."""
+    chosen = [(kind, getattr(args, kind)) for kind in ("team", "workflow", "agent") if getattr(args, kind) is not None]
+    if not chosen:
+        return None
+    if len(chosen) > 1:
+        raise UsageError(f"use one of --{chosen[0][0]} and --{chosen[1][0]}, not both")
+    kind, name = chosen[0]
+    for attr, flag in _NOT_FOR_REGISTERED:
+        if getattr(args, attr) not in (None, []):
+            raise UsageError(f"{flag} does not apply to --{kind} {name}: {_WHY_NOT.get(flag, 'it is one run')}")
+    for attr, flag in _NOT_FOR_WORKFLOW if kind == "workflow" else ():
+        if getattr(args, attr) not in (None, False) or (attr == "stream" and args.stream is not None):
+            raise UsageError(f"{flag} does not apply to --workflow {name}: a workflow keeps its own run-based "
+                             "history and shows its steps when it is done")
+    return kind, name
 
 
 def _models(text: str) -> list[str]:

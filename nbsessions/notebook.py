@@ -28,6 +28,7 @@ from nbsessions.llm.base import Model
 from nbsessions.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
 from nbsessions.modelchoice import ModelChoice
 from nbsessions.pauses import notice_bundle
+from nbsessions.registry import Registry
 from nbsessions.schema import RunOutput, RunStatus, Session
 from nbsessions.scope import DbLocation, locate_db
 from nbsessions.summary import Summarizer
@@ -63,6 +64,8 @@ class NotebookAgent(ModelChoice):
         self.panel: Any = None  # the panel %agent panel showed last
         self._unnamed: set[str] = set()  # sessions this kernel started without a name: named after a run
         self._paused_models: dict[str, Model] = {}  # run id -> the model a paused run was started with
+        self._paused_runners: dict[str, Agent] = {}  # run id -> the registered agent that paused it
+        self.registry = Registry()  # teams, workflows and agents from %agent register
 
     # -- database ---------------------------------------------------------------------------------
     @property
@@ -263,12 +266,12 @@ class NotebookAgent(ModelChoice):
             stream = self.agent.run(
                 ready.prompt, session_id=session.session_id, user_id=ready.user, session_state=ready.state,
                 stream=True, instructions=opts.system, model=model, cell_id=self.cell_id,
-                execution_count=self.execution_count, **self._history(opts))
+                execution_count=self.execution_count, **self.history_settings(opts))
         except (SessionAccessError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         return self.show(stream, session, model, live=opts.stream, output=opts.output)
 
-    def _history(self, opts: CellOptions) -> dict[str, Any]:
+    def history_settings(self, opts: CellOptions) -> dict[str, Any]:
         """History settings of one run: the cell's flags over ``%config``."""
         runs = self.settings.history if opts.history is None else opts.history
         tokens = opts.history_tokens if opts.history_tokens is not None else self.settings.history_tokens
@@ -277,11 +280,14 @@ class NotebookAgent(ModelChoice):
                 "num_history_messages": messages, "max_history_tokens": tokens or None}
 
     def show(self, stream: RunStream, session: Session, model: Model, *, live: bool | None = None,
-             output: str | None = None) -> RunOutput:
-        """Stream a run into the cell with its footer; then a paused notice, or a name for a new session."""
+             output: str | None = None, runner: Agent | None = None, waiting: str | None = None) -> RunOutput:
+        """Stream a run into the cell with its footer; then a paused notice, or a name for a new session.
+
+        ``runner`` is a registered agent or team the run belongs to (``%agent continue`` resumes it there).
+        """
         label = session_label(session)
         try:
-            run = show_run(stream, label, waiting=f"{model.id} · {label}",
+            run = show_run(stream, label, waiting=f"{waiting or model.id} · {label}",
                            live=self.settings.stream if live is None else live,
                            interval=self.settings.update_interval)
         finally:
@@ -289,17 +295,21 @@ class NotebookAgent(ModelChoice):
                 self.user_ns[output] = stream.run
         if run.status == RunStatus.paused:
             self._paused_models[run.run_id] = model
+            if runner is not None:
+                self._paused_runners[run.run_id] = runner
             display(notice_bundle(run), raw=True)
         elif run.status == RunStatus.completed:
             self._paused_models.pop(run.run_id, None)
+            self._paused_runners.pop(run.run_id, None)
             self.name_new_session(run)
         return run
 
     def continue_paused(self, run: RunOutput, session: Session, answers: dict[str, Any]) -> RunOutput:
         """Resume a paused run with the user's answers, on the model it started with (in this kernel)."""
         model = self._paused_models.get(run.run_id) or self.chosen_model()
+        runner = self._paused_runners.get(run.run_id, self.agent)
         try:
-            stream = self.agent.continue_run(run.run_id, model=model, stream=True, **answers)
+            stream = runner.continue_run(run.run_id, model=model, stream=True, **answers)
         except (NbSessionsError, ValueError) as exc:
             raise UsageError(str(exc)) from None
-        return self.show(stream, session, model)
+        return self.show(stream, session, model, runner=self._paused_runners.get(run.run_id))
