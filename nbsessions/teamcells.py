@@ -59,48 +59,68 @@ def _run_agent(nb: NotebookAgent, runner: Agent, what: str, ready: Prepared, ses
             display(member_summary(stream.run, runner.member_runs(stream.run.run_id)), raw=True)
 
 
+class _StepProgress:
+    """Follows a workflow run through the events it emits: learns its id, and shows its steps as they finish."""
+
+    def __init__(self, nb: NotebookAgent, out: LiveOutput, label: str, total: int) -> None:
+        self.db, self.out, self.label, self.total = nb.agent.db, out, label, total
+        self.started = time.time()
+        self.run_id: str | None = None
+
+    def __call__(self, event: str, session_id: str) -> None:
+        if event != "run":
+            return
+        if self.run_id is None:  # the first event comes right after the workflow stored its new run
+            newest = self.db.list_runs(session_id, last=1)
+            if newest and newest[-1].kind == "workflow" and newest[-1].created_at >= self.started:
+                self.run_id = newest[-1].run_id
+            return
+        run = self.db.get_run(self.run_id)
+        if run is not None and run.status == RunStatus.running and run.steps:
+            self.out.show(workflow_bundle(run, self.label, self.total))
+
+    def cancel(self) -> RunOutput | None:
+        """Ctrl-C inside a workflow leaves its run stored as running: store it as cancelled, steps done kept."""
+        run = self.db.get_run(self.run_id) if self.run_id else None
+        if run is None or run.status != RunStatus.running:
+            return run
+        run.status, run.error = RunStatus.cancelled, "interrupted"
+        for step in run.steps:
+            if step.get("status") == "running":
+                step["status"], step["error"] = "cancelled", "interrupted"
+        self.db.upsert_run(run)
+        return run
+
+
 def _run_workflow(nb: NotebookAgent, flow: Workflow, name: str, ready: Prepared, session: Session,
                   output: str | None) -> RunOutput:
-    label = session_label(session)
+    """Run a workflow with the cell as input: the steps show as they finish, then the final output and footer."""
+    label, total = session_label(session), len(flow.steps)
     out = LiveOutput()
-    out.show(waiting_bundle(f"workflow {name}: {len(flow.steps)} steps · {label}"))
-    started = time.time()
+    out.show(waiting_bundle(f"workflow {name}: {total} steps · {label}"))
+    progress = _StepProgress(nb, out, label, total)
+    flow.add_listener(progress)
     run: RunOutput | None = None
     try:
         run = flow.run(ready.prompt, session_id=session.session_id, user_id=ready.user,
                        session_state=ready.state)
     except WorkflowError as exc:
         run = exc.run
-        out.show(workflow_bundle(run, label, len(flow.steps)))
+        out.show(workflow_bundle(run, label, total))
         raise CellError(str(exc), kind="WorkflowError", run=run) from None
     except KeyboardInterrupt:
-        run = _cancel_interrupted(nb, session, started)
+        run = progress.cancel()
         if run is None:
             out.clear()
             raise CellInterrupted(None, "interrupted before the workflow run started") from None
-        out.show(workflow_bundle(run, label, len(flow.steps)))
+        out.show(workflow_bundle(run, label, total))
         raise CellInterrupted(run, "interrupted: the workflow run is kept as cancelled, with the steps that "
                                    "finished") from None
     finally:
         if output and run is not None:
             nb.user_ns[output] = run
-    out.show(workflow_bundle(run, label, len(flow.steps)))
+    out.show(workflow_bundle(run, label, total))
     nb.name_new_session(run)
-    return run
-
-
-def _cancel_interrupted(nb: NotebookAgent, session: Session, started: float) -> RunOutput | None:
-    """Ctrl-C inside a workflow leaves its run stored as running: store it as cancelled, steps done kept."""
-    db = nb.agent.db
-    run = next((r for r in reversed(db.list_runs(session.session_id)) if r.kind == "workflow"
-                and r.status == RunStatus.running and r.parent_run_id is None and r.created_at >= started), None)
-    if run is None:
-        return None
-    run.status, run.error = RunStatus.cancelled, "interrupted"
-    for step in run.steps:
-        if step.get("status") == "running":
-            step["status"], step["error"] = "cancelled", "interrupted"
-    db.upsert_run(run)
     return run
 
 

@@ -238,6 +238,10 @@ def test_a_workflow_cell_shows_each_step_the_final_output_and_a_footer(nb, workd
     ran = nb.run("%%agent --workflow flow --new wf -o out --state '{\"shouted\": 10}'\nraw text")
     assert ran.result.success, ran.stderr
     assert ran.outputs[0].data["text/plain"].startswith("… workflow flow: 3 steps · wf (")  # while it runs
+    frames = [o.data["text/plain"] for o in ran.outputs[1:-1]]
+    assert [f.count("\nstep ") + 1 for f in frames] == [1, 2, 3]  # each step shows as it finishes...
+    assert all(f.endswith(" · running") for f in frames) and "\nstep 2" not in frames[0]
+    assert len({o.transient["display_id"] for o in ran.outputs}) == 1  # ...in the one output, updated in place
     final = ran.outputs[-1].data["text/plain"]
     run = nb.shell.user_ns["out"]
     assert final.startswith("step 1 · shout · function · completed\n    RAW TEXT\n"
