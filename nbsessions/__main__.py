@@ -86,7 +86,8 @@ def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     session = find_session(db, args.session)
-    runs = db.list_runs(session.session_id, last=args.last)
+    top = [r for r in db.list_runs(session.session_id) if not r.parent_run_id]  # members: in their run's totals
+    runs = top[-args.last:] if args.last else top
     count, totals = db.session_totals(session.session_id)
     head = [f"session  {session.session_id}", f"name     {session.session_name or '–'}",
             f"user     {session.user_id or '–'}", f"created  {_when(session.created_at)}",

@@ -30,22 +30,56 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def in_tree_order(runs: list[RunOutput]) -> list[tuple[int, RunOutput]]:
+    """Top-level runs in order, each followed by the runs nested under it (members, steps), with their depth."""
+    children: dict[str, list[RunOutput]] = {}
+    known = {r.run_id for r in runs}
+    for run in runs:
+        if run.parent_run_id in known:
+            children.setdefault(run.parent_run_id, []).append(run)
+    out: list[tuple[int, RunOutput]] = []
+
+    def visit(run: RunOutput, depth: int) -> None:
+        out.append((depth, run))
+        for child in children.get(run.run_id, []):
+            visit(child, depth + 1)
+
+    for run in runs:
+        if run.parent_run_id not in known:
+            visit(run, 0)
+    return out
+
+
 def session_markdown(session: Session, runs: list[RunOutput]) -> str:
-    """A readable transcript: each prompt, its reply and its footer; failed and replaced runs are marked."""
+    """A readable transcript: each prompt, its reply and its footer; failed and replaced runs are marked.
+
+    Team members' and workflow steps' runs follow the run they belong to, one heading level deeper.
+    """
     label = session.session_name or session.session_id[:8]
     lines = [f"# {label}", "", f"- session: `{session.session_id}`"]
     if session.user_id:
         lines.append(f"- user: {session.user_id}")
     if session.notebook:
         lines.append(f"- notebook: {session.notebook}")
-    lines += [f"- created: {_when(session.created_at)}", f"- runs: {len(runs)}", ""]
-    for number, run in enumerate(runs, 1):
+    top = [r for r in runs if not r.parent_run_id]
+    lines += [f"- created: {_when(session.created_at)}", f"- runs: {len(top)}", ""]
+    number = 0
+    for depth, run in in_tree_order(runs):
         notes = [run.status.value] if run.status.value != "completed" else []
         if run.superseded_by:
             notes.append("superseded by a re-run of its cell")
-        heading = f"## {number}. Prompt" + (f" ({', '.join(notes)})" if notes else "")
+        if depth == 0:
+            number += 1
+            title = f"## {number}. Prompt" + (f" ({run.kind})" if run.kind != "agent" else "")
+        else:
+            title = "#" * min(6, 2 + depth) + f" {run.agent_name or run.model or 'nested run'}: task"
+        heading = title + (f" ({', '.join(notes)})" if notes else "")
         fence = _fence(run.input)
-        lines += [heading, "", fence, run.input, fence, "", f"### Reply ({run.model or '?'})", ""]
+        reply_heading = "#" * min(6, 3 + depth) + f" Reply ({run.model or '?'})"
+        lines += [heading, "", fence, run.input, fence, "", reply_heading, ""]
+        for step in run.steps:
+            outcome = step.get("output") if step.get("status") == "completed" else step.get("error")
+            lines.append(f"- step {step.get('name')} ({step.get('status')}): {outcome or ''}")
         lines += [run.content or "_(no reply)_", ""]
         lines += [f"_{format_footer(run, label)}_", ""]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import NbSessionsError
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import RunOutput, RunStatus, Session, new_id
+from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
 from nbsessions.sessions import SessionsMixin, check_json
 
 
@@ -161,6 +161,8 @@ class Workflow(SessionsMixin):
             self._emit("run", run.session_id)
         run.content = previous
         run.status = RunStatus.completed
+        # as an exchange, so a later agent run in the same session can use it as history
+        run.messages = [Message(role="user", content=run.input), Message(role="assistant", content=previous)]
 
     def _run_step(self, step: _Step, run: RunOutput, previous: str, state: dict[str, Any],
                   history: list[dict[str, str]], outputs: dict[str, str]) -> tuple[str, RunOutput | None]:

@@ -209,3 +209,24 @@ def test_forking_a_workflow_session_points_steps_at_the_copied_runs(db):
     copied = [r for r in flow.get_runs(fork.session_id) if r.kind == "workflow"][0]
     step_run = db.get_run(copied.steps[1]["run_id"])
     assert step_run.session_id == fork.session_id and step_run.parent_run_id == copied.run_id
+
+
+def test_exports_put_member_runs_under_their_team_run(db):
+    from nbsessions.explore.export import export_session
+
+    team = Team(members=[member("writer")], model=leader(("writer", "draft it")), db=db)
+    run = team.run("write a memo")
+    text = export_session(db, run.session_id, "md")
+    assert "- runs: 1" in text and "## 1. Prompt (team)" in text and "### writer: task" in text
+    assert text.index("## 1. Prompt") < text.index("### writer: task")
+    assert "parent_run_id" in export_session(db, run.session_id, "csv").splitlines()[0]
+
+
+def test_a_workflow_run_is_history_for_a_later_agent_run(db):
+    flow = Workflow(steps=[shout], db=db)
+    run = flow.run("quiet words")
+    seen = []
+    Agent(model=FunctionModel(lambda m: seen.extend(m) or "ok"), db=db, add_history_to_context=True).run(
+        "and now?", session_id=run.session_id)
+    assert [(m.role, m.content) for m in seen if m.from_history] == [("user", "quiet words"),
+                                                                     ("assistant", "QUIET WORDS")]

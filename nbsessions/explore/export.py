@@ -60,13 +60,14 @@ def load_session(source: Any, session_id: str) -> tuple[Session, list[RunOutput]
 
 
 def session_csv(session: Session, runs: list[RunOutput]) -> str:
-    """One row per run, every run (failed and superseded ones too, with their status)."""
+    """One row per run, every run (failed, superseded and nested ones too, with their status and parent)."""
     records = [{
         "session_id": session.session_id, "session_name": session.session_name, "run_id": r.run_id,
         "created_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)), "status": r.status.value,
         "model": r.model, "provider": r.provider, "input": r.input, "content": r.content, "error": r.error,
         **tables.metric_fields(r), "tags": r.tags, "superseded_by": r.superseded_by, "cell_id": r.cell_id,
-        "execution_count": r.execution_count,
+        "execution_count": r.execution_count, "kind": r.kind, "parent_run_id": r.parent_run_id,
+        "agent_name": r.agent_name,
     } for r in runs]
     return records_csv(records)
 
