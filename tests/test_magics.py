@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import sys
@@ -51,6 +52,9 @@ class Notebook:
         config = config or Config()
         config.HistoryManager.hist_file = ":memory:"
         self.shell = InteractiveShell.instance(config=config)
+        # IPython resets every shell at interpreter exit (a gc pass each): nothing here needs it, and with
+        # hundreds of shells it would add seconds after the last test.
+        atexit.unregister(self.shell.atexit_operations)
         self.run("%load_ext nbsessions")
 
     @property
