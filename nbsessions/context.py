@@ -72,7 +72,7 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
     """
     if num_runs <= 0:
         return []
-    window = num_runs * 2
+    window = num_runs + 1  # the common case: the newest runs are all usable
     while True:
         recent = db.list_runs(session_id, last=window)
         usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)

@@ -6,9 +6,10 @@ out of the object but never cause a crash, and a missing required key raises ``V
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -35,8 +36,13 @@ def _pick(cls: type, data: dict[str, Any], required: tuple[str, ...] = ()) -> di
     missing = [name for name in required if name not in data]
     if missing:
         raise ValueError(f"{cls.__name__} record is missing {', '.join(missing)}")
-    names = {f.name for f in fields(cls)}
+    names = cls.__dataclass_fields__  # type: ignore[attr-defined]
     return {k: v for k, v in data.items() if k in names}
+
+
+def _copied(value: Any) -> Any:
+    """Free-form parts (tool calls, state, steps) are copied, so a stored record never aliases a live one."""
+    return copy.deepcopy(value) if value else value
 
 
 @dataclass
@@ -48,7 +54,8 @@ class Message:
     from_history: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"role": self.role, "content": self.content, "tool_calls": _copied(self.tool_calls),
+                "tool_call_id": self.tool_call_id, "from_history": self.from_history}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
@@ -67,7 +74,7 @@ class Metrics:
     cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.__dict__)  # numbers only
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
@@ -136,8 +143,14 @@ class RunOutput:
         return self.status == RunStatus.completed and self.superseded_by is None and self.parent_run_id is None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Built by hand: ``dataclasses.asdict`` deep-copies everything and was the main cost of storing a run."""
+        data = dict(self.__dict__)
         data["status"] = self.status.value
+        data["messages"] = [m.to_dict() for m in self.messages]
+        data["metrics"] = self.metrics.to_dict()
+        data["tags"] = list(self.tags)
+        for name in ("requirements", "steps"):
+            data[name] = _copied(data[name])
         return data
 
     @classmethod
@@ -173,7 +186,10 @@ class Session:
         return self.session_name or self.session_id[:8]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = dict(self.__dict__)
+        for name in ("session_state", "metadata", "forked_from"):
+            data[name] = _copied(data[name])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:
