@@ -118,7 +118,7 @@ def measure(repeat: int, where: str) -> list[tuple[str, float, bool | None]]:
         cases = [
             ("raw openai SDK, 8 threads (baseline)", raw_sdk(base_url), None),
             ("`batch`, InMemoryDb", nbsessions_batch(base_url, InMemoryDb), True),
-            ("`batch`, TinyDb file (3 fsynced commits per run)",
+            ("`batch`, TinyDb file (one fsync per run)",
              nbsessions_batch(base_url, lambda: TinyDb(Path(tmp) / f"b{next(files)}.json")), None),
         ]
         for _, fn, _ in cases:  # warm up: imports, connection pools, first requests

@@ -99,9 +99,12 @@ class NotebookAgent(ModelChoice):
         settings = self.settings
         agent.num_history_runs = settings.history
         agent.max_history_tokens = settings.history_tokens or None
-        if settings.summaries <= 0:
+        if settings.summaries <= 0 or (agent.summarizer is not None
+                                       and agent.summarizer.every != settings.summaries):
+            if agent.summarizer is not None:
+                agent.summarizer.close()  # a refresh still queued must not call the model any more
             agent.summarizer = None
-        elif agent.summarizer is None or agent.summarizer.every != settings.summaries:
+        if settings.summaries > 0 and agent.summarizer is None:
             agent.summarizer = Summarizer(agent.db, agent.model, settings.summaries)
         agent.add_session_summary_to_context = settings.summaries > 0
         functions = [*self.tools.values(), *([update_session_state] if settings.agentic_state else [])]

@@ -64,15 +64,26 @@ class Summarizer:
         self._lock = threading.Lock()
         self._pending: list[Future] = []
         self.errors: list[str] = []  # why refreshes were skipped, newest last; shown by the magic and panel
+        self._closed = False
 
     def after_run(self, session_id: str) -> Future | None:
         """Schedule a refresh when enough new runs have completed since the last summary."""
         with self._lock:
+            if self._closed:
+                return None
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbsessions-summary")
             future = self._pool.submit(self._refresh_if_due, session_id)
             self._pending.append(future)
             return future
+
+    def close(self) -> None:
+        """Stop: queued refreshes are dropped and one already running writes nothing."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until scheduled refreshes are done (for tests, exports and shutdown)."""
@@ -96,10 +107,10 @@ class Summarizer:
             return None
         after = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at", float("-inf"))
         runs = [r for r in runs_after(self.db, session_id, after, self.every) if r.is_history]
-        if len(runs) < self.every:
+        if len(runs) < self.every or self._closed:
             return None
         summary = write_summary(self.model, session.summary, runs)
-        if not summary:
+        if not summary or self._closed:
             return None
         mark = {"run_id": runs[-1].run_id, "created_at": runs[-1].created_at}
         latest = self.db.get_session(session_id)

@@ -7,23 +7,10 @@ import json
 import sys
 import types
 
-import pytest
-from test_magics import Notebook, one_red_line, stored_runs
+from notebook_shell import Notebook, one_red_line, stored_runs
 from traitlets.config import Config
 
 from nbsessions.db.tinydb import TinyDb
-
-
-@pytest.fixture
-def nb(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    hook = sys.displayhook
-    notebook = Notebook()
-    yield notebook
-    notebook.close()
-    sys.displayhook = hook
 
 
 def active_label(nb) -> str:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sys
 
 import pytest
-from test_magics import PAYLOAD, SECRET, ActiveContent, Notebook, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, SECRET, ActiveContent, one_red_line, stored_runs
 
 from nbsessions.cellrun import CellError, CellInterrupted
 from nbsessions.errors import ModelError
@@ -28,25 +27,16 @@ number, empty, listed, notrows = 3, [], [1], [1, 2]
 
 
 @pytest.fixture
-def nb(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    hook = sys.displayhook
-    notebook = Notebook()
-    notebook.run(SETUP)
-    yield notebook
-    notebook.close()
-    sys.displayhook = hook
+def nb(nb):
+    """The shared notebook, with this file's variables defined."""
+    nb.run(SETUP)
+    return nb
 
 
 @pytest.fixture
-def served(nb, openai_server):
-    nb.run(f"%config AgentMagics.base_url = '{openai_server.base_url}'")
-    nb.run("%config AgentMagics.model = 'local-model'")
-    nb.run("%config AgentMagics.update_interval = 0")
+def served(served, openai_server):
     openai_server.retry_after = 0.001  # the SDK's own retry of a 5xx waits this long
-    return nb
+    return served
 
 
 def safe(fragment: str) -> bool:

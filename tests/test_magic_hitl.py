@@ -5,37 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
-from test_magics import PAYLOAD, ActiveContent, Notebook, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, ActiveContent, one_red_line, stored_runs
 
 from nbsessions.cellrun import CellError
 from nbsessions.errors import ModelError
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.schema import RunStatus
 from nbsessions.summary import SUMMARY_PROMPT
-
-
-@pytest.fixture
-def nb(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    hook = sys.displayhook
-    notebook = Notebook()
-    yield notebook
-    notebook.close()
-    sys.displayhook = hook
-
-
-@pytest.fixture
-def served(nb, openai_server):
-    nb.run(f"%config AgentMagics.base_url = '{openai_server.base_url}'")
-    nb.run("%config AgentMagics.model = 'local-model'")
-    nb.run("%config AgentMagics.update_interval = 0")
-    return nb
 
 
 def safe(fragment: str) -> bool:

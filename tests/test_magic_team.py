@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import pytest
-from test_magics import PAYLOAD, ActiveContent, Notebook, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, ActiveContent, Notebook, one_red_line, stored_runs
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
 from nbsessions.cellrun import CellInterrupted
@@ -61,21 +60,9 @@ def pipeline(*steps) -> Workflow:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    hook = sys.displayhook
-    yield tmp_path
-    sys.displayhook = hook
-
-
-@pytest.fixture
-def nb(workdir):
-    notebook = Notebook()
-    notebook.run("%config AgentMagics.update_interval = 0")
-    yield notebook
-    notebook.close()
+def nb(nb):
+    nb.run("%config AgentMagics.update_interval = 0")
+    return nb
 
 
 def registered(nb: Notebook, **objects) -> Notebook:

@@ -2,113 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
 import json
-import re
-import sys
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
-from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
-from IPython.utils.capture import capture_output
-from traitlets.config import Config
+from notebook_shell import PAYLOAD, SECRET, ActiveContent, Notebook, one_red_line, stored_runs
 
 from nbsessions.cellrun import CellError, CellInterrupted, LiveOutput
-from nbsessions.db.tinydb import TinyDb
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.llm.openai import OpenAIChat, OpenAIResponses
 from nbsessions.notebook import OFFLINE_NOTICE
 from nbsessions.render import format_footer
 from nbsessions.schema import RunStatus
-
-SECRET = "sk-test-0123456789-SECRET"
-
-
-@dataclass
-class Ran:
-    result: ExecutionResult
-    stdout: str
-    stderr: str
-    outputs: list
-
-    @property
-    def html(self) -> list[str]:
-        return [o.data.get("text/html", "") for o in self.outputs]
-
-    @property
-    def final(self) -> str:
-        """The plain text of the last frame shown (what the cell shows once done)."""
-        return self.outputs[-1].data["text/plain"]
-
-
-class Notebook:
-    """A fresh IPython shell with the extension loaded, run cell by cell like a front end would."""
-
-    def __init__(self, config: Config | None = None) -> None:
-        InteractiveShell.clear_instance()
-        config = config or Config()
-        config.HistoryManager.hist_file = ":memory:"
-        self.shell = InteractiveShell.instance(config=config)
-        # IPython resets every shell at interpreter exit (a gc pass each): nothing here needs it, and with
-        # hundreds of shells it would add seconds after the last test.
-        atexit.unregister(self.shell.atexit_operations)
-        self.run("%load_ext nbsessions")
-
-    @property
-    def magics(self):
-        return self.shell.magics_manager.registry["AgentMagics"]
-
-    def run(self, source: str, cell_id: str | None = None) -> Ran:
-        with capture_output() as cap:
-            result = self.shell.run_cell(source, store_history=True, cell_id=cell_id)
-        return Ran(result, cap.stdout, cap.stderr, cap.outputs)
-
-    def close(self) -> None:
-        """Like a kernel shutdown: the extension is unloaded and the shell is gone."""
-        self.shell.run_line_magic("unload_ext", "nbsessions")
-        InteractiveShell.clear_instance()
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    hook = sys.displayhook
-    yield tmp_path
-    sys.displayhook = hook
-
-
-@pytest.fixture
-def nb(workdir):
-    notebook = Notebook()
-    yield notebook
-    notebook.close()
-
-
-@pytest.fixture
-def served(nb, openai_server):
-    """The notebook talking to the loopback server, streaming every chunk (no throttling)."""
-    nb.run(f"%config AgentMagics.base_url = '{openai_server.base_url}'")
-    nb.run("%config AgentMagics.model = 'local-model'")
-    nb.run("%config AgentMagics.update_interval = 0")
-    return nb
-
-
-def stored_runs(path: Path):
-    with TinyDb(path) as db:
-        return [run for s in db.list_sessions() for run in db.list_runs(s.session_id)]
-
-
-def one_red_line(ran: Ran) -> str:
-    """The whole visible error of a failed cell; asserts it is one line and no traceback."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", ran.stdout + ran.stderr).strip()
-    assert text.count("\n") == 0, text
-    assert "Traceback" not in text and "File " not in text
-    return text
 
 
 # -- streaming and the footer ---------------------------------------------------------------------
@@ -334,29 +239,6 @@ def test_ctrl_c_during_a_display_update_also_stores_a_cancelled_run(served, open
 
 
 # -- untrusted output -----------------------------------------------------------------------------------
-class ActiveContent(HTMLParser):
-    """Collects everything in HTML that could run code in the browser."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.add(tag)
-        if tag in ("script", "iframe", "object", "embed", "img"):
-            self.found.append(tag)
-        for name, value in attrs:
-            if name.startswith("on"):
-                self.found.append(f"{tag} {name}")
-            if name in ("href", "src") and (value or "").strip().lower().startswith("javascript:"):
-                self.found.append(f"{tag} {name}={value}")
-
-
-PAYLOAD = ("**bold** <script>alert(1)</script> <img src=x onerror=alert(2)> "
-           "[x](javascript:alert(3)) <a href='JavaScript:alert(4)'>y</a> <b onclick=alert(5)>z</b>")
-
-
 def test_model_output_reaches_the_cell_only_as_sanitised_html(served, openai_server):
     openai_server.script(PAYLOAD)
     ran = served.run("%%agent\nSay something nasty")

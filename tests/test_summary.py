@@ -68,3 +68,14 @@ def test_offline_summary_is_deterministic(db):
 def test_summaries_refresh_interval_must_be_positive():
     with pytest.raises(ValueError):
         Agent(enable_session_summaries=True, session_summary_every=0)
+
+
+def test_a_closed_summarizer_never_calls_the_model_again(db):
+    calls = []
+    agent = Agent(model=FunctionModel(lambda m: calls.append(m[0].content) or "x"), db=db,
+                  enable_session_summaries=True, session_summary_every=1)
+    agent.summarizer.close()
+    run = agent.run("hi")
+    agent.summarizer.wait()
+    assert calls == ["hi"]  # the reply only: no summary request
+    assert agent.get_session_summary(run.session_id) is None
