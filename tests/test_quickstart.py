@@ -79,7 +79,7 @@ def test_quickstart_runs_offline_top_to_bottom(tmp_path, monkeypatch):
     assert "> Where were we?" in text_of(cell_after(nb, "%agent history 2"))
     transcript = (work / "quickstart-transcript.md").read_text(encoding="utf-8")
     assert transcript.startswith("# quickstart") and "Where were we?" in transcript
-    assert text_of(cell_after(nb, "print(Path(")).startswith("# quickstart")
+    assert text_of(cell_after(nb, "from pathlib import Path")).startswith("# quickstart")
 
     # Run all again, as after a kernel restart: the same-named session is resumed by its newest instance.
     again = nbformat.read(work / "quickstart.ipynb", as_version=4)
