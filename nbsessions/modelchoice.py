@@ -31,6 +31,7 @@ class ModelChoice:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str, str], Model] = {}
         self._named: dict[str, Model] = {}
+        self._listed: dict[str, list[str] | None] = {}  # endpoint → the model ids it lists (None: no list)
         self._offline_announced = False
 
     def model_choice(self, flag: str | None = None) -> tuple[str, str]:
@@ -66,11 +67,26 @@ class ModelChoice:
             from nbsessions.llm.resolve import model_from_name
 
             try:
-                self._models[key] = model_from_name(name, base_url=self.settings.base_url or None,
-                                                    api=None if api == "auto" else api)
+                model = model_from_name(name, base_url=self.settings.base_url or None,
+                                        api=None if api == "auto" else api)
             except (ValueError, NbSessionsError) as exc:
                 raise UsageError(str(exc)) from None
+            self._check_listed(name, model)
+            self._models[key] = model
         return self._models[key]
+
+    def _check_listed(self, name: str, model: Model) -> None:
+        """Refuse a model the server does not list — asked once per server, skipped when it keeps no list."""
+        lister = getattr(model, "available_models", None)
+        if lister is None:
+            return
+        endpoint = getattr(model, "endpoint", "")
+        if endpoint not in self._listed:
+            self._listed[endpoint] = lister()
+        listed = self._listed[endpoint]
+        if listed and name not in listed:
+            shown = ", ".join(sorted(listed)[:8]) + (", …" if len(listed) > 8 else "")
+            raise UsageError(f"unknown model id {name!r}: {getattr(model, 'host', endpoint)} offers {shown}")
 
     def announce(self, source: str) -> None:
         """Say once per kernel that replies are offline, and how to change that."""

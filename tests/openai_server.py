@@ -100,6 +100,7 @@ class OpenAIServer:
         self.retry_after: float | None = 7
         self.latency_ms = 0.0
         self.chunk_delay_ms = 0.0
+        self.models: list[str] | None = None  # GET /v1/models lists these; None answers 404 like many local servers
 
     def script(self, *replies: str | dict[str, Any]) -> None:
         """Queue replies, used one per request before ``reply`` or the echo."""
@@ -373,6 +374,18 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def app(self) -> OpenAIServer:
         return self.server.app  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:
+        """``/v1/models``: the ids a client may ask for (``models``), or 404 when the server keeps no list."""
+        models = self.app.models
+        if self.path.split("?")[0] != "/v1/models" or models is None:
+            return self._error(404, f"Invalid URL (GET {self.path})", "invalid_request_error", None)
+        listing = {"object": "list",
+                   "data": [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in models]}
+        payload = json.dumps(listing).encode()
+        self._headers(200, "application/json", {"Content-Length": str(len(payload))})
+        self.end_headers()
+        self.wfile.write(payload)
 
     def do_POST(self) -> None:
         try:

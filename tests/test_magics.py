@@ -330,3 +330,20 @@ def test_the_api_key_is_never_written_to_db_outputs_or_exports(served, openai_se
     assert exported["session"]["session_name"] == "keyed" and exported["runs"][0]["content"] == "echo: Hi"
     md = (workdir / "out.md").read_text()
     assert md.startswith("# keyed") and "echo: Hi" in md and "local-model" in md
+
+
+def test_a_model_the_server_does_not_list_is_one_red_line_and_nothing_is_sent(served, openai_server, workdir):
+    openai_server.models = ["local-model", "other-model"]
+    bad = served.run("%%agent -m local-modle\nhello")
+    host = openai_server.base_url.split("//")[1].split("/")[0]
+    assert one_red_line(bad).endswith(f"unknown model id 'local-modle': {host} offers local-model, other-model")
+    assert not (workdir / "nbsessions.json").exists() or stored_runs(workdir / "nbsessions.json") == []
+    assert [c.path for c in openai_server.calls] == []  # nothing was sent to a chat endpoint
+    assert served.run("%%agent -m other-model\nhello").result.success
+    assert openai_server.last.body["model"] == "other-model"
+
+
+def test_servers_without_a_model_list_accept_any_well_formed_name(served, openai_server):
+    assert openai_server.models is None  # GET /v1/models answers 404, as on many local servers
+    assert served.run("%%agent -m anything-goes\nhello").result.success
+    assert openai_server.last.body["model"] == "anything-goes"

@@ -119,6 +119,17 @@ class _OpenAIModel(Model):
                                              timeout=self.timeout, max_retries=self.max_retries)
             return self._client
 
+    def available_models(self) -> list[str] | None:
+        """The model ids the server lists (``GET /models``), or None when it keeps no list or cannot say.
+
+        Lets the magic refuse a mistyped model name before anything is sent or stored.
+        """
+        try:
+            client = self._get_client().with_options(max_retries=0, timeout=min(self.timeout, 10.0))
+            return [m.id for m in client.models.list()]
+        except Exception:  # no list (404), no key, no server: the run itself will say what is wrong
+            return None
+
     def _resolve_key(self) -> str:
         if self._api_key is not None:
             return self._api_key.reveal()
