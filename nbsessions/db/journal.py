@@ -25,7 +25,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
-import filelock
 from tinydb.storages import Storage
 
 from nbsessions.db.journal_format import (
@@ -39,6 +38,7 @@ from nbsessions.db.journal_format import (
     record_line,
     write_all,
 )
+from nbsessions.db.lockfile import FileLock, LockTimeout
 from nbsessions.errors import CorruptDatabaseError, StorageError
 
 Op = tuple[str, str, "dict[str, Any] | None"]
@@ -70,8 +70,7 @@ class JournalStorage(Storage):
         if create_dirs:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # A short poll: the lock is held for one append, and a waiting kernel should not idle for 50 ms.
-        self._flock = filelock.FileLock(self.path + ".lock", timeout=lock_timeout, mode=0o600,
-                                        thread_local=False, poll_interval=0.001)
+        self._flock = FileLock(self.path + ".lock", timeout=lock_timeout)
         self._reset()
         with self._rlock, self._locked():
             self._create_if_missing()
@@ -111,6 +110,7 @@ class JournalStorage(Storage):
             if self._fd is not None:
                 os.close(self._fd)
             self._fd = None
+            self._flock.close()
             self._closed = True
 
     # -- the narrow API -------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class JournalStorage(Storage):
             return
         try:
             self._flock.acquire()
-        except filelock.Timeout:
+        except LockTimeout:
             raise StorageError(f"{self.path} stayed locked by another process for {self._flock.timeout:g} s; "
                                "is a kernel stuck? Try again or restart it.") from None
         self._lock_depth = 1

@@ -1,0 +1,87 @@
+"""The journal's inter-process lock: exclusive across processes, bounded waits, safe across fork."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nbsessions.db.journal import JournalStorage
+from nbsessions.db.lockfile import FileLock, LockTimeout
+from nbsessions.errors import StorageError
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from nbsessions.db.lockfile import FileLock
+    lock = FileLock(sys.argv[1])
+    lock.acquire()
+    print("held", flush=True)
+    sys.stdin.readline()  # hold until the test says so
+    lock.release()
+    print("released", flush=True)
+""")
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process that holds the lock until told to let go."""
+    path = str(tmp_path / "db.json.lock")
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield path, proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_a_lock_held_by_another_process_times_out(holder):
+    path, _ = holder
+    lock = FileLock(path, timeout=0.05)
+    with pytest.raises(LockTimeout):
+        lock.acquire()
+    lock.close()
+
+
+def test_the_lock_is_acquired_once_the_other_process_lets_go(holder):
+    path, proc = holder
+    lock = FileLock(path, timeout=30)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    lock.acquire()  # waits for the release, then takes the lock
+    assert proc.stdout.readline().strip() == "released"
+    lock.release()
+    lock.close()
+
+
+def test_a_stuck_writer_gives_a_clear_storage_error(tmp_path):
+    storage = JournalStorage(tmp_path / "db.json", lock_timeout=0.05)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "db.json.lock")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(StorageError, match="stayed locked by another process"):
+            storage.commit([("meta", "k", {"value": 1})])
+    finally:
+        proc.kill()
+        proc.wait()
+        storage.close()
+
+
+def test_a_forked_child_takes_its_own_lock_not_its_parents(tmp_path):
+    lock = FileLock(str(tmp_path / "x.lock"), timeout=0.05)
+    lock.acquire()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent holds the lock, so the child must wait (and here, time out)
+        try:
+            lock.acquire()
+            os.write(write, b"acquired")
+        except LockTimeout:
+            os.write(write, b"timed out")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 100) == b"timed out"
+    lock.release()
+    lock.close()
