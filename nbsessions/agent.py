@@ -20,7 +20,7 @@ from nbsessions.execution import Execution
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
-from nbsessions.sessions import CELLS_KEY, SessionsMixin, check_json
+from nbsessions.sessions import SessionsMixin, check_json
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
 
@@ -337,21 +337,6 @@ class Agent(SessionsMixin):
         for _ in execution.chunks():
             pass
         return execution.run
-
-    def _supersede_cell(self, run: RunOutput) -> None:
-        """A re-run cell replaces its previous run in the history; the old run is kept and marked."""
-        session = self.db.get_session(run.session_id)
-        if session is None:
-            return
-        cells = dict(session.metadata.get(CELLS_KEY) or {})
-        previous_id = cells.get(run.cell_id)
-        if previous_id and previous_id != run.run_id:
-            previous = self.db.get_run(previous_id)
-            if previous is not None and previous.superseded_by is None:
-                previous.superseded_by = run.run_id
-                self.db.upsert_run(previous)
-        cells[run.cell_id] = run.run_id
-        self.db.update_session(run.session_id, metadata={**session.metadata, CELLS_KEY: cells})
 
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
         """Load the session or create it; a session of another user is refused, never overwritten."""

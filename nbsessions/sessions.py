@@ -55,6 +55,21 @@ class SessionsMixin:
         for listener in list(self._listeners):
             listener(event, session_id)
 
+    def _supersede_cell(self, run: RunOutput) -> None:
+        """A re-run cell replaces its previous run in the history; the old run is kept and marked."""
+        session = self.db.get_session(run.session_id)
+        if session is None:
+            return
+        cells = dict(session.metadata.get(CELLS_KEY) or {})
+        previous_id = cells.get(run.cell_id)
+        if previous_id and previous_id != run.run_id:
+            previous = self.db.get_run(previous_id)
+            if previous is not None and previous.superseded_by is None:
+                previous.superseded_by = run.run_id
+                self.db.upsert_run(previous)
+        cells[run.cell_id] = run.run_id
+        self.db.update_session(run.session_id, metadata={**session.metadata, CELLS_KEY: cells})
+
     @property
     def active_session_id(self) -> str | None:
         """The session that new notebook cells continue; remembered in the store across restarts."""

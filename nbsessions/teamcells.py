@@ -80,16 +80,8 @@ class _StepProgress:
             self.out.show(workflow_bundle(run, self.label, self.total))
 
     def cancel(self) -> RunOutput | None:
-        """Ctrl-C inside a workflow leaves its run stored as running: store it as cancelled, steps done kept."""
-        run = self.db.get_run(self.run_id) if self.run_id else None
-        if run is None or run.status != RunStatus.running:
-            return run
-        run.status, run.error = RunStatus.cancelled, "interrupted"
-        for step in run.steps:
-            if step.get("status") == "running":
-                step["status"], step["error"] = "cancelled", "interrupted"
-        self.db.upsert_run(run)
-        return run
+        """The run as Ctrl-C left it: ``Workflow.run`` stores it as cancelled, with the steps done kept."""
+        return self.db.get_run(self.run_id) if self.run_id else None
 
 
 def _run_workflow(nb: NotebookAgent, flow: Workflow, name: str, ready: Prepared, session: Session,
@@ -103,7 +95,7 @@ def _run_workflow(nb: NotebookAgent, flow: Workflow, name: str, ready: Prepared,
     run: RunOutput | None = None
     try:
         run = flow.run(ready.prompt, session_id=session.session_id, user_id=ready.user,
-                       session_state=ready.state)
+                       session_state=ready.state, cell_id=nb.cell_id)
     except WorkflowError as exc:
         run = exc.run
         out.show(workflow_bundle(run, label, total))

@@ -90,8 +90,11 @@ class Workflow(SessionsMixin):
         return step.with_db(self.db)
 
     def run(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
-            session_state: dict[str, Any] | None = None) -> RunOutput:
-        """Run every step in order; a failing step stops the run, which is stored with what was done."""
+            session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
+        """Run every step in order; a failing step stops the run, which is stored with what was done.
+
+        ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
+        """
         if not isinstance(input, str) or not input.strip():
             raise ValueError("the workflow input is empty")
         if session_state is not None:
@@ -101,7 +104,8 @@ class Workflow(SessionsMixin):
         if session_state:
             session = self.db.update_session(session.session_id, state_patch=session_state)
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
-                        input=input, kind="workflow", model=self.name or "workflow", provider="workflow")
+                        input=input, kind="workflow", model=self.name or "workflow", provider="workflow",
+                        cell_id=cell_id)
         self.db.upsert_run(run, durable=False)
         self._emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)
@@ -109,12 +113,20 @@ class Workflow(SessionsMixin):
         started = time.perf_counter()
         try:
             self._run_steps(run, state)
+        except KeyboardInterrupt:  # stored as cancelled, with the steps done so far
+            run.status, run.error = RunStatus.cancelled, "interrupted"
+            for step in run.steps:
+                if step.get("status") == "running":
+                    step["status"], step["error"] = "cancelled", "interrupted"
+            raise
         finally:
             run.metrics.duration = time.perf_counter() - started
             changes = {k: v for k, v in state.items() if initial.get(k, _MISSING) != v}
             self.db.upsert_run(run)
             if changes:
                 self.db.update_session(run.session_id, state_patch=changes)
+            if run.status == RunStatus.completed and cell_id:
+                self._supersede_cell(run)
             self._emit("run", run.session_id)
         return run
 

@@ -421,3 +421,13 @@ def test_a_paused_registered_agent_continues_with_its_own_tools(nb, workdir):
     done = nb.run("%agent continue --approve")
     assert done.result.success, done.stderr
     assert dropped == ["logs"] and done.outputs[-1].data["text/plain"].startswith("done: dropped logs")
+
+
+def test_rerunning_a_workflow_cell_replaces_its_run_in_the_history(nb, workdir):
+    registered(nb, flow=pipeline(shout))
+    first = nb.run("%%agent --workflow flow --new wf -o a\nfirst", cell_id="cell-7")
+    again = nb.run("%%agent --workflow flow -o b\nsecond", cell_id="cell-7")
+    assert first.result.success and again.result.success, again.stderr
+    old, new = nb.shell.user_ns["a"], nb.shell.user_ns["b"]
+    runs = {r.run_id: r for r in stored_runs(workdir / "nbsessions.json")}
+    assert runs[old.run_id].superseded_by == new.run_id and runs[new.run_id].superseded_by is None

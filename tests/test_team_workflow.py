@@ -230,3 +230,23 @@ def test_a_workflow_run_is_history_for_a_later_agent_run(db):
         "and now?", session_id=run.session_id)
     assert [(m.role, m.content) for m in seen if m.from_history] == [("user", "quiet words"),
                                                                      ("assistant", "QUIET WORDS")]
+
+
+def test_ctrl_c_in_a_workflow_stores_it_cancelled_with_the_steps_done(db):
+    def interrupt(step: StepInput) -> str:
+        raise KeyboardInterrupt
+
+    flow = Workflow(steps=[shout, interrupt], db=db)
+    with pytest.raises(KeyboardInterrupt):
+        flow.run("data")
+    (run,) = [r for r in db.list_runs(db.list_sessions()[0].session_id)]
+    assert run.status == RunStatus.cancelled
+    assert [(s["name"], s["status"]) for s in run.steps] == [("shout", "completed"), ("interrupt", "cancelled")]
+
+
+def test_rerunning_a_workflow_cell_supersedes_its_previous_run(db):
+    flow = Workflow(steps=[shout], db=db)
+    first = flow.run("one", cell_id="cell-1")
+    second = flow.run("two", session_id=first.session_id, cell_id="cell-1")
+    assert db.get_run(first.run_id).superseded_by == second.run_id
+    assert [r.input for r in db.list_runs(first.session_id) if r.is_history] == ["two"]
