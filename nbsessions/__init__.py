@@ -42,12 +42,12 @@ def __getattr__(name: str):
 
 def load_ipython_extension(ipython) -> None:
     """``%load_ext nbsessions``: registers ``%%agent`` / ``%agent`` (IPython is imported only now)."""
-    from nbsessions.magics import load_ipython_extension as load
+    from nbsessions.magic.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:
-    from nbsessions.magics import unload_ipython_extension as unload
+    from nbsessions.magic.magics import unload_ipython_extension as unload
 
     unload(ipython)

@@ -120,6 +120,10 @@ def isolated_env(root: Path) -> dict[str, str]:
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Every cell stays in the page: with windowing, cells scrolled out of view leave the DOM and cannot be checked.
+    notebook_settings = settings.parent / "notebook-extension"
+    notebook_settings.mkdir()
+    (notebook_settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     return env
 
 

@@ -10,10 +10,10 @@ import re
 import pytest
 from notebook_shell import PAYLOAD, SECRET, ActiveContent, one_red_line, stored_runs
 
-from nbsessions.cellrun import CellError, CellInterrupted
 from nbsessions.errors import ModelError
 from nbsessions.explore import BatchResult, Comparison, JobStatus
 from nbsessions.llm.offline import FunctionModel
+from nbsessions.magic.cellrun import CellError, CellInterrupted
 from nbsessions.schema import RunStatus
 
 SETUP = '''

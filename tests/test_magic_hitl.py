@@ -10,9 +10,9 @@ import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, ActiveContent, one_red_line, stored_runs
 
-from nbsessions.cellrun import CellError
 from nbsessions.errors import ModelError
 from nbsessions.llm.offline import FunctionModel
+from nbsessions.magic.cellrun import CellError
 from nbsessions.schema import RunStatus
 from nbsessions.summary import SUMMARY_PROMPT
 

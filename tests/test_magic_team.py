@@ -10,8 +10,8 @@ import pytest
 from notebook_shell import PAYLOAD, ActiveContent, Notebook, one_red_line, stored_runs
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
-from nbsessions.cellrun import CellInterrupted
 from nbsessions.llm.base import ToolCall
+from nbsessions.magic.cellrun import CellInterrupted
 from nbsessions.workflow import StepInput, Workflow
 
 
@@ -389,7 +389,7 @@ def test_the_notebooks_listeners_hear_team_and_workflow_runs(nb):
 
 
 def test_member_runs_without_a_stored_name_are_named_by_the_leaders_calls():
-    from nbsessions.nested import member_names
+    from nbsessions.magic.nested import member_names
     from nbsessions.schema import RunOutput
 
     calls = [{"id": f"c{i}", "name": f"ask_{who}", "arguments": json.dumps({"task": task})}

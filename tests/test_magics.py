@@ -8,10 +8,10 @@ import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, SECRET, ActiveContent, Notebook, one_red_line, stored_runs
 
-from nbsessions.cellrun import CellError, CellInterrupted, LiveOutput
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.llm.openai import OpenAIChat, OpenAIResponses
-from nbsessions.notebook import OFFLINE_NOTICE
+from nbsessions.magic.cellrun import CellError, CellInterrupted, LiveOutput
+from nbsessions.magic.notebook import OFFLINE_NOTICE
 from nbsessions.render import format_footer
 from nbsessions.schema import RunStatus
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbsessions.scope import db_path_for, default_location, find_notebook, locate_db
+from nbsessions.magic.scope import db_path_for, default_location, find_notebook, locate_db
 
 
 def test_db_file_is_named_after_the_notebook_beside_it(tmp_path):

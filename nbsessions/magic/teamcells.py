@@ -16,13 +16,13 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
 from nbsessions.agent import Agent
-from nbsessions.cellopts import CellOptions, Prepared, session_label
-from nbsessions.cellrun import CellError, CellInterrupted, LiveOutput, waiting_bundle
-from nbsessions.commands import command, parse_rest
 from nbsessions.errors import SessionAccessError
-from nbsessions.nested import member_summary, workflow_bundle
-from nbsessions.notebook import NotebookAgent
-from nbsessions.registry import describe, rebind
+from nbsessions.magic.cellopts import CellOptions, Prepared, session_label
+from nbsessions.magic.cellrun import CellError, CellInterrupted, LiveOutput, waiting_bundle
+from nbsessions.magic.commands import command, parse_rest
+from nbsessions.magic.nested import member_summary, workflow_bundle
+from nbsessions.magic.notebook import NotebookAgent
+from nbsessions.magic.registry import describe, rebind
 from nbsessions.schema import RunOutput, RunStatus, Session
 from nbsessions.team import Team
 from nbsessions.workflow import Workflow, WorkflowError

@@ -12,9 +12,9 @@ import re
 
 from IPython.core.error import UsageError
 
-from nbsessions.cellopts import Settings
 from nbsessions.errors import NbSessionsError
 from nbsessions.llm.base import Model
+from nbsessions.magic.cellopts import Settings
 
 DEFAULT_OPENAI_MODEL = "gpt-5.2"
 OFFLINE = "offline"

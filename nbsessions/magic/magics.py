@@ -18,13 +18,13 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
-from nbsessions import commands_runs  # noqa: F401  (registers its %agent subcommands)
 from nbsessions.agent import Agent
-from nbsessions.cellopts import CellOptions
-from nbsessions.commands import run_command, unquote
-from nbsessions.experiments import run_batch, run_compare
-from nbsessions.notebook import NotebookAgent
-from nbsessions.teamcells import run_registered
+from nbsessions.magic import commands_runs  # noqa: F401  (registers its %agent subcommands)
+from nbsessions.magic.cellopts import CellOptions
+from nbsessions.magic.commands import run_command, unquote
+from nbsessions.magic.experiments import run_batch, run_compare
+from nbsessions.magic.notebook import NotebookAgent
+from nbsessions.magic.teamcells import run_registered
 
 
 @magics_class

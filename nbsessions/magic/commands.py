@@ -19,12 +19,12 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 from IPython.utils.process import arg_split
 
-from nbsessions.cellopts import parse_state, session_label
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
 from nbsessions.explore.export import FORMATS, export_result, export_session
-from nbsessions.nested import history_view, when
-from nbsessions.notebook import NotebookAgent
+from nbsessions.magic.cellopts import parse_state, session_label
+from nbsessions.magic.nested import history_view, when
+from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.render import _seconds, format_cost
 from nbsessions.schema import RunOutput
 

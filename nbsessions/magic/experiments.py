@@ -19,14 +19,14 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from nbsessions.cellopts import CellOptions, session_label
-from nbsessions.cellrun import CellInterrupted
 from nbsessions.errors import NbSessionsError
 from nbsessions.explore.batch import BatchResult, as_rows
 from nbsessions.explore.checks import Check, as_checks
 from nbsessions.explore.compare import Comparison
 from nbsessions.llm.base import Model
-from nbsessions.notebook import NotebookAgent
+from nbsessions.magic.cellopts import CellOptions, session_label
+from nbsessions.magic.cellrun import CellInterrupted
+from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.templating import TemplateError
 
 DEFAULT_CONCURRENCY = 4

@@ -20,17 +20,17 @@ from IPython.core.error import UsageError
 from IPython.display import display
 
 from nbsessions.agent import Agent, RunStream
-from nbsessions.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
-from nbsessions.cellrun import CellInterrupted, show_run
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError, SessionAccessError
 from nbsessions.llm.base import Model
-from nbsessions.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
-from nbsessions.modelchoice import ModelChoice
-from nbsessions.pauses import notice_bundle
-from nbsessions.registry import Registry
+from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
+from nbsessions.magic.cellrun import CellInterrupted, show_run
+from nbsessions.magic.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
+from nbsessions.magic.modelchoice import ModelChoice
+from nbsessions.magic.pauses import notice_bundle
+from nbsessions.magic.registry import Registry
+from nbsessions.magic.scope import DbLocation, locate_db
 from nbsessions.schema import RunOutput, RunStatus, Session
-from nbsessions.scope import DbLocation, locate_db
 from nbsessions.summary import Summarizer
 from nbsessions.templating import TemplateError, fill_prompt
 from nbsessions.tools import make_tool, update_session_state
@@ -42,7 +42,7 @@ BACKGROUND_WAIT = 10.0
 
 
 def open_db(path: Path) -> BaseDb:
-    """The notebook's store: one TinyDB file (imported here so ``import nbsessions.notebook`` stays cheap)."""
+    """The notebook's store: one TinyDB file (imported here so ``import nbsessions.magic.notebook`` stays cheap)."""
     from nbsessions.db.tinydb import TinyDb
 
     return TinyDb(path)

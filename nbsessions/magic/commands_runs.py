@@ -14,11 +14,11 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from nbsessions.cellopts import parse_object, session_label
-from nbsessions.commands import command, find_run, parse_rest, show_html, unquote
 from nbsessions.errors import NbSessionsError
-from nbsessions.notebook import BACKGROUND_WAIT, NotebookAgent
-from nbsessions.pauses import answers
+from nbsessions.magic.cellopts import parse_object, session_label
+from nbsessions.magic.commands import command, find_run, parse_rest, show_html, unquote
+from nbsessions.magic.notebook import BACKGROUND_WAIT, NotebookAgent
+from nbsessions.magic.pauses import answers
 from nbsessions.render import format_footer, markdown_to_html
 from nbsessions.schema import RunOutput, RunStatus, Session
 from nbsessions.summary import SUMMARY_THROUGH_KEY
