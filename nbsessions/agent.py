@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
+from nbsessions.schema import Message, RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
@@ -237,9 +236,7 @@ class Agent(SessionsMixin):
 
     def _regenerate_target(self, session_id: str | None, run_id: str | None) -> RunOutput:
         if run_id is not None:
-            run = self.db.get_run(run_id)
-            if run is None:
-                raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+            run = self._run(run_id)
             self._session(run.session_id)
             return run
         sid = session_id or self.active_session_id
@@ -252,9 +249,7 @@ class Agent(SessionsMixin):
 
     def variants(self, run_id: str) -> list[RunOutput]:
         """Every answer to one prompt slot (the original and its regenerations), oldest first."""
-        run = self.db.get_run(run_id)
-        if run is None:
-            raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+        run = self._run(run_id)
         slot = run.variant_of or run.run_id
         return [r for r in self.get_runs(run.session_id) if slot in (r.run_id, r.variant_of)]
 
@@ -317,9 +312,7 @@ class Agent(SessionsMixin):
         tools wait), ``results`` maps tool call ids of externally executed tools to their results. If any answer
         is missing nothing runs and the run stays paused. The run continues on ``model`` (default: the agent's).
         """
-        run = self.db.get_run(run_id)
-        if run is None:
-            raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+        run = self._run(run_id)
         session = self._session(run.session_id)
         if run.status != RunStatus.paused:
             raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
@@ -337,14 +330,3 @@ class Agent(SessionsMixin):
         for _ in execution.chunks():
             pass
         return execution.run
-
-    def _open_session(self, session_id: str, user_id: str | None) -> Session:
-        """Load the session or create it; a session of another user is refused, never overwritten."""
-        session = self.db.get_session(session_id)
-        if session is not None:
-            self._check_owner(session, user_id)
-            return session
-        session = Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
-                          agent_name=self.name, session_state=dict(self.session_state))
-        self.db.upsert_session(session)
-        return session

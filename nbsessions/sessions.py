@@ -95,6 +95,23 @@ class SessionsMixin:
         self._check_owner(session, user_id if user_id is not None else self.user_id)
         return session
 
+    def _run(self, run_id: str) -> RunOutput:
+        run = self.db.get_run(run_id)
+        if run is None:
+            raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
+        return run
+
+    def _open_session(self, session_id: str, user_id: str | None) -> Session:
+        """Load the session or create it; a session of another user is refused, never overwritten."""
+        session = self.db.get_session(session_id)
+        if session is not None:
+            self._check_owner(session, user_id)
+            return session
+        session = Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
+                          agent_name=self.name, session_state=dict(self.session_state))
+        self.db.upsert_session(session)
+        return session
+
     def get_session(self, session_id: str, user_id: str | None = None) -> Session:
         return self._session(session_id, user_id)
 

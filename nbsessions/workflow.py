@@ -19,7 +19,7 @@ from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import NbSessionsError
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import Message, RunOutput, RunStatus, Session, new_id
+from nbsessions.schema import Message, RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
 
 
@@ -100,7 +100,7 @@ class Workflow(SessionsMixin):
         if session_state is not None:
             check_json(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id
-        session = self._open(session_id or new_id(), user)
+        session = self._open_session(session_id or new_id(), user)
         if session_state:
             session = self.db.update_session(session.session_id, state_patch=session_state)
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
@@ -129,16 +129,6 @@ class Workflow(SessionsMixin):
                 self._supersede_cell(run)
             self._emit("run", run.session_id)
         return run
-
-    def _open(self, session_id: str, user_id: str | None) -> Session:
-        session = self.db.get_session(session_id)
-        if session is not None:
-            self._check_owner(session, user_id)
-            return session
-        session = Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id, agent_name=self.name,
-                          session_state=dict(self.session_state))
-        self.db.upsert_session(session)
-        return session
 
     def _history(self, session_id: str, before: str) -> list[dict[str, str]]:
         runs = [r for r in self.db.list_runs(session_id, last=self.num_history_runs * 4 + 1)
