@@ -35,3 +35,8 @@ class StorageError(NbSessionsError):
 
 class CorruptDatabaseError(StorageError):
     """A line other than the last one of a database file cannot be parsed."""
+
+
+def exception_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type name when it has none): what runs store as ``error``."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbsessions.errors import ModelError
+from nbsessions.errors import ModelError, exception_line
 from nbsessions.llm.base import Model, ToolCall, Usage
 from nbsessions.llm.prices import cost_of
 from nbsessions.schema import Message, RunOutput, RunStatus
@@ -27,7 +27,8 @@ class Cancelled(Exception):
 
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """Provider errors as they are; anything else prefixed with its type, so a stored error says what broke."""
+    text = exception_line(exc)
     return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
 
 

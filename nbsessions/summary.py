@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from nbsessions.context import own_messages
 from nbsessions.db.base import BaseDb
+from nbsessions.errors import exception_line
 from nbsessions.llm.base import Model, Usage
 from nbsessions.schema import Message, RunOutput
 
@@ -96,7 +97,7 @@ class Summarizer:
         try:
             return self._refresh(session_id)
         except Exception as exc:  # a summary is a convenience: it must never break the session
-            message = " ".join(str(exc).split()) or type(exc).__name__
+            message = exception_line(exc)
             self.errors.append(message)
             log.warning("session summary skipped: %s", message)
             return None

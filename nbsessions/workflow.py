@@ -17,7 +17,7 @@ from typing import Any
 from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import NbSessionsError
+from nbsessions.errors import NbSessionsError, exception_line
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import Message, RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
@@ -144,15 +144,14 @@ class Workflow(SessionsMixin):
             try:
                 output, child = self._run_step(step, run, previous, state, history, outputs)
             except Exception as exc:  # a step's failure is recorded, never lost
-                record.update(status="error", error=" ".join(str(exc).split()) or type(exc).__name__)
+                record.update(status="error", error=exception_line(exc))
                 child_run = getattr(exc, "run", None)
                 if child_run is not None:
                     record["run_id"] = child_run.run_id
                     run.metrics.add_usage_of(child_run.metrics)
                 run.status = RunStatus.error
                 run.error = f"step {step.name!r} failed: {record['error']}"
-                self.db.upsert_run(run)
-                raise WorkflowError(run.error, run) from exc
+                raise WorkflowError(run.error, run) from exc  # run() stores it, in its finally
             if child is not None:
                 record["run_id"] = child.run_id
                 run.metrics.add_usage_of(child.metrics)
