@@ -83,6 +83,15 @@ class Workflow(SessionsMixin):
         self.model = agents[0].model if agents else OfflineModel()  # names sessions (set_session_name)
         self._listeners = []
 
+    def with_db(self, db: BaseDb) -> Workflow:
+        """The same workflow on another store, as ``Agent.with_db``: its steps, name and settings, no listeners."""
+        rebound = Workflow(steps=[step.target for step in self.steps], db=db, name=self.name,
+                           session_state=dict(self.session_state), user_id=self.user_id,
+                           num_history_runs=self.num_history_runs,
+                           add_workflow_history_to_steps=self.add_workflow_history_to_steps)
+        rebound.agent_id = self.agent_id
+        return rebound
+
     def _bind(self, step: Step) -> Step:
         """Agent and team steps store their runs in the workflow's store, nested under its runs."""
         if not isinstance(step, Agent) or step.db is self.db:

@@ -250,3 +250,11 @@ def test_rerunning_a_workflow_cell_supersedes_its_previous_run(db):
     second = flow.run("two", session_id=first.session_id, cell_id="cell-1")
     assert db.get_run(first.run_id).superseded_by == second.run_id
     assert [r.input for r in db.list_runs(first.session_id) if r.is_history] == ["two"]
+
+
+def test_a_workflow_rebound_to_another_store_runs_there_and_keeps_its_settings(db):
+    flow = Workflow(steps=[shout, member("m")], name="pipeline", session_state={"k": 1})
+    rebound = flow.with_db(db)
+    run = rebound.run("go")
+    assert db.get_run(run.run_id).kind == "workflow" and flow.db.list_sessions() == []
+    assert rebound.name == "pipeline" and db.get_session(run.session_id).session_state["k"] == 1

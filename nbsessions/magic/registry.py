@@ -34,20 +34,8 @@ def kind_of(value: Any) -> str | None:
     return None
 
 
-def rebind_workflow(workflow: Workflow, db: BaseDb) -> Workflow:
-    """The same workflow on ``db``: its steps (agents and teams rebound by the Workflow), name and settings."""
-    rebound = Workflow(steps=[step.target for step in workflow.steps], db=db, name=workflow.name,
-                       session_state=dict(workflow.session_state), user_id=workflow.user_id,
-                       num_history_runs=workflow.num_history_runs,
-                       add_workflow_history_to_steps=workflow.add_workflow_history_to_steps)
-    rebound.agent_id = workflow.agent_id
-    return rebound
-
-
 def rebind(value: Runner, db: BaseDb) -> Runner:
     """A copy of ``value`` on ``db`` for one run: listeners added to it never pile up on the user's object."""
-    if isinstance(value, Workflow):
-        return rebind_workflow(value, db)
     return value.with_db(db)
 
 
