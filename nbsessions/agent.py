@@ -229,7 +229,7 @@ class Agent(SessionsMixin):
         run = RunOutput(
             session_id=target.session_id, user_id=target.user_id, status=RunStatus.running, input=target.input,
             messages=[Message.from_dict(m.to_dict()) for m in target.messages[: prompt_at + 1]],
-            model=model.id, provider=model.provider, cell_id=target.cell_id,
+            model=model.id, provider=model.provider, cell_id=target.cell_id, kind=self.kind, agent_name=self.name,
             variant_of=target.variant_of or target.run_id, tags=list(target.tags),
         )
         return self._deliver(self._launch(run, model, self.get_session_state(target.session_id)), stream)
