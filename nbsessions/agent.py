@@ -10,7 +10,7 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
@@ -22,10 +22,6 @@ from nbsessions.schema import Message, RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
-
-if TYPE_CHECKING:
-    from nbsessions.explore.batch import BatchResult
-    from nbsessions.explore.compare import Comparison
 
 
 class RunStream:
@@ -145,18 +141,6 @@ class Agent(SessionsMixin):
         """Ask a running run (in another thread) to stop; it is stored as cancelled with its partial reply."""
         with self._lock:
             self._cancel_requested.add(run_id)
-
-    def compare(self, prompt: str, models: list[Model | str] | None = None, **options: Any) -> Comparison:
-        """The same prompt on several models / system variants / settings, side by side (``explore.compare``)."""
-        from nbsessions.explore.compare import compare
-
-        return compare(self, prompt, models, **options)
-
-    def batch(self, template: str, rows: Any, **options: Any) -> BatchResult:
-        """A ``{field}`` template over rows, concurrently, with retries and progress (``explore.batch``)."""
-        from nbsessions.explore.batch import batch
-
-        return batch(self, template, rows, **options)
 
     def with_db(self, db: BaseDb) -> Agent:
         """The same agent on another store (how workflows and teams run agents inside their own session)."""

@@ -196,13 +196,3 @@ def test_ctrl_c_keeps_finished_cells_and_marks_the_rest_not_run():
     assert [c.status for c in result.cells] == [JobStatus.completed, JobStatus.cancelled, JobStatus.not_run]
     assert result[1].run.status == RunStatus.cancelled and result[2].session_id is None
     assert result.pass_rates() == {"first": 1.0, "second": 0.0, "third": None}
-
-
-def test_agent_compare_and_batch_are_the_explore_functions():
-    from nbsessions import Agent, FunctionModel
-
-    agent = Agent(model=FunctionModel(lambda m: "base"))
-    comparison = agent.compare("hi", models=["offline", FunctionModel(lambda m: "fn", id="fn")])
-    assert [c["model"] for c in comparison.to_records()] == ["offline", "fn"]
-    result = agent.batch("say {x}", [{"x": 1}, {"x": 2}], progress=False)
-    assert [r["status"] for r in result.to_records()] == ["completed", "completed"]

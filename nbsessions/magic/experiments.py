@@ -20,9 +20,9 @@ from IPython.core.error import UsageError
 from IPython.display import display
 
 from nbsessions.errors import NbSessionsError
-from nbsessions.explore.batch import BatchResult, as_rows
+from nbsessions.explore.batch import BatchResult, as_rows, batch
 from nbsessions.explore.checks import Check, as_checks
-from nbsessions.explore.compare import Comparison
+from nbsessions.explore.compare import Comparison, compare
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import CellOptions, session_label
 from nbsessions.magic.cellrun import CellInterrupted
@@ -102,7 +102,7 @@ def run_compare(nb: NotebookAgent, opts: CellOptions, body: str) -> None:
     with warnings.catch_warnings(), nb.acting_as(ready.user) as agent:
         warnings.filterwarnings("ignore", "comparison interrupted", RuntimeWarning)
         try:
-            result = agent.compare(ready.prompt, models, variants=variants, settings=grid, checks=checks,
+            result = compare(agent, ready.prompt, models, variants=variants, settings=grid, checks=checks,
                                    session_id=base, concurrency=opts.concurrency or DEFAULT_CONCURRENCY,
                                    history=False if opts.history == 0 else None, progress=True)
         except (NbSessionsError, ValueError) as exc:
@@ -131,7 +131,7 @@ def run_batch(nb: NotebookAgent, opts: CellOptions, body: str) -> None:
     with warnings.catch_warnings(), nb.acting_as(user) as agent:
         warnings.filterwarnings("ignore", "batch interrupted", RuntimeWarning)
         try:
-            result = agent.batch(template, rows, concurrency=opts.concurrency or DEFAULT_CONCURRENCY,
+            result = batch(agent, template, rows, concurrency=opts.concurrency or DEFAULT_CONCURRENCY,
                                  checks=checks, session_id=session.session_id if session else None, progress=True,
                                  model=model, instructions=opts.system)
         except TemplateError as exc:
