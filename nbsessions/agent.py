@@ -273,9 +273,9 @@ class Agent(SessionsMixin):
         execution.record_usage()
         self._add_nested_usage(run)
         self.db.upsert_run(run)
-        changes = execution.state_changes()
-        if changes:
-            self.db.update_session(run.session_id, state_patch=changes)
+        changes, deleted = execution.state_changes(), execution.state_deletions()
+        if changes or deleted:
+            self.db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
         if status == RunStatus.completed and run.variant_of:
             self.choose_variant(run.run_id)
         elif status == RunStatus.completed and run.cell_id:

@@ -186,6 +186,10 @@ class Execution:
         state = self.context.session_state
         return {k: v for k, v in state.items() if k not in self.initial_state or self.initial_state[k] != v}
 
+    def state_deletions(self) -> list[str]:
+        """Keys tools removed (``run_context.session_state.pop(...)``): deleted in the store, not dropped."""
+        return [k for k in self.initial_state if k not in self.context.session_state]
+
     def record_usage(self) -> None:
         m = self.run.metrics
         m.duration = (m.duration or 0.0) + time.perf_counter() - self.started

@@ -7,12 +7,12 @@ method goes through ``self.db`` and checks the session's owner first.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nbsessions.context import own_messages
-from nbsessions.db.base import BaseDb
-from nbsessions.errors import SessionAccessError, SessionNotFoundError
+from nbsessions.db.base import BaseDb, check_session_owner
+from nbsessions.errors import SessionNotFoundError
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
 
@@ -60,15 +60,14 @@ class SessionsMixin:
         session = self.db.get_session(run.session_id)
         if session is None:
             return
-        cells = dict(session.metadata.get(CELLS_KEY) or {})
-        previous_id = cells.get(run.cell_id)
+        previous_id = (session.metadata.get(CELLS_KEY) or {}).get(run.cell_id)
         if previous_id and previous_id != run.run_id:
             previous = self.db.get_run(previous_id)
             if previous is not None and previous.superseded_by is None:
                 previous.superseded_by = run.run_id
                 self.db.upsert_run(previous)
-        cells[run.cell_id] = run.run_id
-        self.db.update_session(run.session_id, metadata={**session.metadata, CELLS_KEY: cells})
+        # a merge patch: other cells' entries, written meanwhile by other threads or kernels, survive
+        self.db.update_session(run.session_id, metadata_patch={CELLS_KEY: {run.cell_id: run.run_id}})
 
     @property
     def active_session_id(self) -> str | None:
@@ -83,10 +82,7 @@ class SessionsMixin:
 
     @staticmethod
     def _check_owner(session: Session, user_id: str | None) -> None:
-        if user_id is not None and session.user_id != user_id:
-            raise SessionAccessError(
-                f"session {session.session_id[:8]} belongs to another user; "
-                f"open it as its owner or start a new session for {user_id!r}")
+        check_session_owner(session.user_id, session.session_id, user_id)
 
     def _session(self, session_id: str, user_id: str | None = None) -> Session:
         session = self.db.get_session(session_id)
@@ -102,15 +98,9 @@ class SessionsMixin:
         return run
 
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
-        """Load the session or create it; a session of another user is refused, never overwritten."""
-        session = self.db.get_session(session_id)
-        if session is not None:
-            self._check_owner(session, user_id)
-            return session
-        session = Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
-                          agent_name=self.name, session_state=dict(self.session_state))
-        self.db.upsert_session(session)
-        return session
+        """Load the session or create it, in one step of the store; another user's is refused, never written."""
+        return self.db.create_session(Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
+                                              agent_name=self.name, session_state=dict(self.session_state)))
 
     def get_session(self, session_id: str, user_id: str | None = None) -> Session:
         return self._session(session_id, user_id)
@@ -149,11 +139,14 @@ class SessionsMixin:
     def get_session_state(self, session_id: str) -> dict[str, Any]:
         return self._session(session_id).session_state
 
-    def update_session_state(self, session_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``state`` over the stored state (top-level keys) and return the result."""
+    def update_session_state(self, session_id: str, state: dict[str, Any], *,
+                             remove: Iterable[str] = ()) -> dict[str, Any]:
+        """Merge ``state`` over the stored state (top-level keys), drop the ``remove`` keys, in one write."""
         check_json(state, "session_state")
+        if isinstance(remove, str):
+            raise TypeError("remove takes a collection of keys, not one string")
         self._session(session_id)
-        merged = self.db.update_session(session_id, state_patch=state).session_state
+        merged = self.db.update_session(session_id, state_patch=state, state_delete=list(remove)).session_state
         self._emit("session", session_id)
         return merged
 

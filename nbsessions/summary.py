@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from nbsessions.context import own_messages
 from nbsessions.db.base import BaseDb
-from nbsessions.errors import exception_line
+from nbsessions.errors import SessionNotFoundError, exception_line
 from nbsessions.llm.base import Model, Usage
 from nbsessions.schema import Message, RunOutput
 
@@ -114,9 +114,8 @@ class Summarizer:
         if not summary or self._closed:
             return None
         mark = {"run_id": runs[-1].run_id, "created_at": runs[-1].created_at}
-        latest = self.db.get_session(session_id)
-        if latest is None:
+        try:  # a patch: cells re-run meanwhile keep their metadata["cells"] entries
+            self.db.update_session(session_id, summary=summary, metadata_patch={SUMMARY_THROUGH_KEY: mark})
+        except SessionNotFoundError:  # deleted while the summary was being written
             return None
-        self.db.update_session(session_id, summary=summary,
-                               metadata={**latest.metadata, SUMMARY_THROUGH_KEY: mark})
         return summary

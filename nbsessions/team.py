@@ -89,7 +89,10 @@ class Team(Agent):
             self._count(context.run_id, exc.run)
             return f"error: {member.name or 'member'} failed: {exc}"
         self._count(context.run_id, run)
-        context.session_state.update(self.db.get_session(context.session_id).session_state)
+        stored = self.db.get_session(context.session_id).session_state
+        for key in [k for k in context.session_state if k not in stored]:  # the member's tools deleted it
+            del context.session_state[key]
+        context.session_state.update(stored)
         if run.status.value == "paused":
             return f"{member.name or 'member'} is waiting for a human; tell the user so"
         return run.content

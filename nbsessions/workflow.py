@@ -121,7 +121,7 @@ class Workflow(SessionsMixin):
         initial = copy.deepcopy(state)
         started = time.perf_counter()
         try:
-            self._run_steps(run, state)
+            self._run_steps(run, state, initial)
         except KeyboardInterrupt:  # stored as cancelled, with the steps done so far
             run.status, run.error = RunStatus.cancelled, "interrupted"
             for step in run.steps:
@@ -130,10 +130,8 @@ class Workflow(SessionsMixin):
             raise
         finally:
             run.metrics.duration = time.perf_counter() - started
-            changes = {k: v for k, v in state.items() if initial.get(k, _MISSING) != v}
             self.db.upsert_run(run)
-            if changes:
-                self.db.update_session(run.session_id, state_patch=changes)
+            self._save_state(run.session_id, state, initial)
             if run.status == RunStatus.completed and cell_id:
                 self._supersede_cell(run)
             self._emit("run", run.session_id)
@@ -144,14 +142,23 @@ class Workflow(SessionsMixin):
                 if r.kind == "workflow" and r.is_history and r.run_id != before]
         return [{"input": r.input, "output": r.content} for r in runs[-self.num_history_runs:]]
 
-    def _run_steps(self, run: RunOutput, state: dict[str, Any]) -> None:
+    def _save_state(self, session_id: str, state: dict[str, Any], initial: dict[str, Any]) -> None:
+        """Write the keys steps set and delete the keys they removed, as one patch; ``initial`` becomes ``state``."""
+        changes = {k: v for k, v in state.items() if initial.get(k, _MISSING) != v}
+        deleted = [k for k in initial if k not in state]
+        if changes or deleted:
+            self.db.update_session(session_id, state_patch=changes, state_delete=deleted)
+        initial.clear()
+        initial.update(copy.deepcopy(state))
+
+    def _run_steps(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any]) -> None:
         history = self._history(run.session_id, run.run_id)
         previous, outputs = run.input, {}
         for step in self.steps:
             record = {"name": step.name, "kind": _kind(step.target), "input": previous, "status": "running"}
             run.steps.append(record)
             try:
-                output, child = self._run_step(step, run, previous, state, history, outputs)
+                output, child = self._run_step(step, run, previous, state, initial, history, outputs)
             except Exception as exc:  # a step's failure is recorded, never lost
                 record.update(status="error", error=exception_line(exc))
                 child_run = getattr(exc, "run", None)
@@ -174,16 +181,21 @@ class Workflow(SessionsMixin):
         # as an exchange, so a later agent run in the same session can use it as history
         run.messages = [Message(role="user", content=run.input), Message(role="assistant", content=previous)]
 
-    def _run_step(self, step: _Step, run: RunOutput, previous: str, state: dict[str, Any],
+    def _run_step(self, step: _Step, run: RunOutput, previous: str, state: dict[str, Any], initial: dict[str, Any],
                   history: list[dict[str, str]], outputs: dict[str, str]) -> tuple[str, RunOutput | None]:
         if isinstance(step.target, Agent):
             prompt = previous
             if self.add_workflow_history_to_steps and history:
                 earlier = "\n\n".join(f"Input: {h['input']}\nOutput: {h['output']}" for h in history)
                 prompt = f"Earlier runs of this workflow:\n{earlier}\n\nNow:\n{previous}"
+            self._save_state(run.session_id, state, initial)  # the agent reads the state as steps left it
             child = step.target.run(prompt, session_id=run.session_id, user_id=run.user_id,
-                                    parent_run_id=run.run_id, session_state=state or None)
-            state.update(self.db.get_session(run.session_id).session_state)
+                                    parent_run_id=run.run_id)
+            stored = self.db.get_session(run.session_id).session_state  # with the agent's sets and deletions
+            state.clear()
+            state.update(stored)
+            initial.clear()
+            initial.update(copy.deepcopy(stored))
             if child.status != RunStatus.completed:
                 raise RuntimeError(f"{step.name} ended {child.status.value}")
             return child.content, child

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from nbsessions.errors import SessionNotFoundError
+from nbsessions.db.base import apply_session_update, merge_patch
+from nbsessions.errors import SessionAccessError, SessionNotFoundError
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
 
 
@@ -87,6 +90,122 @@ def test_update_session_of_unknown_session_raises(db):
     with pytest.raises(SessionNotFoundError):
         db.update_session("missing", state_patch={"a": 1})
     assert db.get_session("missing") is None
+
+
+def test_create_session_stores_a_new_session_and_returns_it(db):
+    session = Session(session_id="s1", user_id="ann", session_state={"a": 1})
+    created = db.create_session(session)
+    assert created == session and db.get_session("s1") == session
+
+
+def test_create_session_returns_the_stored_one_unchanged_for_its_owner_or_no_user(db):
+    first = db.create_session(Session(session_id="s1", user_id="ann", session_state={"a": 1}, updated_at=5.0))
+    again = db.create_session(Session(session_id="s1", user_id="ann", session_state={"b": 2}))
+    unscoped = db.create_session(Session(session_id="s1", user_id=None, session_state={"c": 3}))
+    assert again == first and unscoped == first
+    assert db.get_session("s1") == first  # nothing written: same state, same updated_at
+
+
+def test_create_session_refuses_another_users_session(db):
+    db.create_session(Session(session_id="s1", user_id="ann", session_state={"a": 1}))
+    with pytest.raises(SessionAccessError, match="another user"):
+        db.create_session(Session(session_id="s1", user_id="bob", session_state={"b": 2}))
+    assert db.get_session("s1").session_state == {"a": 1}
+    db.create_session(Session(session_id="s2"))  # an unowned session belongs to nobody: a user is refused
+    with pytest.raises(SessionAccessError):
+        db.create_session(Session(session_id="s2", user_id="bob"))
+
+
+def test_update_session_deletes_state_keys_and_ignores_missing_ones(db):
+    session = make_session(db, session_state={"a": 1, "b": 2, "c": 3})
+    updated = db.update_session(session.session_id, state_patch={"d": 4}, state_delete=["a", "zz"])
+    assert updated.session_state == {"b": 2, "c": 3, "d": 4}
+    assert db.get_session(session.session_id).session_state == {"b": 2, "c": 3, "d": 4}
+
+
+def test_update_session_metadata_patch_is_a_json_merge_patch(db):
+    session = make_session(db, metadata={"cells": {"c1": "r1", "c2": "r2"}, "keep": [1], "drop": "x"})
+    db.update_session(session.session_id, metadata_patch={"cells": {"c2": "r3", "c3": "r4"}, "drop": None})
+    db.update_session(session.session_id, metadata_patch={"cells": {"c1": None}})
+    assert db.get_session(session.session_id).metadata == {"cells": {"c2": "r3", "c3": "r4"}, "keep": [1]}
+
+
+def test_update_session_rejects_unknown_fields_and_writes_nothing(db):
+    session = make_session(db, session_state={"a": 1}, updated_at=1.0)
+    with pytest.raises(TypeError, match="colour"):
+        db.update_session(session.session_id, colour="red")
+    with pytest.raises(TypeError, match="collection"):
+        db.update_session(session.session_id, state_delete="a")
+    assert db.get_session(session.session_id) == session
+
+
+def test_concurrent_creates_of_one_id_let_exactly_one_owner_win(db):
+    """Many rounds of two users opening the same new id at once: one owner, the other refused, state intact."""
+    for round_no in range(50):
+        sid = f"race-{round_no}"
+        barrier, outcome = threading.Barrier(2), {}
+
+        def open_as(user: str) -> None:
+            barrier.wait()
+            try:
+                outcome[user] = db.create_session(Session(session_id=sid, user_id=user, session_state={user: 1}))
+            except SessionAccessError:
+                outcome[user] = "refused"
+
+        threads = [threading.Thread(target=open_as, args=(u,)) for u in ("ann", "bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stored = db.get_session(sid)
+        winner = stored.user_id
+        loser = "bob" if winner == "ann" else "ann"
+        assert outcome[loser] == "refused" and outcome[winner] == stored
+        assert stored.session_state == {winner: 1}
+
+
+def test_concurrent_patches_of_different_keys_all_survive(db):
+    session = make_session(db, session_state={"base": 0}, metadata={"cells": {}})
+    barrier = threading.Barrier(4)
+
+    def writer(w: int) -> None:
+        barrier.wait()
+        for i in range(25):
+            db.update_session(session.session_id, state_patch={f"w{w}-{i}": i},
+                              metadata_patch={"cells": {f"cell{w}": f"run{i}"}})
+            if i % 5 == 4:
+                db.update_session(session.session_id, state_delete=[f"w{w}-{i - 1}"])
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = db.get_session(session.session_id)
+    expected = {f"w{w}-{i}": i for w in range(4) for i in range(25) if i % 5 != 3}
+    assert stored.session_state == {"base": 0, **expected}
+    assert stored.metadata == {"cells": {f"cell{w}": "run24" for w in range(4)}}
+
+
+def test_apply_session_update_returns_a_new_dict_and_leaves_the_input_alone():
+    data = Session(session_id="s", session_state={"a": {"x": 1}}, metadata={"m": {"k": 1}}, updated_at=1.0).to_dict()
+    before = Session.from_dict(data).to_dict()
+    out = apply_session_update(data, state_patch={"b": 2}, state_delete=["a"], metadata_patch={"m": {"j": 2}},
+                               session_name="n")
+    assert data == before
+    assert out["session_state"] == {"b": 2} and out["metadata"] == {"m": {"k": 1, "j": 2}}
+    assert out["session_name"] == "n" and out["updated_at"] > 1.0
+
+
+def test_merge_patch_follows_rfc_7386_examples():
+    assert merge_patch({"a": "b"}, {"a": "c"}) == {"a": "c"}
+    assert merge_patch({"a": "b"}, {"b": "c"}) == {"a": "b", "b": "c"}
+    assert merge_patch({"a": "b"}, {"a": None}) == {}
+    assert merge_patch({"a": [{"b": "c"}]}, {"a": [1]}) == {"a": [1]}
+    assert merge_patch({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}) == {"a": {"b": "d"}}
+    assert merge_patch(["a", "b"], ["c", "d"]) == ["c", "d"]
+    assert merge_patch({"a": "foo"}, "bar") == "bar"
+    assert merge_patch({}, {"a": {"bb": {"ccc": None}}}) == {"a": {"bb": {}}}
 
 
 def test_delete_session_removes_it_and_its_runs(db):

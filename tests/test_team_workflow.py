@@ -8,6 +8,7 @@ import pytest
 from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, TinyDb
 from nbsessions.llm.base import ToolCall
 from nbsessions.team import Team
+from nbsessions.tools import RunContext
 from nbsessions.workflow import StepInput, Workflow, WorkflowError
 
 
@@ -258,3 +259,26 @@ def test_a_workflow_rebound_to_another_store_runs_there_and_keeps_its_settings(d
     run = rebound.run("go")
     assert db.get_run(run.run_id).kind == "workflow" and flow.db.list_sessions() == []
     assert rebound.name == "pipeline" and db.get_session(run.session_id).session_state["k"] == 1
+
+
+def test_state_keys_deleted_by_workflow_steps_and_their_agents_are_deleted_in_the_store(db):
+    def drop_a(step: StepInput) -> str:
+        del step.session_state["a"]
+        return "dropped a"
+
+    def forget_b(run_context: RunContext) -> str:
+        """Forget b."""
+        run_context.session_state.pop("b")
+        return "ok"
+
+    def calls_forget(messages: list[Message], tools: list[dict]):
+        return "done" if messages[-1].role == "tool" else ToolCall("c1", "forget_b", "{}")
+
+    seen = []
+    forgetter = Agent(model=FunctionModel(calls_forget), tools=[forget_b])
+    flow = Workflow(steps=[drop_a, forgetter, lambda s: seen.append(dict(s.session_state)) or "end"], db=db,
+                    session_state={"a": 1, "b": 2, "c": 3})
+    run = flow.run("go")
+    assert run.status == RunStatus.completed
+    assert seen == [{"c": 3}]
+    assert db.get_session(run.session_id).session_state == {"c": 3}

@@ -97,6 +97,19 @@ def test_run_context_changes_session_state_and_it_persists(db):
     assert agent.get_session_state(run.session_id) == {"other": 1, "facts": ["likes tea"]}
 
 
+def test_a_key_a_tool_pops_is_deleted_in_the_store(db):
+    def forget(key: str, run_context: RunContext) -> str:
+        """Forget one remembered key."""
+        run_context.session_state.pop(key, None)
+        return "forgotten"
+
+    agent = Agent(model=call_then_answer("forget", {"key": "secret"}), db=db, tools=[forget],
+                  session_state={"secret": "s3", "keep": 1})
+    run = agent.run("forget the secret")
+    assert agent.get_session_state(run.session_id) == {"keep": 1}
+    assert db.get_session(run.session_id).session_state == {"keep": 1}
+
+
 def test_agentic_state_tool_and_state_in_context(db):
     agent = Agent(model=call_then_answer("update_session_state", {"updates": {"mood": "happy"}}), db=db,
                   enable_agentic_state=True)

@@ -1,16 +1,21 @@
 """The storage contract: small on purpose, so a new backend is an afternoon's work.
 
-Sessions: get / list / upsert / update (merge under the store's lock) / delete.
+Sessions: get / list / create-if-absent (owner-checked) / upsert / update (merge under the store's lock) /
+delete. The merge of an update is one function here (``apply_session_update``), so every backend merges alike.
 Runs: upsert / get / list for one session. Plus a tiny key-value area for notebook settings
 (the active session of a notebook lives there).
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from nbsessions.schema import Metrics, RunOutput, Session
+from nbsessions.errors import SessionAccessError
+from nbsessions.schema import Metrics, RunOutput, Session, now
 
 SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 
@@ -18,6 +23,56 @@ SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 def check_sort(sort: str) -> None:
     if sort not in SESSION_SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r}; use one of: {', '.join(SESSION_SORT_KEYS)}")
+
+
+_SESSION_FIELDS = frozenset(f.name for f in dataclass_fields(Session)) - {"session_id"}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge recursively, a ``None`` value deletes its key; returns a new value."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def apply_session_update(data: dict[str, Any], *, state_patch: Mapping[str, Any] | None = None,
+                         state_delete: Iterable[str] = (), metadata_patch: Mapping[str, Any] | None = None,
+                         **fields: Any) -> dict[str, Any]:
+    """The one merge every store applies under its lock (``BaseDb.update_session``); returns a new dict.
+
+    ``state_patch`` replaces top-level keys of ``session_state`` and ``state_delete`` removes keys (missing
+    ones ignored); ``metadata_patch`` is a JSON merge patch over ``metadata``; ``fields`` replace attributes.
+    """
+    unknown = set(fields) - _SESSION_FIELDS
+    if unknown:
+        raise TypeError(f"update_session got unknown session field(s): {', '.join(sorted(unknown))}")
+    if isinstance(state_delete, str):
+        raise TypeError("state_delete takes a collection of keys, not one string")
+    out = copy.deepcopy(data)
+    out.update(copy.deepcopy(fields))
+    state = dict(out.get("session_state") or {})
+    state.update(copy.deepcopy(dict(state_patch or {})))
+    for key in state_delete:
+        state.pop(key, None)
+    out["session_state"] = state
+    if metadata_patch:
+        out["metadata"] = merge_patch(out.get("metadata") or {}, metadata_patch)
+    out["updated_at"] = now()
+    return out
+
+
+def check_session_owner(stored_user: str | None, session_id: str, user_id: str | None) -> None:
+    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user."""
+    if user_id is not None and stored_user != user_id:
+        raise SessionAccessError(
+            f"session {session_id[:8]} belongs to another user; "
+            f"open it as its owner or start a new session for {user_id!r}")
 
 
 class BaseDb(ABC):
@@ -37,15 +92,23 @@ class BaseDb(ABC):
         """Sessions without their runs; ``user_id=None`` lists every user's."""
 
     @abstractmethod
+    def create_session(self, session: Session) -> Session:
+        """Store ``session`` unless one with its id exists, as one atomic step; return the stored session.
+
+        An existing session is returned unchanged (nothing written) when ``session.user_id`` is None or is its
+        owner; a session of another user raises ``SessionAccessError``. So two callers opening the same new id
+        at once never both write it.
+        """
+
+    @abstractmethod
     def upsert_session(self, session: Session) -> None: ...
 
     @abstractmethod
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
+                       state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
-        """Read, merge and write one session atomically, so two writers' different keys both survive.
-
-        ``state_patch`` is merged over ``session_state`` (top-level keys); ``fields`` replace attributes;
-        ``updated_at`` is set to now. Raises ``SessionNotFoundError`` when the session does not exist.
+        """Read, merge (``apply_session_update``) and write one session atomically: concurrent writers of
+        different keys all survive. Raises ``SessionNotFoundError`` when the session does not exist.
         """
 
     @abstractmethod

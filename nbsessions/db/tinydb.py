@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
-from nbsessions.db.base import BaseDb, check_sort
+from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.schema import Metrics, RunOutput, Session, new_id, now
@@ -165,18 +165,25 @@ class TinyDb(BaseDb):
     def upsert_session(self, session: Session) -> None:
         self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
 
+    def create_session(self, session: Session) -> Session:
+        with self._store.transaction():  # under the file lock: two kernels opening one new id write it once
+            data = self._store.load(SESSIONS, session.session_id)
+            if data is not None:
+                check_session_owner(data.get("user_id"), session.session_id, session.user_id)
+                return self._load(Session, data, session.session_id)
+            self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
+        return Session.from_dict(session.to_dict())
+
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
+                       state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
             data = self._store.load(SESSIONS, session_id)
             if data is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
-            session = self._load(Session, data, session_id)
-            for name, value in fields.items():
-                setattr(session, name, value)
-            if state_patch:
-                session.session_state.update(copy.deepcopy(state_patch))
-            session.updated_at = now()
+            merged = apply_session_update(data, state_patch=state_patch, state_delete=state_delete,
+                                          metadata_patch=metadata_patch, **fields)
+            session = self._load(Session, copy.deepcopy(merged), session_id)
             self._store.commit([(SESSIONS, session_id, session.to_dict())])
         return session
 

@@ -248,15 +248,11 @@ class SessionPanel(VBox):
         self._act(action)
 
     def _save_state(self, changed: dict[str, Any], removed: set[str]) -> None:
-        """Merge the changed keys; removed keys need a replace, done from the freshest stored state."""
+        """Merge the changed keys and delete the removed ones in one write, so no other writer's key is lost."""
         def action() -> str:
             if self.selected is None:
                 raise ValueError("select a session first")
-            if removed:
-                current = self.agent.get_session_state(self.selected)
-                kept = {k: v for k, v in current.items() if k not in removed}
-                self.agent.db.update_session(self.selected, session_state=kept)
-            self.agent.update_session_state(self.selected, changed)  # merges and tells other listeners
+            self.agent.update_session_state(self.selected, changed, remove=removed)  # tells other listeners
             return "state saved"
         self._act(action, report=self.state.message)
 
