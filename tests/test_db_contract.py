@@ -139,25 +139,31 @@ def test_update_session_rejects_unknown_fields_and_writes_nothing(db):
     assert db.get_session(session.session_id) == session
 
 
+def _open_at_once(db, session_id: str, users: tuple[str, ...]) -> dict[str, object]:
+    """Each user creates ``session_id`` from its own thread, released together; what each got back."""
+    barrier, outcome = threading.Barrier(len(users)), {}
+
+    def open_as(user: str) -> None:
+        barrier.wait()
+        try:
+            outcome[user] = db.create_session(Session(session_id=session_id, user_id=user,
+                                                      session_state={user: 1}))
+        except SessionAccessError:
+            outcome[user] = "refused"
+
+    threads = [threading.Thread(target=open_as, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcome
+
+
 def test_concurrent_creates_of_one_id_let_exactly_one_owner_win(db):
     """Many rounds of two users opening the same new id at once: one owner, the other refused, state intact."""
     for round_no in range(50):
-        sid = f"race-{round_no}"
-        barrier, outcome = threading.Barrier(2), {}
-
-        def open_as(user: str) -> None:
-            barrier.wait()
-            try:
-                outcome[user] = db.create_session(Session(session_id=sid, user_id=user, session_state={user: 1}))
-            except SessionAccessError:
-                outcome[user] = "refused"
-
-        threads = [threading.Thread(target=open_as, args=(u,)) for u in ("ann", "bob")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        stored = db.get_session(sid)
+        outcome = _open_at_once(db, f"race-{round_no}", ("ann", "bob"))
+        stored = db.get_session(f"race-{round_no}")
         winner = stored.user_id
         loser = "bob" if winner == "ann" else "ann"
         assert outcome[loser] == "refused" and outcome[winner] == stored
