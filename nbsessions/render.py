@@ -13,6 +13,7 @@ from functools import lru_cache
 import nh3
 from markdown_it import MarkdownIt
 
+from nbsessions import formatting as fmt
 from nbsessions.schema import Metrics, RunOutput
 
 # Images are left out: an <img> loads a URL as soon as it renders, which lets an injected reply send data
@@ -54,16 +55,7 @@ def markdown_to_html(text: str) -> str:
     return sanitize_html(_markdown().render(text or ""))
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def format_cost(cost: float | None) -> str:
-    if cost is None:
-        return "cost n/a"
-    return f"${cost:.4f}" if cost >= 0.0001 or cost == 0 else f"${cost:.2e}"
+format_cost = fmt.cost  # kept under this name: the footer's word for it
 
 
 def format_footer(run: RunOutput, session_label: str) -> str:
@@ -73,8 +65,8 @@ def format_footer(run: RunOutput, session_label: str) -> str:
         run.model or "?",
         session_label,
         f"{m.input_tokens} in / {m.output_tokens} out tokens",
-        f"TTFT {_seconds(m.time_to_first_token)}",
-        _seconds(m.duration),
+        f"TTFT {fmt.seconds(m.time_to_first_token)}",
+        fmt.seconds(m.duration),
         format_cost(m.cost),
     ]
     if run.status.value != "completed":

@@ -95,3 +95,21 @@ def test_footer_reads_model_session_tokens_latency_cost():
     run.metrics.cost = None
     run.status, run.error = RunStatus.error, "429 rate limited"
     assert format_footer(run, "c").endswith("cost n/a · error: 429 rate limited")
+
+
+def test_costs_are_plain_decimals_with_one_spelling_for_unknown():
+    from nbsessions import formatting as fmt
+
+    assert fmt.cost(1.45e-05) == "$0.0000145"
+    assert fmt.cost(0.00000012345) == "$0.000000123"
+    assert fmt.cost(0.0041) == "$0.0041" and fmt.cost(0) == "$0.0000" and fmt.cost(12.5) == "$12.5000"
+    assert "e-" not in fmt.cost(3e-9)
+    assert fmt.cost(None) == fmt.UNKNOWN_COST == "cost n/a"
+
+
+def test_shorten_cuts_at_a_word_and_never_returns_only_the_ellipsis():
+    from nbsessions import formatting as fmt
+
+    assert fmt.shorten("a  b\n c", 10) == "a b c"
+    assert fmt.shorten("one two three four", 12) == "one two…"
+    assert fmt.shorten("x" * 50, 10) == "x" * 9 + "…"

@@ -131,7 +131,7 @@ def _summary_row(label: str, status: str, run: RunOutput | None, checks: list) -
     m = run.metrics if run is not None else None
     tokens = f"{m.input_tokens} / {m.output_tokens}" if m else "–"
     passed = f"{sum(c.passed for c in checks)}/{len(checks)}" if checks else "–"
-    cells = [label, status, tokens, tables.seconds(m.duration if m else None), format_cost(m.cost) if m else "–",
+    cells = [label, status, tokens, tables.seconds(m.duration if m else None), format_cost(m.cost if m else None),
              passed]
     return "| " + " | ".join(_md_cell(c) for c in cells) + " |"
 

@@ -22,10 +22,11 @@ from IPython.utils.process import arg_split
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
 from nbsessions.explore.export import FORMATS, export_result, export_session
+from nbsessions.formatting import seconds as _seconds
 from nbsessions.magic.cellopts import parse_state, session_label
 from nbsessions.magic.nested import history_view, when
 from nbsessions.magic.notebook import NotebookAgent
-from nbsessions.render import _seconds, format_cost
+from nbsessions.render import format_cost
 from nbsessions.schema import RunOutput
 
 Command = Callable[[NotebookAgent, str], Any]

@@ -13,7 +13,8 @@ import json
 import time
 from collections import defaultdict
 
-from nbsessions.render import _seconds, format_cost, format_footer, markdown_to_html
+from nbsessions.formatting import seconds as _seconds
+from nbsessions.render import format_cost, format_footer, markdown_to_html
 from nbsessions.schema import RunOutput
 
 Bundle = dict[str, str]

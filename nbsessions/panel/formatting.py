@@ -7,8 +7,8 @@ Only numbers, times and fixed words are formatted here; anything a user or a mod
 from __future__ import annotations
 
 import html
-import time
 
+from nbsessions.formatting import seconds, tokens, when, when_precise  # noqa: F401 (the views' names)
 from nbsessions.schema import RunOutput, RunStatus
 
 _BADGE_COLOURS = {
@@ -20,29 +20,6 @@ _BADGE_COLOURS = {
     "superseded": "#757575",
 }
 _OTHER = "#757575"
-
-
-def when(timestamp: float | None) -> str:
-    """Local date and minute: absolute, so a panel left open never shows a stale "5 min ago"."""
-    if not timestamp:
-        return "–"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
-
-
-def when_precise(timestamp: float | None) -> str:
-    if not timestamp:
-        return "–"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def tokens(count: int) -> str:
-    return f"{count:,}"
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def badge(word: str, colour: str) -> str:

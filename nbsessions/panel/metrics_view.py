@@ -26,7 +26,7 @@ def render_totals(runs: int, totals: Metrics) -> str:
     items = [("runs", str(runs)), ("input tokens", fmt.tokens(totals.input_tokens)),
              ("output tokens", fmt.tokens(totals.output_tokens)), ("total tokens", fmt.tokens(totals.total_tokens)),
              ("avg TTFT", fmt.seconds(totals.time_to_first_token)), ("total time", fmt.seconds(totals.duration)),
-             ("cost", format_cost(totals.cost) if totals.cost is not None else "n/a")]
+             ("cost", format_cost(totals.cost))]
     cells = "".join(f'<span style="margin-right:18px;white-space:nowrap"><b>{value}</b> {name}</span>'
                     for name, value in items)
     return f'<div class="nbsessions-totals">Session totals (completed runs): {cells}</div>'
@@ -42,7 +42,7 @@ def render_table(runs: list[RunOutput], first_number: int) -> str:
         values = (str(first_number + i), fmt.when_precise(run.created_at), html.escape(str(run.kind)), status,
                   fmt.tokens(m.input_tokens), fmt.tokens(m.output_tokens), fmt.tokens(m.total_tokens),
                   fmt.seconds(m.time_to_first_token), fmt.seconds(m.duration),
-                  format_cost(m.cost) if m.cost is not None else "–")
+                  format_cost(m.cost))
         rows.append("<tr>" + "".join(f'<td style="{_CELL}">{v}</td>' for v in values) + "</tr>")
     return (f'<table class="nbsessions-metrics" style="border-collapse:collapse;font-size:90%">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
