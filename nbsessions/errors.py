@@ -13,12 +13,31 @@ class NbSessionsError(Exception):
 
 
 class ModelError(NbSessionsError):
-    """The model provider failed; the run was stored with ``status=error`` and is attached as ``.run``."""
+    """The model provider failed; the run was stored with ``status=error`` and is attached as ``.run``.
 
-    def __init__(self, message: str, *, status_code: int | None = None, run: RunOutput | None = None):
+    Callers decide from the typed fields, never from the English of the message: ``status_code`` (HTTP status),
+    ``retry_after`` (seconds the server asked to wait) and ``kind``, one of ``MODEL_ERROR_KINDS`` or None.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, retry_after: float | None = None,
+                 kind: str | None = None, run: RunOutput | None = None):
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after
+        self.kind = kind
         self.run = run
+
+    @property
+    def retryable(self) -> bool:
+        """Waiting can fix it: a rate limit (not an exhausted quota) or a timeout."""
+        return self.kind in ("rate_limit", "timeout")
+
+
+MODEL_ERROR_KINDS = ("rate_limit", "quota", "timeout", "auth", "not_found", "server", "connection", "malformed",
+                     "request")
+"""``rate_limit`` 429 · ``quota`` 429 insufficient_quota · ``timeout`` · ``auth`` 401/403 · ``not_found`` 404 ·
+``server`` 5xx · ``connection`` cannot connect or dropped · ``malformed`` an unreadable or incomplete response ·
+``request`` any other 4xx."""
 
 
 class SessionNotFoundError(NbSessionsError, LookupError):

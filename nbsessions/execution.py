@@ -75,8 +75,9 @@ class Execution:
             return
         except Exception as exc:  # any failure of the model becomes a stored, one-line error
             self.finish(self, RunStatus.error, one_line(exc))
-            status_code = exc.status_code if isinstance(exc, ModelError) else None
-            raise ModelError(self.run.error or "model failed", status_code=status_code, run=self.run) from exc
+            typed = ({"status_code": exc.status_code, "retry_after": exc.retry_after, "kind": exc.kind}
+                     if isinstance(exc, ModelError) else {})
+            raise ModelError(self.run.error or "model failed", run=self.run, **typed) from exc
         self.finish(self, status, None)
 
     def cancel_unstarted(self) -> None:

@@ -51,7 +51,7 @@ def test_failed_runs_are_stored_but_never_sent_as_history(db):
     def flaky(messages):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise ModelError("500 server error", status_code=500)
+            raise ModelError("500 server error", status_code=500, kind="server", retry_after=3)
         return echo(messages)
 
     agent = Agent(model=FunctionModel(flaky), db=db, add_history_to_context=True)
@@ -59,7 +59,7 @@ def test_failed_runs_are_stored_but_never_sent_as_history(db):
     with pytest.raises(ModelError) as caught:
         agent.run("second", session_id=ok.session_id)
     failed = caught.value.run
-    assert caught.value.status_code == 500
+    assert (caught.value.status_code, caught.value.kind, caught.value.retry_after) == (500, "server", 3)
     assert failed.status == RunStatus.error and failed.error == "500 server error"
     assert db.get_run(failed.run_id).status == RunStatus.error
     third = agent.run("third", session_id=ok.session_id)

@@ -105,7 +105,7 @@ def test_the_servers_retry_after_wins_over_the_backoff():
     def limited_once(messages):
         calls.append(1)
         if len(calls) == 1:
-            raise ModelError("429 rate limited: retry in 0.02 s", status_code=429)
+            raise ModelError("slow down", status_code=429, retry_after=0.02, kind="rate_limit")
         return "fine"
 
     result = batch(Agent(model=FunctionModel(limited_once)), "x {n}", rows(1), **FAST)
@@ -127,15 +127,54 @@ def test_errors_that_waiting_cannot_fix_are_not_retried(openai_server, mode):
     assert result[0].status == JobStatus.error and result[0].attempts == 1 and result[0].delays == []
 
 
-def test_retry_after_is_read_from_the_real_429_message(openai_server):
+def test_the_real_429_carries_typed_fields_that_retries_use(openai_server):
     openai_server.retry_after = 7
     with pytest.raises(ModelError) as caught:
         list(chat(openai_server, "error-429").stream([Message("user", "hi")]))
     assert str(caught.value) == "429 rate limited: retry in 7 s"
+    assert (caught.value.status_code, caught.value.retry_after, caught.value.kind) == (429, 7, "rate_limit")
     assert is_retryable(caught.value) and retry_after(caught.value) == 7.0
     with pytest.raises(ModelError) as quota:
         list(chat(openai_server, "quota").stream([Message("user", "hi")]))
+    assert quota.value.kind == "quota" and quota.value.retry_after is None
     assert not is_retryable(quota.value)
+
+
+def test_retries_follow_the_typed_kind_never_the_wording_of_the_message():
+    def worded(messages):  # says "quota" and "retry in" in prose, but is a plain rate limit
+        raise ModelError("the quota of requests per minute is used: retry in 9 s", status_code=429,
+                         kind="rate_limit", retry_after=0.001)
+
+    result = batch(Agent(model=FunctionModel(worded)), "x {n}", rows(1), retries=2, **FAST)
+    assert result[0].attempts == 3 and result[0].delays == [0.001, 0.001]
+
+    def mislabelled(messages):  # reads like a rate limit, but the provider typed it as an exhausted quota
+        raise ModelError("429 rate limited: retry in 0.01 s", status_code=429, kind="quota")
+
+    result = batch(Agent(model=FunctionModel(mislabelled)), "x {n}", rows(1), retries=2, **FAST)
+    assert result[0].attempts == 1 and result[0].delays == []
+
+
+def test_the_sdks_own_retries_are_not_nested_inside_the_batch_retries(openai_server):
+    openai_server.retry_after = 0.001
+    openai_server.mode = "error-429"
+    model = OpenAIChat("gpt-test", base_url=openai_server.base_url, api_key="test-key-batch", max_retries=3)
+    result = batch(Agent(model=model), "hello {n}", rows(1), retries=2, **FAST)
+    assert result[0].attempts == 3
+    assert len(openai_server.requests) == 3  # nested, it would be 3 x 4 = 12
+    assert model.max_retries == 3  # the agent's own model keeps its setting
+
+
+def test_each_check_runs_once_per_row():
+    seen: list[str] = []
+
+    def judge(reply):
+        seen.append(reply)
+        return True
+
+    result = batch(Agent(model=FunctionModel(echo)), "q {n}", rows(3), checks=[judge], **FAST)
+    assert result.counts() == {"completed": 3}
+    assert sorted(seen) == ["echo q 0", "echo q 1", "echo q 2"]
 
 
 def test_one_failing_row_among_many_keeps_its_place_and_the_others_finish(openai_server):

@@ -275,27 +275,28 @@ def test_with_settings_cannot_sneak_in_a_controlled_setting(openai_server):
 
 
 ERROR_MODES = [
-    ("error-401", 401, "401 unauthorized: check OPENAI_API_KEY"),
-    ("error-429", 429, "429 rate limited: retry in 7 s"),
-    ("quota", 429, "429 quota exceeded: check your plan and billing"),
-    ("error-500", 500, "500 server error from {host}: The server had an error"),
-    ("error-503", 503, "503 server error from {host}: The engine is currently overloaded"),
-    ("error-404", 404, "404 not found at {host}"),
-    ("error-400", 400, "400 error from {host}: Invalid request."),
-    ("garbage", None, "malformed response from {host}: "),
-    ("drop", None, "connection to {host} closed mid-response: "),
-    ("cut", None, "incomplete response from {host}: "),
-    ("stream-error", None, "error from {host}: The model produced invalid content."),
+    ("error-401", 401, "401 unauthorized: check OPENAI_API_KEY", "auth"),
+    ("error-429", 429, "429 rate limited: retry in 7 s", "rate_limit"),
+    ("quota", 429, "429 quota exceeded: check your plan and billing", "quota"),
+    ("error-500", 500, "500 server error from {host}: The server had an error", "server"),
+    ("error-503", 503, "503 server error from {host}: The engine is currently overloaded", "server"),
+    ("error-404", 404, "404 not found at {host}", "not_found"),
+    ("error-400", 400, "400 error from {host}: Invalid request.", "request"),
+    ("garbage", None, "malformed response from {host}: ", "malformed"),
+    ("drop", None, "connection to {host} closed mid-response: ", "connection"),
+    ("cut", None, "incomplete response from {host}: ", "malformed"),
+    ("stream-error", None, "error from {host}: The model produced invalid content.", None),
 ]
 
 
 @pytest.mark.parametrize("cls", MODELS)
-@pytest.mark.parametrize(("mode", "status", "message"), ERROR_MODES, ids=[m[0] for m in ERROR_MODES])
-def test_each_failure_is_a_one_line_model_error_with_its_status(cls, mode, status, message, openai_server):
+@pytest.mark.parametrize(("mode", "status", "message", "kind"), ERROR_MODES, ids=[m[0] for m in ERROR_MODES])
+def test_each_failure_is_a_one_line_model_error_with_its_status(cls, mode, status, message, kind, openai_server):
     host = openai_server.base_url.split("/")[2]
     error = failure(cls(mode, base_url=openai_server.base_url, max_retries=0))
     assert str(error).startswith(message.format(host=host)), str(error)
-    assert error.status_code == status
+    assert error.status_code == status and error.kind == kind
+    assert error.retry_after == (7 if mode == "error-429" else None)
     assert "\n" not in str(error)
     assert len(openai_server.calls) == 1
 
@@ -340,7 +341,7 @@ def test_timeout_says_how_long_it_waited(cls, openai_server):
     started = time.monotonic()
     error = failure(model)
     assert str(error).startswith("timed out after 0.3 s")
-    assert error.status_code is None
+    assert error.status_code is None and error.kind == "timeout"
     assert time.monotonic() - started < 5, "the client must give up at its timeout, not when the server answers"
 
 

@@ -195,11 +195,13 @@ def batch(
                 tags=["batch", f"row:{i}"]) for i, p in enumerate(prompts)]
     bar = tables.progress_bar(len(jobs), "batch") if progress else None
     failed = 0
+    reported: set[int] = set()  # rows whose checks ran as they ended: never run a (paid) check twice
 
     def done(index: int, outcome: Outcome) -> None:
         nonlocal failed
         row = result.rows[index]
         row.update(outcome, check_list)
+        reported.add(index)
         if bar is not None:
             failed += row.status != JobStatus.completed
             if failed:
@@ -216,7 +218,8 @@ def batch(
         if bar is not None:
             bar.close()
     for row, outcome in zip(result.rows, outcomes, strict=True):
-        row.update(outcome, check_list)
+        if row.index not in reported:  # stopped by an interrupt before its end was reported
+            row.update(outcome, check_list)
     result.interrupted = runner.interrupted
     if runner.interrupted:
         finished = sum(r.status == JobStatus.completed for r in result.rows)

@@ -8,7 +8,6 @@ Retries wait on an ``Event`` rather than sleeping, so an interrupt also ends a b
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 
 STOP_GRACE = 1.0
 """Seconds an interrupt waits for cancelled runs in flight to store their partial replies."""
-
-_RETRY_IN = re.compile(r"retry in (\d+(?:\.\d+)?) ?s\b")
 
 
 class JobStatus(str, Enum):
@@ -109,36 +106,14 @@ class RetryPolicy:
         return min(max(wait_for, 0.0), self.max_delay)
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def is_retryable(exc: ModelError) -> bool:
-    """A rate limit (but not an exhausted quota) or a timeout: errors that waiting can fix."""
-    for err in _chain(exc):
-        text = str(err).lower()
-        if getattr(err, "status_code", None) == 429 and "quota" not in text:
-            return True
-        if getattr(err, "status_code", None) == 408 or isinstance(err, TimeoutError) or "timed out" in text:
-            return True
-    return False
+    """A rate limit (but not an exhausted quota) or a timeout: errors that waiting can fix (``ModelError.kind``)."""
+    return exc.retryable
 
 
 def retry_after(exc: ModelError) -> float | None:
-    """The server's ``Retry-After`` in seconds, from a ``retry_after`` attribute or the message ("retry in 7 s")."""
-    for err in _chain(exc):
-        value = getattr(err, "retry_after", None)
-        if isinstance(value, int | float):
-            return float(value)
-        match = _RETRY_IN.search(str(err))
-        if match:
-            return float(match.group(1))
-    return None
+    """The server's ``Retry-After`` in seconds, as the provider put it on the error."""
+    return exc.retry_after
 
 
 def _status_of(run: RunOutput) -> JobStatus:
@@ -251,7 +226,10 @@ class Runner:
         return out
 
     def _attempt(self, index: int, job: Job, out: Outcome) -> None:
-        stream = self.agent.run(job.prompt, session_id=out.session_id, model=job.model,
+        model = job.model or self.agent.model
+        if self.retry.retries:  # one retry loop, ours: the SDK's own retries would multiply it
+            model = model.without_retries()
+        stream = self.agent.run(job.prompt, session_id=out.session_id, model=model,
                                 instructions=job.instructions, add_history_to_context=job.history,
                                 tags=job.tags, stream=True)
         out.run = stream.run

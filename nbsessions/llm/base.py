@@ -59,6 +59,10 @@ class Model(ABC):
         clone.settings = {**self.settings, **settings}
         return clone
 
+    def without_retries(self) -> Model:
+        """This model with its client's own retries off, for callers that retry themselves (batch, compare)."""
+        return self
+
     @abstractmethod
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
                ) -> Iterator[str | ToolCall | Usage]:

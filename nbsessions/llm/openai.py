@@ -8,6 +8,7 @@ shown and stored.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import inspect
 import math
@@ -26,6 +27,7 @@ from nbsessions.schema import Message
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the SDK refuses to run without one
 RESERVED_SETTINGS = frozenset({"model", "messages", "input", "instructions", "stream"})
+_STATUS_KINDS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limit"}
 
 
 class _Secret:
@@ -119,6 +121,16 @@ class _OpenAIModel(Model):
                                              timeout=self.timeout, max_retries=self.max_retries)
             return self._client
 
+    def without_retries(self) -> _OpenAIModel:
+        """A copy whose requests make one attempt each; it shares this model's connection pool."""
+        clone = copy.copy(self)
+        clone.max_retries = 0
+        return clone
+
+    def _client_for_call(self) -> Any:
+        client = self._get_client()
+        return client if client.max_retries == self.max_retries else client.with_options(max_retries=self.max_retries)
+
     def available_models(self) -> list[str] | None:
         """The model ids the server lists (``GET /models``), or None when it keeps no list or cannot say.
 
@@ -165,7 +177,7 @@ class _OpenAIModel(Model):
         parts: list[str] = []
         response = None
         try:
-            response = self._open(self._get_client(), messages, tools or [])
+            response = self._open(self._client_for_call(), messages, tools or [])
             for delta in self._deltas(response, outcome):
                 parts.append(delta)
                 yield delta
@@ -193,8 +205,9 @@ class _OpenAIModel(Model):
 
     def _unfinished(self, outcome: _Outcome) -> ModelError:
         if outcome.events == 0:
-            return ModelError(f"malformed response from {self.host}: no events in the stream")
-        return ModelError(f"incomplete response from {self.host}: the stream ended before the reply was complete")
+            return ModelError(f"malformed response from {self.host}: no events in the stream", kind="malformed")
+        return ModelError(f"incomplete response from {self.host}: the stream ended before the reply was complete",
+                          kind="malformed")
 
     # -- errors --------------------------------------------------------------------------------------
 
@@ -207,15 +220,15 @@ class _OpenAIModel(Model):
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc)
         if isinstance(exc, openai.APITimeoutError):
-            return _error(f"timed out after {self.timeout:g} s waiting for {self.host}")
+            return _error(f"timed out after {self.timeout:g} s waiting for {self.host}", kind="timeout")
         if isinstance(exc, openai.APIConnectionError):
             if _caused_by(exc, "ConnectError"):
                 hint = "check your network" if is_openai_endpoint(self.endpoint) else "is the server running?"
-                return _error(f"cannot connect to {_display_url(self.endpoint)}: {hint}")
+                return _error(f"cannot connect to {_display_url(self.endpoint)}: {hint}", kind="connection")
             where = "closed mid-response" if streamed else "failed"
-            return _error(f"connection to {self.host} {where}: {_cause_text(exc)}")
+            return _error(f"connection to {self.host} {where}: {_cause_text(exc)}", kind="connection")
         if isinstance(exc, openai.APIResponseValidationError | ValueError):
-            return _error(f"malformed response from {self.host}: {exc}")
+            return _error(f"malformed response from {self.host}: {exc}", kind="malformed")
         if isinstance(exc, openai.APIError):
             code = exc.body.get("code") if isinstance(exc.body, dict) else None
             return _error(f"error from {self.host}: {exc.message}",
@@ -228,12 +241,13 @@ class _OpenAIModel(Model):
         status = exc.status_code
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = _one_line(body.get("message") or (exc.body if isinstance(exc.body, str) else "") or exc.message)
+        wait = _retry_after(exc.response.headers)
+        kind = _STATUS_KINDS.get(status, "server" if status >= 500 else "request")
         if status == 401:
             text = "401 unauthorized: check OPENAI_API_KEY or api_key=..."
         elif status == 429 and body.get("code") == "insufficient_quota":
-            text = "429 quota exceeded: check your plan and billing"
+            text, kind, wait = "429 quota exceeded: check your plan and billing", "quota", None
         elif status == 429:
-            wait = _retry_after(exc.response.headers)
             text = f"429 rate limited: retry in {wait} s" if wait is not None else "429 rate limited: retry later"
         elif status == 404:
             text = f"404 not found at {self.host} (check the model id {self.id!r} and base_url): {detail}"
@@ -241,7 +255,7 @@ class _OpenAIModel(Model):
             text = f"{status} server error from {self.host}: {detail}"
         else:
             text = f"{status} error from {self.host}: {detail}"
-        return _error(text, status_code=status)
+        return _error(text, status_code=status, retry_after=wait, kind=kind)
 
 
 class OpenAIChat(_OpenAIModel):
@@ -421,8 +435,9 @@ def _one_line(text: object, limit: int = 240) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _error(message: str, *, status_code: int | None = None) -> ModelError:
-    return ModelError(_one_line(message, 400), status_code=status_code)
+def _error(message: str, *, status_code: int | None = None, retry_after: float | None = None,
+           kind: str | None = None) -> ModelError:
+    return ModelError(_one_line(message, 400), status_code=status_code, retry_after=retry_after, kind=kind)
 
 
 def _caused_by(exc: BaseException, name: str) -> bool:
