@@ -173,7 +173,7 @@ class Agent(SessionsMixin):
     def _prepare(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
                  cell_id, execution_count, tags, parent_run_id) -> Execution:
         user = user_id if user_id is not None else self.user_id
-        session = self._open_session(session_id or self.session_id or new_id(), user)
+        session = self._open_session(self._session_for_run(session_id), user)
         if session_state:
             session = self.db.update_session(session.session_id, state_patch=session_state)
         model = model or self.model
@@ -223,7 +223,7 @@ class Agent(SessionsMixin):
             run = self._run(run_id)
             self._session(run.session_id)
             return run
-        sid = session_id or self.active_session_id
+        sid = session_id or self.session_id or self.active_session_id
         if sid is None:
             raise ValueError("no session given and no active session: nothing to regenerate")
         runs = [r for r in self.get_runs(sid, last=20) if r.superseded_by is None and r.input]

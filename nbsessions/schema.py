@@ -9,9 +9,12 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from nbsessions.transcript import session_messages
 
 
 def new_id() -> str:
@@ -179,14 +182,35 @@ class Session:
     metadata: dict[str, Any] = field(default_factory=dict)
     notebook: str | None = None
     forked_from: dict[str, str] | None = None
+    # set by whoever loaded the session: listing sessions never reads run bodies, ``runs`` does on first use
+    _load_runs: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
+    _runs: list[RunOutput] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def label(self) -> str:
         """What people see: the name when there is one, else the first 8 characters of the id."""
         return self.session_name or self.session_id[:8]
 
+    @property
+    def runs(self) -> list[RunOutput]:
+        """The session's top-level runs, oldest first (members' and steps' runs are inside their parents)."""
+        if self._runs is None:
+            self._runs = [r for r in self._load_runs() if r.parent_run_id is None] if self._load_runs else []
+        return self._runs
+
+    def get_messages(self, last_n_runs: int | None = None, limit: int | None = None,
+                     skip_roles: list[str] | None = None, skip_statuses: list[Any] | None = None,
+                     skip_history_messages: bool = True) -> list[Message]:
+        """As Agno's ``AgentSession.get_messages``: one system message, no copies of history by default."""
+        return session_messages(self.runs, last_n_runs=last_n_runs, limit=limit, skip_roles=skip_roles,
+                                skip_statuses=skip_statuses, skip_history_messages=skip_history_messages)
+
+    def get_chat_history(self, last_n_runs: int | None = None) -> list[Message]:
+        """User and assistant messages of every run, whatever its status (Agno's rule)."""
+        return self.get_messages(last_n_runs=last_n_runs, skip_roles=["system", "tool"], skip_statuses=[])
+
     def to_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
+        data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         for name in ("session_state", "metadata", "forked_from"):
             data[name] = _copied(data[name])
         return data

@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nbsessions.context import own_messages
 from nbsessions.db.base import BaseDb, check_session_owner
 from nbsessions.errors import SessionNotFoundError
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
+from nbsessions.transcript import session_messages
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
@@ -34,6 +34,7 @@ class SessionsMixin:
     db: BaseDb
     model: Model
     user_id: str | None
+    session_id: str | None
     agent_id: str
     name: str | None
     session_state: dict[str, Any]
@@ -97,13 +98,32 @@ class SessionsMixin:
             raise SessionNotFoundError(f"no run {run_id!r} in {self.db!r}")
         return run
 
+    def _session_for_run(self, session_id: str | None) -> str:
+        """The session a run goes to: the one given, else the runner's own, made and kept on first use (Agno)."""
+        if session_id:
+            return session_id
+        if not self.session_id:
+            self.session_id = new_id()
+        return self.session_id
+
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
         """Load the session or create it, in one step of the store; another user's is refused, never written."""
         return self.db.create_session(Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
                                               agent_name=self.name, session_state=dict(self.session_state)))
 
-    def get_session(self, session_id: str, user_id: str | None = None) -> Session:
-        return self._session(session_id, user_id)
+    def _current(self, session_id: str | None) -> str:
+        """``session_id``, else the runner's own session (Agno's rule for every getter)."""
+        sid = session_id or self.session_id
+        if not sid:
+            raise SessionNotFoundError("no session_id given and this agent has no session yet: "
+                                       "run it once or pass session_id=...")
+        return sid
+
+    def get_session(self, session_id: str | None = None, user_id: str | None = None) -> Session:
+        """The session (the agent's own when ``session_id`` is None); ``.runs`` reads its runs on first use."""
+        session = self._session(self._current(session_id), user_id)
+        session._load_runs = lambda: self.db.list_runs(session.session_id)
+        return session
 
     def get_sessions(self, user_id: str | None = None, *, limit: int | None = None, offset: int = 0,
                      sort: str = "updated_at", descending: bool = True) -> list[Session]:
@@ -123,51 +143,87 @@ class SessionsMixin:
         self._emit("session", session.session_id)
         return session
 
-    def get_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
-        """Every run of the session — errors, cancelled and superseded ones too — oldest first."""
-        self._session(session_id)
-        return self.db.list_runs(session_id, last=last)
+    def get_runs(self, session_id: str | None = None, *, last: int | None = None) -> list[RunOutput]:
+        """Every run of the session — errors, cancelled, superseded and nested ones too — oldest first."""
+        sid = self._current(session_id)
+        self._session(sid)
+        return self.db.list_runs(sid, last=last)
 
-    def get_chat_history(self, session_id: str) -> list[Message]:
-        """The conversation as the model would see it: user and assistant turns of usable runs."""
-        return [m for r in self.get_runs(session_id) if r.is_history for m in own_messages(r)]
+    def get_chat_history(self, session_id: str | None = None, last_n_runs: int | None = None) -> list[Message]:
+        """User and assistant messages of the session's runs, oldest first (Agno: every run status)."""
+        return self.get_session_messages(session_id, last_n_runs=last_n_runs, skip_roles=["system", "tool"],
+                                         skip_statuses=[])
 
-    def get_session_messages(self, session_id: str) -> list[Message]:
-        """Every message every run sent or received (system prompts included), no history copies."""
-        return [m for r in self.get_runs(session_id) for m in r.messages if not m.from_history]
+    def get_session_messages(self, session_id: str | None = None, last_n_runs: int | None = None,
+                             limit: int | None = None, skip_roles: list[str] | None = None,
+                             skip_statuses: list[Any] | None = None,
+                             skip_history_messages: bool = True) -> list[Message]:
+        """Messages the session's runs sent and received, one system message first (Agno's ``get_messages``)."""
+        return session_messages(self.get_runs(session_id), last_n_runs=last_n_runs, limit=limit,
+                                skip_roles=skip_roles, skip_statuses=skip_statuses,
+                                skip_history_messages=skip_history_messages)
 
-    def get_session_state(self, session_id: str) -> dict[str, Any]:
-        return self._session(session_id).session_state
+    def get_session_state(self, session_id: str | None = None) -> dict[str, Any]:
+        return self._session(self._current(session_id)).session_state
 
-    def update_session_state(self, session_id: str, state: dict[str, Any], *,
+    def update_session_state(self, session_state_updates: dict[str, Any], session_id: str | None = None, *,
                              remove: Iterable[str] = ()) -> dict[str, Any]:
-        """Merge ``state`` over the stored state (top-level keys), drop the ``remove`` keys, in one write."""
-        check_json(state, "session_state")
+        """Merge the updates over the stored state (top-level keys), drop the ``remove`` keys, in one write.
+
+        Agno's argument order: the updates first, then the session (the agent's own when None).
+        """
+        if not isinstance(session_state_updates, dict):
+            raise TypeError("update_session_state(session_state_updates, session_id=None): "
+                            "the updates come first and must be a dict")
+        check_json(session_state_updates, "session_state")
         if isinstance(remove, str):
             raise TypeError("remove takes a collection of keys, not one string")
-        self._session(session_id)
-        merged = self.db.update_session(session_id, state_patch=state, state_delete=list(remove)).session_state
-        self._emit("session", session_id)
+        sid = self._current(session_id)
+        self._session(sid)
+        merged = self.db.update_session(sid, state_patch=session_state_updates,
+                                        state_delete=list(remove)).session_state
+        self._emit("session", sid)
         return merged
 
-    def get_session_summary(self, session_id: str) -> str | None:
+    def get_session_summary(self, session_id: str | None = None) -> str | None:
         """The running summary (``enable_session_summaries``); None until the first refresh."""
-        return self._session(session_id).summary
+        return self._session(self._current(session_id)).summary
 
-    def get_session_metrics(self, session_id: str) -> Metrics:
-        self._session(session_id)
-        return self.db.session_totals(session_id)[1]
+    def get_session_metrics(self, session_id: str | None = None) -> Metrics:
+        sid = self._current(session_id)
+        self._session(sid)
+        return self.db.session_totals(sid)[1]
 
-    def set_session_name(self, session_id: str, session_name: str | None = None, *,
-                         autogenerate: bool = False) -> Session:
+    def get_session_name(self, session_id: str | None = None) -> str:
+        """The session's name, "" when it has none (as Agno)."""
+        return self._session(self._current(session_id)).session_name or ""
+
+    def set_session_name(self, session_id: str | None = None, autogenerate: bool = False,
+                         session_name: str | None = None) -> Session:
+        """Name the session, or let the model title it from its first prompt (``autogenerate=True``)."""
+        sid = self._current(session_id)
         if autogenerate:
-            session_name = self._generate_name(session_id)
+            session_name = self._generate_name(sid)
         if not session_name or not session_name.strip():
             raise ValueError("a session name cannot be empty (or pass autogenerate=True)")
-        self._session(session_id)
-        session = self.db.update_session(session_id, session_name=session_name.strip())
-        self._emit("session", session_id)
+        self._session(sid)
+        session = self.db.update_session(sid, session_name=session_name.strip())
+        self._emit("session", sid)
         return session
+
+    def get_last_run_output(self, session_id: str | None = None) -> RunOutput | None:
+        """The newest top-level run of the session, whatever its status; None when it has none."""
+        runs = [r for r in self.get_runs(session_id, last=20) if r.parent_run_id is None]
+        if not runs:
+            runs = [r for r in self.get_runs(session_id) if r.parent_run_id is None]
+        return runs[-1] if runs else None
+
+    def get_run_output(self, run_id: str, session_id: str | None = None) -> RunOutput | None:
+        """The run, if it belongs to the session (the agent's own when None); None otherwise, as Agno."""
+        sid = self._current(session_id)
+        self._session(sid)
+        run = self.db.get_run(run_id)
+        return run if run is not None and run.session_id == sid else None
 
     def _generate_name(self, session_id: str) -> str:
         """A short title from the first prompt; offline models get a deterministic one."""

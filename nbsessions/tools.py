@@ -92,7 +92,10 @@ def make_tool(fn: Callable[..., Any], **flags: Any) -> Tool:
     if isinstance(fn, Tool):
         return fn
     doc = inspect.getdoc(fn) or ""
-    hints = typing.get_type_hints(fn)
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):  # a hint naming something imported locally: describe it without a type
+        hints = {}
     docs = _param_docs(doc)
     properties: dict[str, Any] = {}
     required: list[str] = []

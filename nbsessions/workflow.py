@@ -63,7 +63,8 @@ class Workflow(SessionsMixin):
 
     def __init__(self, steps: list[Step], db: BaseDb | None = None, *, name: str | None = None,
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
-                 num_history_runs: int = 3, add_workflow_history_to_steps: bool = False) -> None:
+                 session_id: str | None = None, num_history_runs: int = 3,
+                 add_workflow_history_to_steps: bool = False) -> None:
         if not steps:
             raise ValueError("a workflow needs at least one step")
         for step in steps:
@@ -74,6 +75,7 @@ class Workflow(SessionsMixin):
         self.db = db if db is not None else InMemoryDb()
         self.name = name
         self.user_id = user_id
+        self.session_id = session_id
         self.agent_id = new_id()
         self.session_state = dict(session_state or {})
         self.num_history_runs = num_history_runs
@@ -109,7 +111,7 @@ class Workflow(SessionsMixin):
         if session_state is not None:
             check_json(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id
-        session = self._open_session(session_id or new_id(), user)
+        session = self._open_session(self._session_for_run(session_id), user)
         if session_state:
             session = self.db.update_session(session.session_id, state_patch=session_state)
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,

@@ -28,9 +28,9 @@ def agent(db):
     return Agent(model=FunctionModel(echo), db=db)
 
 
-def test_a_run_without_session_id_starts_a_new_session(agent):
+def test_a_run_without_session_id_continues_the_agents_own_session(agent):
     first, second = agent.run("one"), agent.run("two")
-    assert first.session_id != second.session_id
+    assert first.session_id == second.session_id == agent.session_id
     assert first.status == RunStatus.completed and first.content == "echo one (history 0)"
     assert agent.get_session(first.session_id).session_id == first.session_id
 
@@ -147,7 +147,7 @@ def test_session_state_seeds_merges_and_fills_instructions(db):
     r = agent.run("hi", session_state={"topic": "stats"})
     assert r.content == "You help with stats; {unknown} stays."
     assert agent.get_session_state(r.session_id) == {"topic": "stats", "n": 1}
-    assert agent.update_session_state(r.session_id, {"n": 2}) == {"topic": "stats", "n": 2}
+    assert agent.update_session_state({"n": 2}, r.session_id) == {"topic": "stats", "n": 2}
     assert db.get_session(r.session_id).session_state == {"topic": "stats", "n": 2}
 
 
@@ -161,7 +161,7 @@ def test_sessions_of_another_user_are_refused_never_overwritten(agent, db):
     bob_agent = Agent(model=FunctionModel(echo), db=db, user_id="bob")
     assert bob_agent.get_sessions() == []
     with pytest.raises(SessionAccessError):
-        bob_agent.update_session_state(alice.session_id, {"x": 1})
+        bob_agent.update_session_state({"x": 1}, alice.session_id)
 
 
 def test_chat_history_and_session_messages(db):
@@ -171,8 +171,11 @@ def test_chat_history_and_session_messages(db):
     assert [(m.role, m.content) for m in agent.get_chat_history(r.session_id)] == [
         ("user", "a"), ("assistant", "echo a (history 0)"), ("user", "b"), ("assistant", "echo b (history 2)")]
     messages = agent.get_session_messages(r.session_id)
-    assert [m.role for m in messages] == ["system", "user", "assistant"] * 2
+    assert [m.role for m in messages] == ["system"] + ["user", "assistant"] * 2  # one system message, as Agno
     assert not any(m.from_history for m in messages)
+    assert [m.content for m in agent.get_session_messages(r.session_id, limit=2)] == ["sys", "echo b (history 2)"]
+    assert [m.role for m in agent.get_session_messages(r.session_id, skip_history_messages=False)].count("user") == 3
+    assert agent.get_chat_history(r.session_id, last_n_runs=1)[0].content == "b"
 
 
 def test_metrics_per_run_and_per_session(db):
@@ -213,13 +216,13 @@ def test_rerunning_a_cell_supersedes_its_previous_run(db):
 
 
 def test_sessions_list_sort_page_rename_delete(agent, db):
-    sids = [agent.run(f"p{i}").session_id for i in range(3)]
+    sids = [agent.run(f"p{i}", session_id=f"session-{i}").session_id for i in range(3)]
     assert [s.session_id for s in agent.get_sessions()] == sids[::-1]
     assert [s.session_id for s in agent.get_sessions(limit=1, offset=1)] == [sids[1]]
-    assert agent.set_session_name(sids[0], "  First chat ").session_name == "First chat"
+    assert agent.set_session_name(sids[0], session_name="  First chat ").session_name == "First chat"
     assert agent.set_session_name(sids[1], autogenerate=True).session_name == "p1"
     with pytest.raises(ValueError):
-        agent.set_session_name(sids[2], "")
+        agent.set_session_name(sids[2], session_name="")
     assert agent.delete_session(sids[2]) is True
     assert db.list_runs(sids[2]) == []
     with pytest.raises(SessionNotFoundError):

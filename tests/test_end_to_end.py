@@ -104,7 +104,7 @@ WRITER = textwrap.dedent("""
     path, base_url, session_id, prompt = sys.argv[1:5]
     agent = Agent(model=OpenAIChat(id="m", base_url=base_url), db=TinyDb(path), add_history_to_context=True)
     run = agent.run(prompt, session_id=session_id if session_id != "-" else None)
-    agent.set_session_name(run.session_id, "persisted")
+    agent.set_session_name(run.session_id, session_name="persisted")
     print(run.session_id)
 """)
 

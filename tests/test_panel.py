@@ -200,8 +200,8 @@ def test_panel_opens_on_the_stored_active_session(agent):
 
 
 def test_switching_sessions_elsewhere_moves_the_selection(agent):
-    a = agent.run("in session a")
-    b = agent.run("in session b")
+    a = agent.run("in session a", session_id="session-a")
+    b = agent.run("in session b", session_id="session-b")
     panel = SessionPanel(agent)
     panel.select(a.session_id)
     assert "in session a" in panel.history.markup
@@ -421,7 +421,7 @@ def test_saving_state_keeps_keys_written_elsewhere_after_the_editor_loaded(agent
     panel = SessionPanel(agent)
     panel.select(session.session_id)
     other_kernel = Agent(db=agent.db)  # not heard by this panel
-    other_kernel.update_session_state(session.session_id, {"theirs": 1})
+    other_kernel.update_session_state({"theirs": 1}, session.session_id)
     panel.state.text.value = '{"topic": "stats"}'
     panel.state.save.click()
     assert agent.get_session_state(session.session_id) == {"topic": "stats", "theirs": 1}

@@ -191,7 +191,7 @@ def rename(nb: NotebookAgent, rest: str) -> None:
     session = nb.require_active()
     if not unquote(rest):
         raise UsageError("give the new name: %agent rename NAME")
-    renamed = nb.agent.set_session_name(session.session_id, unquote(rest))
+    renamed = nb.agent.set_session_name(session.session_id, session_name=unquote(rest))
     print(f"renamed {session.session_id[:8]} to {renamed.session_name!r}")
 
 
@@ -259,7 +259,7 @@ def state(nb: NotebookAgent, rest: str) -> None:
         return
     patch = parse_state(unquote(rest))
     session = nb.active_session() or nb.new_session()
-    merged = nb.agent.update_session_state(session.session_id, patch)
+    merged = nb.agent.update_session_state(patch, session.session_id)
     print(json.dumps(merged, indent=2, ensure_ascii=False, sort_keys=True))
 
 

@@ -223,7 +223,7 @@ class SessionPanel(VBox):
         def action() -> str:
             if self.selected is None:
                 raise ValueError("select a session to rename")
-            session = self.agent.set_session_name(self.selected, name)
+            session = self.agent.set_session_name(self.selected, session_name=name)
             self.actions.name.value = ""
             return f"renamed to “{session.label}”"
         self._act(action)
@@ -252,7 +252,7 @@ class SessionPanel(VBox):
         def action() -> str:
             if self.selected is None:
                 raise ValueError("select a session first")
-            self.agent.update_session_state(self.selected, changed, remove=removed)  # tells other listeners
+            self.agent.update_session_state(changed, self.selected, remove=removed)  # tells other listeners
             return "state saved"
         self._act(action, report=self.state.message)
 
