@@ -17,7 +17,7 @@ from typing import TextIO
 
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
-from nbsessions.render import format_cost, format_footer
+from nbsessions.render import format_cost, format_footer, format_in_out
 from nbsessions.schema import Session
 from nbsessions.sessions import ACTIVE_SESSION_KEY
 
@@ -77,7 +77,8 @@ def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     for s in db.list_sessions(user_id=args.user, limit=args.limit):
         count, m = db.session_totals(s.session_id)
         rows.append(["*" if s.session_id == active else "", s.session_id[:8], s.session_name or "", s.user_id or "",
-                     str(count), _when(s.updated_at), f"{m.input_tokens}/{m.output_tokens}", format_cost(m.cost)])
+                     str(count), _when(s.updated_at), format_in_out(m, "/"),
+                     format_cost(m.cost)])
     if not rows:
         out.write("no sessions\n")
         return
@@ -91,7 +92,7 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     count, totals = db.session_totals(session.session_id)
     head = [f"session  {session.session_id}", f"name     {session.session_name or '–'}",
             f"user     {session.user_id or '–'}", f"created  {_when(session.created_at)}",
-            f"runs     {count} · {totals.input_tokens}/{totals.output_tokens} tokens · {format_cost(totals.cost)}"]
+            f"runs     {count} · {format_in_out(totals, '/')} tokens · {format_cost(totals.cost)}"]
     if session.forked_from:
         head.append(f"fork of  {session.forked_from.get('session_id', '')[:8]}")
     if session.session_state:

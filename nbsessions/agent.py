@@ -35,6 +35,11 @@ class RunStream:
     def __iter__(self) -> Iterator[str]:
         return self._chunks
 
+    def whole_replies(self) -> RunStream:
+        """Ask the model for whole replies (``stream: false``) while still iterating here (``--no-stream``)."""
+        self._execution.streamed = False
+        return self
+
     def close(self) -> None:
         """Stop early: the run is stored as cancelled with what had arrived — even before the first chunk."""
         if inspect.getgeneratorstate(self._chunks) == inspect.GEN_CREATED:
@@ -311,6 +316,7 @@ class Agent(SessionsMixin):
     def _deliver(self, execution: Execution, stream: bool) -> RunOutput | RunStream:
         if stream:
             return RunStream(execution)
+        execution.streamed = False  # nobody reads the deltas: one whole reply per request, as servers prefer
         for _ in execution.chunks():
             pass
         return execution.run

@@ -64,9 +64,12 @@ class Execution:
     parts: list[str] = field(default_factory=list)
     initial_state: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    streamed: bool = True  # False: one whole reply per request (``stream=False``), for servers that need it
 
     def chunks(self) -> Iterator[str]:
         try:
+            self.model.prepare()  # SDK import and client set-up are not the model's latency
+            self.started = time.perf_counter()
             status = yield from self._rounds()
         except (Cancelled, KeyboardInterrupt, GeneratorExit) as stop:
             self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
@@ -90,7 +93,8 @@ class Execution:
         for _ in range(MAX_TOOL_ROUNDS):
             text: list[str] = []
             calls: list[ToolCall] = []
-            stream = self.model.stream(self.run.messages, specs) if specs else self.model.stream(self.run.messages)
+            ask = self.model.stream if self.streamed else self.model.complete
+            stream = ask(self.run.messages, specs) if specs else ask(self.run.messages)
             for item in stream:
                 if self.is_cancelled(self.run.run_id):
                     raise Cancelled
@@ -201,6 +205,7 @@ class Execution:
         m.cached_tokens += self.usage.cached_tokens
         m.reasoning_tokens += self.usage.reasoning_tokens
         m.total_tokens = m.input_tokens + m.output_tokens
-        cost = cost_of(self.run.model or "", self.run.provider or "", self.usage)
+        m.tokens_estimated = m.tokens_estimated or self.usage.estimated
+        cost = cost_of(self.run.model or "", self.run.provider or "", self.usage, public=not self.model.is_local)
         if cost is not None:
             m.cost = (m.cost or 0.0) + cost

@@ -44,8 +44,9 @@ def when_precise(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
-def tokens(count: int) -> str:
-    return f"{count:,}"
+def tokens(count: int, estimated: bool = False) -> str:
+    """``~`` marks a count estimated from the text (the server sent no usage): never shown as the server's."""
+    return f"~{count:,}" if estimated else f"{count:,}"
 
 
 def one_line(text: object) -> str:

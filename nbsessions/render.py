@@ -58,13 +58,23 @@ def markdown_to_html(text: str) -> str:
 format_cost = fmt.cost  # kept under this name: the footer's word for it
 
 
+def format_tokens(count: int, estimated: bool = False) -> str:
+    """A token count; ``~`` marks one estimated from the text because the server sent no usage."""
+    return f"~{count}" if estimated else str(count)
+
+
+def format_in_out(m: Metrics, sep: str = " / ") -> str:
+    """Input and output tokens of a run or session, ``~`` on estimates."""
+    return format_tokens(m.input_tokens, m.tokens_estimated) + sep + format_tokens(m.output_tokens, m.tokens_estimated)
+
+
 def format_footer(run: RunOutput, session_label: str) -> str:
     """``model · session · in/out tokens · TTFT · duration · cost`` — the line users read most."""
     m: Metrics = run.metrics
     parts = [
         run.model or "?",
         session_label,
-        f"{m.input_tokens} in / {m.output_tokens} out tokens",
+        f"{format_in_out(m, ' in / ')} out tokens",
         f"TTFT {fmt.seconds(m.time_to_first_token)}",
         fmt.seconds(m.duration),
         format_cost(m.cost),

@@ -75,9 +75,10 @@ class Metrics:
     time_to_first_token: float | None = None
     duration: float | None = None
     cost: float | None = None
+    tokens_estimated: bool = False  # the server sent no usage: counts estimated from the text, shown with "~"
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # numbers only
+        return dict(self.__dict__)  # numbers and one flag
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
@@ -90,6 +91,7 @@ class Metrics:
         self.total_tokens += other.total_tokens
         self.cached_tokens += other.cached_tokens
         self.reasoning_tokens += other.reasoning_tokens
+        self.tokens_estimated = self.tokens_estimated or other.tokens_estimated
         if other.cost is not None:
             self.cost = (self.cost or 0.0) + other.cost
 
@@ -109,6 +111,7 @@ class Metrics:
             out.total_tokens += m.total_tokens
             out.cached_tokens += m.cached_tokens
             out.reasoning_tokens += m.reasoning_tokens
+            out.tokens_estimated = out.tokens_estimated or m.tokens_estimated
         out.time_to_first_token = sum(ttfts) / len(ttfts) if ttfts else None
         out.duration = sum(durations) if durations else None
         out.cost = sum(costs) if costs else None

@@ -8,6 +8,11 @@ Failure modes, chosen per request by the model name or by ``fail_next(...)`` / `
 ``error-<status>`` (OpenAI-shaped error JSON; 429 with ``Retry-After``), ``quota`` (429 insufficient_quota),
 ``slow-<ms>`` (answer after a delay), ``garbage`` (unparseable body), ``drop`` (connection closed mid-body),
 ``cut`` (body ends cleanly but before the reply is complete), ``stream-error`` (the API's in-stream error).
+
+``quirks`` make it speak like servers that are not OpenAI (``LLAMA_CPP``: all of them, as llama-cpp-python
+0.3 does): ``repeat-tool-names`` (every tool-call delta repeats the id and name), ``reject-null-content`` (a
+message with ``"content": null`` is a 500), ``no-stream-usage`` (streams carry no usage, whatever was asked),
+``no-responses-api`` (``/v1/responses`` is a FastAPI 404, ``{"detail": "Not Found"}``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ ERRORS: dict[int, tuple[str, str | None, str]] = {
     503: ("server_error", None, "The engine is currently overloaded, please try again later"),
 }
 _ids = itertools.count(1)
+QUIRKS = frozenset({"repeat-tool-names", "reject-null-content", "no-stream-usage", "no-responses-api"})
+LLAMA_CPP = QUIRKS
 
 
 @dataclass
@@ -101,6 +108,7 @@ class OpenAIServer:
         self.latency_ms = 0.0
         self.chunk_delay_ms = 0.0
         self.models: list[str] | None = None  # GET /v1/models lists these; None answers 404 like many local servers
+        self.quirks: frozenset[str] = frozenset()  # see QUIRKS; LLAMA_CPP is the set llama-cpp-python shows
 
     def script(self, *replies: str | dict[str, Any]) -> None:
         """Queue replies, used one per request before ``reply`` or the echo."""
@@ -259,7 +267,7 @@ def _chat_completion(call: Call, created: int, cid: str) -> dict[str, Any]:
     return out
 
 
-def _chat_chunks(call: Call, created: int, cid: str) -> list[dict[str, Any]]:
+def _chat_chunks(call: Call, created: int, cid: str, quirks: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
     base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": call.body.get("model", ""),
             "service_tier": "default", "system_fingerprint": None}
@@ -277,7 +285,9 @@ def _chat_chunks(call: Call, created: int, cid: str) -> list[dict[str, Any]]:
         head = {"index": index, "id": tool["id"], "type": "function",
                 "function": {"name": tool["name"], "arguments": ""}}
         chunks.append(chunk({"tool_calls": [head]}))
-        chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        repeated = {k: v for k, v in head.items() if k != "function"} if "repeat-tool-names" in quirks else {}
+        name = {"name": tool["name"]} if repeated else {}
+        chunks += [chunk({"tool_calls": [{"index": index, **repeated, "function": {**name, "arguments": piece}}]})
                    for piece in _halves(tool["arguments"])]
     chunks.append(chunk({}, "tool_calls" if call.tool_calls else "stop"))
     if include_usage and call.usage is not None:
@@ -396,6 +406,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         api = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}.get(self.path.split("?")[0])
+        quirks = self.app.quirks
+        if api == "responses" and "no-responses-api" in quirks:
+            return self._plain(404, {"detail": "Not Found"})
         if api is None:
             return self._error(404, f"Invalid URL (POST {self.path})", "invalid_request_error", None)
         try:
@@ -403,6 +416,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "We could not parse the JSON body of your request.", "invalid_request_error",
                                None)
+        if "reject-null-content" in quirks and any(isinstance(m, dict) and "content" in m and m["content"] is None
+                                                   for m in body.get("messages") or []):
+            self.app._record(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            return self._plain(500, {"error": {"message": "content: Input should be a valid string", "type":
+                                               "internal_server_error", "param": None, "code": None}})
         app = self.app
         call = app._record(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         app._pause(app.latency_ms)
@@ -417,11 +435,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(429, "You exceeded your current quota, please check your plan and billing details.",
                                "insufficient_quota", "insufficient_quota", retry=False)
         call.usage = app._usage(body, call.reply or "")
+        if body.get("stream") and "no-stream-usage" in quirks:
+            call.usage = None  # what was sent: nothing
         created, rid = int(time.time()), f"{next(_ids):08d}"
         if api == "chat":
             cid = f"chatcmpl-{rid}"
             if body.get("stream"):
-                call.events = _chat_chunks(call, created, cid)
+                call.events = _chat_chunks(call, created, cid, quirks)
                 return self._stream(call, [(None, e) for e in call.events] + [(None, "[DONE]")])
             return self._json(call, _chat_completion(call, created, cid))
         events = _response_events(call, f"resp_{rid}", created)
@@ -439,6 +459,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("openai-processing-ms", "1")
         for name, value in (extra or {}).items():
             self.send_header(name, value)
+
+    def _plain(self, status: int, payload: dict[str, Any]) -> None:
+        """An error in a server's own shape, not OpenAI's."""
+        data = json.dumps(payload).encode()
+        self._headers(status, "application/json", {"Content-Length": str(len(data))})
+        self.end_headers()
+        self.wfile.write(data)
 
     def _status(self, status: int) -> None:
         kind, code, message = ERRORS.get(status, ("api_error", None, f"Error {status}."))

@@ -11,7 +11,7 @@ import pytest
 
 from nbsessions.errors import ModelError
 from nbsessions.llm import OfflineModel, OpenAIChat, OpenAIResponses, Usage, model_from_name
-from nbsessions.llm.base import ToolCall, estimate_tokens
+from nbsessions.llm.base import ToolCall, estimate_prompt_tokens, estimate_tokens
 from nbsessions.schema import Message
 
 FAKE_KEY = "fake-key-for-nbsessions-tests-only"
@@ -74,6 +74,7 @@ def test_usage_equals_what_the_server_sent(cls, openai_server):
     openai_server.usage = {"input_tokens": 1234, "output_tokens": 56, "cached_tokens": 789, "reasoning_tokens": 21}
     _, [usage] = run(cls("gpt-5.2", base_url=openai_server.base_url))
     assert usage == Usage(input_tokens=1234, output_tokens=56, cached_tokens=789, reasoning_tokens=21)
+    assert not usage.estimated
     sent = openai_server.last.usage
     assert (usage.input_tokens, usage.output_tokens) == (sent["input_tokens"], sent["output_tokens"])
 
@@ -84,8 +85,10 @@ def test_usage_is_estimated_when_the_server_sends_none(cls, openai_server):
     openai_server.script("a reply of some forty characters or so..")
     texts, [usage] = run(cls("local-model", base_url=openai_server.base_url), CONVERSATION)
     assert usage.output_tokens == estimate_tokens("".join(texts))
-    assert usage.input_tokens == estimate_tokens("\n".join(m.content or "" for m in CONVERSATION))
+    assert usage.input_tokens == estimate_prompt_tokens(CONVERSATION)
+    assert usage.input_tokens > sum(estimate_tokens(m.content or "") for m in CONVERSATION), "template overhead"
     assert (usage.cached_tokens, usage.reasoning_tokens) == (0, 0)
+    assert usage.estimated
 
 
 # -- what the server received ------------------------------------------------------------------------
@@ -134,7 +137,7 @@ def test_tool_calls_and_results_in_history_are_sent_in_each_apis_shape(stored, o
                 Message("tool", "2", tool_call_id="call_1"), Message("user", "thanks")]
     run(OpenAIChat("m", base_url=openai_server.base_url), messages)
     assert openai_server.last.body["messages"][1:3] == [
-        {"role": "assistant", "content": None, "tool_calls": [
+        {"role": "assistant", "content": "", "tool_calls": [
             {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "2"},
     ]

@@ -113,3 +113,11 @@ def test_shorten_cuts_at_a_word_and_never_returns_only_the_ellipsis():
     assert fmt.shorten("a  b\n c", 10) == "a b c"
     assert fmt.shorten("one two three four", 12) == "one two…"
     assert fmt.shorten("x" * 50, 10) == "x" * 9 + "…"
+
+
+def test_footer_marks_estimated_token_counts_with_a_tilde():
+    run = RunOutput(session_id="s", model="m", status=RunStatus.completed,
+                    metrics=Metrics(input_tokens=31, output_tokens=5, tokens_estimated=True))
+    assert " · ~31 in / ~5 out tokens · " in format_footer(run, "c")
+    run.metrics.tokens_estimated = False
+    assert " · 31 in / 5 out tokens · " in format_footer(run, "c")

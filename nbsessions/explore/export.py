@@ -129,7 +129,8 @@ def _md_cell(value: object) -> str:
 
 def _summary_row(label: str, status: str, run: RunOutput | None, checks: list) -> str:
     m = run.metrics if run is not None else None
-    tokens = f"{m.input_tokens} / {m.output_tokens}" if m else "–"
+    approx = "~" if m and m.tokens_estimated else ""
+    tokens = f"{approx}{m.input_tokens} / {approx}{m.output_tokens}" if m else "–"
     passed = f"{sum(c.passed for c in checks)}/{len(checks)}" if checks else "–"
     cells = [label, status, tokens, tables.seconds(m.duration if m else None), format_cost(m.cost if m else None),
              passed]

@@ -38,6 +38,7 @@ def metric_fields(run: RunOutput | None) -> dict[str, Any]:
     m = run.metrics if run is not None else Metrics()
     return {
         "input_tokens": m.input_tokens, "output_tokens": m.output_tokens, "total_tokens": m.total_tokens,
+        "tokens_estimated": m.tokens_estimated,
         "time_to_first_token": m.time_to_first_token, "duration": m.duration, "cost": m.cost,
     }
 
@@ -87,7 +88,8 @@ def usage_html(run: RunOutput | None) -> tuple[str, str, str]:
     if run is None:
         return "–", "–", "–"
     m = run.metrics
-    return (esc(f"{m.input_tokens} in / {m.output_tokens} out"),
+    approx = "~" if m.tokens_estimated else ""
+    return (esc(f"{approx}{m.input_tokens} in / {approx}{m.output_tokens} out"),
             esc(f"TTFT {seconds(m.time_to_first_token)} · {seconds(m.duration)}"),
             esc(format_cost(m.cost)))
 

@@ -7,6 +7,7 @@ provider SDKs stay inside their own module.
 from __future__ import annotations
 
 import copy
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,24 +15,35 @@ from typing import Any
 
 from nbsessions.schema import Message
 
+MESSAGE_OVERHEAD = 4
+"""Tokens a chat template adds around each message (role markers, separators): OpenAI's own count is 3-4."""
+REPLY_PRIMING = 3
+"""Tokens a chat template adds to start the assistant's reply."""
+
 
 @dataclass
 class Usage:
-    """Token counts as the provider reported them (or as an offline model estimates them)."""
+    """Token counts as the provider reported them (or as an offline model estimates them).
+
+    ``estimated`` is True when a server sent no usage and the counts were estimated from the text: shown with a
+    ``~`` so an estimate is never read as the server's count.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        """A run that calls tools makes several requests; its usage is their sum."""
+        """A run that calls tools makes several requests; its usage is their sum (estimated if any part was)."""
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
-                     self.cached_tokens + other.cached_tokens, self.reasoning_tokens + other.reasoning_tokens)
+                     self.cached_tokens + other.cached_tokens, self.reasoning_tokens + other.reasoning_tokens,
+                     self.estimated or other.estimated)
 
 
 @dataclass
@@ -63,6 +75,21 @@ class Model(ABC):
         """This model with its client's own retries off, for callers that retry themselves (batch, compare)."""
         return self
 
+    is_local: bool = False
+    """Served somewhere other than the provider's own API (a local or self-hosted server): public prices do not
+    apply to it, only a price set with ``set_price``."""
+
+    def prepare(self) -> None:
+        """Get ready to send (import the SDK, build the client) so the run's clock starts at the request."""
+
+    def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                 ) -> Iterator[str | ToolCall | Usage]:
+        """The reply to one non-streamed request (``stream=False``, ``--no-stream``): the same items as ``stream``.
+
+        Some servers report usage or tool calls only this way. Models without such a request stream instead.
+        """
+        return self.stream(messages, tools) if tools else self.stream(messages)
+
     @abstractmethod
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
                ) -> Iterator[str | ToolCall | Usage]:
@@ -82,3 +109,16 @@ class Model(ABC):
 def estimate_tokens(text: str) -> int:
     """A rough count (about four characters a token) for models that report no usage."""
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def estimate_prompt_tokens(messages: list[Message], tools: list[dict[str, Any]] | None = None) -> int:
+    """A rough count of what a chat request costs: each message's text and tool calls plus the template's
+    markers around it, the reply's priming, and the tool specs (servers put them in the prompt too)."""
+    total = REPLY_PRIMING
+    for m in messages:
+        total += MESSAGE_OVERHEAD + estimate_tokens(m.content or "")
+        if m.tool_calls:
+            total += estimate_tokens(json.dumps(m.tool_calls, ensure_ascii=False))
+    if tools:
+        total += estimate_tokens(json.dumps(tools, ensure_ascii=False))
+    return total

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import email.utils
 import inspect
+import json
 import math
 import os
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nbsessions.errors import ModelError
-from nbsessions.llm.base import Model, ToolCall, Usage, estimate_tokens
+from nbsessions.llm.base import Model, ToolCall, Usage, estimate_prompt_tokens, estimate_tokens
 from nbsessions.schema import Message
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -70,10 +71,12 @@ class _OpenAIModel(Model):
     _parameters: frozenset[str] | None = None  # the SDK method's keyword names, per subclass
 
     def __init__(self, id: str = "gpt-5.2", *, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float = 60.0, max_retries: int = 1, **settings: Any) -> None:
+                 api_key_env: str | None = None, timeout: float = 60.0, max_retries: int = 1,
+                 **settings: Any) -> None:
         _check_settings(settings)
         self.id = id
         self.base_url = base_url
+        self.api_key_env = api_key_env  # the variable to read the key from, instead of OPENAI_API_KEY
         self.timeout = timeout
         self.max_retries = max_retries
         self.settings = settings
@@ -112,6 +115,15 @@ class _OpenAIModel(Model):
     def host(self) -> str:
         return _host(self.endpoint)
 
+    @property
+    def is_local(self) -> bool:  # type: ignore[override]
+        """Any endpoint but OpenAI's own: a local server's ``gpt-4o-mini`` costs nothing the public table knows."""
+        return not is_openai_endpoint(self.endpoint)
+
+    def prepare(self) -> None:
+        """Import the SDK and build the client (~0.4 s the first time), before a run's clock starts."""
+        self._get_client()
+
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
@@ -145,9 +157,12 @@ class _OpenAIModel(Model):
     def _resolve_key(self) -> str:
         if self._api_key is not None:
             return self._api_key.reveal()
-        key = os.environ.get("OPENAI_API_KEY")
+        variable = self.api_key_env or "OPENAI_API_KEY"
+        key = os.environ.get(variable)
         if key:
             return key
+        if self.api_key_env:
+            raise ModelError(f"no API key: the environment variable {variable} (api_key_env) is not set", kind="auth")
         if not is_openai_endpoint(self.endpoint):
             return PLACEHOLDER_KEY
         raise ModelError("no API key: set OPENAI_API_KEY or pass api_key=...")
@@ -173,12 +188,21 @@ class _OpenAIModel(Model):
         Any failure becomes a one-line ``ModelError``; ``KeyboardInterrupt`` passes through untouched, and the
         HTTP response is closed however the stream ends.
         """
+        return self._reply(messages, tools or [], streamed=True)
+
+    def complete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                 ) -> Iterator[str | ToolCall | Usage]:
+        """Like ``stream``, from one request with ``stream: false``: the text arrives in one piece."""
+        return self._reply(messages, tools or [], streamed=False)
+
+    def _reply(self, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool
+               ) -> Iterator[str | ToolCall | Usage]:
         outcome = _Outcome()
         parts: list[str] = []
         response = None
         try:
-            response = self._open(self._client_for_call(), messages, tools or [])
-            for delta in self._deltas(response, outcome):
+            response = self._open(self._client_for_call(), messages, tools, streamed=streamed)
+            for delta in self._deltas(response, outcome) if streamed else self._whole(response, outcome):
                 parts.append(delta)
                 yield delta
         except Exception as exc:
@@ -187,20 +211,22 @@ class _OpenAIModel(Model):
                 raise
             raise error from exc
         finally:
-            if response is not None:
-                response.close()
+            close = getattr(response, "close", None)  # a stream holds the connection; a whole reply does not
+            if callable(close):
+                close()
         if not outcome.finished:
             raise self._unfinished(outcome)
         yield from outcome.calls
-        yield outcome.usage or Usage(
-            input_tokens=estimate_tokens("\n".join(m.content or "" for m in messages)),
-            output_tokens=estimate_tokens("".join(parts)),
-        )
+        yield outcome.usage or Usage(input_tokens=estimate_prompt_tokens(messages, tools or None),
+                                     output_tokens=estimate_tokens("".join(parts)), estimated=True)
 
-    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]]) -> Any:
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
         raise NotImplementedError
 
     def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        raise NotImplementedError
+
+    def _whole(self, response: Any, outcome: _Outcome) -> Iterator[str]:
         raise NotImplementedError
 
     def _unfinished(self, outcome: _Outcome) -> ModelError:
@@ -240,7 +266,7 @@ class _OpenAIModel(Model):
     def _status_error(self, exc: Any) -> ModelError:
         status = exc.status_code
         body = exc.body if isinstance(exc.body, dict) else {}
-        detail = _one_line(body.get("message") or (exc.body if isinstance(exc.body, str) else "") or exc.message)
+        detail = _one_line(_error_detail(exc.body) or exc.message)
         wait = _retry_after(exc.response.headers)
         kind = _STATUS_KINDS.get(status, "server" if status >= 500 else "request")
         if status == 401:
@@ -249,6 +275,8 @@ class _OpenAIModel(Model):
             text, kind, wait = "429 quota exceeded: check your plan and billing", "quota", None
         elif status == 429:
             text = f"429 rate limited: retry in {wait} s" if wait is not None else "429 rate limited: retry later"
+        elif status == 404 and self._lacks_api(body):
+            text = self._no_api_message(detail)
         elif status == 404:
             text = f"404 not found at {self.host} (check the model id {self.id!r} and base_url): {detail}"
         elif status >= 500:
@@ -257,19 +285,41 @@ class _OpenAIModel(Model):
             text = f"{status} error from {self.host}: {detail}"
         return _error(text, status_code=status, retry_after=wait, kind=kind)
 
+    def _lacks_api(self, body: dict[str, Any]) -> bool:
+        """Whether a 404 means the server has no such API at all (not merely no such model)."""
+        return False
+
+    def _no_api_message(self, detail: str) -> str:
+        return f"404 not found at {self.host}: {detail}"
+
 
 class OpenAIChat(_OpenAIModel):
     """Chat Completions: the API every OpenAI-compatible server speaks, so the default for custom ``base_url``."""
 
     _parameters = None
 
-    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]]) -> Any:
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
         create = client.chat.completions.create
         kwargs = self._request_kwargs(create)
-        kwargs["stream_options"] = {"include_usage": True, **(kwargs.get("stream_options") or {})}
+        if streamed:
+            kwargs["stream_options"] = {"include_usage": True, **(kwargs.get("stream_options") or {})}
+        else:
+            kwargs.pop("stream_options", None)
         if tools:
             kwargs["tools"] = [{"type": "function", "function": _tool_fields(t)} for t in tools]
-        return create(model=self.id, messages=[chat_message(m) for m in messages], stream=True, **kwargs)
+        return create(model=self.id, messages=[chat_message(m) for m in messages], stream=streamed, **kwargs)
+
+    def _whole(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        outcome.events, outcome.finished = 1, True
+        usage = getattr(response, "usage", None)
+        outcome.usage = _chat_usage(usage) if usage is not None else None
+        choice = next((c for c in getattr(response, "choices", None) or [] if getattr(c, "index", 0) == 0), None)
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None) or getattr(message, "refusal", None)
+        outcome.calls = [ToolCall(getattr(c, "id", None) or f"call_{i}", c.function.name, c.function.arguments or "{}")
+                         for i, c in enumerate(getattr(message, "tool_calls", None) or [])]
+        if text:
+            yield text
 
     def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
         for chunk in response:
@@ -298,7 +348,7 @@ class OpenAIResponses(_OpenAIModel):
 
     _parameters = None
 
-    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]]) -> Any:
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
         create = client.responses.create
         instructions, items = responses_input(messages)
         kwargs = self._request_kwargs(create)
@@ -306,7 +356,34 @@ class OpenAIResponses(_OpenAIModel):
             kwargs["instructions"] = instructions
         if tools:  # not strict: schemas made from Python signatures rarely meet strict mode's rules
             kwargs["tools"] = [{"type": "function", **_tool_fields(t), "strict": False} for t in tools]
-        return create(model=self.id, input=items, stream=True, **kwargs)
+        return create(model=self.id, input=items, stream=streamed, **kwargs)
+
+    def _whole(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        outcome.events = 1
+        if getattr(response, "status", None) == "failed":
+            error = getattr(response, "error", None)
+            raise _error(f"error from {self.host}: {getattr(error, 'message', None) or 'response failed'}")
+        outcome.finished = True
+        usage = getattr(response, "usage", None)
+        outcome.usage = _responses_usage(usage) if usage is not None else None
+        texts: list[str] = []
+        for item in getattr(response, "output", None) or []:
+            if getattr(item, "type", None) == "function_call":
+                outcome.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}"))
+            elif getattr(item, "type", None) == "message":
+                texts += [getattr(part, "text", None) or getattr(part, "refusal", None) or ""
+                          for part in getattr(item, "content", None) or []]
+        if "".join(texts):
+            yield "".join(texts)
+
+    def _lacks_api(self, body: dict[str, Any]) -> bool:
+        """An unknown model is a 404 that says so (OpenAI: ``model_not_found``; Ollama: "model ... not found");
+        a server without ``/responses`` answers a bare 404 (llama.cpp: ``{"detail": "Not Found"}``)."""
+        return body.get("code") != "model_not_found" and "model" not in _error_detail(body).lower()
+
+    def _no_api_message(self, detail: str) -> str:
+        return (f"404 from {self.host}: the server has no Responses API (/responses); use api = \"chat\" "
+                f"(OpenAIChat, or %config AgentMagics.api = 'chat'). The server said: {detail}")
 
     def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
         for event in response:
@@ -343,10 +420,9 @@ def chat_message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content or ""}
     out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
-    if message.role == "assistant" and message.tool_calls:
+    if message.role == "assistant" and message.tool_calls:  # content "", never null: llama.cpp refuses null
         out["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
                              for call_id, name, args in map(_call_fields, message.tool_calls)]
-        out["content"] = message.content or None
     return out
 
 
@@ -381,11 +457,15 @@ def _tool_fields(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_call_piece(partial: dict[int, dict[str, str]], piece: Any) -> None:
-    """Chat streams a tool call as pieces keyed by index: the id and name first, then the arguments' text."""
+    """Chat streams a tool call as pieces keyed by index: the id and name first, then the arguments' text.
+
+    The name is taken once per index: llama-cpp-python repeats it in every piece, which concatenated would be
+    ``get_weatherget_weather``. Only the arguments are pieces of one text.
+    """
     slot = partial.setdefault(getattr(piece, "index", 0) or 0, {"id": "", "name": "", "arguments": ""})
     function = getattr(piece, "function", None)
-    slot["id"] = getattr(piece, "id", None) or slot["id"]
-    slot["name"] += getattr(function, "name", None) or ""
+    slot["id"] = slot["id"] or getattr(piece, "id", None) or ""
+    slot["name"] = slot["name"] or getattr(function, "name", None) or ""
     slot["arguments"] += getattr(function, "arguments", None) or ""
 
 
@@ -428,6 +508,14 @@ def _display_url(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _error_detail(body: object) -> str:
+    """What the server said: OpenAI's ``message``, else its whole error body (``{"detail": "Not Found"}``)."""
+    if isinstance(body, dict):
+        message = body.get("message")
+        return message if isinstance(message, str) and message else json.dumps(body, ensure_ascii=False)
+    return body if isinstance(body, str) else ""
 
 
 def _one_line(text: object, limit: int = 240) -> str:

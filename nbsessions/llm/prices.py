@@ -46,12 +46,16 @@ def clear_prices() -> None:
         _custom_prices.clear()
 
 
-def cost_of(model_id: str, provider: str, usage: Usage) -> float | None:
-    """USD for one run, or ``None`` when nobody knows the model's price (never a guess)."""
+def cost_of(model_id: str, provider: str, usage: Usage, *, public: bool = True) -> float | None:
+    """USD for one run, or ``None`` when nobody knows the model's price (never a guess).
+
+    ``public=False`` (a model served by a local or self-hosted server) skips the public table: a ``gpt-4o-mini``
+    on 127.0.0.1 costs what the user said with ``set_price``, or nothing known.
+    """
     custom = _custom_prices.get(model_id)
     if custom is not None:
         return custom.cost(usage)
-    if provider in PROVIDERS_WITHOUT_PRICES or not _table_knows(model_id, provider):
+    if not public or provider in PROVIDERS_WITHOUT_PRICES or not _table_knows(model_id, provider):
         return None
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price

@@ -26,7 +26,7 @@ from nbsessions.formatting import seconds as _seconds
 from nbsessions.magic.cellopts import parse_state, session_label
 from nbsessions.magic.nested import history_view, when
 from nbsessions.magic.notebook import NotebookAgent
-from nbsessions.render import format_cost
+from nbsessions.render import format_cost, format_in_out
 from nbsessions.schema import RunOutput
 
 Command = Callable[[NotebookAgent, str], Any]
@@ -159,7 +159,7 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
     for s in rows:
         count, m = nb.agent.db.session_totals(s.session_id)
         table.append(["●" if s.session_id == active else "", s.session_name or "", s.session_id[:8],
-                      s.user_id or "", str(count), f"{m.input_tokens} / {m.output_tokens}", format_cost(m.cost),
+                      s.user_id or "", str(count), format_in_out(m), format_cost(m.cost),
                       when(s.updated_at)])
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
@@ -270,9 +270,11 @@ def metrics(nb: NotebookAgent, rest: str) -> None:
     runs = nb.agent.get_runs(session.session_id)
     m = nb.agent.get_session_metrics(session.session_id)
     done = sum(1 for r in runs if r.status.value == "completed")
+    approx = "~" if m.tokens_estimated else ""
     print(f"session {session_label(session)}: {len(runs)} runs, {done} completed\n"
-          f"tokens: {m.input_tokens} in / {m.output_tokens} out / {m.total_tokens} total "
-          f"(cached {m.cached_tokens}, reasoning {m.reasoning_tokens})\n"
+          f"tokens: {approx}{m.input_tokens} in / {approx}{m.output_tokens} out / {approx}{m.total_tokens} total "
+          f"(cached {m.cached_tokens}, reasoning {m.reasoning_tokens})"
+          f"{' — ~ estimated: the server sent no usage' if approx else ''}\n"
           f"time to first token (mean): {_seconds(m.time_to_first_token)} · duration (sum): "
           f"{_seconds(m.duration)} · {format_cost(m.cost)}")
 

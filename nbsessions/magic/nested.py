@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 
 from nbsessions.formatting import seconds as _seconds
-from nbsessions.render import format_cost, format_footer, markdown_to_html
+from nbsessions.render import format_cost, format_footer, format_tokens, markdown_to_html
 from nbsessions.schema import RunOutput
 
 Bundle = dict[str, str]
@@ -65,7 +65,8 @@ def member_summary(team_run: RunOutput, members: list[RunOutput]) -> Bundle:
     if not members:
         parts = ["no member was asked"]
     else:
-        parts = [f"{name} · {run.metrics.total_tokens} tokens · {run.status.value}"
+        parts = [f"{name} · {format_tokens(run.metrics.total_tokens, run.metrics.tokens_estimated)} tokens · "
+                 f"{run.status.value}"
                  for name, run in zip(member_names(team_run, members), members, strict=True)]
     text = "members: " + " | ".join(parts)
     return {"text/html": f'<div class="nbsessions-members" {_DIM}>{html.escape(text)}</div>', "text/plain": text}
@@ -82,7 +83,9 @@ def workflow_footer(run: RunOutput, label: str, total: int | None = None) -> str
     steps = f"{done}/{total} steps" if total else f"{done} step{'' if done == 1 else 's'} completed"
     name = "workflow" if run.model in (None, "", "workflow") else f"workflow {run.model}"
     parts = [name, label, steps,
-             f"{m.input_tokens} in / {m.output_tokens} out tokens", _seconds(m.duration), format_cost(m.cost)]
+             f"{format_tokens(m.input_tokens, m.tokens_estimated)} in / "
+             f"{format_tokens(m.output_tokens, m.tokens_estimated)} out tokens", _seconds(m.duration),
+             format_cost(m.cost)]
     if run.status.value != "completed":
         parts.append(run.status.value + (f": {one_line(run.error)}" if run.error else ""))
     return " · ".join(parts)

@@ -272,7 +272,8 @@ class NotebookAgent(ModelChoice):
                 execution_count=self.execution_count, **self.history_settings(opts))
         except (SessionAccessError, ValueError) as exc:
             raise UsageError(str(exc)) from None
-        return self.show(stream, session, model, live=opts.stream, output=opts.output)
+        live = self.settings.stream if opts.stream is None else opts.stream
+        return self.show(stream if live else stream.whole_replies(), session, model, live=live, output=opts.output)
 
     def history_settings(self, opts: CellOptions) -> dict[str, Any]:
         """History settings of one run: the cell's flags over ``%config``."""

@@ -23,8 +23,10 @@ _TOKEN_COLOUR, _LATENCY_COLOUR = "#64b5f6", "#e65100"
 
 
 def render_totals(runs: int, totals: Metrics) -> str:
-    items = [("runs", str(runs)), ("input tokens", fmt.tokens(totals.input_tokens)),
-             ("output tokens", fmt.tokens(totals.output_tokens)), ("total tokens", fmt.tokens(totals.total_tokens)),
+    approx = totals.tokens_estimated
+    items = [("runs", str(runs)), ("input tokens", fmt.tokens(totals.input_tokens, approx)),
+             ("output tokens", fmt.tokens(totals.output_tokens, approx)),
+             ("total tokens", fmt.tokens(totals.total_tokens, approx)),
              ("avg TTFT", fmt.seconds(totals.time_to_first_token)), ("total time", fmt.seconds(totals.duration)),
              ("cost", format_cost(totals.cost))]
     cells = "".join(f'<span style="margin-right:18px;white-space:nowrap"><b>{value}</b> {name}</span>'
@@ -40,7 +42,8 @@ def render_table(runs: list[RunOutput], first_number: int) -> str:
         m = run.metrics
         status = run.status.value + (" (superseded)" if run.superseded_by else "")
         values = (str(first_number + i), fmt.when_precise(run.created_at), html.escape(str(run.kind)), status,
-                  fmt.tokens(m.input_tokens), fmt.tokens(m.output_tokens), fmt.tokens(m.total_tokens),
+                  fmt.tokens(m.input_tokens, m.tokens_estimated), fmt.tokens(m.output_tokens, m.tokens_estimated),
+                  fmt.tokens(m.total_tokens, m.tokens_estimated),
                   fmt.seconds(m.time_to_first_token), fmt.seconds(m.duration),
                   format_cost(m.cost))
         rows.append("<tr>" + "".join(f'<td style="{_CELL}">{v}</td>' for v in values) + "</tr>")
@@ -62,7 +65,7 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
         m = run.metrics
         x = PAD + i * step
         h = inner_h * m.total_tokens / max_tokens
-        tip = f"#{first_number + i}: {m.total_tokens} tokens, {fmt.seconds(m.duration)}"
+        tip = f"#{first_number + i}: {fmt.tokens(m.total_tokens, m.tokens_estimated)} tokens, {fmt.seconds(m.duration)}"
         parts.append(f'<rect x="{x:.1f}" y="{PAD + inner_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                      f'fill="{_TOKEN_COLOUR}"><title>{tip}</title></rect>')
         if m.duration is not None:

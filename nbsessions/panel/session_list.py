@@ -58,7 +58,8 @@ class _Row:
         self.name.tooltip = f"{session.label} · {session.session_id}"
         self.name.button_style = "info" if session.session_id == selected else ""
         self.user.value = session.user_id or "–"
-        self.stats.value = stats_html((str(runs), fmt.when(session.updated_at), fmt.tokens(metrics.total_tokens),
+        total = fmt.tokens(metrics.total_tokens, metrics.tokens_estimated)
+        self.stats.value = stats_html((str(runs), fmt.when(session.updated_at), total,
                                        format_cost(metrics.cost) if metrics.cost is not None else "–"))
         self.layout.display = None
 
