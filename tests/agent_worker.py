@@ -1,0 +1,56 @@
+"""A separate kernel-like process running Agents on one TinyDb file, for the agent-level race tests.
+
+``python agent_worker.py PATH`` prints ``{"ready": true}`` once the file is open, then reads JSON commands from
+stdin (the test sends one to every worker at once, so they start together), one JSON reply line each:
+
+- ``{"cmd": "cells", "session": S, "cells": [..], "reruns": N}``: re-runs each of its cells N times in session S.
+- ``{"cmd": "open", "session": S, "user": U, "keys": K}``: runs one prompt in S as user U with K state keys.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from nbsessions import Agent, TinyDb
+from nbsessions.errors import SessionAccessError
+
+
+def reply(**data: object) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def rerun_cells(db: TinyDb, session: str, cells: list[str], reruns: int) -> None:
+    agent = Agent(db=db)
+    for _ in range(reruns):
+        for cell in cells:
+            agent.run(f"cell {cell}", session_id=session, cell_id=cell)
+    reply(done=True)
+
+
+def open_as(db: TinyDb, session: str, user: str, keys: int) -> None:
+    agent = Agent(db=db, user_id=user)
+    try:
+        agent.run("hello", session_id=session, session_state={f"{user}-{k}": k for k in range(keys)})
+    except SessionAccessError:
+        reply(refused=True)
+        return
+    reply(refused=False)
+
+
+def main(path: str) -> None:
+    db = TinyDb(path)
+    reply(ready=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        op = cmd.pop("cmd")
+        if op == "cells":
+            rerun_cells(db, **cmd)
+        elif op == "open":
+            open_as(db, **cmd)
+    db.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

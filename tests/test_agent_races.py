@@ -1,0 +1,209 @@
+"""Agents racing on one session, from real threads and real processes: nothing written by one is lost to another."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nbsessions import Agent, FunctionModel, Message, TinyDb
+from nbsessions.errors import SessionAccessError
+from nbsessions.llm.base import ToolCall
+from nbsessions.tools import RunContext
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "agent_worker.py"
+
+
+@pytest.fixture(autouse=True)
+def frequent_thread_switches():
+    """Switch threads every microsecond, so a read-then-write window is entered by another thread often."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def together(n: int, fn: Callable[[int], object]) -> list[object]:
+    """Run ``fn(0..n-1)`` on n threads released by one barrier; results (or raised exceptions) by index."""
+    barrier, results = threading.Barrier(n), [None] * n
+
+    def go(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # collected and asserted on by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def live_runs_per_cell(db, session_id: str) -> dict[str, int]:
+    live: dict[str, int] = {}
+    for run in db.list_runs(session_id):
+        if run.cell_id and run.superseded_by is None:
+            live[run.cell_id] = live.get(run.cell_id, 0) + 1
+    return live
+
+
+# -- threads ------------------------------------------------------------------------------------------
+def open_with_state(agents: list[Agent], session_id: str) -> list[object]:
+    """Each agent runs its first prompt in ``session_id`` at once, each bringing 30 state keys of its own."""
+    return together(len(agents), lambda i: agents[i].run(
+        "hi", session_id=session_id, session_state={f"t{i}-{k}": k for k in range(30)}))
+
+
+def test_eight_threads_opening_one_new_session_keep_every_first_run_state_key(db):
+    for round_no in range(40):
+        results = open_with_state([Agent(db=db) for _ in range(8)], f"new-{round_no}")
+        assert not [r for r in results if isinstance(r, Exception)]
+        state = db.get_session(f"new-{round_no}").session_state
+        assert state == {f"t{i}-{k}": k for i in range(8) for k in range(30)}, f"round {round_no}"
+
+
+def test_two_users_opening_one_new_id_at_once_leave_exactly_one_owner(db):
+    users = ["alice", "bob"]
+    wins = dict.fromkeys(users, 0)
+    for round_no in range(100):
+        sid = f"contested-{round_no}"
+        agents = [Agent(db=db, user_id=user) for user in users]
+        outcome = open_with_state(agents, sid)
+        stored = db.get_session(sid)
+        winner = users.index(stored.user_id)
+        wins[stored.user_id] += 1
+        assert isinstance(outcome[1 - winner], SessionAccessError), f"round {round_no}: {outcome}"
+        assert not isinstance(outcome[winner], Exception)
+        assert stored.session_state == {f"t{winner}-{k}": k for k in range(30)}
+        assert [r.user_id for r in db.list_runs(sid)] == [stored.user_id]
+    assert sum(wins.values()) == 100
+
+
+def test_four_threads_rerunning_their_own_cells_keep_one_live_run_per_cell(db):
+    agent = Agent(db=db)
+    sid = agent.create_session("cells").session_id
+
+    def rerun(i: int) -> None:
+        for _ in range(10):
+            for c in range(3):
+                agent.run(f"cell {i}.{c}", session_id=sid, cell_id=f"cell-{i}-{c}")
+
+    assert together(4, rerun) == [None] * 4
+    assert live_runs_per_cell(db, sid) == {f"cell-{i}-{c}": 1 for i in range(4) for c in range(3)}
+    cells = db.get_session(sid).metadata["cells"]
+    assert len(cells) == 12 and all(db.get_run(r).superseded_by is None for r in cells.values())
+
+
+def test_summaries_in_the_background_and_cell_reruns_lose_neither_write(db):
+    """The summary thread and the cells both write metadata: neither may undo the other's newer entry.
+
+    A lost ``summary_through`` makes the next refresh summarise the same runs again (duplicate lines);
+    a lost ``cells`` entry leaves two live runs for one cell.
+    """
+    agent = Agent(db=db, enable_session_summaries=True, session_summary_every=1)
+    sid = agent.create_session("summarised").session_id
+    for notebook_pass in range(3):  # the whole notebook, run three times
+        for c in range(50):
+            agent.run(f"pass {notebook_pass} cell {c}", session_id=sid, cell_id=f"cell-{c}")
+    agent.summarizer.wait()
+    assert live_runs_per_cell(db, sid) == {f"cell-{c}": 1 for c in range(50)}
+    lines = agent.get_session_summary(sid).splitlines()
+    assert sorted(set(lines)) == sorted(lines), "a run was summarised twice"
+
+
+def test_keys_tools_delete_from_several_threads_stay_deleted(db):
+    def swap(old: str, new: str, run_context: RunContext) -> str:
+        """Replace one key by another."""
+        run_context.session_state[new] = run_context.session_state.pop(old)
+        return "ok"
+
+    def calls_swap(messages: list[Message], tools: list[dict]):
+        if messages[-1].role == "tool":
+            return "done"
+        i, round_no = messages[-1].content.split()
+        return ToolCall("c", "swap", json.dumps({"old": f"k{i}-{round_no}", "new": f"k{i}-{int(round_no) + 1}"}))
+
+    agent = Agent(model=FunctionModel(calls_swap), db=db, tools=[swap])
+    sid = agent.create_session("swaps", session_state={f"k{i}-0": i for i in range(4)}).session_id
+
+    def swapper(i: int) -> None:
+        for round_no in range(10):
+            agent.run(f"{i} {round_no}", session_id=sid)
+
+    assert together(4, swapper) == [None] * 4
+    assert db.get_session(sid).session_state == {f"k{i}-10": i for i in range(4)}
+
+
+# -- processes ----------------------------------------------------------------------------------------
+class Kernel:
+    """An agent_worker.py process with the file open; ``send`` a command to several, then ``read`` each reply."""
+
+    def __init__(self, path: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen([sys.executable, str(WORKER), str(path)], cwd=ROOT, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.read() == {"ready": True}
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"worker exited ({self.proc.wait()}): {self.proc.stderr.read()}")
+        return json.loads(line)
+
+    def send(self, **cmd: object) -> None:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=120) == 0, self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def kernels(path: Path, n: int = 4) -> list[Kernel]:
+    return [Kernel(path) for _ in range(n)]  # all have the file open before any writes
+
+
+def test_four_processes_rerunning_their_own_cells_keep_one_live_run_per_cell(tmp_path):
+    path = tmp_path / "sessions.json"
+    with TinyDb(path) as db:
+        sid = Agent(db=db).create_session("kernels").session_id
+    workers = kernels(path)
+    for k, kernel in enumerate(workers):
+        kernel.send(cmd="cells", session=sid, cells=[f"k{k}-c{c}" for c in range(3)], reruns=8)
+    assert [kernel.read() for kernel in workers] == [{"done": True}] * 4
+    for kernel in workers:
+        kernel.close()
+    with TinyDb(path) as db:
+        assert live_runs_per_cell(db, sid) == {f"k{k}-c{c}": 1 for k in range(4) for c in range(3)}
+        assert len(db.list_runs(sid)) == 4 * 3 * 8
+
+
+def test_four_processes_opening_one_new_id_leave_exactly_one_owner(tmp_path):
+    path = tmp_path / "sessions.json"
+    users = ["alice", "bob", "carol", "dave"]
+    workers = kernels(path)
+    for round_no in range(30):
+        sid = f"contested-{round_no}"
+        for user, kernel in zip(users, workers, strict=True):
+            kernel.send(cmd="open", session=sid, user=user, keys=20)
+        refused = {user: kernel.read()["refused"] for user, kernel in zip(users, workers, strict=True)}
+        with TinyDb(path) as db:
+            stored = db.get_session(sid)
+            runs = db.list_runs(sid)
+        assert [u for u in users if not refused[u]] == [stored.user_id], refused
+        assert stored.session_state == {f"{stored.user_id}-{k}": k for k in range(20)}
+        assert [r.user_id for r in runs] == [stored.user_id]
+    for kernel in workers:
+        kernel.close()
