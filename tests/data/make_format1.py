@@ -1,7 +1,9 @@
 """How tests/data/format1.nbsessions.json was made: run with the format-1 code (commit 8395162), before history
 references existed, so every run there holds full copies of the history it sent. Kept to show what the file holds;
 running it today writes the current format instead."""
-import os, sys
+import os
+import sys
+
 from nbsessions import Agent
 from nbsessions.db import TinyDb
 from nbsessions.llm import OfflineModel
