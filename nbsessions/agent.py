@@ -18,7 +18,7 @@ from nbsessions.db.memory import InMemoryDb
 from nbsessions.execution import Execution
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import Message, RunOutput, RunStatus, new_id
+from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
@@ -217,7 +217,7 @@ class Agent(SessionsMixin):
         model = model or self.model
         run = RunOutput(
             session_id=target.session_id, user_id=target.user_id, status=RunStatus.running, input=target.input,
-            messages=[Message.from_dict(m.to_dict()) for m in target.messages[: prompt_at + 1]],
+            messages=[m.copy() for m in target.messages[: prompt_at + 1]],  # copies keep history references
             model=model.id, provider=model.provider, cell_id=target.cell_id, kind=self.kind, agent_name=self.name,
             variant_of=target.variant_of or target.run_id, tags=list(target.tags),
         )

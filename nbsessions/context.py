@@ -84,7 +84,10 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
 
 
 def own_messages(run: RunOutput) -> list[Message]:
-    """The exchange a run itself added: no system prompt, no copies of earlier history."""
+    """The exchange a run itself added: no system prompt, no copies of earlier history.
+
+    A history message's ``origin`` is its index here, which is what a store's history reference records.
+    """
     return [m for m in run.messages if not m.from_history and m.role != "system"]
 
 
@@ -95,7 +98,8 @@ def history_messages(history: list[RunOutput], *, max_messages: int | None = Non
     ``max_messages`` cuts message by message but never starts the history on a reply without its question;
     ``max_tokens`` keeps whole exchanges, newest first, while they fit.
     """
-    exchanges = [[_as_history(m) for m in own_messages(run)] for run in history]
+    exchanges = [[m.copy(from_history=True, origin=(run.run_id, i)) for i, m in enumerate(own_messages(run))]
+                 for run in history]
     if max_tokens is not None:
         kept: list[list[Message]] = []
         budget = max_tokens
@@ -112,11 +116,6 @@ def history_messages(history: list[RunOutput], *, max_messages: int | None = Non
         while messages and messages[0].role != "user":
             messages.pop(0)
     return messages
-
-
-def _as_history(m: Message) -> Message:
-    return Message(role=m.role, content=m.content, tool_calls=m.tool_calls, tool_call_id=m.tool_call_id,
-                   from_history=True)
 
 
 def build_messages(system: str | None, history: list[Message], prompt: str) -> list[Message]:

@@ -2,6 +2,11 @@
 
 Every record round-trips through JSON with ``to_dict`` / ``from_dict``; unknown keys from a newer file are kept
 out of the object but never cause a crash, and a missing required key raises ``ValueError`` naming it.
+
+Stores keep a run's history as references (``RunOutput.to_dict(history_refs=True)``): a message the run took from
+an earlier run is stored as ``{"ref": <run_id>, "start": i, "end": j}``, the slice ``[i:j]`` of that run's own
+messages (``own_message_dicts``), which are always stored in full — so references never chain, and the exact
+context a run sent is rebuilt from the referenced runs (``RunOutput.from_dict(data, sources)``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class Message:
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
     from_history: bool = False
+    origin: tuple[str, int] | None = field(default=None, compare=False, repr=False)
+    """For a history message: (run_id, index among that run's own messages), so a store can keep a reference."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content, "tool_calls": _copied(self.tool_calls),
@@ -62,7 +69,71 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
-        return cls(**_pick(cls, data, ("role",)))
+        kwargs = _pick(cls, data, ("role",))
+        kwargs.pop("origin", None)  # only set in memory, from where the message was taken
+        return cls(**kwargs)
+
+    def copy(self, **changes: Any) -> Message:
+        """A copy that keeps ``origin`` (``from_dict(to_dict())`` drops it, and with it the stored reference)."""
+        fields = {"role": self.role, "content": self.content, "tool_calls": _copied(self.tool_calls),
+                  "tool_call_id": self.tool_call_id, "from_history": self.from_history, "origin": self.origin}
+        return Message(**{**fields, **changes})
+
+
+def is_history_ref(entry: dict[str, Any]) -> bool:
+    return "ref" in entry and "role" not in entry
+
+
+def own_message_dicts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a stored run added itself (no system prompt, no history): what references index into."""
+    return [m for m in data.get("messages") or ()
+            if not is_history_ref(m) and not m.get("from_history") and m.get("role") != "system"]
+
+
+def history_ref_ids(data: dict[str, Any]) -> set[str]:
+    """The runs a stored run refers to for its history."""
+    return {m["ref"] for m in data.get("messages") or () if is_history_ref(m)}
+
+
+def _refs_of(messages: list[Message]) -> list[dict[str, Any]]:
+    """Stored form of a run's messages: runs of consecutive history messages from one run become one reference."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if not (m.from_history and m.origin):
+            out.append(m.to_dict())
+            continue
+        run_id, index = m.origin
+        last = out[-1] if out else None
+        if last is not None and last.get("ref") == run_id and last["end"] == index and is_history_ref(last):
+            last["end"] = index + 1
+        else:
+            out.append({"ref": run_id, "start": index, "end": index + 1})
+    return out
+
+
+def _resolve(entries: list[dict[str, Any]], sources: dict[str, list[dict[str, Any]]]) -> list[Message]:
+    """Stored messages back to the exact list sent: references replaced by the referenced runs' messages.
+
+    A reference whose run is gone (deleted by hand, or a copy that left it out) becomes one system message
+    saying so, flagged as history: the run still reads, and nobody mistakes the gap for what was sent.
+    """
+    out: list[Message] = []
+    for entry in entries:
+        if not is_history_ref(entry):
+            out.append(Message.from_dict(entry))
+            continue
+        run_id, start, end = entry["ref"], entry.get("start"), entry.get("end")
+        if not (isinstance(run_id, str) and isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
+            raise ValueError(f"bad history reference {entry!r}")
+        own = sources.get(run_id)
+        if own is None or end > len(own):
+            out.append(Message(role="system", from_history=True, content=(
+                f"[{end - start} history message(s) from run {run_id} are missing: that run is no longer stored]")))
+            continue
+        out.extend(Message(role=m["role"], content=m.get("content"), tool_calls=_copied(m.get("tool_calls")),
+                           tool_call_id=m.get("tool_call_id"), from_history=True, origin=(run_id, i))
+                   for i, m in enumerate(own[start:end], start))
+    return out
 
 
 @dataclass
@@ -148,11 +219,14 @@ class RunOutput:
         """Only completed top-level runs that no re-run replaced may enter a later run's context."""
         return self.status == RunStatus.completed and self.superseded_by is None and self.parent_run_id is None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Built by hand: ``dataclasses.asdict`` deep-copies everything and was the main cost of storing a run."""
+    def to_dict(self, *, history_refs: bool = False) -> dict[str, Any]:
+        """Built by hand: ``dataclasses.asdict`` deep-copies everything and was the main cost of storing a run.
+
+        ``history_refs=True`` is the form stores keep: history messages as references to the runs they came from.
+        """
         data = dict(self.__dict__)
         data["status"] = self.status.value
-        data["messages"] = [m.to_dict() for m in self.messages]
+        data["messages"] = _refs_of(self.messages) if history_refs else [m.to_dict() for m in self.messages]
         data["metrics"] = self.metrics.to_dict()
         data["tags"] = list(self.tags)
         for name in ("requirements", "steps"):
@@ -160,10 +234,11 @@ class RunOutput:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunOutput:
+    def from_dict(cls, data: dict[str, Any], sources: dict[str, list[dict[str, Any]]] | None = None) -> RunOutput:
+        """``sources`` maps each referenced run id to its ``own_message_dicts`` (see the module docstring)."""
         kwargs = _pick(cls, data, ("run_id", "session_id"))
         kwargs["status"] = RunStatus(kwargs.get("status", RunStatus.pending))
-        kwargs["messages"] = [Message.from_dict(m) for m in kwargs.get("messages") or []]
+        kwargs["messages"] = _resolve(kwargs.get("messages") or [], sources or {})
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])
         kwargs["requirements"] = list(kwargs.get("requirements") or [])

@@ -261,6 +261,7 @@ class SessionsMixin:
             copy.parent_run_id = new_ids.get(run.parent_run_id or "")
             copy.steps = [{**step, "run_id": new_ids[step["run_id"]]} if step.get("run_id") in new_ids else step
                           for step in run.steps]
+            copy.messages = [_in_fork(m, new_ids) for m in run.messages]
             self.db.upsert_run(copy)
         self._emit("session", fork.session_id)
         return fork
@@ -273,6 +274,14 @@ class SessionsMixin:
             self.db.set_meta(ACTIVE_SESSION_KEY, None)
         self._emit("deleted", session_id)
         return deleted
+
+
+def _in_fork(message: Message, new_ids: dict[str, str]) -> Message:
+    """History from a copied run refers to the copy (stored as a reference); from any other run, stored in full."""
+    if message.origin is None:
+        return message
+    run_id, index = message.origin
+    return message.copy(origin=(new_ids[run_id], index) if run_id in new_ids else None)
 
 
 def _runs_up_to(runs: list[RunOutput], run_id: str | None, session_id: str) -> list[RunOutput]:

@@ -67,7 +67,7 @@ def test_first_line_is_a_header_with_the_format_version(path):
     with TinyDb(path) as db:
         fill(db, runs=1)
     header = json.loads(lines(path)[0])
-    assert header["nbsessions"] == FORMAT_VERSION == 1
+    assert header["nbsessions"] == FORMAT_VERSION == 2
     assert header["format"] == "journal"
     assert all(json.loads(line)["t"] in ("sessions", "runs") for line in lines(path)[1:])
 
@@ -75,7 +75,7 @@ def test_first_line_is_a_header_with_the_format_version(path):
 def test_a_file_from_a_newer_version_is_refused_untouched(path):
     path.write_text(json.dumps({"nbsessions": FORMAT_VERSION + 1}) + "\n" + '{"t":"x","id":"1","new":1}\n')
     before = path.read_bytes()
-    with pytest.raises(StorageError, match=r"newer nbsessions \(format 2.*Upgrade nbsessions"):
+    with pytest.raises(StorageError, match=rf"newer nbsessions \(format {FORMAT_VERSION + 1}.*Upgrade nbsessions"):
         TinyDb(path)
     assert path.read_bytes() == before
 
@@ -289,7 +289,8 @@ def test_list_runs_last_n_builds_only_n_runs(path, monkeypatch):
         session = fill(db, runs=200)
         built = []
         original = RunOutput.from_dict.__func__
-        monkeypatch.setattr(RunOutput, "from_dict", classmethod(lambda cls, d: built.append(d) or original(cls, d)))
+        monkeypatch.setattr(RunOutput, "from_dict",
+                            classmethod(lambda cls, d, *a: built.append(d) or original(cls, d, *a)))
         assert [r.run_id for r in db.list_runs(session.session_id, last=3)] == ["run-197", "run-198", "run-199"]
         assert len(built) == 3
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from nbsessions.errors import SessionAccessError
-from nbsessions.schema import Metrics, RunOutput, Session, now
+from nbsessions.schema import Metrics, RunOutput, Session, history_ref_ids, now, own_message_dicts
 
 SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 
@@ -75,6 +75,40 @@ def check_session_owner(stored_user: str | None, session_id: str, user_id: str |
             f"open it as its owner or start a new session for {user_id!r}")
 
 
+RunFetcher = Callable[[set[str]], Mapping[str, dict[str, Any]]]
+"""Stored run records by id (missing ids left out), for resolving history references."""
+
+
+def runs_from_records(records: Iterable[dict[str, Any]], fetch: RunFetcher,
+                      ids: Iterable[str] | None = None) -> list[RunOutput]:
+    """Runs from their stored records, history references resolved: every store reads runs through this.
+
+    A stored run keeps only its own messages and references to the runs it took history from
+    (``RunOutput.to_dict(history_refs=True)``). Referenced runs among ``records`` are used directly; the others
+    are asked of ``fetch`` in one call, so a store can answer with one query. Only their own messages are read,
+    which are always stored in full, so resolution never recurses. A bad record raises ``ValueError`` naming
+    its id (from ``ids`` when given: the key it is stored under).
+    """
+    records = list(records)
+    wanted = set().union(*(history_ref_ids(r) for r in records)) if records else set()
+    known = {r["run_id"]: r for r in records if r.get("run_id") in wanted}
+    if wanted - known.keys():
+        known.update(fetch(wanted - known.keys()))
+    by_session: dict[Any, dict[str, list[dict[str, Any]]]] = {}
+    for run_id, data in known.items():  # history comes from the run's own session only, never another user's
+        by_session.setdefault(data.get("session_id"), {})[run_id] = own_message_dicts(data)
+    names = list(ids) if ids is not None else [r.get("run_id") for r in records]
+    return [_run_from(r, by_session.get(r.get("session_id"), {}), name)
+            for r, name in zip(records, names, strict=True)]
+
+
+def _run_from(data: dict[str, Any], sources: dict[str, list[dict[str, Any]]], name: Any) -> RunOutput:
+    try:
+        return RunOutput.from_dict(data, sources)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"RunOutput {name!r} cannot be read: {exc}") from exc
+
+
 class BaseDb(ABC):
     """Where sessions and runs live. Every method is safe to call from several threads."""
 
@@ -120,16 +154,20 @@ class BaseDb(ABC):
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         """Insert or replace one run and bump its session's ``updated_at``, as one write.
 
+        Stored as ``run.to_dict(history_refs=True)`` and read back through ``runs_from_records``, so history is
+        kept once, in the run that added it.
+
         Durable (fsync'd) before returning unless ``durable=False``: for a record that a later durable write
         replaces (a run being started), surviving a killed process is enough.
         """
 
     @abstractmethod
-    def get_run(self, run_id: str) -> RunOutput | None: ...
+    def get_run(self, run_id: str) -> RunOutput | None:
+        """One run, its ``messages`` exactly as sent (history resolved from the runs it came from)."""
 
     @abstractmethod
     def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
-        """Runs of a session, oldest first; ``last=N`` reads only the newest N (cost O(N), not O(runs))."""
+        """Runs of a session, oldest first, history resolved; ``last=N`` reads only the newest N (cost O(N))."""
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Number of top-level runs and metrics summed over completed ones: what a session list shows.

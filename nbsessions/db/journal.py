@@ -28,6 +28,7 @@ from typing import Any
 from tinydb.storages import Storage
 
 from nbsessions.db.journal_format import (
+    FORMAT_VERSION,
     BadLine,
     LazyDoc,
     dumps,
@@ -172,6 +173,8 @@ class JournalStorage(Storage):
             return
         payload = b"".join(line for _, _, line, _ in encoded)
         with self.transaction():
+            if (self._header or {}).get("nbsessions", FORMAT_VERSION) < FORMAT_VERSION:
+                self._compact_locked()  # MIGRATIONS: an older file gets the current header before new records
             self._append(payload, durable=durable)
             for name, doc_id, _, doc in encoded:
                 self._apply(name, doc_id, doc)
@@ -403,8 +406,8 @@ class JournalStorage(Storage):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, stat.S_IMODE(os.fstat(self._fd).st_mode))
-            header = {**(self._header or {}), "compacted_at": time.time()}
-            chunk, size = [header_line(header)], 0
+            header = header_line({**(self._header or {}), "compacted_at": time.time()})
+            chunk, size = [header], 0
             for name, docs in self._tables.items():
                 for doc_id, doc in docs.items():
                     chunk.append(self._encode(name, doc_id, doc)[0])
@@ -425,5 +428,6 @@ class JournalStorage(Storage):
         st = os.fstat(fd_new)
         self._ident = (st.st_ino, st.st_dev)
         self._offset = self._seen_size = size
+        self._header = json.loads(header)
         self._nrecords = self._ndocs
         self._lineno = 1 + self._ndocs

@@ -1,6 +1,6 @@
 """The bytes of a journal file: its header, its records and their checksums.
 
-    {"nbsessions": 1, "format": "journal", "created_at": 1700000000.0}
+    {"nbsessions": 2, "format": "journal", "created_at": 1700000000.0}
     {"t":"runs","id":"<run_id>","g":"<session_id>","crc":123,"doc":{...}}
     {"t":"runs","id":"<run_id>","crc":456,"del":true}
 
@@ -20,8 +20,16 @@ from typing import Any
 
 from nbsessions.errors import StorageError
 
-FORMAT_VERSION = 1
-"""Bumped only together with a named migration of older files."""
+FORMAT_VERSION = 2
+"""Bumped only together with a named migration of older files (``MIGRATIONS``)."""
+
+MIGRATIONS = {
+    1: "history references: a run stores the history it sent as references to earlier runs "
+       "(schema.RunOutput.to_dict(history_refs=True)). Format-1 runs hold full copies, which format 2 still "
+       "reads as they are, so the migration rewrites the header only: on the first write to a format-1 file, "
+       "the journal is compacted into a format-2 file before anything new is appended.",
+}
+"""Version -> what changed on the way to the next one; the journal applies them in order on first write."""
 
 
 class BadLine(ValueError):

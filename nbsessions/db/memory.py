@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort
+from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
 from nbsessions.errors import SessionNotFoundError
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 
@@ -78,21 +78,25 @@ class InMemoryDb(BaseDb):
         with self._lock:
             if run.run_id not in self._runs:
                 self._runs_by_session.setdefault(run.session_id, []).append(run.run_id)
-            self._runs[run.run_id] = run.to_dict()
+            self._runs[run.run_id] = run.to_dict(history_refs=True)
             if run.session_id in self._sessions:
                 self._sessions[run.session_id]["updated_at"] = now()
 
     def get_run(self, run_id: str) -> RunOutput | None:
         with self._lock:
             data = self._runs.get(run_id)
-            return RunOutput.from_dict(copy.deepcopy(data)) if data else None
+            return runs_from_records([copy.deepcopy(data)], self._fetch)[0] if data else None
 
     def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
         with self._lock:
             ids = self._runs_by_session.get(session_id, [])
             if last is not None:
                 ids = ids[-last:] if last > 0 else []
-            return [RunOutput.from_dict(copy.deepcopy(self._runs[i])) for i in ids]
+            return runs_from_records([copy.deepcopy(self._runs[i]) for i in ids], self._fetch)
+
+    def _fetch(self, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Referenced runs, read-only: the resolver copies what it takes from them."""
+        return {i: self._runs[i] for i in run_ids if i in self._runs}
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Counted from the stored dicts: no run copies, so a session list stays cheap."""

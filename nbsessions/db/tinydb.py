@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
-from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort
+from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.schema import Metrics, RunOutput, Session, new_id, now
@@ -199,20 +199,31 @@ class TinyDb(BaseDb):
     # -- runs -----------------------------------------------------------------------------------
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         with self._store.transaction():  # the run and its session's updated_at in one append
-            ops: list[Op] = [(RUNS, run.run_id, run.to_dict())]
+            ops: list[Op] = [(RUNS, run.run_id, run.to_dict(history_refs=True))]
             session = self._store.load(SESSIONS, run.session_id)
             if session is not None:
                 ops.append((SESSIONS, run.session_id, {**session, "updated_at": now()}))
             self._store.commit(ops, durable=durable)
 
     def get_run(self, run_id: str) -> RunOutput | None:
-        data = self._store.load(RUNS, run_id)
-        return self._load(RunOutput, data, run_id) if data is not None else None
+        with self._store.reading():
+            data = self._store.load(RUNS, run_id)
+            return self._runs([(run_id, data)])[0] if data is not None else None
 
     def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
-        with self._store.reading():
-            pairs = [(i, self._store.load(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
-        return [self._load(RunOutput, data, run_id) for run_id, data in pairs if data is not None]
+        with self._store.reading():  # the runs and the ones they refer to, from one state of the file
+            records = [(i, self._store.load(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
+            return self._runs([(i, r) for i, r in records if r is not None])
+
+    def _runs(self, records: list[tuple[str, dict[str, Any]]]) -> list[RunOutput]:
+        def fetch(run_ids: set[str]) -> dict[str, dict[str, Any]]:
+            found = ((i, self._store.load(RUNS, i)) for i in run_ids)
+            return {i: data for i, data in found if data is not None}
+
+        try:
+            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records])
+        except ValueError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Counted from the stored dicts through the session index: a session list builds no run objects."""
@@ -244,3 +255,4 @@ class TinyDb(BaseDb):
             return cls.from_dict(data)
         except (ValueError, TypeError) as exc:
             raise StorageError(f"{self.path}: {cls.__name__} {doc_id!r} cannot be read: {exc}") from exc
+
