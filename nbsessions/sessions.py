@@ -7,17 +7,21 @@ method goes through ``self.db`` and checks the session's owner first.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from nbsessions.db.base import BaseDb, check_session_owner
 from nbsessions.errors import SessionNotFoundError
+from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
 from nbsessions.transcript import session_messages
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
+TITLE_TOKENS = 24  # a title is a few words: a small model must not ramble for seconds
+TITLE_WIDTH = 60
 ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
 
 
@@ -199,11 +203,12 @@ class SessionsMixin:
         return self._session(self._current(session_id)).session_name or ""
 
     def set_session_name(self, session_id: str | None = None, autogenerate: bool = False,
-                         session_name: str | None = None) -> Session:
-        """Name the session, or let the model title it from its first prompt (``autogenerate=True``)."""
+                         session_name: str | None = None, *, model: Model | None = None) -> Session:
+        """Name the session, or let a model title it from its first prompt (``autogenerate=True``): ``model``
+        (the one that ran the cell, in the magic), else the agent's."""
         sid = self._current(session_id)
         if autogenerate:
-            session_name = self._generate_name(sid)
+            session_name = self._generate_name(sid, model or self.model)
         if not session_name or not session_name.strip():
             raise ValueError("a session name cannot be empty (or pass autogenerate=True)")
         self._session(sid)
@@ -225,18 +230,20 @@ class SessionsMixin:
         run = self.db.get_run(run_id)
         return run if run is not None and run.session_id == sid else None
 
-    def _generate_name(self, session_id: str) -> str:
-        """A short title from the first prompt; offline models get a deterministic one."""
+    def _generate_name(self, session_id: str, model: Model) -> str:
+        """A short title from the first prompt, asked for in one small whole reply; offline models get the
+        prompt's first words."""
         runs = self.get_runs(session_id, last=None)
         first = next((r.input for r in runs if r.input), "")
         if not first:
             raise ValueError("the session has no runs to name it from")
-        if self.model.provider not in ("offline", "function"):
+        if model.provider not in ("offline", "function"):
             ask = [Message(role="user", content="Give a title of at most 6 words, no quotes, for a chat "
                            f"that starts with:\n\n{first[:2000]}")]
-            title = "".join(x for x in self.model.stream(ask) if isinstance(x, str)).strip().strip('"')
+            reply = model.with_max_tokens(TITLE_TOKENS).complete(ask)
+            title = short_title("".join(x for x in reply if isinstance(x, str)))
             if title:
-                return title.splitlines()[0][:80]
+                return title
         words = first.split()
         return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
 
@@ -296,3 +303,12 @@ def _runs_up_to(runs: list[RunOutput], run_id: str | None, session_id: str) -> l
         if run.parent_run_id in kept:
             kept.add(run.run_id)
     return [r for r in runs if r.run_id in kept]
+
+
+def short_title(reply: str) -> str:
+    """The first line of a model's title, without Markdown, quotes or a "Title:" label, at most 60 characters."""
+    line = next((x for x in reply.splitlines() if x.strip()), "")
+    line = re.sub(r"^\s*(#+|[-*]\s)?\s*(\*\*)?(title\s*:)?", "", line, flags=re.I)
+    while line != (trimmed := line.strip().strip("*_`\"'“”‘’").rstrip(".")):
+        line = trimmed
+    return shorten(line, TITLE_WIDTH) if line else ""

@@ -29,7 +29,7 @@ def test_reply_streams_into_one_output_updated_in_place_then_the_footer(served, 
     assert all("—" not in t for t in texts)  # no footer while streaming
     assert ran.final.startswith("one two three four five\n\n— local-model")
     assert all("text/markdown" not in o.data for o in ran.outputs)
-    call = openai_server.last
+    call = openai_server.calls[0]  # the reply; the session's title is asked for after it, as a whole reply
     assert call.path == "/v1/chat/completions" and call.body["stream"] is True  # custom base_url → chat API
     assert call.headers["authorization"] == "Bearer not-needed"  # placeholder key for local servers
 

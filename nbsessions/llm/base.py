@@ -79,6 +79,11 @@ class Model(ABC):
     """Served somewhere other than the provider's own API (a local or self-hosted server): public prices do not
     apply to it, only a price set with ``set_price``."""
 
+    def with_max_tokens(self, limit: int) -> Model:
+        """A copy that asks for at most ``limit`` output tokens, under the API's own name for that setting
+        (short jobs such as titles). Models without such a setting return themselves."""
+        return self
+
     def prepare(self) -> None:
         """Get ready to send (import the SDK, build the client) so the run's clock starts at the request."""
 

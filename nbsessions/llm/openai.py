@@ -298,6 +298,10 @@ class OpenAIChat(_OpenAIModel):
 
     _parameters = None
 
+    def with_max_tokens(self, limit: int) -> Model:
+        """OpenAI's reasoning models take only ``max_completion_tokens``; local servers know ``max_tokens``."""
+        return self.with_settings(**{"max_tokens" if self.is_local else "max_completion_tokens": limit})
+
     def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
         create = client.chat.completions.create
         kwargs = self._request_kwargs(create)
@@ -347,6 +351,9 @@ class OpenAIResponses(_OpenAIModel):
     """The Responses API: OpenAI's own endpoint, with cached and reasoning token counts in its usage."""
 
     _parameters = None
+
+    def with_max_tokens(self, limit: int) -> Model:
+        return self.with_settings(max_output_tokens=max(16, limit))  # the API's minimum is 16
 
     def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
         create = client.responses.create

@@ -12,7 +12,7 @@ APIS = ("chat", "responses")
 
 
 def model_from_name(name: str, *, base_url: str | None = None, api_key: str | None = None,
-                    api: str | None = None) -> Model:
+                    api: str | None = None, api_key_env: str | None = None) -> Model:
     """``"offline"`` is the offline model; any other name is an OpenAI(-compatible) model.
 
     The API is ``api`` when given; otherwise a custom server (``base_url`` or ``OPENAI_BASE_URL`` not on
@@ -29,4 +29,4 @@ def model_from_name(name: str, *, base_url: str | None = None, api_key: str | No
     if api is None:
         api = "responses" if is_openai_endpoint(base_url or os.environ.get("OPENAI_BASE_URL")) else "chat"
     cls = OpenAIChat if api == "chat" else OpenAIResponses
-    return cls(name, base_url=base_url, api_key=api_key)
+    return cls(name, base_url=base_url, api_key=api_key, api_key_env=api_key_env)

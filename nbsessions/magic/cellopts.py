@@ -23,6 +23,7 @@ class Settings(Protocol):
     db_path: str
     base_url: str
     api: str
+    api_key_env: str
     history: int
     history_tokens: int
     summaries: int

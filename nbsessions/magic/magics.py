@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -38,6 +39,9 @@ class AgentMagics(Magics):
                       "nbsessions.json in the working directory when the notebook is unknown.").tag(config=True)
     base_url = Unicode("", help="URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp); without an API "
                        "key a placeholder key is sent.").tag(config=True)
+    api_key_env = Unicode("", help="Name of the environment variable holding the API key (default "
+                          "OPENAI_API_KEY), e.g. 'GROQ_API_KEY'. The key itself is never stored in config, the "
+                          "database or any output.").tag(config=True)
     api = Enum(("auto", "chat", "responses"), "auto", help="OpenAI API to use: 'auto' picks Chat Completions "
                "for a custom base_url and the Responses API for OpenAI itself.").tag(config=True)
     history = Int(3, help="How many earlier runs of the session each cell sends as history (0: none).").tag(
@@ -69,6 +73,15 @@ class AgentMagics(Magics):
         if proposal["value"] < 0:
             raise TraitError(f"AgentMagics.{proposal['trait'].name} must be 0 or more")
         return proposal["value"]
+
+    @validate("api_key_env")
+    def _check_key_variable(self, proposal: Any) -> str:
+        """A variable's name, not a key: the value is never echoed, in case a key was pasted here by mistake."""
+        name = proposal["value"].strip()
+        if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise TraitError("AgentMagics.api_key_env takes the name of an environment variable (such as "
+                             "'GROQ_API_KEY'), not the key itself")
+        return name
 
     @observe("history", "history_tokens", "summaries", "agentic_state")
     def _agent_setting_changed(self, change: Any) -> None:

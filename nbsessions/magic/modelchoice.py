@@ -1,20 +1,26 @@
 """Which model a notebook cell uses, and model objects from names.
 
-``-m`` > ``%config AgentMagics.model`` > ``$NBSESSIONS_MODEL`` > ``gpt-5.2`` when ``OPENAI_API_KEY`` is set >
-the offline model, announced once. Names become ``Model`` objects on the configured endpoint and API, cached;
-``register_model`` makes any ``Model`` object usable by name.
+``-m`` > ``%config AgentMagics.model`` > ``$NBSESSIONS_MODEL`` > the one model a custom ``base_url`` lists >
+``gpt-5.2`` when ``OPENAI_API_KEY`` is set > the offline model, announced once. Names become ``Model`` objects on
+the configured endpoint, API and key variable, cached; ``register_model`` makes any ``Model`` usable by name.
+Any id the server itself lists is accepted as it is (llama.cpp's file paths, Ollama's ``llama3.2:1b`` tags).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit
 
 from IPython.core.error import UsageError
 
 from nbsessions.errors import NbSessionsError
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import Settings
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2] or url
 
 DEFAULT_OPENAI_MODEL = "gpt-5.2"
 OFFLINE = "offline"
@@ -33,6 +39,7 @@ class ModelChoice:
         self._named: dict[str, Model] = {}
         self._listed: dict[str, list[str] | None] = {}  # endpoint → the model ids it lists (None: no list)
         self._offline_announced = False
+        self._announced_sources: set[str] = set()
 
     def model_choice(self, flag: str | None = None) -> tuple[str, str]:
         """The model name and where it came from: ``-m`` > ``%config`` > ``NBSESSIONS_MODEL`` > key > offline."""
@@ -43,7 +50,11 @@ class ModelChoice:
         if os.environ.get("NBSESSIONS_MODEL"):
             return os.environ["NBSESSIONS_MODEL"], "NBSESSIONS_MODEL"
         if self.settings.base_url:
-            raise UsageError("AgentMagics.base_url is set but no model is named: use -m MODEL or "
+            listed = self._listing(self._build("default"))
+            if listed is not None and len(listed) == 1:
+                return listed[0], f"{listed[0]}, the only model {_host(self.settings.base_url)} lists"
+            offers = f" ({self.settings.base_url} lists {len(listed)})" if listed else ""
+            raise UsageError(f"AgentMagics.base_url is set but no model is named{offers}: use -m MODEL or "
                              "%config AgentMagics.model = '<model>'")
         if os.environ.get("OPENAI_API_KEY"):
             return DEFAULT_OPENAI_MODEL, "OPENAI_API_KEY is set"
@@ -58,41 +69,59 @@ class ModelChoice:
         name = name.strip()
         if name in self._named:
             return self._named[name]
-        if not _MODEL_ID.fullmatch(name):
-            raise UsageError(f"unknown model id {name!r}: use a model name such as 'gpt-5.2', 'llama3.2' "
-                             "or 'offline'")
-        api = self.settings.api
-        key = (name, self.settings.base_url, api)
+        key = (name, self.settings.base_url, self.settings.api, self.settings.api_key_env)
         if key not in self._models:
-            from nbsessions.llm.resolve import model_from_name
-
-            try:
-                model = model_from_name(name, base_url=self.settings.base_url or None,
-                                        api=None if api == "auto" else api)
-            except (ValueError, NbSessionsError) as exc:
-                raise UsageError(str(exc)) from None
+            model = self._build(name)
             self._check_listed(name, model)
             self._models[key] = model
         return self._models[key]
 
-    def _check_listed(self, name: str, model: Model) -> None:
-        """Refuse a model the server does not list — asked once per server, skipped when it keeps no list."""
+    def _build(self, name: str) -> Model:
+        from nbsessions.llm.resolve import model_from_name
+
+        api = self.settings.api
+        try:
+            return model_from_name(name, base_url=self.settings.base_url or None, api=None if api == "auto" else api,
+                                   api_key_env=self.settings.api_key_env or None)
+        except (ValueError, NbSessionsError) as exc:
+            raise UsageError(str(exc)) from None
+
+    def _listing(self, model: Model) -> list[str] | None:
+        """The ids the model's server lists, asked once per server (None: it keeps no list, or cannot say)."""
         lister = getattr(model, "available_models", None)
         if lister is None:
-            return
+            return None
         endpoint = getattr(model, "endpoint", "")
         if endpoint not in self._listed:
             self._listed[endpoint] = lister()
-        listed = self._listed[endpoint]
-        if listed and name not in listed:
+        return self._listed[endpoint]
+
+    def _check_listed(self, name: str, model: Model) -> None:
+        """Accept what the server lists; refuse what it does not list, or a malformed id on OpenAI's own API."""
+        if name == OFFLINE:
+            return
+        well_formed = bool(_MODEL_ID.fullmatch(name))
+        if not well_formed and not model.is_local:  # never ask api.openai.com about a typo like 'gpt 5'
+            raise UsageError(f"unknown model id {name!r}: use a model name such as 'gpt-5.2', 'llama3.2' "
+                             "or 'offline'")
+        listed = self._listing(model)
+        if listed is not None and name in listed:
+            return
+        if listed:
             shown = ", ".join(sorted(listed)[:8]) + (", …" if len(listed) > 8 else "")
-            raise UsageError(f"unknown model id {name!r}: {getattr(model, 'host', endpoint)} offers {shown}")
+            raise UsageError(f"unknown model id {name!r}: {getattr(model, 'host', '')} offers {shown}")
+        if not well_formed:
+            raise UsageError(f"unknown model id {name!r}: use a model name such as 'gpt-5.2', 'llama3.2' "
+                             "or 'offline'")
 
     def announce(self, source: str) -> None:
-        """Say once per kernel that replies are offline, and how to change that."""
+        """Say once per kernel that replies are offline (and how to change that), or which model was picked."""
         if source == "fallback" and not self._offline_announced:
             self._offline_announced = True
             print(OFFLINE_NOTICE)
+        elif ", the only model " in source and source not in self._announced_sources:
+            self._announced_sources.add(source)
+            print(f"nbsessions: no model named; using {source}.")
 
     def chosen_model(self, flag: str | None = None) -> Model:
         """The model object for ``-m`` (or the notebook's choice), with the offline notice when it applies."""

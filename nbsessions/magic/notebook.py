@@ -214,10 +214,11 @@ class NotebookAgent(ModelChoice):
             self._unnamed.add(session.session_id)
         return session
 
-    def name_new_session(self, run: RunOutput) -> None:
+    def name_new_session(self, run: RunOutput, model: Model | None = None) -> None:
         """Give a session this kernel started unnamed a generated name, once, after its first completed run.
 
-        Called after the reply is shown. Best effort: a failure leaves the session unnamed and the cell fine.
+        Titled by ``model``, the one that ran the cell (``-m`` included), else the notebook's. Called after the
+        reply is shown. Best effort: a failure leaves the session unnamed and the cell fine.
         """
         if run.session_id not in self._unnamed:
             return
@@ -225,7 +226,7 @@ class NotebookAgent(ModelChoice):
         try:
             session = self.agent.db.get_session(run.session_id)
             if session is not None and not session.session_name:
-                self.agent.set_session_name(run.session_id, autogenerate=True)
+                self.agent.set_session_name(run.session_id, autogenerate=True, model=model)
         except KeyboardInterrupt:
             raise CellInterrupted(run, "interrupted while naming the session; the reply is stored") from None
         except Exception as exc:  # a name is a convenience: never fail a cell whose reply is stored
@@ -305,7 +306,7 @@ class NotebookAgent(ModelChoice):
         elif run.status == RunStatus.completed:
             self._paused_models.pop(run.run_id, None)
             self._paused_runners.pop(run.run_id, None)
-            self.name_new_session(run)
+            self.name_new_session(run, model)
         return run
 
     def continue_paused(self, run: RunOutput, session: Session, answers: dict[str, Any]) -> RunOutput:
