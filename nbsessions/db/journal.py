@@ -59,7 +59,10 @@ class JournalStorage(Storage):
 
     def __init__(self, path: str | os.PathLike[str], *, group_by: Mapping[str, str] | None = None,
                  compact_min_lines: int = 1000, lock_timeout: float = 30.0, create_dirs: bool = True) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+        # The real file, not a symlink to it: the lock and compaction's os.replace must name the file itself, or
+        # a process opening the link and one opening the target would lock apart and compaction would replace
+        # the link with a copy, splitting the database in two.
+        self.path = os.path.realpath(os.fspath(path))
         self.compact_min_lines = compact_min_lines
         self._group_by = dict(group_by or {})
         self._rlock = threading.RLock()
@@ -158,9 +161,15 @@ class JournalStorage(Storage):
         """A private copy of one document, parsed from its stored bytes (cheaper than a deep copy)."""
         with self.reading():
             doc = self._tables.get(name, {}).get(doc_id)
-            if isinstance(doc, LazyDoc):
-                return self._parse(name, doc_id, doc)
-            return copy.deepcopy(doc)
+            return None if doc is None else self.private_copy(name, doc_id, doc)
+
+    def raw_table(self, name: str) -> Mapping[str, dict[str, Any] | LazyDoc]:
+        """One table's stored documents, some not parsed yet; hold ``reading()`` while copying it."""
+        return self._tables.get(name, {})
+
+    def private_copy(self, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc) -> dict[str, Any]:
+        """A copy of a stored document (as ``raw_table`` gives it) that the caller may change."""
+        return self._parse(name, doc_id, doc) if isinstance(doc, LazyDoc) else copy.deepcopy(doc)
 
     def commit(self, ops: Iterable[Op], *, durable: bool = True) -> None:
         """Append the changes, fsync, then apply them in memory (as the bytes written: callers keep their dicts).

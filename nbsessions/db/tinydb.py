@@ -25,23 +25,30 @@ SESSIONS, RUNS, META = "sessions", "runs", "meta"
 _Record = TypeVar("_Record", Session, RunOutput)
 
 
-class _CopyingView(Mapping[str, dict]):
-    """What a stock ``Table`` reads: documents are deep copies, so callers cannot edit the store by accident."""
+class _Snapshot(Mapping[str, dict]):
+    """What a stock ``Table`` reads: one table as it was at one moment, whatever other threads commit meanwhile.
 
-    def __init__(self, live: dict[str, dict[str, Any]]) -> None:
-        self._live = live
+    Taking it copies only the id -> stored-document pointers under the storage's lock (stored documents are
+    replaced, never changed in place); each document is parsed or deep-copied when read, so callers cannot
+    edit the store by accident.
+    """
+
+    def __init__(self, storage: JournalStorage, name: str) -> None:
+        with storage.reading():
+            self._docs = dict(storage.raw_table(name))
+        self._storage, self._name = storage, name
 
     def __getitem__(self, doc_id: str) -> dict[str, Any]:
-        return copy.deepcopy(self._live[doc_id])
+        return self._storage.private_copy(self._name, doc_id, self._docs[doc_id])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._live))  # a snapshot: the live dict may change while a caller iterates
+        return iter(self._docs)
 
     def __len__(self) -> int:
-        return len(self._live)
+        return len(self._docs)
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._live
+        return doc_id in self._docs
 
 
 class _TrackedTable(MutableMapping[str, dict]):
@@ -105,7 +112,7 @@ class JournalTable(Table):
     _storage: JournalStorage
 
     def _read_table(self) -> Mapping[str, Mapping]:  # type: ignore[override]
-        return _CopyingView(self._storage.table(self.name))
+        return _Snapshot(self._storage, self.name)
 
     def _update_table(self, updater: Callable[[dict], None]) -> None:  # type: ignore[override]
         with self._storage.transaction():
