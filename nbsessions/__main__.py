@@ -135,10 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("session", metavar="SESSION", help="id, id prefix or name")
     show.add_argument("--last", type=int, help="only the newest N runs")
     show.add_argument("--full", action="store_true", help="whole prompts and replies, not one line each")
-    export = sub.add_parser("export", help="one session as md, json or csv")
+    export = sub.add_parser("export", help="one session as md, json, csv or ipynb (a notebook)")
     export.add_argument("db", metavar="DBFILE")
     export.add_argument("session", metavar="SESSION", help="id, id prefix or name")
-    export.add_argument("-f", "--format", choices=["md", "json", "csv"], default="md")
+    export.add_argument("-f", "--format", choices=["md", "json", "csv", "ipynb"], default="md")
     export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
     return parser
 

@@ -16,6 +16,7 @@ from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.execution import Execution
+from nbsessions.inspect_context import SentContext, run_context
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import RunOutput, RunStatus, new_id
@@ -142,6 +143,31 @@ class Agent(SessionsMixin):
         )
         return self._deliver(execution, stream)
 
+    def get_run_context(self, run_id: str) -> SentContext:
+        """Exactly what a stored run sent: system prompt, summary, history (each message with the run it came
+        from), prompt, tools offered, tokens per message against the model's context window when known."""
+        run = self._run(run_id)
+        self._session(run.session_id)
+        model = self.model if self.model.id == run.model else None
+        return run_context(run, db=self.db, count_tokens=self.token_counter,
+                           context_window=model.context_window if model is not None else None)
+
+    def preview_context(self, input: str, session_id: str | None = None, *, user_id: str | None = None,
+                        session_state: dict[str, Any] | None = None, add_history_to_context: bool | None = None,
+                        num_history_runs: int | None = None, num_history_messages: int | None = None,
+                        max_history_tokens: int | None = None, instructions: str | None = None,
+                        model: Model | None = None, cell_id: str | None = None) -> SentContext:
+        """What ``run`` with the same arguments would send now — built by the run's own code, sent nowhere,
+        stored nowhere (a dry run for prompt testing)."""
+        history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
+                                       max_history_tokens)
+        run, chosen, _ = self._plan(
+            input or "", session_id=session_id, user_id=user_id, session_state=session_state, history=history,
+            instructions=instructions, model=model, cell_id=cell_id, execution_count=None, tags=None,
+            parent_run_id=None, dry_run=True)
+        return run_context(run, count_tokens=self.token_counter, tools=[t.spec() for t in self.tools.values()],
+                           context_window=chosen.context_window, preview=True)
+
     def cancel_run(self, run_id: str) -> None:
         """Ask a running run (in another thread) to stop; it is stored as cancelled with its partial reply."""
         with self._lock:
@@ -175,12 +201,25 @@ class Agent(SessionsMixin):
             count_tokens=self.token_counter,
         )
 
-    def _prepare(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
-                 cell_id, execution_count, tags, parent_run_id) -> Execution:
+    def _prepare(self, prompt: str, **options: Any) -> Execution:
+        run, model, state = self._plan(prompt, **options)
+        return self._launch(run, model, state)
+
+    def _plan(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
+              cell_id, execution_count, tags, parent_run_id, dry_run: bool = False
+              ) -> tuple[RunOutput, Model, dict[str, Any]]:
+        """The run about to be sent, with its whole context; ``dry_run`` writes nothing (``preview_context``).
+
+        The real run and the preview share this one path, so a preview cannot drift from what is sent.
+        """
         user = user_id if user_id is not None else self.user_id
-        session = self._open_session(self._session_for_run(session_id), user)
-        if session_state:
-            session = self.db.update_session(session.session_id, state_patch=session_state)
+        if dry_run:  # the session the run would use, without making it the agent's own or writing anything
+            session = self._peek_session(session_id or self.session_id or new_id(), user)
+            session.session_state = {**session.session_state, **(session_state or {})}
+        else:
+            session = self._open_session(self._session_for_run(session_id), user)
+            if session_state:
+                session = self.db.update_session(session.session_id, state_patch=session_state)
         model = model or self.model
         template = instructions if instructions is not None else self.instructions
         system = fill_from_state(template, session.session_state) if template else None
@@ -194,10 +233,10 @@ class Agent(SessionsMixin):
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
                                    summary=session.summary if use_summary else None, summary_through=through),
             model=model.id, provider=model.provider, kind=self.kind, parent_run_id=parent_run_id,
-            agent_name=self.name,
+            agent_name=self.name, tools_offered=list(self.tools),
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
-        return self._launch(run, model, session.session_state)
+        return run, model, session.session_state
 
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends

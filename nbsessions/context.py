@@ -16,6 +16,8 @@ from nbsessions.llm.base import estimate_tokens
 from nbsessions.schema import Message, RunOutput
 
 TokenCounter = Callable[[str], int]
+SUMMARY_HEADING = "Summary of the conversation so far:\n"
+"""What joins a session summary to the system prompt (``inspect_context`` splits the two again)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, sys
     A session ``summary`` joins the system prompt and replaces the runs it covers (up to ``summary_through``).
     """
     if summary:
-        system = (system + "\n\n" if system else "") + f"Summary of the conversation so far:\n{summary}"
+        system = (system + "\n\n" if system else "") + SUMMARY_HEADING + summary
     if policy is None:
         return build_messages(system, [], prompt)
     runs = policy.runs if policy.messages is None else max(policy.messages, 1)

@@ -7,6 +7,7 @@ a running kernel and are never written anywhere.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -15,6 +16,14 @@ from nbsessions.schema import RunOutput, Session
 
 EXPORT_FORMAT = "nbsessions.export"
 EXPORT_VERSION = 1
+
+
+def write_private(path: str | os.PathLike[str], text: str) -> None:
+    """Write an export readable by its owner only (``0600``, also when it replaces an existing file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 def _when(ts: float) -> str:

@@ -213,6 +213,7 @@ class RunOutput:
     steps: list[dict[str, Any]] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
     requirements: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits for
+    tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
 
     @property
     def is_history(self) -> bool:
@@ -229,6 +230,10 @@ class RunOutput:
         data["messages"] = _refs_of(self.messages) if history_refs else [m.to_dict() for m in self.messages]
         data["metrics"] = self.metrics.to_dict()
         data["tags"] = list(self.tags)
+        if self.tools_offered:
+            data["tools_offered"] = list(self.tools_offered)
+        else:
+            del data["tools_offered"]  # most runs offer no tools: no bytes for them
         for name in ("requirements", "steps"):
             data[name] = _copied(data[name])
         return data
@@ -243,6 +248,7 @@ class RunOutput:
         kwargs["tags"] = list(kwargs.get("tags") or [])
         kwargs["requirements"] = list(kwargs.get("requirements") or [])
         kwargs["steps"] = list(kwargs.get("steps") or [])
+        kwargs["tools_offered"] = list(kwargs.get("tools_offered") or [])
         return cls(**kwargs)
 
 

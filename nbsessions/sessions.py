@@ -115,6 +115,15 @@ class SessionsMixin:
         return self.db.create_session(Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
                                               agent_name=self.name, session_state=dict(self.session_state)))
 
+    def _peek_session(self, session_id: str, user_id: str | None) -> Session:
+        """Like ``_open_session`` but writes nothing: an absent session is the one a run would create."""
+        session = self.db.get_session(session_id)
+        if session is not None:
+            self._check_owner(session, user_id)
+            return session
+        return Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id, agent_name=self.name,
+                       session_state=dict(self.session_state))
+
     def _current(self, session_id: str | None) -> str:
         """``session_id``, else the runner's own session (Agno's rule for every getter)."""
         sid = session_id or self.session_id

@@ -80,3 +80,8 @@ def fill_prompt(text: str, *namespaces: Mapping[str, Any]) -> str:
 
     return _PATTERN.sub(replace, text)
 
+
+
+def escape_prompt(text: str) -> str:
+    """The cell text that fills back to exactly ``text``: every field-like ``{...}`` gets one more pair of braces."""
+    return _PATTERN.sub(lambda match: "{" + match.group(0) + "}", text)

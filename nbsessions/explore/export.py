@@ -19,29 +19,32 @@ from nbsessions.errors import SessionNotFoundError
 from nbsessions.explore import tables
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
-from nbsessions.export import session_json, session_markdown
+from nbsessions.export import session_json, session_markdown, write_private
+from nbsessions.export_ipynb import session_ipynb
 from nbsessions.render import format_cost
 from nbsessions.schema import RunOutput, Session
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
 
-FORMATS = ("md", "json", "csv")
+FORMATS = ("md", "json", "csv", "ipynb")
+SESSION_ONLY = frozenset({"ipynb"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _check_format(fmt: str) -> str:
+def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     fmt = fmt.lower().lstrip(".")
     fmt = "md" if fmt == "markdown" else fmt
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}: use md, json or csv")
+    if fmt in SESSION_ONLY and fmt not in allowed:
+        raise ValueError(f"{fmt} exports a session; a comparison or a batch exports as md, json or csv")
+    if fmt not in allowed:
+        raise ValueError(f"unknown export format {fmt!r}: use {', '.join(allowed[:-1])} or {allowed[-1]}")
     return fmt
 
 
 def _write(text: str, path: str | os.PathLike[str] | None) -> str:
     if path is not None:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        write_private(path, text)
     return text
 
 
@@ -74,14 +77,14 @@ def session_csv(session: Session, runs: list[RunOutput]) -> str:
 
 def export_session(source: Any, session_id: str, format: str = "md",
                    path: str | os.PathLike[str] | None = None) -> str:
-    """A session as ``md``, ``json`` or ``csv`` text; also written to ``path`` when given.
+    """A session as ``md``, ``json``, ``csv`` or ``ipynb`` text; also written to ``path`` (``0600``) when given.
 
     ``source`` is an Agent (the session's owner is checked) or a store such as ``TinyDb``.
     """
     fmt = _check_format(format)
     session, runs = load_session(source, session_id)
     writers: dict[str, Callable[[Session, list[RunOutput]], str]] = {
-        "md": session_markdown, "json": session_json, "csv": session_csv}
+        "md": session_markdown, "json": session_json, "csv": session_csv, "ipynb": session_ipynb}
     return _write(writers[fmt](session, runs), path)
 
 
@@ -192,7 +195,7 @@ def result_json(result: Comparison | BatchResult) -> str:
 def export_result(result: Comparison | BatchResult, format: str = "md",
                   path: str | os.PathLike[str] | None = None) -> str:
     """A comparison or a batch as ``md``, ``json`` or ``csv`` text; also written to ``path`` when given."""
-    fmt = _check_format(format)
+    fmt = _check_format(format, tuple(f for f in FORMATS if f not in SESSION_ONLY))
     if not isinstance(result, Comparison | BatchResult):
         raise TypeError(f"export_result takes a Comparison or a BatchResult, not {type(result).__name__}")
     if fmt == "json":

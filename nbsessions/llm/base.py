@@ -64,6 +64,7 @@ class Model(ABC):
     id: str
     provider: str
     settings: dict[str, Any] = {}  # generation settings (temperature, ...) sent with every request
+    context_window: int | None = None  # tokens the model accepts, when known (else looked up by id)
 
     def with_settings(self, **settings: Any) -> Model:
         """A copy of this model with some settings changed: one more axis for prompt experiments."""

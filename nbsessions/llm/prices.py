@@ -79,3 +79,15 @@ def _table_knows(model_id: str, provider: str) -> bool:
     except LookupError:
         return False
     return True
+
+
+@lru_cache(maxsize=256)
+def context_window_of(model_id: str, provider: str) -> int | None:
+    """The model's context window in tokens from the same maintained table, or ``None`` when unknown."""
+    if provider in PROVIDERS_WITHOUT_PRICES or not _table_knows(model_id, provider):
+        return None
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    result = calc_price(PriceUsage(input_tokens=1, output_tokens=1), model_ref=model_id, provider_id=provider)
+    return result.model.context_window

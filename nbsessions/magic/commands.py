@@ -21,7 +21,8 @@ from IPython.utils.process import arg_split
 
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
-from nbsessions.explore.export import FORMATS, export_result, export_session
+from nbsessions.explore.export import FORMATS, SESSION_ONLY, export_result, export_session
+from nbsessions.export import write_private
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.magic.cellopts import parse_state, session_label
 from nbsessions.magic.nested import history_view, when
@@ -292,14 +293,15 @@ def _default_path(nb: NotebookAgent, what: str, fmt: str) -> Path:
 def _write(target: Path, text: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8", newline="")
+        write_private(target, text)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 @command("export")
 def export(nb: NotebookAgent, rest: str) -> None:
-    """``%agent export md|json|csv [PATH]``: the active session as a transcript, JSON records or a CSV of runs.
+    """``%agent export md|json|csv|ipynb [PATH]``: the active session as a transcript, JSON records, a CSV of runs
+    or a notebook with one ``%%agent`` cell per run (replies saved as outputs).
 
     ``--result VAR`` exports a ``Comparison`` or ``BatchResult`` from the notebook instead. Exports hold stored
     records only: never an API key.
@@ -307,6 +309,8 @@ def export(nb: NotebookAgent, rest: str) -> None:
     args = parse_rest(_EXPORT, rest)
     path = Path(args.path).expanduser().resolve() if args.path else None
     if args.result is not None:
+        if args.format in SESSION_ONLY:
+            raise UsageError(f"{args.format} exports a session: export --result as md, json or csv")
         result = nb.variable(args.result, "--result")
         if not isinstance(result, Comparison | BatchResult):
             raise UsageError(f"--result {args.result} is a {type(result).__name__}: give the Comparison or "

@@ -20,7 +20,7 @@ from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
 from nbsessions.agent import Agent
-from nbsessions.magic import commands_runs  # noqa: F401  (registers its %agent subcommands)
+from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
 from nbsessions.magic.cellopts import CellOptions
 from nbsessions.magic.commands import run_command, unquote
 from nbsessions.magic.experiments import run_batch, run_compare
@@ -148,7 +148,8 @@ class AgentMagics(Magics):
             %agent                         status: database, session, model, user
             %agent sessions                table of sessions
             %agent use S | new [NAME] | rename NAME | fork [RUN] | delete S --yes
-            %agent history [N] | state [JSON] | metrics | summary | export md|json|csv [PATH] [--result VAR]
+            %agent history [N] | state [JSON] | metrics | summary | export md|json|csv|ipynb [PATH] [--result VAR]
+            %agent context [RUN] | context --next [PROMPT]   what a run sent / what the next cell would send
             %agent continue [RUN] [--approve|--reject] [--input JSON] [--results JSON]
             %agent regenerate [RUN] | variants [RUN] | keep RUN | tools [NAME ...] [--clear]
             %agent register [NAME VAR] [--remove NAME]

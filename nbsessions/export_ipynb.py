@@ -1,0 +1,113 @@
+"""A session as a Jupyter notebook: one ``%%agent`` cell per run, its reply saved as the cell's output.
+
+The outputs are the ones the live cell showed — ``render.reply_bundle``'s sanitised HTML and plain text with the
+footer — so the file opens with every reply visible and nothing in it can run. Prompts are written so that running
+the cell again sends the same text (``{field}`` braces are escaped). Built from stored records only: no API key.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+import nbformat
+from nbformat import v4
+
+from nbsessions.render import format_cost, reply_bundle
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session
+from nbsessions.templating import escape_prompt
+
+IPYNB_FORMAT = "nbsessions.ipynb"
+IPYNB_VERSION = 1
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _label(session: Session) -> str:
+    short = session.session_id[:8]
+    return f"{session.session_name} ({short})" if session.session_name else short
+
+
+def _title(session: Session, top: list[RunOutput]) -> str:
+    """Name, user, model(s), totals: what the notebook is, before any run."""
+    totals = Metrics.total([r.metrics for r in top if r.status == RunStatus.completed])
+    models = ", ".join(dict.fromkeys(r.model for r in top if r.model)) or "none"
+    statuses = {s: sum(1 for r in top if r.status == s) for s in RunStatus}
+    other = ", ".join(f"{n} {s.value}" for s, n in statuses.items() if n and s != RunStatus.completed)
+    superseded = sum(1 for r in top if r.superseded_by)
+    runs = f"{len(top)} ({statuses[RunStatus.completed]} completed" + (f", {other}" if other else "") + \
+        (f", {superseded} superseded" if superseded else "") + ")"
+    lines = [
+        f"# {html.escape(session.session_name or 'Session ' + session.session_id[:8])}",
+        "",
+        f"- session: `{session.session_id}`",
+        f"- user: {html.escape(session.user_id) if session.user_id else '(none)'}",
+        f"- model(s): {html.escape(models)}",
+        f"- runs: {runs}",
+        f"- tokens: {totals.input_tokens:,} in / {totals.output_tokens:,} out · "
+        f"{format_cost(totals.cost)} · created {_when(session.created_at)}",
+        "",
+        "Exported by nbsessions. The outputs are the saved replies; to continue the session, point the notebook "
+        "at the original database with `%agent db PATH` before running a cell.",
+    ]
+    return "\n".join(lines)
+
+
+def _marks(run: RunOutput) -> list[str]:
+    marks = [] if run.status == RunStatus.completed else [run.status.value]
+    if run.superseded_by:
+        marks.append("superseded")
+    return marks
+
+
+def _outputs(run: RunOutput, label: str) -> list[Any]:
+    """What the live cell ended with: the reply and footer, then an error line or a note on what the run was."""
+    outputs: list[Any] = []
+    if run.content or run.status == RunStatus.completed:
+        outputs.append(v4.new_output("display_data", data=reply_bundle(run, label)))
+    if run.status == RunStatus.error:
+        message = run.error or "the model failed"
+        outputs.append(v4.new_output("error", ename="ModelError", evalue=message,
+                                     traceback=[f"\x1b[0;31mModelError\x1b[0m: {message}"]))
+    notes = []
+    if run.status in (RunStatus.cancelled, RunStatus.paused):
+        notes.append(f"{run.status.value}: {run.error or 'the run did not finish'}")
+    if run.superseded_by:
+        notes.append(f"superseded by run {run.superseded_by[:8]}: later runs did not see this one as history")
+    if notes:
+        outputs.append(v4.new_output("stream", name="stdout", text="\n".join(notes) + "\n"))
+    return outputs
+
+
+def _run_cell(run: RunOutput, number: int, session: Session) -> Any:
+    prompt = escape_prompt(run.input)
+    cell = v4.new_code_cell(source=f"%%agent -s {session.session_id[:8]}\n{prompt}",
+                            execution_count=number, outputs=_outputs(run, _label(session)))
+    cell.metadata["nbsessions"] = {"run_id": run.run_id, "status": run.status.value, "model": run.model,
+                                   "kind": run.kind, "superseded_by": run.superseded_by,
+                                   "created_at": run.created_at}
+    if _marks(run):
+        cell.metadata["tags"] = [f"nbsessions-{m}" for m in _marks(run)]
+    return cell
+
+
+def session_notebook(session: Session, runs: list[RunOutput]) -> Any:
+    """The session as an ``nbformat`` v4 notebook (validated); nested runs are inside their run's totals."""
+    top = [r for r in runs if not r.parent_run_id]
+    nb = v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["nbsessions"] = {"format": IPYNB_FORMAT, "version": IPYNB_VERSION, "exported_at": time.time(),
+                                 "session_id": session.session_id, "session_name": session.session_name,
+                                 "user_id": session.user_id}
+    nb.cells = [v4.new_markdown_cell(_title(session, top)), v4.new_code_cell("%load_ext nbsessions")]
+    nb.cells += [_run_cell(run, number, session) for number, run in enumerate(top, 1)]
+    nbformat.validate(nb)
+    return nb
+
+
+def session_ipynb(session: Session, runs: list[RunOutput]) -> str:
+    return nbformat.writes(session_notebook(session, runs))

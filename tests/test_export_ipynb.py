@@ -1,0 +1,99 @@
+"""A session exported as a notebook: valid, private, faithful to what the cells showed, inert, keyless."""
+
+from __future__ import annotations
+
+import stat
+
+import nbformat
+import pytest
+from notebook_shell import PAYLOAD, ActiveContent, one_red_line
+
+from nbsessions import Agent, FunctionModel, ModelError, TinyDb
+from nbsessions.__main__ import main
+from nbsessions.explore import export_session
+from nbsessions.llm import OpenAIChat
+from nbsessions.templating import fill_prompt
+
+SECRET = "sk-test-never-in-a-notebook-0123456789"
+
+
+@pytest.fixture
+def mixed_session(tmp_path, openai_server):
+    """Completed, superseded, failed and cancelled runs, made through a model holding an API key."""
+    db = TinyDb(tmp_path / "nb.nbsessions.json")
+    agent = Agent(model=OpenAIChat("gpt-5.2", base_url=openai_server.base_url, api_key=SECRET, max_retries=0),
+                  db=db, user_id="ada", add_history_to_context=True)
+    sid = agent.create_session("eda <b>notes</b>").session_id
+    openai_server.script(PAYLOAD, "second answer", "re-run answer")
+    agent.run("Explain {df.shape} and {x}", session_id=sid)
+    agent.run("Summarise", session_id=sid, cell_id="cell-2")
+    agent.run("Summarise again", session_id=sid, cell_id="cell-2")  # supersedes the run before
+    openai_server.fail_next("error-500")
+    with pytest.raises(ModelError):
+        agent.run("Will fail", session_id=sid)
+    stream = agent.run("Stopped early", session_id=sid, stream=True)
+    stream.close()
+    yield agent, sid
+    db.close()
+
+
+def test_a_session_becomes_a_valid_private_notebook_with_one_agent_cell_per_run(mixed_session, tmp_path):
+    agent, sid = mixed_session
+    path = tmp_path / "out" / "eda.ipynb"
+    path.parent.mkdir()
+    text = export_session(agent, sid, "ipynb", path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and SECRET not in text
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    title, load, *cells = nb.cells
+    assert title.cell_type == "markdown" and title.source.startswith("# eda &lt;b&gt;notes&lt;/b&gt;")
+    assert "- user: ada" in title.source and "- model(s): gpt-5.2" in title.source
+    assert "- runs: 5 (3 completed, 1 cancelled, 1 error, 1 superseded)" in title.source
+    assert load.source == "%load_ext nbsessions"
+    runs = agent.get_runs(sid)
+    assert [c.metadata["nbsessions"]["run_id"] for c in cells] == [r.run_id for r in runs]
+    assert all(c.source.startswith(f"%%agent -s {sid[:8]}\n") for c in cells)
+    assert fill_prompt(cells[0].source.split("\n", 1)[1]) == "Explain {df.shape} and {x}"  # re-runs as sent
+    assert [c.metadata.get("tags") for c in cells] == [
+        None, ["nbsessions-superseded"], None, ["nbsessions-error"], ["nbsessions-cancelled"]]
+
+
+def test_the_saved_outputs_are_the_cells_sanitised_replies_with_footers(mixed_session):
+    agent, sid = mixed_session
+    nb = nbformat.reads(export_session(agent, sid, "ipynb"), as_version=4)
+    first, superseded, rerun, failed, cancelled = nb.cells[2:]
+    reply = first.outputs[0]
+    assert reply.output_type == "display_data" and set(reply.data) == {"text/html", "text/plain"}
+    checker = ActiveContent()
+    checker.feed(reply.data["text/html"])
+    assert checker.found == [] and "<strong>bold</strong>" in reply.data["text/html"]
+    assert "gpt-5.2 · eda <b>notes</b>" in reply.data["text/plain"] and "in /" in reply.data["text/plain"]
+    assert "superseded by run" in superseded.outputs[-1].text and "re-run answer" in str(rerun.outputs[0].data)
+    assert [o.output_type for o in failed.outputs] == ["error"] and failed.outputs[0].evalue.startswith("500")
+    assert cancelled.outputs[-1].text.startswith("cancelled:")
+
+
+def test_the_magic_writes_the_active_session_as_a_notebook(nb, workdir):
+    nb.run("%%agent --new demo\nfirst question")
+    nb.run("%%agent\nsecond question")
+    out = nb.run("%agent export ipynb").stdout
+    path = next(workdir.glob("*.ipynb"))
+    assert out.startswith("exported demo (") and str(path) in out and stat.S_IMODE(path.stat().st_mode) == 0o600
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.source.split("\n", 1)[1] for c in cells[2:]] == ["first question", "second question"]
+    assert "Offline model" in cells[2].outputs[0].data["text/plain"]
+    nb.run("res = 1")
+    assert "ipynb exports a session" in one_red_line(nb.run("%agent export ipynb --result res"))
+
+
+def test_the_command_line_exports_a_notebook(tmp_path):
+    db_path = tmp_path / "a.nbsessions.json"
+    with TinyDb(db_path) as db:
+        agent = Agent(model=FunctionModel(lambda m: "an answer"), db=db)
+        sid = agent.create_session("cli").session_id
+        agent.run("a question", session_id=sid)
+    target = tmp_path / "cli.ipynb"
+    assert main(["export", str(db_path), "cli", "-f", "ipynb", "-o", str(target)]) == 0
+    cells = nbformat.read(target, as_version=4).cells
+    assert cells[2].source == f"%%agent -s {sid[:8]}\na question"
+    assert "an answer" in cells[2].outputs[0].data["text/plain"]
