@@ -1,6 +1,6 @@
 """nbsessions: agent sessions in Jupyter — runs, history, state and metrics that survive kernel restarts."""
 
-from nbsessions.agent import Agent, RunStream
+from nbsessions.agent import Agent
 from nbsessions.db import BaseDb, InMemoryDb
 from nbsessions.errors import (
     CorruptDatabaseError,
@@ -10,9 +10,11 @@ from nbsessions.errors import (
     SessionNotFoundError,
     StorageError,
 )
+from nbsessions.events import RunEvent
 from nbsessions.llm import FunctionModel, Model, OfflineModel, Usage
 from nbsessions.llm.prices import set_price
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.streams import AsyncRunStream, RunStream
 from nbsessions.team import Team
 from nbsessions.tools import RunContext, tool
 from nbsessions.workflow import StepInput, Workflow, WorkflowError
@@ -20,8 +22,9 @@ from nbsessions.workflow import StepInput, Workflow, WorkflowError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message", "Metrics", "Model",
-    "ModelError", "NbSessionsError", "OfflineModel", "RunOutput", "RunStatus", "RunStream", "Session",
+    "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
+    "Metrics", "Model",
+    "ModelError", "NbSessionsError", "OfflineModel", "RunEvent", "RunOutput", "RunStatus", "RunStream", "Session",
     "RunContext", "SessionAccessError", "SessionNotFoundError", "StepInput", "StorageError", "Team", "Usage",
     "Workflow", "WorkflowError", "set_price", "tool",
 ]

@@ -6,12 +6,12 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
@@ -21,34 +21,12 @@ from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
+from nbsessions.streams import RunStream, complete
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
 
 
-class RunStream:
-    """Text chunks of a streaming run; ``.run`` is the RunOutput, final once iteration ends."""
-
-    def __init__(self, execution: Execution) -> None:
-        self._execution = execution
-        self._chunks = execution.chunks()
-        self.run = execution.run
-
-    def __iter__(self) -> Iterator[str]:
-        return self._chunks
-
-    def whole_replies(self) -> RunStream:
-        """Ask the model for whole replies (``stream: false``) while still iterating here (``--no-stream``)."""
-        self._execution.streamed = False
-        return self
-
-    def close(self) -> None:
-        """Stop early: the run is stored as cancelled with what had arrived — even before the first chunk."""
-        if inspect.getgeneratorstate(self._chunks) == inspect.GEN_CREATED:
-            self._execution.cancel_unstarted()
-        self._chunks.close()
-
-
-class Agent(SessionsMixin):
+class Agent(AsyncRunsMixin, SessionsMixin):
     """Runs prompts in sessions stored in ``db`` (in memory when none is given).
 
     History enters the context only when asked (``add_history_to_context``), as in Agno's Sessions.
@@ -115,6 +93,8 @@ class Agent(SessionsMixin):
         user_id: str | None = None,
         session_state: dict[str, Any] | None = None,
         stream: bool = False,
+        stream_events: bool = False,
+        yield_run_output: bool = False,
         add_history_to_context: bool | None = None,
         num_history_runs: int | None = None,
         num_history_messages: int | None = None,
@@ -126,22 +106,31 @@ class Agent(SessionsMixin):
         tags: list[str] | None = None,
         parent_run_id: str | None = None,
     ) -> RunOutput | RunStream:
-        """Run one prompt; returns the RunOutput, or a RunStream of text chunks when ``stream=True``.
+        """Run one prompt; returns the RunOutput, or a RunStream of events when ``stream=True``.
 
-        A provider failure stores the run as ``error`` and raises ``ModelError`` carrying it.
+        The stream yields ``RunContentEvent``s (and the run's milestones with ``stream_events=True``; the final
+        ``RunOutput`` last with ``yield_run_output=True``). A provider failure stores the run as ``error`` and
+        raises ``ModelError`` carrying it.
         """
+        execution = self._begin(
+            input, session_id=session_id, user_id=user_id, session_state=session_state,
+            add_history_to_context=add_history_to_context, num_history_runs=num_history_runs,
+            num_history_messages=num_history_messages, max_history_tokens=max_history_tokens,
+            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
+            parent_run_id=parent_run_id)
+        return self._deliver(execution, stream, stream_events, yield_run_output)
+
+    def _begin(self, input: str, *, session_state: dict[str, Any] | None, add_history_to_context: bool | None,
+               num_history_runs: int | None, num_history_messages: int | None, max_history_tokens: int | None,
+               **options: Any) -> Execution:
+        """Check the prompt, open the session and store the new run: what ``run`` and ``arun`` share."""
         if not isinstance(input, str) or not input.strip():
             raise ValueError("the prompt is empty: give the model something to answer")
         if session_state is not None:
             check_json(session_state, "session_state")
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
-        execution = self._prepare(
-            input, session_id=session_id, user_id=user_id, session_state=session_state, history=history,
-            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
-            parent_run_id=parent_run_id,
-        )
-        return self._deliver(execution, stream)
+        return self._prepare(input, session_state=session_state, history=history, **options)
 
     def get_run_context(self, run_id: str) -> SentContext:
         """Exactly what a stored run sent: system prompt, summary, history (each message with the run it came
@@ -301,7 +290,8 @@ class Agent(SessionsMixin):
         return Execution(run=run, model=model, tools=self.tools, context=context,
                          is_cancelled=self._is_cancelled, finish=self._finish,
                          parts=[run.content] if run.content else [],
-                         initial_state=copy.deepcopy(session_state))
+                         initial_state=copy.deepcopy(session_state), agent_id=self.agent_id,
+                         agent_name=self.name or "")
 
     def _is_cancelled(self, run_id: str) -> bool:
         return run_id in self._cancel_requested
@@ -333,13 +323,19 @@ class Agent(SessionsMixin):
 
     def continue_run(self, run_id: str, *, approve: bool | None = None, user_input: dict[str, Any] | None = None,
                      results: dict[str, str] | None = None, model: Model | None = None,
-                     stream: bool = False) -> RunOutput | RunStream:
+                     stream: bool = False, stream_events: bool = False,
+                     yield_run_output: bool = False) -> RunOutput | RunStream:
         """Resume a paused run with the human's answer, in the same session, with the same history and user.
 
         ``approve`` answers confirmations, ``user_input`` fills requested fields (per tool call id when several
         tools wait), ``results`` maps tool call ids of externally executed tools to their results. If any answer
         is missing nothing runs and the run stays paused. The run continues on ``model`` (default: the agent's).
         """
+        execution = self._resume(run_id, approve=approve, user_input=user_input, results=results, model=model)
+        return self._deliver(execution, stream, stream_events, yield_run_output)
+
+    def _resume(self, run_id: str, *, approve: bool | None, user_input: dict[str, Any] | None,
+                results: dict[str, str] | None, model: Model | None) -> Execution:
         run = self._run(run_id)
         session = self._session(run.session_id)
         if run.status != RunStatus.paused:
@@ -348,14 +344,13 @@ class Agent(SessionsMixin):
         run.model, run.provider = model.id, model.provider
         execution = self._start(run, model, session.session_state)
         execution.resolve(approve=approve, user_input=user_input or {}, results=results or {})
+        execution.continued = True
         run.status = RunStatus.running
         self.db.upsert_run(run)
-        return self._deliver(execution, stream)
+        return execution
 
-    def _deliver(self, execution: Execution, stream: bool) -> RunOutput | RunStream:
+    def _deliver(self, execution: Execution, stream: bool, stream_events: bool = False,
+                 yield_run_output: bool = False) -> RunOutput | RunStream:
         if stream:
-            return RunStream(execution)
-        execution.streamed = False  # nobody reads the deltas: one whole reply per request, as servers prefer
-        for _ in execution.chunks():
-            pass
-        return execution.run
+            return RunStream(execution, stream_events=stream_events, yield_run_output=yield_run_output)
+        return complete(execution)

@@ -1,19 +1,33 @@
 """One run in motion: stream the model, call tools, pause for a human, and always store the outcome.
 
-The Agent prepares a run (session, context) and hands it here; ``Agent.continue_run`` hands a paused run back
-with the human's answers. Whatever happens — reply, tool error, provider failure, Ctrl-C — the run is stored
-with a status that says so.
+The engine is written once and does no I/O of its own: ``Execution.steps()`` is a generator that yields events
+for the caller and requests for its driver (stream the model, next item, run a tool); a driver fulfils them
+synchronously or asynchronously (``streams.py``). Whatever happens — reply, tool error, provider failure, Ctrl-C,
+a closed stream, a cancelled task — the run is stored with a status that says so.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbsessions.errors import ModelError, exception_line
+from nbsessions.events import (
+    BaseAgentRunEvent,
+    RunCancelledEvent,
+    RunCompletedEvent,
+    RunContentEvent,
+    RunContinuedEvent,
+    RunErrorEvent,
+    RunPausedEvent,
+    RunStartedEvent,
+    ToolCallCompletedEvent,
+    ToolCallStartedEvent,
+    ToolExecution,
+)
 from nbsessions.llm.base import Model, ToolCall, Usage
 from nbsessions.llm.prices import cost_of
 from nbsessions.schema import Message, RunOutput, RunStatus
@@ -24,6 +38,39 @@ MAX_TOOL_ROUNDS = 12
 
 class Cancelled(Exception):
     """Raised inside a run when ``cancel_run`` was called for it."""
+
+
+@dataclass
+class ModelRequest:
+    """The engine asks its driver to open a model stream on these messages (``tools`` None: no tools)."""
+
+    messages: list[Message]
+    tools: list[dict[str, Any]] | None
+    streamed: bool = True  # False: one request for the whole reply (``Model.complete``)
+
+
+@dataclass
+class ToolRequest:
+    """The engine asks its driver to run a tool and send back its text result."""
+
+    tool: Tool
+    arguments: dict[str, Any]
+    context: RunContext
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+PREPARE = _Marker("PREPARE")  # the engine asks its driver to get the model ready (SDK import, client)
+NEXT_ITEM = _Marker("NEXT_ITEM")  # the engine asks for the next item of the open model stream
+END = _Marker("END")  # what the driver sends back when the model stream has ended
+
+Steps = Generator[Any, Any, None]
 
 
 def one_line(exc: BaseException) -> str:
@@ -50,6 +97,18 @@ def _arguments(call: ToolCall) -> dict[str, Any]:
     return parsed
 
 
+def _waiting_tool(requirement: dict[str, Any]) -> ToolExecution:
+    kind = requirement["kind"]
+    try:
+        args = _arguments(_call(requirement))
+    except ValueError:
+        args = None
+    return ToolExecution(tool_call_id=requirement["tool_call_id"], tool_name=requirement["tool_name"],
+                         tool_args=args, requires_confirmation=kind == "confirmation" or None,
+                         requires_user_input=kind == "user_input" or None,
+                         external_execution_required=kind == "external_execution" or None)
+
+
 @dataclass
 class Execution:
     """The state of one run while it streams; ``finish`` is called exactly once, whatever happens."""
@@ -65,76 +124,114 @@ class Execution:
     initial_state: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     streamed: bool = True  # False: one whole reply per request (``stream=False``), for servers that need it
+    agent_id: str = ""
+    agent_name: str = ""
+    continued: bool = False
 
-    def chunks(self) -> Iterator[str]:
+    def steps(self) -> Steps:
+        """The run as a conversation with its driver: yields events and requests, receives what was asked for.
+
+        A provider failure is stored, reported as ``RunErrorEvent`` and raised as ``ModelError``; ``cancel_run``
+        ends the stream with ``RunCancelledEvent``; Ctrl-C, a closed stream or a cancelled task store the run
+        as cancelled and propagate.
+        """
         try:
-            self.model.prepare()  # SDK import and client set-up are not the model's latency
+            yield PREPARE  # SDK import and client set-up are not the model's latency
             self.started = time.perf_counter()
+            if self.continued:
+                yield self.event(RunContinuedEvent)
+            else:
+                yield self.event(RunStartedEvent, model=self.run.model or "", model_provider=self.run.provider or "")
             status = yield from self._rounds()
-        except (Cancelled, KeyboardInterrupt, GeneratorExit) as stop:
+        except Cancelled:
             self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
-            if not isinstance(stop, Cancelled):
-                raise
+            yield self.event(RunCancelledEvent, reason=self.run.error)
             return
         except Exception as exc:  # any failure of the model becomes a stored, one-line error
             self.finish(self, RunStatus.error, one_line(exc))
+            yield self.event(RunErrorEvent, content=self.run.error, error_type=type(exc).__name__)
             typed = ({"status_code": exc.status_code, "retry_after": exc.retry_after, "kind": exc.kind}
                      if isinstance(exc, ModelError) else {})
             raise ModelError(self.run.error or "model failed", run=self.run, **typed) from exc
+        except BaseException:  # Ctrl-C, a closed stream, a cancelled task: keep what arrived, then stop
+            self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
+            raise
         self.finish(self, status, None)
+        if status == RunStatus.paused:
+            waiting = [r for r in self.run.requirements if not r.get("resolved")]
+            yield self.event(RunPausedEvent, tools=[_waiting_tool(r) for r in waiting], requirements=waiting)
+        else:
+            yield self.event(RunCompletedEvent, content=self.run.content, metrics=self.run.metrics,
+                             session_state=dict(self.context.session_state))
+
+    def event(self, kind: type[BaseAgentRunEvent], **fields: Any) -> BaseAgentRunEvent:
+        """An event of this run, stamped with who and where."""
+        return kind(agent_id=self.agent_id, agent_name=self.agent_name or "", run_id=self.run.run_id,
+                    parent_run_id=self.run.parent_run_id, session_id=self.run.session_id, **fields)
 
     def cancel_unstarted(self) -> None:
-        """A stream closed before its first chunk never ran its generator: store the run as cancelled here."""
+        """A stream closed before its first event never ran its generator: store the run as cancelled here."""
         self.finish(self, RunStatus.cancelled, "cancelled before the reply started")
 
-    def _rounds(self) -> Iterator[str]:
+    def _rounds(self) -> Generator[Any, Any, RunStatus]:
         """Ask the model, run the tools it calls, ask again — until it answers or a tool needs a human."""
         specs = [t.spec() for t in self.tools.values()] or None
         for _ in range(MAX_TOOL_ROUNDS):
             text: list[str] = []
             calls: list[ToolCall] = []
-            ask = self.model.stream if self.streamed else self.model.complete
-            stream = ask(self.run.messages, specs) if specs else ask(self.run.messages)
-            for item in stream:
+            yield ModelRequest(self.run.messages, specs, self.streamed)
+            while (item := (yield NEXT_ITEM)) is not END:
                 if self.is_cancelled(self.run.run_id):
                     raise Cancelled
                 if isinstance(item, Usage):
                     self.usage = item if self.usage is None else self.usage + item
                 elif isinstance(item, ToolCall):
                     calls.append(item)
-                else:
+                elif item:
                     if not self.parts:
                         self.run.metrics.time_to_first_token = time.perf_counter() - self.started
                     if not text and self.parts and not self.parts[-1][-1:].isspace():
-                        self.parts.append("\n\n")  # text after a tool call or a pause starts a new paragraph
-                        yield "\n\n"
+                        yield self._content("\n\n")  # text after a tool call or a pause starts a new paragraph
                     text.append(item)
-                    self.parts.append(item)
-                    self.run.content = "".join(self.parts)
-                    yield item
+                    yield self._content(item)
             self.run.messages.append(Message(role="assistant", content="".join(text) or None,
                                              tool_calls=[c.to_dict() for c in calls] or None))
             if not calls:
                 return RunStatus.completed
-            waiting = [r for r in (self._call(c) for c in calls) if r is not None]
+            waiting = []
+            for call in calls:
+                requirement = yield from self._call(call)
+                if requirement is not None:
+                    waiting.append(requirement)
             if waiting:
                 self.run.requirements = waiting
                 return RunStatus.paused
         raise ModelError(f"the model was still calling tools after {MAX_TOOL_ROUNDS} rounds; stopped")
 
-    def _call(self, call: ToolCall) -> dict[str, Any] | None:
-        """Run one tool call now, or return what it waits for."""
+    def _content(self, text: str) -> RunContentEvent:
+        self.parts.append(text)
+        self.run.content = "".join(self.parts)
+        return self.event(RunContentEvent, content=text)  # type: ignore[return-value]
+
+    def _call(self, call: ToolCall) -> Generator[Any, Any, dict[str, Any] | None]:
+        """Run one tool call now (through the driver), or return what it waits for."""
         tool = self.tools.get(call.name)
         if tool is not None and tool.pauses:
             return _requirement(call, tool)
+        try:
+            arguments: dict[str, Any] | None = _arguments(call)
+        except ValueError as exc:
+            arguments, result = None, f"error: the arguments are not valid JSON: {exc}"
+        execution = ToolExecution(tool_call_id=call.id, tool_name=call.name, tool_args=arguments)
+        yield self.event(ToolCallStartedEvent, tool=execution)
         if tool is None:
             result = f"error: there is no tool named {call.name!r}"
-        else:
-            try:
-                result = tool.call(_arguments(call), self.context)
-            except ValueError as exc:
-                result = f"error: the arguments are not valid JSON: {exc}"
+        elif arguments is not None:
+            result = yield ToolRequest(tool, arguments, self.context)
+        execution.result = result
+        execution.tool_call_error = result.startswith("error:")
         self.tool_result(call.id, result)
+        yield self.event(ToolCallCompletedEvent, tool=execution, content=result)
         return None
 
     def tool_result(self, tool_call_id: str, content: str) -> None:

@@ -72,22 +72,41 @@ class Team(Agent):
         def ask(task: str, run_context: RunContext) -> str:
             return self._ask(member, task, run_context)
 
+        async def aask(task: str, run_context: RunContext) -> str:
+            return await self._aask(member, task, run_context)
+
         return Tool(name=f"ask_{name}", description=f"Hand a task to {name}: {description}",
                     parameters={"type": "object", "properties": {"task": {
                         "type": "string", "description": "the task, with everything the member needs to know"}},
                         "required": ["task"]},
-                    function=ask, wants_context=True)
+                    function=ask, async_function=aask, wants_context=True)
 
     def _ask(self, member: Agent, task: str, context: RunContext) -> str:
         """Run a member in the team's session, nested under the team run; its failure is the leader's to see."""
-        member.session_state = context.session_state
         try:
-            run = member.run(task, session_id=context.session_id, user_id=context.user_id,
-                             parent_run_id=context.run_id,
-                             session_state=context.session_state or None)
+            run = member.run(task, **self._member_options(member, context))
         except ModelError as exc:
-            self._count(context.run_id, exc.run)
-            return f"error: {member.name or 'member'} failed: {exc}"
+            return self._member_failed(member, context, exc)
+        return self._member_answer(member, context, run)
+
+    async def _aask(self, member: Agent, task: str, context: RunContext) -> str:
+        """``_ask`` inside ``arun``: the member runs on the event loop too."""
+        try:
+            run = await member.arun(task, **self._member_options(member, context))
+        except ModelError as exc:
+            return self._member_failed(member, context, exc)
+        return self._member_answer(member, context, run)
+
+    def _member_options(self, member: Agent, context: RunContext) -> dict[str, Any]:
+        member.session_state = context.session_state
+        return {"session_id": context.session_id, "user_id": context.user_id, "parent_run_id": context.run_id,
+                "session_state": context.session_state or None}
+
+    def _member_failed(self, member: Agent, context: RunContext, exc: ModelError) -> str:
+        self._count(context.run_id, exc.run)
+        return f"error: {member.name or 'member'} failed: {exc}"
+
+    def _member_answer(self, member: Agent, context: RunContext, run: RunOutput) -> str:
         self._count(context.run_id, run)
         stored = self.db.get_session(context.session_id).session_state
         for key in [k for k in context.session_state if k not in stored]:  # the member's tools deleted it

@@ -41,6 +41,7 @@ class Tool:
     requires_user_input: bool = False
     user_input_fields: list[str] = field(default_factory=list)
     external_execution: bool = False
+    async_function: Callable[..., Any] | None = None  # what ``arun`` awaits instead of ``function``, if given
 
     @property
     def pauses(self) -> bool:
@@ -53,13 +54,39 @@ class Tool:
     def call(self, arguments: dict[str, Any], context: RunContext | None) -> str:
         """Run the function; its result (or its error) becomes text for the model, never a crashed run."""
         try:
-            kwargs = dict(arguments)
-            if self.wants_context:
-                kwargs[RUN_CONTEXT_PARAM] = context
-            result = self.function(**kwargs)
+            result = self.function(**self._kwargs(arguments, context))
+            if inspect.isawaitable(result):
+                _discard(result)
+                return f"error: {self.name} is an async tool: run the agent with arun"
         except Exception as exc:  # the model sees the error and can try again
             return f"error: {type(exc).__name__}: {exc}"
-        return result if isinstance(result, str) else json.dumps(result, default=repr)
+        return _text(result)
+
+    async def acall(self, arguments: dict[str, Any], context: RunContext | None) -> str:
+        """As ``call``, from ``arun``: async tools (and ``async_function``) are awaited, plain ones called."""
+        try:
+            result = (self.async_function or self.function)(**self._kwargs(arguments, context))
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            return f"error: {type(exc).__name__}: {exc}"
+        return _text(result)
+
+    def _kwargs(self, arguments: dict[str, Any], context: RunContext | None) -> dict[str, Any]:
+        kwargs = dict(arguments)
+        if self.wants_context:
+            kwargs[RUN_CONTEXT_PARAM] = context
+        return kwargs
+
+
+def _text(result: Any) -> str:
+    return result if isinstance(result, str) else json.dumps(result, default=repr)
+
+
+def _discard(awaitable: Any) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # no "never awaited" warning for a coroutine we refuse to run
 
 
 def _json_type(annotation: Any) -> dict[str, Any]:

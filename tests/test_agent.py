@@ -78,10 +78,10 @@ def test_any_exception_from_a_model_becomes_a_stored_one_line_error(agent, db):
     assert db.get_run(caught.value.run.run_id).error == "ValueError: bad thing"
 
 
-def test_streaming_yields_chunks_and_the_final_run_afterwards(agent, db):
+def test_streaming_yields_content_events_and_the_final_run_afterwards(agent, db):
     stream = agent.run("hello there", stream=True)
     assert stream.run.status == RunStatus.running
-    chunks = list(stream)
+    chunks = [event.content for event in stream]
     assert "".join(chunks) == "echo hello there (history 0)"
     assert stream.run.status == RunStatus.completed
     assert db.get_run(stream.run.run_id).content == "".join(chunks)
@@ -91,7 +91,7 @@ def test_stopping_a_stream_early_keeps_the_partial_reply_as_cancelled(db):
     agent = Agent(model=FunctionModel(lambda m: iter(["one ", "two ", "three"])), db=db,
                   add_history_to_context=True)
     stream = agent.run("go", stream=True)
-    assert next(iter(stream)) == "one "
+    assert str(next(iter(stream))) == "one "
     stream.close()
     stored = db.get_run(stream.run.run_id)
     assert stored.status == RunStatus.cancelled and stored.content == "one "
@@ -122,11 +122,11 @@ def test_cancel_run_from_another_thread_stops_the_stream(db):
     agent = Agent(model=FunctionModel(slow), db=db)
     stream = agent.run("go", stream=True)
     chunks = iter(stream)
-    assert next(chunks) == "first "
+    assert next(chunks).content == "first "
     worker = threading.Thread(target=lambda: (agent.cancel_run(stream.run.run_id), release.set()))
     worker.start()
     worker.join()
-    assert list(chunks) == []
+    assert [event.event for event in chunks] == ["RunCancelled"]
     stored = db.get_run(stream.run.run_id)
     assert stored.status == RunStatus.cancelled and stored.content == "first "
 

@@ -1,4 +1,4 @@
-"""The model contract: one generator method that streams text, then reports usage.
+"""The model contract: one generator method that streams text, then reports usage (and its async twin).
 
 Everything above this layer (the Agent, the magic, the panel) knows models only through ``Model.stream``;
 provider SDKs stay inside their own module.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,23 @@ class Model(ABC):
         Failures raise ``nbsessions.errors.ModelError`` with a one-line message (and the HTTP status when
         there is one); the Agent records them on the run.
         """
+
+    async def astream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                      ) -> AsyncIterator[str | ToolCall | Usage]:
+        """The same items for ``arun``. Models with real async I/O override it; this default serves models that
+        never wait on the network (offline, scripted) by iterating ``stream``."""
+        for item in self.stream(messages, tools) if tools else self.stream(messages):
+            yield item
+
+    async def acomplete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                        ) -> AsyncIterator[str | ToolCall | Usage]:
+        """``complete`` for ``arun``: by default the async stream, as ``complete`` defaults to ``stream``."""
+        async for item in self.astream(messages, tools) if tools else self.astream(messages):
+            yield item
+
+    async def aprepare(self) -> None:
+        """``prepare`` for ``arun``: models with an async client build it here."""
+        self.prepare()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"

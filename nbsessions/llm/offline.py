@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from nbsessions.llm.base import Model, ToolCall, Usage, estimate_tokens
@@ -63,7 +63,8 @@ class FunctionModel(Model):
     """A model whose reply is computed by ``fn(messages)`` or ``fn(messages, tools)``.
 
     Return a string, or yield text chunks and ``ToolCall``s to stream and call tools; raise ``ModelError`` to
-    script a provider failure. Tests and demos script whole conversations this way.
+    script a provider failure. An ``async def`` function (or async generator) scripts a model for ``arun``,
+    which can then wait on real events. Tests and demos script whole conversations this way.
     """
 
     provider = "function"
@@ -73,12 +74,39 @@ class FunctionModel(Model):
         self.id = id
         self._wants_tools = len(inspect.signature(fn).parameters) >= 2
 
+    def _result(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Any:
+        result = self.fn(messages, tools or []) if self._wants_tools else self.fn(messages)
+        return [result] if isinstance(result, (str, ToolCall)) else result
+
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
                ) -> Iterator[str | ToolCall | Usage]:
-        result = self.fn(messages, tools or []) if self._wants_tools else self.fn(messages)
+        result = self._result(messages, tools)
+        if inspect.isawaitable(result) or hasattr(result, "__aiter__"):
+            getattr(result, "close", lambda: None)()
+            raise TypeError("this FunctionModel's function is async: run the agent with arun")
         parts: list[str] = []
-        for chunk in [result] if isinstance(result, (str, ToolCall)) else result:
-            if isinstance(chunk, str):
-                parts.append(chunk)
-            yield chunk
+        for chunk in result:
+            yield _kept(chunk, parts)
         yield _usage(messages, "".join(parts))
+
+    async def astream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                      ) -> AsyncIterator[str | ToolCall | Usage]:
+        result = self._result(messages, tools)
+        if inspect.isawaitable(result):
+            result = await result
+            result = [result] if isinstance(result, (str, ToolCall)) else result
+        parts: list[str] = []
+        if hasattr(result, "__aiter__"):
+            async for chunk in result:
+                yield _kept(chunk, parts)
+        else:
+            for chunk in result:
+                yield _kept(chunk, parts)
+        yield _usage(messages, "".join(parts))
+
+
+def _kept(chunk: str | ToolCall, parts: list[str]) -> str | ToolCall:
+    """Pass a scripted item through, remembering its text for the usage estimate."""
+    if isinstance(chunk, str):
+        parts.append(chunk)
+    return chunk

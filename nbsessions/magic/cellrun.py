@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 from IPython.display import DisplayHandle, display
 
-from nbsessions.agent import RunStream
 from nbsessions.errors import ModelError, NbSessionsError
+from nbsessions.events import RunEvent
 from nbsessions.render import reply_bundle
 from nbsessions.schema import RunOutput
+from nbsessions.streams import RunStream
 
 Bundle = dict[str, str]
 
@@ -103,8 +104,9 @@ def show_run(stream: RunStream, label: str, *, waiting: str = "", live: bool = T
     try:
         if live:
             out.show(waiting_bundle(waiting))
-        for _ in stream:
-            out.progress(lambda: reply_bundle(stream.run))
+        for event in stream:
+            if event.event == RunEvent.run_content:
+                out.progress(lambda: reply_bundle(stream.run))
     except KeyboardInterrupt:
         stream.close()  # the Ctrl-C may have landed here rather than in the model: store the run as cancelled
         _final(out, stream.run, label)

@@ -1,0 +1,104 @@
+"""The async face of agents and teams: ``arun``, ``acontinue_run`` and the ``aget_*`` session getters.
+
+``arun`` is not a second run loop: it opens the run as ``run`` does and drives the same engine through the
+model's async transport (``streams.adrive``). The getters read local stores, which answer in well under a
+millisecond, so they run on the loop rather than in a thread.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from nbsessions.sessions import SessionsMixin
+from nbsessions.streams import AsyncRunStream, acomplete
+
+if TYPE_CHECKING:
+    from nbsessions.execution import Execution
+    from nbsessions.llm.base import Model
+    from nbsessions.schema import RunOutput
+
+SESSION_GETTERS = ("get_session", "get_sessions", "get_chat_history", "get_session_messages", "get_session_state",
+                   "update_session_state", "get_session_summary", "get_session_metrics", "get_session_name",
+                   "set_session_name", "get_last_run_output", "get_run_output", "delete_session", "get_runs")
+
+
+def _async_twin(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """``a<name>``: awaitable, with the same arguments and result as the sync getter of that name."""
+
+    async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, name)(*args, **kwargs)
+
+    sync = getattr(SessionsMixin, name, None)
+    if sync is not None:
+        twin = functools.wraps(sync)(twin)
+    twin.__name__ = twin.__qualname__ = f"a{name}"
+    twin.__doc__ = f"``{name}`` for async code: the same arguments and result."
+    return twin
+
+
+class AsyncRunsMixin:
+    """What ``Agent`` (and so ``Team``) adds for asyncio code."""
+
+    if TYPE_CHECKING:
+        def _begin(self, input: str, **options: Any) -> Execution: ...
+        def _resume(self, run_id: str, **answers: Any) -> Execution: ...
+
+    def arun(
+        self,
+        input: str,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+        yield_run_output: bool = False,
+        add_history_to_context: bool | None = None,
+        num_history_runs: int | None = None,
+        num_history_messages: int | None = None,
+        max_history_tokens: int | None = None,
+        instructions: str | None = None,
+        model: Model | None = None,
+        cell_id: str | None = None,
+        execution_count: int | None = None,
+        tags: list[str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
+        """``run`` on the event loop: ``await agent.arun(...)``, or ``async for event in agent.arun(...,
+        stream=True)``. The same engine, driven by the model's async transport; cancelling the task stores the
+        run as cancelled.
+        """
+        options = dict(
+            session_id=session_id, user_id=user_id, session_state=session_state,
+            add_history_to_context=add_history_to_context, num_history_runs=num_history_runs,
+            num_history_messages=num_history_messages, max_history_tokens=max_history_tokens,
+            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
+            parent_run_id=parent_run_id)
+        if stream:
+            return AsyncRunStream(self._begin(input, **options), stream_events=stream_events,
+                                  yield_run_output=yield_run_output)
+        return self._arun(input, options)
+
+    async def _arun(self, input: str, options: dict[str, Any]) -> RunOutput:
+        return await acomplete(self._begin(input, **options))
+
+    def acontinue_run(self, run_id: str, *, approve: bool | None = None,
+                      user_input: dict[str, Any] | None = None, results: dict[str, str] | None = None,
+                      model: Model | None = None, stream: bool = False, stream_events: bool = False,
+                      yield_run_output: bool = False) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
+        """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin."""
+        answers = dict(approve=approve, user_input=user_input, results=results, model=model)
+        if stream:
+            return AsyncRunStream(self._resume(run_id, **answers), stream_events=stream_events,
+                                  yield_run_output=yield_run_output)
+        return self._acontinue(run_id, answers)
+
+    async def _acontinue(self, run_id: str, answers: dict[str, Any]) -> RunOutput:
+        return await acomplete(self._resume(run_id, **answers))
+
+
+
+for _name in SESSION_GETTERS:
+    setattr(AsyncRunsMixin, f"a{_name}", _async_twin(_name))

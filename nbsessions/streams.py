@@ -1,0 +1,198 @@
+"""The two transports that drive the one run engine: a sync one (``Model.stream``) and an async one
+(``Model.astream``), and the event streams users iterate.
+
+Each driver only fulfils the engine's requests — open the model stream, fetch the next item, run a tool — and
+passes every failure back into the engine, which decides what is stored. Closing a stream early, Ctrl-C or a
+cancelled task close the engine, which stores the run as cancelled with what had arrived.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from nbsessions.events import ALWAYS_STREAMED, BaseAgentRunEvent
+from nbsessions.execution import END, NEXT_ITEM, PREPARE, Execution, ModelRequest, Steps, ToolRequest
+from nbsessions.schema import RunOutput
+
+Event = BaseAgentRunEvent
+
+
+def drive(steps: Steps, execution: Execution) -> Iterator[Event]:
+    """Run the engine on the calling thread: the model through ``Model.stream``, tools through ``Tool.call``."""
+    model = execution.model
+    stream: Any = None
+    reply: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                need = steps.throw(error) if error is not None else steps.send(reply)
+            except StopIteration:
+                return
+            reply = error = None
+            if isinstance(need, BaseAgentRunEvent):
+                yield need
+                continue
+            try:
+                if need is NEXT_ITEM:
+                    reply = next(stream, END)
+                elif isinstance(need, ModelRequest):
+                    _close(stream)
+                    ask = model.stream if need.streamed else model.complete
+                    stream = iter(ask(need.messages, need.tools) if need.tools else ask(need.messages))
+                elif need is PREPARE:
+                    model.prepare()
+                elif isinstance(need, ToolRequest):
+                    reply = need.tool.call(need.arguments, need.context)
+            except BaseException as exc:  # the model's failure, or Ctrl-C inside it: the engine stores it
+                error = exc
+    finally:
+        _close(stream)
+        steps.close()
+
+
+async def adrive(steps: Steps, execution: Execution) -> AsyncIterator[Event]:
+    """The same, on the event loop: the model through ``Model.astream``, tools through ``Tool.acall``."""
+    model = execution.model
+    stream: Any = None
+    reply: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                need = steps.throw(error) if error is not None else steps.send(reply)
+            except StopIteration:
+                return
+            reply = error = None
+            if isinstance(need, BaseAgentRunEvent):
+                yield need
+                continue
+            try:
+                if need is NEXT_ITEM:
+                    reply = await anext(stream, END)
+                elif isinstance(need, ModelRequest):
+                    await _aclose(stream)
+                    ask = model.astream if need.streamed else model.acomplete
+                    stream = aiter(ask(need.messages, need.tools) if need.tools else ask(need.messages))
+                elif need is PREPARE:
+                    await model.aprepare()
+                elif isinstance(need, ToolRequest):
+                    reply = await need.tool.acall(need.arguments, need.context)
+            except BaseException as exc:  # the model's failure, or a cancelled task: the engine stores it
+                error = exc
+    finally:
+        try:
+            await _aclose(stream)
+        finally:
+            steps.close()
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _wanted(event: Event, stream_events: bool) -> bool:
+    return stream_events or event.event in ALWAYS_STREAMED
+
+
+class RunStream:
+    """The events of a streaming run (``for event in agent.run(..., stream=True)``).
+
+    ``.run`` is the RunOutput, final once iteration ends; ``close()`` stops early and stores the run as
+    cancelled with what had arrived — even before the first event.
+    """
+
+    def __init__(self, execution: Execution, *, stream_events: bool = False, yield_run_output: bool = False) -> None:
+        self._execution = execution
+        self.run = execution.run
+        self._events = self._select(stream_events, yield_run_output)
+
+    def _select(self, stream_events: bool, yield_run_output: bool) -> Iterator[Event | RunOutput]:
+        events = drive(self._execution.steps(), self._execution)
+        try:
+            for event in events:
+                if _wanted(event, stream_events):
+                    yield event
+        finally:
+            events.close()
+        if yield_run_output:
+            yield self.run
+
+    def __iter__(self) -> Iterator[Event | RunOutput]:
+        return self._events
+
+    def __next__(self) -> Event | RunOutput:
+        return next(self._events)
+
+    def whole_replies(self) -> RunStream:
+        """Ask the model for whole replies (``stream: false``) while still iterating here (``--no-stream``)."""
+        self._execution.streamed = False
+        return self
+
+    def close(self) -> None:
+        if inspect.getgeneratorstate(self._events) == inspect.GEN_CREATED:
+            self._execution.cancel_unstarted()
+        self._events.close()
+
+
+class AsyncRunStream:
+    """The async twin of ``RunStream`` (``async for event in agent.arun(..., stream=True)``); ``aclose()`` stops."""
+
+    def __init__(self, execution: Execution, *, stream_events: bool = False, yield_run_output: bool = False) -> None:
+        self._execution = execution
+        self.run = execution.run
+        self._started = False
+        self._events = self._select(stream_events, yield_run_output)
+
+    async def _select(self, stream_events: bool, yield_run_output: bool) -> AsyncIterator[Event | RunOutput]:
+        self._started = True
+        events = adrive(self._execution.steps(), self._execution)
+        try:
+            async for event in events:
+                if _wanted(event, stream_events):
+                    yield event
+        finally:
+            await events.aclose()
+        if yield_run_output:
+            yield self.run
+
+    def __aiter__(self) -> AsyncIterator[Event | RunOutput]:
+        return self
+
+    async def __anext__(self) -> Event | RunOutput:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        if not self._started:
+            self._execution.cancel_unstarted()
+        await self._events.aclose()
+
+
+def complete(execution: Execution) -> RunOutput:
+    """Run to the end on this thread and return the stored run (``stream=False``)."""
+    execution.streamed = False  # nobody reads the deltas: one whole reply per request, as servers prefer
+    for _ in drive(execution.steps(), execution):
+        pass
+    return execution.run
+
+
+async def acomplete(execution: Execution) -> RunOutput:
+    """Run to the end on the event loop and return the stored run (``await agent.arun(...)``)."""
+    execution.streamed = False
+    events = adrive(execution.steps(), execution)
+    try:
+        async for _ in events:
+            pass
+    finally:
+        await events.aclose()
+    return execution.run
