@@ -1,4 +1,4 @@
-"""The History tab: a session's transcript, 50 top-level runs per page, newest page first.
+"""The History tab: a session's transcript, 50 top-level runs per page, newest page and newest run first.
 
 Plain runs are drawn as HTML (``run_html``), consecutive ones in a single widget: one widget value is far
 cheaper than a widget per run, and a live redraw only changes that value. A team's member runs and a workflow's
@@ -112,10 +112,10 @@ class HistoryView(VBox):
         segments = 0  # plain-run widgets used so far, in order
         if not runs:
             children.append(self._segment(0, NO_RUNS))
-        for kind, members in plan_blocks(runs, first):
+        for kind, members in reversed(plan_blocks(runs, first)):  # newest first: no scrolling to the latest
             if kind == "runs":
                 parts = []
-                for number, run in members:
+                for number, run in reversed(members):
                     key = tree_key(run, number, self._nested)
                     rendered[key] = self._rendered.get(key) or render_tree_run(run, number, self._nested)
                     parts.append(rendered[key])
