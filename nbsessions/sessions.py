@@ -149,7 +149,9 @@ class SessionsMixin:
                        session_state: dict[str, Any] | None = None, notebook: str | None = None) -> Session:
         if session_state is not None:
             check_json(session_state, "session_state")
-        session = Session(session_name=session_name, user_id=user_id if user_id is not None else self.user_id,
+        user_id = user_id if user_id is not None else self.user_id
+        session_name = unique_name(self.db, session_name, user_id)
+        session = Session(session_name=session_name, user_id=user_id,
                           agent_id=self.agent_id, agent_name=self.name, notebook=notebook,
                           session_state={**self.session_state, **(session_state or {})})
         self.db.upsert_session(session)
@@ -220,8 +222,9 @@ class SessionsMixin:
             session_name = self._generate_name(sid, model or self.model)
         if not session_name or not session_name.strip():
             raise ValueError("a session name cannot be empty (or pass autogenerate=True)")
-        self._session(sid)
-        session = self.db.update_session(sid, session_name=session_name.strip())
+        owner = self._session(sid).user_id
+        session = self.db.update_session(sid, session_name=unique_name(self.db, session_name.strip(), owner,
+                                                                       except_id=sid))
         self._emit("session", sid)
         return session
 
@@ -262,7 +265,8 @@ class SessionsMixin:
         source = self._session(session_id)
         runs = _runs_up_to(self.db.list_runs(session_id), run_id, session_id)
         fork = Session(
-            session_name=session_name or (f"{source.label} (fork)"), user_id=source.user_id,
+            session_name=unique_name(self.db, session_name or f"{source.label} (fork)", source.user_id),
+            user_id=source.user_id,
             agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
             notebook=source.notebook, summary=source.summary,
             forked_from={"session_id": session_id, "run_id": run_id or (runs[-1].run_id if runs else "")},
@@ -321,3 +325,20 @@ def short_title(reply: str) -> str:
     while line != (trimmed := line.strip().strip("*_`\"'“”‘’").rstrip(".")):
         line = trimmed
     return shorten(line, TITLE_WIDTH) if line else ""
+
+
+def unique_name(db: BaseDb, name: str | None, user_id: str | None, *, except_id: str | None = None) -> str | None:
+    """``name``, or ``name (2)``, ``name (3)``… when one of the user's sessions already has it.
+
+    Two sessions both called "cleanup" are told apart only by their ids; people pick sessions by name.
+    """
+    if not name:
+        return name
+    taken = {s.session_name for s in db.list_sessions(user_id=user_id)
+             if s.user_id == user_id and s.session_id != except_id}
+    if name not in taken:
+        return name
+    number = 2
+    while f"{name} ({number})" in taken:
+        number += 1
+    return f"{name} ({number})"

@@ -223,7 +223,7 @@ def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab
             expect(history).to_contain_text("Summarise the quarterly report.")
             expect(history.locator(".nbsessions-run")).to_have_count(5)
             expect(history).to_contain_text("Which risks does it name?")
-            expect(panel.locator(".nbsessions-reply").first).to_contain_text("Offline model")
+            expect(panel.locator(".nbsessions-reply").last).to_contain_text("Offline model")  # oldest, at the bottom
             # The regenerated answer stands beside the original, and is the one kept.
             variants = history.locator(".nbsessions-variants .nbsessions-variant")
             expect(variants).to_have_count(2)

@@ -47,13 +47,24 @@ def test_new_use_and_rename_switch_the_session_cells_continue(nb):
     assert "UsageError: give the new name" in one_red_line(nb.run("%agent rename"))
 
 
+def test_a_new_session_never_takes_a_name_in_use_and_the_line_says_so(nb):
+    nb.run("%agent new cleanup")
+    out = nb.run("%agent new cleanup").stdout
+    assert "'cleanup' is taken" in out and active_label(nb).startswith("cleanup (2) (")
+    assert "'cleanup' is taken" in nb.run("%%agent --new cleanup\nhi").stdout
+    assert active_label(nb).startswith("cleanup (3) (")
+
+
 def test_a_repeated_name_means_the_newest_but_delete_wants_it_unambiguous(nb):
-    nb.run("%agent new twin")
-    older = active_label(nb)
-    nb.run("%agent new twin")
-    newer = active_label(nb)
-    nb.run(f"%agent use {older.split('(')[1][:8]}")
-    out = nb.run("%agent use twin").stdout  # re-running a notebook makes same-named sessions
+    from nbsessions import Session
+
+    db = nb.magics.notebook.agent.db  # stores written before names were unique may hold twins
+    older, newer = Session(session_name="twin", created_at=1.0, updated_at=1.0), Session(session_name="twin")
+    for session in (older, newer):
+        db.upsert_session(session)
+    assert nb.run(f"%agent use {older.session_id[:8]}").result.success
+    out = nb.run("%agent use twin").stdout
+    newer = f"twin ({newer.session_id[:8]})"
     assert out.startswith(f"active session: {newer}") and "newest of 2 sessions" in out
     assert "matches 2 sessions" in one_red_line(nb.run("%agent delete twin --yes"))
     assert "no session 'ghost'" in one_red_line(nb.run("%agent use ghost"))

@@ -275,6 +275,26 @@ def test_new_creates_a_session_and_makes_it_active(agent):
     assert "No runs yet" in panel.history.markup
 
 
+def test_new_uses_the_name_typed_beside_it_and_a_taken_name_gets_a_number(agent):
+    panel = SessionPanel(agent)
+    for _ in range(2):
+        panel.actions.name.value = " cleanup "
+        panel.actions.new.click()
+    names = sorted(s.session_name for s in agent.get_sessions())
+    assert names == ["cleanup", "cleanup (2)"]
+    assert agent.get_session(panel.selected).session_name == "cleanup (2)"
+    assert panel.actions.name.value == ""
+    assert sorted(r[0] for r in row_texts(panel)) == ["cleanup", "cleanup (2)"]
+
+
+def test_names_are_unique_per_user_only(agent):
+    agent.create_session("notes", user_id="ana")
+    assert agent.create_session("notes", user_id="bo").session_name == "notes"
+    renamed = agent.set_session_name(agent.create_session("other", user_id="ana").session_id, "notes")
+    assert renamed.session_name == "notes (2)"
+    assert agent.set_session_name(renamed.session_id, "notes (2)").session_name == "notes (2)"  # its own name
+
+
 def test_new_session_belongs_to_the_filtered_user(agent):
     agent.create_session("x", user_id="ana")
     panel = SessionPanel(agent)
@@ -456,6 +476,7 @@ def test_history_shows_fifty_runs_per_page_newest_page_first(agent):
     assert h.page_info.value == "runs 71–120 of 120"
     assert h.markup.count('class="nbsessions-run"') == 50
     assert "prompt 119" in h.markup and "prompt 69" not in h.markup
+    assert h.markup.index("prompt 119") < h.markup.index("prompt 118") < h.markup.index("prompt 70")  # newest on top
     assert h.newer.disabled and not h.older.disabled
 
     h.older.click()
@@ -485,7 +506,7 @@ def test_history_marks_error_cancelled_paused_and_superseded_runs(agent):
     panel.select(sid)
     page = panel.history.markup
     badges = [part.split(">", 1)[1].split("<", 1)[0] for part in page.split('class="nbsessions-badge"')[1:]]
-    assert badges == ["error", "cancelled", "paused", "superseded"]
+    assert badges == ["superseded", "paused", "cancelled", "error"]  # newest run first
     assert "429: rate limited" in page
     assert "10 in / 0 out tokens" in page and "500 ms" in page
 
@@ -892,7 +913,7 @@ def test_an_older_run_regenerated_groups_its_variants_where_it_stands(db):
     panel.history.regenerate_from.value = first.run_id
     panel.history.regenerate.click()
 
-    group, plain = panel.history.body.children
+    plain, group = panel.history.body.children  # newest on top
     assert group is panel.history.variant_groups[0] and isinstance(plain, HTML)
     assert columns(group) == ["answer 1 / Keep this one", "answer 3 / kept in history"]
     assert "second question" in plain.value and "first question" not in plain.value
@@ -1067,7 +1088,7 @@ def test_nested_runs_are_never_top_level_and_pages_count_top_level_runs(agent):
 
     assert h.page_info.value == "runs 6–55 of 55" and row_texts(panel)[0][2] == "55"
     assert h.markup.count('class="nbsessions-run"') == 50 and h.markup.count('class="nbsessions-nested-run"') == 150
-    assert texts_of(h.markup, "nbsessions-run")[0].startswith("#6 · team · 3 member runs")
+    assert texts_of(h.markup, "nbsessions-run")[-1].startswith("#6 · team · 3 member runs")  # newest on top
     assert len(panel.actions.fork_from.options) == 51  # "all runs" and the 50 team runs, no member run
     assert panel.metrics.table.value.count("<tr>") == 51
     assert "<td" + ' style="padding:1px 8px;text-align:right">team</td>' in panel.metrics.table.value
@@ -1076,8 +1097,8 @@ def test_nested_runs_are_never_top_level_and_pages_count_top_level_runs(agent):
 
     assert h.page_info.value == "runs 1–5 of 55"
     runs = texts_of(h.markup, "nbsessions-run")
-    assert [r.split(" · ")[0] for r in runs] == ["#1", "#2", "#3", "#4", "#5"]
-    assert "member 2 on 0" in runs[0] and "member 0 on 4" in runs[4]  # the oldest page keeps its members
+    assert [r.split(" · ")[0] for r in runs] == ["#5", "#4", "#3", "#2", "#1"]
+    assert "member 2 on 0" in runs[4] and "member 0 on 4" in runs[0]  # the oldest page keeps its members
     assert "<b>5</b> runs" not in panel.metrics.totals.value and "<b>55</b> runs" in panel.metrics.totals.value
     assert "<b>6,985</b> total tokens" in panel.metrics.totals.value  # 100..154 summed, members not again
 
@@ -1131,11 +1152,11 @@ def test_a_failing_step_shows_its_error_badge_and_keeps_the_steps_before_it(db):
     panel.select(caught.value.run.session_id)
     markup = panel.history.markup
 
-    first, second = texts_of(markup, "nbsessions-run")
+    second, first = texts_of(markup, "nbsessions-run")  # newest on top
     assert first.startswith("#1 · workflow · 2 steps") and "error" in first
     assert texts_of(markup, "nbsessions-step-head") == [
-        "step 1 · shout · function", "step 2 · explode · function error", "step 1 · flaky · agent error"]
-    assert texts_of(markup, "nbsessions-step-error") == ["disk full", "429 rate limited: retry in 7 s"]
+        "step 1 · flaky · agent error", "step 1 · shout · function", "step 2 · explode · function error"]
+    assert texts_of(markup, "nbsessions-step-error") == ["429 rate limited: retry in 7 s", "disk full"]
     assert texts_of(markup, "nbsessions-step-output") == ["DATA"]
     badges = [part.split(">", 1)[1].split("<", 1)[0] for part in markup.split('class="nbsessions-badge"')[1:]]
     assert badges == ["error", "error", "error", "error", "error", "error"]  # runs, steps, the folded step run
@@ -1253,7 +1274,7 @@ def test_a_workflow_with_more_nested_runs_than_a_page_still_shows_the_runs_befor
     panel = panel_on(agent, session.session_id)
     markup = panel.history.markup
     assert panel.history.page_info.value == "runs 1–4 of 4"
-    assert [r.split(" · ")[0] for r in texts_of(markup, "nbsessions-run")] == ["#1", "#2", "#3", "#4"]
+    assert [r.split(" · ")[0] for r in texts_of(markup, "nbsessions-run")] == ["#4", "#3", "#2", "#1"]
     assert len(texts_of(markup, "nbsessions-step-run")) == 60 and "prompt 0" in markup
 
 

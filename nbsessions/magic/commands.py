@@ -193,7 +193,8 @@ def rename(nb: NotebookAgent, rest: str) -> None:
     if not unquote(rest):
         raise UsageError("give the new name: %agent rename NAME")
     renamed = nb.agent.set_session_name(session.session_id, session_name=unquote(rest))
-    print(f"renamed {session.session_id[:8]} to {renamed.session_name!r}")
+    taken = "" if renamed.session_name == unquote(rest) else f" ({unquote(rest)!r} is taken by another session)"
+    print(f"renamed {session.session_id[:8]} to {renamed.session_name!r}{taken}")
 
 
 def find_run(runs: list[RunOutput], prefix: str) -> RunOutput:

@@ -212,6 +212,8 @@ class NotebookAgent(ModelChoice):
         self.agent.set_active_session(session.session_id)
         if not name:
             self._unnamed.add(session.session_id)
+        elif session.session_name != name:
+            print(f"the name {name!r} is taken by another of your sessions: this one is {session.session_name!r}")
         return session
 
     def name_new_session(self, run: RunOutput, model: Model | None = None) -> None:

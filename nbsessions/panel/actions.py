@@ -17,19 +17,19 @@ WHOLE_SESSION = "__whole_session__"  # Fork option meaning "every run"; run ids 
 
 
 class ActionBar(VBox):
-    """Callbacks: ``on_new()``, ``on_rename(name)``, ``on_fork(run_id | None)``, ``on_delete(session_id)``.
+    """Callbacks: ``on_new(name)``, ``on_rename(name)``, ``on_fork(run_id | None)``, ``on_delete(session_id)``.
 
     Delete names the session the user confirmed, not whatever is selected when "Yes" is clicked.
     """
 
-    def __init__(self, *, on_new: Callable[[], None], on_rename: Callable[[str], None],
+    def __init__(self, *, on_new: Callable[[str], None], on_rename: Callable[[str], None],
                  on_fork: Callable[[str | None], None], on_delete: Callable[[str], None]) -> None:
         self._session: Session | None = None
         self._run_count = 0
         self._pending: str | None = None
         self.new = Button(description="New", icon="plus", tooltip="start a new session and make it active",
                           layout=Layout(width="80px"))
-        self.name = Text(placeholder="new name", layout=Layout(width="150px"))
+        self.name = Text(placeholder="name (New / Rename)", layout=Layout(width="150px"))
         self.rename = Button(description="Rename", icon="pencil", layout=Layout(width="100px"))
         self.fork_from = Dropdown(options=[("all runs", WHOLE_SESSION)], description="Fork from",
                                   layout=Layout(width="270px"), style={"description_width": "65px"})
@@ -40,7 +40,7 @@ class ActionBar(VBox):
         self.confirm = Button(description="Yes, delete", button_style="danger")
         self.cancel = Button(description="Cancel")
         self.confirm_box = HBox([self.confirm_text, self.confirm, self.cancel], layout=Layout(display="none"))
-        self.new.on_click(lambda _b: on_new())
+        self.new.on_click(lambda _b: on_new(self.name.value))
         self.rename.on_click(lambda _b: on_rename(self.name.value))
         self.fork.on_click(lambda _b: on_fork(None if self.fork_from.value == WHOLE_SESSION
                                               else self.fork_from.value))
@@ -57,7 +57,7 @@ class ActionBar(VBox):
         if session is None or self._pending != session.session_id:
             self._hide_confirm()
         self._session, self._run_count = session, run_count
-        for widget in (self.rename, self.fork, self.delete, self.name, self.fork_from):
+        for widget in (self.rename, self.fork, self.delete, self.fork_from):  # the name box also serves New
             widget.disabled = session is None
         options = [("all runs", WHOLE_SESSION)]
         options += [(f"#{first_number + i} · {fmt.when_precise(r.created_at)} · {r.status.value}", r.run_id)

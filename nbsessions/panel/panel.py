@@ -209,10 +209,12 @@ class SessionPanel(VBox):
             self._redraw(detail=True)
 
     # -- actions -------------------------------------------------------------------------------
-    def _new(self) -> None:
+    def _new(self, name: str = "") -> None:
         def action() -> str:
             user = self.sessions.user_filter.value
-            session = self.agent.create_session(user_id=None if user == ALL_USERS else user[1])
+            session = self.agent.create_session(name.strip() or None,
+                                                user_id=None if user == ALL_USERS else user[1])
+            self.actions.name.value = ""
             self.agent.set_active_session(session.session_id)
             self._set_selected(session.session_id)
             self.sessions.page = 0
