@@ -290,9 +290,9 @@ def test_new_uses_the_name_typed_beside_it_and_a_taken_name_gets_a_number(agent)
 def test_names_are_unique_per_user_only(agent):
     agent.create_session("notes", user_id="ana")
     assert agent.create_session("notes", user_id="bo").session_name == "notes"
-    renamed = agent.set_session_name(agent.create_session("other", user_id="ana").session_id, "notes")
+    renamed = agent.set_session_name(agent.create_session("other", user_id="ana").session_id, session_name="notes")
     assert renamed.session_name == "notes (2)"
-    assert agent.set_session_name(renamed.session_id, "notes (2)").session_name == "notes (2)"  # its own name
+    assert agent.set_session_name(renamed.session_id, session_name="notes (2)").session_name == "notes (2)"
 
 
 def test_new_session_belongs_to_the_filtered_user(agent):
