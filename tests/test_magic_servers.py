@@ -55,7 +55,7 @@ def test_with_no_model_named_the_only_listed_model_is_used_and_announced_once(lo
 def test_with_no_model_named_and_several_listed_the_user_is_asked_to_choose(local, openai_server):
     openai_server.models = ["a", "b"]
     ran = local.run("%%agent\nHi")
-    assert "no model is named" in one_red_line(ran) and "lists 2" in one_red_line(ran)
+    assert "no model is named" in one_red_line(ran) and "lists 2)" in one_red_line(ran)
     assert [c.path for c in openai_server.calls] == []
 
 
@@ -107,3 +107,11 @@ def test_estimated_counts_show_a_tilde_in_the_footer_sessions_and_metrics(local,
         [o.data for o in local.run("%agent sessions").outputs]))
     metrics = local.run("%agent metrics").stdout
     assert re.search(r"tokens: ~\d+ in / ~\d+ out", metrics) and "estimated" in metrics
+
+
+def test_openai_base_url_from_the_environment_is_a_server_like_base_url(nb, openai_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    openai_server.models = ["only-one"]
+    ran = nb.run("%%agent\nHi")
+    assert ran.result.success, one_red_line(ran)
+    assert openai_server.last.body["model"] == "only-one" and "only-one, the only model" in ran.stdout

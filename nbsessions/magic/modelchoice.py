@@ -49,13 +49,15 @@ class ModelChoice:
             return self.settings.model, "%config AgentMagics.model"
         if os.environ.get("NBSESSIONS_MODEL"):
             return os.environ["NBSESSIONS_MODEL"], "NBSESSIONS_MODEL"
-        if self.settings.base_url:
+        server = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or ""
+        if server and _host(server).lower() != "api.openai.com":
             listed = self._listing(self._build("default"))
             if listed is not None and len(listed) == 1:
-                return listed[0], f"{listed[0]}, the only model {_host(self.settings.base_url)} lists"
-            offers = f" ({self.settings.base_url} lists {len(listed)})" if listed else ""
-            raise UsageError(f"AgentMagics.base_url is set but no model is named{offers}: use -m MODEL or "
-                             "%config AgentMagics.model = '<model>'")
+                return listed[0], f"{listed[0]}, the only model {_host(server)} lists"
+            if self.settings.base_url:
+                offers = f" ({_host(server)} lists {len(listed)})" if listed else ""
+                raise UsageError(f"AgentMagics.base_url is set but no model is named{offers}: use -m MODEL or "
+                                 "%config AgentMagics.model = '<model>'")
         if os.environ.get("OPENAI_API_KEY"):
             return DEFAULT_OPENAI_MODEL, "OPENAI_API_KEY is set"
         return OFFLINE, "fallback"
