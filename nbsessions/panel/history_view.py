@@ -21,6 +21,7 @@ from nbsessions.panel.nested_html import render_tree_run
 from nbsessions.panel.paused_run import OnContinue, PausedRun
 from nbsessions.panel.run_html import clip, render_summary
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, Nested, tree_key
+from nbsessions.panel.sent_view import render_sent
 from nbsessions.panel.variants_view import Member, VariantGroup
 from nbsessions.schema import RunOutput, RunStatus, Session
 
@@ -110,6 +111,7 @@ class HistoryView(VBox):
         rendered: dict[tuple, str] = {}
         blocks: dict[tuple, Widget] = {}
         segments = 0  # plain-run widgets used so far, in order
+        labels = {run.run_id: f"#{number}" for number, run in enumerate(runs, start=first)}
         if not runs:
             children.append(self._segment(0, NO_RUNS))
         for kind, members in reversed(plan_blocks(runs, first)):  # newest first: no scrolling to the latest
@@ -117,7 +119,8 @@ class HistoryView(VBox):
                 parts = []
                 for number, run in reversed(members):
                     key = tree_key(run, number, self._nested)
-                    rendered[key] = self._rendered.get(key) or render_tree_run(run, number, self._nested)
+                    rendered[key] = self._rendered.get(key) or (render_tree_run(run, number, self._nested)
+                                                                + render_sent(run, labels))
                     parts.append(rendered[key])
                 children.append(self._segment(segments, "".join(parts)))
                 segments += 1
