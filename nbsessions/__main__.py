@@ -58,9 +58,9 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Text
     Console(file=out, highlight=False).print(table)
 
 
-def find_session(db: BaseDb, key: str) -> Session:
-    """A session by full id, unique id prefix or exact name."""
-    sessions = db.list_sessions()
+def find_session(db: BaseDb, key: str, user: str | None = None) -> Session:
+    """A session by full id, unique id prefix or exact name; only ``user``'s sessions when a user is given."""
+    sessions = db.list_sessions(user_id=user)
     for match in ([s for s in sessions if s.session_id == key], [s for s in sessions if s.session_id.startswith(key)],
                   [s for s in sessions if s.session_name == key]):
         if len(match) == 1:
@@ -68,7 +68,8 @@ def find_session(db: BaseDb, key: str) -> Session:
         if len(match) > 1:
             ids = ", ".join(s.session_id[:8] for s in match)
             raise SessionNotFoundError(f"{key!r} matches {len(match)} sessions ({ids}); give more of the id")
-    raise SessionNotFoundError(f"no session {key!r} in {db.path}; `ls` lists them")
+    of_user = f" of user {user!r}" if user is not None else ""
+    raise SessionNotFoundError(f"no session {key!r}{of_user} in {db.path}; `ls` lists them")
 
 
 def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
@@ -86,7 +87,7 @@ def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
-    session = find_session(db, args.session)
+    session = find_session(db, args.session, args.user)
     top = [r for r in db.list_runs(session.session_id) if not r.parent_run_id]  # members: in their run's totals
     runs = top[-args.last:] if args.last else top
     count, totals = db.session_totals(session.session_id)
@@ -110,7 +111,7 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
 def cmd_export(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     from nbsessions.explore.export import export_session
 
-    session = find_session(db, args.session)
+    session = find_session(db, args.session, args.user)
     if args.output:
         export_session(db, session.session_id, args.format, args.output)
         sys.stderr.write(f"exported {clean(session.label)} to {args.output}\n")
@@ -133,11 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one session's runs: prompt, reply, footer")
     show.add_argument("db", metavar="DBFILE")
     show.add_argument("session", metavar="SESSION", help="id, id prefix or name")
+    show.add_argument("-u", "--user", help="only look among this user's sessions")
     show.add_argument("--last", type=int, help="only the newest N runs")
     show.add_argument("--full", action="store_true", help="whole prompts and replies, not one line each")
     export = sub.add_parser("export", help="one session as md, json, csv or ipynb (a notebook)")
     export.add_argument("db", metavar="DBFILE")
     export.add_argument("session", metavar="SESSION", help="id, id prefix or name")
+    export.add_argument("-u", "--user", help="only look among this user's sessions")
     export.add_argument("-f", "--format", choices=["md", "json", "csv", "ipynb"], default="md")
     export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
     return parser

@@ -209,6 +209,16 @@ class SessionsMixin:
         self._session(sid)
         return self.db.session_totals(sid)[1]
 
+    def get_session_totals(self, session_id: str | None = None) -> tuple[int, Metrics]:
+        """Top-level runs and metrics summed over completed ones: one row of a session list, owner-checked."""
+        sid = self._current(session_id)
+        self._session(sid)
+        return self.db.session_totals(sid)
+
+    def count_unowned_sessions(self) -> int:
+        """Sessions that belong to no user: hidden while a user is set, so a list can say they exist."""
+        return sum(1 for s in self.db.list_sessions() if s.user_id is None)
+
     def get_session_name(self, session_id: str | None = None) -> str:
         """The session's name, "" when it has none (as Agno)."""
         return self._session(self._current(session_id)).session_name or ""

@@ -107,13 +107,15 @@ def user(nb: NotebookAgent, rest: str) -> None:
     if not rest:
         print(f"user: {nb.user or '(none)'}")
         return
-    nb.settings.user = "" if rest == "--clear" else unquote(rest)
+    nb.settings.user = "" if rest == "--clear" else unquote(rest)  # the Agent acts as this user from now on
     session = nb.active_session()
     if session is None and nb.agent.active_session_id is not None:  # the active one is another user's
         mine = nb.sessions()
         nb.agent.set_active_session(mine[0].session_id if mine else None)
         session = mine[0] if mine else None
     where = f"active session: {session_label(session)}" if session else "the next %%agent cell starts a session"
+    if nb.panel is not None and hasattr(nb.panel, "refresh"):
+        nb.panel.refresh()  # the panel shows the new user's sessions only
     print(f"user: {nb.user or '(none)'}; {where}")
 
 
@@ -152,13 +154,18 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
     """A table of the sessions in this notebook's database, newest first; ● marks the active one."""
     rows = nb.sessions()
     if not rows:
-        print(f"no sessions yet in {nb.location.path.name}: run a %%agent cell or %agent new NAME")
+        unowned = nb.agent.count_unowned_sessions() if nb.user else 0
+        if unowned:
+            print(f"no sessions of user {nb.user!r} in {nb.location.path.name}; {unowned} session(s) without a "
+                  "user are hidden while a user is set (%agent user --clear shows them)")
+        else:
+            print(f"no sessions yet in {nb.location.path.name}: run a %%agent cell or %agent new NAME")
         return
     active = nb.agent.active_session_id
     header = ["", "name", "id", "user", "runs", "tokens in / out", "cost", "updated"]
     table = []
     for s in rows:
-        count, m = nb.agent.db.session_totals(s.session_id)
+        count, m = nb.agent.get_session_totals(s.session_id)
         table.append(["●" if s.session_id == active else "", s.session_name or "", s.session_id[:8],
                       s.user_id or "", str(count), format_in_out(m), format_cost(m.cost),
                       when(s.updated_at)])

@@ -83,7 +83,7 @@ class AgentMagics(Magics):
                              "'GROQ_API_KEY'), not the key itself")
         return name
 
-    @observe("history", "history_tokens", "summaries", "agentic_state")
+    @observe("history", "history_tokens", "summaries", "agentic_state", "user")
     def _agent_setting_changed(self, change: Any) -> None:
         if hasattr(self, "notebook"):
             self.notebook.configure()

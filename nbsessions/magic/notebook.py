@@ -21,7 +21,7 @@ from IPython.display import display
 
 from nbsessions.agent import Agent, RunStream
 from nbsessions.db.base import BaseDb
-from nbsessions.errors import NbSessionsError, SessionAccessError
+from nbsessions.errors import NbSessionsError, SessionAccessError, SessionNotFoundError
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
 from nbsessions.magic.cellrun import CellInterrupted, show_run
@@ -97,6 +97,7 @@ class NotebookAgent(ModelChoice):
         if agent is None:
             return
         settings = self.settings
+        agent.user_id = self.user  # every subcommand and the panel act as the notebook's user, owner-checked
         agent.num_history_runs = settings.history
         agent.max_history_tokens = settings.history_tokens or None
         if settings.summaries <= 0 or (agent.summarizer is not None
@@ -172,10 +173,12 @@ class NotebookAgent(ModelChoice):
     def active_session(self) -> Session | None:
         """The session new cells continue, if it still exists and belongs to the current user."""
         sid = self.agent.active_session_id
-        session = self.agent.db.get_session(sid) if sid else None
-        if session is None or (self.user is not None and session.user_id != self.user):
+        if not sid:
             return None
-        return session
+        try:
+            return self.agent.get_session(sid, self.user)
+        except (SessionAccessError, SessionNotFoundError):  # another user's, or deleted by another kernel
+            return None
 
     def require_active(self) -> Session:
         session = self.active_session()
@@ -226,9 +229,9 @@ class NotebookAgent(ModelChoice):
             return
         self._unnamed.discard(run.session_id)
         try:
-            session = self.agent.db.get_session(run.session_id)
-            if session is not None and not session.session_name:
-                self.agent.set_session_name(run.session_id, autogenerate=True, model=model)
+            with self.acting_as(run.user_id) as agent:  # a `-u` cell's session is named as its user
+                if not agent.get_session(run.session_id).session_name:
+                    agent.set_session_name(run.session_id, autogenerate=True, model=model)
         except KeyboardInterrupt:
             raise CellInterrupted(run, "interrupted while naming the session; the reply is stored") from None
         except Exception as exc:  # a name is a convenience: never fail a cell whose reply is stored
@@ -249,14 +252,14 @@ class NotebookAgent(ModelChoice):
         session = None
         if opts.new is None:
             session = self.find_session(opts.session, user) if opts.session else self.active_session()
+        if session is not None and user is not None and session.user_id != user:  # before its state is read
+            raise UsageError(f"session {session_label(session)} belongs to another user: "
+                             "add --new, or pick one of yours with -s")
         try:
             prompt = fill_prompt(prompt, self.user_ns, {**(session.session_state if session else {}),
                                                         **(state or {})})
         except TemplateError as exc:
             raise UsageError(str(exc)) from None
-        if session is not None and user is not None and session.user_id != user:
-            raise UsageError(f"session {session_label(session)} belongs to another user: "
-                             "add --new, or pick one of yours with -s")
         return Prepared(prompt, model, source, session, user, state)
 
     def run_cell(self, opts: CellOptions, body: str) -> RunOutput:

@@ -123,7 +123,7 @@ class SessionPanel(VBox):
 
         def cached_totals(session_id: str) -> tuple[int, Metrics]:
             if session_id not in totals:
-                totals[session_id] = self.agent.db.session_totals(session_id)
+                totals[session_id] = self.agent.get_session_totals(session_id)
             return totals[session_id]
 
         self.sessions.refresh(self.selected, cached_totals)
