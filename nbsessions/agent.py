@@ -15,10 +15,13 @@ from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
+from nbsessions.errors import SessionNotFoundError
 from nbsessions.execution import Execution
+from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.inspect_context import SentContext, run_context
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
+from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin, check_json
 from nbsessions.streams import RunStream, complete
@@ -321,29 +324,44 @@ class Agent(AsyncRunsMixin, SessionsMixin):
     def _add_nested_usage(self, run: RunOutput) -> None:
         """Runs that start other runs (a team's) count their tokens and cost here; a plain agent has none."""
 
-    def continue_run(self, run_id: str, *, approve: bool | None = None, user_input: dict[str, Any] | None = None,
-                     results: dict[str, str] | None = None, model: Model | None = None,
-                     stream: bool = False, stream_events: bool = False,
-                     yield_run_output: bool = False) -> RunOutput | RunStream:
-        """Resume a paused run with the human's answer, in the same session, with the same history and user.
+    def continue_run(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
+                     requirements: list[RunRequirement] | None = None, session_id: str | None = None,
+                     stream: bool | None = None, stream_events: bool | None = None, yield_run_output: bool = False,
+                     approve: bool | None = None, user_input: dict[str, Any] | None = None,
+                     results: dict[str, str] | None = None, model: Model | None = None) -> RunOutput | RunStream:
+        """Resume a paused run with the human's answers, in the same session, with the same history and user.
 
-        ``approve`` answers confirmations, ``user_input`` fills requested fields (per tool call id when several
-        tools wait), ``results`` maps tool call ids of externally executed tools to their results. If any answer
-        is missing nothing runs and the run stays paused. The run continues on ``model`` (default: the agent's).
+        Agno's two shapes: ``continue_run(run_response)`` once its requirements are answered (``confirm()``,
+        ``provide_user_input``...), or ``continue_run(run_id=..., requirements=[...])`` — from another process
+        too, as requirements survive JSON. nbsessions' shortcuts: ``approve`` answers confirmations,
+        ``user_input`` fills requested fields (per tool call id when several tools wait), ``results`` maps tool call
+        ids of externally executed tools to their results. If any answer is missing nothing runs and the run
+        stays paused. The run continues on ``model`` (default: the agent's).
         """
-        execution = self._resume(run_id, approve=approve, user_input=user_input, results=results, model=model)
-        return self._deliver(execution, stream, stream_events, yield_run_output)
+        execution = self._resume(run_response, run_id=run_id, requirements=requirements, session_id=session_id,
+                                 approve=approve, user_input=user_input, results=results, model=model)
+        return self._deliver(execution, bool(stream), bool(stream_events), yield_run_output)
 
-    def _resume(self, run_id: str, *, approve: bool | None, user_input: dict[str, Any] | None,
-                results: dict[str, str] | None, model: Model | None) -> Execution:
+    def _resume(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
+                requirements: list[RunRequirement] | None = None, session_id: str | None = None,
+                approve: bool | None = None, user_input: dict[str, Any] | None = None,
+                results: dict[str, str] | None = None, model: Model | None = None) -> Execution:
+        """Check every answer against the stored run, then apply them: nothing runs unless all are there."""
+        run_id, given = paused_run_reference(run_response, run_id, requirements)
         run = self._run(run_id)
+        if session_id and session_id != run.session_id:
+            raise SessionNotFoundError(f"run {run_id[:8]} is not in session {session_id[:8]}")
         session = self._session(run.session_id)
         if run.status != RunStatus.paused:
             raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
+        pending = [r for r in run.requirements if not r.resolved]
+        merge_answers(run.requirements, given)
+        apply_shortcuts(pending, approve, user_input or {}, results or {})
+        check_answered(pending, run.run_id)
         model = model or self.model
         run.model, run.provider = model.id, model.provider
         execution = self._start(run, model, session.session_state)
-        execution.resolve(approve=approve, user_input=user_input or {}, results=results or {})
+        execution.resolve()
         execution.continued = True
         run.status = RunStatus.running
         self.db.upsert_run(run)

@@ -43,7 +43,7 @@ class AsyncRunsMixin:
 
     if TYPE_CHECKING:
         def _begin(self, input: str, **options: Any) -> Execution: ...
-        def _resume(self, run_id: str, **answers: Any) -> Execution: ...
+        def _resume(self, run_response: Any = None, **answers: Any) -> Execution: ...
 
     def arun(
         self,
@@ -84,19 +84,22 @@ class AsyncRunsMixin:
     async def _arun(self, input: str, options: dict[str, Any]) -> RunOutput:
         return await acomplete(self._begin(input, **options))
 
-    def acontinue_run(self, run_id: str, *, approve: bool | None = None,
+    def acontinue_run(self, run_response: Any = None, *, run_id: str | None = None,
+                      requirements: list[Any] | None = None, session_id: str | None = None,
+                      approve: bool | None = None,
                       user_input: dict[str, Any] | None = None, results: dict[str, str] | None = None,
                       model: Model | None = None, stream: bool = False, stream_events: bool = False,
                       yield_run_output: bool = False) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
-        """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin."""
-        answers = dict(approve=approve, user_input=user_input, results=results, model=model)
+        """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin (both of Agno's call shapes)."""
+        answers = dict(run_id=run_id, requirements=requirements, session_id=session_id, approve=approve,
+                       user_input=user_input, results=results, model=model)
         if stream:
-            return AsyncRunStream(self._resume(run_id, **answers), stream_events=stream_events,
+            return AsyncRunStream(self._resume(run_response, **answers), stream_events=stream_events,
                                   yield_run_output=yield_run_output)
-        return self._acontinue(run_id, answers)
+        return self._acontinue(run_response, answers)
 
-    async def _acontinue(self, run_id: str, answers: dict[str, Any]) -> RunOutput:
-        return await acomplete(self._resume(run_id, **answers))
+    async def _acontinue(self, run_response: Any, answers: dict[str, Any]) -> RunOutput:
+        return await acomplete(self._resume(run_response, **answers))
 
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from nbsessions.requirement import ToolExecution
 from nbsessions.schema import Metrics
+
+__all__ = ["ToolExecution"]  # one record for a tool call, in events and in paused runs' requirements
 
 
 class RunEvent(str, Enum):
@@ -27,20 +30,6 @@ class RunEvent(str, Enum):
     run_continued = "RunContinued"
     tool_call_started = "ToolCallStarted"
     tool_call_completed = "ToolCallCompleted"
-
-
-@dataclass
-class ToolExecution:
-    """One tool call as the events report it (Agno's field names)."""
-
-    tool_call_id: str | None = None
-    tool_name: str | None = None
-    tool_args: dict[str, Any] | None = None
-    tool_call_error: bool | None = None
-    result: str | None = None
-    requires_confirmation: bool | None = None
-    requires_user_input: bool | None = None
-    external_execution_required: bool | None = None
 
 
 @dataclass

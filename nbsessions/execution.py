@@ -8,7 +8,6 @@ a closed stream, a cancelled task — the run is stored with a status that says 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -26,10 +25,11 @@ from nbsessions.events import (
     RunStartedEvent,
     ToolCallCompletedEvent,
     ToolCallStartedEvent,
-    ToolExecution,
 )
+from nbsessions.hitl import call_for, parse_arguments, requirement_for
 from nbsessions.llm.base import Model, ToolCall, Usage
 from nbsessions.llm.prices import cost_of
+from nbsessions.requirement import RunRequirement, ToolExecution
 from nbsessions.schema import Message, RunOutput, RunStatus
 from nbsessions.tools import RunContext, Tool
 
@@ -79,34 +79,8 @@ def one_line(exc: BaseException) -> str:
     return text if isinstance(exc, ModelError) else f"{type(exc).__name__}: {text}"
 
 
-def _requirement(call: ToolCall, tool: Tool) -> dict[str, Any]:
-    kind = ("external_execution" if tool.external_execution
-            else "user_input" if tool.requires_user_input else "confirmation")
-    return {"tool_call_id": call.id, "tool_name": call.name, "arguments": call.arguments, "kind": kind,
-            "fields": list(tool.user_input_fields), "resolved": False}
-
-
-def _call(requirement: dict[str, Any]) -> ToolCall:
-    return ToolCall(requirement["tool_call_id"], requirement["tool_name"], requirement["arguments"])
-
-
 def _arguments(call: ToolCall) -> dict[str, Any]:
-    parsed = json.loads(call.arguments or "{}")
-    if not isinstance(parsed, dict):
-        raise ValueError("tool arguments must be a JSON object")
-    return parsed
-
-
-def _waiting_tool(requirement: dict[str, Any]) -> ToolExecution:
-    kind = requirement["kind"]
-    try:
-        args = _arguments(_call(requirement))
-    except ValueError:
-        args = None
-    return ToolExecution(tool_call_id=requirement["tool_call_id"], tool_name=requirement["tool_name"],
-                         tool_args=args, requires_confirmation=kind == "confirmation" or None,
-                         requires_user_input=kind == "user_input" or None,
-                         external_execution_required=kind == "external_execution" or None)
+    return parse_arguments(call.arguments)
 
 
 @dataclass
@@ -158,8 +132,8 @@ class Execution:
             raise
         self.finish(self, status, None)
         if status == RunStatus.paused:
-            waiting = [r for r in self.run.requirements if not r.get("resolved")]
-            yield self.event(RunPausedEvent, tools=[_waiting_tool(r) for r in waiting], requirements=waiting)
+            waiting = [r for r in self.run.requirements if not r.resolved]
+            yield self.event(RunPausedEvent, tools=[r.tool_execution for r in waiting], requirements=waiting)
         else:
             yield self.event(RunCompletedEvent, content=self.run.content, metrics=self.run.metrics,
                              session_state=dict(self.context.session_state))
@@ -213,11 +187,11 @@ class Execution:
         self.run.content = "".join(self.parts)
         return self.event(RunContentEvent, content=text)  # type: ignore[return-value]
 
-    def _call(self, call: ToolCall) -> Generator[Any, Any, dict[str, Any] | None]:
+    def _call(self, call: ToolCall) -> Generator[Any, Any, RunRequirement | None]:
         """Run one tool call now (through the driver), or return what it waits for."""
         tool = self.tools.get(call.name)
         if tool is not None and tool.pauses:
-            return _requirement(call, tool)
+            return requirement_for(call, tool)
         try:
             arguments: dict[str, Any] | None = _arguments(call)
         except ValueError as exc:
@@ -237,51 +211,21 @@ class Execution:
     def tool_result(self, tool_call_id: str, content: str) -> None:
         self.run.messages.append(Message(role="tool", content=content, tool_call_id=tool_call_id))
 
-    def resolve(self, *, approve: bool | None, user_input: dict[str, Any], results: dict[str, str]) -> None:
-        """Answer everything the paused run waits for — or, if any answer is missing, nothing at all.
-
-        ``user_input`` holds the fields for the one waiting tool, or maps each waiting tool call id to its fields.
-        """
-        pending = [r for r in self.run.requirements if not r.get("resolved")]
-        answers = [(r, self._answer(r, pending, approve, user_input, results)) for r in pending]  # validate all
-        for requirement, answer in answers:  # ...before any tool runs
-            call = ToolCall(requirement["tool_call_id"], requirement["tool_name"], requirement["arguments"])
-            tool = self.tools.get(call.name)
+    def resolve(self) -> None:
+        """Apply the answered requirements (``hitl.check_answered`` passed): run approved tools, record results."""
+        for requirement in self.run.requirements:
+            if requirement.resolved:
+                continue
+            answer = call_for(requirement)
+            tool = self.tools.get(requirement.tool_name)
             if isinstance(answer, str):
                 outcome = answer
             elif tool is None:
-                outcome = f"error: there is no tool named {call.name!r}"
+                outcome = f"error: there is no tool named {requirement.tool_name!r}"
             else:
                 outcome = tool.call(answer, self.context)
-            requirement["resolved"] = True
-            requirement["outcome"] = outcome
-            self.tool_result(call.id, outcome)
-
-    def _answer(self, requirement: dict[str, Any], pending: list[dict[str, Any]], approve: bool | None,
-                user_input: dict[str, Any], results: dict[str, str]) -> str | dict[str, Any]:
-        """The tool's text result (external or rejected), or the arguments to call it with."""
-        call_id, name, kind = requirement["tool_call_id"], requirement["tool_name"], requirement["kind"]
-        if kind == "external_execution":
-            if call_id not in results:
-                raise ValueError(f"run {self.run.run_id[:8]} waits for the result of {name} "
-                                 f"({call_id}): pass results={{{call_id!r}: ...}}")
-            return str(results[call_id])
-        if kind == "confirmation":
-            if approve is None:
-                raise ValueError(f"{name} waits for approval: pass approve=True or approve=False")
-            return _arguments(_call(requirement)) if approve else f"the user rejected the call to {name}"
-        asking = [r["tool_call_id"] for r in pending if r["kind"] == "user_input"]
-        if call_id in user_input:
-            fields = user_input[call_id]
-        elif len(asking) > 1 and not set(asking) & set(user_input):
-            raise ValueError(f"{len(asking)} tools wait for input: pass user_input={{tool_call_id: {{...}}}}")
-        else:
-            fields = {k: v for k, v in user_input.items() if k not in asking}
-        arguments = {**_arguments(_call(requirement)), **fields}
-        missing = [f for f in requirement.get("fields") or [] if f not in arguments]
-        if missing:
-            raise ValueError(f"{name} needs user input for: {', '.join(missing)}")
-        return arguments
+            requirement.outcome = outcome
+            self.tool_result(requirement.tool_call_id, outcome)
 
     def state_changes(self) -> dict[str, Any]:
         """Only the keys tools changed, so a concurrent writer's other keys survive the merge."""

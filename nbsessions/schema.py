@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
 from nbsessions.transcript import session_messages
 
 
@@ -212,13 +213,43 @@ class RunOutput:
     kind: str = "agent"  # agent | team | workflow
     steps: list[dict[str, Any]] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
-    requirements: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits for
+    requirements: list[RunRequirement] = field(default_factory=list)  # what a paused run waits for
     tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
 
     @property
     def is_history(self) -> bool:
         """Only completed top-level runs that no re-run replaced may enter a later run's context."""
         return self.status == RunStatus.completed and self.superseded_by is None and self.parent_run_id is None
+
+    def __post_init__(self) -> None:
+        """Requirements given as dicts (stored, or from another process) become ``RunRequirement`` objects."""
+        self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == RunStatus.paused
+
+    @property
+    def active_requirements(self) -> list[RunRequirement]:
+        """What the paused run still waits for: requirements not answered yet."""
+        return [r for r in self.requirements if not r.is_resolved()]
+
+    @property
+    def tools(self) -> list[ToolExecution]:
+        """The tool calls that paused the run (the other calls are in ``messages``)."""
+        return [r.tool_execution for r in self.requirements]
+
+    @property
+    def tools_requiring_confirmation(self) -> list[ToolExecution]:
+        return [t for t in self.tools if t.requires_confirmation]
+
+    @property
+    def tools_requiring_user_input(self) -> list[ToolExecution]:
+        return [t for t in self.tools if t.requires_user_input]
+
+    @property
+    def tools_awaiting_external_execution(self) -> list[ToolExecution]:
+        return [t for t in self.tools if t.external_execution_required]
 
     def to_dict(self, *, history_refs: bool = False) -> dict[str, Any]:
         """Built by hand: ``dataclasses.asdict`` deep-copies everything and was the main cost of storing a run.
@@ -234,8 +265,8 @@ class RunOutput:
             data["tools_offered"] = list(self.tools_offered)
         else:
             del data["tools_offered"]  # most runs offer no tools: no bytes for them
-        for name in ("requirements", "steps"):
-            data[name] = _copied(data[name])
+        data["requirements"] = [r.to_dict() for r in self.requirements]
+        data["steps"] = _copied(data["steps"])
         return data
 
     @classmethod

@@ -6,6 +6,11 @@ OpenAI-compatible server (so "history sent" is what the server received).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from nbsessions import Agent, OpenAIChat, RunContext, SessionNotFoundError, TinyDb
@@ -124,3 +129,132 @@ def test_delete_session_removes_the_session_and_its_runs(model):
     sid = agent.session_id
     agent.delete_session(sid)
     assert agent.get_sessions() == []
+
+
+# -- docs: Human in the loop (confirmation, user input, external execution), continued in a new process --------
+
+HITL_TOOLS = '''
+from nbsessions import tool
+
+@tool(requires_confirmation=True)
+def get_top_hackernews_stories(num_stories: int) -> str:
+    """Fetch the top stories from Hacker News."""
+    return f"{num_stories} stories: Show HN, Ask HN"
+
+@tool(requires_user_input=True, user_input_fields=["to_address"])
+def send_email(subject: str, body: str, to_address: str) -> str:
+    """Send an email."""
+    return f"sent {subject!r} to {to_address}"
+
+@tool(external_execution=True)
+def execute_shell_command(command: str) -> str:
+    """Execute a shell command."""
+    raise AssertionError("executed by the caller, never here")
+'''
+PAUSE = HITL_TOOLS + '''
+import json, sys
+from nbsessions import Agent, OpenAIChat, TinyDb
+path, base_url, prompt = sys.argv[1:4]
+agent = Agent(model=OpenAIChat(id="gpt-5.2", base_url=base_url, api_key="k"), db=TinyDb(path),
+              tools=[get_top_hackernews_stories, send_email, execute_shell_command])
+run_response = agent.run(prompt)
+print(json.dumps({"paused": run_response.is_paused, "run_id": run_response.run_id,
+                  "session_id": run_response.session_id,
+                  "requirements": [r.to_dict() for r in run_response.requirements]}))
+'''
+CONTINUE = HITL_TOOLS + '''
+import json, sys
+from nbsessions import Agent, OpenAIChat, TinyDb
+from nbsessions.requirement import RunRequirement
+path, base_url, paused = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+agent = Agent(model=OpenAIChat(id="gpt-5.2", base_url=base_url, api_key="k"), db=TinyDb(path),
+              tools=[get_top_hackernews_stories, send_email, execute_shell_command])
+requirements = [RunRequirement.from_dict(r) for r in paused["requirements"]]
+for requirement in requirements:
+    if requirement.needs_confirmation:
+        requirement.confirm()
+    elif requirement.needs_user_input:
+        requirement.provide_user_input({"to_address": "ana@example.com"})
+    elif requirement.needs_external_execution:
+        requirement.set_external_execution_result("total 0")
+run_response = agent.continue_run(run_id=paused["run_id"], requirements=requirements,
+                                  session_id=paused["session_id"])
+print(json.dumps({"status": run_response.status.value, "content": run_response.content}))
+'''
+
+
+def in_process(script: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("call, answered_in_tool_message", [
+    ({"name": "get_top_hackernews_stories", "arguments": '{"num_stories": 2}'}, "2 stories: Show HN, Ask HN"),
+    ({"name": "send_email", "arguments": '{"subject": "Hi", "body": "Hello"}'}, "sent 'Hi' to ana@example.com"),
+    ({"name": "execute_shell_command", "arguments": '{"command": "ls"}'}, "total 0"),
+])
+def test_a_paused_run_is_answered_and_continued_in_a_new_process(openai_server, tmp_path, call,
+                                                                  answered_in_tool_message):
+    path = str(tmp_path / "hitl.json")
+    openai_server.script({"tool_calls": [call]}, "All done.")
+    paused = in_process(PAUSE, path, openai_server.base_url, "Do the thing")
+    assert paused["paused"] is True and len(paused["requirements"]) == 1
+    done = in_process(CONTINUE, path, openai_server.base_url, json.dumps(paused))
+    assert done == {"status": "completed", "content": "All done."}
+    tool_messages = [m for m in openai_server.last.body["messages"] if m["role"] == "tool"]
+    assert [m["content"] for m in tool_messages] == [answered_in_tool_message]
+    history = Agent(db=TinyDb(path)).get_run_output(paused["run_id"], session_id=paused["session_id"])
+    assert history.requirements[0].is_resolved() and not history.active_requirements
+
+
+def test_requirements_answered_on_the_paused_output_itself(model, openai_server):
+    from nbsessions import tool
+
+    @tool(requires_confirmation=True)
+    def delete_records(table: str) -> str:
+        """Delete every record of a table."""
+        return f"deleted {table}"
+
+    agent = Agent(model=model(), tools=[delete_records])
+    openai_server.script({"tool_calls": [{"name": "delete_records", "arguments": '{"table": "users"}'}]},
+                         "Cancelled as you asked.")
+    run_response = agent.run("Clear the users table")
+    assert run_response.is_paused
+    assert [t.tool_name for t in run_response.tools_requiring_confirmation] == ["delete_records"]
+    (requirement,) = run_response.active_requirements
+    assert requirement.needs_confirmation and requirement.tool_execution.tool_args == {"table": "users"}
+    with pytest.raises(ValueError, match="approval"):
+        agent.continue_run(run_response)
+    requirement.reject(note="not today")
+    assert requirement.is_resolved() and run_response.active_requirements == []
+    done = agent.continue_run(run_response)
+    assert done.content == "Cancelled as you asked." and not done.is_paused
+    assert [m["content"] for m in openai_server.last.body["messages"] if m["role"] == "tool"] == [
+        "the user rejected the call to delete_records: not today"]
+
+
+def test_user_input_schema_lists_the_fields_with_types_and_descriptions(model, openai_server):
+    from nbsessions import tool
+
+    @tool(requires_user_input=True, user_input_fields=["amount"])
+    def pay(to: str, amount: float) -> str:
+        """Pay someone.
+
+        to: who is paid
+        amount: how much, in euros
+        """
+        return f"paid {amount} to {to}"
+
+    agent = Agent(model=model(), tools=[pay])
+    openai_server.script({"tool_calls": [{"name": "pay", "arguments": '{"to": "bob"}'}]}, "Paid.")
+    run_response = agent.run("pay bob")
+    (requirement,) = run_response.active_requirements
+    assert requirement.needs_user_input and [t.tool_name for t in run_response.tools_requiring_user_input] == ["pay"]
+    (field,) = requirement.user_input_schema
+    assert (field.name, field.field_type, field.description, field.value) == ("amount", float, "how much, in euros",
+                                                                              None)
+    field.value = 12.5  # the docs' way, as well as provide_user_input({...})
+    agent.continue_run(run_id=run_response.run_id, requirements=run_response.requirements)
+    assert [m["content"] for m in openai_server.last.body["messages"] if m["role"] == "tool"] == ["paid 12.5 to bob"]

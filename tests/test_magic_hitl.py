@@ -112,7 +112,7 @@ def test_a_paused_run_shows_what_it_waits_for_and_continues_when_approved(served
     ran = served.run("%%agent --new ops\nDrop the <b>old</b> table.")
     assert ran.result.success and served.shell.user_ns["calls"] == []  # nothing ran without approval
     [run] = stored_runs(tmp_path / "nbsessions.json")
-    assert run.status == RunStatus.paused and run.requirements[0]["kind"] == "confirmation"
+    assert run.status == RunStatus.paused and run.requirements[0].kind == "confirmation"
     notice = ran.outputs[-1].data
     command = f"%agent continue {run.run_id[:8]} --approve"
     assert f"to continue: {command} (or --reject)" in notice["text/plain"]
@@ -125,7 +125,7 @@ def test_a_paused_run_shows_what_it_waits_for_and_continues_when_approved(served
     assert served.shell.user_ns["calls"] == ["<script>alert(1)</script>"]
     assert openai_server.last.body["messages"][-1]["content"] == "dropped <script>alert(1)</script>"
     [run] = stored_runs(tmp_path / "nbsessions.json")
-    assert run.status == RunStatus.completed and run.requirements[0]["resolved"]
+    assert run.status == RunStatus.completed and run.requirements[0].resolved
     served.run("%%agent\nNext?")  # the continued run is history like any other
     assert [m["role"] for m in openai_server.last.body["messages"]] == \
         ["user", "assistant", "tool", "assistant", "user"]

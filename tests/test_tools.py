@@ -137,7 +137,7 @@ def test_confirmation_pauses_then_approval_continues_with_the_same_session(db):
     earlier = agent.run("hello", model=FunctionModel(lambda m: "hi"))
     paused = agent.run("drop sales", session_id=earlier.session_id)
     assert paused.status == RunStatus.paused and calls == []
-    assert db.get_run(paused.run_id).requirements[0]["kind"] == "confirmation"
+    assert db.get_run(paused.run_id).requirements[0].kind == "confirmation"
     unrelated = agent.run("unrelated", session_id=earlier.session_id, model=FunctionModel(lambda m: "ok"))
     assert [m.content for m in unrelated.messages if m.from_history] == ["hello", "hi"]  # paused: not history
     done = agent.continue_run(paused.run_id, approve=True)
@@ -170,7 +170,7 @@ def test_user_input_and_external_execution(db):
 
     agent = Agent(model=call_then_answer("pay", {"to": "bob"}), db=db, tools=[pay])
     paused = agent.run("pay bob")
-    assert paused.requirements[0]["fields"] == ["amount"]
+    assert paused.requirements[0].field_names == ["amount"]
     assert agent.continue_run(paused.run_id, user_input={"amount": 5}).content == "tool said: paid 5 to bob"
 
     @tool(external_execution=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput
 
 Bundle = dict[str, str]
@@ -23,16 +24,16 @@ WAITS_FOR = {"confirmation": "needs your approval", "user_input": "needs your in
              "external_execution": "is run by you: pass its result"}
 
 
-def pending(run: RunOutput) -> list[dict[str, Any]]:
+def pending(run: RunOutput) -> list[RunRequirement]:
     """The tool calls the run still waits for."""
-    return [r for r in run.requirements if not r.get("resolved")]
+    return [r for r in run.requirements if not r.resolved]
 
 
-def _keys(waiting: list[dict[str, Any]], kind: str) -> dict[str, str]:
+def _keys(waiting: list[RunRequirement], kind: str) -> dict[str, str]:
     """How a flag names each waiting call of ``kind``: by tool name when that is unambiguous, else by call id."""
-    calls = [r for r in waiting if r["kind"] == kind]
-    names = [r["tool_name"] for r in calls]
-    return {r["tool_call_id"]: r["tool_name"] if names.count(r["tool_name"]) == 1 else r["tool_call_id"]
+    calls = [r for r in waiting if r.kind == kind]
+    names = [r.tool_name for r in calls]
+    return {r.tool_call_id: r.tool_name if names.count(r.tool_name) == 1 else r.tool_call_id
             for r in calls}
 
 
@@ -40,13 +41,13 @@ def continue_command(run: RunOutput) -> str:
     """The ``%agent continue`` line that answers everything the run waits for (``...`` marks what to fill)."""
     waiting = pending(run)
     parts = ["%agent continue", run.run_id[:8]]
-    if any(r["kind"] == "confirmation" for r in waiting):
+    if any(r.kind == "confirmation" for r in waiting):
         parts.append("--approve")
-    asking = [r for r in waiting if r["kind"] == "user_input"]
+    asking = [r for r in waiting if r.kind == "user_input"]
     if asking:
         keys = _keys(waiting, "user_input")
-        fields = [dict.fromkeys(r.get("fields") or [], "...") for r in asking]
-        example = fields[0] if len(asking) == 1 else {keys[r["tool_call_id"]]: f for r, f in zip(asking, fields,
+        fields = [dict.fromkeys(r.field_names, "...") for r in asking]
+        example = fields[0] if len(asking) == 1 else {keys[r.tool_call_id]: f for r, f in zip(asking, fields,
                                                                                                   strict=True)}
         parts.append("--input '" + json.dumps(example, ensure_ascii=False) + "'")
     keys = _keys(waiting, "external_execution")
@@ -55,29 +56,22 @@ def continue_command(run: RunOutput) -> str:
     return " ".join(parts)
 
 
-def _arguments(text: str) -> str:
-    try:
-        return json.dumps(json.loads(text or "{}"), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
-
-
 def notice_bundle(run: RunOutput) -> Bundle:
     """The paused notice: each waiting tool call (name, kind, fields, arguments) and how to continue."""
     waiting = pending(run)
     command = continue_command(run)
-    reject = " (or --reject)" if any(r["kind"] == "confirmation" for r in waiting) else ""
+    reject = " (or --reject)" if any(r.kind == "confirmation" for r in waiting) else ""
     plain = [f"⏸ run {run.run_id[:8]} is paused: {len(waiting)} tool call(s) wait for you"]
     items = []
     for r in waiting:
-        what = WAITS_FOR.get(r["kind"], r["kind"])
-        fields = f" for: {', '.join(r.get('fields') or [])}" if r.get("fields") else ""
-        args = _arguments(r.get("arguments") or "")
-        plain += [f"- {r['tool_name']} ({r['kind']}) {what}{fields}; call {r['tool_call_id']}",
+        what = WAITS_FOR.get(r.kind, r.kind)
+        fields = f" for: {', '.join(r.field_names)}" if r.field_names else ""
+        args = json.dumps(r.tool_execution.tool_args, indent=2, ensure_ascii=False)
+        plain += [f"- {r.tool_name} ({r.kind}) {what}{fields}; call {r.tool_call_id}",
                   *(f"    {line}" for line in args.splitlines())]
-        items.append(f"<li><code>{html.escape(r['tool_name'])}</code> · {html.escape(r['kind'])} · "
+        items.append(f"<li><code>{html.escape(r.tool_name)}</code> · {html.escape(r.kind)} · "
                      f"{html.escape(what + fields)} <span style=\"opacity:.7\">(call "
-                     f"{html.escape(r['tool_call_id'])})</span><pre style=\"margin:2px 0\">"
+                     f"{html.escape(r.tool_call_id)})</span><pre style=\"margin:2px 0\">"
                      f"{html.escape(args)}</pre></li>")
     plain.append(f"to continue: {command}{reject}")
     body = (f'<div class="nbsessions-paused" style="border-left:3px solid #ef6c00;padding:2px 8px">'
@@ -92,7 +86,7 @@ def answers(run: RunOutput, approve: bool | None, user_input: dict[str, Any] | N
     """``continue_run`` keyword arguments from the user's flags, or a ``UsageError`` saying what is missing."""
     waiting = pending(run)
     short = run.run_id[:8]
-    confirm = [r["tool_name"] for r in waiting if r["kind"] == "confirmation"]
+    confirm = [r.tool_name for r in waiting if r.kind == "confirmation"]
     if confirm and approve is None:
         raise UsageError(f"run {short} waits for your approval of {', '.join(confirm)}: add --approve or --reject")
     if approve is not None and not confirm:
@@ -101,7 +95,7 @@ def answers(run: RunOutput, approve: bool | None, user_input: dict[str, Any] | N
             "results": _results(run, waiting, results)}
 
 
-def _by_call(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any], kind: str,
+def _by_call(run: RunOutput, waiting: list[RunRequirement], given: dict[str, Any], kind: str,
              flag: str) -> dict[str, Any]:
     """``given`` keyed by tool name or call id → keyed by call id; a missing or unknown key is a ``UsageError``."""
     keys = _keys(waiting, kind)
@@ -109,7 +103,7 @@ def _by_call(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any
     for call_id, key in keys.items():
         found = [k for k in (call_id, key) if k in given]
         if not found:
-            name = next(r["tool_name"] for r in waiting if r["tool_call_id"] == call_id)
+            name = next(r.tool_name for r in waiting if r.tool_call_id == call_id)
             raise UsageError(f"{name} (call {call_id}) waits for {flag}: {continue_command(run)}")
         out[call_id] = given[found[0]]
     unknown = sorted(set(given) - set(keys) - set(keys.values()))
@@ -119,32 +113,32 @@ def _by_call(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any
     return out
 
 
-def _inputs(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any] | None) -> dict[str, Any] | None:
+def _inputs(run: RunOutput, waiting: list[RunRequirement], given: dict[str, Any] | None) -> dict[str, Any] | None:
     """Fields per waiting call id: a flat object when one tool asks, else one object per tool."""
-    asking = [r for r in waiting if r["kind"] == "user_input"]
+    asking = [r for r in waiting if r.kind == "user_input"]
     if not asking:
         if given is not None:
             raise UsageError(f"run {run.run_id[:8]} asks for no input: drop --input ({continue_command(run)})")
         return None
     given = dict(given or {})
     if len(asking) == 1:
-        call_id = asking[0]["tool_call_id"]
+        call_id = asking[0].tool_call_id
         names = {call_id, _keys(waiting, "user_input")[call_id]}
         keyed = bool(given) and set(given) <= names and all(isinstance(v, dict) for v in given.values())
         given = given if keyed else {call_id: given}
     per_call = _by_call(run, waiting, given, "user_input", "--input")
     for r in asking:
-        fields = per_call[r["tool_call_id"]]
+        fields = per_call[r.tool_call_id]
         if not isinstance(fields, dict):
-            raise UsageError(f"--input for {r['tool_name']} must be an object of fields: {continue_command(run)}")
-        missing = [f for f in r.get("fields") or [] if f not in fields]
+            raise UsageError(f"--input for {r.tool_name} must be an object of fields: {continue_command(run)}")
+        missing = [f for f in r.field_names if f not in fields]
         if missing:
-            raise UsageError(f"{r['tool_name']} needs --input with {', '.join(missing)}: {continue_command(run)}")
+            raise UsageError(f"{r.tool_name} needs --input with {', '.join(missing)}: {continue_command(run)}")
     return per_call
 
 
-def _results(run: RunOutput, waiting: list[dict[str, Any]], given: dict[str, Any] | None) -> dict[str, str] | None:
-    if not any(r["kind"] == "external_execution" for r in waiting):
+def _results(run: RunOutput, waiting: list[RunRequirement], given: dict[str, Any] | None) -> dict[str, str] | None:
+    if not any(r.kind == "external_execution" for r in waiting):
         if given is not None:
             raise UsageError(f"run {run.run_id[:8]} waits for no tool results: drop --results "
                              f"({continue_command(run)})")

@@ -33,7 +33,7 @@ def is_waiting(run: RunOutput) -> bool:
     """An agent run paused with something still to answer (a paused run without requirements only gets its
     badge; team and workflow runs are continued by their own runner, not by the panel's agent)."""
     return (run.kind == "agent" and run.status == RunStatus.paused
-            and any(not r.get("resolved") for r in run.requirements))
+            and any(not r.resolved for r in run.requirements))
 
 
 def can_regenerate(run: RunOutput) -> bool:

@@ -17,6 +17,7 @@ from ipywidgets import HTML, Button, HBox, Label, Layout, Text, Textarea, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
 from nbsessions.panel.run_html import render_run
+from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput
 
 OnContinue = Callable[["PausedRun", "bool | None"], None]
@@ -37,13 +38,10 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _proposed(requirement: dict[str, Any], name: str) -> str:
+def _proposed(requirement: RunRequirement, name: str) -> str:
     """The value the model already put in the call's arguments for field ``name``, as editable text."""
-    try:
-        arguments = json.loads(requirement.get("arguments") or "{}")
-    except ValueError:
-        return ""
-    if not isinstance(arguments, dict) or name not in arguments:
+    arguments = requirement.tool_execution.tool_args
+    if name not in arguments:
         return ""
     value = arguments[name]
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -54,7 +52,7 @@ class PausedRun(VBox):
 
     def __init__(self, run: RunOutput, number: int, on_continue: OnContinue, *, prompt: bool = True) -> None:
         self.run_id, self.number = run.run_id, number
-        self.pending = [r for r in run.requirements if not r.get("resolved")]
+        self.pending = [r for r in run.requirements if not r.resolved]
         self.fields: dict[str, Text] = {}  # one box per field name: continue_run takes one user_input dict
         self.results: dict[str, Textarea] = {}  # tool call id → its externally computed result
         self.message = Label(style=LabelStyle(text_color="#c62828"))
@@ -64,7 +62,7 @@ class PausedRun(VBox):
         self.approve: Button | None = None  # only the buttons this run's questions need
         self.reject: Button | None = None
         self.submit: Button | None = None
-        if any(r.get("kind") == "confirmation" for r in self.pending):
+        if any(r.kind == "confirmation" for r in self.pending):
             self.approve = Button(description="Approve", icon="check", button_style="success")
             self.reject = Button(description="Reject", icon="times", button_style="danger")
             self.approve.on_click(lambda _b: on_continue(self, True))
@@ -78,21 +76,21 @@ class PausedRun(VBox):
                          layout=Layout(margin="4px 0"))
         self.add_class("nbsessions-paused")
 
-    def _ask(self, requirement: dict[str, Any]) -> VBox:
-        name = str(requirement.get("tool_name") or "?")
-        kind = str(requirement.get("kind") or "")
+    def _ask(self, requirement: RunRequirement) -> VBox:
+        name = requirement.tool_name
+        kind = requirement.kind
         words = html.escape(_KIND_WORDS.get(kind, kind))  # the call's arguments are on the tool line above
         title = HTML(f'<div style="{_CARD_STYLE}"><b>{html.escape(name)}</b> {words}</div>')
         inputs: list = []
         if kind == "user_input":
-            for field in requirement.get("fields") or []:
+            for field in requirement.field_names:
                 if field not in self.fields:
                     self.fields[field] = Text(value=_proposed(requirement, field), description=str(field),
                                               placeholder="text, or JSON such as 5 or true",
                                               layout=Layout(width="420px"), style={"description_width": "120px"})
                     inputs.append(self.fields[field])
         elif kind == "external_execution":
-            call_id = str(requirement.get("tool_call_id"))
+            call_id = requirement.tool_call_id
             self.results[call_id] = Textarea(placeholder=f"the result of {name}, as the model should read it",
                                              rows=3, layout=Layout(width="95%"))
             inputs.append(self.results[call_id])
@@ -101,8 +99,8 @@ class PausedRun(VBox):
     def answers(self) -> tuple[dict[str, Any], dict[str, str]]:
         """(user_input, results) for ``continue_run``; ``ValueError`` naming what is still empty."""
         empty = [name for name, box in self.fields.items() if not box.value.strip()]
-        empty += [f"the result of {r.get('tool_name')}" for r in self.pending
-                  if r.get("kind") == "external_execution" and not self.results[str(r.get("tool_call_id"))].value]
+        empty += [f"the result of {r.tool_name}" for r in self.pending
+                  if r.kind == "external_execution" and not self.results[r.tool_call_id].value]
         if empty:
             raise ValueError(f"fill in {', '.join(empty)} first")
         return ({name: parse_value(box.value) for name, box in self.fields.items()},

@@ -69,8 +69,8 @@ def render_tools(run: RunOutput, skip: frozenset[str] = frozenset()) -> str:
     calls = [(call, result) for call, result in tool_calls(run) if call.get("id") not in skip]
     if not calls:
         return ""
-    pending = {r.get("tool_call_id"): _WAITING.get(r.get("kind"), "waiting") for r in run.requirements
-               if not r.get("resolved")} if run.status == RunStatus.paused else {}
+    pending = {r.tool_call_id: _WAITING.get(r.kind, "waiting") for r in run.requirements
+               if not r.resolved} if run.status == RunStatus.paused else {}
     return "".join(render_tool_call(call, result, pending.get(call.get("id"))) for call, result in calls)
 
 
@@ -106,4 +106,4 @@ def run_key(run: RunOutput, number: int) -> tuple:
     m = run.metrics
     return (number, run.run_id, run.status, run.superseded_by, run.variant_of, run.error, run.input, run.content,
             run.model, run.created_at, m.input_tokens, m.output_tokens, m.duration, len(run.messages),
-            tuple(bool(r.get("resolved")) for r in run.requirements))
+            tuple(r.resolved for r in run.requirements))
