@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 import pytest
 from ipywidgets import HTML, Button, HBox
 
-from nbsessions import Agent, FunctionModel, ModelError, RunOutput, RunStatus
+from nbsessions import Agent, FunctionModel, ModelError, RunOutput, RunStatus, theme
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.actions import WHOLE_SESSION
@@ -323,7 +323,7 @@ def test_rename_to_nothing_is_refused_and_changes_nothing(agent):
     panel.actions.rename.click()
     assert agent.get_session(session.session_id).session_name == "keep"
     assert "empty" in panel.status.value
-    assert panel.status.style.text_color == "#c62828"
+    assert panel.status.style.text_color == theme.ERROR
 
 
 def test_buttons_that_need_a_session_are_disabled_without_one(agent):
@@ -557,7 +557,8 @@ def test_metrics_tab_shows_totals_table_and_chart(agent):
     assert "<b>$0.0030</b> cost" in m.totals.value and "<b>1.50 s</b> total time" in m.totals.value
     assert m.table.value.count("<tr>") == 5  # header + 4 runs
     chart = audit(m.chart.value)
-    assert chart.tags.count("rect") == 4 and "polyline" in chart.tags
+    assert chart.tags.count("title") == 4 and "polyline" in chart.tags  # a bar (with its tip) per run
+    assert chart.tags.count("rect") == 6 and 'fill="currentColor"' in m.chart.value  # + 2 legend swatches
     assert "#3: 12 tokens, 500 ms" in m.chart.value
 
 
@@ -759,7 +760,7 @@ def test_a_missing_answer_is_shown_on_the_card_and_nothing_runs_or_changes(db, p
     card.submit.click()
 
     assert card.message.value == "fill in amount first"
-    assert panel.status.value == "fill in amount first" and panel.status.style.text_color == "#c62828"
+    assert panel.status.value == "fill in amount first" and panel.status.style.text_color == theme.ERROR
     assert snapshot(agent, run.session_id) == before and ledger == []
     assert panel.history.paused == [card] and card.fields["memo"].value == "rent"  # the user's typing stays
 
@@ -776,7 +777,7 @@ def test_an_answer_the_agent_refuses_is_shown_inline_and_changes_nothing(db, dro
     card.approve.click()  # the card is stale: the run is no longer paused
 
     assert "is completed, not paused" in card.message.value
-    assert "is completed, not paused" in panel.status.value and panel.status.style.text_color == "#c62828"
+    assert "is completed, not paused" in panel.status.value and panel.status.style.text_color == theme.ERROR
     assert snapshot(agent, run.session_id) == before and ledger == []
     assert panel.history.paused == []  # the redraw shows the run as it now is
 
@@ -935,7 +936,7 @@ def test_a_failed_regeneration_is_reported_and_cannot_be_kept(db):
     run = agent.run("Name a colour")
     panel = panel_on(agent, run.session_id)
     panel.history.regenerate.click()
-    assert panel.status.value == "503: overloaded on call 2" and panel.status.style.text_color == "#c62828"
+    assert panel.status.value == "503: overloaded on call 2" and panel.status.style.text_color == theme.ERROR
     group, = panel.history.variant_groups
     assert columns(group) == ["answer 1 / kept in history", "503: overloaded on call 2 / "]
     assert group.keep_buttons == {}

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbsessions import theme
 from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks, run_checks
 from nbsessions.explore.compare import resolve_model
@@ -111,7 +112,7 @@ class BatchResult:
         return tables.to_pandas(self.to_records())
 
     def _repr_html_(self) -> str:
-        td, th = f'<td style="{tables.CELL_STYLE}">', f'<th style="{tables.CELL_STYLE};background:#f6f6f6">'
+        td, th = f'<td style="{theme.CELL}">', f'<th style="{theme.HEADER_CELL}">'
         heads = ["#", "prompt", "reply", "status", "tokens", "latency", "cost", *self.check_names]
         lines = []
         for r in self.rows[:HTML_ROWS]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbsessions import theme
 from nbsessions.explore import tables
 from nbsessions.explore.checks import CheckLike, CheckResult, as_checks, run_checks
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, Runner
@@ -113,7 +114,7 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         td = f'<td style="{tables.CELL_STYLE}">'
-        th = f'<th style="{tables.CELL_STYLE};background:#f6f6f6">'
+        th = f'<th style="{theme.HEADER_CELL}">'
 
         def row(name: str, values: list[str]) -> str:
             return f"<tr>{th}{tables.esc(name)}</th>" + "".join(f"{td}{v}</td>" for v in values) + "</tr>"

@@ -10,11 +10,12 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from nbsessions import theme
 from nbsessions.explore.checks import CheckResult
 from nbsessions.render import format_cost, markdown_to_html
 from nbsessions.schema import Metrics, RunOutput
 
-STATUS_COLOURS = {"completed": "#2e7d32", "error": "#c62828", "cancelled": "#ef6c00", "not_run": "#757575"}
+STATUS_COLOURS = {"completed": theme.SUCCESS, "error": theme.ERROR, "cancelled": theme.WARN, "not_run": theme.MUTED}
 
 
 def to_pandas(records: list[dict[str, Any]]) -> Any:
@@ -62,13 +63,13 @@ def esc(text: object) -> str:
 
 
 def status_html(status: str, error: str | None) -> str:
-    colour = STATUS_COLOURS.get(status, "#757575")
+    colour = STATUS_COLOURS.get(status, theme.MUTED)
     title = f' title="{esc(error)}"' if error else ""
     return f'<span style="color:{colour};font-weight:600"{title}>{esc(status.replace("_", " "))}</span>'
 
 
 def check_html(result: CheckResult) -> str:
-    mark, colour = ("✓", "#2e7d32") if result.passed else ("✗", "#c62828")
+    mark, colour = ("✓", theme.SUCCESS) if result.passed else ("✗", theme.ERROR)
     return f'<span style="color:{colour}" title="{esc(result.detail)}">{mark}</span>'
 
 
@@ -79,7 +80,7 @@ def reply_html(content: str | None, error: str | None, limit: int | None = None)
         text = text[:limit] + " …"
     body = markdown_to_html(text) if text else ""
     if error:
-        body += f'<div style="color:#c62828;font-size:85%">{esc(error)}</div>'
+        body += f'<div style="color:{theme.ERROR};font-size:85%">{esc(error)}</div>'
     return body or '<span style="opacity:.6">(no reply)</span>'
 
 
@@ -95,4 +96,4 @@ def usage_html(run: RunOutput | None) -> tuple[str, str, str]:
 
 
 TABLE_STYLE = "border-collapse:collapse;font-size:90%"
-CELL_STYLE = "border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left"
+CELL_STYLE = theme.CELL

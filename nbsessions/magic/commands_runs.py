@@ -14,6 +14,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from nbsessions import theme
 from nbsessions.errors import NbSessionsError
 from nbsessions.magic.cellopts import parse_object, session_label
 from nbsessions.magic.commands import command, find_run, parse_rest, show_html, unquote
@@ -114,8 +115,8 @@ def variants(nb: NotebookAgent, rest: str) -> None:
         run = runs[-1]
     group = nb.agent.variants(run.run_id)
     cells = [_variant_cell(r, session_label(session)) for r in group]
-    td = '<td style="border:1px solid #ddd;padding:4px 8px;vertical-align:top">'
-    th = '<th style="border:1px solid #ddd;padding:4px 8px;background:#f6f6f6;text-align:left">'
+    td = f'<td style="{theme.CELL}">'
+    th = f'<th style="{theme.HEADER_CELL}">'
     table = (f'<div class="nbsessions-variants"><blockquote>{markdown_to_html(run.input)}</blockquote>'
              '<table style="border-collapse:collapse"><thead><tr>'
              + "".join(f"{th}{head}</th>" for _, head, _ in cells) + "</tr></thead><tbody><tr>"
@@ -165,7 +166,7 @@ def summary(nb: NotebookAgent, rest: str) -> None:
     show_html(f"{head}\n{session.summary}" + (f"\n{note}" if note else ""),
               f'<div class="nbsessions-summary"><div style="opacity:.7">{html.escape(head)}</div>'
               f"{markdown_to_html(session.summary)}"
-              + (f'<div style="color:#c62828">{html.escape(note)}</div>' if note else "") + "</div>")
+              + (f'<div style="color:{theme.ERROR}">{html.escape(note)}</div>' if note else "") + "</div>")
 
 
 # -- tools -------------------------------------------------------------------------------------------

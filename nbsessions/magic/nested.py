@@ -13,14 +13,15 @@ import json
 import time
 from collections import defaultdict
 
+from nbsessions import theme
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.render import format_cost, format_footer, format_tokens, markdown_to_html
 from nbsessions.schema import RunOutput
 
 Bundle = dict[str, str]
 _DIM = 'style="opacity:.7;font-size:85%"'
-_INDENT = 'style="margin-left:1.2em;padding-left:8px;border-left:2px solid #ddd"'
-_ERROR = 'style="color:#c62828"'
+_INDENT = f'style="margin-left:1.2em;padding-left:8px;border-left:2px solid {theme.BORDER}"'
+_ERROR = f'style="color:{theme.ERROR}"'
 
 
 def when(ts: float) -> str:

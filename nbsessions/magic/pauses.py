@@ -16,6 +16,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from nbsessions import theme
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput
 
@@ -74,7 +75,7 @@ def notice_bundle(run: RunOutput) -> Bundle:
                      f"{html.escape(r.tool_call_id)})</span><pre style=\"margin:2px 0\">"
                      f"{html.escape(args)}</pre></li>")
     plain.append(f"to continue: {command}{reject}")
-    body = (f'<div class="nbsessions-paused" style="border-left:3px solid #ef6c00;padding:2px 8px">'
+    body = (f'<div class="nbsessions-paused" style="border-left:3px solid {theme.WARN};padding:2px 8px">'
             f"<b>⏸ run {html.escape(run.run_id[:8])} is paused</b>: {len(waiting)} tool call(s) wait for you"
             f'<ul style="margin:4px 0">{"".join(items)}</ul>'
             f"to continue: <code>{html.escape(command)}</code>{html.escape(reject)}</div>")

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import html
 
+from nbsessions import theme
 from nbsessions.formatting import seconds, tokens, when, when_precise  # noqa: F401 (the views' names)
 from nbsessions.schema import RunOutput, RunStatus
 
 _BADGE_COLOURS = {
-    RunStatus.error: "#c62828",
-    RunStatus.cancelled: "#6d4c41",
-    RunStatus.paused: "#ef6c00",
-    RunStatus.running: "#1565c0",
-    RunStatus.pending: "#1565c0",
-    "superseded": "#757575",
+    RunStatus.error: theme.ERROR,
+    RunStatus.cancelled: theme.WARN,
+    RunStatus.paused: theme.WARN,
+    RunStatus.running: theme.INFO,
+    RunStatus.pending: theme.INFO,
+    "superseded": theme.MUTED,
 }
-_OTHER = "#757575"
+_OTHER = theme.MUTED
 
 
 def badge(word: str, colour: str) -> str:
-    return (f'<span class="nbsessions-badge" style="background:{colour};color:#fff;border-radius:3px;'
+    return (f'<span class="nbsessions-badge" style="background:{colour};color:{theme.INVERSE_TEXT};border-radius:3px;'
             f'padding:0 5px;font-size:80%;margin-left:4px">{html.escape(word)}</span>')
 
 

@@ -13,6 +13,7 @@ import html
 
 from ipywidgets import HTML, VBox
 
+from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.render import format_cost
 from nbsessions.schema import Metrics, RunOutput
@@ -75,8 +76,11 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
         parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{_LATENCY_COLOUR}" '
                      'stroke-width="1.5"/>')
     last = first_number + len(runs) - 1
-    labels = (f'<text x="{PAD}" y="{PAD - 8}" fill="{_TOKEN_COLOUR}">tokens (max {fmt.tokens(max_tokens)})</text>'
-              f'<text x="{CHART_WIDTH - PAD}" y="{PAD - 8}" text-anchor="end" fill="{_LATENCY_COLOUR}">'
+    # Labels take the theme's text colour (contrast in light and dark themes); swatches say which series is which.
+    labels = (f'<rect x="{PAD}" y="{PAD - 17}" width="10" height="10" fill="{_TOKEN_COLOUR}"/>'
+              f'<text x="{PAD + 14}" y="{PAD - 8}">tokens (max {fmt.tokens(max_tokens)})</text>'
+              f'<rect x="{CHART_WIDTH - PAD - 10}" y="{PAD - 17}" width="10" height="10" fill="{_LATENCY_COLOUR}"/>'
+              f'<text x="{CHART_WIDTH - PAD - 14}" y="{PAD - 8}" text-anchor="end">'
               f'latency (max {fmt.seconds(max_seconds)})</text>'
               f'<text x="{PAD}" y="{CHART_HEIGHT - 8}">run #{first_number}</text>'
               f'<text x="{CHART_WIDTH - PAD}" y="{CHART_HEIGHT - 8}" text-anchor="end">run #{last}</text>')
@@ -84,7 +88,8 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
             'stroke="currentColor" stroke-opacity=".4"/>')
     return (f'<svg class="nbsessions-chart" xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
             f'height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" font-size="11" '
-            f'font-family="sans-serif">{axis}{"".join(parts)}{labels}</svg>')
+            f'font-family="sans-serif" fill="currentColor" style="color:{theme.TEXT}">'
+            f'{axis}{"".join(parts)}{labels}</svg>')
 
 
 class MetricsView(VBox):

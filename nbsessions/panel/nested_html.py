@@ -12,14 +12,15 @@ from __future__ import annotations
 import html
 import json
 
+from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, tool_calls
 from nbsessions.panel.run_tree import Nested
 from nbsessions.render import markdown_to_html
 from nbsessions.schema import RunOutput
 
-FOLD_STYLE = "margin:4px 0;padding:2px 6px;background:var(--jp-layout-color2,#f5f5f5);border-radius:3px"
-STEP_STYLE = "margin:4px 0;padding-left:8px;border-left:3px solid var(--jp-border-color1,#bbb)"
+FOLD_STYLE = f"margin:4px 0;padding:2px 6px;background:{theme.BOX_BG};border-radius:3px"
+STEP_STYLE = f"margin:4px 0;padding-left:8px;border-left:3px solid {theme.BORDER}"
 MEMBER_TOOL = "ask_"  # a team leader hands a task to member X with the tool ask_X
 
 

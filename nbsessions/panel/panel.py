@@ -20,6 +20,7 @@ from typing import Any
 from ipywidgets import HTML, Button, HBox, Label, Layout, Tab, VBox, Widget
 from ipywidgets.widgets.widget_string import LabelStyle
 
+from nbsessions import theme
 from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError
@@ -32,7 +33,7 @@ from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
-_ERROR_COLOUR = "#c62828"
+_ERROR_COLOUR = theme.ERROR
 
 
 class SessionPanel(VBox):
@@ -65,7 +66,7 @@ class SessionPanel(VBox):
         self.tabs = Tab([self.history, self.state, self.metrics], titles=("History", "State", "Metrics"))
         self.refresh_button.on_click(lambda _b: self.refresh())
         where = Label(f"store: {Path(agent.db.path).name if agent.db.path else 'in memory'}",
-                      tooltip=str(agent.db.path or ""), style=LabelStyle(text_color="#757575"))
+                      tooltip=str(agent.db.path or ""), style=LabelStyle(text_color=theme.DIM))
         super().__init__([HBox([HTML("<b>Sessions</b>"), where, self.refresh_button],
                                layout=Layout(align_items="center")),
                           self.sessions, self.actions, self.status, self.tabs])

@@ -16,12 +16,13 @@ from typing import Any
 from ipywidgets import HTML, Button, HBox, Label, Layout, Text, Textarea, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
+from nbsessions import theme
 from nbsessions.panel.run_html import render_run
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput
 
 OnContinue = Callable[["PausedRun", "bool | None"], None]
-_CARD_STYLE = "border-left:3px solid #ef6c00;padding-left:6px"
+_CARD_STYLE = f"border-left:3px solid {theme.WARN};padding-left:6px"
 _KIND_WORDS = {"confirmation": "asks for approval", "user_input": "asks for input",
                "external_execution": "runs outside: paste its result"}
 
@@ -55,7 +56,7 @@ class PausedRun(VBox):
         self.pending = [r for r in run.requirements if not r.resolved]
         self.fields: dict[str, Text] = {}  # one box per field name: continue_run takes one user_input dict
         self.results: dict[str, Textarea] = {}  # tool call id → its externally computed result
-        self.message = Label(style=LabelStyle(text_color="#c62828"))
+        self.message = Label(style=LabelStyle(text_color=theme.ERROR))
         rows: list = [HTML(render_run(run, number, prompt=prompt))]
         for requirement in self.pending:
             rows.append(self._ask(requirement))

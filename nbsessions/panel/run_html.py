@@ -10,16 +10,17 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.render import markdown_to_html
 from nbsessions.schema import Message, RunOutput, RunStatus, Session
 
-RUN_STYLE = "border-top:1px solid var(--jp-border-color2,#ddd);padding:6px 0"
+RUN_STYLE = f"border-top:1px solid {theme.BORDER};padding:6px 0"
 META_STYLE = "font-size:85%;opacity:.75"
-PROMPT_STYLE = "border-left:3px solid var(--jp-brand-color1,#1976d2);padding-left:8px;margin:4px 0"
-ERROR_STYLE = "color:#c62828;font-size:90%"
-TOOL_STYLE = "font-size:85%;margin:2px 0;padding:2px 6px;background:var(--jp-layout-color2,#f5f5f5);border-radius:3px"
-NESTED_STYLE = "border-left:2px solid var(--jp-border-color2,#ddd);padding:2px 0 2px 8px;margin:4px 0"
+PROMPT_STYLE = f"border-left:3px solid {theme.BRAND};padding-left:8px;margin:4px 0"
+ERROR_STYLE = f"color:{theme.ERROR};font-size:90%"
+TOOL_STYLE = f"font-size:85%;margin:2px 0;padding:2px 6px;background:{theme.BOX_BG};border-radius:3px"
+NESTED_STYLE = f"border-left:2px solid {theme.BORDER};padding:2px 0 2px 8px;margin:4px 0"
 SHORT = 120  # characters of arguments or result on the one-line view; the rest behind "details"
 _WAITING = {"confirmation": "waiting for approval", "user_input": "waiting for input",
             "external_execution": "waiting for an external result"}

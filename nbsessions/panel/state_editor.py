@@ -13,6 +13,8 @@ from typing import Any
 from ipywidgets import Button, HBox, Label, Layout, Textarea, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
+from nbsessions import theme
+
 SaveState = Callable[[dict[str, Any], set[str]], None]
 
 
@@ -44,7 +46,7 @@ class StateEditor(VBox):
         self._loaded: dict[str, Any] = {}
         self.text = Textarea(rows=12, layout=Layout(width="100%"))
         self.save = Button(description="Save state", icon="save")
-        self.message = Label(style=LabelStyle(text_color="#c62828"))
+        self.message = Label(style=LabelStyle(text_color=theme.ERROR))
         self.save.on_click(self._save)
         super().__init__([self.text, HBox([self.save, self.message])])
         self.clear()

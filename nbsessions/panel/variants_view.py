@@ -10,14 +10,15 @@ from collections.abc import Callable
 
 from ipywidgets import HTML, Button, HBox, Layout, VBox, Widget
 
+from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import META_STYLE, render_prompt
 from nbsessions.schema import RunOutput, RunStatus
 
 Member = tuple[int, RunOutput]  # (number in the session, run)
-_KEPT_COLOUR = "#2e7d32"
+_KEPT_COLOUR = theme.SUCCESS
 _COLUMN = dict(flex="1 1 0", min_width="220px", padding="0 6px", margin="0 4px 0 0",
-               border="1px solid var(--jp-border-color2,#ddd)")
+               border=f"1px solid {theme.BORDER}")
 
 
 def is_kept(run: RunOutput) -> bool:
