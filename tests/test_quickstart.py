@@ -81,8 +81,9 @@ def test_quickstart_runs_offline_top_to_bottom(tmp_path, monkeypatch):
     assert transcript.startswith("# quickstart") and "Where were we?" in transcript
     assert text_of(cell_after(nb, "from pathlib import Path")).startswith("# quickstart")
 
-    # Run all again, as after a kernel restart: the same-named session is resumed by its newest instance.
+    # Run all again, as after a kernel restart: names stay unique, so the re-run's new session says so.
     again = nbformat.read(work / "quickstart.ipynb", as_version=4)
     NotebookClient(again, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
     assert not any(o["output_type"] == "error" for c in again.cells for o in c.get("outputs", []))
-    assert "newest of 2 sessions" in text_of(cell_after(again, "%agent use quickstart"))
+    assert "'quickstart' is taken" in text_of(cell_after(again, "%%agent --new quickstart"))
+    assert text_of(cell_after(again, "%agent use quickstart")).startswith("active session: quickstart (")
