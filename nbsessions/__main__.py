@@ -122,6 +122,17 @@ def cmd_export(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
         out.write("\n")
 
 
+def _count(text: str) -> int:
+    """``-n``/``--last``: a whole number of at least 1 (``-1`` would silently select the wrong rows)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs 1 or more, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nbsessions", description="Inspect a notebook's sessions "
                                      "(a *.nbsessions.json file) without changing it.")
@@ -129,13 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list sessions, newest first (* marks the notebook's active one)")
     ls.add_argument("db", metavar="DBFILE")
     ls.add_argument("-u", "--user", help="only this user's sessions")
-    ls.add_argument("-n", "--limit", type=int, help="at most this many sessions")
+    ls.add_argument("-n", "--limit", type=_count, help="at most this many sessions")
     ls.add_argument("--plain", action="store_true", help="aligned plain text even when rich is installed")
     show = sub.add_parser("show", help="one session's runs: prompt, reply, footer")
     show.add_argument("db", metavar="DBFILE")
     show.add_argument("session", metavar="SESSION", help="id, id prefix or name")
     show.add_argument("-u", "--user", help="only look among this user's sessions")
-    show.add_argument("--last", type=int, help="only the newest N runs")
+    show.add_argument("--last", type=_count, help="only the newest N runs")
     show.add_argument("--full", action="store_true", help="whole prompts and replies, not one line each")
     export = sub.add_parser("export", help="one session as md, json, csv or ipynb (a notebook)")
     export.add_argument("db", metavar="DBFILE")

@@ -15,7 +15,7 @@ from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import SessionNotFoundError
+from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.inspect_context import SentContext, run_context
@@ -23,10 +23,11 @@ from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput, RunStatus, new_id
-from nbsessions.sessions import SessionsMixin, check_json
+from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import RunStream, complete
 from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
+from nbsessions.validate import check_count, check_json, check_text, check_user_id, refuse_secrets
 
 
 class Agent(AsyncRunsMixin, SessionsMixin):
@@ -61,6 +62,10 @@ class Agent(AsyncRunsMixin, SessionsMixin):
     ) -> None:
         if session_state is not None:
             check_json(session_state, "session_state")
+        check_user_id(user_id)
+        for what, count in (("num_history_runs", num_history_runs), ("num_history_messages", num_history_messages),
+                            ("max_history_tokens", max_history_tokens)):
+            check_count(count, what)
         self.model = model or OfflineModel()
         self.db = db if db is not None else InMemoryDb()
         self.user_id = user_id
@@ -128,9 +133,9 @@ class Agent(AsyncRunsMixin, SessionsMixin):
                **options: Any) -> Execution:
         """Check the prompt, open the session and store the new run: what ``run`` and ``arun`` share."""
         if not isinstance(input, str) or not input.strip():
-            raise ValueError("the prompt is empty: give the model something to answer")
-        if session_state is not None:
-            check_json(session_state, "session_state")
+            raise InvalidInputError("the prompt is empty: give the model something to answer")
+        self._check_run_input(input, options.get("user_id"), session_state, options.get("instructions"),
+                              options.get("model"), (num_history_runs, num_history_messages, max_history_tokens))
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
         return self._prepare(input, session_state=session_state, history=history, **options)
@@ -159,6 +164,20 @@ class Agent(AsyncRunsMixin, SessionsMixin):
             parent_run_id=None, dry_run=True)
         return run_context(run, count_tokens=self.token_counter, tools=[t.spec() for t in self.tools.values()],
                            context_window=chosen.context_window, preview=True)
+
+    def _check_run_input(self, prompt: str, user_id: Any, session_state: Any, instructions: Any,
+                         model: Model | None, counts: tuple[Any, ...]) -> None:
+        """Everything a run is given, checked before a session is opened or a run written."""
+        check_text(prompt, "the prompt")
+        check_user_id(user_id)
+        if session_state is not None:
+            check_json(session_state, "session_state")
+        if instructions is not None:
+            check_text(instructions, "instructions")
+        for what, count in zip(("num_history_runs", "num_history_messages", "max_history_tokens"), counts,
+                               strict=True):
+            check_count(count, what)
+        refuse_secrets(prompt, (model or self.model).secrets())
 
     def cancel_run(self, run_id: str) -> None:
         """Ask a running run (in another thread) to stop; it is stored as cancelled with its partial reply."""

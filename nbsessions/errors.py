@@ -40,6 +40,10 @@ MODEL_ERROR_KINDS = ("rate_limit", "quota", "timeout", "auth", "not_found", "ser
 ``request`` any other 4xx."""
 
 
+class InvalidInputError(NbSessionsError, ValueError):
+    """An argument cannot be used (NaN in state, a lone surrogate, a negative count); nothing was written."""
+
+
 class SessionNotFoundError(NbSessionsError, LookupError):
     """No session (or run) with that id exists in the database."""
 

@@ -8,6 +8,7 @@ goes through ``markdown_to_html`` (or is escaped): nothing else decides what is 
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 
 import nh3
@@ -21,12 +22,21 @@ from nbsessions.schema import Metrics, RunOutput
 _SAFE_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"img", "map", "area"}
 _SAFE_ATTRIBUTES = {
     "a": {"href", "title"},
-    "code": {"class"},  # language-xxx, for syntax highlighting
+    "code": {"class"},  # language-xxx, for syntax highlighting; nothing else (see _only_our_classes)
     "th": {"align", "style"},
     "td": {"align", "style"},
     "ol": {"start"},
-    "span": {"class"},
 }
+_LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
+
+
+def _only_our_classes(tag: str, attribute: str, value: str) -> str | None:
+    """Classes are the page's styling hooks: a reply borrowing JupyterLab's (``jp-Dialog``) could dress itself
+    up as the notebook's own UI. Only the ``language-*`` class markdown-it puts on a fenced block survives."""
+    if attribute != "class":
+        return value
+    kept = [name for name in value.split() if _LANGUAGE_CLASS.fullmatch(name)]
+    return " ".join(kept) or None
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +57,7 @@ def sanitize_html(fragment: str) -> str:
     """Keep formatting, drop scripts, event handlers, styles that load things, and unsafe URL schemes."""
     return nh3.clean(fragment, tags=set(_SAFE_TAGS), attributes=_SAFE_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
-                     filter_style_properties={"text-align"})
+                     filter_style_properties={"text-align"}, attribute_filter=_only_our_classes)
 
 
 def markdown_to_html(text: str) -> str:

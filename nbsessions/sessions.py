@@ -6,7 +6,6 @@ method goes through ``self.db`` and checks the session's owner first.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,19 +16,13 @@ from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
 from nbsessions.transcript import session_messages
+from nbsessions.validate import check_json
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
 TITLE_TOKENS = 24  # a title is a few words: a small model must not ramble for seconds
 TITLE_WIDTH = 60
 ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
-
-
-def check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
 class SessionsMixin:

@@ -10,16 +10,21 @@ The rule, chosen so that prompts full of JSON, code or other templates survive u
 
 Nothing is evaluated: names are looked up, attributes read with ``getattr`` and indexes with ``[]``; an index is a
 Python literal (``0``, ``-1``, ``'key'``) or, as in ``str.format``, a bare word used as a string key.
+
+Refused, because a prompt is sent to a server and stored: attributes starting with ``_`` (``{f.__globals__}`` would
+walk from any function to every module's secrets), numbers above ``MAX_FORMAT_NUMBER`` in a format spec
+(``{x:>100000000}`` is a 100 MB prompt), and a filled prompt that contains one of the ``secrets`` given.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from nbsessions.errors import NbSessionsError
+from nbsessions.errors import InvalidInputError, NbSessionsError
+from nbsessions.validate import refuse_secrets
 
 _FIELD = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]{}\s]+\])*(?:![rsa])?(?::[^{}\s]*)?"
 _PATTERN = re.compile(r"\{\{(" + _FIELD + r")\}\}|\{(" + _FIELD + r")\}")
@@ -28,6 +33,9 @@ _PARTS = re.compile(
     re.DOTALL)
 _STEP = re.compile(r"\.(?P<attr>[A-Za-z_]\w*)|\[(?P<key>[^\]]+)\]")
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+_NUMBER = re.compile(r"\d+")
+MAX_FORMAT_NUMBER = 1000
+"""The largest width or precision a ``{field:spec}`` may ask for."""
 
 
 class TemplateError(NbSessionsError, ValueError):
@@ -55,22 +63,32 @@ def _value(field: str, namespaces: Sequence[Mapping[str, Any]]) -> str:
     value = _lookup(parts["name"], namespaces, field)
     seen = parts["name"]
     for step in _STEP.finditer(parts["path"]):
+        if step["attr"] is not None and step["attr"].startswith("_"):
+            raise TemplateError(f"cannot fill {{{field}}}: attribute {step['attr']!r} is private; templates read "
+                                "only public attributes")
         try:
             value = getattr(value, step["attr"]) if step["attr"] is not None else value[_key(step["key"])]
         except Exception as exc:  # whatever a user object raises, the prompt is not sent
             raise TemplateError(f"cannot fill {{{field}}}: {seen}{step[0]} failed with "
                                 f"{type(exc).__name__}: {exc}") from None
         seen += step[0]
+    spec = parts["spec"] or ""
+    if any(int(n) > MAX_FORMAT_NUMBER for n in _NUMBER.findall(spec)):
+        raise TemplateError(f"cannot format {{{field}}}: widths and precisions above {MAX_FORMAT_NUMBER} "
+                            "are refused")
     try:
         if parts["conv"]:
             value = _CONVERSIONS[parts["conv"]](value)
-        return format(value, parts["spec"] or "")
+        return format(value, spec)
     except Exception as exc:
         raise TemplateError(f"cannot format {{{field}}}: {type(exc).__name__}: {exc}") from None
 
 
-def fill_prompt(text: str, *namespaces: Mapping[str, Any]) -> str:
-    """Fill the fields of ``text`` from the first namespace that has each name (see the module docstring)."""
+def fill_prompt(text: str, *namespaces: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
+    """Fill the fields of ``text`` from the first namespace that has each name (see the module docstring).
+
+    ``secrets`` (API keys) must not appear in the result: a prompt is sent and stored, a key never is.
+    """
 
     def replace(match: re.Match[str]) -> str:
         escaped, field = match.group(1), match.group(2)
@@ -78,8 +96,12 @@ def fill_prompt(text: str, *namespaces: Mapping[str, Any]) -> str:
             return "{" + escaped + "}"
         return _value(field, namespaces)
 
-    return _PATTERN.sub(replace, text)
-
+    filled = _PATTERN.sub(replace, text)
+    try:
+        refuse_secrets(filled, secrets)
+    except InvalidInputError as exc:
+        raise TemplateError(str(exc)) from None
+    return filled
 
 
 def escape_prompt(text: str) -> str:

@@ -20,7 +20,8 @@ from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import NbSessionsError, exception_line
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import Message, RunOutput, RunStatus, new_id
-from nbsessions.sessions import SessionsMixin, check_json
+from nbsessions.sessions import SessionsMixin
+from nbsessions.validate import check_json
 
 
 class WorkflowError(NbSessionsError):

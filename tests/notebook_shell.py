@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
@@ -73,25 +72,6 @@ def one_red_line(ran: Ran) -> str:
     assert text.count("\n") == 0, text
     assert "Traceback" not in text and "File " not in text
     return text
-
-
-class ActiveContent(HTMLParser):
-    """Collects everything in HTML that could run code in the browser."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.add(tag)
-        if tag in ("script", "iframe", "object", "embed", "img"):
-            self.found.append(tag)
-        for name, value in attrs:
-            if name.startswith("on"):
-                self.found.append(f"{tag} {name}")
-            if name in ("href", "src") and (value or "").strip().lower().startswith("javascript:"):
-                self.found.append(f"{tag} {name}={value}")
 
 
 PAYLOAD = ("**bold** <script>alert(1)</script> <img src=x onerror=alert(2)> "

@@ -9,6 +9,7 @@ import sys
 import threading
 
 import pytest
+from xss import active_content
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, ModelError, RunStatus
 from nbsessions.explore import JobStatus, batch, contains, is_json
@@ -307,6 +308,7 @@ def test_html_lists_rows_with_sanitised_replies(monkeypatch):
     result = batch(Agent(model=FunctionModel(lambda m: "**hi**\n\n<script>alert(1)</script>")), "<b>{n}</b>",
                    rows(2), checks=[contains("hi")], **FAST)
     page = result._repr_html_()
+    assert active_content(page) == []
     assert "<script" not in page and "<strong>hi</strong>" in page and "&lt;b&gt;0&lt;/b&gt;" in page
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match="to_records"):

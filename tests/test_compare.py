@@ -7,6 +7,7 @@ import threading
 import types
 
 import pytest
+from xss import active_content
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, RunStatus, SessionNotFoundError
 from nbsessions.explore import JobStatus, compare, contains, is_json
@@ -169,6 +170,7 @@ def test_html_shows_cells_side_by_side_and_no_model_text_stays_active():
                                                        FunctionModel(hostile, id="failing")],
                      checks=[check_that_quotes_the_reply()])
     page = result._repr_html_()
+    assert active_content(page) == []
     assert 'onerror="' not in page  # only ever present escaped, inside a title attribute
     assert "<script" not in page and "<img" not in page and "<i>evil</i>" not in page
     assert "&lt;i&gt;evil&lt;/i&gt;" in page and "<strong>bold</strong>" in page

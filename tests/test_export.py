@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 
 import pytest
 
 from nbsessions import Agent, FunctionModel, ModelError, SessionAccessError, TinyDb
+from nbsessions.__main__ import main
 from nbsessions.explore import batch, compare, contains, export_result, export_session, is_json
 from nbsessions.llm import OpenAIChat
 
@@ -55,6 +58,29 @@ def test_a_session_exports_to_md_json_and_csv_without_the_api_key(session_db, tm
         ("Capital of France?", "completed", "Paris is the capital."), ("And of Spain?", "error", "")]
     assert rows[1]["error"].startswith("500 server error") and rows[0]["session_name"] == "geography"
     assert int(rows[0]["output_tokens"]) > 0 and rows[0]["model"] == "gpt-x"
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_every_export_file_is_created_readable_by_its_owner_only(session_db, tmp_path):
+    agent, sid = session_db
+    previous = os.umask(0o022)  # the usual umask: plain open() would give 0644
+    export_session(agent, sid, "md", tmp_path / "api.md")
+    result = batch(Agent(model=FunctionModel(lambda m: "ok")), "q {n}", [{"n": 1}], progress=False)
+    export_result(result, "csv", tmp_path / "batch.csv")
+    existing = tmp_path / "was-public.json"
+    existing.write_text("old")
+    existing.chmod(0o644)
+    export_session(agent, sid, "json", existing)
+    agent.db.close()
+    assert main(["export", str(tmp_path / "nb.nbsessions.json"), sid, "-o", str(tmp_path / "cli.md")],
+                out=io.StringIO()) == 0
+    os.umask(previous)
+    for name in ("api.md", "batch.csv", "was-public.json", "cli.md"):
+        assert mode(tmp_path / name) == 0o600, name
+    assert json.loads(existing.read_text())["runs"]
 
 
 def test_a_session_exports_straight_from_a_store_too(session_db):

@@ -8,7 +8,8 @@ import json
 import re
 
 import pytest
-from notebook_shell import PAYLOAD, SECRET, ActiveContent, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, SECRET, one_red_line, stored_runs
+from xss import ActiveContent
 
 from nbsessions.errors import ModelError
 from nbsessions.explore import BatchResult, Comparison, JobStatus

@@ -8,7 +8,8 @@ import re
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
-from notebook_shell import PAYLOAD, ActiveContent, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, one_red_line, stored_runs
+from xss import ActiveContent
 
 from nbsessions.errors import ModelError
 from nbsessions.llm.offline import FunctionModel

@@ -7,7 +7,8 @@ import json
 import re
 
 import pytest
-from notebook_shell import PAYLOAD, ActiveContent, Notebook, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, Notebook, one_red_line, stored_runs
+from xss import ActiveContent
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
 from nbsessions.llm.base import ToolCall

@@ -6,7 +6,8 @@ import json
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
-from notebook_shell import PAYLOAD, SECRET, ActiveContent, Notebook, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, SECRET, Notebook, one_red_line, stored_runs
+from xss import ActiveContent
 
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.llm.openai import OpenAIChat, OpenAIResponses

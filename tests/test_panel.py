@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 from ipywidgets import HTML, Button, HBox
+from xss import audit
 
 from nbsessions import Agent, FunctionModel, ModelError, RunOutput, RunStatus, theme
 from nbsessions.llm.base import ToolCall
@@ -74,33 +75,6 @@ def row_texts(panel: SessionPanel) -> list[list[str]]:
     """The visible rows of the session list as a user reads them: name, user, runs, updated, tokens, cost."""
     return [[row.name.description, row.user.value, *cell_texts(row.stats.value)]
             for row in panel.sessions.rows if row.layout.display != "none"]
-
-
-class Audit(HTMLParser):
-    """Collects everything in widget HTML that a browser could execute."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.problems: list[str] = []
-        self.tags: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        if tag in ("script", "iframe", "object", "embed", "img"):
-            self.problems.append(f"<{tag}>")
-        for name, value in attrs:
-            if name.lower().startswith("on"):
-                self.problems.append(f"{tag} {name}=")
-            if name.lower() in ("href", "src", "xlink:href", "action") and \
-                    (value or "").strip().lower().startswith("javascript:"):
-                self.problems.append(f"{tag} {name}={value}")
-
-
-def audit(markup: str) -> Audit:
-    parser = Audit()
-    parser.feed(markup)
-    parser.close()
-    return parser
 
 
 # -- the session list ------------------------------------------------------------------------------

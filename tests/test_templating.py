@@ -82,3 +82,41 @@ def test_nothing_is_evaluated():
 
     assert fill_prompt("{s[__import__('os')]} {s[open]}", {"s": Spy()}) == "ok ok"
     assert calls == ["__import__('os')", "open"]  # keys are literals or plain strings, never code
+
+
+# -- refusals: what a template may never do ----------------------------------------------------------
+class Holder:
+    def method(self):
+        return 1
+
+    secret_value = "public"
+
+
+@pytest.mark.parametrize("template", ["{obj.__init__.__globals__[os]}", "{obj.method.__func__}", "{obj._hidden}",
+                                      "{obj.__class__}", "{cfg[layers].__class__}"])
+def test_attributes_starting_with_an_underscore_are_refused(template):
+    with pytest.raises(TemplateError, match="private"):
+        fill_prompt(template, {**NS, "obj": Holder()})
+
+
+def test_public_attributes_and_underscore_keys_still_work():
+    assert fill_prompt("{obj.secret_value} {d[_k]}", {"obj": Holder(), "d": {"_k": 2}}) == "public 2"
+
+
+@pytest.mark.parametrize("template", ["{pi:>100000000}", "{pi:.5000f}", "{items!s:^1001}", "{pi:0>2000}"])
+def test_huge_format_widths_and_precisions_are_refused(template):
+    with pytest.raises(TemplateError, match="above 1000"):
+        fill_prompt(template, NS)
+
+
+def test_ordinary_format_specs_still_work():
+    assert fill_prompt("{pi:>8.3f}|{pi:0>10.1f}|{items!s:^20}", NS) == (
+        "   3.142|00000003.1|" + "['a', 'b', 'c']".center(20))
+
+
+def test_a_filled_prompt_holding_a_secret_is_refused_without_quoting_it():
+    key = "sk-live-0123456789abcdef"
+    with pytest.raises(TemplateError) as caught:
+        fill_prompt("my key is {k}", {"k": key}, secrets=[key])
+    assert key not in str(caught.value) and "API key" in str(caught.value)
+    assert fill_prompt("my key is {k}", {"k": "other"}, secrets=[key, ""]) == "my key is other"

@@ -72,6 +72,10 @@ class Model(ABC):
         clone.settings = {**self.settings, **settings}
         return clone
 
+    def secrets(self) -> tuple[str, ...]:
+        """Values (API keys) that must never appear in a prompt: it is sent to the server and stored."""
+        return ()
+
     def without_retries(self) -> Model:
         """This model with its client's own retries off, for callers that retry themselves (batch, compare)."""
         return self

@@ -133,6 +133,11 @@ class _OpenAIModel(Model):
                                              timeout=self.timeout, max_retries=self.max_retries)
             return self._client
 
+    def secrets(self) -> tuple[str, ...]:
+        """The key this model sends (its own, else ``OPENAI_API_KEY``), to be refused in prompts."""
+        key = self._api_key.reveal() if self._api_key is not None else os.environ.get("OPENAI_API_KEY")
+        return (key,) if key and key != PLACEHOLDER_KEY else ()
+
     def without_retries(self) -> _OpenAIModel:
         """A copy whose requests make one attempt each; it shares this model's connection pool."""
         clone = copy.copy(self)

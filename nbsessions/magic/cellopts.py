@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
+from nbsessions.errors import InvalidInputError
 from nbsessions.llm.base import Model
 from nbsessions.schema import Session
+from nbsessions.validate import check_json
 
 
 class Settings(Protocol):
@@ -78,13 +80,23 @@ class Prepared:
 def parse_object(text: str, what: str, example: str = '{"key": "value"}') -> dict[str, Any]:
     """A JSON object (``what`` names it in errors), or a one-line ``UsageError`` saying what is wrong with it."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"invalid {what} JSON ({exc.msg} at character {exc.pos}): give an object such as "
                          f"'{example}'") from None
+    except ValueError as exc:
+        raise UsageError(f"invalid {what} JSON: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{what} must be a JSON object such as '{example}', not {type(value).__name__}")
+    try:
+        check_json(value, what)
+    except InvalidInputError as exc:
+        raise UsageError(str(exc)) from None
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON: use a number or null")
 
 
 def parse_state(text: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,8 @@ def history(nb: NotebookAgent, rest: str) -> None:
     """The newest N runs of the active session — errors, cancelled and superseded ones included — with the
     member runs of a team run and the steps of a workflow run under it (never listed as runs of their own)."""
     n = parse_rest(_HISTORY, rest).n
+    if n < 1:
+        raise UsageError(f"%agent history N needs 1 or more runs, not {n}")
     session = nb.require_active()
     runs = nb.agent.get_runs(session.session_id)
     if not runs:
@@ -295,7 +298,9 @@ _EXPORT.add_argument("--result", metavar="VAR", help="export this Comparison or 
 
 
 def _default_path(nb: NotebookAgent, what: str, fmt: str) -> Path:
-    return nb.location.path.with_name(f"{nb.location.path.name.split('.')[0]}-{what}.{fmt}")
+    """Beside the database; ``what`` (a session id or variable name, which may hold ``/``) made a safe name."""
+    safe = re.sub(r"[^\w.-]", "_", what).lstrip(".") or "export"
+    return nb.location.path.with_name(f"{nb.location.path.name.split('.')[0]}-{safe}.{fmt}")
 
 
 def _write(target: Path, text: str) -> None:

@@ -173,6 +173,9 @@ class AgentMagics(Magics):
 def parse_cell_line(magic: Any, line: str) -> CellOptions:
     """The ``%%agent`` line as ``CellOptions``; contradictions are a ``UsageError`` (one red line)."""
     args = magic.parser.parse_args([unquote(token) for token in arg_split(line)])
+    for flag, value in (("-m", args.model), ("-s", args.session), ("-u", args.user), ("-o", args.output)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} needs a value: an empty one would be silently ignored")
     if args.session is not None and args.new is not None:
         raise UsageError("use either -s SESSION (an existing session) or --new [NAME], not both")
     _check_history_flags(args)

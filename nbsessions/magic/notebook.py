@@ -21,7 +21,7 @@ from IPython.display import display
 
 from nbsessions.agent import Agent, RunStream
 from nbsessions.db.base import BaseDb
-from nbsessions.errors import NbSessionsError, SessionAccessError, SessionNotFoundError
+from nbsessions.errors import InvalidInputError, NbSessionsError, SessionAccessError, SessionNotFoundError
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
 from nbsessions.magic.cellrun import CellInterrupted, show_run
@@ -34,6 +34,7 @@ from nbsessions.schema import RunOutput, RunStatus, Session
 from nbsessions.summary import Summarizer
 from nbsessions.templating import TemplateError, fill_prompt
 from nbsessions.tools import make_tool, update_session_state
+from nbsessions.validate import check_text
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,20 @@ class NotebookAgent(ModelChoice):
     @property
     def agent(self) -> Agent:
         if self._agent is None:
-            location = self.location
-            try:
-                db = open_db(location.path)
-            except (NbSessionsError, OSError) as exc:
-                raise UsageError(f"cannot open {location.path}: {exc}") from None
-            self._agent = Agent(db=db, add_history_to_context=True, num_history_runs=self.settings.history,
-                                name="notebook")
-            self.configure()
+            self._attach(self._open(self.location))
+        return self._agent
+
+    @staticmethod
+    def _open(location: DbLocation) -> BaseDb:
+        try:
+            return open_db(location.path)
+        except (NbSessionsError, OSError) as exc:
+            raise UsageError(f"cannot open {location.path}: {exc}") from None
+
+    def _attach(self, db: BaseDb) -> Agent:
+        self._agent = Agent(db=db, add_history_to_context=True, num_history_runs=self.settings.history,
+                            name="notebook")
+        self.configure()
         return self._agent
 
     def configure(self) -> None:
@@ -140,10 +147,20 @@ class NotebookAgent(ModelChoice):
         return value
 
     def switch_db(self, path: str | None, why: str = "set with %agent db") -> DbLocation:
-        """Use another file from now on (``None``: back to the configured/default one)."""
+        """Use another file from now on (``None``: back to the configured/default one).
+
+        The new file is opened first: when it cannot be, the previous database stays in use.
+        """
+        if not path:
+            self.close()
+            self._db_override = None
+            return self.location
+        location = locate_db(path, reason=why, user_ns=self.user_ns)
+        db = self._open(location)
         self.close()
-        self._db_override = (path, why) if path else None
-        return self.location
+        self._db_override, self._location = (path, why), location
+        self._attach(db)
+        return location
 
     def close(self) -> None:
         """Close the panel, let a summary being written finish, then close the file."""
@@ -255,10 +272,11 @@ class NotebookAgent(ModelChoice):
         if session is not None and user is not None and session.user_id != user:  # before its state is read
             raise UsageError(f"session {session_label(session)} belongs to another user: "
                              "add --new, or pick one of yours with -s")
+        secrets = (model or self.agent.model).secrets()
         try:
-            prompt = fill_prompt(prompt, self.user_ns, {**(session.session_state if session else {}),
-                                                        **(state or {})})
-        except TemplateError as exc:
+            prompt = check_text(fill_prompt(prompt, self.user_ns, {**(session.session_state if session else {}),
+                                                                   **(state or {})}, secrets=secrets), "the prompt")
+        except (TemplateError, InvalidInputError) as exc:
             raise UsageError(str(exc)) from None
         return Prepared(prompt, model, source, session, user, state)
 
