@@ -73,7 +73,7 @@ def test_bad_state_through_the_session_api_writes_nothing(store):
     session = agent.create_session("s", session_state={"k": 1})
     for bad in (NAN_STATE, {"a": SURROGATE}):
         with pytest.raises(InvalidInputError):
-            agent.update_session_state(session.session_id, bad)
+            agent.update_session_state(bad, session_id=session.session_id)
     assert agent.get_session_state(session.session_id) == {"k": 1}
 
 
