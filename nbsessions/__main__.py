@@ -168,7 +168,7 @@ def open_db(path: str) -> BaseDb:
         raise NbSessionsError(f"{path} is empty: not an nbsessions database")
     from nbsessions.db.tinydb import TinyDb
 
-    return TinyDb(path)
+    return TinyDb(path, read_only=True)  # reads a file (or folder) it may not write
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

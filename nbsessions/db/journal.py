@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import json
 import os
 import stat
@@ -42,6 +43,22 @@ from nbsessions.db.journal_format import (
 from nbsessions.db.lockfile import FileLock, LockTimeout
 from nbsessions.errors import CorruptDatabaseError, StorageError
 
+
+def open_error(path: str, exc: OSError, read_only: bool = False) -> str:
+    """Why a database file cannot be opened, in one line that names it and says what to do."""
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
+        return f"{path} is a directory, not a database file: give the path of a file"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = path if os.path.exists(path) else os.path.dirname(path)
+        verb = "read" if read_only else "write to"
+        return f"cannot {verb} {path}: {where} is read-only ({exc.strerror}); pick a writable path or fix it"
+    if exc.errno == errno.ENOENT and read_only:
+        return f"{path}: no such database file"
+    if exc.errno == errno.ENOSPC:
+        return f"cannot create {path}: no space left on the device"
+    return f"cannot open {path}: {exc.strerror or exc}"
+
+
 Op = tuple[str, str, "dict[str, Any] | None"]
 """One change: (table, doc_id, new document or None to delete)."""
 
@@ -58,12 +75,14 @@ class JournalStorage(Storage):
     """
 
     def __init__(self, path: str | os.PathLike[str], *, group_by: Mapping[str, str] | None = None,
-                 compact_min_lines: int = 1000, lock_timeout: float = 30.0, create_dirs: bool = True) -> None:
+                 compact_min_lines: int = 1000, lock_timeout: float = 30.0, create_dirs: bool = True,
+                 read_only: bool = False) -> None:
         # The real file, not a symlink to it: the lock and compaction's os.replace must name the file itself, or
         # a process opening the link and one opening the target would lock apart and compaction would replace
         # the link with a copy, splitting the database in two.
         self.path = os.path.realpath(os.fspath(path))
         self.compact_min_lines = compact_min_lines
+        self.read_only = read_only
         self._group_by = dict(group_by or {})
         self._rlock = threading.RLock()
         self._lock_depth = 0
@@ -71,18 +90,35 @@ class JournalStorage(Storage):
         self._closed = False
         self.generation = 0
         """Incremented on every change seen, so caches (TinyDB's query cache) know when to drop."""
-        if create_dirs:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
         # A short poll: the lock is held for one append, and a waiting kernel should not idle for 50 ms.
-        self._flock = FileLock(self.path + ".lock", timeout=lock_timeout)
+        self._flock = FileLock(self.path + ".lock", timeout=lock_timeout, shared_ok=read_only)
         self._reset()
-        with self._rlock, self._locked():
+        try:
+            if create_dirs and not read_only:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with self._rlock, self._locked():
+                self._open_locked()
+        except OSError as exc:
+            self.close()
+            raise StorageError(open_error(self.path, exc, read_only)) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_locked(self) -> None:
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not self.read_only:
             self._create_if_missing()
-            self._sync_locked()
-            if self._header is None:  # an empty file, e.g. made by `touch`: give it a header
-                line = header_line({"created_at": time.time()})
-                self._append(line)
-                self._header, self._lineno = json.loads(line), 1
+            with contextlib.suppress(FileNotFoundError):  # a compaction killed midway; we hold the lock
+                os.unlink(self.path + ".compact.tmp")
+        self._sync_locked()
+        if self._header is None:  # an empty file, e.g. made by `touch`: give it a header
+            if self.read_only:
+                raise StorageError(f"{self.path} is empty: not an nbsessions database")
+            line = header_line({"created_at": time.time()})
+            self._append(line)
+            self._header, self._lineno = json.loads(line), 1
 
     def __repr__(self) -> str:
         return f"JournalStorage({self.path!r}, docs={self._ndocs}, lines={self._nrecords})"
@@ -331,7 +367,7 @@ class JournalStorage(Storage):
             os.close(self._fd)
             self._fd = None
         self._reset()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        fd = os.open(self.path, os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND)
         st = os.fstat(fd)
         self._fd, self._ident = fd, (st.st_ino, st.st_dev)
 
@@ -382,6 +418,8 @@ class JournalStorage(Storage):
 
     def _append(self, payload: bytes, *, durable: bool = True) -> None:
         assert self._fd is not None
+        if self.read_only:
+            raise StorageError(f"{self.path} was opened read-only; nothing was written")
         if self._seen_size > self._offset:  # a torn tail we warned about: cut it so the new record starts clean
             os.ftruncate(self._fd, self._offset)
         try:

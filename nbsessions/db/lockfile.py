@@ -8,6 +8,7 @@ used as it is.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -26,8 +27,12 @@ class LockTimeout(TimeoutError):
 class FileLock:
     """An exclusive, non-reentrant lock on ``path`` shared by every process that opens the same file."""
 
-    def __init__(self, path: str, *, timeout: float = 30.0, poll_interval: float = 0.001) -> None:
+    def __init__(self, path: str, *, timeout: float = 30.0, poll_interval: float = 0.001,
+                 shared_ok: bool = False) -> None:
         self.path, self.timeout, self.poll_interval = path, timeout, poll_interval
+        self.shared_ok = shared_ok
+        """A reader's lock: when the lock file cannot be written (a read-only file or folder), lock it opened
+        read-only, or not at all when it cannot even be created: nobody can be writing there either."""
         self._fd: int | None = None
         self._pid = -1
         self._fallback = None if fcntl is not None else filelock.FileLock(path, timeout=timeout, mode=0o600)
@@ -35,7 +40,15 @@ class FileLock:
     def _descriptor(self) -> int:
         """The open lock file; a forked child opens its own, or it would share the parent's lock."""
         if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                if not self.shared_ok or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                try:
+                    self._fd = os.open(self.path, os.O_RDONLY)
+                except FileNotFoundError:
+                    self._fd = -1  # no lock file and no way to make one: a read-only place, nothing to lock
             self._pid = os.getpid()
         return self._fd
 
@@ -47,6 +60,8 @@ class FileLock:
                 raise LockTimeout(self.path) from None
             return
         fd = self._descriptor()
+        if fd == -1:
+            return
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -60,10 +75,10 @@ class FileLock:
     def release(self) -> None:
         if self._fallback is not None:
             self._fallback.release()
-        elif self._fd is not None:
+        elif self._fd is not None and self._fd != -1:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
+        if self._fd is not None and self._fd != -1 and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None

@@ -147,9 +147,12 @@ class TinyDb(BaseDb):
     by session in storage order, so history reads touch only the runs they return.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compact_min_lines: int = 1000) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, compact_min_lines: int = 1000,
+                 read_only: bool = False) -> None:
+        """``read_only``: never create, lock for writing or change the file (reads a read-only file or folder)."""
         self.path = os.path.abspath(os.fspath(path))
-        self.tinydb = JournalTinyDB(self.path, group_by={RUNS: "session_id"}, compact_min_lines=compact_min_lines)
+        self.tinydb = JournalTinyDB(self.path, group_by={RUNS: "session_id"}, compact_min_lines=compact_min_lines,
+                                    read_only=read_only)
         self._store: JournalStorage = self.tinydb.storage  # type: ignore[assignment]
 
     def __repr__(self) -> str:

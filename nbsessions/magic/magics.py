@@ -20,6 +20,7 @@ from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
 from nbsessions.agent import Agent
+from nbsessions.errors import InvalidInputError, StorageError
 from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
 from nbsessions.magic.cellopts import CellOptions
 from nbsessions.magic.commands import run_command, unquote
@@ -155,6 +156,12 @@ class AgentMagics(Magics):
             %agent register [NAME VAR] [--remove NAME]
             %agent db [PATH] | user [NAME] | model [NAME] | panel
         """
+        try:
+            return self._dispatch(line, cell)
+        except (StorageError, InvalidInputError) as exc:  # an unusable file or a bad value: one red line
+            raise UsageError(str(exc)) from None
+
+    def _dispatch(self, line: str, cell: str | None) -> Any:
         if cell is None:
             return run_command(self.notebook, line)
         opts = parse_cell_line(self.agent_magic, line)
