@@ -19,6 +19,7 @@ from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.inspect_context import SentContext, run_context
+from nbsessions.liveness import current_writer
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.requirement import RunRequirement
@@ -241,6 +242,7 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at") if use_summary else None
         run = RunOutput(
             session_id=session.session_id, user_id=session.user_id, status=RunStatus.running, input=prompt,
+            writer=current_writer(),
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
                                    summary=session.summary if use_summary else None, summary_through=through),
             model=model.id, provider=model.provider, kind=self.kind, parent_run_id=parent_run_id,
@@ -267,6 +269,7 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         model = model or self.model
         run = RunOutput(
             session_id=target.session_id, user_id=target.user_id, status=RunStatus.running, input=target.input,
+            writer=current_writer(),
             messages=[m.copy() for m in target.messages[: prompt_at + 1]],  # copies keep history references
             model=model.id, provider=model.provider, cell_id=target.cell_id, kind=self.kind, agent_name=self.name,
             variant_of=target.variant_of or target.run_id, tags=list(target.tags),
@@ -382,7 +385,7 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         execution = self._start(run, model, session.session_state)
         execution.resolve()
         execution.continued = True
-        run.status = RunStatus.running
+        run.status, run.writer = RunStatus.running, current_writer()
         self.db.upsert_run(run)
         return execution
 

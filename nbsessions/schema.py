@@ -39,6 +39,7 @@ class RunStatus(str, Enum):
     paused = "paused"
     cancelled = "cancelled"
     error = "error"
+    interrupted = "interrupted"  # was running when its process died; never stored, decided when read
 
 
 def _pick(cls: type, data: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -215,6 +216,7 @@ class RunOutput:
     tags: list[str] = field(default_factory=list)
     requirements: list[RunRequirement] = field(default_factory=list)  # what a paused run waits for
     tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
+    writer: dict[str, Any] | None = None  # a running run's process (liveness.current_writer), to tell a dead one
 
     @property
     def is_history(self) -> bool:
@@ -265,6 +267,8 @@ class RunOutput:
             data["tools_offered"] = list(self.tools_offered)
         else:
             del data["tools_offered"]  # most runs offer no tools: no bytes for them
+        if self.writer is None:
+            del data["writer"]
         data["requirements"] = [r.to_dict() for r in self.requirements]
         data["steps"] = _copied(data["steps"])
         return data

@@ -18,6 +18,7 @@ from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import NbSessionsError, exception_line
+from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import Message, RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
@@ -116,8 +117,8 @@ class Workflow(SessionsMixin):
         if session_state:
             session = self.db.update_session(session.session_id, state_patch=session_state)
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
-                        input=input, kind="workflow", model=self.name or "workflow", provider="workflow",
-                        cell_id=cell_id)
+                        writer=current_writer(), input=input, kind="workflow", model=self.name or "workflow",
+                        provider="workflow", cell_id=cell_id)
         self.db.upsert_run(run, durable=False)
         self._emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)

@@ -6,7 +6,8 @@ import stat
 
 import nbformat
 import pytest
-from notebook_shell import PAYLOAD, ActiveContent, one_red_line
+from notebook_shell import PAYLOAD, one_red_line
+from xss import ActiveContent
 
 from nbsessions import Agent, FunctionModel, ModelError, TinyDb
 from nbsessions.__main__ import main

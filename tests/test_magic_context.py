@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from notebook_shell import PAYLOAD, ActiveContent, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, one_red_line, stored_runs
+from xss import ActiveContent
 
 
 def shown(ran) -> tuple[str, str]:

@@ -15,7 +15,8 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from nbsessions.errors import SessionAccessError
-from nbsessions.schema import Metrics, RunOutput, Session, history_ref_ids, now, own_message_dicts
+from nbsessions.liveness import writer_alive
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, history_ref_ids, now, own_message_dicts
 
 SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 
@@ -104,9 +105,16 @@ def runs_from_records(records: Iterable[dict[str, Any]], fetch: RunFetcher,
 
 def _run_from(data: dict[str, Any], sources: dict[str, list[dict[str, Any]]], name: Any) -> RunOutput:
     try:
-        return RunOutput.from_dict(data, sources)
+        run = RunOutput.from_dict(data, sources)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"RunOutput {name!r} cannot be read: {exc}") from exc
+    if run.status == RunStatus.running and writer_alive(run.writer) is False:
+        run.status = RunStatus.interrupted  # its process died mid-run: it will never finish
+        run.error = run.error or INTERRUPTED_ERROR
+    return run
+
+
+INTERRUPTED_ERROR = "its process ended (killed or crashed) before the reply was complete"
 
 
 class BaseDb(ABC):

@@ -15,6 +15,7 @@ from nbsessions.schema import RunOutput, RunStatus
 _BADGE_COLOURS = {
     RunStatus.error: theme.ERROR,
     RunStatus.cancelled: theme.WARN,
+    RunStatus.interrupted: theme.WARN,
     RunStatus.paused: theme.WARN,
     RunStatus.running: theme.INFO,
     RunStatus.pending: theme.INFO,

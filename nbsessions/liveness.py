@@ -1,0 +1,73 @@
+"""Whether the process that wrote a ``running`` run still lives, so a run whose kernel died (``kill -9``, a
+crash, a reboot) is shown as ``interrupted`` instead of ``running`` forever.
+
+A running run records its writer: pid, host, the machine's boot id and the process's start time. A pid alone is
+not enough, since pids are reused; with the boot id and the start time a reused pid or a rebooted machine is told
+apart from the writer itself. Another host's writer cannot be checked from here, so its runs stay ``running``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+_cache: dict[int, dict[str, Any]] = {}
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _boot_id() -> str | None:
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) from ``/proc/PID/stat``; None where there is no /proc."""
+    text = _read(f"/proc/{pid}/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def current_writer() -> dict[str, Any]:
+    """This process, as a running run records it."""
+    pid = os.getpid()
+    if pid not in _cache:  # per pid: a forked child is another writer
+        stat = _proc_stat(pid)
+        _cache[pid] = {"pid": pid, "host": socket.gethostname(), "boot": _boot_id(),
+                       "start": stat[1] if stat else None}
+    return dict(_cache[pid])
+
+
+def writer_alive(writer: Any) -> bool | None:
+    """True while the writer lives, False once it is gone, None when this process cannot tell."""
+    if not isinstance(writer, dict) or not isinstance(writer.get("pid"), int):
+        return None
+    if writer.get("host") != socket.gethostname():
+        return None
+    boot = _boot_id()
+    if writer.get("boot") and boot and writer["boot"] != boot:
+        return False  # the machine restarted since
+    pid = writer["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    except OSError:
+        return None
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    state, start = stat
+    if state in ("Z", "X"):
+        return False  # killed, not yet reaped
+    return not (writer.get("start") and start != writer["start"])  # a different process reusing the pid
