@@ -10,6 +10,7 @@ from pathlib import Path
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
+from xss import ActiveContent  # noqa: F401  (the shared checker, for tests that import it from here)
 
 from nbsessions.db.tinydb import TinyDb
 

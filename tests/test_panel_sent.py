@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from notebook_shell import PAYLOAD, ActiveContent
+from notebook_shell import PAYLOAD
+from xss import ActiveContent
 
 from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
 from nbsessions.panel import SessionPanel
