@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nbsessions.db.base import BaseDb, check_session_owner
-from nbsessions.errors import SessionNotFoundError
+from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
 from nbsessions.transcript import session_messages
-from nbsessions.validate import check_json
+from nbsessions.validate import check_json, check_text, check_user_id
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
@@ -142,6 +142,9 @@ class SessionsMixin:
                        session_state: dict[str, Any] | None = None, notebook: str | None = None) -> Session:
         if session_state is not None:
             check_json(session_state, "session_state")
+        if session_name is not None:
+            check_text(session_name, "session_name")
+        check_user_id(user_id)
         user_id = user_id if user_id is not None else self.user_id
         session_name = unique_name(self.db, session_name, user_id)
         session = Session(session_name=session_name, user_id=user_id,
@@ -224,7 +227,8 @@ class SessionsMixin:
         if autogenerate:
             session_name = self._generate_name(sid, model or self.model)
         if not session_name or not session_name.strip():
-            raise ValueError("a session name cannot be empty (or pass autogenerate=True)")
+            raise InvalidInputError("a session name cannot be empty (or pass autogenerate=True)")
+        check_text(session_name, "session_name")
         owner = self._session(sid).user_id
         session = self.db.update_session(sid, session_name=unique_name(self.db, session_name.strip(), owner,
                                                                        except_id=sid))

@@ -70,7 +70,14 @@ def test_bad_state_through_the_session_api_writes_nothing(store):
     with pytest.raises(InvalidInputError):
         agent.create_session("s", session_state={"a": SURROGATE})
     assert nothing_written(store)
+    for bad in ({"session_name": SURROGATE}, {"session_name": "s", "user_id": 3}):
+        with pytest.raises(InvalidInputError):
+            agent.create_session(**bad)
+    assert nothing_written(store)
     session = agent.create_session("s", session_state={"k": 1})
+    with pytest.raises(InvalidInputError):
+        agent.set_session_name(session.session_id, session_name=SURROGATE)
+    assert agent.get_session(session.session_id).session_name == "s"
     for bad in (NAN_STATE, {"a": SURROGATE}):
         with pytest.raises(InvalidInputError):
             agent.update_session_state(bad, session_id=session.session_id)
