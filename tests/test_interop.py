@@ -195,3 +195,15 @@ def test_a_tool_result_from_a_whole_reply_round_trip(openai_server):
     run = Agent(model=OpenAIChat("m", base_url=openai_server.base_url), tools=[get_weather]).run("Lima?")
     assert calls == ["Lima"] and run.content == "Rain in Lima."
     assert [b["stream"] for b in openai_server.requests] == [False, False]
+
+
+def test_the_panel_marks_estimated_counts_too():
+    from nbsessions.panel.metrics_view import render_table, render_totals
+    from nbsessions.schema import RunOutput, RunStatus
+
+    estimated = Metrics(input_tokens=1200, output_tokens=30, total_tokens=1230, tokens_estimated=True)
+    assert "<b>~1,200</b> input tokens" in render_totals(1, estimated)
+    run = RunOutput(session_id="s", status=RunStatus.completed, metrics=estimated)
+    assert ">~1,230<" in render_table([run], 1)
+    exact = Metrics(input_tokens=1200, output_tokens=30, total_tokens=1230)
+    assert "~" not in render_totals(1, exact)
