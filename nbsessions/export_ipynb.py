@@ -63,11 +63,35 @@ def _marks(run: RunOutput) -> list[str]:
     return marks
 
 
-def _outputs(run: RunOutput, label: str) -> list[Any]:
+def _text(lines: list[str]) -> list[Any]:
+    return [v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")] if lines else []
+
+
+def _steps(run: RunOutput) -> list[str]:
+    """A workflow's steps as plain text (inert wherever it is shown), before its final output as in the cell."""
+    lines = []
+    for i, step in enumerate(run.steps, 1):
+        detail = step.get("error") if step.get("status") == "error" else step.get("output")
+        lines.append(f"step {i} · {step.get('name', '?')} · {step.get('kind', '?')} · {step.get('status', '?')}"
+                     + (f": {' '.join(str(detail).split())[:300]}" if detail else ""))
+    return lines
+
+
+def _members(run: RunOutput, nested: list[RunOutput]) -> list[str]:
+    """A team's member runs on one line, after its reply as in the cell."""
+    if run.kind != "team":
+        return []
+    members = [f"{m.agent_name or m.model or 'member'} · {m.metrics.total_tokens} tokens · {m.status.value}"
+               for m in nested]
+    return ["members: " + (" | ".join(members) or "no member was asked")]
+
+
+def _outputs(run: RunOutput, label: str, nested: list[RunOutput]) -> list[Any]:
     """What the live cell ended with: the reply and footer, then an error line or a note on what the run was."""
-    outputs: list[Any] = []
+    outputs: list[Any] = _text(_steps(run))
     if run.content or run.status == RunStatus.completed:
         outputs.append(v4.new_output("display_data", data=reply_bundle(run, label)))
+    outputs += _text(_members(run, nested))
     if run.status == RunStatus.error:
         message = run.error or "the model failed"
         outputs.append(v4.new_output("error", ename="ModelError", evalue=message,
@@ -82,10 +106,10 @@ def _outputs(run: RunOutput, label: str) -> list[Any]:
     return outputs
 
 
-def _run_cell(run: RunOutput, number: int, session: Session) -> Any:
+def _run_cell(run: RunOutput, number: int, session: Session, nested: list[RunOutput]) -> Any:
     prompt = escape_prompt(run.input)
     cell = v4.new_code_cell(source=f"%%agent -s {session.session_id[:8]}\n{prompt}",
-                            execution_count=number, outputs=_outputs(run, _label(session)))
+                            execution_count=number, outputs=_outputs(run, _label(session), nested))
     cell.metadata["nbsessions"] = {"run_id": run.run_id, "status": run.status.value, "model": run.model,
                                    "kind": run.kind, "superseded_by": run.superseded_by,
                                    "created_at": run.created_at}
@@ -95,7 +119,8 @@ def _run_cell(run: RunOutput, number: int, session: Session) -> Any:
 
 
 def session_notebook(session: Session, runs: list[RunOutput]) -> Any:
-    """The session as an ``nbformat`` v4 notebook (validated); nested runs are inside their run's totals."""
+    """The session as an ``nbformat`` v4 notebook (validated), one cell per top-level run; a team's member runs
+    and a workflow's steps are listed as text under their run (their tokens are already in its totals)."""
     top = [r for r in runs if not r.parent_run_id]
     nb = v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -104,7 +129,8 @@ def session_notebook(session: Session, runs: list[RunOutput]) -> Any:
                                  "session_id": session.session_id, "session_name": session.session_name,
                                  "user_id": session.user_id}
     nb.cells = [v4.new_markdown_cell(_title(session, top)), v4.new_code_cell("%load_ext nbsessions")]
-    nb.cells += [_run_cell(run, number, session) for number, run in enumerate(top, 1)]
+    nested = {r.run_id: [n for n in runs if n.parent_run_id == r.run_id] for r in top if r.kind == "team"}
+    nb.cells += [_run_cell(run, number, session, nested.get(run.run_id, [])) for number, run in enumerate(top, 1)]
     nbformat.validate(nb)
     return nb
 

@@ -98,3 +98,30 @@ def test_the_command_line_exports_a_notebook(tmp_path):
     cells = nbformat.read(target, as_version=4).cells
     assert cells[2].source == f"%%agent -s {sid[:8]}\na question"
     assert "an answer" in cells[2].outputs[0].data["text/plain"]
+
+
+def test_team_members_and_workflow_steps_are_listed_under_their_run(db):
+    import json
+
+    from nbsessions.llm.base import ToolCall
+    from nbsessions.team import Team
+    from nbsessions.workflow import StepInput, Workflow
+
+    def leader(messages, tools):
+        if any(m.role == "tool" and not m.from_history for m in messages):
+            return "composed <script>x</script>"
+        return ToolCall("call_1", "ask_researcher", json.dumps({"task": "find facts"}))
+
+    researcher = Agent(model=FunctionModel(lambda m: "facts", id="researcher"), name="researcher")
+    team = Team(members=[researcher], model=FunctionModel(leader, id="leader"), db=db)
+    run = team.run("report on tea")
+    flow = Workflow(steps=[lambda step: StepInput.__name__ + " cleaned: " + step.input], name="clean", db=db)
+    flow.run("raw notes", session_id=run.session_id)
+    nb = nbformat.reads(export_session(db, run.session_id, "ipynb"), as_version=4)
+    nbformat.validate(nb)
+    team_cell, flow_cell = nb.cells[2:]
+    assert team_cell.metadata["nbsessions"]["kind"] == "team"
+    reply, members = team_cell.outputs
+    assert members.text.startswith("members: researcher · ") and "completed" in members.text
+    assert "composed" in reply.data["text/plain"] and "<script" not in reply.data["text/html"]
+    assert flow_cell.outputs[0].text.startswith("step 1 · ") and "cleaned: raw notes" in flow_cell.outputs[0].text
