@@ -779,7 +779,8 @@ def test_tool_calls_and_results_are_shown_compactly_and_only_in_their_own_run(db
     panel = panel_on(agent, run.session_id)
     markup = panel.history.markup
     assert markup.count('class="nbsessions-tool"') == 1
-    summary_line = "".join(cell_texts(markup.split("<summary>", 1)[1].split("</summary>", 1)[0]))
+    tool_part = markup.split('class="nbsessions-tool"', 1)[1]  # the tool call's own line, not a Sent view's
+    summary_line = "".join(cell_texts(tool_part.split("<summary>", 1)[1].split("</summary>", 1)[0]))
     assert summary_line.startswith('tool get_weather({"city": "Oslo"}) → {"city": "Oslo", "temp": 21, "notes": "xxx')
     assert summary_line.endswith("…") and len(summary_line) < 300
     assert "x" * 300 in markup  # the whole result unfolds under "details"
