@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from nbsessions.render import format_footer
-from nbsessions.schema import RunOutput, Session
+from nbsessions.schema import RunOutput, RunStatus, Session
 
 EXPORT_FORMAT = "nbsessions.export"
 EXPORT_VERSION = 1
@@ -74,7 +74,7 @@ def session_markdown(session: Session, runs: list[RunOutput]) -> str:
     lines += [f"- created: {_when(session.created_at)}", f"- runs: {len(top)}", ""]
     number = 0
     for depth, run in in_tree_order(runs):
-        notes = [run.status.value] if run.status.value != "completed" else []
+        notes = [run.status.value] if run.status != RunStatus.completed else []
         if run.superseded_by:
             notes.append("superseded by a re-run of its cell")
         if depth == 0:

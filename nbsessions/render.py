@@ -15,7 +15,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 from nbsessions import formatting as fmt
-from nbsessions.schema import Metrics, RunOutput
+from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 # Images are left out: an <img> loads a URL as soon as it renders, which lets an injected reply send data
 # out of the notebook. Markdown images become plain links the user may choose to follow.
@@ -89,7 +89,7 @@ def format_footer(run: RunOutput, session_label: str) -> str:
         fmt.seconds(m.duration),
         format_cost(m.cost),
     ]
-    if run.status.value != "completed":
+    if run.status != RunStatus.completed:
         parts.append(run.status.value + (f": {run.error}" if run.error else ""))
     return " · ".join(parts)
 

@@ -14,7 +14,7 @@ from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import ModelError
 from nbsessions.llm.base import Model
-from nbsessions.schema import Metrics, RunOutput
+from nbsessions.schema import Metrics, RunOutput, RunStatus
 from nbsessions.tools import RunContext, Tool
 
 MODES = ("coordinate", "route")
@@ -112,7 +112,7 @@ class Team(Agent):
         for key in [k for k in context.session_state if k not in stored]:  # the member's tools deleted it
             del context.session_state[key]
         context.session_state.update(stored)
-        if run.status.value == "paused":
+        if run.status == RunStatus.paused:
             return f"{member.name or 'member'} is waiting for a human; tell the user so"
         return run.content
 

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbsessions.schema import Message, RunOutput
 
-SKIPPED_BY_DEFAULT = frozenset({"paused", "cancelled", "error"})  # as Agno's HISTORY_SKIP_STATUSES
+# Agno's HISTORY_SKIP_STATUSES, as strings: schema imports this module (RunStatus is a str enum, so they match it)
+SKIPPED_BY_DEFAULT = frozenset({"paused", "cancelled", "error"})
 
 
 def _status_names(statuses: Iterable[Any] | None) -> frozenset[str]:
+    """RunStatus is a str enum, so members and plain strings ("paused") compare and hash alike."""
     if statuses is None:
         return SKIPPED_BY_DEFAULT
     return frozenset(getattr(s, "value", s) for s in statuses)
@@ -30,7 +32,7 @@ def session_messages(runs: list[RunOutput], *, last_n_runs: int | None = None, l
     "regenerated"); ``[]`` keeps every run. ``limit`` keeps the newest messages (the system message counts).
     """
     skipped = _status_names(skip_statuses)
-    chosen = [r for r in runs if r.parent_run_id is None and r.status.value not in skipped
+    chosen = [r for r in runs if r.parent_run_id is None and r.status not in skipped
               and not (skip_statuses is None and r.superseded_by is not None)]
     if last_n_runs is not None:
         if last_n_runs <= 0:

@@ -183,7 +183,7 @@ class BaseDb(ABC):
         Backends may override this to answer without building run objects.
         """
         runs = [r for r in self.list_runs(session_id) if r.parent_run_id is None]  # nested: in their parent
-        return len(runs), Metrics.total([r.metrics for r in runs if r.status.value == "completed"])
+        return len(runs), Metrics.total([r.metrics for r in runs if r.status == RunStatus.completed])
 
     # -- notebook settings ----------------------------------------------------------------------
     @abstractmethod

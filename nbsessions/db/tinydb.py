@@ -18,7 +18,7 @@ from tinydb.table import Document, Table
 from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.errors import SessionNotFoundError, StorageError
-from nbsessions.schema import Metrics, RunOutput, Session, new_id, now
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 SESSIONS, RUNS, META = "sessions", "runs", "meta"
 
@@ -240,7 +240,7 @@ class TinyDb(BaseDb):
         with self._store.reading():
             docs = [self._store.get(RUNS, i) or {} for i in self._store.group(RUNS, session_id)]
         docs = [d for d in docs if not d.get("parent_run_id")]  # nested runs are counted in their parent
-        done = [Metrics.from_dict(d.get("metrics")) for d in docs if d.get("status") == "completed"]
+        done = [Metrics.from_dict(d.get("metrics")) for d in docs if d.get("status") == RunStatus.completed]
         return len(docs), Metrics.total(done)
 
     # -- notebook settings ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from IPython.display import DisplayHandle, display
 from nbsessions.errors import ModelError, NbSessionsError
 from nbsessions.events import RunEvent
 from nbsessions.render import reply_bundle
-from nbsessions.schema import RunOutput
+from nbsessions.schema import RunOutput, RunStatus
 from nbsessions.streams import RunStream
 
 Bundle = dict[str, str]
@@ -121,7 +121,7 @@ def show_run(stream: RunStream, label: str, *, waiting: str = "", live: bool = T
 
 def _final(out: LiveOutput, run: RunOutput, label: str) -> None:
     """The finished frame with its footer; a failure with no words at all leaves only the error line."""
-    if run.content or run.status.value == "completed":
+    if run.content or run.status == RunStatus.completed:
         out.show(reply_bundle(run, label))
     else:
         out.clear()

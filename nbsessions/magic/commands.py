@@ -29,7 +29,7 @@ from nbsessions.magic.cellopts import parse_state, session_label
 from nbsessions.magic.nested import history_view, when
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.render import format_cost, format_in_out
-from nbsessions.schema import RunOutput
+from nbsessions.schema import RunOutput, RunStatus
 
 Command = Callable[[NotebookAgent, str], Any]
 COMMANDS: dict[str, Command] = {}
@@ -281,7 +281,7 @@ def metrics(nb: NotebookAgent, rest: str) -> None:
     session = nb.require_active()
     runs = nb.agent.get_runs(session.session_id)
     m = nb.agent.get_session_metrics(session.session_id)
-    done = sum(1 for r in runs if r.status.value == "completed")
+    done = sum(1 for r in runs if r.status == RunStatus.completed)
     approx = "~" if m.tokens_estimated else ""
     print(f"session {session_label(session)}: {len(runs)} runs, {done} completed\n"
           f"tokens: {approx}{m.input_tokens} in / {approx}{m.output_tokens} out / {approx}{m.total_tokens} total "

@@ -16,7 +16,7 @@ from collections import defaultdict
 from nbsessions import theme
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.render import format_cost, format_footer, format_tokens, markdown_to_html
-from nbsessions.schema import RunOutput
+from nbsessions.schema import RunOutput, RunStatus
 
 Bundle = dict[str, str]
 _DIM = 'style="opacity:.7;font-size:85%"'
@@ -87,7 +87,7 @@ def workflow_footer(run: RunOutput, label: str, total: int | None = None) -> str
              f"{format_tokens(m.input_tokens, m.tokens_estimated)} in / "
              f"{format_tokens(m.output_tokens, m.tokens_estimated)} out tokens", _seconds(m.duration),
              format_cost(m.cost)]
-    if run.status.value != "completed":
+    if run.status != RunStatus.completed:
         parts.append(run.status.value + (f": {one_line(run.error)}" if run.error else ""))
     return " · ".join(parts)
 
