@@ -256,7 +256,7 @@ class SessionsMixin:
         first = next((r.input for r in runs if r.input), "")
         if not first:
             raise ValueError("the session has no runs to name it from")
-        if model.provider not in ("offline", "function"):
+        if not model.is_scripted:
             ask = [Message(role="user", content="Give a title of at most 6 words, no quotes, for a chat "
                            f"that starts with:\n\n{first[:2000]}")]
             reply = model.with_max_tokens(TITLE_TOKENS).complete(ask)

@@ -38,7 +38,7 @@ def offline_summary(previous: str | None, runs: list[RunOutput]) -> str:
 
 
 def write_summary(model: Model, previous: str | None, runs: list[RunOutput]) -> str:
-    if model.provider == "offline":
+    if not model.follows_prompts:
         return offline_summary(previous, runs)
     context = (f"Summary so far:\n{previous}\n\n" if previous else "") + "New messages:\n" + _transcript(runs)
     messages = [Message(role="system", content=SUMMARY_PROMPT), Message(role="user", content=context)]

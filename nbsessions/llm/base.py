@@ -80,9 +80,29 @@ class Model(ABC):
         """This model with its client's own retries off, for callers that retry themselves (batch, compare)."""
         return self
 
+    # What the model can do, declared by each class (as simonw/llm's models do) so callers never guess from
+    # provider strings, argument counts or ``getattr``.
+    can_stream: bool = True
+    """Replies arrive as deltas; a model without streaming yields its whole reply as one item."""
+    supports_tools: bool = True
+    """Tool specs passed to ``stream`` reach the model; without it they are ignored."""
+    needs_key: bool = False
+    """Requests carry an API key that must be configured (the error says which variable)."""
+    lists_models: bool = False
+    """``available_models()`` asks the server which ids it serves, so a typo is refused before a run."""
     is_local: bool = False
-    """Served somewhere other than the provider's own API (a local or self-hosted server): public prices do not
-    apply to it, only a price set with ``set_price``."""
+    """Served somewhere other than the provider's own API (a local or self-hosted server, or in-process): public
+    prices do not apply to it, only a price set with ``set_price``."""
+    is_scripted: bool = False
+    """Replies are computed by code (offline, ``FunctionModel``), not written by a language model: nothing sends
+    it requests its script did not ask for (an automatic title is made from the prompt's words instead)."""
+    follows_prompts: bool = True
+    """The reply answers the request. The offline model only describes what it received, so a summary asked of it
+    would be noise: the summary is made from the prompts instead."""
+
+    def available_models(self) -> list[str] | None:
+        """The model ids the server lists, or None when it keeps no list (``lists_models`` is False) or cannot say."""
+        return None
 
     def with_max_tokens(self, limit: int) -> Model:
         """A copy that asks for at most ``limit`` output tokens, under the API's own name for that setting

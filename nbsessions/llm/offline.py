@@ -30,6 +30,10 @@ class OfflineModel(Model):
     """
 
     provider = "offline"
+    supports_tools = False
+    is_local = True
+    is_scripted = True
+    follows_prompts = False
 
     def __init__(self, id: str = "offline") -> None:
         self.id = id
@@ -65,17 +69,23 @@ class FunctionModel(Model):
     Return a string, or yield text chunks and ``ToolCall``s to stream and call tools; raise ``ModelError`` to
     script a provider failure. An ``async def`` function (or async generator) scripts a model for ``arun``,
     which can then wait on real events. Tests and demos script whole conversations this way.
+
+    ``supports_tools`` says whether ``fn`` takes the tool specs as its second argument; by default it does
+    when it accepts two arguments.
     """
 
     provider = "function"
+    is_local = True
+    is_scripted = True
 
-    def __init__(self, fn: ReplyFunction, id: str = "function") -> None:
+    def __init__(self, fn: ReplyFunction, id: str = "function", *, supports_tools: bool | None = None) -> None:
         self.fn = fn
         self.id = id
-        self._wants_tools = len(inspect.signature(fn).parameters) >= 2
+        self.supports_tools = (len(inspect.signature(fn).parameters) >= 2 if supports_tools is None
+                               else supports_tools)
 
     def _result(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Any:
-        result = self.fn(messages, tools or []) if self._wants_tools else self.fn(messages)
+        result = self.fn(messages, tools or []) if self.supports_tools else self.fn(messages)
         return [result] if isinstance(result, (str, ToolCall)) else result
 
     def stream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None

@@ -68,6 +68,7 @@ class _OpenAIModel(Model):
     """
 
     provider = "openai"
+    lists_models = True
     _parameters: frozenset[str] | None = None  # the SDK method's keyword names, per subclass
 
     def __init__(self, id: str = "gpt-5.2", *, api_key: str | None = None, base_url: str | None = None,
@@ -119,6 +120,11 @@ class _OpenAIModel(Model):
     def is_local(self) -> bool:  # type: ignore[override]
         """Any endpoint but OpenAI's own: a local server's ``gpt-4o-mini`` costs nothing the public table knows."""
         return not is_openai_endpoint(self.endpoint)
+
+    @property
+    def needs_key(self) -> bool:  # type: ignore[override]
+        """OpenAI's own API, or any server given a key variable (``api_key_env``); local servers take none."""
+        return bool(self.api_key_env) or not self.is_local
 
     def prepare(self) -> None:
         """Import the SDK, build the client and load the API's resource module (the SDK loads ``chat`` and

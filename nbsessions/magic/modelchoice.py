@@ -90,12 +90,11 @@ class ModelChoice:
 
     def _listing(self, model: Model) -> list[str] | None:
         """The ids the model's server lists, asked once per server (None: it keeps no list, or cannot say)."""
-        lister = getattr(model, "available_models", None)
-        if lister is None:
+        if not model.lists_models:
             return None
         endpoint = getattr(model, "endpoint", "")
         if endpoint not in self._listed:
-            self._listed[endpoint] = lister()
+            self._listed[endpoint] = model.available_models()
         return self._listed[endpoint]
 
     def _check_listed(self, name: str, model: Model) -> None:
