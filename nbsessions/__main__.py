@@ -19,7 +19,7 @@ from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
 from nbsessions.render import format_cost, format_footer, format_in_out
 from nbsessions.schema import Session
-from nbsessions.sessions import ACTIVE_SESSION_KEY
+from nbsessions.sessions import ACTIVE_SESSION_KEY, match_session
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops ESC, CSI and friends
 
@@ -59,17 +59,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Text
 
 
 def find_session(db: BaseDb, key: str, user: str | None = None) -> Session:
-    """A session by full id, unique id prefix or exact name; only ``user``'s sessions when a user is given."""
-    sessions = db.list_sessions(user_id=user)
-    for match in ([s for s in sessions if s.session_id == key], [s for s in sessions if s.session_id.startswith(key)],
-                  [s for s in sessions if s.session_name == key]):
-        if len(match) == 1:
-            return match[0]
-        if len(match) > 1:
-            ids = ", ".join(s.session_id[:8] for s in match)
-            raise SessionNotFoundError(f"{key!r} matches {len(match)} sessions ({ids}); give more of the id")
-    of_user = f" of user {user!r}" if user is not None else ""
-    raise SessionNotFoundError(f"no session {key!r}{of_user} in {db.path}; `ls` lists them")
+    """A session by full id, exact name (the newest of twins) or unique id prefix; only ``user``'s when given."""
+    found = match_session(db.list_sessions(user_id=user), key)
+    if found is None:
+        of_user = f" of user {user!r}" if user is not None else ""
+        raise SessionNotFoundError(f"no session {key!r}{of_user} in {db.path}; `ls` lists them")
+    return found
 
 
 def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:

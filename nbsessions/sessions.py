@@ -349,3 +349,21 @@ def unique_name(db: BaseDb, name: str | None, user_id: str | None, *, except_id:
     while f"{name} ({number})" in taken:
         number += 1
     return f"{name} ({number})"
+
+
+def match_session(sessions: list[Session], key: str, *, unique: bool = False) -> Session | None:
+    """The session ``key`` names among ``sessions`` (newest first): exact id, exact name, then unique id prefix.
+
+    The one lookup the magic and the CLI share. Stores written before names were unique may hold twins: the
+    newest is meant, unless ``unique`` (deleting) wants an unambiguous reference. Ambiguity raises
+    ``SessionNotFoundError``; no match is ``None`` so each surface says where to look.
+    """
+    by_name = [s for s in sessions if s.session_name == key]
+    for matches in ([s for s in sessions if s.session_id == key], by_name[:1] if by_name and not unique else by_name,
+                    [s for s in sessions if s.session_id.startswith(key)]):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(s.session_id[:8] for s in matches[:5])
+            raise SessionNotFoundError(f"{key!r} matches {len(matches)} sessions ({ids}): give more of the id")
+    return None

@@ -126,6 +126,18 @@ def test_unknown_and_ambiguous_sessions_are_reported(dbfile, capsys):
     assert "matches 2 sessions" in capsys.readouterr().err
 
 
+def test_a_repeated_name_shows_the_newest_session_as_the_magic_does(tmp_path):
+    from nbsessions import Session
+
+    path = tmp_path / "old.nbsessions.json"  # written before names were unique: it holds twins
+    older, newer = Session(session_name="twin", created_at=1.0, updated_at=1.0), Session(session_name="twin")
+    with TinyDb(path) as db:
+        for session in (older, newer):
+            db.upsert_session(session)
+    code, out = cli("show", str(path), "twin")
+    assert code == 0 and f"session  {newer.session_id}" in out and older.session_id not in out
+
+
 def test_tables_use_rich_when_it_is_installed_without_reading_markup(dbfile, monkeypatch):
     rendered: list[tuple] = []
 

@@ -7,7 +7,6 @@ others still finish.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from nbsessions.explore import tables
 from nbsessions.explore.checks import CheckLike, CheckResult, as_checks, run_checks
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, Runner
 from nbsessions.llm.base import Model
-from nbsessions.llm.offline import OfflineModel
+from nbsessions.llm.resolve import model_from_name
 from nbsessions.schema import RunOutput
 
 if TYPE_CHECKING:
@@ -31,17 +30,7 @@ def resolve_model(agent: Agent, spec: Model | str) -> Model:
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise TypeError(f"a model is a Model or a model name, not {spec!r}")
-    name = spec.strip()
-    if name == "offline":
-        return OfflineModel()
-    base = agent.model
-    if base.provider == "openai" and hasattr(base, "base_url"):
-        clone = copy.copy(base)  # OpenAI models copy without their live client
-        clone.id = name
-        return clone
-    from nbsessions.llm.resolve import model_from_name
-
-    return model_from_name(name)
+    return model_from_name(spec, like=agent.model)
 
 
 def settings_label(settings: Mapping[str, Any]) -> str:

@@ -1,7 +1,12 @@
-"""Turn a model name (from ``-m``, ``%config`` or an env var) into a ``Model``."""
+"""Turn a model name (from ``-m``, ``%config``, an env var or an experiment's model list) into a ``Model``.
+
+The one resolver: the magic adds its cache and the server's model list on top, experiments pass the agent's
+model as ``like`` so a bare name runs on the same endpoint.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 
 from nbsessions.llm.base import Model
@@ -12,12 +17,13 @@ APIS = ("chat", "responses")
 
 
 def model_from_name(name: str, *, base_url: str | None = None, api_key: str | None = None,
-                    api: str | None = None, api_key_env: str | None = None) -> Model:
+                    api: str | None = None, api_key_env: str | None = None, like: Model | None = None) -> Model:
     """``"offline"`` is the offline model; any other name is an OpenAI(-compatible) model.
 
-    The API is ``api`` when given; otherwise a custom server (``base_url`` or ``OPENAI_BASE_URL`` not on
-    api.openai.com) gets Chat Completions, the API every compatible server speaks, and OpenAI itself gets the
-    Responses API.
+    With ``like`` an OpenAI(-compatible) model, the name is served by a copy of it: same endpoint, API, key and
+    settings (an experiment's bare model names run where the agent's model runs). Otherwise the API is ``api``
+    when given; a custom server (``base_url`` or ``OPENAI_BASE_URL`` not on api.openai.com) gets Chat
+    Completions, the API every compatible server speaks, and OpenAI itself gets the Responses API.
     """
     name = name.strip()
     if not name:
@@ -26,6 +32,10 @@ def model_from_name(name: str, *, base_url: str | None = None, api_key: str | No
         raise ValueError(f"api must be 'chat' or 'responses', not {api!r}")
     if name == "offline":
         return OfflineModel()
+    if isinstance(like, (OpenAIChat, OpenAIResponses)):
+        clone = copy.copy(like)  # OpenAI models copy without their live client
+        clone.id = name
+        return clone
     if api is None:
         api = "responses" if is_openai_endpoint(base_url or os.environ.get("OPENAI_BASE_URL")) else "chat"
     cls = OpenAIChat if api == "chat" else OpenAIResponses

@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 
 from nbsessions.errors import NbSessionsError
 from nbsessions.llm.base import Model
+from nbsessions.llm.resolve import model_from_name
 from nbsessions.magic.cellopts import Settings
 
 
@@ -79,8 +80,6 @@ class ModelChoice:
         return self._models[key]
 
     def _build(self, name: str) -> Model:
-        from nbsessions.llm.resolve import model_from_name
-
         api = self.settings.api
         try:
             return model_from_name(name, base_url=self.settings.base_url or None, api=None if api == "auto" else api,

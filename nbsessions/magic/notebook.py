@@ -31,6 +31,7 @@ from nbsessions.magic.pauses import notice_bundle
 from nbsessions.magic.registry import Registry
 from nbsessions.magic.scope import DbLocation, locate_db
 from nbsessions.schema import RunOutput, RunStatus, Session
+from nbsessions.sessions import match_session
 from nbsessions.summary import Summarizer
 from nbsessions.templating import TemplateError, fill_prompt
 from nbsessions.tools import make_tool, update_session_state
@@ -213,16 +214,13 @@ class NotebookAgent(ModelChoice):
         if not text:
             raise UsageError("name a session: its name or the start of its id (see %agent sessions)")
         sessions = self.agent.get_sessions(user_id=user if user is not None else self.user)  # newest first
-        by_name = [s for s in sessions if s.session_name == text]
-        for matches in ([s for s in sessions if s.session_id == text],
-                        by_name[:1] if by_name and not unique else by_name,
-                        [s for s in sessions if s.session_id.startswith(text)]):
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                ids = ", ".join(s.session_id[:8] for s in matches[:5])
-                raise UsageError(f"{text!r} matches {len(matches)} sessions ({ids}): give more of the id")
-        raise UsageError(f"no session {text!r} in {self.location.path.name}: see %agent sessions")
+        try:
+            found = match_session(sessions, text, unique=unique)
+        except SessionNotFoundError as exc:
+            raise UsageError(str(exc)) from None
+        if found is None:
+            raise UsageError(f"no session {text!r} in {self.location.path.name}: see %agent sessions")
+        return found
 
     def new_session(self, name: str | None = None, user: str | None = None) -> Session:
         """Create a session for this notebook and make it the active one."""
