@@ -8,13 +8,13 @@ goes through ``markdown_to_html`` (or is escaped): nothing else decides what is 
 from __future__ import annotations
 
 import html
-import re
 from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
 
 from nbsessions import formatting as fmt
+from nbsessions import highlight
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 # Images are left out: an <img> loads a URL as soon as it renders, which lets an injected reply send data
@@ -22,26 +22,19 @@ from nbsessions.schema import Metrics, RunOutput, RunStatus
 _SAFE_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"img", "map", "area"}
 _SAFE_ATTRIBUTES = {
     "a": {"href", "title"},
-    "code": {"class"},  # language-xxx, for syntax highlighting; nothing else (see _only_our_classes)
     "th": {"align", "style"},
     "td": {"align", "style"},
     "ol": {"start"},
 }
-_LANGUAGE_CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
-
-
-def _only_our_classes(tag: str, attribute: str, value: str) -> str | None:
-    """Classes are the page's styling hooks: a reply borrowing JupyterLab's (``jp-Dialog``) could dress itself
-    up as the notebook's own UI. Only the ``language-*`` class markdown-it puts on a fenced block survives."""
-    if attribute != "class":
-        return value
-    kept = [name for name in value.split() if _LANGUAGE_CLASS.fullmatch(name)]
-    return " ".join(kept) or None
+# The only classes that survive are the highlighter's: a model cannot borrow JupyterLab's own (jp-Dialog…).
+_SAFE_CLASSES = {"span": set(highlight.TOKEN_CLASSES)}
 
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    # html=False: raw HTML in a reply (a model explaining <div>) is shown as text, not silently dropped.
+    md = MarkdownIt("commonmark", {"html": False, "highlight": highlight.code_html}).enable(
+        ["table", "strikethrough"])
 
     def image_as_link(renderer, tokens, idx, options, env):  # markdown-it's render-rule signature
         token = tokens[idx]
@@ -55,14 +48,14 @@ def _markdown() -> MarkdownIt:
 
 def sanitize_html(fragment: str) -> str:
     """Keep formatting, drop scripts, event handlers, styles that load things, and unsafe URL schemes."""
-    return nh3.clean(fragment, tags=set(_SAFE_TAGS), attributes=_SAFE_ATTRIBUTES,
+    return nh3.clean(fragment, tags=set(_SAFE_TAGS), attributes=_SAFE_ATTRIBUTES, allowed_classes=_SAFE_CLASSES,
                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow",
-                     filter_style_properties={"text-align"}, attribute_filter=_only_our_classes)
+                     filter_style_properties={"text-align"})
 
 
 def markdown_to_html(text: str) -> str:
     """Model Markdown as HTML that is safe to show in a trusted output or an HTML widget."""
-    return sanitize_html(_markdown().render(text or ""))
+    return highlight.colour_sanitised(sanitize_html(_markdown().render(text or "")))
 
 
 format_cost = fmt.cost  # kept under this name: the footer's word for it

@@ -492,7 +492,8 @@ def test_history_renders_markdown(agent):
     panel.select(run.session_id)
     page = panel.history.markup
     assert "<strong>bold</strong>" in page and "<h1>Title</h1>" in page
-    assert "<table>" in page and 'class="language-py"' in page
+    assert "<table>" in page and '<pre style="background:var(--jp-cell-editor-background' in page
+    assert 'editor-number-color)">1</span>' in page  # highlighted in the panel as in the cell
 
 
 def test_model_and_user_text_cannot_inject_markup_anywhere(agent):

@@ -1,5 +1,7 @@
 """Model output is untrusted: whatever it contains, nothing active may reach a cell or a widget."""
 
+from html.parser import HTMLParser
+
 import pytest
 from xss import active_content
 
@@ -39,8 +41,8 @@ def test_formatting_code_tables_and_links_keep_working():
         "# Title\n\n*it* and `code`\n\n```python\nif a < b:\n    pass\n```\n\n"
         "| a | b |\n|---|--:|\n| 1 | 2 |\n\n[docs](https://example.com/x) - item\n\n1. one\n2. two\n"
     )
-    for fragment in ("<h1>Title</h1>", "<em>it</em>", "<code>code</code>", 'class="language-python"',
-                     "if a &lt; b:", "<table>", "<td", "<ol>", "<li>one</li>"):
+    for fragment in ("<h1>Title</h1>", "<em>it</em>", ">code</code>", 'editor-keyword-color)">if</span>',
+                     "&lt;</span>", "<table>", "<td", "<ol>", "<li>one</li>"):
         assert fragment in html
     assert 'href="https://example.com/x"' in html and "noopener" in html
 
@@ -100,9 +102,28 @@ def test_footer_marks_estimated_token_counts_with_a_tilde():
     assert " · 31 in / 5 out tokens · " in format_footer(run, "c")
 
 
-def test_only_the_classes_nbsessions_emits_survive():
-    html = markdown_to_html('<span class="jp-Dialog jp-mod-styled">fake dialog</span> '
-                            '<code class="jp-Dialog language-py">x</code>\n\n```python\nprint(1)\n```')
-    assert "jp-" not in html and active_content(html) == []
-    assert '<code class="language-python">' in html and '<code class="language-py">' in html
-    assert "<span>fake dialog</span>" in html
+def test_code_blocks_are_highlighted_with_the_editor_colours_of_the_theme():
+    out = markdown_to_html("```python\ndef f(x):\n    return 'hi'  # note\n```\n\nand `inline`")
+    assert '<span style="color:var(--jp-mirror-editor-keyword-color)">def</span>' in out
+    assert '<span style="color:var(--jp-mirror-editor-comment-color)"># note</span>' in out
+    assert '<pre style="background:var(--jp-cell-editor-background' in out and "padding:6px 10px" in out
+    assert '<code style="background:var(--jp-cell-editor-background' in out  # inline code too
+    assert "nbs-" not in out and "url(" not in out
+    assert markdown_to_html("```nosuchlanguage\n<b>x</b>\n```").endswith("<code>&lt;b&gt;x&lt;/b&gt;\n</code></pre>\n")
+
+
+def test_raw_html_in_a_reply_is_shown_as_text_and_no_foreign_class_survives():
+    out = markdown_to_html('Wrap it in <div class="jp-Dialog">a div</div>.\n\n```jp-Dialog\ncode\n```\n\n'
+                           '<span class="jp-Dialog nbs-k">s</span>')
+    assert '&lt;div class="jp-Dialog"&gt;a div&lt;/div&gt;' in out  # shown as the text it is
+
+    class Classes(HTMLParser):
+        found: list = []
+
+        def handle_starttag(self, tag, attrs):
+            self.found += [value for name, value in attrs if name == "class"]
+
+    parser = Classes()
+    parser.feed(out)
+    assert parser.found == []  # neither raw HTML nor a fence's info string brings a class onto an element
+    assert active_content(out) == []
