@@ -64,9 +64,15 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_every_export_file_is_created_readable_by_its_owner_only(session_db, tmp_path):
+@pytest.fixture
+def usual_umask():
+    previous = os.umask(0o022)  # the usual umask: a plain open() would give 0644
+    yield
+    os.umask(previous)
+
+
+def test_every_export_file_is_created_readable_by_its_owner_only(session_db, tmp_path, usual_umask):
     agent, sid = session_db
-    previous = os.umask(0o022)  # the usual umask: plain open() would give 0644
     export_session(agent, sid, "md", tmp_path / "api.md")
     result = batch(Agent(model=FunctionModel(lambda m: "ok")), "q {n}", [{"n": 1}], progress=False)
     export_result(result, "csv", tmp_path / "batch.csv")
@@ -77,7 +83,6 @@ def test_every_export_file_is_created_readable_by_its_owner_only(session_db, tmp
     agent.db.close()
     assert main(["export", str(tmp_path / "nb.nbsessions.json"), sid, "-o", str(tmp_path / "cli.md")],
                 out=io.StringIO()) == 0
-    os.umask(previous)
     for name in ("api.md", "batch.csv", "was-public.json", "cli.md"):
         assert mode(tmp_path / name) == 0o600, name
     assert json.loads(existing.read_text())["runs"]
