@@ -8,6 +8,7 @@ apart from the writer itself. Another host's writer cannot be checked from here,
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from typing import Any
@@ -23,8 +24,15 @@ def _read(path: str) -> str | None:
         return None
 
 
+@functools.cache
 def _boot_id() -> str | None:
+    """The running kernel's boot id: fixed for this process's whole life, so read once."""
     return _read("/proc/sys/kernel/random/boot_id")
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
 
 
 def _proc_stat(pid: int) -> tuple[str, str] | None:
@@ -41,7 +49,7 @@ def current_writer() -> dict[str, Any]:
     pid = os.getpid()
     if pid not in _cache:  # per pid: a forked child is another writer
         stat = _proc_stat(pid)
-        _cache[pid] = {"pid": pid, "host": socket.gethostname(), "boot": _boot_id(),
+        _cache[pid] = {"pid": pid, "host": _host(), "boot": _boot_id(),
                        "start": stat[1] if stat else None}
     return dict(_cache[pid])
 
@@ -50,12 +58,14 @@ def writer_alive(writer: Any) -> bool | None:
     """True while the writer lives, False once it is gone, None when this process cannot tell."""
     if not isinstance(writer, dict) or not isinstance(writer.get("pid"), int):
         return None
-    if writer.get("host") != socket.gethostname():
+    if writer.get("host") != _host():
         return None
     boot = _boot_id()
     if writer.get("boot") and boot and writer["boot"] != boot:
         return False  # the machine restarted since
     pid = writer["pid"]
+    if pid == os.getpid() and writer == current_writer():
+        return True  # this very process: no need to ask the kernel
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
