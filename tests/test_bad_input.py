@@ -195,3 +195,16 @@ def test_cli_counts_below_one_are_refused(tmp_path, capsys, argv):
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m nbsessions") and ("needs 1 or more" in err[-1] or "whole number" in err[-1])
+
+
+def test_batch_and_compare_refuse_a_prompt_holding_the_key_before_any_session_or_request(store, openai_server):
+    from nbsessions.explore import batch, compare
+    from nbsessions.templating import TemplateError
+
+    model = OpenAIChat("gpt-test", base_url=openai_server.base_url, api_key=SECRET, max_retries=0)
+    agent = Agent(model=model, db=store)
+    with pytest.raises(TemplateError, match="row 1: the prompt contains the configured API key"):
+        batch(agent, "say {x}", [{"x": "hello"}, {"x": SECRET}], progress=False)
+    with pytest.raises(InvalidInputError, match="API key"):
+        compare(agent, f"say {SECRET}", models=[model, OpenAIChat("other", base_url=openai_server.base_url)])
+    assert openai_server.requests == [] and nothing_written(store)

@@ -172,10 +172,12 @@ def batch(
     Ctrl-C stops cleanly: finished rows are kept, runs in flight are cancelled, the rest are marked not run.
     """
     data = as_rows(rows)
+    model_obj = resolve_model(agent, model) if model is not None else None
+    secrets = (model_obj or agent.model).secrets()
     prompts = []
     for i, row in enumerate(data):
         try:
-            prompts.append(fill_prompt(template, row))
+            prompts.append(fill_prompt(template, row, secrets=secrets))
         except TemplateError as exc:
             raise TemplateError(f"row {i}: {exc}") from None
     check_list = as_checks(checks)
@@ -184,7 +186,6 @@ def batch(
                          check_names=[c.name for c in check_list], session_id=session_id)
     if not data:
         return result
-    model_obj = resolve_model(agent, model) if model is not None else None
     if session_id is not None:
         agent.get_session(session_id)  # unknown or another user's: fail before any run
     else:

@@ -19,6 +19,7 @@ from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, R
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
 from nbsessions.schema import RunOutput
+from nbsessions.validate import refuse_secrets
 
 if TYPE_CHECKING:
     from nbsessions.agent import Agent
@@ -180,6 +181,8 @@ def compare(
         raise ValueError("the prompt is empty: give the models something to answer")
     check_list = as_checks(checks)
     model_list = [resolve_model(agent, m) for m in (models or [agent.model])]
+    for model in model_list:  # a key in the prompt would be sent to every model: refuse before any run
+        refuse_secrets(prompt, model.secrets())
     variant_items: list[tuple[str | None, str | None]] = list(variants.items()) if variants else [(None, None)]
     setting_list = [dict(s) for s in settings] if settings else [{}]
     base = session_id or agent.active_session_id or agent.session_id
