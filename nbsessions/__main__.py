@@ -1,6 +1,7 @@
-"""``python -m nbsessions ls|show|export DBFILE``: a notebook's sessions from a terminal.
+"""``python -m nbsessions ls|show|export DB`` and ``copy SRC DST``: a notebook's sessions from a terminal.
 
-Only reads: no command writes to the database file (a missing or empty file is refused rather than created).
+``DB`` is a file or a ``postgresql://`` URL. Only ``copy`` writes, and only to its target; the other commands
+never change the store (a missing or empty file is refused rather than created).
 Model text is untrusted, so terminal control characters are stripped before anything is printed to a terminal;
 tables use ``rich`` when it is installed, plain text otherwise.
 """
@@ -130,33 +131,53 @@ def _count(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nbsessions", description="Inspect a notebook's sessions "
-                                     "(a *.nbsessions.json file) without changing it.")
+                                     "(a *.nbsessions.json file or a postgresql:// URL) without changing them, or "
+                                     "copy them into another store.")
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("ls", help="list sessions, newest first (* marks the notebook's active one)")
-    ls.add_argument("db", metavar="DBFILE")
+    ls.add_argument("db", metavar="DB")
     ls.add_argument("-u", "--user", help="only this user's sessions")
     ls.add_argument("-n", "--limit", type=_count, help="at most this many sessions")
     ls.add_argument("--plain", action="store_true", help="aligned plain text even when rich is installed")
     show = sub.add_parser("show", help="one session's runs: prompt, reply, footer")
-    show.add_argument("db", metavar="DBFILE")
+    show.add_argument("db", metavar="DB")
     show.add_argument("session", metavar="SESSION", help="id, id prefix or name")
     show.add_argument("-u", "--user", help="only look among this user's sessions")
     show.add_argument("--last", type=_count, help="only the newest N runs")
     show.add_argument("--full", action="store_true", help="whole prompts and replies, not one line each")
     export = sub.add_parser("export", help="one session as md, json, csv or ipynb (a notebook)")
-    export.add_argument("db", metavar="DBFILE")
+    export.add_argument("db", metavar="DB")
     export.add_argument("session", metavar="SESSION", help="id, id prefix or name")
     export.add_argument("-u", "--user", help="only look among this user's sessions")
     export.add_argument("-f", "--format", choices=["md", "json", "csv", "ipynb"], default="md")
     export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
+    copy = sub.add_parser("copy", help="copy sessions and runs into another store (file or postgresql:// URL); "
+                          "running it again changes nothing")
+    copy.add_argument("db", metavar="SRC")
+    copy.add_argument("target", metavar="DST", help="created when missing")
+    copy.add_argument("-u", "--user", help="only this user's sessions")
+    copy.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
-COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export}
+def cmd_copy(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
+    from nbsessions.copying import copy_sessions
+    from nbsessions.db.urls import mask_url, open_store
+
+    with open_store(args.target) as target:
+        report = copy_sessions(db, target, user_id=args.user, progress=not args.no_progress, out=sys.stderr)
+    out.write(f"{report} into {mask_url(str(args.target))}\n")
+
+
+COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export, "copy": cmd_copy}
 
 
 def open_db(path: str) -> BaseDb:
     """Open an existing database; refuse to create one (TinyDb would create a missing or empty file)."""
+    from nbsessions.db.urls import is_postgres_url, open_store
+
+    if is_postgres_url(path):
+        return open_store(path)
     if not os.path.isfile(path):
         raise NbSessionsError(f"{path}: no such database file")
     if os.path.getsize(path) == 0:

@@ -190,6 +190,7 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         clone = copy.copy(self)
         clone.db = db
         clone._listeners = []
+        clone._relays = []
         clone._cancel_requested = set()
         clone._lock = threading.Lock()
         if self.summarizer is not None:

@@ -38,16 +38,31 @@ class SessionsMixin:
     _listeners: list[Listener]
 
     # -- events ---------------------------------------------------------------------------------
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, *, other_kernels: bool = False) -> None:
         """Call ``listener(event, session_id)`` after changes: "run", "session", "deleted", "active".
 
-        This is how a panel stays live while cells run in the same kernel, without polling.
+        This is how a panel stays live while cells run in the same kernel, without polling. With
+        ``other_kernels=True`` it also hears other processes' changes to this user's sessions, on stores that
+        can tell (PostgreSQL: LISTEN/NOTIFY), called from a background thread.
         """
         self._listeners.append(listener)
+        if other_kernels:
+            user = self.user_id
+
+            def relay(event: str, session_id: str, owner: str | None) -> None:
+                if user is None or owner is None or owner == user:  # never another user's session
+                    listener(event, session_id)
+
+            if self.db.add_change_listener(relay):
+                self._relays = [*getattr(self, "_relays", []), (listener, self.db, relay)]
 
     def remove_listener(self, listener: Listener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+        relays = getattr(self, "_relays", [])
+        for entry in [e for e in relays if e[0] == listener]:  # == : bound methods are made anew on each access
+            relays.remove(entry)
+            entry[1].remove_change_listener(entry[2])
 
     def _emit(self, event: str, session_id: str) -> None:
         for listener in list(self._listeners):

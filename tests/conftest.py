@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 import pytest
 from notebook_shell import Notebook
@@ -21,10 +23,56 @@ def _tinydb(tmp_path):
 DB_FACTORIES = {"memory": _memory_db, "tinydb": _tinydb}
 
 
-@pytest.fixture(params=sorted(DB_FACTORIES))
+def skip_or_fail_postgres(message: str) -> NoReturn:
+    """Skip a PostgreSQL test with why; under ``NBSESSIONS_REQUIRE_POSTGRES=1`` (CI) fail instead."""
+    if os.environ.get("NBSESSIONS_REQUIRE_POSTGRES") == "1":
+        pytest.fail(message + " (required here: NBSESSIONS_REQUIRE_POSTGRES=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the test run (see tests/pg_server.py), on a Unix socket in a temp dir."""
+    from pg_server import PostgresServer, find_binaries, missing_reason
+
+    if find_binaries() is None:
+        skip_or_fail_postgres(missing_reason())
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        skip_or_fail_postgres("psycopg is missing: pip install 'psycopg[binary,pool]' to run the PostgreSQL tests")
+    server = PostgresServer.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def _postgres_database(postgres_server):
+    url, _name = postgres_server.create_database()
+    return url
+
+
+@pytest.fixture
+def postgres_url(_postgres_database):
+    """The test database with nbsessions' tables emptied (creating a database per test costs ~0.5 s); its URL."""
+    import psycopg
+
+    with psycopg.connect(_postgres_database, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('nbsessions.sessions')").fetchone()[0] is not None:
+            conn.execute("TRUNCATE nbsessions.sessions, nbsessions.runs, nbsessions.meta")
+    return _postgres_database
+
+
+@pytest.fixture(params=[*sorted(DB_FACTORIES), pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request, tmp_path):
-    """A fresh, empty store of each kind (TinyDB ones in a tmp dir)."""
-    store = DB_FACTORIES[request.param](tmp_path)
+    """A fresh, empty store of each kind (TinyDB ones in a tmp dir, PostgreSQL ones in a new database)."""
+    if request.param == "postgres":
+        from nbsessions.db.postgres import PostgresDb
+
+        store = PostgresDb(request.getfixturevalue("postgres_url"))
+    else:
+        store = DB_FACTORIES[request.param](tmp_path)
     yield store
     store.close()
 
@@ -48,7 +96,7 @@ def openai_server(_openai_server_session):
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NBSESSIONS_MODEL", "JPY_SESSION_NAME", "NBSESSIONS_DB_URL"):
         monkeypatch.delenv(name, raising=False)
     hook = sys.displayhook
     yield tmp_path

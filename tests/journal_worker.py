@@ -1,7 +1,8 @@
-"""A separate process holding a TinyDb open, driven by JSON commands on stdin, for the reliability tests.
+"""A separate process holding a store open, driven by JSON commands on stdin, for the reliability tests.
 
-``python journal_worker.py PATH [COMPACT_MIN_LINES]`` prints ``{"ready": ...}`` once the file is open, then one
-JSON reply line per command (``stream`` also prints one line per run, after that run is durably stored).
+``python journal_worker.py PATH|URL [COMPACT_MIN_LINES]`` prints ``{"ready": ...}`` once the file (or the
+``postgresql://`` database) is open, then one JSON reply line per command (``stream`` also prints one line per
+run, after that run is durably stored; ``listen`` one line per change another process makes).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 
 from nbsessions.db import TinyDb
+from nbsessions.db.urls import is_postgres_url, open_store
 from nbsessions.schema import RunOutput, RunStatus
 
 
@@ -21,9 +24,13 @@ def payload(run_id: str, index: int, max_size: int) -> str:
     return (unit * (size // len(unit) + 1))[:size]
 
 
+_OUT = threading.Lock()  # change listeners reply from their own thread
+
+
 def reply(**data: object) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
+    with _OUT:
+        sys.stdout.write(json.dumps(data) + "\n")
+        sys.stdout.flush()
 
 
 def stream(db: TinyDb, session: str, tag: str, n: int, max_size: int = 200,
@@ -40,7 +47,10 @@ def stream(db: TinyDb, session: str, tag: str, n: int, max_size: int = 200,
 
 
 def main(argv: list[str]) -> None:
-    db = TinyDb(argv[1], compact_min_lines=int(argv[2]) if len(argv) > 2 else 1000)
+    if is_postgres_url(argv[1]):
+        db = open_store(argv[1])
+    else:
+        db = TinyDb(argv[1], compact_min_lines=int(argv[2]) if len(argv) > 2 else 1000)
     reply(ready=True, pid=os.getpid())
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -60,6 +70,9 @@ def main(argv: list[str]) -> None:
         elif op == "compact":
             db.compact()
             reply(done=True)
+        elif op == "listen":
+            db.add_change_listener(lambda event, session, user: reply(event=event, session=session, user=user))
+            reply(listening=True)
         elif op == "exit":
             break
     db.close()

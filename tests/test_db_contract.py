@@ -343,3 +343,14 @@ def test_empty_names_sort_without_error(db):
         db.upsert_session(Session(session_name=name))
     names = [s.session_name for s in db.list_sessions(sort="session_name", descending=False)]
     assert names[:3] == ["", "a", "b"] and names[3] is None
+
+
+def test_records_come_back_exactly_as_written_key_order_and_odd_text_included(db):
+    odd = "nul \x00, emoji 🙂, quote \" and backslash \\"
+    session = make_session(db, session_state={"zeta": 1, "alpha": {"y": 2, "b": 3}, "text": odd})
+    run = make_run(db, session.session_id, content=odd, steps=[{"z": 1, "a": 2}])
+    state = db.get_session(session.session_id).session_state
+    assert list(state) == ["zeta", "alpha", "text"] and list(state["alpha"]) == ["y", "b"]
+    assert state["text"] == odd
+    stored = db.get_run(run.run_id)
+    assert stored.content == odd and list(stored.steps[0]) == ["z", "a"]

@@ -192,6 +192,18 @@ class BaseDb(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: Any) -> None: ...
 
+    # -- changes made elsewhere ------------------------------------------------------------------
+    def add_change_listener(self, listener: Callable[[str, str, str | None], None]) -> bool:
+        """Call ``listener(event, session_id, user_id)`` when another process changes the store.
+
+        Events are those of ``Agent.add_listener``. Returns False when the store cannot tell (then nothing is
+        called); stores shared between processes (PostgreSQL) override it.
+        """
+        return False
+
+    def remove_change_listener(self, listener: Callable[[str, str, str | None], None]) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+
     def close(self) -> None:
         """Release files and locks; the in-memory store has nothing to release."""
 

@@ -23,6 +23,7 @@ class Settings(Protocol):
 
     model: str
     db_path: str
+    db_url: str
     base_url: str
     api: str
     api_key_env: str

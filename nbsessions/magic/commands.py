@@ -84,7 +84,7 @@ def status(nb: NotebookAgent) -> None:
     tools = ", ".join(nb.agent.tools) or "(none: %agent tools NAME)"
     summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
     registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
-    print(f"database: {location.path}\n  why:    {location.reason}\n"
+    print(f"database: {location.label}\n  why:    {location.reason}\n"
           f"session:  {f'{session_label(session)}, {runs} runs' if session else 'none yet'}\n"
           f"model:    {model}\nuser:     {nb.user or '(none)'}\ntools:    {tools}\nsummaries: {summaries}\n"
           f"registered: {registered}\n"
@@ -93,13 +93,13 @@ def status(nb: NotebookAgent) -> None:
 
 @command("db")
 def db(nb: NotebookAgent, rest: str) -> None:
-    """``%agent db``: which file and why; ``%agent db PATH``: use another file from now on."""
+    """``%agent db``: which store and why; ``%agent db PATH|postgresql://...``: use another one from now on."""
     if rest:
         nb.switch_db(unquote(rest))
-        count = len(nb.agent.get_sessions(user_id=None))
-        print(f"database: {nb.location.path} ({count} sessions)")
+        count = len(nb.agent.get_sessions(user_id=nb.user if nb.location.url else None))
+        print(f"database: {nb.location.label} ({count} sessions{f' of {nb.user}' if nb.location.url else ''})")
         return
-    print(f"database: {nb.location.path}\n  why: {nb.location.reason}")
+    print(f"database: {nb.location.label}\n  why: {nb.location.reason}")
 
 
 @command("user")
@@ -157,10 +157,10 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
     if not rows:
         unowned = nb.agent.count_unowned_sessions() if nb.user else 0
         if unowned:
-            print(f"no sessions of user {nb.user!r} in {nb.location.path.name}; {unowned} session(s) without a "
+            print(f"no sessions of user {nb.user!r} in {nb.location.name}; {unowned} session(s) without a "
                   "user are hidden while a user is set (%agent user --clear shows them)")
         else:
-            print(f"no sessions yet in {nb.location.path.name}: run a %%agent cell or %agent new NAME")
+            print(f"no sessions yet in {nb.location.name}: run a %%agent cell or %agent new NAME")
         return
     active = nb.agent.active_session_id
     header = ["", "name", "id", "user", "runs", "tokens in / out", "cost", "updated"]

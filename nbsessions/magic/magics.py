@@ -38,6 +38,9 @@ class AgentMagics(Magics):
                     "model.").tag(config=True)
     db_path = Unicode("", help="Database file. Empty: <notebook>.nbsessions.json beside the notebook, or "
                       "nbsessions.json in the working directory when the notebook is unknown.").tag(config=True)
+    db_url = Unicode("", help="A shared PostgreSQL database instead of the file, e.g. "
+                     "'postgresql://user@host/db' (the password is better kept in ~/.pgpass or PGPASSWORD). Empty: "
+                     "the NBSESSIONS_DB_URL env var when set and db_path is not.").tag(config=True)
     base_url = Unicode("", help="URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp); without an API "
                        "key a placeholder key is sent.").tag(config=True)
     api_key_env = Unicode("", help="Name of the environment variable holding the API key (default "
@@ -89,7 +92,7 @@ class AgentMagics(Magics):
         if hasattr(self, "notebook"):
             self.notebook.configure()
 
-    @observe("db_path")
+    @observe("db_path", "db_url")
     def _db_path_changed(self, change: Any) -> None:
         if hasattr(self, "notebook"):  # not while a profile's config is applied in __init__
             self.notebook.switch_db(None)  # reopened lazily at the new path
@@ -158,7 +161,8 @@ class AgentMagics(Magics):
         """
         try:
             return self._dispatch(line, cell)
-        except (StorageError, InvalidInputError) as exc:  # an unusable file or a bad value: one red line
+        except (StorageError, InvalidInputError) as exc:  # an unusable store (or a database server that went
+            # away: the next cell reconnects) or a bad value: one red line
             raise UsageError(str(exc)) from None
 
     def _dispatch(self, line: str, cell: str | None) -> Any:

@@ -21,7 +21,13 @@ from IPython.display import display
 
 from nbsessions.agent import Agent, RunStream
 from nbsessions.db.base import BaseDb
-from nbsessions.errors import InvalidInputError, NbSessionsError, SessionAccessError, SessionNotFoundError
+from nbsessions.errors import (
+    InvalidInputError,
+    NbSessionsError,
+    SessionAccessError,
+    SessionNotFoundError,
+    StorageError,
+)
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
 from nbsessions.magic.cellrun import CellInterrupted, show_run
@@ -29,7 +35,7 @@ from nbsessions.magic.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
 from nbsessions.magic.modelchoice import ModelChoice
 from nbsessions.magic.pauses import notice_bundle
 from nbsessions.magic.registry import Registry
-from nbsessions.magic.scope import DbLocation, locate_db
+from nbsessions.magic.scope import DbLocation, configured_db, locate_db, login_user
 from nbsessions.schema import RunOutput, RunStatus, Session
 from nbsessions.sessions import match_session
 from nbsessions.summary import Summarizer
@@ -43,11 +49,15 @@ BACKGROUND_WAIT = 10.0
 """Seconds ``close`` and ``%agent summary`` wait for a summary being written in the background."""
 
 
-def open_db(path: Path) -> BaseDb:
-    """The notebook's store: one TinyDB file (imported here so ``import nbsessions.magic.notebook`` stays cheap)."""
-    from nbsessions.db.tinydb import TinyDb
+def open_db(location: DbLocation) -> BaseDb:
+    """The notebook's store: its TinyDB file, or a shared PostgreSQL database (imported only when used).
 
-    return TinyDb(path)
+    On a shared database the notebook's settings (its active session) are kept per login and notebook.
+    """
+    from nbsessions.db.urls import open_store
+
+    scope = f"{login_user()}@{location.notebook or Path.cwd()}" if location.url else ""
+    return open_store(location.target, meta_scope=scope)
 
 
 class NotebookAgent(ModelChoice):
@@ -73,11 +83,8 @@ class NotebookAgent(ModelChoice):
     @property
     def location(self) -> DbLocation:
         if self._location is None:
-            if self._db_override is not None:
-                path, why = self._db_override
-            else:
-                path, why = self.settings.db_path, "set with %config AgentMagics.db_path"
-            self._location = locate_db(path or None, reason=why, user_ns=self.user_ns)
+            path, why = configured_db(self._db_override, self.settings.db_url, self.settings.db_path)
+            self._location = locate_db(path, reason=why, user_ns=self.user_ns)
         return self._location
 
     @property
@@ -89,9 +96,11 @@ class NotebookAgent(ModelChoice):
     @staticmethod
     def _open(location: DbLocation) -> BaseDb:
         try:
-            return open_db(location.path)
+            return open_db(location)
+        except StorageError as exc:  # a PostgreSQL error names the (masked) URL itself
+            raise UsageError(str(exc) if location.url else f"cannot open {location.label}: {exc}") from None
         except (NbSessionsError, OSError) as exc:
-            raise UsageError(f"cannot open {location.path}: {exc}") from None
+            raise UsageError(f"cannot open {location.label}: {exc}") from None
 
     def _attach(self, db: BaseDb) -> Agent:
         self._agent = Agent(db=db, add_history_to_context=True, num_history_runs=self.settings.history,
@@ -148,9 +157,9 @@ class NotebookAgent(ModelChoice):
         return value
 
     def switch_db(self, path: str | None, why: str = "set with %agent db") -> DbLocation:
-        """Use another file from now on (``None``: back to the configured/default one).
+        """Use another file or ``postgresql://`` URL from now on (``None``: back to the configured/default one).
 
-        The new file is opened first: when it cannot be, the previous database stays in use.
+        The new store is opened first: when it cannot be, the previous database stays in use.
         """
         if not path:
             self.close()
@@ -183,7 +192,9 @@ class NotebookAgent(ModelChoice):
     # -- users and sessions -----------------------------------------------------------------------
     @property
     def user(self) -> str | None:
-        return self.settings.user or None
+        if self.settings.user:
+            return self.settings.user
+        return login_user() if self.location.url else None  # a shared store never mixes users' sessions
 
     def sessions(self) -> list[Session]:
         return self.agent.get_sessions(user_id=self.user)
@@ -219,7 +230,7 @@ class NotebookAgent(ModelChoice):
         except SessionNotFoundError as exc:
             raise UsageError(str(exc)) from None
         if found is None:
-            raise UsageError(f"no session {text!r} in {self.location.path.name}: see %agent sessions")
+            raise UsageError(f"no session {text!r} in {self.location.name}: see %agent sessions")
         return found
 
     def new_session(self, name: str | None = None, user: str | None = None) -> Session:

@@ -1,4 +1,4 @@
-"""Which database file a notebook uses, and why.
+"""Which database a notebook uses, and why: a file beside it, or a shared PostgreSQL server.
 
 Sessions belong to a notebook: they live in ``<notebook stem>.nbsessions.json`` beside it, so moving or sharing the
 notebook folder keeps its conversations. The kernel does not know its notebook's path for sure, so each answer
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,39 @@ DB_SUFFIX = ".nbsessions.json"
 FALLBACK_NAME = "nbsessions.json"
 VSCODE_NAME = "__vsc_ipynb_file__"
 JUPYTER_ENV = "JPY_SESSION_NAME"
+URL_ENV = "NBSESSIONS_DB_URL"
 
 
 @dataclass(frozen=True)
 class DbLocation:
-    """A database path and the human-readable reason it was chosen."""
+    """A database and the human-readable reason it was chosen.
+
+    ``url`` is set for a PostgreSQL store (kept out of the repr: it may carry a password); ``path`` is then where
+    the file would be, which is where exports go by default.
+    """
 
     path: Path
     reason: str
     notebook: Path | None = None
+    url: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """What to show: the file path, or the URL with its password masked."""
+        if self.url is None:
+            return str(self.path)
+        from nbsessions.db.urls import mask_url
+
+        return mask_url(self.url)
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.url is None else self.label
+
+    @property
+    def target(self) -> str | Path:
+        """What ``open_store`` opens."""
+        return self.url if self.url is not None else self.path
 
 
 def db_path_for(notebook: str | os.PathLike[str]) -> Path:
@@ -86,7 +110,15 @@ def default_location(user_ns: Mapping[str, Any] | None = None, environ: Mapping[
 def locate_db(configured: str | None = None, *, reason: str | None = None,
               user_ns: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
               cwd: Path | None = None) -> DbLocation:
-    """A path the user set wins (with ``reason`` saying how they set it); otherwise the notebook's default."""
+    """A path or ``postgresql://`` URL the user set wins (with ``reason`` saying how they set it); otherwise the
+    notebook's default."""
+    from nbsessions.db.urls import is_postgres_url
+
+    if configured and is_postgres_url(configured):
+        found = find_notebook(user_ns, environ, cwd)
+        place = default_location(user_ns, environ, cwd)
+        return DbLocation(place.path, reason or "set by the user", found[0] if found is not None else None,
+                          url=configured.strip())
     if configured:
         here = Path.cwd() if cwd is None else cwd
         path = Path(configured).expanduser()
@@ -94,3 +126,32 @@ def locate_db(configured: str | None = None, *, reason: str | None = None,
         return DbLocation((here / path).resolve(), reason or "set by the user",
                           found[0] if found is not None else None)
     return default_location(user_ns, environ, cwd)
+
+
+def configured_db(override: tuple[str, str] | None, db_url: str, db_path: str,
+                  environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """Which store the user asked for, and how: ``%agent db`` > ``AgentMagics.db_url`` > ``AgentMagics.db_path``
+    > ``$NBSESSIONS_DB_URL`` (a hub admin's default for everyone) > the notebook's own file."""
+    env = os.environ if environ is None else environ
+    if override is not None:
+        return override
+    if db_url.strip():
+        return db_url, "set with %config AgentMagics.db_url"
+    if db_path:
+        return db_path, "set with %config AgentMagics.db_path"
+    if env.get(URL_ENV, "").strip():
+        return env[URL_ENV], f"from ${URL_ENV}"
+    return None, "set with %config AgentMagics.db_path"
+
+
+def login_user(environ: Mapping[str, str] | None = None) -> str:
+    """Who runs this kernel: JupyterHub's user name, else the system login. The default user of a shared store."""
+    env = os.environ if environ is None else environ
+    if env.get("JUPYTERHUB_USER"):
+        return env["JUPYTERHUB_USER"]
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -23,6 +23,7 @@ from ipywidgets.widgets.widget_string import LabelStyle
 from nbsessions import theme
 from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
+from nbsessions.db.urls import is_postgres_url, mask_url
 from nbsessions.errors import NbSessionsError
 from nbsessions.panel.actions import ActionBar
 from nbsessions.panel.history_view import HistoryView
@@ -65,14 +66,15 @@ class SessionPanel(VBox):
         self.metrics = MetricsView()
         self.tabs = Tab([self.history, self.state, self.metrics], titles=("History", "State", "Metrics"))
         self.refresh_button.on_click(lambda _b: self.refresh())
-        where = Label(f"store: {Path(agent.db.path).name if agent.db.path else 'in memory'}",
-                      tooltip=str(agent.db.path or ""), style=LabelStyle(text_color=theme.DIM))
+        shown = (mask_url(agent.db.path) if is_postgres_url(agent.db.path) else Path(agent.db.path).name
+                 ) if agent.db.path else "in memory"
+        where = Label(f"store: {shown}", tooltip=str(agent.db.path or ""), style=LabelStyle(text_color=theme.DIM))
         super().__init__([HBox([HTML("<b>Sessions</b>"), where, self.refresh_button],
                                layout=Layout(align_items="center")),
                           self.sessions, self.actions, self.status, self.tabs])
         self.add_class("nbsessions-panel")
         self.refresh()
-        agent.add_listener(self._on_event)
+        agent.add_listener(self._on_event, other_kernels=True)  # other kernels' writes too (PostgreSQL)
 
     # -- public --------------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -1,0 +1,260 @@
+"""``PostgresDb``: sessions and runs in a PostgreSQL database, so a team on one JupyterHub shares one store.
+
+psycopg 3 with a connection pool. Records are JSON documents beside the columns that list and order them;
+the schema is created and migrated on first use (``postgres_schema``). Every read-modify-write is one statement
+or one transaction holding the row lock, so kernels in different processes and on different machines lose
+nothing. Writes notify listeners in other kernels (``postgres_listen``): an open panel updates without Refresh.
+The password of the URL never leaves this object: reprs and error messages show it masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from nbsessions.db.base import BaseDb, check_sort
+from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
+from nbsessions.db.postgres_schema import SCHEMA, migrate
+from nbsessions.db.urls import mask_url, scrub, url_password
+from nbsessions.errors import SessionAccessError, SessionNotFoundError, StorageError
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
+
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
+# a cell with no logging set up; failures reach the user as one StorageError line instead
+
+_Record = TypeVar("_Record", Session, RunOutput)
+_ORDER = {"updated_at": "updated_at", "created_at": "created_at", "session_name": 'session_name COLLATE "C"'}
+_S, _R, _M = f"{SCHEMA}.sessions", f"{SCHEMA}.runs", f"{SCHEMA}.meta"
+_SESSION_COLUMNS = "session_id, user_id, session_name, created_at, updated_at, data"
+_INSERT_SESSION = f"INSERT INTO {_S} ({_SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::json)"
+_UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, status, data) "
+               "VALUES (%s, %s, %s, %s, %s, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
+               "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, "
+               "parent_run_id = EXCLUDED.parent_run_id, status = EXCLUDED.status, data = EXCLUDED.data")
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _session_row(data: dict[str, Any]) -> tuple[Any, ...]:
+    return (data["session_id"], data.get("user_id"), data.get("session_name"), data["created_at"],
+            data["updated_at"], _dumps(data))
+
+
+class PostgresDb(BaseDb):
+    """Sessions, runs and notebook settings in PostgreSQL (``postgresql://user@host/db``; libpq's PGPASSWORD and
+    ``~/.pgpass`` work too, so a URL need not carry the password).
+
+    ``meta_scope`` keeps notebook settings (the active session) apart when many notebooks and users share the
+    database; the magic passes the user and notebook. ``pool_size`` bounds the connections of this kernel,
+    ``timeout`` how long an operation waits for one (a server that is down is reported after that).
+    """
+
+    def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0) -> None:
+        self._secret = url_password(url)
+        self.url = mask_url(url)
+        self.path = self.url  # what panels and messages show
+        self.meta_scope = meta_scope
+        self.origin = new_id()  # tags this store's writes, so its own notifications are not echoed back
+        self._conninfo = url
+        self._timeout = timeout
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
+                                    kwargs={"autocommit": True}, configure=self._configure,
+                                    check=ConnectionPool.check_connection, name="nbsessions")
+        try:
+            with self._errors("open"):
+                with self._listen_connection() as conn:  # fails at once, saying why (a pool would retry)
+                    self.schema_version = migrate(conn)
+                self._pool.open(wait=True, timeout=timeout)
+        except BaseException:
+            self._pool.close()  # else its workers keep trying to connect in the background
+            raise
+        self._feed = ChangeFeed(self._listen_connection, self.origin, meta_scope)
+
+    def __repr__(self) -> str:
+        return f"PostgresDb({self.url!r})"
+
+    # -- connections ----------------------------------------------------------------------------
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.execute("SELECT set_config('nbsessions.origin', %s, false)", [self.origin])
+
+    def _listen_connection(self) -> psycopg.Connection:
+        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Driver errors become one ``StorageError`` line naming the (masked) database; never the password."""
+        try:
+            yield
+        except PoolTimeout:
+            raise StorageError(self._message(doing, self._why_unreachable())) from None
+        except psycopg.Error as exc:
+            raise StorageError(self._message(doing, str(exc))) from None
+
+    def _message(self, doing: str, detail: str) -> str:
+        detail = " ".join(scrub(detail, self._secret).split())
+        return f"PostgreSQL {self.url}: cannot {doing}: {detail}"
+
+    def _why_unreachable(self) -> str:
+        """The pool only says it timed out; one direct attempt says why (server down, bad password...)."""
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=2).close()
+        except psycopg.Error as exc:
+            return str(exc)
+        return f"no free connection within {self._timeout:g} s; the server is reachable again now"
+
+    @contextlib.contextmanager
+    def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
+        with self._errors(doing), self._pool.connection() as conn:
+            yield conn
+
+    def _one(self, doing: str, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
+        with self._connection(doing) as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _all(self, doing: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with self._connection(doing) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _write(self, doing: str, sql: str, params: Any = ()) -> None:
+        with self._connection(doing) as conn:
+            conn.execute(sql, params)
+
+    # -- sessions -------------------------------------------------------------------------------
+    def get_session(self, session_id: str) -> Session | None:
+        row = self._one("read a session", f"SELECT data, updated_at FROM {_S} WHERE session_id = %s", [session_id])
+        return self._session(*row) if row else None
+
+    def list_sessions(self, *, user_id: str | None = None, limit: int | None = None, offset: int = 0,
+                      sort: str = "updated_at", descending: bool = True) -> list[Session]:
+        check_sort(sort)
+        where, params = ("WHERE user_id = %s", [user_id]) if user_id is not None else ("", [])
+        order = f"{_ORDER[sort]} {'DESC NULLS FIRST' if descending else 'ASC NULLS LAST'}, seq"
+        rows = self._all("list sessions", f"SELECT data, updated_at FROM {_S} {where} ORDER BY {order} "
+                         "LIMIT %s OFFSET %s", [*params, limit, offset])
+        return [self._session(data, updated_at) for data, updated_at in rows]
+
+    def create_session(self, session: Session) -> Session:
+        """Insert unless the id exists, in one statement that also returns the stored owner for the check."""
+        data = session.to_dict()
+        sql = (f"WITH inserted AS ({_INSERT_SESSION} ON CONFLICT (session_id) DO NOTHING RETURNING data, updated_at) "
+               f"SELECT data, updated_at, true FROM inserted UNION ALL SELECT data, updated_at, false FROM {_S} "
+               "WHERE session_id = %s AND NOT EXISTS (SELECT 1 FROM inserted)")
+        with self._connection("create a session") as conn:
+            row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
+            if row is None:  # inserted by another writer after this statement's snapshot: read it now
+                row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",
+                                   [session.session_id]).fetchone()
+        stored = self._session(row[0], row[1])
+        if not row[2] and session.user_id is not None and stored.user_id != session.user_id:
+            raise SessionAccessError(f"session {session.session_id[:8]} belongs to another user; "
+                                     f"open it as its owner or start a new session for {session.user_id!r}")
+        return stored
+
+    def upsert_session(self, session: Session) -> None:
+        self._write("store a session", f"{_INSERT_SESSION} ON CONFLICT (session_id) DO UPDATE SET "
+                    "user_id = EXCLUDED.user_id, session_name = EXCLUDED.session_name, "
+                    "created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, data = EXCLUDED.data",
+                    _session_row(session.to_dict()))
+
+    def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
+                       **fields: Any) -> Session:
+        """Read with ``FOR UPDATE``, merge, write, in one transaction: concurrent writers queue on the row."""
+        with self._connection("update a session") as conn, conn.transaction():
+            row = conn.execute(f"SELECT data, updated_at FROM {_S} WHERE session_id = %s FOR UPDATE",
+                               [session_id]).fetchone()
+            if row is None:
+                raise SessionNotFoundError(f"no session {session_id!r} in {self.url}")
+            session = self._session(*row)
+            for name, value in fields.items():
+                setattr(session, name, copy.deepcopy(value))
+            if state_patch:
+                session.session_state.update(copy.deepcopy(state_patch))
+            session.updated_at = now()
+            data = session.to_dict()
+            conn.execute(f"UPDATE {_S} SET user_id = %s, session_name = %s, created_at = %s, updated_at = %s, "
+                         "data = %s::json WHERE session_id = %s", [*_session_row(data)[1:], session_id])
+        return session
+
+    def delete_session(self, session_id: str) -> bool:
+        row = self._one("delete a session", f"WITH runs AS (DELETE FROM {_R} WHERE session_id = %s) "
+                        f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id, session_id])
+        return row is not None
+
+    # -- runs -----------------------------------------------------------------------------------
+    def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
+        """The run and its session's ``updated_at`` in one statement; ``durable=False`` skips the WAL flush wait."""
+        sql = f"WITH run AS ({_UPSERT_RUN}) UPDATE {_S} SET updated_at = %s WHERE session_id = %s"
+        params = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
+                  _dumps(run.to_dict()), now(), run.session_id]
+        with self._connection("store a run") as conn:
+            if durable:
+                conn.execute(sql, params)
+                return
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = off")
+                conn.execute(sql, params)
+
+    def get_run(self, run_id: str) -> RunOutput | None:
+        row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])
+        return self._load(RunOutput, row[0], run_id) if row else None
+
+    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+        if last is None:
+            rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq", [session_id])
+        elif last <= 0:
+            return []
+        else:
+            rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq DESC "
+                             "LIMIT %s", [session_id, last])[::-1]
+        return [self._load(RunOutput, data, data.get("run_id")) for (data,) in rows]
+
+    def session_totals(self, session_id: str) -> tuple[int, Metrics]:
+        """Counted in one query that returns only each top-level run's status and metrics, never run bodies."""
+        rows = self._all("count runs", f"SELECT status, data->'metrics' FROM {_R} "
+                         "WHERE session_id = %s AND parent_run_id IS NULL", [session_id])
+        done = [Metrics.from_dict(m) for status, m in rows if status == RunStatus.completed.value]
+        return len(rows), Metrics.total(done)
+
+    # -- notebook settings ----------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._one("read a setting", f"SELECT value FROM {_M} WHERE scope = %s AND key = %s",
+                        [self.meta_scope, key])
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._write("store a setting", f"INSERT INTO {_M} (scope, key, value) VALUES (%s, %s, %s::json) "
+                    "ON CONFLICT (scope, key) DO UPDATE SET value = EXCLUDED.value",
+                    [self.meta_scope, key, _dumps(value)])
+
+    # -- changes from other processes -----------------------------------------------------------
+    def add_change_listener(self, listener: ChangeListener) -> bool:
+        """Call ``listener(event, session_id, user_id)`` when another kernel changes the store (LISTEN/NOTIFY)."""
+        self._feed.add(listener)
+        return True
+
+    def remove_change_listener(self, listener: ChangeListener) -> None:
+        self._feed.remove(listener)
+
+    def close(self) -> None:
+        self._feed.close()
+        self._pool.close()
+
+    def _session(self, data: dict[str, Any], updated_at: float) -> Session:
+        """The stored document with the ``updated_at`` column, which storing a run bumps without a rewrite."""
+        data["updated_at"] = updated_at
+        return self._load(Session, data, data.get("session_id"))
+
+    def _load(self, cls: type[_Record], data: dict[str, Any], record_id: Any) -> _Record:
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise StorageError(f"PostgreSQL {self.url}: {cls.__name__} {record_id!r} cannot be read: {exc}") from exc

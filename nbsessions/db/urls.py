@@ -1,0 +1,57 @@
+"""Which store a text names (a file path or a ``postgresql://`` URL), and how to show a URL without its password.
+
+Kept apart from the PostgreSQL store so choosing and printing a store never imports a database driver.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from nbsessions.db.base import BaseDb
+
+URL_PREFIXES = ("postgresql://", "postgres://")
+MASK = "***"
+_NETLOC_PASSWORD = re.compile(r"(?P<head>[a-z]+://[^:/@?#\s]*:)(?P<secret>[^@/?#\s]*)(?=@)", re.IGNORECASE)
+_PARAM_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&\s]*)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def is_postgres_url(text: str | None) -> bool:
+    return bool(text) and str(text).strip().lower().startswith(URL_PREFIXES)
+
+
+def url_password(url: str) -> str | None:
+    """The password a URL carries (in its user part or as ``?password=``), or None."""
+    parts = urlsplit(url)
+    if parts.password:
+        return unquote(parts.password)
+    found = dict(parse_qsl(parts.query)).get("password")
+    return found or None
+
+
+def mask_url(text: str) -> str:
+    """``postgresql://ann:secret@host/db`` → ``postgresql://ann:***@host/db`` (and ``password=`` params/keywords)."""
+    text = _NETLOC_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    text = _PARAM_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    return _KEYWORD_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """Any text that may quote a connection string (driver errors do), with the password removed."""
+    text = mask_url(text)
+    return text.replace(secret, MASK) if secret else text
+
+
+def open_store(target: str | Path, *, meta_scope: str = "") -> BaseDb:
+    """``TinyDb`` for a path, ``PostgresDb`` for a ``postgresql://`` URL (psycopg is imported only then)."""
+    if is_postgres_url(str(target)):
+        from nbsessions.db.postgres import PostgresDb
+
+        return PostgresDb(str(target).strip(), meta_scope=meta_scope)
+    from nbsessions.db.tinydb import TinyDb
+
+    return TinyDb(target)
