@@ -10,20 +10,19 @@ The password of the URL never leaves this object: reprs and error messages show 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from nbsessions.db.base import BaseDb, check_sort
+from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
 from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
 from nbsessions.db.postgres_schema import SCHEMA, migrate
 from nbsessions.db.urls import mask_url, scrub, url_password
-from nbsessions.errors import SessionAccessError, SessionNotFoundError, StorageError
+from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
@@ -154,9 +153,8 @@ class PostgresDb(BaseDb):
                 row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",
                                    [session.session_id]).fetchone()
         stored = self._session(row[0], row[1])
-        if not row[2] and session.user_id is not None and stored.user_id != session.user_id:
-            raise SessionAccessError(f"session {session.session_id[:8]} belongs to another user; "
-                                     f"open it as its owner or start a new session for {session.user_id!r}")
+        if not row[2]:
+            check_session_owner(stored.user_id, session.session_id, session.user_id)
         return stored
 
     def upsert_session(self, session: Session) -> None:
@@ -166,19 +164,20 @@ class PostgresDb(BaseDb):
                     _session_row(session.to_dict()))
 
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
+                       state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
-        """Read with ``FOR UPDATE``, merge, write, in one transaction: concurrent writers queue on the row."""
+        """Read with ``FOR UPDATE``, merge (``apply_session_update``), write, in one transaction: concurrent
+        writers queue on the row, so each merges over the other's result."""
         with self._connection("update a session") as conn, conn.transaction():
             row = conn.execute(f"SELECT data, updated_at FROM {_S} WHERE session_id = %s FOR UPDATE",
                                [session_id]).fetchone()
             if row is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.url}")
-            session = self._session(*row)
-            for name, value in fields.items():
-                setattr(session, name, copy.deepcopy(value))
-            if state_patch:
-                session.session_state.update(copy.deepcopy(state_patch))
-            session.updated_at = now()
+            current = row[0]
+            current["updated_at"] = row[1]
+            data = apply_session_update(current, state_patch=state_patch, state_delete=state_delete,
+                                        metadata_patch=metadata_patch, **fields)
+            session = self._load(Session, data, session_id)
             data = session.to_dict()
             conn.execute(f"UPDATE {_S} SET user_id = %s, session_name = %s, created_at = %s, updated_at = %s, "
                          "data = %s::json WHERE session_id = %s", [*_session_row(data)[1:], session_id])
@@ -194,7 +193,7 @@ class PostgresDb(BaseDb):
         """The run and its session's ``updated_at`` in one statement; ``durable=False`` skips the WAL flush wait."""
         sql = f"WITH run AS ({_UPSERT_RUN}) UPDATE {_S} SET updated_at = %s WHERE session_id = %s"
         params = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
-                  _dumps(run.to_dict()), now(), run.session_id]
+                  _dumps(run.to_dict(history_refs=True)), now(), run.session_id]
         with self._connection("store a run") as conn:
             if durable:
                 conn.execute(sql, params)
@@ -205,7 +204,7 @@ class PostgresDb(BaseDb):
 
     def get_run(self, run_id: str) -> RunOutput | None:
         row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])
-        return self._load(RunOutput, row[0], run_id) if row else None
+        return self._runs([row[0]])[0] if row else None
 
     def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
         if last is None:
@@ -215,7 +214,18 @@ class PostgresDb(BaseDb):
         else:
             rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq DESC "
                              "LIMIT %s", [session_id, last])[::-1]
-        return [self._load(RunOutput, data, data.get("run_id")) for (data,) in rows]
+        return self._runs([data for (data,) in rows])
+
+    def _runs(self, records: list[dict[str, Any]]) -> list[RunOutput]:
+        """Records to runs, the history they reference fetched in one more query (``runs_from_records``)."""
+        try:
+            return runs_from_records(records, self._fetch)
+        except ValueError as exc:
+            raise StorageError(f"PostgreSQL {self.url}: {exc}") from exc
+
+    def _fetch(self, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+        rows = self._all("read history", f"SELECT run_id, data FROM {_R} WHERE run_id = ANY(%s)", [list(run_ids)])
+        return dict(rows)
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Counted in one query that returns only each top-level run's status and metrics, never run bodies."""
