@@ -136,6 +136,28 @@ def test_a_database_from_a_newer_nbsessions_is_refused_untouched(fresh_url):
     assert versions(fresh_url)[-1] == (99, "from the future")
 
 
+def test_a_member_role_without_create_rights_uses_a_database_set_up_by_another(postgres_server, fresh_url):
+    PostgresDb(fresh_url).close()  # the first kernel (or an admin) creates the schema
+    dbname = fresh_url.split("/")[3].split("?")[0]
+    postgres_server.admin("DO $$ BEGIN CREATE ROLE member LOGIN PASSWORD 'member-pass'; "
+                          "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        conn.execute(GRANTS)
+    with PostgresDb(postgres_server.url(dbname, user="member", password="member-pass")) as db:
+        session = db.create_session(Session(user_id="member", session_state={"a": 1}))
+        db.upsert_run(RunOutput(session_id=session.session_id, user_id="member"))
+        assert db.update_session(session.session_id, state_patch={"b": 2}).session_state == {"a": 1, "b": 2}
+        assert len(db.list_runs(session.session_id)) == 1
+    with psycopg.connect(fresh_url, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SET ROLE member; CREATE TABLE nbsessions.other (x int)")
+
+
+GRANTS = """REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA nbsessions TO member;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA nbsessions TO member;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA nbsessions TO member"""  # what README's "Sharing sessions" section lists
+
+
 # -- secrets --------------------------------------------------------------------------------------
 def test_the_password_is_masked_in_repr_path_and_errors(postgres_server, postgres_url):
     dbname = postgres_url.split("/")[3].split("?")[0]
