@@ -17,6 +17,7 @@ from nbsessions.streams import AsyncRunStream, acomplete
 if TYPE_CHECKING:
     from nbsessions.execution import Execution
     from nbsessions.llm.base import Model
+    from nbsessions.requirement import RunRequirement
     from nbsessions.schema import RunOutput
 
 SESSION_GETTERS = ("get_session", "get_sessions", "get_chat_history", "get_session_messages", "get_session_state",
@@ -84,23 +85,22 @@ class AsyncRunsMixin:
     async def _arun(self, input: str, options: dict[str, Any]) -> RunOutput:
         return await acomplete(self._begin(input, **options))
 
-    def acontinue_run(self, run_response: Any = None, *, run_id: str | None = None,
-                      requirements: list[Any] | None = None, session_id: str | None = None,
-                      approve: bool | None = None,
-                      user_input: dict[str, Any] | None = None, results: dict[str, str] | None = None,
-                      model: Model | None = None, stream: bool = False, stream_events: bool = False,
-                      yield_run_output: bool = False) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
-        """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin (both of Agno's call shapes)."""
+    def acontinue_run(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
+                      requirements: list[RunRequirement] | None = None, session_id: str | None = None,
+                      stream: bool | None = None, stream_events: bool | None = None, yield_run_output: bool = False,
+                      approve: bool | None = None, user_input: dict[str, Any] | None = None,
+                      results: dict[str, str] | None = None,
+                      model: Model | None = None) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
+        """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin (the same arguments)."""
         answers = dict(run_id=run_id, requirements=requirements, session_id=session_id, approve=approve,
                        user_input=user_input, results=results, model=model)
         if stream:
-            return AsyncRunStream(self._resume(run_response, **answers), stream_events=stream_events,
+            return AsyncRunStream(self._resume(run_response, **answers), stream_events=bool(stream_events),
                                   yield_run_output=yield_run_output)
         return self._acontinue(run_response, answers)
 
-    async def _acontinue(self, run_response: Any, answers: dict[str, Any]) -> RunOutput:
+    async def _acontinue(self, run_response: RunOutput | str | None, answers: dict[str, Any]) -> RunOutput:
         return await acomplete(self._resume(run_response, **answers))
-
 
 
 for _name in SESSION_GETTERS:

@@ -101,6 +101,7 @@ class Execution:
     agent_id: str = ""
     agent_name: str = ""
     continued: bool = False
+    answered: list[RunRequirement] = field(default_factory=list)  # answers ``steps`` applies before asking again
 
     def steps(self) -> Steps:
         """The run as a conversation with its driver: yields events and requests, receives what was asked for.
@@ -114,6 +115,7 @@ class Execution:
             self.started = time.perf_counter()
             if self.continued:
                 yield self.event(RunContinuedEvent)
+                yield from self._apply_answers()
             else:
                 yield self.event(RunStartedEvent, model=self.run.model or "", model_provider=self.run.provider or "")
             status = yield from self._rounds()
@@ -196,26 +198,28 @@ class Execution:
             arguments: dict[str, Any] | None = _arguments(call)
         except ValueError as exc:
             arguments, result = None, f"error: the arguments are not valid JSON: {exc}"
-        execution = ToolExecution(tool_call_id=call.id, tool_name=call.name, tool_args=arguments)
-        yield self.event(ToolCallStartedEvent, tool=execution)
+        record = ToolExecution(tool_call_id=call.id, tool_name=call.name, tool_args=arguments)
+        yield self.event(ToolCallStartedEvent, tool=record)
         if tool is None:
             result = f"error: there is no tool named {call.name!r}"
         elif arguments is not None:
             result = yield ToolRequest(tool, arguments, self.context)
-        execution.result = result
-        execution.tool_call_error = result.startswith("error:")
+        record.result = result
+        record.tool_call_error = result.startswith("error:")
         self.tool_result(call.id, result)
-        yield self.event(ToolCallCompletedEvent, tool=execution, content=result)
+        yield self.event(ToolCallCompletedEvent, tool=record, content=result)
         return None
 
     def tool_result(self, tool_call_id: str, content: str) -> None:
         self.run.messages.append(Message(role="tool", content=content, tool_call_id=tool_call_id))
 
     def resolve(self) -> None:
-        """Apply the answered requirements (``hitl.check_answered`` passed): run approved tools, record results."""
-        for requirement in self.run.requirements:
-            if requirement.resolved:
-                continue
+        """Take the answered requirements (``hitl.check_answered`` passed); ``steps`` applies them first, running
+        approved tools through the driver, so ``acontinue_run`` awaits async tools as ``arun`` does."""
+        self.answered = [r for r in self.run.requirements if not r.resolved]
+
+    def _apply_answers(self) -> Generator[Any, Any, None]:
+        for requirement in self.answered:
             answer = call_for(requirement)
             tool = self.tools.get(requirement.tool_name)
             if isinstance(answer, str):
@@ -223,9 +227,15 @@ class Execution:
             elif tool is None:
                 outcome = f"error: there is no tool named {requirement.tool_name!r}"
             else:
-                outcome = tool.call(answer, self.context)
+                record = ToolExecution(tool_call_id=requirement.tool_call_id, tool_name=requirement.tool_name,
+                                       tool_args=answer)
+                yield self.event(ToolCallStartedEvent, tool=record)
+                outcome = yield ToolRequest(tool, answer, self.context)
+                record.result = outcome
+                yield self.event(ToolCallCompletedEvent, tool=record, content=outcome)
             requirement.outcome = outcome
             self.tool_result(requirement.tool_call_id, outcome)
+        self.answered = []
 
     def state_changes(self) -> dict[str, Any]:
         """Only the keys tools changed, so a concurrent writer's other keys survive the merge."""

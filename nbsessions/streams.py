@@ -14,6 +14,7 @@ from typing import Any
 
 from nbsessions.events import ALWAYS_STREAMED, BaseAgentRunEvent
 from nbsessions.execution import END, NEXT_ITEM, PREPARE, Execution, ModelRequest, Steps, ToolRequest
+from nbsessions.interrupts import ctrl_c_cancels
 from nbsessions.schema import RunOutput
 
 Event = BaseAgentRunEvent
@@ -157,12 +158,13 @@ class AsyncRunStream:
     async def _select(self, stream_events: bool, yield_run_output: bool) -> AsyncIterator[Event | RunOutput]:
         self._started = True
         events = adrive(self._execution.steps(), self._execution)
-        try:
-            async for event in events:
-                if _wanted(event, stream_events):
-                    yield event
-        finally:
-            await events.aclose()
+        async with ctrl_c_cancels():
+            try:
+                async for event in events:
+                    if _wanted(event, stream_events):
+                        yield event
+            finally:
+                await events.aclose()
         if yield_run_output:
             yield self.run
 
@@ -190,9 +192,10 @@ async def acomplete(execution: Execution) -> RunOutput:
     """Run to the end on the event loop and return the stored run (``await agent.arun(...)``)."""
     execution.streamed = False
     events = adrive(execution.steps(), execution)
-    try:
-        async for _ in events:
-            pass
-    finally:
-        await events.aclose()
+    async with ctrl_c_cancels():
+        try:
+            async for _ in events:
+                pass
+        finally:
+            await events.aclose()
     return execution.run

@@ -541,6 +541,7 @@ def _stream_error(events: list[tuple[str | None, Any]]) -> tuple[str | None, dic
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops simultaneous connects, which retry after 1 s
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (timeout, interrupt, test over) is normal here; anything else is reported."""

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -232,3 +236,226 @@ def test_team_arun_runs_its_members_on_the_event_loop_nested_under_the_team_run(
     members = team.member_runs(run.run_id)
     assert [(r.model, r.status) for r in members] == [("r", RunStatus.completed), ("w", RunStatus.completed)]
     assert run.metrics.total_tokens > sum(m.metrics.total_tokens for m in members) > 0
+
+
+# -- async on the real AsyncOpenAI transport -------------------------------------------------------------
+
+
+def test_twenty_concurrent_aruns_in_one_session_are_all_in_flight_at_once_and_all_kept(openai_server, db):
+    from nbsessions import OpenAIChat
+
+    together = threading.Barrier(20, timeout=20)  # no request is answered until all 20 have arrived
+
+    def reply(body):
+        together.wait()
+        return f"echo: {body['messages'][-1]['content']}"
+
+    openai_server.reply = reply
+    agent = Agent(model=OpenAIChat(id="local", base_url=openai_server.base_url, max_retries=0), db=db,
+                  session_id="shared")
+
+    async def main():
+        return await asyncio.gather(*(agent.arun(f"prompt {i}") for i in range(20)))
+
+    runs = asyncio.run(main())
+    assert [r.content for r in runs] == [f"echo: prompt {i}" for i in range(20)]
+    stored = agent.get_runs("shared")
+    assert len(stored) == 20 and {r.status for r in stored} == {RunStatus.completed}
+    assert sorted(r.input for r in stored) == sorted(f"prompt {i}" for i in range(20))
+
+
+def test_responses_api_arun_calls_tools_and_streams_events(openai_server, db):
+    from nbsessions import OpenAIResponses
+
+    openai_server.script({"content": "", "tool_calls": [{"name": "get_weather", "arguments": '{"city": "Oslo"}'}]},
+                         "cold in Oslo")
+    agent = Agent(model=OpenAIResponses(id="local", base_url=openai_server.base_url), db=db, tools=[get_weather])
+
+    async def main():
+        return [e async for e in agent.arun("weather?", stream=True, stream_events=True, yield_run_output=True)]
+
+    items = asyncio.run(main())
+    assert squeeze(kinds(items[:-1])) == ["RunStarted", "ToolCallStarted", "ToolCallCompleted", "RunContent",
+                                          "RunCompleted"]
+    assert items[-1].content == "cold in Oslo" and items[-1].metrics.input_tokens > 0
+    assert openai_server.requests[1]["input"][-1] == {"type": "function_call_output", "output": "warm in Oslo",
+                                                      "call_id": openai_server.calls[0].tool_calls[0]["id"]}
+
+
+def test_cancelling_an_arun_mid_stream_closes_the_request_and_keeps_the_partial_reply(openai_server, db):
+    from nbsessions import OpenAIChat
+
+    openai_server.script("one two three four five six")
+    openai_server.chunk_delay_ms = 300
+    agent = Agent(model=OpenAIChat(id="local", base_url=openai_server.base_url, max_retries=0), db=db)
+
+    async def main():
+        first = asyncio.Event()
+        stream = agent.arun("count", stream=True)
+
+        async def consume():
+            async for _event in stream:
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return stream.run.run_id
+
+    run = db.get_run(asyncio.run(main()))
+    assert run.status == RunStatus.cancelled
+    whole = "one two three four five six"
+    assert run.content and whole.startswith(run.content) and run.content != whole
+
+
+# -- notebooks: top-level await, Ctrl-C ---------------------------------------------------------------------
+
+
+def _shell_agent(nb, openai_server) -> None:
+    nb.run("import asyncio\nfrom nbsessions import Agent, OpenAIChat\n"
+           f"agent = Agent(model=OpenAIChat(id='local', base_url='{openai_server.base_url}', max_retries=0))")
+
+
+def _statuses(nb) -> list[tuple[str, str]]:
+    ran = nb.run("print(sorted((r.input, r.status.value) for r in agent.get_runs(agent.session_id)))")
+    return eval(ran.stdout.strip().splitlines()[-1])  # our own repr of plain tuples
+
+
+def test_top_level_await_and_async_for_work_in_a_notebook_cell(nb, openai_server):
+    _shell_agent(nb, openai_server)
+    ran = nb.run("r = await agent.arun('hello')\nprint(r.content)")
+    assert ran.result.error_in_exec is None and ran.stdout == "echo: hello\n"
+    ran = nb.run("async for event in agent.arun('again', stream=True):\n    print(event, end='')")
+    assert ran.result.error_in_exec is None and ran.stdout == "echo: again"
+    assert _statuses(nb) == [("again", "completed"), ("hello", "completed")]
+
+
+def test_ctrl_c_during_top_level_await_stores_the_run_cancelled_and_interrupts_the_cell(nb, openai_server):
+    _shell_agent(nb, openai_server)
+
+    def interrupt(body):  # a real SIGINT, sent while the cell waits on the server
+        os.kill(os.getpid(), signal.SIGINT)
+        return "too late"
+
+    openai_server.reply, openai_server.latency_ms = interrupt, 5000
+    ran = nb.run("r = await agent.arun('interrupt me')")
+    assert isinstance(ran.result.error_in_exec, KeyboardInterrupt)
+    assert _statuses(nb) == [("interrupt me", "cancelled")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back once no arun is running
+
+    openai_server.reply, openai_server.latency_ms = None, 0
+    ran = nb.run("r = await agent.arun('after')\nprint(r.content)")
+    assert ran.stdout.endswith("echo: after\n")
+
+
+def test_ctrl_c_during_concurrent_aruns_stores_every_one_cancelled(nb, openai_server):
+    _shell_agent(nb, openai_server)
+    all_sent = threading.Barrier(5, timeout=20)
+
+    def interrupt_once_all_are_waiting(body):
+        if all_sent.wait() == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return "too late"
+
+    openai_server.reply, openai_server.latency_ms = interrupt_once_all_are_waiting, 5000
+    ran = nb.run("rs = await asyncio.gather(*(agent.arun(f'g{i}') for i in range(5)))")
+    assert isinstance(ran.result.error_in_exec, KeyboardInterrupt)
+    assert _statuses(nb) == [(f"g{i}", "cancelled") for i in range(5)]
+
+
+def test_interrupting_a_real_kernel_during_await_stores_the_run_cancelled(openai_server, tmp_path):
+    from jupyter_client.manager import start_new_kernel
+
+    received = threading.Event()
+
+    def hold(body):
+        received.set()
+        return "too late"
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
+
+    def run(code: str, interrupt: bool = False) -> str:
+        msg_id = kc.execute(code)
+        if interrupt:
+            assert received.wait(30), "the request never reached the server"
+            km.interrupt_kernel()
+        out = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append(f"error: {msg['content']['ename']}")
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+
+    try:
+        run("from nbsessions import Agent, OpenAIChat\n"
+            f"agent = Agent(model=OpenAIChat(id='local', base_url='{openai_server.base_url}', max_retries=0))")
+        assert run("r = await agent.arun('hello')\nprint(r.content)") == "echo: hello\n"
+        openai_server.reply, openai_server.latency_ms = hold, 5000
+        assert run("r = await agent.arun('interrupt me')", interrupt=True).startswith("error: ")
+        openai_server.reply, openai_server.latency_ms = None, 0
+        shown = run("print(sorted((r.input, r.status.value) for r in agent.get_runs(agent.session_id)))")
+        assert eval(shown) == [("hello", "completed"), ("interrupt me", "cancelled")]
+        assert run("r = await agent.arun('after')\nprint(r.content)") == "echo: after\n"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_acontinue_run_resumes_a_paused_arun_in_agnos_two_shapes(db):
+    @tool(requires_confirmation=True)
+    def delete_file(path: str) -> str:
+        """Delete a file."""
+        return f"deleted {path}"
+
+    def model(messages):
+        if messages[-1].role == "tool":
+            return f"done: {messages[-1].content}"
+        return ToolCall("c1", "delete_file", '{"path": "a.txt"}')
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[delete_file])
+
+    async def main():
+        paused = await agent.arun("clean up")
+        assert paused.is_paused and paused.active_requirements[0].needs_confirmation
+        paused.active_requirements[0].confirm()
+        first = await agent.acontinue_run(run_response=paused)
+        again = await agent.arun("and again")
+        again.active_requirements[0].reject()
+        events = [e async for e in agent.acontinue_run(run_id=again.run_id, requirements=again.requirements,
+                                                        stream=True, stream_events=True, yield_run_output=True)]
+        return first, events
+
+    first, events = asyncio.run(main())
+    assert first.status == RunStatus.completed and first.content == "done: deleted a.txt"
+    assert kinds(events[:-1])[0] == "RunContinued" and kinds(events[:-1])[-1] == "RunCompleted"
+    assert events[-1].status == RunStatus.completed and "delete_file" in events[-1].content
+
+
+def test_an_approved_async_tool_is_awaited_by_acontinue_run(db):
+    @tool(requires_confirmation=True)
+    async def send_mail(to: str) -> str:
+        """Send a mail."""
+        await asyncio.sleep(0)
+        return f"sent to {to}"
+
+    def model(messages):
+        if messages[-1].role == "tool":
+            return messages[-1].content
+        return ToolCall("m1", "send_mail", '{"to": "ada"}')
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[send_mail])
+
+    async def main():
+        paused = await agent.arun("mail ada")
+        return await agent.acontinue_run(paused.run_id, approve=True)
+
+    assert asyncio.run(main()).content == "sent to ada"

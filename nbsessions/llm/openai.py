@@ -16,7 +16,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,6 +84,7 @@ class _OpenAIModel(Model):
         self.settings = settings
         self._api_key = _Secret(api_key) if api_key else None
         self._client: Any = None
+        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # one per loop
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -98,12 +100,13 @@ class _OpenAIModel(Model):
         """Copies and pickles leave the live client (sockets, locks) behind; it is rebuilt on the next call."""
         state = self.__dict__.copy()
         state["_client"] = None
-        del state["_lock"]
+        del state["_lock"], state["_async_clients"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._async_clients = weakref.WeakKeyDictionary()
 
     # -- endpoint and client -------------------------------------------------------------------------
 
@@ -149,14 +152,39 @@ class _OpenAIModel(Model):
         key = self._api_key.reveal() if self._api_key is not None else os.environ.get("OPENAI_API_KEY")
         return (key,) if key and key != PLACEHOLDER_KEY else ()
 
+    async def aprepare(self) -> None:
+        """The same for ``arun``: the ``AsyncOpenAI`` client of the running event loop."""
+        await self._get_async_client()
+
+    async def _get_async_client(self) -> Any:
+        """``AsyncOpenAI`` for the running loop: its connection pool belongs to that loop, so each loop (a
+        notebook kernel's, each ``asyncio.run``) gets its own, kept while the loop lives and closed when the loop
+        shuts down (through an async generator the loop closes), never left to a dead loop's finaliser."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        created = False
+        with self._lock:
+            held = self._async_clients.get(loop)
+            if held is None:
+                import openai
+
+                client = openai.AsyncOpenAI(api_key=self._resolve_key(), base_url=self.endpoint,
+                                            timeout=self.timeout, max_retries=self.max_retries)
+                held = self._async_clients[loop] = (client, _closed_with_loop(client))
+                created = True
+        if created:
+            await anext(held[1])  # started here, so the loop closes it at shutdown
+        return held[0]
+
     def without_retries(self) -> _OpenAIModel:
         """A copy whose requests make one attempt each; it shares this model's connection pool."""
         clone = copy.copy(self)
         clone.max_retries = 0
         return clone
 
-    def _client_for_call(self) -> Any:
-        client = self._get_client()
+    def _client_for_call(self, client: Any = None) -> Any:
+        client = client or self._get_client()
         return client if client.max_retries == self.max_retries else client.with_options(max_retries=self.max_retries)
 
     def available_models(self) -> list[str] | None:
@@ -211,6 +239,18 @@ class _OpenAIModel(Model):
         """Like ``stream``, from one request with ``stream: false``: the text arrives in one piece."""
         return self._reply(messages, tools or [], streamed=False)
 
+    async def astream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                      ) -> AsyncIterator[str | ToolCall | Usage]:
+        """``stream`` on ``AsyncOpenAI``: the same requests, parsing and errors, without blocking the loop."""
+        async for item in self._areply(messages, tools or [], streamed=True):
+            yield item
+
+    async def acomplete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                        ) -> AsyncIterator[str | ToolCall | Usage]:
+        """``complete`` on ``AsyncOpenAI``."""
+        async for item in self._areply(messages, tools or [], streamed=False):
+            yield item
+
     def _reply(self, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool
                ) -> Iterator[str | ToolCall | Usage]:
         outcome = _Outcome()
@@ -222,24 +262,75 @@ class _OpenAIModel(Model):
                 parts.append(delta)
                 yield delta
         except Exception as exc:
-            error = self._translate(exc, streamed=bool(parts))
-            if error is None or error is exc:
+            error = self._failure(exc, parts)
+            if error is exc:
                 raise
             raise error from exc
         finally:
             close = getattr(response, "close", None)  # a stream holds the connection; a whole reply does not
             if callable(close):
                 close()
+        yield from self._ending(outcome, messages, tools, parts)
+
+    async def _areply(self, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool
+                      ) -> AsyncIterator[str | ToolCall | Usage]:
+        """``_reply``'s async twin: only the waiting differs; request, parsing and errors are shared."""
+        outcome = _Outcome()
+        parts: list[str] = []
+        response = None
+        try:
+            response = await self._open(self._client_for_call(await self._get_async_client()), messages, tools,
+                                        streamed=streamed)
+            if streamed:
+                async for event in response:
+                    for delta in self._take(event, outcome):
+                        parts.append(delta)
+                        yield delta
+                self._settle(outcome)
+            else:
+                for delta in self._whole(response, outcome):
+                    parts.append(delta)
+                    yield delta
+        except Exception as exc:
+            error = self._failure(exc, parts)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            close = getattr(response, "close", None)
+            if callable(close):
+                closing = close()
+                if inspect.isawaitable(closing):
+                    await closing
+        for item in self._ending(outcome, messages, tools, parts):
+            yield item
+
+    def _failure(self, exc: Exception, parts: list[str]) -> Exception:
+        error = self._translate(exc, streamed=bool(parts))
+        return exc if error is None else error
+
+    def _ending(self, outcome: _Outcome, messages: list[Message], tools: list[dict[str, Any]],
+                parts: list[str]) -> list[ToolCall | Usage]:
+        """After the text: the tool calls, then the usage (estimated when the server sent none)."""
         if not outcome.finished:
             raise self._unfinished(outcome)
-        yield from outcome.calls
-        yield outcome.usage or Usage(input_tokens=estimate_prompt_tokens(messages, tools or None),
-                                     output_tokens=estimate_tokens("".join(parts)), estimated=True)
-
-    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
-        raise NotImplementedError
+        return [*outcome.calls, outcome.usage or Usage(
+            input_tokens=estimate_prompt_tokens(messages, tools or None),
+            output_tokens=estimate_tokens("".join(parts)), estimated=True)]
 
     def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
+        for event in response:
+            yield from self._take(event, outcome)
+        self._settle(outcome)
+
+    def _take(self, event: Any, outcome: _Outcome) -> Iterator[str]:
+        """The text in one streamed event; everything else it says goes into ``outcome``."""
+        raise NotImplementedError
+
+    def _settle(self, outcome: _Outcome) -> None:
+        """After the last event: finish what arrived in pieces."""
+
+    def _open(self, client: Any, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool) -> Any:
         raise NotImplementedError
 
     def _whole(self, response: Any, outcome: _Outcome) -> Iterator[str]:
@@ -344,24 +435,25 @@ class OpenAIChat(_OpenAIModel):
         if text:
             yield text
 
-    def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
-        for chunk in response:
-            outcome.events += 1
-            usage = getattr(chunk, "usage", None)
-            if usage is not None:
-                outcome.usage = _chat_usage(usage)
+    def _take(self, chunk: Any, outcome: _Outcome) -> Iterator[str]:
+        outcome.events += 1
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            outcome.usage = _chat_usage(usage)
+            outcome.finished = True
+        for choice in getattr(chunk, "choices", None) or []:
+            if getattr(choice, "index", 0) != 0:
+                continue
+            delta = getattr(choice, "delta", None)
+            text = getattr(delta, "content", None) or getattr(delta, "refusal", None)
+            if text:
+                yield text
+            for piece in getattr(delta, "tool_calls", None) or []:
+                _add_call_piece(outcome.partial_calls, piece)
+            if getattr(choice, "finish_reason", None):
                 outcome.finished = True
-            for choice in getattr(chunk, "choices", None) or []:
-                if getattr(choice, "index", 0) != 0:
-                    continue
-                delta = getattr(choice, "delta", None)
-                text = getattr(delta, "content", None) or getattr(delta, "refusal", None)
-                if text:
-                    yield text
-                for piece in getattr(delta, "tool_calls", None) or []:
-                    _add_call_piece(outcome.partial_calls, piece)
-                if getattr(choice, "finish_reason", None):
-                    outcome.finished = True
+
+    def _settle(self, outcome: _Outcome) -> None:
         outcome.calls = [ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"] or "{}")
                          for i, c in sorted(outcome.partial_calls.items())]
 
@@ -414,25 +506,33 @@ class OpenAIResponses(_OpenAIModel):
         return (f"404 from {self.host}: the server has no Responses API (/responses); use api = \"chat\" "
                 f"(OpenAIChat, or %config AgentMagics.api = 'chat'). The server said: {detail}")
 
-    def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
-        for event in response:
-            outcome.events += 1
-            kind = getattr(event, "type", None)
-            if kind in ("response.output_text.delta", "response.refusal.delta"):
-                if event.delta:
-                    yield event.delta
-            elif kind == "response.output_item.done" and getattr(event.item, "type", None) == "function_call":
-                item = event.item
-                outcome.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}"))
-            elif kind in ("response.completed", "response.incomplete"):
-                usage = getattr(event.response, "usage", None)
-                outcome.usage = _responses_usage(usage) if usage is not None else None
-                outcome.finished = True
-            elif kind == "response.failed":
-                error = getattr(event.response, "error", None)
-                raise _error(f"error from {self.host}: {getattr(error, 'message', None) or 'response failed'}")
-            elif kind == "error":
-                raise _error(f"error from {self.host}: {getattr(event, 'message', None) or 'stream error'}")
+    def _take(self, event: Any, outcome: _Outcome) -> Iterator[str]:
+        outcome.events += 1
+        kind = getattr(event, "type", None)
+        if kind in ("response.output_text.delta", "response.refusal.delta"):
+            if event.delta:
+                yield event.delta
+        elif kind == "response.output_item.done" and getattr(event.item, "type", None) == "function_call":
+            item = event.item
+            outcome.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}"))
+        elif kind in ("response.completed", "response.incomplete"):
+            usage = getattr(event.response, "usage", None)
+            outcome.usage = _responses_usage(usage) if usage is not None else None
+            outcome.finished = True
+        elif kind == "response.failed":
+            error = getattr(event.response, "error", None)
+            raise _error(f"error from {self.host}: {getattr(error, 'message', None) or 'response failed'}")
+        elif kind == "error":
+            raise _error(f"error from {self.host}: {getattr(event, 'message', None) or 'stream error'}")
+
+
+async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
+    """Parked for the loop's life; ``asyncio.run`` (``loop.shutdown_asyncgens``) closes it, and the client."""
+    try:
+        while True:
+            yield
+    finally:
+        await client.close()
 
 
 def _check_settings(settings: dict[str, Any]) -> None:
