@@ -19,7 +19,7 @@ from typing import TextIO
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
 from nbsessions.render import format_cost, format_footer, format_in_out
-from nbsessions.schema import Session
+from nbsessions.schema import RunOutput, Session
 from nbsessions.sessions import ACTIVE_SESSION_KEY, match_session
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops ESC, CSI and friends
@@ -84,8 +84,7 @@ def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
 
 def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     session = find_session(db, args.session, args.user)
-    top = [r for r in db.list_runs(session.session_id) if not r.parent_run_id]  # members: in their run's totals
-    runs = top[-args.last:] if args.last else top
+    runs = newest_top_level(db, session.session_id, args.last)
     count, totals = db.session_totals(session.session_id)
     head = [f"session  {session.session_id}", f"name     {session.session_name or '–'}",
             f"user     {session.user_id or '–'}", f"created  {_when(session.created_at)}",
@@ -102,6 +101,20 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
         mark = " (superseded)" if run.superseded_by else ""
         out.write(clean(f"\n#{number} {_when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
                         f"— {format_footer(run, session.label)}") + "\n")
+
+
+def newest_top_level(db: BaseDb, session_id: str, last: int | None) -> list[RunOutput]:
+    """The newest ``last`` top-level runs (all when None), reading from the newest end only: ``--last 3`` on a
+    session of 20,000 runs builds a handful of runs, not 20,000. Nested member and step runs are skipped."""
+    if not last:
+        return [r for r in db.list_runs(session_id) if not r.parent_run_id]
+    window = last + 1
+    while True:
+        recent = db.list_runs(session_id, last=window)
+        top = [r for r in recent if not r.parent_run_id]
+        if len(top) >= last or len(recent) < window:
+            return top[-last:]
+        window *= 4
 
 
 def cmd_export(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from nbsessions import Agent, FunctionModel, ModelError, TinyDb
 from nbsessions.__main__ import main
+from nbsessions.schema import RunOutput
 
 HOSTILE = "ok \x1b[31mred\x1b[0m \x1b]0;pwned\x07 [bold]markup[/bold]"
 
@@ -173,3 +174,22 @@ def test_python_dash_m_runs_the_cli(dbfile):
     done = subprocess.run([sys.executable, "-m", "nbsessions", "ls", "--plain", str(dbfile)], capture_output=True,
                           text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0 and "churn analysis" in done.stdout
+
+
+def test_show_last_builds_only_the_runs_it_shows(tmp_path, monkeypatch):
+    path = tmp_path / "long.nbsessions.json"
+    with TinyDb(path) as db:
+        agent = Agent(model=FunctionModel(lambda m: f"reply to {m[-1].content}"), db=db, add_history_to_context=True)
+        sid = agent.run("prompt 0").session_id
+        for i in range(1, 60):
+            agent.run(f"prompt {i}", session_id=sid)
+    built = []
+    original = RunOutput.from_dict.__func__
+    monkeypatch.setattr(RunOutput, "from_dict",
+                        classmethod(lambda cls, d, *a: built.append(d["run_id"]) or original(cls, d, *a)))
+    out = io.StringIO()
+    assert main(["show", str(path), sid[:8], "--last", "2"], out) == 0
+    text = out.getvalue()
+    assert "#59 " in text and "#60 " in text and "> prompt 59" in text and "#58 " not in text
+    assert "runs     60" in text  # the totals still count every run
+    assert len(built) <= 3  # the newest window (2 runs and one more), not 60

@@ -12,13 +12,16 @@ is parsed when it is first read. Lines without ``crc`` (written by hand or anoth
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
-from nbsessions.errors import StorageError
+from nbsessions.errors import CorruptDatabaseError, StorageError
 
 FORMAT_VERSION = 2
 """Bumped only together with a named migration of older files (``MIGRATIONS``)."""
@@ -36,17 +39,57 @@ class BadLine(ValueError):
     pass
 
 
+class OpenFile:
+    """A descriptor of one journal file, closed when nothing refers to it any more.
+
+    Every ``LazyDoc`` holds the ``OpenFile`` its offset belongs to: after a compaction (here or in another
+    process) replaced the file, documents found before it — in a TinyDB snapshot, say — still read their bytes
+    from the file they were found in, never from the same offset of the new one.
+    """
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            self.close()
+
+
 class LazyDoc:
-    """A stored document not parsed yet: opening checks every line's checksum, parsing waits for first use."""
+    """A stored document not read yet: where its body is (``src``, ``offset``, ``length``) and its group.
 
-    __slots__ = ("body", "group")
+    Opening checks every line's checksum and keeps only this; the body is read from the file when used.
+    ``memo`` holds a small value derived from the document (see ``JournalStorage.memo``), valid for this version.
+    """
 
-    def __init__(self, body: bytes, group: str | None) -> None:
-        self.body, self.group = body, group
+    __slots__ = ("offset", "length", "group", "memo", "src")
+
+    def __init__(self, offset: int, length: int, group: str | None) -> None:
+        self.offset, self.length, self.group = offset, length, group
+        self.memo: Any = None
+        self.src: OpenFile | None = None
+
+    def placed(self, at: int, src: OpenFile) -> LazyDoc:
+        """The body's place in ``src``: its offset was counted from the start of a line that begins at ``at``."""
+        self.offset += at
+        self.src = src
+        return self
 
 
 def dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def body_at(line: bytes, body: bytes, group: str | None) -> LazyDoc:
+    """Where ``body`` is within the ``record_line`` made of it (the line ends with ``}\\n``)."""
+    return LazyDoc(len(line) - len(body) - 2, len(body), group)
 
 
 def record_line(name: str, doc_id: str, body: bytes | None, group: str | None) -> bytes:
@@ -64,24 +107,27 @@ _HEAD = re.compile(rb'(\{"t":"([^"\\]*)","id":"([^"\\]*)"(?:,"g":"([^"\\]*)")?),
 
 
 def parse_record(raw: bytes) -> tuple[str, str, dict[str, Any] | LazyDoc | None]:
-    """(table, id, document or None for a deletion); raises ``BadLine`` for anything else."""
+    """(table, id, document or None for a deletion); raises ``BadLine`` for anything else.
+
+    A document comes back as a ``LazyDoc`` whose offset counts from the start of ``raw``.
+    """
     m = _HEAD.match(raw)
     if m is None:
         return _parse_slowly(raw)
-    head, rest = m[1], raw[m.end():]
+    head, end = m[1], m.end()
     try:
         name, doc_id, group = m[2].decode(), m[3].decode(), m[4].decode() if m[4] is not None else None
     except UnicodeDecodeError:
         raise BadLine("not UTF-8") from None
-    if rest == b'"del":true}':
+    if raw.startswith(b'"doc":{', end) and raw.endswith(b"}"):
+        body = memoryview(raw)[end + 6:-1]  # no copy: only its checksum is needed now
+    elif raw[end:] == b'"del":true}':
         body = None
-    elif rest.startswith(b'"doc":{') and rest.endswith(b"}"):
-        body = rest[6:-1]
     else:
         raise BadLine("neither a document nor a deletion")
     if int(m[5]) != (zlib.crc32(head) if body is None else zlib.crc32(body, zlib.crc32(head))):
         raise BadLine("checksum mismatch")
-    return name, doc_id, None if body is None else LazyDoc(body, group)
+    return name, doc_id, None if body is None else LazyDoc(end + 6, len(body), group)
 
 
 def _parse_slowly(raw: bytes) -> tuple[str, str, dict[str, Any] | None]:
@@ -101,6 +147,51 @@ def _parse_slowly(raw: bytes) -> tuple[str, str, dict[str, Any] | None]:
         if rec["crc"] != expected:
             raise BadLine("checksum mismatch")
     return rec["t"], rec["id"], doc if isinstance(doc, dict) else None
+
+
+def open_error(path: str, exc: OSError, read_only: bool = False) -> str:
+    """Why a database file cannot be opened, in one line that names it and says what to do."""
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
+        return f"{path} is a directory, not a database file: give the path of a file"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = path if os.path.exists(path) else os.path.dirname(path)
+        verb = "read" if read_only else "write to"
+        return f"cannot {verb} {path}: {where} is read-only ({exc.strerror}); pick a writable path or fix it"
+    if exc.errno == errno.ENOENT and read_only:
+        return f"{path}: no such database file"
+    if exc.errno == errno.ENOSPC:
+        return f"cannot create {path}: no space left on the device"
+    return f"cannot open {path}: {exc.strerror or exc}"
+
+
+def encode_record(path: str, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc | None, group_field: str | None,
+                  read_body: Callable[[LazyDoc], bytes]) -> tuple[bytes, LazyDoc | None]:
+    """A record line, and where its body is within the line (``LazyDoc.placed`` places it in the file)."""
+    if not isinstance(doc_id, str):
+        raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
+    if doc is None:
+        return record_line(name, doc_id, None, None), None
+    if isinstance(doc, LazyDoc):
+        body, group = read_body(doc), doc.group
+    else:
+        group = doc.get(group_field) if group_field else None
+        group = group if isinstance(group, str) else None
+        try:
+            body = dumps(doc)
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            raise StorageError(f"cannot store {name}/{doc_id} in {path}: {exc}") from exc
+    line = record_line(name, doc_id, body, group)
+    return line, body_at(line, body, group)
+
+
+def parse_body(path: str, name: str, doc_id: str, body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):  # its checksum matched, so only a writer bug gets here
+        raise CorruptDatabaseError(f"{path}: the stored {name} document {doc_id!r} is not a JSON object")
+    return doc
 
 
 def parse_header(path: str, raw: bytes) -> dict[str, Any]:
@@ -125,6 +216,63 @@ def header_line(fields: dict[str, Any]) -> bytes:
     extra = {k: v for k, v in fields.items() if k not in ("nbsessions", "format")}
     header = {"nbsessions": FORMAT_VERSION, "format": "journal", **extra}
     return (json.dumps(header) + "\n").encode()
+
+
+def create_journal(path: str) -> None:
+    """A new file holding only the header, created 0600 and durable; an existing file is left alone."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        write_all(fd, header_line({"created_at": time.time()}))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path)
+
+
+Moved = list[tuple[dict[str, Any], str, LazyDoc]]
+"""(table, id, the document's place in the new file) for each document compaction moved."""
+
+
+def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[str, Any]],
+                   encode: Callable[[str, str, Any], tuple[bytes, LazyDoc | None]]) -> tuple[OpenFile, int, Moved]:
+    """Compaction's file work: the live documents into ``<path>.compact.tmp``, fsync'd, then ``os.replace``.
+
+    Returns the new file (open for appends), its size, and where each not-yet-parsed document now is; the
+    caller swaps those in only after this returns, since until the replace the old offsets are the valid ones.
+    A failure leaves the journal as it was and removes the temp file.
+    """
+    tmp = path + ".compact.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a process killed while compacting; the caller holds the lock, so nobody owns it
+    new = OpenFile(os.open(tmp, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600))
+    assert new.fd is not None
+    moved: Moved = []
+    try:
+        os.fchmod(new.fd, mode)
+        chunk, size = [header], len(header)
+        for name, docs in tables.items():
+            for doc_id, doc in docs.items():
+                line, lazy = encode(name, doc_id, doc)
+                if isinstance(doc, LazyDoc) and lazy is not None:  # parsed ones stay parsed
+                    lazy.memo = doc.memo
+                    moved.append((docs, doc_id, lazy.placed(size, new)))
+                chunk.append(line)
+                size += len(line)
+                if len(chunk) >= 1000:
+                    write_all(new.fd, b"".join(chunk))
+                    chunk.clear()
+        write_all(new.fd, b"".join(chunk))
+        os.fsync(new.fd)
+    except BaseException:
+        new.close()
+        os.unlink(tmp)
+        raise
+    os.replace(tmp, path)
+    fsync_dir(path)
+    return new, size, moved
 
 
 def write_all(fd: int, data: bytes) -> int:

@@ -236,12 +236,12 @@ class TinyDb(BaseDb):
             raise StorageError(f"{self.path}: {exc}") from exc
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
-        """Counted from the stored dicts through the session index: a session list builds no run objects."""
+        """Counted through the session index from each run's memo (status, metrics): no run objects, and each
+        stored run is read from the file once, not on every session list."""
         with self._store.reading():
-            docs = [self._store.get(RUNS, i) or {} for i in self._store.group(RUNS, session_id)]
-        docs = [d for d in docs if not d.get("parent_run_id")]  # nested runs are counted in their parent
-        done = [Metrics.from_dict(d.get("metrics")) for d in docs if d.get("status") == RunStatus.completed]
-        return len(docs), Metrics.total(done)
+            rows = [self._store.memo(RUNS, i, _totals_row) for i in self._store.group(RUNS, session_id)]
+        top = [row for row in rows if row is not None and row[0]]  # nested runs are counted in their parent
+        return len(top), Metrics.total([Metrics.from_dict(metrics) for _, done, metrics in top if done])
 
     # -- notebook settings ----------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -266,3 +266,7 @@ class TinyDb(BaseDb):
         except (ValueError, TypeError) as exc:
             raise StorageError(f"{self.path}: {cls.__name__} {doc_id!r} cannot be read: {exc}") from exc
 
+
+def _totals_row(run: dict[str, Any]) -> tuple[bool, bool, dict[str, Any]]:
+    """What a session's totals need of one run: top-level?, completed?, metrics."""
+    return not run.get("parent_run_id"), run.get("status") == RunStatus.completed, dict(run.get("metrics") or {})
