@@ -17,6 +17,7 @@ from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.execution import Execution
+from nbsessions.history_tools import chat_history_tool, past_session_tools
 from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.inspect_context import SentContext, run_context
 from nbsessions.liveness import current_writer
@@ -26,7 +27,7 @@ from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import RunStream, complete
-from nbsessions.summary import SUMMARY_THROUGH_KEY, Summarizer
+from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summarizer
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
 from nbsessions.validate import check_count, check_json, check_text, check_user_id, refuse_secrets
 
@@ -51,8 +52,17 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         token_counter: TokenCounter = estimate_tokens,
         enable_session_summaries: bool = False,
         session_summary_every: int = 5,
-        add_session_summary_to_context: bool = False,
+        add_session_summary_to_context: bool | None = None,
         summary_model: Model | None = None,
+        session_summary_manager: SessionSummaryManager | None = None,
+        read_chat_history: bool = False,
+        search_session_history: bool = False,
+        num_history_sessions: int | None = None,
+        search_past_sessions: bool = False,
+        num_past_sessions_to_search: int | None = None,
+        overwrite_db_session_state: bool = False,
+        store_history_messages: bool = True,
+        cache_session: bool = False,
         tools: list[Callable[..., Any]] | None = None,
         enable_agentic_state: bool = False,
         add_session_state_to_context: bool = False,
@@ -60,7 +70,11 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         instructions: str | None = None,
         name: str | None = None,
         agent_id: str | None = None,
+        id: str | None = None,
     ) -> None:
+        """Agno's keywords where Agno has them (``id`` is ``agent_id``; ``search_past_sessions`` and
+        ``num_past_sessions_to_search`` are Agno 3's names for ``search_session_history`` /
+        ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway)."""
         if session_state is not None:
             check_json(session_state, "session_state")
         check_user_id(user_id)
@@ -76,16 +90,25 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         self.num_history_messages = num_history_messages
         self.max_history_tokens = max_history_tokens
         self.token_counter = token_counter
-        self.add_session_summary_to_context = add_session_summary_to_context
+        manager = session_summary_manager or SessionSummaryManager()
+        self.add_session_summary_to_context = (enable_session_summaries or session_summary_manager is not None) \
+            if add_session_summary_to_context is None else add_session_summary_to_context
+        self.read_chat_history = read_chat_history
+        self.search_session_history = search_session_history or search_past_sessions
+        self.num_history_sessions = num_history_sessions if num_history_sessions is not None \
+            else num_past_sessions_to_search
+        self.overwrite_db_session_state = overwrite_db_session_state
+        self.store_history_messages = store_history_messages
+        self.cache_session = cache_session
         self.add_session_state_to_context = add_session_state_to_context
         functions = list(tools or []) + ([update_session_state] if enable_agentic_state else [])
         self.tools: dict[str, Tool] = {t.name: t for t in map(make_tool, functions)}
-        self.summarizer = Summarizer(self.db, summary_model or self.model, session_summary_every) \
-            if enable_session_summaries else None
+        self.summarizer = Summarizer(self.db, manager.model or summary_model or self.model, session_summary_every,
+                                     manager.session_summary_prompt) if enable_session_summaries else None
         self.session_state = dict(session_state or {})
         self.instructions = instructions
         self.name = name
-        self.agent_id = agent_id or new_id()
+        self.agent_id = agent_id or id or new_id()
         self._cancel_requested: set[str] = set()
         self._lock = threading.Lock()
         self._listeners = []
@@ -194,7 +217,7 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         clone._cancel_requested = set()
         clone._lock = threading.Lock()
         if self.summarizer is not None:
-            clone.summarizer = Summarizer(db, self.summarizer.model, self.summarizer.every)
+            clone.summarizer = Summarizer(db, self.summarizer.model, self.summarizer.every, self.summarizer.prompt)
         return clone
 
     @property
@@ -231,7 +254,10 @@ class Agent(AsyncRunsMixin, SessionsMixin):
             session.session_state = {**session.session_state, **(session_state or {})}
         else:
             session = self._open_session(self._session_for_run(session_id), user)
-            if session_state:
+            if self.overwrite_db_session_state:  # Agno: the agent's and the run's state replace the stored one
+                replaced = {**self.session_state, **(session_state or {})}
+                session = self.db.update_session(session.session_id, session_state=replaced)
+            elif session_state:
                 session = self.db.update_session(session.session_id, state_patch=session_state)
         model = model or self.model
         template = instructions if instructions is not None else self.instructions
@@ -247,7 +273,7 @@ class Agent(AsyncRunsMixin, SessionsMixin):
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
                                    summary=session.summary if use_summary else None, summary_through=through),
             model=model.id, provider=model.provider, kind=self.kind, parent_run_id=parent_run_id,
-            agent_name=self.name, tools_offered=list(self.tools),
+            agent_name=self.name, tools_offered=list(self._run_tools()),
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
         return run, model, session.session_state
@@ -313,11 +339,19 @@ class Agent(AsyncRunsMixin, SessionsMixin):
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,
                              session_state=copy.deepcopy(session_state))
-        return Execution(run=run, model=model, tools=self.tools, context=context,
+        return Execution(run=run, model=model, tools=self._run_tools(), context=context,
                          is_cancelled=self._is_cancelled, finish=self._finish,
                          parts=[run.content] if run.content else [],
                          initial_state=copy.deepcopy(session_state), agent_id=self.agent_id,
                          agent_name=self.name or "")
+
+    def _run_tools(self) -> dict[str, Tool]:
+        """The agent's tools plus Agno's ``read_chat_history`` / ``search_session_history`` ones, bound to this
+        agent's store (made per run, so an agent rebound with ``with_db`` reads its own store)."""
+        tools = [chat_history_tool(self)] if self.read_chat_history else []
+        if self.search_session_history:
+            tools += past_session_tools(self, self.num_history_sessions)
+        return {**self.tools, **{t.name: t for t in tools}}
 
     def _is_cancelled(self, run_id: str) -> bool:
         return run_id in self._cancel_requested
@@ -330,6 +364,8 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         run.content = "".join(execution.parts)
         run.status = status
         run.error = error
+        if not self.store_history_messages and status != RunStatus.paused:  # Agno: sent, not stored again
+            run.messages = [m for m in run.messages if not m.from_history]
         execution.record_usage()
         self._add_nested_usage(run)
         self.db.upsert_run(run)

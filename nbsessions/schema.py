@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -287,6 +288,18 @@ class RunOutput:
         return cls(**kwargs)
 
 
+SUMMARY_THROUGH_KEY = "summary_through"  # Session.metadata: the newest run a summary covers, topics, when written
+
+
+@dataclass
+class SessionSummary:
+    """Agno's ``SessionSummary``: the running summary of a session, its topics and when it was written."""
+
+    summary: str
+    topics: list[str] | None = None
+    updated_at: datetime | None = None
+
+
 @dataclass
 class Session:
     session_id: str = field(default_factory=new_id)
@@ -323,6 +336,14 @@ class Session:
         """As Agno's ``AgentSession.get_messages``: one system message, no copies of history by default."""
         return session_messages(self.runs, last_n_runs=last_n_runs, limit=limit, skip_roles=skip_roles,
                                 skip_statuses=skip_statuses, skip_history_messages=skip_history_messages)
+
+    def get_session_summary(self) -> SessionSummary | None:
+        if not self.summary:
+            return None
+        mark = self.metadata.get(SUMMARY_THROUGH_KEY) or {}
+        written = mark.get("updated_at")
+        return SessionSummary(summary=self.summary, topics=mark.get("topics"),
+                              updated_at=datetime.fromtimestamp(written, timezone.utc) if written else None)
 
     def get_chat_history(self, last_n_runs: int | None = None) -> list[Message]:
         """User and assistant messages of every run, whatever its status (Agno's rule)."""

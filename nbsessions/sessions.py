@@ -14,7 +14,7 @@ from nbsessions.db.base import BaseDb, check_session_owner
 from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
-from nbsessions.schema import Message, Metrics, RunOutput, Session, new_id
+from nbsessions.schema import Message, Metrics, RunOutput, Session, SessionSummary, new_id
 from nbsessions.transcript import session_messages
 from nbsessions.validate import check_json, check_text, check_user_id
 
@@ -211,9 +211,15 @@ class SessionsMixin:
         self._emit("session", sid)
         return merged
 
-    def get_session_summary(self, session_id: str | None = None) -> str | None:
-        """The running summary (``enable_session_summaries``); None until the first refresh."""
-        return self._session(self._current(session_id)).summary
+    def get_session_summary(self, session_id: str | None = None) -> SessionSummary | None:
+        """The running summary (``enable_session_summaries``) with its topics; None until the first refresh.
+
+        A refresh already under way is waited for, so what the reply started is what the getter shows.
+        """
+        summarizer = getattr(self, "summarizer", None)
+        if summarizer is not None:
+            summarizer.wait()
+        return self._session(self._current(session_id)).get_session_summary()
 
     def get_session_metrics(self, session_id: str | None = None) -> Metrics:
         sid = self._current(session_id)

@@ -8,21 +8,39 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from nbsessions.context import own_messages
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import SessionNotFoundError, exception_line
 from nbsessions.llm.base import Model, Usage
-from nbsessions.schema import Message, RunOutput
+from nbsessions.schema import SUMMARY_THROUGH_KEY, Message, RunOutput
 
 log = logging.getLogger(__name__)
 
-SUMMARY_THROUGH_KEY = "summary_through"
 SUMMARY_PROMPT = (
     "Update the running summary of this conversation in at most 120 words. Keep facts, decisions, names and "
     "open questions; drop pleasantries. Reply with the summary only."
 )
+TOPICS_REQUEST = "On a last line, write 'Topics:' and up to five topics of the conversation, comma-separated."
+__all__ = ["SUMMARY_THROUGH_KEY", "SessionSummaryManager", "Summarizer", "write_summary"]
+
+
+@dataclass
+class SessionSummaryManager:
+    """Agno's summary settings: which ``model`` writes the summaries and with what ``session_summary_prompt``.
+
+    Passing one to an Agent makes ``add_session_summary_to_context`` default to True, as in Agno; summaries are
+    written when ``enable_session_summaries=True`` (every ``session_summary_every`` runs, in the background).
+    """
+
+    model: Model | None = None
+    session_summary_prompt: str | None = None
+    summary_request_message: str = "Provide the summary of the conversation."
+    last_n_runs: int | None = None
+    conversation_limit: int | None = None
 
 
 def _transcript(runs: list[RunOutput]) -> str:
@@ -37,12 +55,24 @@ def offline_summary(previous: str | None, runs: list[RunOutput]) -> str:
     return "\n".join(lines)
 
 
-def write_summary(model: Model, previous: str | None, runs: list[RunOutput]) -> str:
+def split_topics(text: str) -> tuple[str, list[str] | None]:
+    """(summary, topics) from a reply whose last line may be ``Topics: a, b``."""
+    head, _, last = text.strip().rpartition("\n")
+    label, colon, names = last.partition(":")
+    if not colon or label.strip().lower() != "topics":
+        return text.strip(), None
+    return head.strip(), [t.strip() for t in names.split(",") if t.strip()] or None
+
+
+def write_summary(model: Model, previous: str | None, runs: list[RunOutput],
+                  prompt: str | None = None) -> tuple[str, list[str] | None]:
+    """(summary, topics); ``prompt`` replaces the default instructions (Agno's ``session_summary_prompt``)."""
     if not model.follows_prompts:
-        return offline_summary(previous, runs)
+        return offline_summary(previous, runs), None
     context = (f"Summary so far:\n{previous}\n\n" if previous else "") + "New messages:\n" + _transcript(runs)
-    messages = [Message(role="system", content=SUMMARY_PROMPT), Message(role="user", content=context)]
-    return "".join(x for x in model.stream(messages) if not isinstance(x, Usage)).strip()
+    system = f"{prompt or SUMMARY_PROMPT}\n\n{TOPICS_REQUEST}"
+    messages = [Message(role="system", content=system), Message(role="user", content=context)]
+    return split_topics("".join(x for x in model.stream(messages) if not isinstance(x, Usage)))
 
 
 def runs_after(db: BaseDb, session_id: str, after: float, window: int) -> list[RunOutput]:
@@ -57,10 +87,10 @@ def runs_after(db: BaseDb, session_id: str, after: float, window: int) -> list[R
 class Summarizer:
     """Refreshes a session's summary every ``every`` completed runs, on one background thread."""
 
-    def __init__(self, db: BaseDb, model: Model, every: int = 5) -> None:
+    def __init__(self, db: BaseDb, model: Model, every: int = 5, prompt: str | None = None) -> None:
         if every < 1:
             raise ValueError("session summaries must be refreshed every 1 or more runs")
-        self.db, self.model, self.every = db, model, every
+        self.db, self.model, self.every, self.prompt = db, model, every, prompt
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending: list[Future] = []
@@ -110,10 +140,11 @@ class Summarizer:
         runs = [r for r in runs_after(self.db, session_id, after, self.every) if r.is_history]
         if len(runs) < self.every or self._closed:
             return None
-        summary = write_summary(self.model, session.summary, runs)
+        summary, topics = write_summary(self.model, session.summary, runs, self.prompt)
         if not summary or self._closed:
             return None
-        mark = {"run_id": runs[-1].run_id, "created_at": runs[-1].created_at}
+        mark = {"run_id": runs[-1].run_id, "created_at": runs[-1].created_at, "topics": topics,
+                "updated_at": time.time()}
         try:  # a patch: cells re-run meanwhile keep their metadata["cells"] entries
             self.db.update_session(session_id, summary=summary, metadata_patch={SUMMARY_THROUGH_KEY: mark})
         except SessionNotFoundError:  # deleted while the summary was being written

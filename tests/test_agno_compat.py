@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from nbsessions import Agent, OpenAIChat, RunContext, SessionNotFoundError, TinyDb
+from nbsessions import Agent, InMemoryDb, OpenAIChat, RunContext, SessionNotFoundError, TinyDb
+from nbsessions.summary import SessionSummaryManager
 
 
 @pytest.fixture
@@ -258,3 +259,101 @@ def test_user_input_schema_lists_the_fields_with_types_and_descriptions(model, o
     field.value = 12.5  # the docs' way, as well as provide_user_input({...})
     agent.continue_run(run_id=run_response.run_id, requirements=run_response.requirements)
     assert [m["content"] for m in openai_server.last.body["messages"] if m["role"] == "tool"] == ["paid 12.5 to bob"]
+
+
+# -- docs: Session summaries (default and custom SessionSummaryManager) ------------------------------------------
+
+
+def summarizing_server(openai_server):
+    """Replies with a summary (and topics) to summary requests, and echoes everything else."""
+    def reply(body):
+        system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
+        if "Topics:" in system:
+            return "John lives in New York and likes basketball.\nTopics: John, New York, basketball"
+        return "echo: " + body["messages"][-1]["content"]
+    openai_server.reply = reply
+
+
+def test_session_summary_is_a_record_with_topics_and_enters_the_context(model, openai_server):
+    summarizing_server(openai_server)
+    agent = Agent(model=model(), enable_session_summaries=True, session_summary_every=1)  # ours: every N runs
+    agent.run("Hi my name is John and I live in New York", session_id="s1", user_id="john@example.com")
+    agent.run("I like to play basketball and hike in the mountains", session_id="s1", user_id="john@example.com")
+    summary = agent.get_session_summary(session_id="s1")
+    assert summary.summary == "John lives in New York and likes basketball."
+    assert summary.topics == ["John", "New York", "basketball"]
+    assert summary.updated_at is not None
+    assert agent.add_session_summary_to_context is True  # Agno's default when summaries are on
+    agent.run("What do I like?", session_id="s1", user_id="john@example.com")
+    system = openai_server.requests[-1]["messages"][0]
+    assert system["role"] == "system" and "John lives in New York and likes basketball." in system["content"]
+
+
+def test_a_custom_session_summary_manager_sets_model_and_prompt(model, openai_server):
+    summarizing_server(openai_server)
+    prompt = "Create a very succinct summary of the following conversation:"
+    manager = SessionSummaryManager(model=model("gpt-5-mini"), session_summary_prompt=prompt)
+    agent = Agent(model=model(), db=InMemoryDb(), session_summary_manager=manager, enable_session_summaries=True,
+                  session_summary_every=1)
+    agent.run("Hi my name is John and I live in New York")
+    assert agent.get_session_summary().summary.startswith("John lives in New York")
+    asked = [r for r in openai_server.requests if r["model"] == "gpt-5-mini"]
+    assert asked and asked[0]["messages"][0]["content"].startswith(prompt)
+
+
+# -- docs: History (read_chat_history, search_session_history), Session options, Agent(id=...) --------------------
+
+
+def tool_results(openai_server) -> list[str]:
+    return [m["content"] for m in openai_server.last.body["messages"] if m["role"] == "tool"]
+
+
+def test_read_chat_history_gives_the_model_a_tool_for_the_sessions_messages(model, openai_server):
+    agent = Agent(model=model(), read_chat_history=True)
+    agent.run("My favourite colour is teal.")
+    openai_server.script({"tool_calls": [{"name": "get_chat_history", "arguments": '{"num_chats": 1}'}]},
+                         "Teal.")
+    assert agent.run("What was my first message?").content == "Teal."
+    (result,) = tool_results(openai_server)
+    assert json.loads(result)[0] == {"role": "user", "content": "My favourite colour is teal."}
+    assert "get_chat_history" in [t["function"]["name"] for t in openai_server.last.body["tools"]]
+
+
+def test_search_session_history_reads_only_the_users_own_earlier_sessions(model, openai_server):
+    db = InMemoryDb()
+    writer = Agent(model=model(), db=db)
+    for sid, user in (("trip", "ana"), ("recipes", "ana"), ("secret", "bob")):
+        writer.run(f"notes about {sid}", session_id=sid, user_id=user)
+    agent = Agent(model=model(), db=db, user_id="ana", search_session_history=True, num_history_sessions=2)
+    openai_server.script({"tool_calls": [{"name": "search_past_sessions", "arguments": "{}"}]},
+                         {"tool_calls": [{"name": "read_past_session", "arguments": '{"session_id": "secret"}'}]},
+                         "Found them.")
+    agent.run("What did we talk about before?")
+    listed, secret = tool_results(openai_server)
+    assert sorted(s["session_id"] for s in json.loads(listed)) == ["recipes", "trip"]
+    assert secret == "No such session."
+
+
+def test_store_history_messages_false_sends_history_but_does_not_store_it_again(model, openai_server):
+    agent = Agent(model=model(), db=InMemoryDb(), add_history_to_context=True, num_history_runs=3,
+                  store_history_messages=False)
+    agent.run("My name is Alice and I love Python programming.")
+    agent.run("What is my name and what do I love?")
+    assert ("user", "My name is Alice and I love Python programming.") in sent_texts(openai_server)
+    stored_run = agent.get_last_run_output()
+    assert stored_run.messages and not [m for m in stored_run.messages if m.from_history]
+
+
+def test_overwrite_db_session_state_replaces_instead_of_merging(model, openai_server):
+    db = InMemoryDb()
+    Agent(model=model(), db=db, session_id="s", session_state={"old": 1, "kept": 1}).run("hi")
+    agent = Agent(model=model(), db=db, session_id="s", session_state={"new": 2}, overwrite_db_session_state=True)
+    agent.run("again")
+    assert agent.get_session_state() == {"new": 2}
+
+
+def test_agno_options_are_accepted_and_unknown_ones_still_refused(model):
+    agent = Agent(model=model(), id="support-agent", cache_session=True)
+    assert agent.agent_id == "support-agent"
+    with pytest.raises(TypeError):
+        Agent(model=model(), add_histroy_to_context=True)
