@@ -117,7 +117,7 @@ def test_summaries_in_the_background_and_cell_reruns_lose_neither_write(db):
             agent.run(f"pass {notebook_pass} cell {c}", session_id=sid, cell_id=f"cell-{c}")
     agent.summarizer.wait()
     assert live_runs_per_cell(db, sid) == {f"cell-{c}": 1 for c in range(50)}
-    lines = agent.get_session_summary(sid).splitlines()
+    lines = agent.get_session_summary(sid).summary.splitlines()
     assert sorted(set(lines)) == sorted(lines), "a run was summarised twice"
 
 

@@ -271,7 +271,7 @@ def test_contradicting_history_flags_are_one_red_line(served, tmp_path, cell, me
 
 # -- summaries ---------------------------------------------------------------------------------------------
 def summarising(messages):
-    if messages[0].content == SUMMARY_PROMPT:
+    if messages[0].content.startswith(SUMMARY_PROMPT):
         if "FAIL" in messages[-1].content:
             raise ModelError("500 server error while summarising", status_code=500)
         return "**Summary**: " + PAYLOAD
