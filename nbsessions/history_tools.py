@@ -7,13 +7,12 @@ user's other sessions (previews, then one in full). They never reach another use
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Any
 
 from nbsessions.tools import RunContext, Tool, make_tool
 from nbsessions.transcript import session_messages
 
-if TYPE_CHECKING:
-    from nbsessions.sessions import SessionsMixin
+Owner = Any  # an Agent (or anything with ``db`` and ``get_runs``): this layer sits below the agent
 
 PREVIEW_CHARS = 200
 
@@ -23,7 +22,7 @@ def _short(text: str | None) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
 
 
-def chat_history_tool(owner: SessionsMixin) -> Tool:
+def chat_history_tool(owner: Owner) -> Tool:
     def get_chat_history(run_context: RunContext, num_chats: int | None = None) -> str:
         """Use this function to get the chat history between the user and agent.
 
@@ -39,7 +38,7 @@ def chat_history_tool(owner: SessionsMixin) -> Tool:
     return make_tool(get_chat_history)
 
 
-def _own_sessions(owner: SessionsMixin, user_id: str | None, limit: int) -> list:
+def _own_sessions(owner: Owner, user_id: str | None, limit: int) -> list:
     """The user's sessions, newest first; with no user, only sessions that have none (never someone else's)."""
     sessions = owner.db.list_sessions(user_id=user_id, limit=None if user_id is None else limit,
                                       sort="created_at", descending=True)
@@ -48,7 +47,7 @@ def _own_sessions(owner: SessionsMixin, user_id: str | None, limit: int) -> list
     return sessions
 
 
-def past_session_tools(owner: SessionsMixin, num_sessions: int | None, num_runs: int = 3) -> list[Tool]:
+def past_session_tools(owner: Owner, num_sessions: int | None, num_runs: int = 3) -> list[Tool]:
     limit = num_sessions if num_sessions is not None else 20
 
     def search_past_sessions(run_context: RunContext) -> str:
