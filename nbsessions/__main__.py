@@ -12,12 +12,12 @@ import argparse
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
+from nbsessions.formatting import shorten, when
 from nbsessions.render import format_cost, format_footer, format_in_out
 from nbsessions.schema import RunOutput, Session
 from nbsessions.sessions import ACTIVE_SESSION_KEY, match_session
@@ -28,15 +28,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drop
 def clean(text: object) -> str:
     """Text safe to print on a terminal: no escape sequences that could move the cursor or retitle the window."""
     return _CONTROL.sub("", str(text))
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "–"
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, plain: bool = False) -> None:
@@ -74,7 +65,7 @@ def cmd_ls(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     for s in db.list_sessions(user_id=args.user, limit=args.limit):
         count, m = db.session_totals(s.session_id)
         rows.append(["*" if s.session_id == active else "", s.session_id[:8], s.session_name or "", s.user_id or "",
-                     str(count), _when(s.updated_at), format_in_out(m, "/"),
+                     str(count), when(s.updated_at), format_in_out(m, "/"),
                      format_cost(m.cost)])
     if not rows:
         out.write("no sessions\n")
@@ -87,7 +78,7 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     runs = newest_top_level(db, session.session_id, args.last)
     count, totals = db.session_totals(session.session_id)
     head = [f"session  {session.session_id}", f"name     {session.session_name or '–'}",
-            f"user     {session.user_id or '–'}", f"created  {_when(session.created_at)}",
+            f"user     {session.user_id or '–'}", f"created  {when(session.created_at)}",
             f"runs     {count} · {format_in_out(totals, '/')} tokens · {format_cost(totals.cost)}"]
     if session.forked_from:
         head.append(f"fork of  {session.forked_from.get('session_id', '')[:8]}")
@@ -96,10 +87,10 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     out.write(clean("\n".join(head)) + "\n")
     first = count - len(runs) + 1
     for number, run in enumerate(runs, first):
-        reply = run.content if args.full else _one_line(run.content or "", 500)
-        prompt = run.input if args.full else _one_line(run.input, 200)
+        reply = run.content if args.full else shorten(run.content or "", 500)
+        prompt = run.input if args.full else shorten(run.input, 200)
         mark = " (superseded)" if run.superseded_by else ""
-        out.write(clean(f"\n#{number} {_when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
+        out.write(clean(f"\n#{number} {when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
                         f"— {format_footer(run, session.label)}") + "\n")
 
 

@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any
 
+from nbsessions.formatting import when_precise
 from nbsessions.render import format_footer
 from nbsessions.schema import RunOutput, RunStatus, Session
 
@@ -26,11 +27,7 @@ def write_private(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _fence(text: str) -> str:
+def fence_for(text: str) -> str:
     """A code fence longer than any backtick run inside ``text``, so a prompt can never break out of it."""
     longest, run = 0, 0
     for ch in text:
@@ -71,7 +68,7 @@ def session_markdown(session: Session, runs: list[RunOutput]) -> str:
     if session.notebook:
         lines.append(f"- notebook: {session.notebook}")
     top = [r for r in runs if not r.parent_run_id]
-    lines += [f"- created: {_when(session.created_at)}", f"- runs: {len(top)}", ""]
+    lines += [f"- created: {when_precise(session.created_at)}", f"- runs: {len(top)}", ""]
     number = 0
     for depth, run in in_tree_order(runs):
         notes = [run.status.value] if run.status != RunStatus.completed else []
@@ -83,7 +80,7 @@ def session_markdown(session: Session, runs: list[RunOutput]) -> str:
         else:
             title = "#" * min(6, 2 + depth) + f" {run.agent_name or run.model or 'nested run'}: task"
         heading = title + (f" ({', '.join(notes)})" if notes else "")
-        fence = _fence(run.input)
+        fence = fence_for(run.input)
         reply_heading = "#" * min(6, 3 + depth) + f" Reply ({run.model or '?'})"
         lines += [heading, "", fence, run.input, fence, "", reply_heading, ""]
         for step in run.steps:

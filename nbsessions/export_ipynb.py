@@ -14,16 +14,13 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
+from nbsessions.formatting import when
 from nbsessions.render import format_cost, reply_bundle
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session
 from nbsessions.templating import escape_prompt
 
 IPYNB_FORMAT = "nbsessions.ipynb"
 IPYNB_VERSION = 1
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def _label(session: Session) -> str:
@@ -48,7 +45,7 @@ def _title(session: Session, top: list[RunOutput]) -> str:
         f"- model(s): {html.escape(models)}",
         f"- runs: {runs}",
         f"- tokens: {totals.input_tokens:,} in / {totals.output_tokens:,} out · "
-        f"{format_cost(totals.cost)} · created {_when(session.created_at)}",
+        f"{format_cost(totals.cost)} · created {when(session.created_at)}",
         "",
         "Exported by nbsessions. The outputs are the saved replies; to continue the session, point the notebook "
         "at the original database with `%agent db PATH` before running a cell.",

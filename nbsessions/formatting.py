@@ -55,9 +55,10 @@ def one_line(text: object) -> str:
 
 
 def shorten(text: object, width: int) -> str:
-    """One line of at most ``width`` characters, cut at a word where there is one, ending in ``…``."""
+    """One line of at most ``width`` characters, ending in ``…``: cut at a word unless that would drop more than
+    half the width (a long word, a JSON value), then cut inside the word."""
     flat = one_line(text)
     if len(flat) <= width:
         return flat
     cut = textwrap.shorten(flat, width, placeholder="…")
-    return cut if cut != "…" else flat[: width - 1] + "…"
+    return cut if len(cut) > width // 2 else flat[: width - 1] + "…"

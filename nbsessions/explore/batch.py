@@ -17,6 +17,7 @@ from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks, run_checks
 from nbsessions.explore.compare import resolve_model
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
+from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.schema import RunOutput
 from nbsessions.templating import TemplateError, fill_prompt
@@ -117,7 +118,7 @@ class BatchResult:
         lines = []
         for r in self.rows[:HTML_ROWS]:
             usage = tables.usage_html(r.run)
-            cells = [str(r.index), tables.esc(_head(r.prompt)), tables.reply_html(r.content, r.error, limit=300),
+            cells = [str(r.index), tables.esc(shorten(r.prompt, 120)), tables.reply_html(r.content, r.error, limit=300),
                      tables.status_html(r.status.value, r.error), *usage,
                      *(tables.check_html(c) for c in r.checks)]
             lines.append("<tr>" + "".join(f"{td}{c}</td>" for c in cells) + "</tr>")
@@ -129,11 +130,6 @@ class BatchResult:
         return (f'<div class="nbsessions-batch"><table style="{tables.TABLE_STYLE}"><thead><tr>'
                 + "".join(f"{th}{tables.esc(h)}</th>" for h in heads) + "</tr></thead><tbody>" + "".join(lines)
                 + f'</tbody></table><div style="opacity:.7;margin-top:4px">{summary}</div></div>')
-
-
-def _head(text: str, limit: int = 120) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def as_rows(rows: Iterable[Mapping[str, Any]] | Any) -> list[dict[str, Any]]:
@@ -189,7 +185,7 @@ def batch(
     if session_id is not None:
         agent.get_session(session_id)  # unknown or another user's: fail before any run
     else:
-        name = f"batch: {_head(template, 40)} · {(model_obj or agent.model).id}"
+        name = f"batch: {shorten(template, 40)} · {(model_obj or agent.model).id}"
         result.session_id = agent.create_session(name).session_id
     sid = result.session_id
     assert sid is not None

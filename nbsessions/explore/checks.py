@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nbsessions.formatting import shorten
+
 _DETAIL_LIMIT = 200
 
 
@@ -29,8 +31,7 @@ class CheckResult:
 
 
 def _short(text: object) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= _DETAIL_LIMIT else flat[: _DETAIL_LIMIT - 1] + "…"
+    return shorten(text, _DETAIL_LIMIT)
 
 
 class Check:

@@ -16,6 +16,7 @@ from nbsessions import theme
 from nbsessions.explore import tables
 from nbsessions.explore.checks import CheckLike, CheckResult, as_checks, run_checks
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, Runner
+from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
 from nbsessions.schema import RunOutput
@@ -125,16 +126,11 @@ class Comparison:
         rates = " · ".join(f"{tables.esc(m)} {tables.percent(r)}" for m, r in self.pass_rates().items())
         note = " · interrupted: cells marked not run were never started" if self.interrupted else ""
         return (f'<div class="nbsessions-compare"><div style="opacity:.7;margin-bottom:4px">'
-                f"{tables.esc(_head(self.prompt))}</div>"
+                f"{tables.esc(shorten(self.prompt, 200))}</div>"
                 f'<table style="{tables.TABLE_STYLE}"><thead><tr>{th}</th>'
                 + "".join(f"{th}{h}</th>" for h in heads) + "</tr></thead><tbody>" + "".join(body)
                 + f'</tbody></table><div style="opacity:.7;margin-top:4px">pass rate: {rates}{tables.esc(note)}'
                 "</div></div>")
-
-
-def _head(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _labels(models: Sequence[Model]) -> list[str]:

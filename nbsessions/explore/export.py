@@ -19,8 +19,9 @@ from nbsessions.errors import SessionNotFoundError
 from nbsessions.explore import tables
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
-from nbsessions.export import session_json, session_markdown, write_private
+from nbsessions.export import fence_for, session_json, session_markdown, write_private
 from nbsessions.export_ipynb import session_ipynb
+from nbsessions.formatting import one_line
 from nbsessions.render import format_cost
 from nbsessions.schema import RunOutput, Session
 
@@ -112,22 +113,13 @@ def records_csv(records: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _fence(text: str) -> str:
-    """A code fence longer than any backtick run in ``text``, so the text cannot close it."""
-    longest = run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    return "`" * max(3, longest + 1)
-
-
 def _fenced(text: str) -> list[str]:
-    fence = _fence(text)
+    fence = fence_for(text)
     return [fence, text, fence, ""]
 
 
 def _md_cell(value: object) -> str:
-    return " ".join(str(value).split()).replace("|", "\\|")
+    return one_line(value).replace("|", "\\|")
 
 
 def _summary_row(label: str, status: str, run: RunOutput | None, checks: list) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nbsessions.errors import ModelError
+from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model, ToolCall, Usage, estimate_prompt_tokens, estimate_tokens
 from nbsessions.schema import Message
 
@@ -373,7 +374,7 @@ class _OpenAIModel(Model):
     def _status_error(self, exc: Any) -> ModelError:
         status = exc.status_code
         body = exc.body if isinstance(exc.body, dict) else {}
-        detail = _one_line(_error_detail(exc.body) or exc.message)
+        detail = shorten(_error_detail(exc.body) or exc.message, 240)
         wait = _retry_after(exc.response.headers)
         kind = _STATUS_KINDS.get(status, "server" if status >= 500 else "request")
         if status == 401:
@@ -647,14 +648,9 @@ def _error_detail(body: object) -> str:
     return body if isinstance(body, str) else ""
 
 
-def _one_line(text: object, limit: int = 240) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def _error(message: str, *, status_code: int | None = None, retry_after: float | None = None,
            kind: str | None = None) -> ModelError:
-    return ModelError(_one_line(message, 400), status_code=status_code, retry_after=retry_after, kind=kind)
+    return ModelError(shorten(message, 400), status_code=status_code, retry_after=retry_after, kind=kind)
 
 
 def _caused_by(exc: BaseException, name: str) -> bool:
@@ -669,7 +665,7 @@ def _caused_by(exc: BaseException, name: str) -> bool:
 
 def _cause_text(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
-    return _one_line(cause or exc) or type(cause or exc).__name__
+    return shorten(cause or exc, 240) or type(cause or exc).__name__
 
 
 def _retry_after(headers: Any) -> int | None:

@@ -25,8 +25,9 @@ from nbsessions.explore.compare import Comparison
 from nbsessions.explore.export import FORMATS, SESSION_ONLY, export_result, export_session
 from nbsessions.export import write_private
 from nbsessions.formatting import seconds as _seconds
+from nbsessions.formatting import when
 from nbsessions.magic.cellopts import parse_state, session_label
-from nbsessions.magic.nested import history_view, when
+from nbsessions.magic.nested import history_view
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.render import format_cost, format_in_out
 from nbsessions.schema import RunOutput, RunStatus

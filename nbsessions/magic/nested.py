@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from collections import defaultdict
 
 from nbsessions import theme
+from nbsessions.formatting import one_line, when
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.render import format_cost, format_footer, format_tokens, markdown_to_html
 from nbsessions.schema import RunOutput, RunStatus
@@ -24,19 +24,11 @@ _INDENT = f'style="margin-left:1.2em;padding-left:8px;border-left:2px solid {the
 _ERROR = f'style="color:{theme.ERROR}"'
 
 
-def when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
 def run_notes(run: RunOutput) -> str:
     notes = [run.status.value]
     if run.superseded_by:
         notes.append("superseded")
     return ", ".join(notes)
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # -- team runs ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import html
 from typing import Any
 
 from nbsessions import theme
+from nbsessions.formatting import shorten
 from nbsessions.panel import formatting as fmt
 from nbsessions.render import markdown_to_html
 from nbsessions.schema import Message, RunOutput, RunStatus, Session
@@ -28,8 +29,7 @@ _WAITING = {"confirmation": "waiting for approval", "user_input": "waiting for i
 
 def clip(text: str, limit: int = SHORT) -> str:
     """One line of at most ``limit`` characters (the caller escapes it)."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return shorten(text or "", limit)
 
 
 def run_meta(run: RunOutput, number: int | None, kind: str = "") -> str:
