@@ -17,12 +17,12 @@ from typing import Any
 from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import NbSessionsError, exception_line
+from nbsessions.errors import InvalidInputError, NbSessionsError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.schema import Message, RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
-from nbsessions.validate import check_json
+from nbsessions.validate import check_json, check_text, check_user_id
 
 
 class WorkflowError(NbSessionsError):
@@ -109,7 +109,9 @@ class Workflow(SessionsMixin):
         ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
         """
         if not isinstance(input, str) or not input.strip():
-            raise ValueError("the workflow input is empty")
+            raise InvalidInputError("the workflow input is empty")
+        check_text(input, "the workflow input")
+        check_user_id(user_id)
         if session_state is not None:
             check_json(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id

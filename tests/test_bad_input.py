@@ -208,3 +208,13 @@ def test_batch_and_compare_refuse_a_prompt_holding_the_key_before_any_session_or
     with pytest.raises(InvalidInputError, match="API key"):
         compare(agent, f"say {SECRET}", models=[model, OpenAIChat("other", base_url=openai_server.base_url)])
     assert openai_server.requests == [] and nothing_written(store)
+
+
+def test_a_workflow_refuses_bad_input_before_opening_a_session(store):
+    from nbsessions import Workflow
+
+    flow = Workflow(steps=[Agent(model=FunctionModel(echo))], db=store)
+    for bad in ({"input": SURROGATE}, {"input": "ok", "user_id": 1}, {"input": "ok", "session_state": NAN_STATE}):
+        with pytest.raises(InvalidInputError):
+            flow.run(**bad)
+    assert nothing_written(store)
