@@ -23,6 +23,7 @@ from nbsessions.inspect_context import SentContext, run_context
 from nbsessions.liveness import current_writer
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
+from nbsessions.llm.resolve import model_for
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
@@ -272,8 +273,8 @@ class Agent(AsyncRunsMixin, SessionsMixin):
             writer=current_writer(),
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
                                    summary=session.summary if use_summary else None, summary_through=through),
-            model=model.id, provider=model.provider, kind=self.kind, parent_run_id=parent_run_id,
-            agent_name=self.name, tools_offered=list(self._run_tools()),
+            model=model.id, provider=model.provider, model_origin=model.origin(), kind=self.kind,
+            parent_run_id=parent_run_id, agent_name=self.name, tools_offered=list(self._run_tools()),
             cell_id=cell_id, execution_count=execution_count, tags=list(tags or []),
         )
         return run, model, session.session_state
@@ -293,15 +294,21 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         """
         target = self._regenerate_target(session_id, run_id)
         prompt_at = max(i for i, m in enumerate(target.messages) if m.role == "user" and not m.from_history)
-        model = model or self.model
+        model = model or self.model_of(target)
         run = RunOutput(
             session_id=target.session_id, user_id=target.user_id, status=RunStatus.running, input=target.input,
             writer=current_writer(),
             messages=[m.copy() for m in target.messages[: prompt_at + 1]],  # copies keep history references
-            model=model.id, provider=model.provider, cell_id=target.cell_id, kind=self.kind, agent_name=self.name,
+            model=model.id, provider=model.provider, model_origin=model.origin(), cell_id=target.cell_id,
+            kind=self.kind, agent_name=self.name,
             variant_of=target.variant_of or target.run_id, tags=list(target.tags),
         )
         return self._deliver(self._launch(run, model, self.get_session_state(target.session_id)), stream)
+
+    def model_of(self, run: RunOutput) -> Model:
+        """The model that made ``run``: this agent's when it is that model, else one rebuilt from the run's
+        record (continue and regenerate use it when no model is named)."""
+        return model_for(run.model, run.provider, run.model_origin, self.model)
 
     def _regenerate_target(self, session_id: str | None, run_id: str | None) -> RunOutput:
         if run_id is not None:
@@ -395,7 +402,8 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         too, as requirements survive JSON. nbsessions' shortcuts: ``approve`` answers confirmations,
         ``user_input`` fills requested fields (per tool call id when several tools wait), ``results`` maps tool call
         ids of externally executed tools to their results. If any answer is missing nothing runs and the run
-        stays paused. The run continues on ``model`` (default: the agent's).
+        stays paused. The run continues on ``model``; by default on the model that made it (its stored id and
+        endpoint, and the key from the environment as before), which is the agent's own model when it is that.
         """
         execution = self._resume(run_response, run_id=run_id, requirements=requirements, session_id=session_id,
                                  approve=approve, user_input=user_input, results=results, model=model)
@@ -417,8 +425,8 @@ class Agent(AsyncRunsMixin, SessionsMixin):
         merge_answers(run.requirements, given)
         apply_shortcuts(pending, approve, user_input or {}, results or {})
         check_answered(pending, run.run_id)
-        model = model or self.model
-        run.model, run.provider = model.id, model.provider
+        model = model or self.model_of(run)
+        run.model, run.provider, run.model_origin = model.id, model.provider, model.origin()
         execution = self._start(run, model, session.session_state)
         execution.resolve()
         execution.continued = True

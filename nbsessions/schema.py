@@ -204,6 +204,7 @@ class RunOutput:
     messages: list[Message] = field(default_factory=list)
     model: str | None = None
     provider: str | None = None
+    model_origin: dict[str, str] | None = None  # Model.origin(): how to reach the model again, never a key
     metrics: Metrics = field(default_factory=Metrics)
     error: str | None = None
     cell_id: str | None = None
@@ -270,6 +271,8 @@ class RunOutput:
             del data["tools_offered"]  # most runs offer no tools: no bytes for them
         if self.writer is None:
             del data["writer"]
+        if self.model_origin is None:
+            del data["model_origin"]
         data["requirements"] = [r.to_dict() for r in self.requirements]
         data["steps"] = _copied(data["steps"])
         return data

@@ -100,6 +100,11 @@ class Model(ABC):
     """The reply answers the request. The offline model only describes what it received, so a summary asked of it
     would be noise: the summary is made from the prompts instead."""
 
+    def origin(self) -> dict[str, str] | None:
+        """Where this model runs, without any secret (API, endpoint, the key's variable name), so a later
+        continue or regenerate can reach the same model; None when it cannot be rebuilt from a record."""
+        return None
+
     def available_models(self) -> list[str] | None:
         """The model ids the server lists, or None when it keeps no list (``lists_models`` is False) or cannot say."""
         return None

@@ -70,6 +70,7 @@ class _OpenAIModel(Model):
     """
 
     provider = "openai"
+    api: str  # "chat" or "responses", per subclass
     lists_models = True
     _parameters: frozenset[str] | None = None  # the SDK method's keyword names, per subclass
 
@@ -115,6 +116,13 @@ class _OpenAIModel(Model):
     def endpoint(self) -> str:
         """The URL requests go to: ``base_url``, else ``OPENAI_BASE_URL``, else OpenAI's own API."""
         return (self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+
+    def origin(self) -> dict[str, str] | None:
+        """API, endpoint (credentials in the URL removed) and the key's variable: never the key itself."""
+        record = {"api": self.api, "base_url": _display_url(self.endpoint) or ""}
+        if self.api_key_env:
+            record["api_key_env"] = self.api_key_env
+        return record
 
     @property
     def host(self) -> str:
@@ -404,6 +412,8 @@ class _OpenAIModel(Model):
 class OpenAIChat(_OpenAIModel):
     """Chat Completions: the API every OpenAI-compatible server speaks, so the default for custom ``base_url``."""
 
+    api = "chat"
+
     _parameters = None
 
     def with_max_tokens(self, limit: int) -> Model:
@@ -461,6 +471,8 @@ class OpenAIChat(_OpenAIModel):
 
 class OpenAIResponses(_OpenAIModel):
     """The Responses API: OpenAI's own endpoint, with cached and reasoning token counts in its usage."""
+
+    api = "responses"
 
     _parameters = None
 

@@ -40,3 +40,18 @@ def model_from_name(name: str, *, base_url: str | None = None, api_key: str | No
         api = "responses" if is_openai_endpoint(base_url or os.environ.get("OPENAI_BASE_URL")) else "chat"
     cls = OpenAIChat if api == "chat" else OpenAIResponses
     return cls(name, base_url=base_url, api_key=api_key, api_key_env=api_key_env)
+
+
+def model_for(model_id: str | None, provider: str | None, origin: dict[str, str] | None, current: Model) -> Model:
+    """The model that made a stored run, to continue or regenerate it on: ``current`` when it is that model,
+    else one rebuilt from the run's record (id, API, endpoint, key variable; the key comes from the environment
+    as it did). A function model is code, not a record: ``current`` stands in for it, as for old runs."""
+    if model_id is None or (current.id == model_id and current.provider == provider
+                            and (origin is None or current.origin() == origin)):
+        return current
+    if provider == OfflineModel.provider:
+        return OfflineModel()
+    if provider == "openai" and origin:
+        return model_from_name(model_id, base_url=origin.get("base_url") or None, api=origin.get("api"),
+                               api_key_env=origin.get("api_key_env"))
+    return current

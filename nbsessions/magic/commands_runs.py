@@ -81,12 +81,12 @@ def regenerate(nb: NotebookAgent, rest: str) -> None:
     model = nb.chosen_model(args.model)
     if args.model is None:
         nb.use_model(model)
-    try:
-        stream = nb.agent.regenerate(session.session_id, target.run_id if target else None, model=model,
-                                     stream=True)
+    try:  # without -m, the model that made the run answers again (the agent finds it from the run's record)
+        stream = nb.agent.regenerate(session.session_id, target.run_id if target else None,
+                                     model=model if args.model else None, stream=True)
     except (NbSessionsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    nb.show(stream, session, model)
+    nb.show(stream, session, model if args.model else nb.agent.model_of(stream.run))
 
 
 _VARIANTS = MagicArgumentParser(prog="%agent variants")

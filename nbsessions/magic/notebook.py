@@ -342,8 +342,9 @@ class NotebookAgent(ModelChoice):
         return run
 
     def continue_paused(self, run: RunOutput, session: Session, answers: dict[str, Any]) -> RunOutput:
-        """Resume a paused run with the user's answers, on the model it started with (in this kernel)."""
-        model = self._paused_models.get(run.run_id) or self.chosen_model()
+        """Resume a paused run with the user's answers, on the model it started with (this kernel's object, or
+        one rebuilt from the run's record after a restart)."""
+        model = self._paused_models.get(run.run_id) or self.agent.model_of(run)
         runner = self._paused_runners.get(run.run_id, self.agent)
         try:
             stream = runner.continue_run(run.run_id, model=model, stream=True, **answers)
