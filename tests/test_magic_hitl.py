@@ -359,3 +359,28 @@ def test_a_failed_name_leaves_the_session_unnamed_and_the_cell_fine(served, open
     assert re.fullmatch(r"\w{8}, 1 runs", session_line(served))
     served.run("%%agent\nSecond")  # one attempt only: no title request now
     assert len(openai_server.calls) == 3
+
+
+def test_a_paused_cell_shows_the_reply_once_the_panel_continues_the_run(served, openai_server):
+    from IPython.utils.capture import capture_output
+
+    from nbsessions.panel import SessionPanel
+
+    served.run(TOOLS)
+    served.run("%agent tools drop_table")
+    openai_server.script(call("drop_table", name="old"), "The table is gone.")
+    ran = served.run("%%agent --new ops\nDrop the old table.")
+    notice = ran.outputs[-1]
+    assert "is paused" in notice.data["text/plain"]
+    panel = SessionPanel(served.magics.notebook.agent)  # what %agent panel shows
+    card, = panel.history.paused
+    with capture_output() as cap:
+        card.approve.click()
+    update, = [o for o in cap.outputs if o.update]
+    assert update.transient["display_id"] == notice.transient["display_id"]  # the paused cell's own output
+    assert update.data["text/plain"].startswith("The table is gone.") and "is paused" not in update.data["text/plain"]
+    assert "ops (" in update.data["text/plain"]  # with its footer
+    with capture_output() as again:
+        served.magics.notebook.agent.run("unrelated", session_id=panel.selected)
+    assert not [o for o in again.outputs if o.update]  # a notice is replaced once, then forgotten
+    panel.close()

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.display import display
 
 from nbsessions.agent import Agent, RunStream
 from nbsessions.db.base import BaseDb
@@ -33,7 +32,7 @@ from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_sta
 from nbsessions.magic.cellrun import CellInterrupted, show_run
 from nbsessions.magic.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
 from nbsessions.magic.modelchoice import ModelChoice
-from nbsessions.magic.pauses import notice_bundle
+from nbsessions.magic.pauses import PausedNotices
 from nbsessions.magic.registry import Registry
 from nbsessions.magic.scope import DbLocation, configured_db, locate_db, login_user
 from nbsessions.schema import RunOutput, RunStatus, Session
@@ -77,6 +76,7 @@ class NotebookAgent(ModelChoice):
         self._unnamed: set[str] = set()  # sessions this kernel started without a name: named after a run
         self._paused_models: dict[str, Model] = {}  # run id -> the model a paused run was started with
         self._paused_runners: dict[str, Agent] = {}  # run id -> the registered agent that paused it
+        self.paused_notices = PausedNotices(lambda run_id: self.agent.db.get_run(run_id))
         self.registry = Registry()  # teams, workflows and agents from %agent register
 
     # -- database ---------------------------------------------------------------------------------
@@ -105,6 +105,7 @@ class NotebookAgent(ModelChoice):
     def _attach(self, db: BaseDb) -> Agent:
         self._agent = Agent(db=db, add_history_to_context=True, num_history_runs=self.settings.history,
                             name="notebook")
+        self._agent.add_listener(self.paused_notices.on_event)
         self.configure()
         return self._agent
 
@@ -334,7 +335,7 @@ class NotebookAgent(ModelChoice):
             self._paused_models[run.run_id] = model
             if runner is not None:
                 self._paused_runners[run.run_id] = runner
-            display(notice_bundle(run), raw=True)
+            self.paused_notices.show(run, label)
         elif run.status == RunStatus.completed:
             self._paused_models.pop(run.run_id, None)
             self._paused_runners.pop(run.run_id, None)

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.display import DisplayHandle, display
 
 from nbsessions import theme
+from nbsessions.render import reply_bundle
 from nbsessions.requirement import RunRequirement
-from nbsessions.schema import RunOutput
+from nbsessions.schema import RunOutput, RunStatus
 
 Bundle = dict[str, str]
 WAITS_FOR = {"confirmation": "needs your approval", "user_input": "needs your input",
@@ -147,3 +150,26 @@ def _results(run: RunOutput, waiting: list[RunRequirement], given: dict[str, Any
     per_call = _by_call(run, waiting, dict(given or {}), "external_execution", "--results")
     return {call_id: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             for call_id, value in per_call.items()}
+
+
+class PausedNotices:
+    """The paused notices this kernel showed, kept current: a run continued elsewhere (the panel, another cell)
+    replaces its notice with the finished reply, so no cell keeps saying "paused" about a run that is done."""
+
+    def __init__(self, lookup: Callable[[str], RunOutput | None]) -> None:
+        self._lookup = lookup
+        self._shown: dict[str, tuple[DisplayHandle, str]] = {}  # run id -> (its notice, the session label)
+
+    def show(self, run: RunOutput, label: str) -> None:
+        self._shown[run.run_id] = (display(notice_bundle(run), raw=True, display_id=True), label)
+
+    def on_event(self, event: str, session_id: str) -> None:
+        """An Agent listener: after a run event, refresh the notices of runs that are no longer paused."""
+        if event != "run" or not self._shown:
+            return
+        for run_id, (handle, label) in list(self._shown.items()):
+            run = self._lookup(run_id)
+            if run is None or run.session_id != session_id or run.status in (RunStatus.paused, RunStatus.running):
+                continue
+            del self._shown[run_id]
+            handle.update(reply_bundle(run, label), raw=True)
