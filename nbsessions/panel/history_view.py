@@ -23,6 +23,7 @@ from nbsessions.panel.run_html import clip, render_summary
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, Nested, tree_key
 from nbsessions.panel.sent_view import render_sent
 from nbsessions.panel.variants_view import Member, VariantGroup
+from nbsessions.panel.widget_tree import close_tree, descendants
 from nbsessions.schema import RunOutput, RunStatus, Session
 
 NO_RUNS = "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
@@ -62,12 +63,6 @@ def plan_blocks(runs: list[RunOutput], first: int) -> list[Block]:
         else:
             blocks.append(("runs", [(number, run)]))
     return blocks
-
-
-def close_tree(widget: Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        close_tree(child)
-    widget.close()
 
 
 class HistoryView(VBox):
@@ -144,16 +139,12 @@ class HistoryView(VBox):
     @property
     def markup(self) -> str:
         """All the HTML on the page, in order: what a reader of the transcript sees, for tests and exports."""
-        def walk(widget: Widget) -> list[str]:
-            if isinstance(widget, HTML):
-                return [widget.value]
-            return [text for child in getattr(widget, "children", ()) for text in walk(child)]
-        return "".join(walk(self.body))
+        return "".join(w.value for w in descendants(self.body) if isinstance(w, HTML))
 
     @property
     def paused(self) -> list[PausedRun]:
         """The paused-run cards on the page, oldest first (also those inside a variant group)."""
-        return [w for w in _tree(self.body) if isinstance(w, PausedRun)]
+        return [w for w in descendants(self.body) if isinstance(w, PausedRun)]
 
     @property
     def variant_groups(self) -> list[VariantGroup]:
@@ -201,11 +192,3 @@ class HistoryView(VBox):
             ids = [run_id for _label, run_id in options]
             self.regenerate_from.value = current if picked and current in ids else (ids[0] if ids else None)
         self.regenerate_from.disabled = self.regenerate.disabled = not options
-
-
-def _tree(widget: Widget) -> list[Widget]:
-    found = []
-    for child in getattr(widget, "children", ()):
-        found.append(child)
-        found.extend(_tree(child))
-    return found

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ipywidgets import HTML, Button, HBox, Label, Layout, Tab, VBox, Widget
+from ipywidgets import HTML, Button, HBox, Label, Layout, Tab, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
 from nbsessions import theme
@@ -32,6 +32,7 @@ from nbsessions.panel.paused_run import PausedRun
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, read_page
 from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
+from nbsessions.panel.widget_tree import descendants
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 _ERROR_COLOUR = theme.ERROR
@@ -111,7 +112,7 @@ class SessionPanel(VBox):
                 if hasattr(runner, "remove_listener"):
                     runner.remove_listener(listener)
             self._followed.clear()
-        for widget in _descendants(self):
+        for widget in reversed(descendants(self)):
             widget.close()
         super().close()
 
@@ -303,11 +304,3 @@ def _weak_listener(panel: SessionPanel) -> Callable[[str, str], None]:
         if target is not None:
             target._on_event(event, session_id)
     return listener
-
-
-def _descendants(box: Widget) -> list[Widget]:
-    found = []
-    for child in getattr(box, "children", ()):
-        found.append(child)
-        found.extend(_descendants(child))
-    return found
