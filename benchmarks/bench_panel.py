@@ -32,7 +32,7 @@ from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent, InMemoryDb, OfflineModel  # noqa: E402
 from nbsessions.db.base import BaseDb  # noqa: E402
-from nbsessions.panel import SessionPanel  # noqa: E402
+from nbsessions.panel import SessionPanel, history_view  # noqa: E402
 from nbsessions.schema import RunOutput, new_id  # noqa: E402
 
 START, END = "<!-- bench_panel -->", "<!-- /bench_panel -->"
@@ -124,6 +124,14 @@ def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -
     def build() -> SessionPanel:
         return SessionPanel(agent)
 
+    def build_without_sent_views() -> SessionPanel:
+        """The baseline for the folded "Sent" view under each run: the same build with it left out."""
+        real, history_view.render_sent = history_view.render_sent, lambda run, labels=None: ""
+        try:
+            return SessionPanel(agent)
+        finally:
+            history_view.render_sent = real
+
     def close_all(made: Any) -> None:
         for item in made if isinstance(made, list) else [made]:
             item.close()
@@ -139,10 +147,11 @@ def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -
         "html": (lambda: [ipywidgets.HTML("x") for _ in range(widgets)], close_all),
         "refresh": (panel.refresh, None),
         "totals": (lambda: db.session_totals(sid), None),
+        "unsent": (build_without_sent_views, close_all),
     }, repeat)
     panel.close()
-    panel_ms, dumps_ms, html_ms, refresh_ms, totals_ms = (ms[k] for k in ("build", "dumps", "html", "refresh",
-                                                                          "totals"))
+    panel_ms, dumps_ms, html_ms, refresh_ms, totals_ms, unsent_ms = (
+        ms[k] for k in ("build", "dumps", "html", "refresh", "totals", "unsent"))
     return [
         (f"build panel, {label}", panel_ms, f"json.dumps of the {RUNS} runs: {dumps_ms:.1f} ms",
          f"{panel_ms / dumps_ms:.2f}×", panel_ms <= TARGET_MS),
@@ -151,6 +160,8 @@ def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -
         (f"redraw after a run (listener / Refresh), {label}", refresh_ms,
          f"json.dumps of the {RUNS} runs: {dumps_ms:.1f} ms", f"{refresh_ms / dumps_ms:.2f}×", None),
         (f"the store's session_totals of the {RUNS}-run session alone, {label}", totals_ms, "", "", None),
+        (f"build panel with a folded Sent view under each run, {label}", panel_ms,
+         f"the same build without Sent views: {unsent_ms:.1f} ms", f"{panel_ms / unsent_ms:.2f}×", None),
     ]
 
 

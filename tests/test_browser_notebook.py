@@ -2,18 +2,22 @@
 opening with its replies visible and inert.
 
 Uses the JupyterLab and Chromium fixtures of ``test_browser`` (skipped without Chromium unless
-``NBSESSIONS_REQUIRE_BROWSER=1``).
+``NBSESSIONS_REQUIRE_BROWSER=1``). ``NBSESSIONS_UPDATE_SCREENSHOT=1`` copies the Sent view's picture to
+``docs/sent-view.png`` (the README's).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 from test_browser import (  # noqa: F401  (chromium and jupyterlab are fixtures, found by name in this module)
     CHROMIUM_ARGS,
     KERNEL_IDLE,
     OUTPUT_DIR,
+    REPO,
     TIMEOUT_MS,
     chromium,
     jupyterlab,
@@ -90,3 +94,6 @@ def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert
             assert dialogs == []
         finally:
             browser.close()
+
+    if os.environ.get("NBSESSIONS_UPDATE_SCREENSHOT") == "1":  # only when asked: docs/ images are tracked
+        shutil.copyfile(OUTPUT_DIR / "panel-sent.png", REPO / "docs" / "sent-view.png")
