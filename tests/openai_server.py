@@ -108,6 +108,7 @@ class OpenAIServer:
         self.latency_ms = 0.0
         self.chunk_delay_ms = 0.0
         self.models: list[str] | None = None  # GET /v1/models lists these; None answers 404 like many local servers
+        self.model_fields: dict[str, dict[str, Any]] = {}  # extra fields of a listed model (max_model_len, meta...)
         self.quirks: frozenset[str] = frozenset()  # see QUIRKS; LLAMA_CPP is the set llama-cpp-python shows
 
     def script(self, *replies: str | dict[str, Any]) -> None:
@@ -391,7 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] != "/v1/models" or models is None:
             return self._error(404, f"Invalid URL (GET {self.path})", "invalid_request_error", None)
         listing = {"object": "list",
-                   "data": [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in models]}
+                   "data": [{"id": m, "object": "model", "created": 0, "owned_by": "test",
+                             **self.app.model_fields.get(m, {})} for m in models]}
         payload = json.dumps(listing).encode()
         self._headers(200, "application/json", {"Content-Length": str(len(payload))})
         self.end_headers()

@@ -62,3 +62,27 @@ def test_bad_context_requests_are_one_line_and_write_nothing(nb, workdir):
     assert "drop 'abc'" in one_red_line(nb.run("%agent context abc --next hi"))
     assert "-m is for --next" in one_red_line(nb.run("%agent context -m offline"))
     assert len(stored_runs(workdir / "nbsessions.json")) == 1
+
+
+def test_a_local_servers_context_window_is_read_from_its_model_list(served, openai_server):
+    openai_server.models = ["local-model"]
+    openai_server.model_fields = {"local-model": {"max_model_len": 8192}}  # as vLLM lists it
+    served.run("%%agent --new w\nhello")
+    plain, _ = shown(served.run("%agent context"))
+    assert " of 8,192 (" in plain and "% of the context window" in plain
+    preview, _ = shown(served.run("%agent context --next again"))
+    assert " of 8,192 (" in preview
+
+
+def test_llama_cpp_lists_its_window_under_meta_and_a_window_set_by_hand_wins(openai_server):
+    from nbsessions import Agent
+    from nbsessions.llm import OpenAIChat
+
+    openai_server.models = ["llama"]
+    openai_server.model_fields = {"llama": {"meta": {"n_ctx_train": 4096, "n_params": 1}}}
+    model = OpenAIChat("llama", base_url=openai_server.base_url, max_retries=0)
+    assert Agent(model=model).preview_context("hi").context_window == 4096
+    model.context_window = 2048
+    assert Agent(model=model).preview_context("hi").context_window == 2048
+    unlisted = OpenAIChat("other", base_url=openai_server.base_url, max_retries=0)
+    assert unlisted.context_window is None

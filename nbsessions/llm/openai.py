@@ -207,6 +207,32 @@ class _OpenAIModel(Model):
         except Exception:  # no list (404), no key, no server: the run itself will say what is wrong
             return None
 
+    @property
+    def context_window(self) -> int | None:  # type: ignore[override]
+        """Tokens the model accepts: set by hand (``model.context_window = 8192``), else what a local server lists
+        for it (vLLM's ``max_model_len``, llama.cpp's ``meta.n_ctx_train``), asked once. ``None`` for OpenAI's own
+        API, whose windows come from the price table."""
+        if "_context_window" not in self.__dict__:
+            self._context_window = self._listed_context_window() if self.is_local else None
+        return self._context_window
+
+    @context_window.setter
+    def context_window(self, value: int | None) -> None:
+        self._context_window = value
+
+    def _listed_context_window(self) -> int | None:
+        try:
+            client = self._get_client().with_options(max_retries=0, timeout=min(self.timeout, 10.0))
+            entry = next((m for m in client.models.list() if m.id == self.id), None)
+        except Exception:  # no list, no server: the window stays unknown, which the view says
+            return None
+        extra = (entry.model_extra or {}) if entry is not None else {}
+        for value in (extra.get("max_model_len"), (extra.get("meta") or {}).get("n_ctx_train"),
+                      extra.get("context_length")):
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def _resolve_key(self) -> str:
         if self._api_key is not None:
             return self._api_key.reveal()
