@@ -14,6 +14,7 @@ from tinydb import Query
 from nbsessions.db import TinyDb
 from nbsessions.db.journal import JournalStorage
 from nbsessions.db.journal_format import FORMAT_VERSION
+from nbsessions.db.lockfile import lock_path
 from nbsessions.errors import CorruptDatabaseError, StorageError
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
 
@@ -60,7 +61,7 @@ def test_new_files_are_private_to_the_user(path):
         fill(db)
         db.compact()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(f"{path}.lock").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(lock_path(path)).st_mode) == 0o600
 
 
 def test_first_line_is_a_header_with_the_format_version(path):
@@ -278,7 +279,7 @@ def test_compaction_replaces_the_file_atomically_and_leaves_no_temp(path, tmp_pa
         assert os.stat(path).st_ino != ino
         assert len(lines(path)) == 1 + 1 + 3
         db.upsert_run(RunOutput(session_id=session.session_id, run_id="run-3"))
-    assert sorted(os.listdir(tmp_path)) == ["sessions.json", "sessions.json.lock"]
+    assert sorted(os.listdir(tmp_path)) == [".sessions.json.lock", "sessions.json"]  # the lock is a dot-file
     with TinyDb(path) as db:
         assert len(db.list_runs(session.session_id)) == 4
 

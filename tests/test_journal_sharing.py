@@ -82,7 +82,7 @@ def test_a_db_reached_through_a_symlink_stays_one_file_after_compaction(tmp_path
             via_link.upsert_run(RunOutput(session_id=session.session_id, run_id="r", content=f"link {i}"))
             via_real.upsert_run(RunOutput(session_id=session.session_id, run_id=f"real-{i}"))
         assert link.is_symlink() and os.path.samefile(link, real)
-        assert not (link_dir / "sessions.json.lock").exists(), "the lock must be the real file's"
+        assert not (link_dir / ".sessions.json.lock").exists(), "the lock must be the real file's"
         assert via_real.get_run("r").content == "link 29"
         assert len(via_link.list_runs(session.session_id)) == 31
     finally:

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from nbsessions.db.journal import JournalStorage
-from nbsessions.db.lockfile import FileLock, LockTimeout
+from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
 from nbsessions.errors import StorageError
 
 HOLDER = textwrap.dedent("""
@@ -57,7 +57,8 @@ def test_the_lock_is_acquired_once_the_other_process_lets_go(holder):
 
 def test_a_stuck_writer_gives_a_clear_storage_error(tmp_path):
     storage = JournalStorage(tmp_path / "db.json", lock_timeout=0.05)
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "db.json.lock")], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, lock_path(str(tmp_path / "db.json"))],
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"

@@ -131,7 +131,7 @@ def test_a_read_only_folder_is_one_storage_error_and_the_cli_still_reads_it(tmp_
     folder.mkdir()
     path = folder / "s.json"
     sid = make_db(path)
-    os.unlink(str(path) + ".lock")  # a folder copied without its lock file: the reader must not need one
+    os.unlink(path.parent / f".{path.name}.lock")  # a folder copied without its lock file: the reader must not need one
     with read_only_mount(folder):
         for target in (path, folder / "new.json"):
             with pytest.raises(StorageError) as caught:

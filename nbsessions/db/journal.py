@@ -3,7 +3,7 @@
 The file is JSON lines (``journal_format``): a header naming the format version, then one record per changed
 document. Opening replays the records, checking each line's checksum and keeping in memory only where each
 live document's body is (``journal_index``): bodies are read from the file when used, so memory follows the number
-of documents, not the file's size. Each commit appends its records under ``<file>.lock`` and fsyncs
+of documents, not the file's size. Each commit appends its records under ``.<file>.lock`` and fsyncs
 before returning. Before every read or write the storage tails what other processes appended (and re-reads the
 file from scratch when a compaction elsewhere replaced it), so two kernels on one file lose nothing. When most
 lines are superseded, the live documents are rewritten into a fresh file that atomically replaces the old one.
@@ -44,7 +44,7 @@ from nbsessions.db.journal_format import (
     write_snapshot,
 )
 from nbsessions.db.journal_index import Doc, JournalIndex
-from nbsessions.db.lockfile import FileLock, LockTimeout
+from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
 from nbsessions.errors import CorruptDatabaseError, StorageError
 
 Op = tuple[str, str, "dict[str, Any] | None"]
@@ -78,7 +78,7 @@ class JournalStorage(Storage):
         self._file: OpenFile | None = None
         self._closed = False
         self.generation = 0  # +1 on every change seen, so caches (TinyDB's query cache) know when to drop
-        self._flock = FileLock(self.path + ".lock", timeout=lock_timeout, shared_ok=read_only)
+        self._flock = FileLock(lock_path(self.path), timeout=lock_timeout, shared_ok=read_only)
         self._reset()
         try:
             if create_dirs and not read_only:

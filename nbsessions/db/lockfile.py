@@ -82,3 +82,9 @@ class FileLock:
         if self._fd is not None and self._fd != -1 and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None
+
+
+def lock_path(path: str) -> str:
+    """``.<name>.lock`` beside the file: a dot-file, so it stays out of JupyterLab's file browser."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.lock")

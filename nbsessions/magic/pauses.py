@@ -65,7 +65,7 @@ def notice_bundle(run: RunOutput) -> Bundle:
     waiting = pending(run)
     command = continue_command(run)
     reject = " (or --reject)" if any(r.kind == "confirmation" for r in waiting) else ""
-    plain = [f"⏸ run {run.run_id[:8]} is paused: {len(waiting)} tool call(s) wait for you"]
+    plain = [f"run {run.run_id[:8]} is paused: {len(waiting)} tool call(s) wait for you"]
     items = []
     for r in waiting:
         what = WAITS_FOR.get(r.kind, r.kind)
@@ -79,7 +79,7 @@ def notice_bundle(run: RunOutput) -> Bundle:
                      f"{html.escape(args)}</pre></li>")
     plain.append(f"to continue: {command}{reject}")
     body = (f'<div class="nbsessions-paused" style="border-left:3px solid {theme.WARN};padding:2px 8px">'
-            f"<b>⏸ run {html.escape(run.run_id[:8])} is paused</b>: {len(waiting)} tool call(s) wait for you"
+            f"<b>run {html.escape(run.run_id[:8])} is paused</b>: {len(waiting)} tool call(s) wait for you"
             f'<ul style="margin:4px 0">{"".join(items)}</ul>'
             f"to continue: <code>{html.escape(command)}</code>{html.escape(reject)}</div>")
     return {"text/html": body, "text/plain": "\n".join(plain)}
