@@ -1,7 +1,7 @@
 """nbsessions: agent sessions in Jupyter — runs, history, state and metrics that survive kernel restarts."""
 
 from nbsessions.agent import Agent
-from nbsessions.db import BaseDb, InMemoryDb
+from nbsessions.db import BaseDb, InMemoryDb, TinyDb
 from nbsessions.errors import (
     CorruptDatabaseError,
     ModelError,
@@ -11,7 +11,7 @@ from nbsessions.errors import (
     StorageError,
 )
 from nbsessions.events import RunEvent
-from nbsessions.llm import FunctionModel, Model, OfflineModel, Usage
+from nbsessions.llm import FunctionModel, Model, OfflineModel, OpenAIChat, OpenAIResponses, Usage
 from nbsessions.llm.prices import set_price
 from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
 from nbsessions.streams import AsyncRunStream, RunStream
@@ -23,24 +23,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
-    "Metrics", "Model",
+    "Metrics", "Model", "OpenAIChat", "OpenAIResponses", "TinyDb",
     "ModelError", "NbSessionsError", "OfflineModel", "RunEvent", "RunOutput", "RunStatus", "RunStream", "Session",
     "RunContext", "SessionAccessError", "SessionNotFoundError", "StepInput", "StorageError", "Team", "Usage",
     "Workflow", "WorkflowError", "set_price", "tool",
 ]
-
-
-def __getattr__(name: str):
-    """Optional parts load on first use, so ``import nbsessions`` stays cheap."""
-    if name == "TinyDb":
-        from nbsessions.db.tinydb import TinyDb
-
-        return TinyDb
-    if name in ("OpenAIChat", "OpenAIResponses"):
-        from nbsessions.llm import openai as openai_models
-
-        return getattr(openai_models, name)
-    raise AttributeError(f"module 'nbsessions' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython) -> None:

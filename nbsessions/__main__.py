@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from nbsessions.db.base import BaseDb
+from nbsessions.db.tinydb import TinyDb
+from nbsessions.db.urls import is_postgres_url, open_store
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
 from nbsessions.formatting import shorten, when
 from nbsessions.render import format_cost, format_footer, format_in_out
@@ -178,16 +180,12 @@ COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export, "copy": cmd_co
 
 def open_db(path: str) -> BaseDb:
     """Open an existing database; refuse to create one (TinyDb would create a missing or empty file)."""
-    from nbsessions.db.urls import is_postgres_url, open_store
-
     if is_postgres_url(path):
         return open_store(path)
     if not os.path.isfile(path):
         raise NbSessionsError(f"{path}: no such database file")
     if os.path.getsize(path) == 0:
         raise NbSessionsError(f"{path} is empty: not an nbsessions database")
-    from nbsessions.db.tinydb import TinyDb
-
     return TinyDb(path, read_only=True)  # reads a file (or folder) it may not write
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-import types
 
 from notebook_shell import Notebook, one_red_line, stored_runs
 from traitlets.config import Config
@@ -162,17 +160,9 @@ def test_users_see_and_write_only_their_sessions(nb):
     assert "no session 'his'" in one_red_line(nb.run("%agent use his"))
 
 
-def test_panel_when_available_and_when_not(nb, monkeypatch):
-    fake = types.ModuleType("nbsessions.panel")
-    monkeypatch.setitem(sys.modules, "nbsessions.panel", fake)
-    out = nb.run("%agent panel").stdout
-    assert "the session panel is not available" in out
+def test_panel_is_a_session_panel_on_the_cells_agent(nb):
+    from nbsessions.panel import SessionPanel
 
-    class SessionPanel:
-        def __init__(self, agent):
-            self.agent = agent
-
-    fake.SessionPanel = SessionPanel
     panel = nb.run("%agent panel").result.result
     assert isinstance(panel, SessionPanel) and panel.agent is nb.magics.agent
 

@@ -14,10 +14,9 @@ import time
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - not POSIX
+except ImportError:  # pragma: no cover - not POSIX: filelock is imported only there
     fcntl = None  # type: ignore[assignment]
-
-import filelock
+    import filelock
 
 
 class LockTimeout(TimeoutError):

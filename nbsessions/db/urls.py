@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from nbsessions.db.tinydb import TinyDb
+
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
 
@@ -52,6 +54,4 @@ def open_store(target: str | Path, *, meta_scope: str = "") -> BaseDb:
         from nbsessions.db.postgres import PostgresDb
 
         return PostgresDb(str(target).strip(), meta_scope=meta_scope)
-    from nbsessions.db.tinydb import TinyDb
-
     return TinyDb(target)

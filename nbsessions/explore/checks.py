@@ -106,10 +106,7 @@ def is_json(*, strip_fence: bool = True, name: str = "is_json") -> Check:
 
 def json_schema(schema: Mapping[str, Any], *, strip_fence: bool = True, name: str = "json_schema") -> Check:
     """The reply is JSON valid against ``schema`` (needs the ``jsonschema`` package, imported on first use)."""
-    try:
-        import jsonschema
-    except ImportError:
-        raise ImportError("json_schema checks need the jsonschema package: pip install jsonschema") from None
+    import jsonschema
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)  # a broken schema is the caller's bug: say so before any run
     validator = validator_class(schema)

@@ -139,12 +139,8 @@ def panel(nb: NotebookAgent, rest: str) -> Any:
 
     The panel shown before is closed first, so re-running the cell leaves one panel listening, not many.
     """
-    try:
-        from nbsessions.panel import SessionPanel
-    except ImportError:
-        print("the session panel is not available in this installation (nbsessions.panel has no SessionPanel); "
-              "use %agent sessions and %agent history meanwhile")
-        return None
+    from nbsessions.panel import SessionPanel  # ipywidgets loads only when a panel is asked for
+
     nb.close_panel()
     nb.panel = SessionPanel(agent=nb.agent)
     return nb.panel
