@@ -104,6 +104,23 @@ def test_schema_is_created_on_first_use_and_each_migration_recorded_once(fresh_u
     assert versions(fresh_url) == expected
 
 
+def test_a_database_of_an_older_schema_is_migrated_with_its_data(fresh_url):
+    from nbsessions.schema import Metrics
+
+    with PostgresDb(fresh_url) as db:
+        session = Session()
+        db.upsert_session(session)
+        db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.completed,
+                                metrics=Metrics(input_tokens=7, output_tokens=3, total_tokens=10)))
+    with psycopg.connect(fresh_url) as conn:  # as version 2 left it: no metrics column yet
+        conn.execute("ALTER TABLE nbsessions.runs DROP COLUMN metrics")
+        conn.execute("DELETE FROM nbsessions.schema_version WHERE version = 3")
+    with PostgresDb(fresh_url) as db:
+        count, totals = db.session_totals(session.session_id)
+    assert (count, totals.input_tokens, totals.output_tokens) == (1, 7, 3)
+    assert [v for v, _ in versions(fresh_url)] == list(range(1, len(MIGRATIONS) + 1))
+
+
 def test_kernels_opening_a_new_database_at_once_migrate_it_once(fresh_url):
     errors: list[BaseException] = []
     stores: list[PostgresDb] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -33,10 +34,11 @@ _ORDER = {"updated_at": "updated_at", "created_at": "created_at", "session_name"
 _S, _R, _M = f"{SCHEMA}.sessions", f"{SCHEMA}.runs", f"{SCHEMA}.meta"
 _SESSION_COLUMNS = "session_id, user_id, session_name, created_at, updated_at, data"
 _INSERT_SESSION = f"INSERT INTO {_S} ({_SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::json)"
-_UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, status, data) "
-               "VALUES (%s, %s, %s, %s, %s, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
-               "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, "
-               "parent_run_id = EXCLUDED.parent_run_id, status = EXCLUDED.status, data = EXCLUDED.data")
+_UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, status, metrics, data) "
+               "VALUES (%s, %s, %s, %s, %s, %s::json, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
+               "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, parent_run_id = EXCLUDED.parent_run_id, "
+               "status = EXCLUDED.status, metrics = EXCLUDED.metrics, data = EXCLUDED.data")
+_CHECK_AFTER = 2.0  # seconds idle after which a pooled connection is tested before use (a server may have restarted)
 
 
 def _dumps(data: Any) -> str:
@@ -65,9 +67,10 @@ class PostgresDb(BaseDb):
         self.origin = new_id()  # tags this store's writes, so its own notifications are not echoed back
         self._conninfo = url
         self._timeout = timeout
+        self._last_used: dict[int, float] = {}  # id(connection) -> when it last answered
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
                                     kwargs={"autocommit": True}, configure=self._configure,
-                                    check=ConnectionPool.check_connection, name="nbsessions")
+                                    check=self._check, name="nbsessions")
         try:
             with self._errors("open"):
                 with self._listen_connection() as conn:  # fails at once, saying why (a pool would retry)
@@ -84,6 +87,13 @@ class PostgresDb(BaseDb):
     # -- connections ----------------------------------------------------------------------------
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute("SELECT set_config('nbsessions.origin', %s, false)", [self.origin])
+        self._last_used[id(conn)] = time.monotonic()
+
+    def _check(self, conn: psycopg.Connection) -> None:
+        """Test a connection before use when it sat idle a while: a restarted server is then noticed (and the
+        connection replaced) before a query fails, without a round trip for each of a run's quick queries."""
+        if time.monotonic() - self._last_used.get(id(conn), 0.0) > _CHECK_AFTER:
+            ConnectionPool.check_connection(conn)
 
     def _listen_connection(self) -> psycopg.Connection:
         return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
@@ -95,6 +105,11 @@ class PostgresDb(BaseDb):
             yield
         except PoolTimeout:
             raise StorageError(self._message(doing, self._why_unreachable())) from None
+        except psycopg.OperationalError as exc:  # the server went away: drop every idle connection it broke
+            with contextlib.suppress(Exception):   # too, so the next operation starts on a fresh one
+                self._pool.check()
+            why = f"{exc} (the connection was lost; the next operation reconnects)"
+            raise StorageError(self._message(doing, why)) from None
         except psycopg.Error as exc:
             raise StorageError(self._message(doing, str(exc))) from None
 
@@ -113,7 +128,10 @@ class PostgresDb(BaseDb):
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
         with self._errors(doing), self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                self._last_used[id(conn)] = time.monotonic()
 
     def _one(self, doing: str, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:
@@ -193,12 +211,12 @@ class PostgresDb(BaseDb):
         """The run and its session's ``updated_at`` in one statement; ``durable=False`` skips the WAL flush wait."""
         sql = f"WITH run AS ({_UPSERT_RUN}) UPDATE {_S} SET updated_at = %s WHERE session_id = %s"
         params = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
-                  _dumps(run.to_dict(history_refs=True)), now(), run.session_id]
+                  _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True)), now(), run.session_id]
         with self._connection("store a run") as conn:
             if durable:
                 conn.execute(sql, params)
                 return
-            with conn.transaction():
+            with conn.pipeline(), conn.transaction():  # sent together: one round trip
                 conn.execute("SET LOCAL synchronous_commit = off")
                 conn.execute(sql, params)
 
@@ -229,7 +247,7 @@ class PostgresDb(BaseDb):
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Counted in one query that returns only each top-level run's status and metrics, never run bodies."""
-        rows = self._all("count runs", f"SELECT status, data->'metrics' FROM {_R} "
+        rows = self._all("count runs", f"SELECT status, metrics FROM {_R} "
                          "WHERE session_id = %s AND parent_run_id IS NULL", [session_id])
         done = [Metrics.from_dict(m) for status, m in rows if status == RunStatus.completed.value]
         return len(rows), Metrics.total(done)

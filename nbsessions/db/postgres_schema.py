@@ -79,6 +79,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TRIGGER meta_notify AFTER INSERT OR UPDATE OR DELETE ON {SCHEMA}.meta
             FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.notify_meta_change();
     """),
+    ("runs keep their metrics in a column: session totals read no run bodies", f"""
+        ALTER TABLE {SCHEMA}.runs ADD COLUMN metrics json;
+        UPDATE {SCHEMA}.runs SET metrics = data->'metrics';
+    """),
 ]
 
 
