@@ -1,15 +1,42 @@
-"""Shared fixtures: every storage test runs on every store."""
+"""Shared fixtures: every storage test runs on every store; one recording fake model for every test."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
 from notebook_shell import Notebook
 
 from nbsessions.db import InMemoryDb, TinyDb
+from nbsessions.llm.offline import FunctionModel
+from nbsessions.schema import Message
+
+
+def echo(messages: list[Message]) -> str:
+    """The fake model's default reply: names the prompt that reached it."""
+    return f"echo {messages[-1].content}"
+
+
+class RecordingModel(FunctionModel):
+    """The recording fake model: replies with ``reply(messages)`` (``echo`` by default) and keeps what each
+    request sent in ``requests`` (lists of messages, oldest request first), so a test asserts what the model saw.
+    ``prompts`` are the contents of each request, the shape most assertions want."""
+
+    def __init__(self, reply: Callable[[list[Message]], object] = echo, id: str = "echo") -> None:
+        self.requests: list[list[Message]] = []
+
+        def respond(messages: list[Message]) -> object:
+            self.requests.append(list(messages))
+            return reply(messages)
+
+        super().__init__(respond, id=id)
+
+    @property
+    def prompts(self) -> list[list[str | None]]:
+        return [[m.content for m in request] for request in self.requests]
 
 
 def _memory_db(tmp_path):

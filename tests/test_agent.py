@@ -1,6 +1,7 @@
 import threading
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import (
     Agent,
@@ -297,20 +298,15 @@ def test_closing_a_stream_before_its_first_chunk_still_stores_a_cancelled_run(ag
 
 def test_regenerate_makes_a_variant_with_the_same_context_and_choose_variant_picks_one(db):
     replies = iter(["first answer", "second answer", "third answer", "after"])
-    seen = []
-
-    def model(messages):
-        seen.append([m.content for m in messages])
-        return next(replies)
-
-    agent = Agent(model=FunctionModel(model), db=db, add_history_to_context=True)
+    model = RecordingModel(lambda m: next(replies))
+    agent = Agent(model=model, db=db, add_history_to_context=True)
     before = agent.run("context", model=FunctionModel(lambda m: "ok"))
     sid = before.session_id
     agent.set_active_session(sid)
     original = agent.run("question", session_id=sid)
     variant = agent.regenerate()
     assert variant.input == "question" and variant.variant_of == original.run_id
-    assert seen[1] == seen[0] == ["context", "ok", "question"]  # the same context, not the first answer
+    assert model.prompts[1] == model.prompts[0] == ["context", "ok", "question"]  # same context, not the first reply
     assert db.get_run(original.run_id).superseded_by == variant.run_id
     third = agent.regenerate(run_id=original.run_id)
     assert [r.content for r in agent.variants(variant.run_id)] == ["first answer", "second answer", "third answer"]
@@ -318,7 +314,7 @@ def test_regenerate_makes_a_variant_with_the_same_context_and_choose_variant_pic
     assert {r.run_id: r.superseded_by for r in agent.variants(third.run_id)} == {
         original.run_id: None, variant.run_id: original.run_id, third.run_id: original.run_id}
     agent.run("next", session_id=sid)
-    assert seen[-1] == ["context", "ok", "question", "first answer", "next"]
+    assert model.prompts[-1] == ["context", "ok", "question", "first answer", "next"]
 
 
 def test_regenerate_without_a_run_is_a_clear_error(agent):

@@ -7,6 +7,7 @@ import os
 import stat
 
 import pytest
+from conftest import echo
 from notebook_shell import SECRET, one_red_line, stored_runs
 
 from nbsessions import Agent, FunctionModel, NbSessionsError, TinyDb
@@ -18,9 +19,6 @@ from nbsessions.schema import Session
 NAN_STATE = {"a": float("nan")}
 SURROGATE = "bad \ud800 text"
 
-
-def echo(messages):
-    return f"echo {messages[-1].content}"
 
 
 def nothing_written(db) -> bool:

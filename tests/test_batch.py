@@ -9,6 +9,7 @@ import sys
 import threading
 
 import pytest
+from conftest import echo
 from xss import active_content
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, ModelError, RunStatus
@@ -30,9 +31,6 @@ def no_openai_env(monkeypatch):
 def chat(server, model_id: str = "gpt-test", **kw) -> OpenAIChat:
     return OpenAIChat(model_id, base_url=server.base_url, api_key="test-key-batch", max_retries=0, **kw)
 
-
-def echo(messages):
-    return f"echo {messages[-1].content}"
 
 
 def rows(n: int) -> list[dict]:

@@ -7,6 +7,7 @@ import threading
 import types
 
 import pytest
+from conftest import echo
 from xss import active_content
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, RunStatus, SessionNotFoundError
@@ -25,9 +26,6 @@ def no_openai_env(monkeypatch):
 def chat(server, model_id: str) -> OpenAIChat:
     return OpenAIChat(model_id, base_url=server.base_url, api_key=KEY, max_retries=0, timeout=10)
 
-
-def echo(messages):
-    return f"echo {messages[-1].content}"
 
 
 def test_cells_run_concurrently_and_a_failing_model_fails_only_its_own_cell(openai_server):

@@ -14,14 +14,11 @@ import os
 import subprocess
 
 import pytest
+from conftest import echo
 from notebook_shell import one_red_line, stored_runs
 
 from nbsessions import Agent, FunctionModel, StorageError, TinyDb
 from nbsessions.__main__ import main
-
-
-def echo(messages):
-    return f"echo {messages[-1].content}"
 
 
 def make_db(path) -> str:

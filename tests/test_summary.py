@@ -1,4 +1,5 @@
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, Message, ModelError, OfflineModel, RunStatus
 from nbsessions.summary import SUMMARY_PROMPT
@@ -71,11 +72,10 @@ def test_summaries_refresh_interval_must_be_positive():
 
 
 def test_a_closed_summarizer_never_calls_the_model_again(db):
-    calls = []
-    agent = Agent(model=FunctionModel(lambda m: calls.append(m[0].content) or "x"), db=db,
-                  enable_session_summaries=True, session_summary_every=1)
+    model = RecordingModel(lambda m: "x")
+    agent = Agent(model=model, db=db, enable_session_summaries=True, session_summary_every=1)
     agent.summarizer.close()
     run = agent.run("hi")
     agent.summarizer.wait()
-    assert calls == ["hi"]  # the reply only: no summary request
+    assert model.prompts == [["hi"]]  # the reply only: no summary request
     assert agent.get_session_summary(run.session_id) is None
