@@ -170,6 +170,7 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
         confirmed += worker.kill()
         with open(path, "rb") as f:
             compactions.add(json.loads(f.readline()).get("compacted_at"))
+        torn = not path.read_bytes().endswith(b"\n")  # the kill cut a line: the reader must say it skipped it
         durable.update({run_id: i for i, run_id in enumerate(confirmed)})
         in_flight = f"{tag}-{len(confirmed):05d}"
         in_flights.add(in_flight)
@@ -178,7 +179,9 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
             warnings.simplefilter("always")
             with TinyDb(path) as db:  # the file always opens
                 stored = {r.run_id: r for r in db.list_runs(session)}
-        torn_seen += any("incomplete last line" in str(w.message) for w in caught)
+        reported = any("incomplete last line" in str(w.message) for w in caught)
+        assert reported == torn, f"round {round_}: torn last line {torn}, reported {reported}"
+        torn_seen += torn
         assert set(durable) <= set(stored), f"round {round_}: confirmed runs went missing"
         for run_id, index in durable.items():
             run = stored[run_id]

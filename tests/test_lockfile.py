@@ -1,12 +1,16 @@
 """The journal's inter-process lock: exclusive across processes, bounded waits, safe across fork."""
 
+import fcntl
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import types
 
 import pytest
 
+from nbsessions.db import lockfile
 from nbsessions.db.journal import JournalStorage
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
 from nbsessions.errors import StorageError
@@ -44,13 +48,27 @@ def test_a_lock_held_by_another_process_times_out(holder):
     lock.close()
 
 
-def test_the_lock_is_acquired_once_the_other_process_lets_go(holder):
+def test_the_lock_is_acquired_once_the_other_process_lets_go(holder, monkeypatch):
     path, proc = holder
+    blocked, acquired = threading.Event(), threading.Event()
+
+    def flock(fd, operation):  # the real flock, noting when a try found the lock taken
+        try:
+            return fcntl.flock(fd, operation)
+        except BlockingIOError:
+            blocked.set()
+            raise
+
+    monkeypatch.setattr(lockfile, "fcntl", types.SimpleNamespace(
+        flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB, LOCK_UN=fcntl.LOCK_UN))
     lock = FileLock(path, timeout=30)
+    waiter = threading.Thread(target=lambda: (lock.acquire(), acquired.set()))
+    waiter.start()
+    assert blocked.wait(30) and not acquired.is_set()  # it is waiting: the other process still holds the lock
     proc.stdin.write("go\n")
     proc.stdin.flush()
-    lock.acquire()  # waits for the release, then takes the lock
-    assert proc.stdout.readline().strip() == "released"
+    waiter.join(30)
+    assert acquired.is_set() and proc.stdout.readline().strip() == "released"
     lock.release()
     lock.close()
 
