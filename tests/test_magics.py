@@ -9,11 +9,11 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, SECRET, Notebook, one_red_line, stored_runs
 from xss import ActiveContent
 
+from nbsessions import formatting as fmt
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.llm.openai import OpenAIChat, OpenAIResponses
 from nbsessions.magic.cellrun import CellError, CellInterrupted, LiveOutput
 from nbsessions.magic.notebook import OFFLINE_NOTICE
-from nbsessions.render import format_footer
 from nbsessions.schema import RunStatus
 
 
@@ -57,7 +57,9 @@ def test_footer_numbers_are_the_stored_metrics(served, openai_server, workdir):
     [run] = stored_runs(workdir / "nbsessions.json")
     assert (run.metrics.input_tokens, run.metrics.output_tokens, run.metrics.cached_tokens) == (1234, 56, 7)
     label = f"costs ({run.session_id[:8]})"
-    assert ran.final.endswith("— " + format_footer(run, label))  # tokens, TTFT, duration, cost: as stored
+    ttft, duration = fmt.seconds(run.metrics.time_to_first_token), fmt.seconds(run.metrics.duration)  # as stored
+    footer = f"local-model · {label} · 1234 in / 56 out tokens · TTFT {ttft} · {duration} · cost n/a"
+    assert ran.final.endswith("— " + footer)
     assert "1234 in / 56 out tokens" in ran.html[-1]
     metrics = served.run("%agent metrics").stdout
     assert "1234 in / 56 out / 1290 total (cached 7" in metrics
