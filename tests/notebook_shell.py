@@ -69,7 +69,8 @@ def stored_runs(path: Path):
 
 def one_red_line(ran: Ran) -> str:
     """The whole visible error of a failed cell; asserts it is one line and no traceback."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", ran.stdout + ran.stderr).strip()
+    # Colours, and the line clears a terminal shell prints for a cleared output (a kernel sends clear_output).
+    text = re.sub(r"\x1b\[[0-9;]*m|\x1b\[2K\r", "", ran.stdout + ran.stderr).strip()
     assert text.count("\n") == 0, text
     assert "Traceback" not in text and "File " not in text
     return text

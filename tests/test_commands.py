@@ -17,8 +17,10 @@ def active_label(nb) -> str:
 
 def test_status_says_where_the_db_is_and_why(nb, tmp_path):
     out = nb.run("%agent").stdout
-    assert f"database: {tmp_path / 'nbsessions.json'}" in out
-    assert "no notebook path known" in out and "session:  none yet" in out and "offline" in out
+    assert f"database:    {tmp_path / 'nbsessions.json'}" in out
+    assert "no notebook path known" in out and "session:     none yet" in out and "offline" in out
+    columns = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in out.splitlines()}
+    assert len(columns) == 1, "every value starts in the same column"
 
 
 def test_sessions_table_escapes_names_and_marks_the_active_one(nb):
@@ -76,7 +78,7 @@ def test_delete_asks_for_yes_and_only_then_deletes(nb, tmp_path):
     assert (tmp_path / "nbsessions.json").read_bytes() == before
     assert "deleted session doomed" in nb.run("%agent delete doomed --yes").stdout
     assert stored_runs(tmp_path / "nbsessions.json") == []
-    assert "session:  none yet" in nb.run("%agent").stdout
+    assert "session:     none yet" in nb.run("%agent").stdout
     assert nb.run("%%agent\nfresh start").result.success  # the next cell starts a new session
 
 
@@ -180,11 +182,15 @@ def test_a_new_panel_or_another_database_closes_the_panel_shown_before(nb, monke
     monkeypatch.setattr(panels, "SessionPanel", RecordingPanel)
     first = nb.run("%agent panel").result.result
     agent = nb.magics.agent
-    assert isinstance(first, RecordingPanel) and len(agent._listeners) == 1
+
+    def panels_listening() -> list:
+        return [f for f in agent._listeners if isinstance(getattr(f, "__self__", None), panels.SessionPanel)]
+
+    assert isinstance(first, RecordingPanel) and panels_listening() == [first._on_event]
     second = nb.run("%agent panel").result.result
-    assert closed == [first] and len(agent._listeners) == 1  # listeners never pile up
+    assert closed == [first] and panels_listening() == [second._on_event]  # listeners never pile up
     nb.run("%agent db other.json")
-    assert closed == [first, second] and agent._listeners == []
+    assert closed == [first, second] and panels_listening() == []
     assert nb.run("%%agent\nstill works").result.success
 
 

@@ -101,7 +101,7 @@ def test_register_lists_replaces_and_removes_teams_workflows_and_agents(nb, work
     listing = nb.run("%agent register").stdout
     assert "critic" not in listing and "research: workflow" in listing
     assert not (workdir / "nbsessions.json").exists()  # registering writes nothing
-    assert "registered: research (workflow), flow (workflow)\n" in nb.run("%agent").stdout
+    assert "registered:  research (workflow), flow (workflow)\n" in nb.run("%agent").stdout
 
 
 @pytest.mark.parametrize(("line", "message"), [

@@ -184,6 +184,7 @@ def test_provider_errors_are_one_line_and_stored_as_error_runs(served, openai_se
     ran = served.run(f"%%agent -m {model} -o r\nHi")
     assert isinstance(ran.result.error_in_exec, CellError)
     assert message in one_red_line(ran)
+    assert ran.outputs == []  # the waiting frame is gone: no empty output above the error line
     [run] = stored_runs(workdir / "nbsessions.json")
     assert run.status == RunStatus.error and message.split(": ", 1)[1] in run.error
     assert served.shell.user_ns["r"].status == RunStatus.error  # -o is set even when the run failed

@@ -11,7 +11,7 @@ import html
 import time
 from collections.abc import Callable
 
-from IPython.display import DisplayHandle, display
+from IPython.display import DisplayHandle, clear_output, display
 
 from nbsessions.errors import ModelError, NbSessionsError
 from nbsessions.events import RunEvent
@@ -56,9 +56,6 @@ def waiting_bundle(text: str) -> Bundle:
             "text/plain": f"… {text}"}
 
 
-EMPTY: Bundle = {"text/html": "", "text/plain": ""}
-
-
 class LiveOutput:
     """One display slot: shown once, then updated in place, at most every ``interval`` seconds while streaming.
 
@@ -89,8 +86,11 @@ class LiveOutput:
             self.show(make())
 
     def clear(self) -> None:
+        """Remove the slot when a run failed before any words: the error line that follows is the cell's only
+        output, with no empty frame above it (the protocol can only clear a cell's outputs, once the next comes)."""
         if self.handle is not None:
-            self.show(EMPTY)
+            clear_output(wait=True)
+            self.handle = None
 
 
 def show_run(stream: RunStream, label: str, *, waiting: str = "", live: bool = True, interval: float = 0.1,

@@ -85,11 +85,12 @@ def status(nb: NotebookAgent) -> None:
     tools = ", ".join(nb.agent.tools) or "(none: %agent tools NAME)"
     summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
     registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
-    print(f"database: {location.label}\n  why:    {location.reason}\n"
-          f"session:  {f'{session_label(session)}, {runs} runs' if session else 'none yet'}\n"
-          f"model:    {model}\nuser:     {nb.user or '(none)'}\ntools:    {tools}\nsummaries: {summaries}\n"
-          f"registered: {registered}\n"
-          f"subcommands: {', '.join(COMMANDS)}")
+    rows = [("database", location.label), ("  why", location.reason),
+            ("session", f"{session_label(session)}, {runs} runs" if session else "none yet"), ("model", model),
+            ("user", nb.user or "(none)"), ("tools", tools), ("summaries", summaries), ("registered", registered),
+            ("subcommands", ", ".join(COMMANDS))]
+    width = max(len(label) for label, _ in rows) + 1
+    print("\n".join(f"{label + ':':<{width}} {value}" for label, value in rows))
 
 
 @command("db")
