@@ -39,7 +39,12 @@ def _async_twin(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     return twin
 
 
-class AsyncRunsMixin:
+class AsyncSessionsMixin:
+    """``aget_session``, ``aget_chat_history``, ``aupdate_session_state``…: every session getter's ``a`` twin,
+    for agents, teams and workflows."""
+
+
+class AsyncRunsMixin(AsyncSessionsMixin):
     """What ``Agent`` (and so ``Team``) adds for asyncio code."""
 
     if TYPE_CHECKING:
@@ -104,4 +109,4 @@ class AsyncRunsMixin:
 
 
 for _name in SESSION_GETTERS:
-    setattr(AsyncRunsMixin, f"a{_name}", _async_twin(_name))
+    setattr(AsyncSessionsMixin, f"a{_name}", _async_twin(_name))

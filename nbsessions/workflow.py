@@ -8,13 +8,17 @@ inputs and outputs of the session's earlier workflow runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbsessions.agent import Agent
+from nbsessions.async_api import AsyncSessionsMixin
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, NbSessionsError, exception_line
@@ -60,7 +64,7 @@ def _step_name(step: Step, index: int) -> str:
     return getattr(step, "__name__", None) or f"step_{index + 1}"
 
 
-class Workflow(SessionsMixin):
+class Workflow(AsyncSessionsMixin, SessionsMixin):
     """``Workflow(steps=[agent, team, fn, ...], db=...)``; ``workflow.run(input)`` runs them in order."""
 
     def __init__(self, steps: list[Step], db: BaseDb | None = None, *, name: str | None = None,
@@ -108,6 +112,50 @@ class Workflow(SessionsMixin):
 
         ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
         """
+        run, state, initial = self._begin(input, session_id, user_id, session_state, cell_id)
+        with self._recording(run, state, initial):
+            steps = self._run_steps(run, state, initial)
+            reply: Any = None
+            error: Exception | None = None
+            while True:
+                try:
+                    call = steps.throw(error) if error is not None else steps.send(reply)
+                except StopIteration:
+                    break
+                reply = error = None
+                try:
+                    reply = call.run()
+                except Exception as exc:  # the step's failure goes back to the steps, which record it
+                    error = exc
+        return run
+
+    async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
+                   session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
+        """``run`` on the event loop: agent and team steps run with ``arun``, ``async def`` steps are awaited.
+
+        Cancelling the task stores the run as cancelled with the steps done so far.
+        """
+        run, state, initial = self._begin(input, session_id, user_id, session_state, cell_id)
+        with self._recording(run, state, initial):
+            steps = self._run_steps(run, state, initial)
+            reply: Any = None
+            error: Exception | None = None
+            while True:
+                try:
+                    call = steps.throw(error) if error is not None else steps.send(reply)
+                except StopIteration:
+                    break
+                reply = error = None
+                try:
+                    reply = await call.arun()
+                except Exception as exc:  # the step's failure goes back to the steps, which record it
+                    error = exc
+        return run
+
+    def _begin(self, input: str, session_id: str | None, user_id: str | None,
+               session_state: dict[str, Any] | None, cell_id: str | None
+               ) -> tuple[RunOutput, dict[str, Any], dict[str, Any]]:
+        """Check the input, open the session and store the new run: what ``run`` and ``arun`` share."""
         if not isinstance(input, str) or not input.strip():
             raise InvalidInputError("the workflow input is empty")
         check_text(input, "the workflow input")
@@ -124,11 +172,16 @@ class Workflow(SessionsMixin):
         self.db.upsert_run(run, durable=False)
         self._emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)
-        initial = copy.deepcopy(state)
+        return run, state, copy.deepcopy(state)
+
+    @contextlib.contextmanager
+    def _recording(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any]) -> Iterator[None]:
+        """Whatever ends the steps, the run is stored: Ctrl-C or a cancelled task as cancelled, with the steps
+        done so far."""
         started = time.perf_counter()
         try:
-            self._run_steps(run, state, initial)
-        except KeyboardInterrupt:  # stored as cancelled, with the steps done so far
+            yield
+        except (KeyboardInterrupt, asyncio.CancelledError):
             run.status, run.error = RunStatus.cancelled, "interrupted"
             for step in run.steps:
                 if step.get("status") == "running":
@@ -138,10 +191,9 @@ class Workflow(SessionsMixin):
             run.metrics.duration = time.perf_counter() - started
             self.db.upsert_run(run)
             self._save_state(run.session_id, state, initial)
-            if run.status == RunStatus.completed and cell_id:
+            if run.status == RunStatus.completed and run.cell_id:
                 self._supersede_cell(run)
             self._emit("run", run.session_id)
-        return run
 
     def _history(self, session_id: str, before: str) -> list[dict[str, str]]:
         runs = [r for r in self.db.list_runs(session_id, last=self.num_history_runs * 4 + 1)
@@ -157,14 +209,16 @@ class Workflow(SessionsMixin):
         initial.clear()
         initial.update(copy.deepcopy(state))
 
-    def _run_steps(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any]) -> None:
+    def _run_steps(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any]
+                   ) -> Generator[_StepCall, Any, None]:
+        """The steps in order, as calls for ``run`` or ``arun`` to make (``yield``) — the logic is written once."""
         history = self._history(run.session_id, run.run_id)
         previous, outputs = run.input, {}
         for step in self.steps:
             record = {"name": step.name, "kind": _kind(step.target), "input": previous, "status": "running"}
             run.steps.append(record)
             try:
-                output, child = self._run_step(step, run, previous, state, initial, history, outputs)
+                output, child = yield from self._run_step(step, run, previous, state, initial, history, outputs)
             except Exception as exc:  # a step's failure is recorded, never lost
                 record.update(status="error", error=exception_line(exc))
                 child_run = getattr(exc, "run", None)
@@ -188,15 +242,16 @@ class Workflow(SessionsMixin):
         run.messages = [Message(role="user", content=run.input), Message(role="assistant", content=previous)]
 
     def _run_step(self, step: _Step, run: RunOutput, previous: str, state: dict[str, Any], initial: dict[str, Any],
-                  history: list[dict[str, str]], outputs: dict[str, str]) -> tuple[str, RunOutput | None]:
+                  history: list[dict[str, str]], outputs: dict[str, str]
+                  ) -> Generator[_StepCall, Any, tuple[str, RunOutput | None]]:
         if isinstance(step.target, Agent):
             prompt = previous
             if self.add_workflow_history_to_steps and history:
                 earlier = "\n\n".join(f"Input: {h['input']}\nOutput: {h['output']}" for h in history)
                 prompt = f"Earlier runs of this workflow:\n{earlier}\n\nNow:\n{previous}"
             self._save_state(run.session_id, state, initial)  # the agent reads the state as steps left it
-            child = step.target.run(prompt, session_id=run.session_id, user_id=run.user_id,
-                                    parent_run_id=run.run_id)
+            child = yield _StepCall(step.target, prompt, {"session_id": run.session_id, "user_id": run.user_id,
+                                                          "parent_run_id": run.run_id})
             stored = self.db.get_session(run.session_id).session_state  # with the agent's sets and deletions
             state.clear()
             state.update(stored)
@@ -205,9 +260,34 @@ class Workflow(SessionsMixin):
             if child.status != RunStatus.completed:
                 raise RuntimeError(f"{step.name} ended {child.status.value}")
             return child.content, child
-        result = step.target(StepInput(input=run.input, previous_output=previous, session_state=state,
-                                       history=history, outputs=dict(outputs)))
+        result = yield _StepCall(step.target, StepInput(input=run.input, previous_output=previous,
+                                                        session_state=state, history=history,
+                                                        outputs=dict(outputs)))
         return ("" if result is None else str(result)), None
+
+
+@dataclass
+class _StepCall:
+    """One step's work, made by ``run`` (``run()``) or ``arun`` (``await arun()``): the only part that differs."""
+
+    target: Step
+    given: Any  # the prompt for an agent or team, the StepInput for a function
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self) -> Any:
+        if isinstance(self.target, Agent):
+            return self.target.run(self.given, **self.options)
+        result = self.target(self.given)
+        if inspect.isawaitable(result):
+            getattr(result, "close", lambda: None)()
+            raise TypeError("this step is async: run the workflow with arun")
+        return result
+
+    async def arun(self) -> Any:
+        if isinstance(self.target, Agent):
+            return await self.target.arun(self.given, **self.options)
+        result = self.target(self.given)
+        return await result if inspect.isawaitable(result) else result
 
 
 def _kind(target: Step) -> str:

@@ -459,3 +459,53 @@ def test_an_approved_async_tool_is_awaited_by_acontinue_run(db):
         return await agent.acontinue_run(paused.run_id, approve=True)
 
     assert asyncio.run(main()).content == "sent to ada"
+
+
+def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
+    from nbsessions.workflow import StepInput, Workflow
+
+    async def thinker(messages):
+        await asyncio.sleep(0)  # only the async transport can run this model
+        return f"thought about {messages[-1].content}"
+
+    async def shout(step: StepInput) -> str:
+        await asyncio.sleep(0)
+        step.session_state["shouted"] = True
+        return step.previous_output.upper()
+
+    flow = Workflow(steps=[Agent(model=FunctionModel(thinker), name="thinker"), shout], db=db, name="flow")
+
+    async def main():
+        run = await flow.arun("tea")
+        return run, await flow.aget_session_state(run.session_id)
+
+    run, state = asyncio.run(main())
+    assert run.status == RunStatus.completed and run.content == "THOUGHT ABOUT TEA"
+    assert [(s["name"], s["status"]) for s in run.steps] == [("thinker", "completed"), ("shout", "completed")]
+    assert state == {"shouted": True}
+    with pytest.raises(Exception, match="async"):
+        flow.run("tea again")  # the async model cannot run on the sync transport: the step fails, named
+
+
+def test_cancelling_a_workflow_arun_stores_it_cancelled_with_the_steps_done(db):
+    from nbsessions.workflow import Workflow
+
+    async def main():
+        reached, never = asyncio.Event(), asyncio.Event()
+
+        async def waits(step):
+            reached.set()
+            await never.wait()
+
+        flow = Workflow(steps=[lambda step: "first done", waits], db=db)
+        task = asyncio.create_task(flow.arun("go"))
+        await reached.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return flow
+
+    flow = asyncio.run(main())
+    (run,) = flow.get_runs(flow.get_sessions()[0].session_id)
+    assert run.status == RunStatus.cancelled
+    assert [s["status"] for s in run.steps] == ["completed", "cancelled"]
