@@ -145,3 +145,13 @@ def served(nb, openai_server):
     nb.run("%config AgentMagics.model = 'local-model'")
     nb.run("%config AgentMagics.update_interval = 0")
     return nb
+
+
+@pytest.fixture
+def frequent_thread_switches():
+    """Switch threads every microsecond, so a race window (read-then-write, a read inside a commit) is entered
+    by another thread often."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)

@@ -21,13 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "agent_worker.py"
 
 
-@pytest.fixture(autouse=True)
-def frequent_thread_switches():
-    """Switch threads every microsecond, so a read-then-write window is entered by another thread often."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(interval)
+pytestmark = pytest.mark.usefixtures("frequent_thread_switches")  # read-then-write windows get entered often
 
 
 def together(n: int, fn: Callable[[int], object]) -> list[object]:

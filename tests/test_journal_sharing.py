@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 import pytest
@@ -12,14 +11,7 @@ from tinydb import Query
 from nbsessions.db import TinyDb
 from nbsessions.schema import RunOutput, Session
 
-
-@pytest.fixture(autouse=True)
-def frequent_thread_switches():
-    """Switch threads every microsecond, so reads land in the middle of other threads' commits often."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(interval)
+pytestmark = pytest.mark.usefixtures("frequent_thread_switches")  # reads land inside other threads' commits
 
 
 def test_tinydb_api_reads_a_consistent_snapshot_while_another_thread_writes(tmp_path):
