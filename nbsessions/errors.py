@@ -24,7 +24,7 @@ class ModelError(NbSessionsError):
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
-        self.kind = kind
+        self.kind = kind if kind is not None else kind_of_status(status_code)
         self.run = run
 
     @property
@@ -38,6 +38,16 @@ MODEL_ERROR_KINDS = ("rate_limit", "quota", "timeout", "auth", "not_found", "ser
 """``rate_limit`` 429 · ``quota`` 429 insufficient_quota · ``timeout`` · ``auth`` 401/403 · ``not_found`` 404 ·
 ``server`` 5xx · ``connection`` cannot connect or dropped · ``malformed`` an unreadable or incomplete response ·
 ``request`` any other 4xx."""
+
+_STATUS_KINDS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limit"}
+
+
+def kind_of_status(status_code: int | None) -> str | None:
+    """The ``ModelError.kind`` an HTTP status means by itself (a 429 may still turn out to be a ``quota``)."""
+    if status_code is None:
+        return None
+    return _STATUS_KINDS.get(status_code, "server" if status_code >= 500 else "request" if status_code >= 400
+                             else None)
 
 
 class InvalidInputError(NbSessionsError, ValueError):

@@ -92,9 +92,11 @@ def test_a_prompt_holding_the_models_api_key_is_refused_before_anything_is_sent(
     assert agent.run("an ordinary prompt").content  # the agent is not broken by the refusal
 
 
-def test_the_api_key_from_the_environment_is_refused_too(store, openai_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    agent = Agent(model=OpenAIChat("gpt-test", base_url=openai_server.base_url, max_retries=0), db=store)
+@pytest.mark.parametrize("variable", ["OPENAI_API_KEY", "GROQ_API_KEY"])
+def test_the_api_key_from_the_environment_is_refused_too(store, openai_server, monkeypatch, variable):
+    monkeypatch.setenv(variable, SECRET)
+    named = {"api_key_env": variable} if variable != "OPENAI_API_KEY" else {}
+    agent = Agent(model=OpenAIChat("gpt-test", base_url=openai_server.base_url, max_retries=0, **named), db=store)
     with pytest.raises(InvalidInputError):
         agent.run(f"key: {SECRET}")
     assert openai_server.requests == [] and nothing_written(store)

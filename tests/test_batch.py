@@ -334,3 +334,18 @@ def test_a_real_sigint_stops_the_batch_and_cancels_what_is_streaming():
         result = batch(agent, "{p}", [{"p": p} for p in "abcd"], concurrency=2, **FAST)
     assert [r.status.value for r in result] == ["cancelled", "cancelled", "not_run", "not_run"]
     assert [r.status for r in agent.get_runs(result.session_id)] == [RunStatus.cancelled] * 2
+
+
+def test_a_status_code_alone_gives_the_kind_so_scripted_429s_are_retried():
+    assert [ModelError("x", status_code=s).kind for s in (429, 408, 401, 404, 503, 400, None)] == [
+        "rate_limit", "timeout", "auth", "not_found", "server", "request", None]
+    calls = []
+
+    def limited_once(messages):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ModelError("busy", status_code=429)
+        return "fine"
+
+    result = batch(Agent(model=FunctionModel(limited_once)), "x {n}", rows(1), **FAST)
+    assert result[0].status == JobStatus.completed and result[0].attempts == 2

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from nbsessions.errors import ModelError
+from nbsessions.errors import ModelError, kind_of_status
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model, ToolCall, Usage, estimate_prompt_tokens, estimate_tokens
 from nbsessions.schema import Message
@@ -30,7 +30,6 @@ from nbsessions.schema import Message
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the SDK refuses to run without one
 RESERVED_SETTINGS = frozenset({"model", "messages", "input", "instructions", "stream"})
-_STATUS_KINDS = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limit"}
 
 
 class _Secret:
@@ -157,8 +156,10 @@ class _OpenAIModel(Model):
             return self._client
 
     def secrets(self) -> tuple[str, ...]:
-        """The key this model sends (its own, else ``OPENAI_API_KEY``), to be refused in prompts."""
-        key = self._api_key.reveal() if self._api_key is not None else os.environ.get("OPENAI_API_KEY")
+        """The key this model sends (its own, else its ``api_key_env`` variable or ``OPENAI_API_KEY``), to be
+        refused in prompts."""
+        key = (self._api_key.reveal() if self._api_key is not None
+               else os.environ.get(self.api_key_env or "OPENAI_API_KEY"))
         return (key,) if key and key != PLACEHOLDER_KEY else ()
 
     async def aprepare(self) -> None:
@@ -410,7 +411,7 @@ class _OpenAIModel(Model):
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = shorten(_error_detail(exc.body) or exc.message, 240)
         wait = _retry_after(exc.response.headers)
-        kind = _STATUS_KINDS.get(status, "server" if status >= 500 else "request")
+        kind = kind_of_status(status)
         if status == 401:
             text = "401 unauthorized: check OPENAI_API_KEY or api_key=..."
         elif status == 429 and body.get("code") == "insufficient_quota":
