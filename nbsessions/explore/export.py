@@ -21,7 +21,7 @@ from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
 from nbsessions.export import fence_for, session_json, session_markdown, write_private
 from nbsessions.export_ipynb import session_ipynb
-from nbsessions.formatting import one_line
+from nbsessions.formatting import one_line, seconds, when_precise
 from nbsessions.render import format_cost
 from nbsessions.schema import RunOutput, Session
 
@@ -67,7 +67,7 @@ def session_csv(session: Session, runs: list[RunOutput]) -> str:
     """One row per run, every run (failed, superseded and nested ones too, with their status and parent)."""
     records = [{
         "session_id": session.session_id, "session_name": session.session_name, "run_id": r.run_id,
-        "created_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)), "status": r.status.value,
+        "created_at": when_precise(r.created_at), "status": r.status.value,
         "model": r.model, "provider": r.provider, "input": r.input, "content": r.content, "error": r.error,
         **tables.metric_fields(r), "tags": r.tags, "superseded_by": r.superseded_by, "cell_id": r.cell_id,
         "execution_count": r.execution_count, "kind": r.kind, "parent_run_id": r.parent_run_id,
@@ -127,7 +127,7 @@ def _summary_row(label: str, status: str, run: RunOutput | None, checks: list) -
     approx = "~" if m and m.tokens_estimated else ""
     tokens = f"{approx}{m.input_tokens} / {approx}{m.output_tokens}" if m else "–"
     passed = f"{sum(c.passed for c in checks)}/{len(checks)}" if checks else "–"
-    cells = [label, status, tokens, tables.seconds(m.duration if m else None), format_cost(m.cost if m else None),
+    cells = [label, status, tokens, seconds(m.duration if m else None), format_cost(m.cost if m else None),
              passed]
     return "| " + " | ".join(_md_cell(c) for c in cells) + " |"
 

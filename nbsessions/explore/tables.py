@@ -12,6 +12,7 @@ from typing import Any
 
 from nbsessions import theme
 from nbsessions.explore.checks import CheckResult
+from nbsessions.formatting import seconds
 from nbsessions.render import format_cost, markdown_to_html
 from nbsessions.schema import Metrics, RunOutput
 
@@ -46,12 +47,6 @@ def metric_fields(run: RunOutput | None) -> dict[str, Any]:
 
 def check_fields(results: Sequence[CheckResult]) -> dict[str, Any]:
     return {f"check:{r.name}": r.passed for r in results}
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
 def percent(rate: float | None) -> str:
