@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from nbsessions.errors import ModelError
-from nbsessions.llm import OfflineModel, OpenAIChat, OpenAIResponses, Usage, model_from_name
+from nbsessions.llm import FunctionModel, OfflineModel, OpenAIChat, OpenAIResponses, Usage, model_from_name
 from nbsessions.llm.base import ToolCall, estimate_prompt_tokens, estimate_tokens
 from nbsessions.schema import Message
 
@@ -414,6 +414,36 @@ def test_model_from_name_passes_url_and_key_to_the_requests(openai_server):
     model = model_from_name("llama3", base_url=openai_server.base_url, api_key=FAKE_KEY)
     texts, _ = run(model)
     assert openai_server.last.path == "/v1/chat/completions" and texts
+
+
+def test_a_bare_name_like_a_configured_model_shares_its_endpoint_key_and_settings(openai_server):
+    base = OpenAIChat("first", base_url=openai_server.base_url, api_key=FAKE_KEY, temperature=0.2)
+    other = model_from_name("second", like=base)
+    assert type(other) is OpenAIChat and other is not base and base.id == "first"
+    assert (other.id, other.base_url, other.settings) == ("second", openai_server.base_url, {"temperature": 0.2})
+    openai_server.api_key = FAKE_KEY
+    texts, _ = run(other)
+    assert texts and openai_server.last.body["model"] == "second"
+    assert type(model_from_name("second", like=OfflineModel())) is OpenAIResponses  # nothing to share
+
+
+# -- declared capabilities -----------------------------------------------------------------------------
+
+
+def test_models_declare_what_they_can_do(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    offline, tools_fn, plain_fn = OfflineModel(), FunctionModel(lambda m, t: "x"), FunctionModel(lambda m: "x")
+    hosted, local = OpenAIResponses("gpt-5.2"), OpenAIChat("llama3", base_url="http://127.0.0.1:9/v1")
+    keyed = OpenAIChat("llama3", base_url="http://127.0.0.1:9/v1", api_key_env="MY_KEY")
+    assert [m.supports_tools for m in (offline, tools_fn, plain_fn, hosted)] == [False, True, False, True]
+    assert FunctionModel(lambda m, t=None: "x", supports_tools=False).supports_tools is False
+    assert [m.is_local for m in (offline, plain_fn, hosted, local)] == [True, True, False, True]
+    assert [m.needs_key for m in (offline, hosted, local, keyed)] == [False, True, False, True]
+    assert [m.lists_models for m in (offline, plain_fn, hosted)] == [False, False, True]
+    assert offline.available_models() is None
+    assert [m.is_scripted for m in (offline, plain_fn, hosted)] == [True, True, False]
+    assert [m.follows_prompts for m in (offline, plain_fn, hosted)] == [False, True, True]
+    assert all(m.can_stream for m in (offline, plain_fn, hosted, local))
 
 
 # -- the test server speaks the real wire format ------------------------------------------------------
