@@ -2,7 +2,7 @@
 
 Everything in a context is shown exactly as sent, so it is escaped, never rendered as Markdown: history holds model
 text, and escaping is what keeps it inert in a trusted output. Colours come from JupyterLab's theme variables so
-the view reads in light and dark themes.
+the view reads in light and dark themes (``theme``).
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import json
 import re
 from collections.abc import Mapping
 
+from nbsessions import theme
 from nbsessions.inspect_context import SentContext, SentMessage
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops terminal escape sequences
-_CELL = 'style="padding:2px 8px;vertical-align:top;text-align:left"'
-_DIM = 'style="color:var(--jp-ui-font-color2,#616161);font-size:85%"'
-_PRE = ('style="white-space:pre-wrap;word-break:break-word;margin:0;padding:4px 6px;'
-        'font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,12px);'
-        'background:var(--jp-layout-color2,#eee);color:var(--jp-content-font-color1,#212121)"')
+_CELL = f'style="{theme.CELL}"'
+_HEAD = f'style="{theme.HEADER_CELL}"'
+_DIM = f'style="color:{theme.DIM};font-size:85%"'
+_PRE = (f'style="white-space:pre-wrap;word-break:break-word;margin:0;padding:4px 6px;font-family:{theme.CODE_FONT};'
+        f'font-size:var(--jp-code-font-size,12px);background:{theme.CODE_BG};color:{theme.CODE_TEXT}"')
 
 
 def _clean(text: str) -> str:
@@ -87,7 +88,7 @@ def context_html(ctx: SentContext, labels: Mapping[str, str] | None = None) -> s
     """A table of the messages sent, every string escaped (model text included): inert in a trusted output."""
     labels = labels or {}
     esc = html.escape
-    head = "".join(f"<th {_CELL}>{h}</th>" for h in ("#", "part", "from run", "tokens", "content"))
+    head = "".join(f"<th {_HEAD}>{h}</th>" for h in ("#", "part", "from run", "tokens", "content"))
     rows = []
     for i, m in enumerate(ctx.messages, 1):
         source = esc(source_label(m.from_run_id, labels))

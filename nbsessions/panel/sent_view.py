@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
+from nbsessions import theme
 from nbsessions.inspect_context import run_context
 from nbsessions.render_context import context_html
 from nbsessions.schema import RunOutput
 
-SENT_STYLE = "font-size:85%;margin:0 0 6px 0;color:var(--jp-ui-font-color1,#212121)"
+SENT_STYLE = f"font-size:85%;margin:0 0 6px 0;color:{theme.TEXT}"
 
 
 def render_sent(run: RunOutput, labels: Mapping[str, str] | None = None) -> str:
