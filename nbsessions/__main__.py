@@ -20,9 +20,10 @@ from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import is_postgres_url, open_store
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
 from nbsessions.formatting import shorten, when
+from nbsessions.listing import match_session
 from nbsessions.render import format_cost, format_footer, format_in_out
 from nbsessions.schema import RunOutput, Session
-from nbsessions.sessions import ACTIVE_SESSION_KEY, match_session
+from nbsessions.sessions import ACTIVE_SESSION_KEY
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops ESC, CSI and friends
 

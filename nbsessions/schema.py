@@ -291,6 +291,7 @@ class RunOutput:
         return cls(**kwargs)
 
 
+EXPERIMENT_KEY = "experiment"  # Session.metadata: made by compare / batch (see Session.experiment)
 SUMMARY_THROUGH_KEY = "summary_through"  # Session.metadata: the newest run a summary covers, topics, when written
 
 
@@ -325,6 +326,12 @@ class Session:
     def label(self) -> str:
         """What people see: the name when there is one, else the first 8 characters of the id."""
         return self.session_name or self.session_id[:8]
+
+    @property
+    def experiment(self) -> dict[str, Any] | None:
+        """``{"kind": "compare" | "batch", "from": session id | None}`` for a session an experiment made: lists
+        hide these by default and show them under the session they came from."""
+        return self.metadata.get(EXPERIMENT_KEY)
 
     @property
     def runs(self) -> list[RunOutput]:

@@ -13,6 +13,7 @@ from typing import Any
 from nbsessions.db.base import BaseDb, check_session_owner
 from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.formatting import shorten
+from nbsessions.listing import unique_name
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, SessionSummary, new_id
 from nbsessions.transcript import session_messages
@@ -154,7 +155,8 @@ class SessionsMixin:
                                      descending=descending)
 
     def create_session(self, session_name: str | None = None, *, user_id: str | None = None,
-                       session_state: dict[str, Any] | None = None, notebook: str | None = None) -> Session:
+                       session_state: dict[str, Any] | None = None, notebook: str | None = None,
+                       metadata: dict[str, Any] | None = None) -> Session:
         if session_state is not None:
             check_json(session_state, "session_state")
         if session_name is not None:
@@ -164,7 +166,7 @@ class SessionsMixin:
         session_name = unique_name(self.db, session_name, user_id)
         session = Session(session_name=session_name, user_id=user_id,
                           agent_id=self.agent_id, agent_name=self.name, notebook=notebook,
-                          session_state={**self.session_state, **(session_state or {})})
+                          session_state={**self.session_state, **(session_state or {})}, metadata=dict(metadata or {}))
         self.db.upsert_session(session)
         self._emit("session", session.session_id)
         return session
@@ -288,7 +290,7 @@ class SessionsMixin:
         return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
 
     def fork_session(self, session_id: str, run_id: str | None = None, *,
-                     session_name: str | None = None) -> Session:
+                     session_name: str | None = None, metadata: dict[str, Any] | None = None) -> Session:
         """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin."""
         source = self._session(session_id)
         runs = _runs_up_to(self.db.list_runs(session_id), run_id, session_id)
@@ -296,7 +298,7 @@ class SessionsMixin:
             session_name=unique_name(self.db, session_name or f"{source.label} (fork)", source.user_id),
             user_id=source.user_id,
             agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
-            notebook=source.notebook, summary=source.summary,
+            notebook=source.notebook, summary=source.summary, metadata=dict(metadata or {}),
             forked_from={"session_id": session_id, "run_id": run_id or (runs[-1].run_id if runs else "")},
         )
         self.db.upsert_session(fork)
@@ -353,38 +355,3 @@ def short_title(reply: str) -> str:
     while line != (trimmed := line.strip().strip("*_`\"'“”‘’").rstrip(".")):
         line = trimmed
     return shorten(line, TITLE_WIDTH) if line else ""
-
-
-def unique_name(db: BaseDb, name: str | None, user_id: str | None, *, except_id: str | None = None) -> str | None:
-    """``name``, or ``name (2)``, ``name (3)``… when one of the user's sessions already has it.
-
-    Two sessions both called "cleanup" are told apart only by their ids; people pick sessions by name.
-    """
-    if not name:
-        return name
-    taken = {s.session_name for s in db.list_sessions(user_id=user_id)
-             if s.user_id == user_id and s.session_id != except_id}
-    if name not in taken:
-        return name
-    number = 2
-    while f"{name} ({number})" in taken:
-        number += 1
-    return f"{name} ({number})"
-
-
-def match_session(sessions: list[Session], key: str, *, unique: bool = False) -> Session | None:
-    """The session ``key`` names among ``sessions`` (newest first): exact id, exact name, then unique id prefix.
-
-    The one lookup the magic and the CLI share. Stores written before names were unique may hold twins: the
-    newest is meant, unless ``unique`` (deleting) wants an unambiguous reference. Ambiguity raises
-    ``SessionNotFoundError``; no match is ``None`` so each surface says where to look.
-    """
-    by_name = [s for s in sessions if s.session_name == key]
-    for matches in ([s for s in sessions if s.session_id == key], by_name[:1] if by_name and not unique else by_name,
-                    [s for s in sessions if s.session_id.startswith(key)]):
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            ids = ", ".join(s.session_id[:8] for s in matches[:5])
-            raise SessionNotFoundError(f"{key!r} matches {len(matches)} sessions ({ids}): give more of the id")
-    return None

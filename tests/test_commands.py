@@ -218,3 +218,15 @@ def test_settings_from_an_ipython_profile_apply_from_the_start(tmp_path, monkeyp
         assert len(stored_runs(tmp_path / "profile.json")) == 2
     finally:
         nb.close()
+
+
+def test_sessions_hides_experiment_sessions_unless_asked(nb):
+    nb.run("%agent new base")
+    nb.run("%%agent\nhello")
+    nb.run("%%agent --compare offline,offline\nhi")
+    out = nb.run("%agent sessions").stdout + "".join(o.data["text/plain"] for o in nb.run("%agent sessions").outputs)
+    assert "base" in out and "compare:" not in out and "2 experiment session(s) hidden" in out
+    listed = nb.run("%agent sessions --experiments").outputs[0].data["text/plain"].splitlines()
+    at = next(i for i, line in enumerate(listed) if " base " in f" {line} ")
+    assert [line.split()[:2] for line in listed[at + 1:at + 3]] == [["↳", "compare:"]] * 2  # under their source
+    assert "UsageError" in one_red_line(nb.run("%agent sessions --bogus"))

@@ -167,7 +167,7 @@ def test_experiments_run_as_the_notebooks_user(served):
     served.run("%%agent --new hers\nHello")
     served.run("%%agent --over rows -o res\nWeather in {city}")
     served.run("%%agent --compare model-a -o cmp\nHi")
-    listed = served.run("%agent sessions").outputs[0].data["text/plain"].splitlines()[1:]
+    listed = served.run("%agent sessions --experiments").outputs[0].data["text/plain"].splitlines()[1:]
     assert len(listed) == 3 and all(" alice " in line for line in listed)  # hers, the batch's, the fork
     served.run("%agent user bob")
     assert "no sessions yet" in served.run("%agent sessions").stdout

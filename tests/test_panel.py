@@ -1278,3 +1278,26 @@ def test_a_page_with_nested_runs_costs_about_what_it_shows(agent):
     reads.clear()
     assert [r.input for r in read_page(read, 80, 1)[0]] == [f"t{i}" for i in range(30)]
     assert reads == [80, 320]
+
+
+def test_experiment_sessions_are_hidden_until_asked_for_then_listed_under_their_source(agent):
+    from nbsessions.explore import batch, compare
+
+    base = agent.create_session("analysis")
+    agent.run("first", session_id=base.session_id)
+    other = agent.create_session("other")
+    compare(agent, "hi", models=["offline", FunctionModel(echo, id="echo")], session_id=base.session_id,
+            progress=False)
+    agent.set_active_session(base.session_id)
+    batch(agent, "say {x}", [{"x": 1}], progress=False)
+    panel = SessionPanel(agent)
+    assert sorted(r[0] for r in row_texts(panel)) == ["analysis", "other"]
+    assert panel.sessions.page_info.value.endswith("· 3 experiment sessions hidden")
+    panel.sessions.show_experiments.value = True
+    names = [r[0] for r in row_texts(panel)]
+    at = names.index("analysis")
+    assert names[at + 1] == "↳ batch: say {x} · function"  # newest first within the group, as in the list
+    assert sorted(names[at + 2:at + 4]) == ["↳ compare: echo", "↳ compare: offline"]
+    assert "other" in names and len(names) == 5
+    assert other.session_id in panel.sessions.shown_ids
+    panel.close()

@@ -19,7 +19,7 @@ from nbsessions.explore.compare import resolve_model
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
-from nbsessions.schema import RunOutput
+from nbsessions.schema import EXPERIMENT_KEY, RunOutput
 from nbsessions.templating import TemplateError, fill_prompt
 
 if TYPE_CHECKING:
@@ -186,7 +186,9 @@ def batch(
         agent.get_session(session_id)  # unknown or another user's: fail before any run
     else:
         name = f"batch: {shorten(template, 40)} · {(model_obj or agent.model).id}"
-        result.session_id = agent.create_session(name).session_id
+        source = agent.session_id or agent.active_session_id  # where the batch was started from
+        result.session_id = agent.create_session(
+            name, metadata={EXPERIMENT_KEY: {"kind": "batch", "from": source}}).session_id
     sid = result.session_id
     assert sid is not None
     jobs = [Job(prompt=p, session=lambda: sid, model=model_obj, instructions=instructions, history=False,

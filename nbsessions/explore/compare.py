@@ -19,7 +19,7 @@ from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, R
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
-from nbsessions.schema import RunOutput
+from nbsessions.schema import EXPERIMENT_KEY, RunOutput
 from nbsessions.validate import refuse_secrets
 
 if TYPE_CHECKING:
@@ -143,10 +143,12 @@ def _labels(models: Sequence[Model]) -> list[str]:
 
 
 def _session_maker(agent: Agent, base: str | None, name: str) -> Callable[[], str]:
+    marked = {EXPERIMENT_KEY: {"kind": "compare", "from": base}}  # listed under ``base``, hidden by default
+
     def make() -> str:
         if base is None:
-            return agent.create_session(name).session_id
-        return agent.fork_session(base, session_name=name).session_id
+            return agent.create_session(name, metadata=marked).session_id
+        return agent.fork_session(base, session_name=name, metadata=marked).session_id
 
     return make
 

@@ -26,6 +26,7 @@ from nbsessions.explore.export import FORMATS, SESSION_ONLY, export_result, expo
 from nbsessions.export import write_private
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.formatting import when
+from nbsessions.listing import group_experiments
 from nbsessions.magic.cellopts import parse_state, session_label
 from nbsessions.magic.nested import history_view
 from nbsessions.magic.notebook import NotebookAgent
@@ -150,8 +151,16 @@ def panel(nb: NotebookAgent, rest: str) -> Any:
 # -- sessions --------------------------------------------------------------------------------------
 @command("sessions")
 def sessions(nb: NotebookAgent, rest: str) -> None:
-    """A table of the sessions in this notebook's database, newest first; ● marks the active one."""
-    rows = nb.sessions()
+    """A table of the sessions in this notebook's database, newest first; ● marks the active one.
+
+    ``--experiments`` also lists the sessions compare and batch made, each under the session it came from."""
+    if rest not in ("", "--experiments"):
+        raise UsageError(f"%agent sessions takes no argument but --experiments, not {rest!r}")
+    rows, hidden = group_experiments(nb.sessions(), include=rest == "--experiments")
+    note = f"{hidden} experiment session(s) hidden: %agent sessions --experiments lists them" if hidden else ""
+    if not rows and note:
+        print(note)
+        return
     if not rows:
         unowned = nb.agent.count_unowned_sessions() if nb.user else 0
         if unowned:
@@ -165,7 +174,8 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
     table = []
     for s in rows:
         count, m = nb.agent.get_session_totals(s.session_id)
-        table.append(["●" if s.session_id == active else "", s.session_name or "", s.session_id[:8],
+        name = ("↳ " if s.experiment else "") + (s.session_name or "")
+        table.append(["●" if s.session_id == active else "", name, s.session_id[:8],
                       s.user_id or "", str(count), format_in_out(m), format_cost(m.cost),
                       when(s.updated_at)])
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
@@ -173,7 +183,9 @@ def sessions(nb: NotebookAgent, rest: str) -> None:
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     plain = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                       for row in [header, *table])
-    show_html(plain, f'<table class="nbsessions-sessions"><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>')
+    show_html(plain + (f"\n{note}" if note else ""),
+              f'<table class="nbsessions-sessions"><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>'
+              + (f'<div style="opacity:.7">{html.escape(note)}</div>' if note else ""))
 
 
 @command("use")

@@ -27,6 +27,7 @@ from nbsessions.errors import (
     SessionNotFoundError,
     StorageError,
 )
+from nbsessions.listing import match_session
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
 from nbsessions.magic.cellrun import CellInterrupted, show_run
@@ -36,7 +37,6 @@ from nbsessions.magic.pauses import PausedNotices
 from nbsessions.magic.registry import Registry
 from nbsessions.magic.scope import DbLocation, configured_db, locate_db, login_user
 from nbsessions.schema import RunOutput, RunStatus, Session
-from nbsessions.sessions import match_session
 from nbsessions.summary import Summarizer
 from nbsessions.templating import TemplateError, fill_prompt
 from nbsessions.tools import make_tool, update_session_state

@@ -10,10 +10,11 @@ import html
 from collections.abc import Callable
 from itertools import zip_longest
 
-from ipywidgets import HTML, Button, ButtonStyle, Dropdown, GridBox, HBox, Label, Layout, Text, VBox
+from ipywidgets import HTML, Button, ButtonStyle, Checkbox, Dropdown, GridBox, HBox, Label, Layout, Text, VBox
 from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
 from nbsessions.agent import Agent
+from nbsessions.listing import group_experiments
 from nbsessions.panel import formatting as fmt
 from nbsessions.render import format_cost
 from nbsessions.schema import Metrics, Session
@@ -54,7 +55,7 @@ class _Row:
             return
         runs, metrics = totals
         self.session_id = session.session_id
-        self.name.description = session.label
+        self.name.description = ("↳ " if session.experiment else "") + session.label  # under its source
         self.name.tooltip = f"{session.label} · {session.session_id}"
         self.name.button_style = "info" if session.session_id == selected else ""
         self.user.value = session.user_id or "–"
@@ -74,10 +75,13 @@ class SessionList(VBox):
         self._on_change = on_change
         self._syncing = False
         self.page = 0
+        self.hidden_experiments = 0
         self.page_size = page_size
         self.user_filter = Dropdown(options=[("all users", ALL_USERS)], value=ALL_USERS, description="User",
                                     layout=Layout(width="220px"))
         self.text_filter = Text(placeholder="filter by name, id or user", layout=Layout(width="260px"))
+        self.show_experiments = Checkbox(False, description="experiments", indent=False, layout=Layout(width="auto"),
+                                         tooltip="also list the sessions compare and batch made, under their source")
         styles = (ButtonStyle(), LabelStyle(), HTMLStyle())  # shared by every row: fewer widgets to build
         self.rows = [_Row(on_select, styles) for _ in range(page_size)]
         bold = LabelStyle(font_weight="bold")
@@ -94,7 +98,8 @@ class SessionList(VBox):
         self.next_page.on_click(lambda _b: self._turn(+1))
         self.user_filter.observe(self._filter_changed, names="value")
         self.text_filter.observe(self._filter_changed, names="value")
-        super().__init__([HBox([self.user_filter, self.text_filter]), self.grid,
+        self.show_experiments.observe(self._filter_changed, names="value")
+        super().__init__([HBox([self.user_filter, self.text_filter, self.show_experiments]), self.grid,
                           HBox([self.prev_page, self.page_info, self.next_page])])
 
     def _filter_changed(self, _change: dict) -> None:
@@ -134,14 +139,16 @@ class SessionList(VBox):
         """Redraw the current page; ``totals(session_id)`` gives (run count, summed metrics) per row."""
         sessions = self._agent.get_sessions()
         self._sync_users(sessions)
-        shown = [s for s in sessions if self._matches(s)]
+        shown, self.hidden_experiments = group_experiments([s for s in sessions if self._matches(s)],
+                                                           include=self.show_experiments.value)
         pages = max(1, -(-len(shown) // self.page_size))
         self.page = min(self.page, pages - 1)
         start = self.page * self.page_size
         page = shown[start:start + self.page_size]
         for row, session in zip_longest(self.rows, page):
             row.show(session, totals(session.session_id) if session else None, selected)
-        self.page_info.value = fmt.page_label(start + 1, len(page), len(shown), "sessions")
+        hidden = f" · {self.hidden_experiments} experiment sessions hidden" if self.hidden_experiments else ""
+        self.page_info.value = fmt.page_label(start + 1, len(page), len(shown), "sessions") + hidden
         self.prev_page.disabled = self.page == 0
         self.next_page.disabled = self.page >= pages - 1
 
