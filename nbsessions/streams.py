@@ -116,13 +116,14 @@ class RunStream:
     def __init__(self, execution: Execution, *, stream_events: bool = False, yield_run_output: bool = False) -> None:
         self._execution = execution
         self.run = execution.run
-        self._events = self._select(stream_events, yield_run_output)
+        self.stream_events = stream_events
+        self._events = self._select(yield_run_output)
 
-    def _select(self, stream_events: bool, yield_run_output: bool) -> Iterator[Event | RunOutput]:
+    def _select(self, yield_run_output: bool) -> Iterator[Event | RunOutput]:
         events = drive(self._execution.steps(), self._execution)
         try:
             for event in events:
-                if _wanted(event, stream_events):
+                if _wanted(event, self.stream_events):
                     yield event
         finally:
             events.close()
@@ -134,6 +135,11 @@ class RunStream:
 
     def __next__(self) -> Event | RunOutput:
         return next(self._events)
+
+    def with_events(self) -> RunStream:
+        """Also yield the run's milestones (as ``stream_events=True``): how the notebook shows tool calls."""
+        self.stream_events = True
+        return self
 
     def whole_replies(self) -> RunStream:
         """Ask the model for whole replies (``stream: false``) while still iterating here (``--no-stream``)."""

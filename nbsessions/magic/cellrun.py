@@ -104,9 +104,11 @@ def show_run(stream: RunStream, label: str, *, waiting: str = "", live: bool = T
     try:
         if live:
             out.show(waiting_bundle(waiting))
-        for event in stream:
+        for event in stream.with_events():
             if event.event == RunEvent.run_content:
                 out.progress(lambda: reply_bundle(stream.run))
+            elif event.event == RunEvent.tool_call_started and live and not stream.run.content:
+                out.show(waiting_bundle(f"{waiting} · calling {event.tool.tool_name}"))  # escaped there
     except KeyboardInterrupt:
         stream.close()  # the Ctrl-C may have landed here rather than in the model: store the run as cancelled
         _final(out, stream.run, label)
