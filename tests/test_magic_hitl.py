@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from conftest import RecordingModel
 from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, one_red_line, stored_runs
 from xss import ActiveContent
@@ -281,8 +282,9 @@ def summarising(messages):
 
 
 def test_summaries_follow_the_setting_and_stand_in_for_older_runs(nb):
-    seen = []
-    nb.magics.notebook.register_model("scripted", FunctionModel(lambda m: seen.append(m) or summarising(m)))
+    model = RecordingModel(summarising)
+    seen = model.requests
+    nb.magics.notebook.register_model("scripted", model)
     nb.run("%config AgentMagics.model = 'scripted'")
     nb.run("%%agent --new talk\none")
     off = nb.run("%agent summary").stdout
