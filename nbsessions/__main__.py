@@ -17,7 +17,7 @@ from typing import TextIO
 
 from nbsessions.db.base import BaseDb
 from nbsessions.db.tinydb import TinyDb
-from nbsessions.db.urls import is_postgres_url, open_store
+from nbsessions.db.urls import is_postgres_url, mask_url, open_store
 from nbsessions.errors import NbSessionsError, SessionNotFoundError
 from nbsessions.formatting import shorten, when
 from nbsessions.listing import match_session
@@ -169,7 +169,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_copy(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     from nbsessions.copying import copy_sessions
-    from nbsessions.db.urls import mask_url, open_store
 
     with open_store(args.target) as target:
         report = copy_sessions(db, target, user_id=args.user, progress=not args.no_progress, out=sys.stderr)

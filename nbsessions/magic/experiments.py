@@ -24,6 +24,7 @@ from nbsessions.explore.batch import BatchResult, as_rows, batch
 from nbsessions.explore.checks import Check, as_checks
 from nbsessions.explore.compare import Comparison, compare
 from nbsessions.llm.base import Model
+from nbsessions.llm.openai import RESERVED_SETTINGS
 from nbsessions.magic.cellopts import CellOptions, session_label
 from nbsessions.magic.cellrun import CellInterrupted
 from nbsessions.magic.notebook import NotebookAgent
@@ -66,8 +67,6 @@ def settings_grid(sweep: list[tuple[str, list[Any]]]) -> list[dict[str, Any]] | 
     if repeated:
         raise UsageError(f"--sweep {repeated[0]} is given twice: list all its values once, e.g. "
                          f"{repeated[0]}=0,0.7")
-    from nbsessions.llm.openai import RESERVED_SETTINGS
-
     reserved = sorted(set(keys) & RESERVED_SETTINGS)
     if reserved:
         raise UsageError(f"--sweep {reserved[0]}: not a generation setting (use --compare for models)")

@@ -20,6 +20,7 @@ from IPython.core.error import UsageError
 
 from nbsessions.agent import Agent, RunStream
 from nbsessions.db.base import BaseDb
+from nbsessions.db.urls import open_store
 from nbsessions.errors import (
     InvalidInputError,
     NbSessionsError,
@@ -53,8 +54,6 @@ def open_db(location: DbLocation) -> BaseDb:
 
     On a shared database the notebook's settings (its active session) are kept per login and notebook.
     """
-    from nbsessions.db.urls import open_store
-
     scope = f"{login_user()}@{location.notebook or Path.cwd()}" if location.url else ""
     return open_store(location.target, meta_scope=scope)
 

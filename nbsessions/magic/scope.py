@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbsessions.db.urls import is_postgres_url, mask_url
+
 DB_SUFFIX = ".nbsessions.json"
 FALLBACK_NAME = "nbsessions.json"
 VSCODE_NAME = "__vsc_ipynb_file__"
@@ -38,8 +40,6 @@ class DbLocation:
         """What to show: the file path, or the URL with its password masked."""
         if self.url is None:
             return str(self.path)
-        from nbsessions.db.urls import mask_url
-
         return mask_url(self.url)
 
     @property
@@ -112,8 +112,6 @@ def locate_db(configured: str | None = None, *, reason: str | None = None,
               cwd: Path | None = None) -> DbLocation:
     """A path or ``postgresql://`` URL the user set wins (with ``reason`` saying how they set it); otherwise the
     notebook's default."""
-    from nbsessions.db.urls import is_postgres_url
-
     if configured and is_postgres_url(configured):
         found = find_notebook(user_ns, environ, cwd)
         place = default_location(user_ns, environ, cwd)
