@@ -115,3 +115,11 @@ def test_openai_base_url_from_the_environment_is_a_server_like_base_url(nb, open
     ran = nb.run("%%agent\nHi")
     assert ran.result.success, one_red_line(ran)
     assert openai_server.last.body["model"] == "only-one" and "only-one, the only model" in ran.stdout
+
+
+def test_status_names_the_server_and_the_keys_variable_never_the_key(local, openai_server, monkeypatch):
+    monkeypatch.setenv("MY_LLM_KEY", SECRET)
+    local.run("%config AgentMagics.api_key_env = 'MY_LLM_KEY'")
+    shown = local.run("%agent").stdout
+    assert re.search(rf"server: +{re.escape(openai_server.base_url)} · key from \$MY_LLM_KEY \(set\)", shown), shown
+    assert SECRET not in shown

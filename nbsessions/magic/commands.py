@@ -88,7 +88,8 @@ def status(nb: NotebookAgent) -> None:
     registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
     rows = [("database", location.label), ("  why", location.reason),
             ("session", f"{session_label(session)}, {runs} runs" if session else "none yet"), ("model", model),
-            ("user", nb.user or "(none)"), ("tools", tools), ("summaries", summaries), ("registered", registered),
+            ("server", nb.server_line()), ("user", nb.user or "(none)"), ("tools", tools),
+            ("summaries", summaries), ("registered", registered),
             ("subcommands", ", ".join(COMMANDS))]
     width = max(len(label) for label, _ in rows) + 1
     print("\n".join(f"{label + ':':<{width}} {value}" for label, value in rows))

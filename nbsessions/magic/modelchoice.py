@@ -114,6 +114,13 @@ class ModelChoice:
             raise UsageError(f"unknown model id {name!r}: use a model name such as 'gpt-5.2', 'llama3.2' "
                              "or 'offline'")
 
+    def server_line(self) -> str:
+        """Where cells' requests go and which variable the key comes from (whether it is set, never its value)."""
+        url = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or ""
+        where = urlsplit(url)._replace(netloc=_host(url)).geturl() if url else "OpenAI (api.openai.com)"
+        variable = self.settings.api_key_env or "OPENAI_API_KEY"
+        return f"{where} · key from ${variable} ({'set' if os.environ.get(variable) else 'not set'})"
+
     def announce(self, source: str) -> None:
         """Say once per kernel that replies are offline (and how to change that), or which model was picked."""
         if source == "fallback" and not self._offline_announced:
