@@ -17,7 +17,7 @@ from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
 from nbsessions.streams import AsyncRunStream, RunStream
 from nbsessions.team import Team
 from nbsessions.tools import RunContext, tool
-from nbsessions.workflow import StepInput, Workflow, WorkflowError
+from nbsessions.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
 
 __version__ = "0.1.0"
 
@@ -25,8 +25,9 @@ __all__ = [
     "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
     "Metrics", "Model", "OpenAIChat", "OpenAIResponses", "TinyDb",
     "ModelError", "NbSessionsError", "OfflineModel", "RunEvent", "RunOutput", "RunStatus", "RunStream", "Session",
-    "RunContext", "SessionAccessError", "SessionNotFoundError", "StepInput", "StorageError", "Team", "Usage",
-    "Workflow", "WorkflowError", "set_price", "tool",
+    "RunContext", "SessionAccessError", "SessionNotFoundError", "Step", "StepInput", "StepOutput", "StorageError",
+    "Team", "Usage",
+    "Workflow", "WorkflowAgent", "WorkflowError", "set_price", "tool",
 ]
 
 

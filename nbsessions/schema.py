@@ -193,6 +193,20 @@ class Metrics:
 
 
 @dataclass
+class StepOutput:
+    """Agno's ``StepOutput``: what one workflow step produced (a function step may return one)."""
+
+    step_name: str | None = None
+    content: Any = None
+    success: bool = True
+    error: str | None = None
+    stop: bool = False  # end the workflow after this step
+    step_type: str | None = None
+    executor_name: str | None = None
+    step_run_id: str | None = None
+
+
+@dataclass
 class RunOutput:
     run_id: str = field(default_factory=new_id)
     session_id: str = ""
@@ -217,6 +231,8 @@ class RunOutput:
     steps: list[dict[str, Any]] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
     requirements: list[RunRequirement] = field(default_factory=list)  # what a paused run waits for
+    # set by a team on its runs: member runs are read from the store when asked for
+    _load_members: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
     tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
     writer: dict[str, Any] | None = None  # a running run's process (liveness.current_writer), to tell a dead one
 
@@ -228,6 +244,18 @@ class RunOutput:
     def __post_init__(self) -> None:
         """Requirements given as dicts (stored, or from another process) become ``RunRequirement`` objects."""
         self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
+
+    @property
+    def member_responses(self) -> list[RunOutput]:
+        """A team run's member runs, in order (Agno's ``TeamRunOutput.member_responses``)."""
+        return self._load_members() if self._load_members is not None else []
+
+    @property
+    def step_results(self) -> list[StepOutput]:
+        """A workflow run's steps as ``StepOutput`` records, in order (Agno's ``WorkflowRunOutput.step_results``)."""
+        return [StepOutput(step_name=s.get("name"), content=s.get("output"), success=s.get("status") == "completed",
+                           error=s.get("error"), step_type=s.get("kind"), step_run_id=s.get("run_id"))
+                for s in self.steps]
 
     @property
     def is_paused(self) -> bool:
@@ -261,6 +289,7 @@ class RunOutput:
         ``history_refs=True`` is the form stores keep: history messages as references to the runs they came from.
         """
         data = dict(self.__dict__)
+        data.pop("_load_members", None)
         data["status"] = self.status.value
         data["messages"] = _refs_of(self.messages) if history_refs else [m.to_dict() for m in self.messages]
         data["metrics"] = self.metrics.to_dict()

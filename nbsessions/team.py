@@ -13,6 +13,7 @@ from typing import Any
 from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import ModelError
+from nbsessions.execution import Execution
 from nbsessions.llm.base import Model
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 from nbsessions.tools import RunContext, Tool
@@ -126,6 +127,10 @@ class Team(Agent):
             nested = self._nested.pop(run.run_id, [])
         for metrics in nested:
             run.metrics.add_usage_of(metrics)
+
+    def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
+        run._load_members = lambda: self.member_runs(run.run_id)  # Agno's member_responses, read on use
+        return super()._start(run, model, session_state)
 
     def member_runs(self, run_id: str) -> list[RunOutput]:
         """The member runs a team run made, in order."""

@@ -13,7 +13,7 @@ import contextlib
 import copy
 import inspect
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,90 +21,78 @@ from nbsessions.agent import Agent
 from nbsessions.async_api import AsyncSessionsMixin
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import InvalidInputError, NbSessionsError, exception_line
+from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import Message, RunOutput, RunStatus, new_id
+from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, new_id
 from nbsessions.sessions import SessionsMixin
+from nbsessions.steps import (
+    Step,
+    StepFunction,
+    StepInput,
+    WorkflowError,
+    as_step,
+    as_step_output,
+    content_text,
+    function_options,
+)
+from nbsessions.tools import RunContext
 from nbsessions.validate import check_json, check_text, check_user_id
+from nbsessions.workflow_agent import WorkflowAgent, agent_call, answer_with
 
-
-class WorkflowError(NbSessionsError):
-    """A step failed; the workflow run was stored with ``status=error`` and is attached as ``.run``."""
-
-    def __init__(self, message: str, run: RunOutput) -> None:
-        super().__init__(message)
-        self.run = run
-
-
-@dataclass
-class StepInput:
-    """What a function step receives. Changes to ``session_state`` persist with the run."""
-
-    input: str  # the workflow run's input
-    previous_output: str  # the previous step's output (the input, for the first step)
-    session_state: dict[str, Any]
-    history: list[dict[str, str]] = field(default_factory=list)  # earlier runs: {"input", "output"}
-    outputs: dict[str, str] = field(default_factory=dict)  # outputs of the steps so far, by step name
-
-
-StepFunction = Callable[[StepInput], Any]
-Step = Agent | StepFunction
-
-
-@dataclass
-class _Step:
-    name: str
-    target: Step
-
-
-def _step_name(step: Step, index: int) -> str:
-    if isinstance(step, Agent):
-        return step.name or f"{step.kind}_{index + 1}"
-    return getattr(step, "__name__", None) or f"step_{index + 1}"
+__all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
 
 
 class Workflow(AsyncSessionsMixin, SessionsMixin):
-    """``Workflow(steps=[agent, team, fn, ...], db=...)``; ``workflow.run(input)`` runs them in order."""
+    """``Workflow(steps=[Step(...), agent, team, fn, ...], db=...)``; ``workflow.run(input)`` runs them in order.
 
-    def __init__(self, steps: list[Step], db: BaseDb | None = None, *, name: str | None = None,
+    With ``agent=WorkflowAgent(...)`` the agent decides per input whether to answer from the workflow's earlier
+    runs or to run the steps; either way the answer is a run of the workflow's session.
+    """
+
+    def __init__(self, steps: list[Step | Agent | StepFunction] | None = None, db: BaseDb | None = None, *,
+                 name: str | None = None, description: str | None = None,
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
                  session_id: str | None = None, num_history_runs: int = 3,
-                 add_workflow_history_to_steps: bool = False) -> None:
+                 add_workflow_history_to_steps: bool = False, agent: WorkflowAgent | None = None,
+                 id: str | None = None) -> None:
         if not steps:
             raise ValueError("a workflow needs at least one step")
-        for step in steps:
-            if not (isinstance(step, Agent) or callable(step)):
-                raise TypeError(f"a step must be an Agent, a Team or a function, not {type(step).__name__}")
+        prepared = [as_step(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
             check_json(session_state, "session_state")
         self.db = db if db is not None else InMemoryDb()
         self.name = name
+        self.description = description
         self.user_id = user_id
         self.session_id = session_id
-        self.agent_id = new_id()
+        self.agent_id = id or new_id()
         self.session_state = dict(session_state or {})
         self.num_history_runs = num_history_runs
         self.add_workflow_history_to_steps = add_workflow_history_to_steps
-        self.steps = [_Step(_step_name(s, i), self._bind(s)) for i, s in enumerate(steps)]
+        self.steps = [self._bind(step) for step in prepared]
+        self.agent = agent.with_db(self.db) if agent is not None else None
         agents = [s.target for s in self.steps if isinstance(s.target, Agent)]
-        self.model = agents[0].model if agents else OfflineModel()  # names sessions (set_session_name)
+        self.model = agent.model if agent is not None else agents[0].model if agents else OfflineModel()
         self._listeners = []
 
     def with_db(self, db: BaseDb) -> Workflow:
         """The same workflow on another store, as ``Agent.with_db``: its steps, name and settings, no listeners."""
-        rebound = Workflow(steps=[step.target for step in self.steps], db=db, name=self.name,
+        rebound = Workflow(steps=list(self.steps), db=db, name=self.name, description=self.description,
                            session_state=dict(self.session_state), user_id=self.user_id,
                            num_history_runs=self.num_history_runs,
-                           add_workflow_history_to_steps=self.add_workflow_history_to_steps)
+                           add_workflow_history_to_steps=self.add_workflow_history_to_steps, agent=self.agent)
         rebound.agent_id = self.agent_id
         return rebound
 
     def _bind(self, step: Step) -> Step:
         """Agent and team steps store their runs in the workflow's store, nested under its runs."""
-        if not isinstance(step, Agent) or step.db is self.db:
+        target = step.target
+        if not isinstance(target, Agent) or target.db is self.db:
             return step
-        return step.with_db(self.db)
+        rebound = target.with_db(self.db)
+        return Step(name=step.name, description=step.description, agent=rebound if step.agent else None,
+                    team=rebound if step.team else None)
 
     def run(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
             session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
@@ -114,19 +102,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         """
         run, state, initial = self._begin(input, session_id, user_id, session_state, cell_id)
         with self._recording(run, state, initial):
-            steps = self._run_steps(run, state, initial)
-            reply: Any = None
-            error: Exception | None = None
-            while True:
-                try:
-                    call = steps.throw(error) if error is not None else steps.send(reply)
-                except StopIteration:
-                    break
-                reply = error = None
-                try:
-                    reply = call.run()
-                except Exception as exc:  # the step's failure goes back to the steps, which record it
-                    error = exc
+            drive(self._work(run, state, initial, lambda query: drive(self._run_steps(run, state, initial, query))))
         return run
 
     async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
@@ -136,21 +112,21 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         Cancelling the task stores the run as cancelled with the steps done so far.
         """
         run, state, initial = self._begin(input, session_id, user_id, session_state, cell_id)
+
+        async def run_steps(query: str) -> str:
+            return await adrive(self._run_steps(run, state, initial, query))
+
         with self._recording(run, state, initial):
-            steps = self._run_steps(run, state, initial)
-            reply: Any = None
-            error: Exception | None = None
-            while True:
-                try:
-                    call = steps.throw(error) if error is not None else steps.send(reply)
-                except StopIteration:
-                    break
-                reply = error = None
-                try:
-                    reply = await call.arun()
-                except Exception as exc:  # the step's failure goes back to the steps, which record it
-                    error = exc
+            await adrive(self._work(run, state, initial, run_steps))
         return run
+
+    def _work(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], run_steps: Any
+              ) -> Generator[_StepCall, Any, Any]:
+        """The steps on the run's input — or, with a workflow agent, the agent, which runs them if it decides to."""
+        if self.agent is None:
+            return (yield from self._run_steps(run, state, initial, run.input))
+        child = yield agent_call(self, run, run_steps)
+        return answer_with(run, child)
 
     def _begin(self, input: str, session_id: str | None, user_id: str | None,
                session_state: dict[str, Any] | None, cell_id: str | None
@@ -195,10 +171,12 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                 self._supersede_cell(run)
             self._emit("run", run.session_id)
 
-    def _history(self, session_id: str, before: str) -> list[dict[str, str]]:
-        runs = [r for r in self.db.list_runs(session_id, last=self.num_history_runs * 4 + 1)
+    def _history(self, session_id: str, before: str, num_runs: int | None = None) -> list[dict[str, str]]:
+        """The newest earlier workflow runs of the session: {"input", "output"}, oldest first."""
+        count = self.num_history_runs if num_runs is None else num_runs
+        runs = [r for r in self.db.list_runs(session_id, last=count * 4 + 1)
                 if r.kind == "workflow" and r.is_history and r.run_id != before]
-        return [{"input": r.input, "output": r.content} for r in runs[-self.num_history_runs:]]
+        return [{"input": r.input, "output": r.content} for r in runs[-count:]] if count > 0 else []
 
     def _save_state(self, session_id: str, state: dict[str, Any], initial: dict[str, Any]) -> None:
         """Write the keys steps set and delete the keys they removed, as one patch; ``initial`` becomes ``state``."""
@@ -209,16 +187,20 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         initial.clear()
         initial.update(copy.deepcopy(state))
 
-    def _run_steps(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any]
-                   ) -> Generator[_StepCall, Any, None]:
-        """The steps in order, as calls for ``run`` or ``arun`` to make (``yield``) — the logic is written once."""
+    def _run_steps(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], query: str
+                   ) -> Generator[_StepCall, Any, str]:
+        """The steps in order on ``query``, as calls for ``run`` or ``arun`` to make (``yield``) — the logic is
+        written once. The run records each step and ends with the last step's content."""
         history = self._history(run.session_id, run.run_id)
-        previous, outputs = run.input, {}
+        outputs: dict[str, StepOutput] = {}
+        previous: Any = None
         for step in self.steps:
-            record = {"name": step.name, "kind": _kind(step.target), "input": previous, "status": "running"}
+            given = query if previous is None else content_text(previous)
+            record = {"name": step.name, "kind": step.kind, "input": given, "status": "running"}
             run.steps.append(record)
             try:
-                output, child = yield from self._run_step(step, run, previous, state, initial, history, outputs)
+                output, child = yield from self._run_step(step, run, query, previous, state, initial, history,
+                                                          outputs)
             except Exception as exc:  # a step's failure is recorded, never lost
                 record.update(status="error", error=exception_line(exc))
                 child_run = getattr(exc, "run", None)
@@ -229,29 +211,34 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                 run.error = f"step {step.name!r} failed: {record['error']}"
                 raise WorkflowError(run.error, run) from exc  # run() stores it, in its finally
             if child is not None:
-                record["run_id"] = child.run_id
+                record["run_id"] = output.step_run_id = child.run_id
                 run.metrics.add_usage_of(child.metrics)
-            record.update(status="completed", output=output)
+            output.step_name = step.name
+            record.update(status="completed", output=content_text(output.content))
             outputs[step.name] = output
-            previous = output
+            previous = output.content
             self.db.upsert_run(run, durable=False)  # steps show as they finish, not only at the end
             self._emit("run", run.session_id)
-        run.content = previous
+            if output.stop:
+                break
+        run.content = content_text(previous)
         run.status = RunStatus.completed
         # as an exchange, so a later agent run in the same session can use it as history
-        run.messages = [Message(role="user", content=run.input), Message(role="assistant", content=previous)]
+        run.messages = [Message(role="user", content=run.input), Message(role="assistant", content=run.content)]
+        return run.content
 
-    def _run_step(self, step: _Step, run: RunOutput, previous: str, state: dict[str, Any], initial: dict[str, Any],
-                  history: list[dict[str, str]], outputs: dict[str, str]
-                  ) -> Generator[_StepCall, Any, tuple[str, RunOutput | None]]:
-        if isinstance(step.target, Agent):
-            prompt = previous
+    def _run_step(self, step: Step, run: RunOutput, query: str, previous: Any, state: dict[str, Any],
+                  initial: dict[str, Any], history: list[dict[str, str]], outputs: dict[str, StepOutput]
+                  ) -> Generator[_StepCall, Any, tuple[StepOutput, RunOutput | None]]:
+        target = step.target
+        if isinstance(target, Agent):
+            prompt = query if previous is None else content_text(previous)
             if self.add_workflow_history_to_steps and history:
                 earlier = "\n\n".join(f"Input: {h['input']}\nOutput: {h['output']}" for h in history)
-                prompt = f"Earlier runs of this workflow:\n{earlier}\n\nNow:\n{previous}"
+                prompt = f"Earlier runs of this workflow:\n{earlier}\n\nNow:\n{prompt}"
             self._save_state(run.session_id, state, initial)  # the agent reads the state as steps left it
-            child = yield _StepCall(step.target, prompt, {"session_id": run.session_id, "user_id": run.user_id,
-                                                          "parent_run_id": run.run_id})
+            child = yield _StepCall(target, prompt, {"session_id": run.session_id, "user_id": run.user_id,
+                                                     "parent_run_id": run.run_id})
             stored = self.db.get_session(run.session_id).session_state  # with the agent's sets and deletions
             state.clear()
             state.update(stored)
@@ -259,25 +246,29 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             initial.update(copy.deepcopy(stored))
             if child.status != RunStatus.completed:
                 raise RuntimeError(f"{step.name} ended {child.status.value}")
-            return child.content, child
-        result = yield _StepCall(step.target, StepInput(input=run.input, previous_output=previous,
-                                                        session_state=state, history=history,
-                                                        outputs=dict(outputs)))
-        return ("" if result is None else str(result)), None
+            return StepOutput(content=child.content, step_type=step.kind, executor_name=target.name), child
+        step_input = StepInput(input=query, previous_step_content=previous, previous_step_outputs=dict(outputs),
+                               session_state=state, history=history)
+        context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id, session_state=state)
+        output = as_step_output((yield _StepCall(target, step_input, function_options(target, step_input, context))))
+        if not output.success:
+            raise RuntimeError(output.error or f"{step.name} reported failure")
+        output.step_type = "function"
+        return output, None
 
 
 @dataclass
 class _StepCall:
     """One step's work, made by ``run`` (``run()``) or ``arun`` (``await arun()``): the only part that differs."""
 
-    target: Step
+    target: Agent | StepFunction
     given: Any  # the prompt for an agent or team, the StepInput for a function
     options: dict[str, Any] = field(default_factory=dict)
 
     def run(self) -> Any:
         if isinstance(self.target, Agent):
             return self.target.run(self.given, **self.options)
-        result = self.target(self.given)
+        result = self.target(self.given, **self.options)
         if inspect.isawaitable(result):
             getattr(result, "close", lambda: None)()
             raise TypeError("this step is async: run the workflow with arun")
@@ -286,12 +277,40 @@ class _StepCall:
     async def arun(self) -> Any:
         if isinstance(self.target, Agent):
             return await self.target.arun(self.given, **self.options)
-        result = self.target(self.given)
+        result = self.target(self.given, **self.options)
         return await result if inspect.isawaitable(result) else result
 
 
-def _kind(target: Step) -> str:
-    return target.kind if isinstance(target, Agent) else "function"
+def drive(work: Generator[_StepCall, Any, Any]) -> Any:
+    """Make the calls ``work`` yields, in this thread; a call's failure is thrown back into ``work``."""
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            call = work.throw(error) if error is not None else work.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = error = None
+        try:
+            reply = call.run()
+        except Exception as exc:  # the step's failure goes back to the steps, which record it
+            error = exc
+
+
+async def adrive(work: Generator[_StepCall, Any, Any]) -> Any:
+    """``drive`` on the event loop: agents with ``arun``, ``async def`` steps awaited."""
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            call = work.throw(error) if error is not None else work.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = error = None
+        try:
+            reply = await call.arun()
+        except Exception as exc:  # the step's failure goes back to the steps, which record it
+            error = exc
 
 
 _MISSING = object()

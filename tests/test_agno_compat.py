@@ -15,6 +15,7 @@ import pytest
 
 from nbsessions import Agent, InMemoryDb, OpenAIChat, RunContext, SessionNotFoundError, TinyDb
 from nbsessions.summary import SessionSummaryManager
+from nbsessions.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent
 
 
 @pytest.fixture
@@ -357,3 +358,92 @@ def test_agno_options_are_accepted_and_unknown_ones_still_refused(model):
     assert agent.agent_id == "support-agent"
     with pytest.raises(TypeError):
         Agent(model=model(), add_histroy_to_context=True)
+
+
+# -- docs: Workflows (Step, StepInput, StepOutput, workflow history, workflow agent), Teams ------------------------
+
+
+def test_workflow_of_steps_with_step_input_and_step_output(model, openai_server):
+    researcher = Agent(name="Researcher", model=model(), instructions="Research the topic.")
+    writer = Agent(name="Writer", model=model(), instructions="Write a short post.")
+    seen: list[StepInput] = []
+
+    def prepare_input(step_input: StepInput) -> StepOutput:
+        seen.append(step_input)
+        return StepOutput(content=f"Research: {step_input.input}")
+
+    def add_footer(step_input: StepInput, run_context: RunContext) -> str:
+        seen.append(step_input)
+        run_context.session_state["posts"] = run_context.session_state.get("posts", 0) + 1
+        return step_input.previous_step_content + "\n-- the team"
+
+    content_workflow = Workflow(name="Content Workflow", db=InMemoryDb(), steps=[
+        Step(name="prep", executor=prepare_input), Step(name="Research Step", agent=researcher),
+        Step(name="Write", agent=writer), add_footer])
+    openai_server.script("AI trends: agents everywhere.", "Agents are everywhere now.")
+    response = content_workflow.run(input="AI trends")
+    assert response.content == "Agents are everywhere now.\n-- the team"
+    assert [s.step_name for s in response.step_results] == ["prep", "Research Step", "Write", "add_footer"]
+    assert response.step_results[1].content == "AI trends: agents everywhere."
+    assert openai_server.requests[0]["messages"][-1]["content"] == "Research: AI trends"
+    assert seen[0].previous_step_content is None
+    assert seen[1].previous_step_outputs["prep"].content == "Research: AI trends"
+    assert seen[1].get_step_content("Write") == "Agents are everywhere now."
+    assert content_workflow.get_session_state() == {"posts": 1}
+    assert content_workflow.get_session().runs[0].run_id == response.run_id
+
+
+def test_workflow_history_reaches_agent_steps(model, openai_server):
+    writer = Agent(name="Writer", model=model())
+    workflow = Workflow(name="Stories", steps=[Step(name="write", agent=writer)],
+                        add_workflow_history_to_steps=True, num_history_runs=2)
+    workflow.run(input="A story about a husky named Max")
+    workflow.run(input="Now one about his sister")
+    prompt = openai_server.last.body["messages"][-1]["content"]
+    assert "Input: A story about a husky named Max" in prompt and prompt.endswith("Now one about his sister")
+
+
+def test_a_workflow_agent_runs_the_workflow_or_answers_from_its_history(model, openai_server):
+    story_writer = Agent(name="story_writer", model=model("writer-model"))
+    workflow = Workflow(name="Story Generation Workflow", db=InMemoryDb(),
+                        agent=WorkflowAgent(model=model("orchestrator"), num_history_runs=4),
+                        steps=[Step(name="write", agent=story_writer)])
+    openai_server.script(
+        {"tool_calls": [{"name": "run_workflow", "arguments": '{"query": "a husky named Max"}'}]},
+        "Max was a brave husky.",  # the story writer step
+        "Here is your story: Max was a brave husky.",  # the orchestrator, after the tool
+        "Max was brave.",  # the orchestrator answers the follow-up from history, without the tool
+    )
+    first = workflow.run("Tell me a story about a husky named Max")
+    assert first.content == "Here is your story: Max was a brave husky."
+    assert [s.step_name for s in first.step_results] == ["write"]
+    second = workflow.run("What was Max like?")
+    assert second.content == "Max was brave." and second.step_results == []
+    system = openai_server.last.body["messages"][0]["content"]
+    assert "Input: Tell me a story about a husky named Max" in system
+    assert "Output: Here is your story: Max was a brave husky." in system
+    assert [r.input for r in workflow.get_session().runs] == ["Tell me a story about a husky named Max",
+                                                             "What was Max like?"]
+
+
+def test_a_team_run_exposes_member_responses(model, openai_server):
+    from nbsessions import Team
+
+    researcher = Agent(name="Researcher", model=model("member"))
+    team = Team(members=[researcher], model=model("leader"))
+    openai_server.script({"tool_calls": [{"name": "ask_researcher", "arguments": '{"task": "find facts"}'}]},
+                         "Facts found.", "The researcher found facts.")
+    response = team.run("Find some facts")
+    assert response.content == "The researcher found facts."
+    assert [(r.agent_name, r.content) for r in response.member_responses] == [("Researcher", "Facts found.")]
+
+
+def test_a_workflow_agent_runs_the_steps_from_arun_too(model, openai_server):
+    import asyncio
+
+    workflow = Workflow(name="Stories", agent=WorkflowAgent(model=model("orchestrator")),
+                        steps=[Step(name="write", agent=Agent(name="writer", model=model("writer-model")))])
+    openai_server.script({"tool_calls": [{"name": "run_workflow", "arguments": '{"query": "a cat"}'}]},
+                         "A cat sat.", "Story: A cat sat.")
+    run = asyncio.run(workflow.arun("Tell me a story about a cat"))
+    assert run.content == "Story: A cat sat." and [s.content for s in run.step_results] == ["A cat sat."]
