@@ -61,7 +61,7 @@ class _Row:
         self.user.value = session.user_id or "–"
         total = fmt.tokens(metrics.total_tokens, metrics.tokens_estimated)
         self.stats.value = stats_html((str(runs), fmt.when(session.updated_at), total,
-                                       format_cost(metrics.cost) if metrics.cost is not None else "–"))
+                                       format_cost(metrics.cost)))
         self.layout.display = None
 
 

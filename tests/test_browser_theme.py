@@ -1,0 +1,145 @@
+"""In a real JupyterLab + headless Chromium, light and dark: what nbsessions draws stays readable, and the panel's
+Approve continues a paused run on the model that made it.
+
+Contrast is measured from computed styles (WCAG 2 ratio, >= 4.5:1) for the compare and batch table headers and
+the metrics chart's labels, in both themes. Uses the fixtures of ``test_browser``. ``NBSESSIONS_UPDATE_SCREENSHOT=1``
+copies the pictures to ``docs/`` (the README's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from test_browser import (  # noqa: F401  (chromium and jupyterlab are fixtures, found by name in this module)
+    CHROMIUM_ARGS,
+    KERNEL_IDLE,
+    OUTPUT_DIR,
+    REPO,
+    TIMEOUT_MS,
+    chromium,
+    jupyterlab,
+    notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+TESTS = REPO / "tests"
+# A paused run made on the loopback OpenAI server (a real HTTP server in this kernel): Approve in the panel must
+# send the rest to that server, not to the notebook's offline model.
+SERVED_PAUSE = f"""\
+import sys
+sys.path.insert(0, {str(TESTS)!r})
+from openai_server import OpenAIServer
+from nbsessions import OpenAIChat
+from nbsessions.tools import make_tool, tool
+
+@tool(requires_confirmation=True)
+def publish(title: str) -> str:
+    \"\"\"Publish a title.\"\"\"
+    return "published " + title
+
+server = OpenAIServer()
+server.script({{"content": "", "tool_calls": [{{"name": "publish", "arguments": '{{"title": "Q3"}}'}}]}},
+              "Published on the served model.")
+nb_agent = get_ipython().magics_manager.registry["AgentMagics"].agent
+nb_agent.tools["publish"] = make_tool(publish)
+nb_agent.run("Publish Q3.", model=OpenAIChat("served-model", base_url=server.base_url, api_key="unused"),
+             session_id=nb_agent.active_session_id).status.value
+"""
+CODE_REPLY = """\
+from nbsessions import FunctionModel
+nb_agent = get_ipython().magics_manager.registry["AgentMagics"].agent
+reply = "Try:\\n\\n```python\\ndef f(x):\\n    return x + 1  # add\\n```"
+nb_agent.run("Show code.", session_id=nb_agent.active_session_id, model=FunctionModel(lambda m: reply)).status.value
+"""
+# WCAG 2 contrast of an element's text against the first opaque background behind it (SVG text: its fill).
+CONTRAST = """(selector) => {
+  const rgb = (s) => { const m = s.match(/[\\d.]+/g); return m ? m.map(Number) : null; };
+  const lum = ([r, g, b]) => { const c = [r, g, b].map(v => { v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c && (c.length < 4 || c[3] > 0.5)) return c;
+    }
+    return [255, 255, 255];
+  };
+  return [...document.querySelectorAll(selector)].map(el => {
+    const style = getComputedStyle(el);
+    const fg = rgb(el instanceof SVGElement ? style.fill : style.color);
+    const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+    return {text: el.textContent.trim().slice(0, 40), ratio: (a + 0.05) / (b + 0.05)};
+  });
+}"""
+CHECKED = (".nbsessions-compare th", ".nbsessions-batch th", "svg.nbsessions-chart text")
+
+
+def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, chromium):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    cells = ["%load_ext nbsessions",
+             "%%agent --new themes\nHello",
+             "%%agent --compare offline,offline\nCompare me",
+             "rows = [{'city': 'Oslo'}, {'city': 'Lima'}]",
+             "%%agent --over rows\nWeather in {city}",
+             CODE_REPLY,
+             "%agent panel",
+             SERVED_PAUSE]
+    (jupyterlab["root"] / "themes.ipynb").write_text(json.dumps(notebook(cells)))
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    expect.set_options(timeout=TIMEOUT_MS)
+    base, token = jupyterlab["base"], jupyterlab["token"]
+    ratios: dict[str, list[dict]] = {}
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{base}/lab/tree/themes.ipynb?token={token}")
+            page.wait_for_function(KERNEL_IDLE)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            panel = page.locator(".nbsessions-panel")
+            history = panel.locator(".nbsessions-history")
+            paused = history.locator(".nbsessions-paused")
+            expect(paused).to_have_count(1)
+            expect(page.locator(".nbsessions-batch th").first).to_be_visible()
+            expect(page.locator(".nbsessions-compare th").first).to_be_visible()
+            # A code block is highlighted in the editor's colours: a keyword span styled by the theme variable.
+            keyword = history.locator("pre span", has_text="def").first
+            expect(keyword).to_have_attribute("style", "color:var(--jp-mirror-editor-keyword-color)")
+
+            paused.get_by_role("button", name="Approve").click()
+            expect(paused).to_have_count(0)
+            expect(history).to_contain_text("Published on the served model.")
+            expect(history).to_contain_text("served-model")
+            panel.get_by_role("tab", name="Metrics").click()
+            expect(panel.locator("svg.nbsessions-chart text").first).to_be_visible()
+
+            for theme in ("JupyterLab Light", "JupyterLab Dark"):
+                page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                              f"{{theme: '{theme}'}})")
+                light = "true" if theme.endswith("Light") else "false"
+                page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+                page.wait_for_function("() => !document.querySelector('link[href*=\"themes\"][data-loading]')")
+                measured = [r for selector in CHECKED for r in page.evaluate(CONTRAST, selector)]
+                ratios[theme] = measured
+                name = "dark" if light == "false" else "light"
+                panel.screenshot(path=str(OUTPUT_DIR / f"panel-{name}.png"))
+                page.locator(".nbsessions-compare").first.screenshot(path=str(OUTPUT_DIR / f"compare-{name}.png"))
+            assert page.evaluate("() => typeof window.__xss") == "undefined"
+        finally:
+            browser.close()
+
+    for theme, measured in ratios.items():
+        assert len(measured) >= 6, f"{theme}: headers and chart labels were not found"
+        low = [m for m in measured if m["ratio"] < 4.5]
+        assert low == [], f"{theme}: below 4.5:1 contrast: {low}"
+
+    if os.environ.get("NBSESSIONS_UPDATE_SCREENSHOT") == "1":
+        for name in ("panel-dark", "panel-light"):
+            shutil.copyfile(OUTPUT_DIR / f"{name}.png", REPO / "docs" / f"{name}.png")
