@@ -207,3 +207,14 @@ def test_the_panel_marks_estimated_counts_too():
     assert ">~1,230<" in render_table([run], 1)
     exact = Metrics(input_tokens=1200, output_tokens=30, total_tokens=1230)
     assert "~" not in render_totals(1, exact)
+
+
+def test_the_estimated_mark_survives_every_store_and_its_session_totals(db, llama):
+    """Stored, reopened and summed, an estimate stays an estimate (memory, TinyDB, and PostgreSQL when present)."""
+    agent = Agent(model=OpenAIChat("m", base_url=llama.base_url), db=db)
+    stream = agent.run("Hi", stream=True)
+    list(stream)
+    run = stream.run
+    assert db.get_run(run.run_id).metrics.tokens_estimated
+    count, totals = db.session_totals(run.session_id)
+    assert count == 1 and totals.tokens_estimated and totals.input_tokens == run.metrics.input_tokens
