@@ -49,3 +49,17 @@ def test_runs_that_sent_nothing_get_no_sent_view(db):
     panel.select(session.session_id)
     assert "nbsessions-sent-view" not in panel.history.markup and "never sent" in panel.history.markup
 
+
+
+def test_variants_of_one_prompt_show_once_the_context_they_all_sent(db):
+    agent = Agent(model=FunctionModel(lambda m: "an answer"), db=db, add_history_to_context=True)
+    earlier = agent.run("setup")
+    agent.run("question", session_id=earlier.session_id)
+    agent.regenerate(earlier.session_id, model=FunctionModel(lambda m: "another answer"))
+    panel = SessionPanel(agent)
+    panel.select(earlier.session_id)
+    group, = panel.history.variant_groups
+    head = group.children[0].value
+    assert head.count('class="nbsessions-sent-view"') == 1
+    assert "Sent · 3 messages (2 from history)" in head and f"#1 {earlier.run_id[:8]}" in head
+    assert all("nbsessions-sent-view" not in column.children[0].value for column in group.columns.children)

@@ -78,6 +78,7 @@ class HistoryView(VBox):
         self._blocks: dict[tuple, Widget] = {}  # paused cards and variant groups on screen, by what they show
         self._segments: list[HTML] = []  # reused in order: a redraw changes values, not widgets
         self._nested: Nested = {}  # runs nested under the page's runs (team members, workflow steps)
+        self._labels: dict[str, str] = {}  # run id -> "#N" on this page: how Sent views name history's runs
         self.summary = HTML()
         self.body = VBox(layout=Layout(max_height="600px", overflow="auto", display="block"))
         self.body.add_class("nbsessions-history")
@@ -106,7 +107,7 @@ class HistoryView(VBox):
         rendered: dict[tuple, str] = {}
         blocks: dict[tuple, Widget] = {}
         segments = 0  # plain-run widgets used so far, in order
-        labels = {run.run_id: f"#{number}" for number, run in enumerate(runs, start=first)}
+        labels = self._labels = {run.run_id: f"#{number}" for number, run in enumerate(runs, start=first)}
         if not runs:
             children.append(self._segment(0, NO_RUNS))
         for kind, members in reversed(plan_blocks(runs, first)):  # newest first: no scrolling to the latest
@@ -166,7 +167,8 @@ class HistoryView(VBox):
         if kind == "paused":
             number, run = members[0]
             return PausedRun(run, number, self._on_continue)
-        return VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate)
+        return VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate,
+                            sent=render_sent(members[0][1], self._labels))
 
     def _variant_body(self, number: int, run: RunOutput) -> Widget:
         if is_waiting(run):
