@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from nbsessions.llm.offline import FunctionModel
 from nbsessions.schema import Message, RunOutput, RunStatus
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Recorder:
@@ -253,3 +257,34 @@ def test_the_first_write_to_a_format1_file_migrates_it_and_history_refers_to_old
         for run_id, doc in expected.items():
             assert db.get_run(run_id).to_dict() == RunOutput.from_dict(doc).to_dict()
         assert [m.to_dict() for m in db.get_run(new.run_id).messages][:-1] == recorder.sent[0]
+
+
+AGENT_PROCESS = """
+import sys
+from nbsessions import Agent
+from nbsessions.db import TinyDb
+with TinyDb(sys.argv[1], compact_min_lines=25) as db:
+    agent = Agent(db=db, add_history_to_context=True, num_history_runs=3)
+    for i in range(int(sys.argv[3])):
+        agent.run(f"{sys.argv[4]} prompt {i}", session_id=sys.argv[2])
+"""
+
+
+def test_two_processes_running_with_history_lose_nothing_and_every_reference_resolves(tmp_path):
+    path = tmp_path / "shared.json"
+    with TinyDb(path) as db:
+        sid = Agent(db=db).run("seed").session_id
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", AGENT_PROCESS, str(path), sid, "30", name], env=env)
+             for name in ("a", "b")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    with TinyDb(path) as db:
+        runs = db.list_runs(sid)
+        assert len(runs) == 61 and {r.status for r in runs} == {RunStatus.completed}
+        own = {r.run_id: [m for m in r.messages if not m.from_history and m.role != "system"] for r in runs}
+        for run in runs[1:]:  # the seed had no history yet
+            history = [m for m in run.messages if m.from_history]
+            assert history and not any("missing" in (m.content or "") for m in history)
+            for m in history:  # each history message is the message it refers to, in that run
+                source_id, index = m.origin
+                assert own[source_id][index].to_dict() == {**m.to_dict(), "from_history": False}
