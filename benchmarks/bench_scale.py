@@ -41,6 +41,8 @@ INTRO = """## Scale
   Each run keeps its own messages and filled system prompt; the history it sent is stored as references.
 - **open + list**: a new process opens a file of 100,000 runs in 1,000 sessions and lists the sessions; the time
   after importing nbsessions (the import's own time beside it), peak RSS of that process against the file's size.
+  Wall time is judged; the process's CPU time is shown beside it, since on a shared machine wall time includes
+  waiting for a core.
 - **show --last 5**: `python -m nbsessions show FILE SESSION --last 5` (its `main`) on a session of 20,000 runs,
   against the same on a session of 100 runs; time after the import, and peak RSS of the command's process.
 """
@@ -51,29 +53,36 @@ import resource, sys, time
 sys.path.insert(0, {root!r})
 t0 = time.perf_counter()
 {setup}
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 {body}
-t2 = time.perf_counter()
-print(t1 - t0, t2 - t1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+t2, c2 = time.perf_counter(), time.process_time()
+print(t1 - t0, t2 - t1, c2 - c1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
-def probe(setup: str, body: str) -> tuple[float, float, int]:
-    """Run ``setup`` then ``body`` in a fresh interpreter: (setup seconds, body seconds, peak RSS in bytes)."""
+def probe(setup: str, body: str) -> tuple[float, float, float, int]:
+    """Run ``setup`` then ``body`` in a fresh interpreter: setup and body wall seconds, body CPU seconds, and
+    peak RSS in bytes. CPU time is shown beside wall time: on a shared machine the wall time includes waiting."""
     code = PROBE.format(root=str(ROOT), setup=setup, body=body)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout.split()
-    return float(out[-3]), float(out[-2]), int(out[-1])
+    return float(out[-4]), float(out[-3]), float(out[-2]), int(out[-1])
 
 
-def median_of_3(setup: str, body: str) -> tuple[float, float, int]:
-    """Median import and body times, and the largest peak RSS, of 3 fresh processes."""
+def median_of_3(setup: str, body: str) -> tuple[float, float, float, int]:
+    """Median import, body wall and body CPU times, and the largest peak RSS, of 3 fresh processes."""
     samples = [probe(setup, body) for _ in range(3)]
-    return (sorted(s[0] for s in samples)[1], sorted(s[1] for s in samples)[1], max(s[2] for s in samples))
+    return (*(sorted(s[i] for s in samples)[1] for i in range(3)), max(s[3] for s in samples))
+
+
+def fresh(path: Path) -> Path:
+    """The same file name in every run of the benchmark (``--dir``), started empty."""
+    path.unlink(missing_ok=True)
+    return path
 
 
 def agent_session(path: Path, runs: int, history: bool) -> None:
-    with TinyDb(path) as db:
+    with TinyDb(fresh(path)) as db:
         agent = Agent(model=OfflineModel(), db=db, add_history_to_context=history, num_history_runs=3,
                       instructions="You help with data analysis in notebooks.")
         sid = agent.run("Question 0: explain the shape of the frame and what to do next.").session_id
@@ -110,7 +119,7 @@ def runs_like(records: list[dict[str, Any]], session_id: str, n: int) -> Iterato
 
 def prefill(path: Path, records: list[dict[str, Any]], sessions: int, runs_each: int) -> list[str]:
     ids = []
-    with TinyDb(path) as db:
+    with TinyDb(fresh(path)) as db:
         store = db.tinydb.storage
         for _ in range(sessions):
             session = Session()
@@ -139,10 +148,10 @@ def bench_open(tmp: Path, records: list[dict[str, Any]], sessions: int, runs_eac
     prefill(path, records, sessions, runs_each)
     size = path.stat().st_size
     body = f"db = TinyDb({str(path)!r})\nassert len(db.list_sessions()) == {sessions}"
-    imports, seconds, rss = median_of_3("from nbsessions.db import TinyDb", body)
+    imports, seconds, cpu, rss = median_of_3("from nbsessions.db import TinyDb", body)
     label = f"open {sessions * runs_each:,} runs in {sessions:,} sessions ({size / 1e6:.0f} MB) + list sessions"
-    return [(f"{label}, median of 3", f"{seconds:.2f} s", f"(import: {imports:.2f} s)", "", "<= 1.5 s",
-             seconds <= 1.5),
+    return [(f"{label}, median of 3", f"{seconds:.2f} s ({cpu:.2f} s CPU)", f"(import: {imports:.2f} s)", "",
+             "<= 1.5 s", seconds <= 1.5),
             ("  peak RSS of that process", f"{rss / 1e6:.0f} MB", f"{size / 1e6:.0f} MB file",
              f"{rss / size:.2f}x", "<= 2x", rss <= 2 * size)]
 
@@ -153,11 +162,12 @@ def bench_show(tmp: Path, records: list[dict[str, Any]], long_runs: int) -> list
         path = tmp / f"show-{runs}.json"
         (sid,) = prefill(path, records, 1, runs)
         body = f"assert main(['show', {str(path)!r}, {sid!r}, '--last', '5'], io.StringIO()) == 0"
-        _, seconds, rss = median_of_3("import io\nfrom nbsessions.__main__ import main", body)
-        out[runs] = (seconds, rss, path.stat().st_size)
-    (t_small, rss_small, _), (t_big, rss_big, size_big) = out[100], out[long_runs]
+        _, seconds, cpu, rss = median_of_3("import io\nfrom nbsessions.__main__ import main", body)
+        out[runs] = (seconds, cpu, rss, path.stat().st_size)
+    (t_small, _, rss_small, _), (t_big, cpu_big, rss_big, size_big) = out[100], out[long_runs]
     return [(f"show --last 5, session of {long_runs:,} runs ({size_big / 1e6:.0f} MB), median of 3",
-             f"{t_big:.2f} s", f"{t_small:.2f} s at 100 runs", f"{t_big / t_small:.2f}x", "for comparison", None),
+             f"{t_big:.2f} s ({cpu_big:.2f} s CPU)", f"{t_small:.2f} s at 100 runs", f"{t_big / t_small:.2f}x",
+             "for comparison", None),
             ("  peak RSS of that process", f"{rss_big / 1e6:.0f} MB", f"{rss_small / 1e6:.0f} MB at 100 runs",
              f"{rss_big / rss_small:.2f}x", "for comparison", None)]
 
