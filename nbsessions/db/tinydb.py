@@ -126,7 +126,8 @@ class JournalTable(Table):
 
     def search(self, cond: Any) -> list[Document]:
         """Like stock ``search``, but the query cache is dropped when another process changed the file."""
-        self._storage.table(self.name)  # applies other processes' appends
+        with self._storage.reading():  # applies other processes' appends (without reading any document)
+            pass
         if getattr(self, "_seen_generation", None) != self._storage.generation:
             self.clear_cache()
             self._seen_generation = self._storage.generation
