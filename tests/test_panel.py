@@ -92,6 +92,7 @@ def test_list_shows_each_session_newest_first_with_runs_tokens_and_cost(agent):
     assert rows[1][1:3] == ["ana", "3"]
     assert rows[1][4] == "33"  # 10+11+12 tokens
     assert rows[1][5] == "$0.0030"
+    assert [r[6] for r in rows] == [new.session_id[:8], old.session_id[:8]]  # a short id tells sessions apart
     assert panel.sessions.page_info.value == "sessions 1–2 of 2"
 
 

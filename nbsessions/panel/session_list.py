@@ -20,7 +20,7 @@ from nbsessions.render import format_cost
 from nbsessions.schema import Metrics, Session
 
 ALL_USERS = ("all",)  # Dropdown value for "no user filter"; user filters are ("user", user_id)
-STAT_COLUMNS = (("runs", "50px"), ("last update", "130px"), ("tokens", "80px"), ("cost", "80px"))
+STAT_COLUMNS = (("runs", "50px"), ("last update", "130px"), ("tokens", "80px"), ("cost", "80px"), ("id", "70px"))
 Totals = Callable[[str], "tuple[int, Metrics]"]
 
 
@@ -61,7 +61,7 @@ class _Row:
         self.user.value = session.user_id or "–"
         total = fmt.tokens(metrics.total_tokens, metrics.tokens_estimated)
         self.stats.value = stats_html((str(runs), fmt.when(session.updated_at), total,
-                                       format_cost(metrics.cost)))
+                                       format_cost(metrics.cost), session.session_id[:8]))
         self.layout.display = None
 
 
