@@ -5,8 +5,11 @@
 Starts its own server from Debian's binaries (tests/pg_server.py: Unix socket only, ``fsync=on`` like a real
 one) and measures:
 
+- **store**: ``PostgresDb.upsert_run`` against a bare ``INSERT`` of the same JSON text with psycopg, one commit
+  each, interleaved: what the store adds to the server's own cost of a durable write (target <= +1 ms);
 - **overhead**: ``Agent.run`` (offline model, history on) on ``PostgresDb`` against the same on ``TinyDb``, calls
-  interleaved, both durable (a WAL flush per commit, an fsync per run);
+  interleaved, both durable (a WAL flush per commit, an fsync per run): on one machine this mostly compares the
+  server's commit with the journal's fsync;
 - **growth**: ``Agent.run`` in a session of 10,000 runs against one of 100 (target <= 1.2x), and what one row of
   the session list costs (``session_totals``: it reads only each run's status and metrics);
 - **concurrency**: 8 writer processes storing runs at once, against 1 writer, in runs per second: into their own
@@ -67,6 +70,29 @@ def bench_overhead(url: str, tmp: Path, template: dict[str, Any], n: int) -> lis
     ours, base = median_ms(samples["pg"]), median_ms(samples["tiny"])
     return [("Agent.run, history on, 100 runs stored: PostgresDb vs TinyDb, median", f"{ours:.2f} ms",
              f"{base:.2f} ms TinyDb", f"{ours - base:+.2f} ms ({ours / base:.2f}x)", "for comparison", None)]
+
+
+def bench_store(url: str, template: dict[str, Any], n: int) -> list[Row]:
+    """PostgresDb.upsert_run against a bare psycopg INSERT of the very same JSON text, one commit each."""
+    import json
+
+    import psycopg
+
+    from nbsessions.db.postgres import PostgresDb
+
+    with PostgresDb(url) as pg, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bare (id text PRIMARY KEY, data json)")
+        sid = fill(pg, template, 0)
+        ours, bare = [], []
+        for doc in runs_like(template, sid, n):
+            run = RunOutput.from_dict(doc)
+            text = json.dumps(run.to_dict(history_refs=True), ensure_ascii=False)
+            bare.append(timed(lambda doc=doc, text=text: conn.execute(
+                "INSERT INTO bare VALUES (%s, %s::json)", [doc["run_id"], text])))
+            ours.append(timed(lambda run=run: pg.upsert_run(run)))
+    diff = median_ms(ours) - median_ms(bare)
+    return [(f"PostgresDb.upsert_run ({len(text):,} B), median", f"{median_ms(ours):.2f} ms",
+             f"{median_ms(bare):.2f} ms bare INSERT + commit", f"{diff:+.2f} ms", "<= +1 ms", diff <= 1.0)]
 
 
 def bench_growth(url: str, template: dict[str, Any], n: int) -> list[Row]:
@@ -161,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(name)
             template = template_run(tmp)
             rows: list[Row] = []
-            steps = [(bench_overhead, (server.create_database()[0], tmp, template, 200 // scale)),
+            steps = [(bench_store, (server.create_database()[0], template, 300 // scale)),
+                     (bench_overhead, (server.create_database()[0], tmp, template, 200 // scale)),
                      (bench_growth, (server.create_database()[0], template, 200 // scale)),
                      (bench_concurrency, (server.create_database()[0], tmp, template, 200 // scale))]
             for fn, fn_args in steps:

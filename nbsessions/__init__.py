@@ -23,12 +23,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
-    "Metrics", "Model", "OpenAIChat", "OpenAIResponses", "TinyDb",
+    "Metrics", "Model", "OpenAIChat", "OpenAIResponses", "PostgresDb", "TinyDb",
     "ModelError", "NbSessionsError", "OfflineModel", "RunEvent", "RunOutput", "RunStatus", "RunStream", "Session",
     "RunContext", "SessionAccessError", "SessionNotFoundError", "Step", "StepInput", "StepOutput", "StorageError",
     "Team", "Usage",
     "Workflow", "WorkflowAgent", "WorkflowError", "set_price", "tool",
 ]
+
+
+def __getattr__(name: str):
+    """``PostgresDb`` is imported on first use (it brings psycopg)."""
+    if name == "PostgresDb":
+        from nbsessions.db.postgres import PostgresDb
+
+        return PostgresDb
+    raise AttributeError(f"module 'nbsessions' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython) -> None:

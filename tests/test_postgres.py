@@ -237,6 +237,39 @@ def test_create_session_races_have_one_winner_and_the_owner_check_holds(pg):
     assert pg.create_session(Session(session_id=session_id)) == stored  # no user: the stored one, unchanged
 
 
+def test_session_totals_summed_in_sql_equal_metrics_total(pg, monkeypatch):
+    import random
+
+    from nbsessions.db import postgres
+    from nbsessions.schema import Metrics
+
+    rng = random.Random(7)
+    session = Session()
+    pg.upsert_session(session)
+    runs = []
+    for i in range(60):
+        metrics = Metrics(input_tokens=rng.randint(0, 999), output_tokens=rng.randint(0, 99),
+                          total_tokens=rng.randint(0, 1099), cached_tokens=rng.randint(0, 9),
+                          reasoning_tokens=rng.randint(0, 9), tokens_estimated=i == 17,
+                          time_to_first_token=rng.choice([None, rng.random()]),
+                          duration=rng.choice([None, rng.random() * 5]), cost=rng.choice([None, rng.random()]))
+        run = RunOutput(session_id=session.session_id, metrics=metrics, parent_run_id="p" if i % 7 == 0 else None,
+                        status=rng.choice([RunStatus.completed, RunStatus.completed, RunStatus.error]))
+        pg.upsert_run(run)
+        runs.append(run)
+    top = [r for r in runs if r.parent_run_id is None]
+    expected = Metrics.total([r.metrics for r in top if r.status == RunStatus.completed])
+    in_sql = pg.session_totals(session.session_id)
+    monkeypatch.setattr(postgres, "_METRIC_FIELDS", set())  # as if Metrics had grown a field the SQL lacks
+    in_python = pg.session_totals(session.session_id)
+    for count, metrics in (in_sql, in_python):
+        assert count == len(top)
+        for name, value in vars(expected).items():
+            assert getattr(metrics, name) == (pytest.approx(value) if value is not None else None), name
+    assert in_sql[1].tokens_estimated == any(r.metrics.tokens_estimated for r in top
+                                             if r.status == RunStatus.completed)
+
+
 def test_four_processes_store_250_runs_each_and_none_is_lost(postgres_url, pg):
     session = Session(user_id="ann")
     pg.upsert_session(session)

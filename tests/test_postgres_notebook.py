@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from notebook_shell import Notebook, one_red_line
@@ -15,6 +18,15 @@ from nbsessions.panel import SessionPanel
 from nbsessions.schema import RunOutput, RunStatus
 
 pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_importing_nbsessions_and_its_magic_loads_no_database_driver():
+    code = ("import sys, nbsessions, nbsessions.magic.magics, nbsessions.db; "
+            "assert 'psycopg' not in sys.modules, 'psycopg imported'; "
+            "assert nbsessions.PostgresDb is nbsessions.db.PostgresDb and 'psycopg' in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
 
 
 def kernel_of(user: str, monkeypatch, url: str) -> Notebook:

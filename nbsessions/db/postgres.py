@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
 import psycopg
@@ -38,6 +39,8 @@ _UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, s
                "VALUES (%s, %s, %s, %s, %s, %s::json, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
                "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, parent_run_id = EXCLUDED.parent_run_id, "
                "status = EXCLUDED.status, metrics = EXCLUDED.metrics, data = EXCLUDED.data")
+_TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")  # Metrics' order
+_METRIC_FIELDS = {*_TOKENS, "time_to_first_token", "duration", "cost", "tokens_estimated"}  # what the SQL sums
 _CHECK_AFTER = 2.0  # seconds idle after which a pooled connection is tested before use (a server may have restarted)
 
 
@@ -246,11 +249,30 @@ class PostgresDb(BaseDb):
         return dict(rows)
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
-        """Counted in one query that returns only each top-level run's status and metrics, never run bodies."""
-        rows = self._all("count runs", f"SELECT status, metrics FROM {_R} "
-                         "WHERE session_id = %s AND parent_run_id IS NULL", [session_id])
-        done = [Metrics.from_dict(m) for status, m in rows if status == RunStatus.completed.value]
-        return len(rows), Metrics.total(done)
+        """Counted and summed in the server over the metrics column: one row back, whatever the session holds.
+
+        The rules of ``Metrics.total``: tokens summed, time to first token averaged, durations and costs summed
+        over the runs that have them (None when none has). Should ``Metrics`` gain a field this query does not
+        know, the runs' metrics are summed here by ``Metrics.total`` instead, so nothing is silently left out.
+        """
+        if {f.name for f in dataclass_fields(Metrics)} != _METRIC_FIELDS:
+            rows = self._all("count runs", f"SELECT status, metrics FROM {_R} "
+                             "WHERE session_id = %s AND parent_run_id IS NULL", [session_id])
+            done = [Metrics.from_dict(m) for status, m in rows if status == RunStatus.completed.value]
+            return len(rows), Metrics.total(done)
+        ints = ", ".join(f"coalesce(sum((metrics->>'{name}')::bigint) FILTER (WHERE done), 0)" for name in _TOKENS)
+        row = self._one("count runs", f"""
+            SELECT count(*), {ints},
+                   avg((metrics->>'time_to_first_token')::float8) FILTER (WHERE done),
+                   sum((metrics->>'duration')::float8) FILTER (WHERE done),
+                   sum((metrics->>'cost')::float8) FILTER (WHERE done),
+                   coalesce(bool_or((metrics->>'tokens_estimated')::boolean) FILTER (WHERE done), false)
+            FROM (SELECT metrics, status = %s AS done FROM {_R}
+                  WHERE session_id = %s AND parent_run_id IS NULL) AS top""",
+                        [RunStatus.completed.value, session_id])
+        count, *tokens, ttft, duration, cost, estimated = row
+        return count, Metrics(*map(int, tokens), time_to_first_token=ttft, duration=duration, cost=cost,
+                              tokens_estimated=estimated)
 
     # -- notebook settings ----------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
