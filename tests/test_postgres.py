@@ -114,7 +114,7 @@ def test_a_database_of_an_older_schema_is_migrated_with_its_data(fresh_url):
                                 metrics=Metrics(input_tokens=7, output_tokens=3, total_tokens=10)))
     with psycopg.connect(fresh_url) as conn:  # as version 2 left it: no metrics column yet
         conn.execute("ALTER TABLE nbsessions.runs DROP COLUMN metrics")
-        conn.execute("DELETE FROM nbsessions.schema_version WHERE version = 3")
+        conn.execute("DELETE FROM nbsessions.schema_version WHERE version > 2")
     with PostgresDb(fresh_url) as db:
         count, totals = db.session_totals(session.session_id)
     assert (count, totals.input_tokens, totals.output_tokens) == (1, 7, 3)
@@ -341,3 +341,15 @@ def test_a_store_does_not_hear_its_own_writes(postgres_url, pg):
         other.upsert_session(theirs)
         # notifications arrive in commit order: had our own write been delivered, it would come first
         assert heard.get(timeout=WAIT) == ("session", theirs.session_id, "bob")
+
+
+def test_listening_survives_a_server_restart(postgres_url, postgres_server, pg):
+    heard: queue.Queue[tuple[str, str, str | None]] = queue.Queue()
+    pg.add_change_listener(lambda *event: heard.put(event))
+    postgres_server.restart()
+    # back on its own: first a change of unknown session (what happened meanwhile is lost), then live changes
+    assert heard.get(timeout=WAIT) == ("session", "", None)
+    with PostgresDb(postgres_url) as other:
+        session = Session(user_id="bob")
+        other.upsert_session(session)
+    assert heard.get(timeout=WAIT) == ("session", session.session_id, "bob")

@@ -36,7 +36,7 @@ _S, _R, _M = f"{SCHEMA}.sessions", f"{SCHEMA}.runs", f"{SCHEMA}.meta"
 _SESSION_COLUMNS = "session_id, user_id, session_name, created_at, updated_at, data"
 _INSERT_SESSION = f"INSERT INTO {_S} ({_SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s::json)"
 _UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, status, metrics, data) "
-               "VALUES (%s, %s, %s, %s, %s, %s::json, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
+               "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
                "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, parent_run_id = EXCLUDED.parent_run_id, "
                "status = EXCLUDED.status, metrics = EXCLUDED.metrics, data = EXCLUDED.data")
 _TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")  # Metrics' order

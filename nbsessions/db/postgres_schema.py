@@ -8,7 +8,8 @@ Never edit a migration that has shipped: add a new one at the end.
 
 Records are stored as ``json``, not ``jsonb``: ``jsonb`` reorders object keys (a session state would come back
 sorted by key length) and refuses ``\u0000``, while ``json`` keeps the text exactly as written and still answers
-``->`` / ``->>`` in queries. The columns beside it are what listings filter and sort on.
+``->`` / ``->>`` in queries. The columns beside it are what listings filter and sort on; a run's metrics, which
+only sums read and whose key order does not matter, are ``jsonb``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("runs keep their metrics in a column: session totals read no run bodies", f"""
         ALTER TABLE {SCHEMA}.runs ADD COLUMN metrics json;
         UPDATE {SCHEMA}.runs SET metrics = data->'metrics';
+    """),
+    ("run metrics as jsonb: summing a session's totals parses each run's metrics once, not once per field", f"""
+        ALTER TABLE {SCHEMA}.runs ALTER COLUMN metrics TYPE jsonb USING metrics::jsonb;
     """),
 ]
 
