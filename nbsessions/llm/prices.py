@@ -12,7 +12,9 @@ from functools import lru_cache
 
 from nbsessions.llm.base import Usage
 
-PROVIDERS_WITHOUT_PRICES = frozenset({"offline", "function"})
+UNPRICED_PROVIDERS = frozenset({"offline", "function"})
+"""Providers no public table lists. Only stored run records (which carry a provider name, not a model) need
+this, so that showing an offline run's context never imports the table; live models declare ``is_local``."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,14 @@ def clear_prices() -> None:
 def cost_of(model_id: str, provider: str, usage: Usage, *, public: bool = True) -> float | None:
     """USD for one run, or ``None`` when nobody knows the model's price (never a guess).
 
-    ``public=False`` (a model served by a local or self-hosted server) skips the public table: a ``gpt-4o-mini``
-    on 127.0.0.1 costs what the user said with ``set_price``, or nothing known.
+    ``public=False`` (the model declares ``is_local``: a local or self-hosted server, or an offline or scripted
+    model) skips the public table: a ``gpt-4o-mini`` on 127.0.0.1 costs what the user said with ``set_price``, or
+    nothing known. A provider the table does not know (``offline``) has no price either.
     """
     custom = _custom_prices.get(model_id)
     if custom is not None:
         return custom.cost(usage)
-    if not public or provider in PROVIDERS_WITHOUT_PRICES or not _table_knows(model_id, provider):
+    if not public or not _table_knows(model_id, provider):
         return None
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
@@ -84,7 +87,7 @@ def _table_knows(model_id: str, provider: str) -> bool:
 @lru_cache(maxsize=256)
 def context_window_of(model_id: str, provider: str) -> int | None:
     """The model's context window in tokens from the same maintained table, or ``None`` when unknown."""
-    if provider in PROVIDERS_WITHOUT_PRICES or not _table_knows(model_id, provider):
+    if provider in UNPRICED_PROVIDERS or not _table_knows(model_id, provider):
         return None
     from genai_prices import Usage as PriceUsage
     from genai_prices import calc_price
