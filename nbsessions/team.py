@@ -132,6 +132,18 @@ class Team(Agent):
         run._load_members = lambda: self.member_runs(run.run_id)  # Agno's member_responses, read on use
         return super()._start(run, model, session_state)
 
+    def get_run_output(self, run_id: str, session_id: str | None = None) -> RunOutput | None:
+        return self._with_members(super().get_run_output(run_id, session_id))
+
+    def get_last_run_output(self, session_id: str | None = None) -> RunOutput | None:
+        return self._with_members(super().get_last_run_output(session_id))
+
+    def _with_members(self, run: RunOutput | None) -> RunOutput | None:
+        """A team run read back from the store lists its member runs too, as one just made does."""
+        if run is not None:
+            run._load_members = lambda: self.member_runs(run.run_id)
+        return run
+
     def member_runs(self, run_id: str) -> list[RunOutput]:
         """The member runs a team run made, in order."""
         run = self.db.get_run(run_id)
