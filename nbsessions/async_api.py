@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from nbsessions.interrupts import caller_task
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import AsyncRunStream, acomplete
 
@@ -85,10 +86,10 @@ class AsyncRunsMixin(AsyncSessionsMixin):
         if stream:
             return AsyncRunStream(self._begin(input, **options), stream_events=stream_events,
                                   yield_run_output=yield_run_output)
-        return self._arun(input, options)
+        return self._arun(input, options, caller_task())
 
-    async def _arun(self, input: str, options: dict[str, Any]) -> RunOutput:
-        return await acomplete(self._begin(input, **options))
+    async def _arun(self, input: str, options: dict[str, Any], caller: Any) -> RunOutput:
+        return await acomplete(self._begin(input, **options), caller)
 
     def acontinue_run(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
                       requirements: list[RunRequirement] | None = None, session_id: str | None = None,
@@ -102,10 +103,11 @@ class AsyncRunsMixin(AsyncSessionsMixin):
         if stream:
             return AsyncRunStream(self._resume(run_response, **answers), stream_events=bool(stream_events),
                                   yield_run_output=yield_run_output)
-        return self._acontinue(run_response, answers)
+        return self._acontinue(run_response, answers, caller_task())
 
-    async def _acontinue(self, run_response: RunOutput | str | None, answers: dict[str, Any]) -> RunOutput:
-        return await acomplete(self._resume(run_response, **answers))
+    async def _acontinue(self, run_response: RunOutput | str | None, answers: dict[str, Any],
+                         caller: Any) -> RunOutput:
+        return await acomplete(self._resume(run_response, **answers), caller)
 
 
 for _name in SESSION_GETTERS:

@@ -1,10 +1,12 @@
-"""Ctrl-C during ``arun`` in a notebook: cancel the runs' tasks so each stores its run, then interrupt the cell.
+"""Ctrl-C during ``arun`` in IPython: cancel the runs' tasks so each stores its run, and stop the cell cleanly.
 
 A signal lands wherever the main thread is, usually in the event loop's ``select``: a plain ``KeyboardInterrupt``
 there would leave the runs' tasks pending and their runs ``running``. While ``arun``s are in flight on the main
-thread (and nobody else, like ``asyncio.run``, handles SIGINT), Ctrl-C instead cancels their tasks, as
-``asyncio.run`` does for its main task; each run is stored cancelled, and the last of them to finish raises
-``KeyboardInterrupt`` so the cell stops as it would for sync code. A second Ctrl-C interrupts at once.
+thread (and nobody else handles SIGINT: ``asyncio.run`` and ipykernel do, by cancelling tasks themselves), Ctrl-C
+instead cancels their tasks, and the tasks that called ``arun`` (a cell awaiting ``asyncio.gather``), as
+``asyncio.run`` cancels its main task. Each run is stored cancelled; a cell that awaited one ``arun`` ends with
+``KeyboardInterrupt``, one that awaited several with ``CancelledError``, and nothing is left pending. A second
+Ctrl-C interrupts at once.
 """
 
 from __future__ import annotations
@@ -16,18 +18,28 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-_running: set[asyncio.Task[Any]] = set()  # tasks of aruns in flight on the main thread
-_interrupted: set[asyncio.Task[Any]] = set()  # ...of which Ctrl-C cancelled these, not yet finished
+_running: dict[asyncio.Task[Any], asyncio.Task[Any] | None] = {}  # task of an arun -> the task that called it
+_interrupted: set[asyncio.Task[Any]] = set()
 _previous: Any = None
+
+
+def caller_task() -> asyncio.Task[Any] | None:
+    """The task calling ``arun`` now (before its coroutine runs, perhaps in another task under ``gather``)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: the coroutine will be run by someone else
+        return None
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
     if _interrupted or not _running:  # a second Ctrl-C, or nothing of ours left: the usual interrupt
         raise KeyboardInterrupt
-    for task in list(_running):
-        _interrupted.add(task)
-        task.cancel()
-        task.get_loop().call_soon_threadsafe(lambda: None)  # wake a loop blocked in select()
+    tasks = set(_running) | {c for c in _running.values() if c is not None}
+    for task in tasks:
+        if not task.done():
+            _interrupted.add(task)
+            task.cancel()
+            task.get_loop().call_soon_threadsafe(lambda: None)  # wake a loop blocked in select()
 
 
 def _ours_to_handle() -> bool:
@@ -37,8 +49,8 @@ def _ours_to_handle() -> bool:
 
 
 @contextlib.asynccontextmanager
-async def ctrl_c_cancels() -> AsyncIterator[None]:
-    """Around one ``arun``: while it runs, Ctrl-C cancels its task (see the module docstring)."""
+async def ctrl_c_cancels(caller: asyncio.Task[Any] | None = None) -> AsyncIterator[None]:
+    """Around one ``arun`` (called from ``caller``): while it runs, Ctrl-C cancels it (see the module docstring)."""
     global _previous
     task = asyncio.current_task()
     if task is None or not _ours_to_handle():
@@ -46,18 +58,16 @@ async def ctrl_c_cancels() -> AsyncIterator[None]:
         return
     if not _running:
         _previous = signal.signal(signal.SIGINT, _on_sigint)
-    _running.add(task)
+    _running[task] = caller
     try:
         yield
     except asyncio.CancelledError:
-        if task not in _interrupted:
-            raise
-        _interrupted.discard(task)
-        if _interrupted:  # others are still storing their runs: end quietly, the last one interrupts
-            raise
-        raise KeyboardInterrupt from None
+        if task in _interrupted and caller in (None, task):  # the cell awaited just this run: interrupt it
+            raise KeyboardInterrupt from None
+        raise
     finally:
-        _running.discard(task)
+        _running.pop(task, None)
         _interrupted.discard(task)
         if not _running:
+            _interrupted.clear()
             signal.signal(signal.SIGINT, _previous if _previous is not None else signal.default_int_handler)

@@ -194,11 +194,12 @@ def complete(execution: Execution) -> RunOutput:
     return execution.run
 
 
-async def acomplete(execution: Execution) -> RunOutput:
-    """Run to the end on the event loop and return the stored run (``await agent.arun(...)``)."""
+async def acomplete(execution: Execution, caller: Any = None) -> RunOutput:
+    """Run to the end on the event loop and return the stored run (``await agent.arun(...)``); ``caller`` is the
+    task that called ``arun``, stopped too by Ctrl-C."""
     execution.streamed = False
     events = adrive(execution.steps(), execution)
-    async with ctrl_c_cancels():
+    async with ctrl_c_cancels(caller):
         try:
             async for _ in events:
                 pass
