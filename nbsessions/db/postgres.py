@@ -108,9 +108,11 @@ class PostgresDb(BaseDb):
             yield
         except PoolTimeout:
             raise StorageError(self._message(doing, self._why_unreachable())) from None
-        except psycopg.OperationalError as exc:  # the server went away: drop every idle connection it broke
-            with contextlib.suppress(Exception):   # too, so the next operation starts on a fresh one
-                self._pool.check()
+        except psycopg.OperationalError as exc:
+            if doing == "open":  # never connected: the reason alone (bad password, no server...)
+                raise StorageError(self._message(doing, str(exc))) from None
+            with contextlib.suppress(Exception):  # the server went away: drop every idle connection it broke
+                self._pool.check()  # too, so the next operation starts on a fresh one
             why = f"{exc} (the connection was lost; the next operation reconnects)"
             raise StorageError(self._message(doing, why)) from None
         except psycopg.Error as exc:
