@@ -3,10 +3,8 @@
 Every record round-trips through JSON with ``to_dict`` / ``from_dict``; unknown keys from a newer file are kept
 out of the object but never cause a crash, and a missing required key raises ``ValueError`` naming it.
 
-Stores keep a run's history as references (``RunOutput.to_dict(history_refs=True)``): a message the run took from
-an earlier run is stored as ``{"ref": <run_id>, "start": i, "end": j}``, the slice ``[i:j]`` of that run's own
-messages (``own_message_dicts``), which are always stored in full — so references never chain, and the exact
-context a run sent is rebuilt from the referenced runs (``RunOutput.from_dict(data, sources)``).
+Stores keep a run's history as references (``RunOutput.to_dict(history_refs=True)``, see ``stored_history``), and
+the exact context a run sent is rebuilt from the referenced runs (``RunOutput.from_dict(data, sources)``).
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
+from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
 
 
@@ -81,62 +80,6 @@ class Message:
         fields = {"role": self.role, "content": self.content, "tool_calls": _copied(self.tool_calls),
                   "tool_call_id": self.tool_call_id, "from_history": self.from_history, "origin": self.origin}
         return Message(**{**fields, **changes})
-
-
-def is_history_ref(entry: dict[str, Any]) -> bool:
-    return "ref" in entry and "role" not in entry
-
-
-def own_message_dicts(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages a stored run added itself (no system prompt, no history): what references index into."""
-    return [m for m in data.get("messages") or ()
-            if not is_history_ref(m) and not m.get("from_history") and m.get("role") != "system"]
-
-
-def history_ref_ids(data: dict[str, Any]) -> set[str]:
-    """The runs a stored run refers to for its history."""
-    return {m["ref"] for m in data.get("messages") or () if is_history_ref(m)}
-
-
-def _refs_of(messages: list[Message]) -> list[dict[str, Any]]:
-    """Stored form of a run's messages: runs of consecutive history messages from one run become one reference."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if not (m.from_history and m.origin):
-            out.append(m.to_dict())
-            continue
-        run_id, index = m.origin
-        last = out[-1] if out else None
-        if last is not None and last.get("ref") == run_id and last["end"] == index and is_history_ref(last):
-            last["end"] = index + 1
-        else:
-            out.append({"ref": run_id, "start": index, "end": index + 1})
-    return out
-
-
-def _resolve(entries: list[dict[str, Any]], sources: dict[str, list[dict[str, Any]]]) -> list[Message]:
-    """Stored messages back to the exact list sent: references replaced by the referenced runs' messages.
-
-    A reference whose run is gone (deleted by hand, or a copy that left it out) becomes one system message
-    saying so, flagged as history: the run still reads, and nobody mistakes the gap for what was sent.
-    """
-    out: list[Message] = []
-    for entry in entries:
-        if not is_history_ref(entry):
-            out.append(Message.from_dict(entry))
-            continue
-        run_id, start, end = entry["ref"], entry.get("start"), entry.get("end")
-        if not (isinstance(run_id, str) and isinstance(start, int) and isinstance(end, int) and 0 <= start < end):
-            raise ValueError(f"bad history reference {entry!r}")
-        own = sources.get(run_id)
-        if own is None or end > len(own):
-            out.append(Message(role="system", from_history=True, content=(
-                f"[{end - start} history message(s) from run {run_id} are missing: that run is no longer stored]")))
-            continue
-        out.extend(Message(role=m["role"], content=m.get("content"), tool_calls=_copied(m.get("tool_calls")),
-                           tool_call_id=m.get("tool_call_id"), from_history=True, origin=(run_id, i))
-                   for i, m in enumerate(own[start:end], start))
-    return out
 
 
 @dataclass
@@ -291,7 +234,8 @@ class RunOutput:
         data = dict(self.__dict__)
         data.pop("_load_members", None)
         data["status"] = self.status.value
-        data["messages"] = _refs_of(self.messages) if history_refs else [m.to_dict() for m in self.messages]
+        data["messages"] = (stored_messages(self.messages, self.input) if history_refs
+                            else [m.to_dict() for m in self.messages])
         data["metrics"] = self.metrics.to_dict()
         data["tags"] = list(self.tags)
         if self.tools_offered:
@@ -311,7 +255,8 @@ class RunOutput:
         """``sources`` maps each referenced run id to its ``own_message_dicts`` (see the module docstring)."""
         kwargs = _pick(cls, data, ("run_id", "session_id"))
         kwargs["status"] = RunStatus(kwargs.get("status", RunStatus.pending))
-        kwargs["messages"] = _resolve(kwargs.get("messages") or [], sources or {})
+        kwargs["messages"] = [Message.from_dict(m).copy(origin=origin)
+                              for m, origin in resolved_messages(data, sources or {})]
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])
         kwargs["requirements"] = list(kwargs.get("requirements") or [])

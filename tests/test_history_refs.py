@@ -288,3 +288,17 @@ def test_two_processes_running_with_history_lose_nothing_and_every_reference_res
             for m in history:  # each history message is the message it refers to, in that run
                 source_id, index = m.origin
                 assert own[source_id][index].to_dict() == {**m.to_dict(), "from_history": False}
+
+
+def test_a_long_prompt_is_stored_once_and_reads_back_whole(db):
+    agent, recorder = agent_on(db, num_history_runs=1)
+    prompt = "a long prompt " * 2000
+    first = agent.run(prompt)
+    second = agent.run("short", session_id=first.session_id)
+    stored = stored_messages(db, first.run_id)
+    user = next(m for m in stored if m.get("role") == "user")
+    assert user["content"] is None and user["content_is_input"] is True  # the text lives once, in `input`
+    assert "short" in json.dumps(stored_messages(db, second.run_id))  # short prompts stay as they are
+    assert [m.to_dict() for m in db.get_run(first.run_id).messages] == sent_then_added(recorder, first)
+    assert [m.content for m in db.get_run(second.run_id).messages if m.from_history][0] == prompt
+    assert_reads_as_sent(db, agent, recorder, first.session_id)

@@ -16,7 +16,8 @@ from typing import Any
 
 from nbsessions.errors import SessionAccessError
 from nbsessions.liveness import writer_alive
-from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, history_ref_ids, now, own_message_dicts
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
+from nbsessions.stored_history import history_ref_ids, own_message_dicts
 
 SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 
