@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import tracemalloc
 
 import pytest
@@ -72,3 +74,16 @@ def test_a_snapshot_reads_the_documents_it_saw_after_compactions(path):
         assert [snapshot[f"run-{i}"]["content"] for i in range(20)] == ["x" * 50] * 20
         assert snapshot["run-5"]["messages"][0]["content"] == "q5"
         assert db.get_run("run-0") is None and db.get_run("run-5").content == "x" * 50
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts descriptors in /proc/self/fd (Linux)")
+def test_replaced_files_are_closed_once_nothing_refers_to_them(path):
+    (sid,) = big_file(path, runs=20, size=50)
+    with TinyDb(path) as db, TinyDb(path) as other:
+        db.session_totals(sid)
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(15):
+            db.compact()
+            other.compact()
+            assert db.get_run("run-3").content == "x" * 50 and other.session_totals(sid)[0] == 20
+        assert len(os.listdir("/proc/self/fd")) <= before
