@@ -41,7 +41,7 @@ section. Each number is compared with a baseline measured in the same run:
 - **append**: `TinyDb.upsert_run` of a run as the Agent stores it, against `os.write` + `os.fsync` of the very
   bytes the journal appends (so the ratio is our overhead: lock, serialisation, bookkeeping).
 - **growth**: `Agent.run` with history on (3 runs) in a session of 10,000 runs against one of 100.
-- **OpenAIChat**: `Agent.run` against a raw `openai` SDK streaming call with the same messages, both to a
+- **OpenAIChat**: `Agent.run` against a raw `openai` SDK call of the same kind (not streamed) with the same messages, both to a
   loopback server (`tests/openai_server.py`). With `TinyDb` each run appends twice: the run as it starts
   (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the floor
   row subtracts the cost of those bare writes.
@@ -135,7 +135,8 @@ def bench_growth(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
 
 
 def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
-    """Agent.run through OpenAIChat against a raw SDK streaming call with the same messages, both on loopback.
+    """Agent.run through OpenAIChat against a raw SDK call of the same kind (not streamed, as ``run()`` sends it)
+    with the same messages, both on loopback.
 
     With TinyDb at 100 and at 10,000 stored runs in the session; with InMemoryDb at 100.
     """
@@ -165,10 +166,9 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
                 last = agent.run(f"warm up {i}", session_id=sid)
             messages = [chat_message(m) for m in last.messages]
 
-            def raw(messages=messages) -> str:
-                stream = client.chat.completions.create(model="bench-model", messages=messages, stream=True,
-                                                        stream_options={"include_usage": True})
-                return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            def raw(messages=messages) -> str:  # the request Agent.run (stream=False) sends: one whole reply
+                reply = client.chat.completions.create(model="bench-model", messages=messages)
+                return reply.choices[0].message.content or ""
 
             line = json.dumps(last.to_dict()).encode() + b"\n"
             fd = os.open(tmp / f"openai-bare-{name}-{stored}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
