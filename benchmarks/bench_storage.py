@@ -41,10 +41,10 @@ section. Each number is compared with a baseline measured in the same run:
 - **append**: `TinyDb.upsert_run` of a run as the Agent stores it, against `os.write` + `os.fsync` of the very
   bytes the journal appends (so the ratio is our overhead: lock, serialisation, bookkeeping).
 - **growth**: `Agent.run` with history on (3 runs) in a session of 10,000 runs against one of 100.
-- **OpenAIChat**: `Agent.run` against a raw `openai` SDK call of the same kind (not streamed) with the same messages, both to a
-  loopback server (`tests/openai_server.py`). With `TinyDb` each run appends twice: the run as it starts
-  (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the floor
-  row subtracts the cost of those bare writes.
+- **OpenAIChat**: `Agent.run` against a raw `openai` SDK call of the same kind (not streamed) with the same
+  messages, both to a loopback server (`tests/openai_server.py`). With `TinyDb` each run appends twice: the run
+  as it starts (buffered, no fsync) and the run as it ends together with its session's new `updated_at`
+  (fsync'd); the floor row subtracts the cost of those bare writes.
 - **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
   against the bare minimum of a run in the same process: the same model call and two stores of the run.
 - **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
