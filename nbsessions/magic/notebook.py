@@ -75,7 +75,7 @@ class NotebookAgent(ModelChoice):
         self._unnamed: set[str] = set()  # sessions this kernel started without a name: named after a run
         self._paused_models: dict[str, Model] = {}  # run id -> the model a paused run was started with
         self._paused_runners: dict[str, Agent] = {}  # run id -> the registered agent that paused it
-        self.paused_notices = PausedNotices(lambda run_id: self.agent.db.get_run(run_id))
+        self.paused_notices = PausedNotices(lambda run_id, sid: self.agent.get_run_output(run_id, session_id=sid))
         self.registry = Registry()  # teams, workflows and agents from %agent register
 
     # -- database ---------------------------------------------------------------------------------

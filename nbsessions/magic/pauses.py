@@ -19,6 +19,7 @@ from IPython.core.error import UsageError
 from IPython.display import DisplayHandle, display
 
 from nbsessions import theme
+from nbsessions.errors import NbSessionsError
 from nbsessions.render import reply_bundle
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput, RunStatus
@@ -156,20 +157,27 @@ class PausedNotices:
     """The paused notices this kernel showed, kept current: a run continued elsewhere (the panel, another cell)
     replaces its notice with the finished reply, so no cell keeps saying "paused" about a run that is done."""
 
-    def __init__(self, lookup: Callable[[str], RunOutput | None]) -> None:
+    def __init__(self, lookup: Callable[[str, str], RunOutput | None]) -> None:
         self._lookup = lookup
         self._shown: dict[str, tuple[DisplayHandle, str]] = {}  # run id -> (its notice, the session label)
+        self._sessions: dict[str, str] = {}  # run id -> its session
 
     def show(self, run: RunOutput, label: str) -> None:
         self._shown[run.run_id] = (display(notice_bundle(run), raw=True, display_id=True), label)
+        self._sessions[run.run_id] = run.session_id
 
     def on_event(self, event: str, session_id: str) -> None:
         """An Agent listener: after a run event, refresh the notices of runs that are no longer paused."""
         if event != "run" or not self._shown:
             return
         for run_id, (handle, label) in list(self._shown.items()):
-            run = self._lookup(run_id)
-            if run is None or run.session_id != session_id or run.status in (RunStatus.paused, RunStatus.running):
+            if session_id != self._sessions.get(run_id):
                 continue
-            del self._shown[run_id]
+            try:
+                run = self._lookup(run_id, session_id)
+            except NbSessionsError:  # the notebook now acts as another user: that notice is not ours to change
+                continue
+            if run is None or run.status in (RunStatus.paused, RunStatus.running):
+                continue
+            del self._shown[run_id], self._sessions[run_id]
             handle.update(reply_bundle(run, label), raw=True)

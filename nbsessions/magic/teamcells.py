@@ -63,7 +63,8 @@ class _StepProgress:
     """Follows a workflow run through the events it emits: learns its id, and shows its steps as they finish."""
 
     def __init__(self, nb: NotebookAgent, out: LiveOutput, label: str, total: int) -> None:
-        self.db, self.out, self.label, self.total = nb.agent.db, out, label, total
+        self.agent, self.out, self.label, self.total = nb.agent, out, label, total  # reads are owner-checked
+        self.session_id: str | None = None
         self.started = time.time()
         self.run_id: str | None = None
 
@@ -71,17 +72,17 @@ class _StepProgress:
         if event != "run":
             return
         if self.run_id is None:  # the first event comes right after the workflow stored its new run
-            newest = self.db.list_runs(session_id, last=1)
+            newest = self.agent.get_runs(session_id, last=1)
             if newest and newest[-1].kind == "workflow" and newest[-1].created_at >= self.started:
-                self.run_id = newest[-1].run_id
+                self.run_id, self.session_id = newest[-1].run_id, session_id
             return
-        run = self.db.get_run(self.run_id)
+        run = self.agent.get_run_output(self.run_id, session_id=self.session_id)
         if run is not None and run.status == RunStatus.running and run.steps:
             self.out.show(workflow_bundle(run, self.label, self.total))
 
     def cancel(self) -> RunOutput | None:
         """The run as Ctrl-C left it: ``Workflow.run`` stores it as cancelled, with the steps done kept."""
-        return self.db.get_run(self.run_id) if self.run_id else None
+        return self.agent.get_run_output(self.run_id, session_id=self.session_id) if self.run_id else None
 
 
 def _run_workflow(nb: NotebookAgent, flow: Workflow, name: str, ready: Prepared, session: Session,
