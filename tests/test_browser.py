@@ -19,8 +19,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -180,8 +182,34 @@ def jupyterlab(tmp_path, chromium):
             proc.wait()
 
 
-def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab, chromium):
+@contextmanager
+def running_notebook(jupyterlab: dict, chromium: str, name: str, cells: list[str], *, height: int = 1400,
+                     dialogs: list[str] | None = None) -> Iterator[Any]:
+    """Write ``cells`` as ``NAME.ipynb``, open it in headless Chromium and run all its cells; yields the page.
+
+    Browser dialogs are dismissed and recorded in ``dialogs`` (a test asserts there were none)."""
     from playwright.sync_api import expect, sync_playwright
+
+    (jupyterlab["root"] / f"{name}.ipynb").write_text(json.dumps(notebook(cells)))
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.set_default_timeout(TIMEOUT_MS)
+            if dialogs is not None:
+                page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"{jupyterlab['base']}/lab/tree/{name}.ipynb?token={jupyterlab['token']}")
+            page.wait_for_function(KERNEL_IDLE)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab, chromium):
+    from playwright.sync_api import expect
 
     cells = ["%load_ext nbsessions",
              f"%%agent --new report\n{XSS_PROMPT}",
@@ -190,69 +218,55 @@ def test_panel_in_jupyterlab_renders_sessions_and_keeps_replies_inert(jupyterlab
              "%agent panel",
              "%%agent -s report\nAnd the next steps?",  # runs after the panel is shown: it must update live
              HUMAN_IN_THE_LOOP]
-    (jupyterlab["root"] / "panel.ipynb").write_text(json.dumps(notebook(cells)))
-    OUTPUT_DIR.mkdir(exist_ok=True)
     dialogs: list[str] = []
-    expect.set_options(timeout=TIMEOUT_MS)
+    with running_notebook(jupyterlab, chromium, "panel", cells, dialogs=dialogs) as page:
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.goto(f"{jupyterlab['base']}/lab/tree/panel.ipynb?token={jupyterlab['token']}")
-            page.wait_for_function(KERNEL_IDLE)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        reply = page.locator(".jp-OutputArea-output .nbsessions-reply").first
+        expect(reply).to_contain_text("Summarise the quarterly report.")
+        panel = page.locator(".nbsessions-panel")
+        expect(panel).to_be_visible()
+        rows = panel.locator(".nbsessions-session:visible")  # the list reuses hidden rows
+        expect(rows).to_have_count(2)
+        expect(panel.locator(".nbsessions-history")).to_contain_text("No runs yet")  # "scratch" is active
+        # The last cells run after the panel was built: the list follows them without a click.
+        report_runs = (panel.get_by_role("button", name="report", exact=True)
+                       .locator("xpath=following-sibling::*[2]").locator("span").first)
+        expect(report_runs).to_have_text("5")
+        expect(rows).to_have_text(["report", "scratch"])  # newest first
 
-            reply = page.locator(".jp-OutputArea-output .nbsessions-reply").first
-            expect(reply).to_contain_text("Summarise the quarterly report.")
-            panel = page.locator(".nbsessions-panel")
-            expect(panel).to_be_visible()
-            rows = panel.locator(".nbsessions-session:visible")  # the list reuses hidden rows
-            expect(rows).to_have_count(2)
-            expect(panel.locator(".nbsessions-history")).to_contain_text("No runs yet")  # "scratch" is active
-            # The last cells run after the panel was built: the list follows them without a click.
-            report_runs = (panel.get_by_role("button", name="report", exact=True)
-                           .locator("xpath=following-sibling::*[2]").locator("span").first)
-            expect(report_runs).to_have_text("5")
-            expect(rows).to_have_text(["report", "scratch"])  # newest first
+        panel.get_by_role("button", name="report", exact=True).click()
+        history = panel.locator(".nbsessions-history")
+        expect(history).to_contain_text("Summarise the quarterly report.")
+        expect(history.locator(".nbsessions-run")).to_have_count(5)
+        expect(history).to_contain_text("Which risks does it name?")
+        expect(panel.locator(".nbsessions-reply").last).to_contain_text("Offline model")  # oldest, at the bottom
+        # The regenerated answer stands beside the original, and is the one kept.
+        variants = history.locator(".nbsessions-variants .nbsessions-variant")
+        expect(variants).to_have_count(2)
+        expect(variants.nth(1)).to_contain_text("hire two analysts")
+        expect(variants.nth(1)).to_contain_text("kept in history")
+        # The paused run shows its tool call as text, and Approve / Reject.
+        paused = history.locator(".nbsessions-paused")
+        expect(paused.locator(".nbsessions-tool")).to_contain_text('onerror=\\"window.__xss=4\\"')
+        expect(paused.locator(".nbsessions-tool")).to_contain_text("waiting for approval")
+        paused.get_by_role("button", name="Approve").scroll_into_view_if_needed()
 
-            panel.get_by_role("button", name="report", exact=True).click()
-            history = panel.locator(".nbsessions-history")
-            expect(history).to_contain_text("Summarise the quarterly report.")
-            expect(history.locator(".nbsessions-run")).to_have_count(5)
-            expect(history).to_contain_text("Which risks does it name?")
-            expect(panel.locator(".nbsessions-reply").last).to_contain_text("Offline model")  # oldest, at the bottom
-            # The regenerated answer stands beside the original, and is the one kept.
-            variants = history.locator(".nbsessions-variants .nbsessions-variant")
-            expect(variants).to_have_count(2)
-            expect(variants.nth(1)).to_contain_text("hire two analysts")
-            expect(variants.nth(1)).to_contain_text("kept in history")
-            # The paused run shows its tool call as text, and Approve / Reject.
-            paused = history.locator(".nbsessions-paused")
-            expect(paused.locator(".nbsessions-tool")).to_contain_text('onerror=\\"window.__xss=4\\"')
-            expect(paused.locator(".nbsessions-tool")).to_contain_text("waiting for approval")
-            paused.get_by_role("button", name="Approve").scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT_DIR / "notebook.png"), full_page=True)
+        panel.screenshot(path=str(OUTPUT_DIR / "panel.png"))
+        paused.get_by_role("button", name="Approve").click()
+        expect(paused).to_have_count(0)
+        expect(history.locator(".nbsessions-tool")).to_contain_text("→ published Q3 <img src=x")
+        variants.nth(0).get_by_role("button", name="Keep this one").click()
+        expect(variants.nth(0)).to_contain_text("kept in history")
+        expect(variants.nth(1).get_by_role("button", name="Keep this one")).to_be_visible()
 
-            page.screenshot(path=str(OUTPUT_DIR / "notebook.png"), full_page=True)
-            panel.screenshot(path=str(OUTPUT_DIR / "panel.png"))
-            paused.get_by_role("button", name="Approve").click()
-            expect(paused).to_have_count(0)
-            expect(history.locator(".nbsessions-tool")).to_contain_text("→ published Q3 <img src=x")
-            variants.nth(0).get_by_role("button", name="Keep this one").click()
-            expect(variants.nth(0)).to_contain_text("kept in history")
-            expect(variants.nth(1).get_by_role("button", name="Keep this one")).to_be_visible()
-
-            panel.get_by_role("tab", name="Metrics").click()
-            expect(panel.locator("svg.nbsessions-chart rect:has(title)")).to_have_count(5)  # bars; not the legend
-            panel.screenshot(path=str(OUTPUT_DIR / "panel-metrics.png"))
-            assert page.evaluate("() => typeof window.__xss") == "undefined"
-            assert page.locator(".jp-Dialog").count() == 0  # e.g. "Select Kernel"
-            assert page.locator(".Toastify__toast").count() == 0  # e.g. the news question
-            assert dialogs == []
-        finally:
-            browser.close()
+        panel.get_by_role("tab", name="Metrics").click()
+        expect(panel.locator("svg.nbsessions-chart rect:has(title)")).to_have_count(5)  # bars; not the legend
+        panel.screenshot(path=str(OUTPUT_DIR / "panel-metrics.png"))
+        assert page.evaluate("() => typeof window.__xss") == "undefined"
+        assert page.locator(".jp-Dialog").count() == 0  # e.g. "Select Kernel"
+        assert page.locator(".Toastify__toast").count() == 0  # e.g. the news question
+        assert dialogs == []
 
     if os.environ.get("NBSESSIONS_UPDATE_SCREENSHOT") == "1":  # only when asked: docs/panel.png is tracked
         README_IMAGE.parent.mkdir(exist_ok=True)

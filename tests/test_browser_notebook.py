@@ -8,20 +8,17 @@ Uses the JupyterLab and Chromium fixtures of ``test_browser`` (skipped without C
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 import pytest
 from test_browser import (  # noqa: F401  (chromium and jupyterlab are fixtures, found by name in this module)
-    CHROMIUM_ARGS,
     KERNEL_IDLE,
     OUTPUT_DIR,
     REPO,
-    TIMEOUT_MS,
     chromium,
     jupyterlab,
-    notebook,
+    running_notebook,
 )
 
 pytestmark = pytest.mark.browser
@@ -31,69 +28,53 @@ XSS_PROMPT = ('Plan the trip. <img src=x onerror="window.__xss=1"> <script>windo
 
 
 def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert(jupyterlab, chromium):  # noqa: F811
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     cells = ["%load_ext nbsessions",
              f"%%agent --new trip\n{XSS_PROMPT}",
              "%%agent\nAnd the budget?",
              "%agent panel",
              "%agent export ipynb exported.ipynb"]
-    (jupyterlab["root"] / "sent.ipynb").write_text(json.dumps(notebook(cells)))
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    expect.set_options(timeout=TIMEOUT_MS)
     dialogs: list[str] = []
-    base, token = jupyterlab["base"], jupyterlab["token"]
+    with running_notebook(jupyterlab, chromium, "sent", cells, dialogs=dialogs) as page:
+        history = page.locator(".nbsessions-panel .nbsessions-history")
+        views = history.locator("details.nbsessions-sent-view")
+        expect(views).to_have_count(2)
+        second = views.filter(has_text="(2 from history)")  # the second run's, wherever History puts it
+        first = views.filter(has_text="(0 from history)")
+        table = second.locator(".nbsessions-sent-table")
+        expect(table).to_be_hidden()  # folded by default
+        second.locator("summary").click()
+        expect(table).to_be_visible()
+        expect(table.locator("tr.nbsessions-sent-history")).to_have_count(2)
+        expect(table.locator("tr.nbsessions-sent-history").first).to_contain_text("#1 ")
+        expect(table.locator("tr.nbsessions-sent-history").first).to_contain_text('onerror="window.__xss=1"')
+        expect(table.locator("tr.nbsessions-sent-prompt")).to_contain_text("And the budget?")
+        expect(first.locator(".nbsessions-sent-table")).to_be_hidden()
+        second.scroll_into_view_if_needed()
+        page.locator(".nbsessions-panel").screenshot(path=str(OUTPUT_DIR / "panel-sent.png"))
+        expect(page.locator(".jp-OutputArea-output").last).to_contain_text("exported trip (")
+        assert (jupyterlab["root"] / "exported.ipynb").exists()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.goto(f"{base}/lab/tree/sent.ipynb?token={token}")
-            page.wait_for_function(KERNEL_IDLE)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-
-            history = page.locator(".nbsessions-panel .nbsessions-history")
-            views = history.locator("details.nbsessions-sent-view")
-            expect(views).to_have_count(2)
-            second = views.filter(has_text="(2 from history)")  # the second run's, wherever History puts it
-            first = views.filter(has_text="(0 from history)")
-            table = second.locator(".nbsessions-sent-table")
-            expect(table).to_be_hidden()  # folded by default
-            second.locator("summary").click()
-            expect(table).to_be_visible()
-            expect(table.locator("tr.nbsessions-sent-history")).to_have_count(2)
-            expect(table.locator("tr.nbsessions-sent-history").first).to_contain_text("#1 ")
-            expect(table.locator("tr.nbsessions-sent-history").first).to_contain_text('onerror="window.__xss=1"')
-            expect(table.locator("tr.nbsessions-sent-prompt")).to_contain_text("And the budget?")
-            expect(first.locator(".nbsessions-sent-table")).to_be_hidden()
-            second.scroll_into_view_if_needed()
-            page.locator(".nbsessions-panel").screenshot(path=str(OUTPUT_DIR / "panel-sent.png"))
-            expect(page.locator(".jp-OutputArea-output").last).to_contain_text("exported trip (")
-            assert (jupyterlab["root"] / "exported.ipynb").exists()
-
-            page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:open', "
-                          "{path: 'exported.ipynb'}); }")
-            page.wait_for_function(KERNEL_IDLE)
-            opened = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-            expect(opened).to_have_count(1)
-            expect(opened.locator(".jp-Cell")).to_have_count(4)  # title, %load_ext, two runs
-            replies = opened.locator(".jp-OutputArea-output .nbsessions-reply")
-            expect(replies).to_have_count(2)
-            expect(replies.first).to_be_visible()
-            expect(replies.first).to_contain_text("Plan the trip.")
-            expect(replies.nth(1)).to_contain_text("And the budget?")
-            expect(opened.locator(".nbsessions-footer").first).to_contain_text("offline · trip (")
-            expect(opened.locator(".jp-Cell .jp-InputArea").nth(2)).to_contain_text("%%agent -s ")
-            outputs = opened.locator(".jp-OutputArea-output")
-            assert outputs.locator("script, img, iframe").count() == 0
-            page.screenshot(path=str(OUTPUT_DIR / "exported-notebook.png"), full_page=True)
-            assert page.evaluate("() => typeof window.__xss") == "undefined"
-            assert page.locator(".jp-Dialog").count() == 0
-            assert dialogs == []
-        finally:
-            browser.close()
+        page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:open', "
+                      "{path: 'exported.ipynb'}); }")
+        page.wait_for_function(KERNEL_IDLE)
+        opened = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        expect(opened).to_have_count(1)
+        expect(opened.locator(".jp-Cell")).to_have_count(4)  # title, %load_ext, two runs
+        replies = opened.locator(".jp-OutputArea-output .nbsessions-reply")
+        expect(replies).to_have_count(2)
+        expect(replies.first).to_be_visible()
+        expect(replies.first).to_contain_text("Plan the trip.")
+        expect(replies.nth(1)).to_contain_text("And the budget?")
+        expect(opened.locator(".nbsessions-footer").first).to_contain_text("offline · trip (")
+        expect(opened.locator(".jp-Cell .jp-InputArea").nth(2)).to_contain_text("%%agent -s ")
+        outputs = opened.locator(".jp-OutputArea-output")
+        assert outputs.locator("script, img, iframe").count() == 0
+        page.screenshot(path=str(OUTPUT_DIR / "exported-notebook.png"), full_page=True)
+        assert page.evaluate("() => typeof window.__xss") == "undefined"
+        assert page.locator(".jp-Dialog").count() == 0
+        assert dialogs == []
 
     if os.environ.get("NBSESSIONS_UPDATE_SCREENSHOT") == "1":  # only when asked: docs/ images are tracked
         shutil.copyfile(OUTPUT_DIR / "panel-sent.png", REPO / "docs" / "sent-view.png")

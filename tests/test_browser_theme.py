@@ -8,20 +8,16 @@ copies the pictures to ``docs/`` (the README's).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 import pytest
 from test_browser import (  # noqa: F401  (chromium and jupyterlab are fixtures, found by name in this module)
-    CHROMIUM_ARGS,
-    KERNEL_IDLE,
     OUTPUT_DIR,
     REPO,
-    TIMEOUT_MS,
     chromium,
     jupyterlab,
-    notebook,
+    running_notebook,
 )
 
 pytestmark = pytest.mark.browser
@@ -79,7 +75,7 @@ CHECKED = (".nbsessions-compare th", ".nbsessions-batch th", "svg.nbsessions-cha
 
 
 def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, chromium):  # noqa: F811
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     cells = ["%load_ext nbsessions",
              "%%agent --new themes\nHello",
@@ -89,51 +85,37 @@ def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, 
              CODE_REPLY,
              "%agent panel",
              SERVED_PAUSE]
-    (jupyterlab["root"] / "themes.ipynb").write_text(json.dumps(notebook(cells)))
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    expect.set_options(timeout=TIMEOUT_MS)
-    base, token = jupyterlab["base"], jupyterlab["token"]
     ratios: dict[str, list[dict]] = {}
+    with running_notebook(jupyterlab, chromium, "themes", cells, height=1600) as page:
+        panel = page.locator(".nbsessions-panel")
+        history = panel.locator(".nbsessions-history")
+        paused = history.locator(".nbsessions-paused")
+        expect(paused).to_have_count(1)
+        expect(page.locator(".nbsessions-batch th").first).to_be_visible()
+        expect(page.locator(".nbsessions-compare th").first).to_be_visible()
+        # A code block is highlighted in the editor's colours: a keyword span styled by the theme variable.
+        keyword = history.locator("pre span", has_text="def").first
+        expect(keyword).to_have_attribute("style", "color:var(--jp-mirror-editor-keyword-color)")
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1600})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{base}/lab/tree/themes.ipynb?token={token}")
-            page.wait_for_function(KERNEL_IDLE)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            panel = page.locator(".nbsessions-panel")
-            history = panel.locator(".nbsessions-history")
-            paused = history.locator(".nbsessions-paused")
-            expect(paused).to_have_count(1)
-            expect(page.locator(".nbsessions-batch th").first).to_be_visible()
-            expect(page.locator(".nbsessions-compare th").first).to_be_visible()
-            # A code block is highlighted in the editor's colours: a keyword span styled by the theme variable.
-            keyword = history.locator("pre span", has_text="def").first
-            expect(keyword).to_have_attribute("style", "color:var(--jp-mirror-editor-keyword-color)")
+        paused.get_by_role("button", name="Approve").click()
+        expect(paused).to_have_count(0)
+        expect(history).to_contain_text("Published on the served model.")
+        expect(history).to_contain_text("served-model")
+        panel.get_by_role("tab", name="Metrics").click()
+        expect(panel.locator("svg.nbsessions-chart text").first).to_be_visible()
 
-            paused.get_by_role("button", name="Approve").click()
-            expect(paused).to_have_count(0)
-            expect(history).to_contain_text("Published on the served model.")
-            expect(history).to_contain_text("served-model")
-            panel.get_by_role("tab", name="Metrics").click()
-            expect(panel.locator("svg.nbsessions-chart text").first).to_be_visible()
-
-            for theme in ("JupyterLab Light", "JupyterLab Dark"):
-                page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                              f"{{theme: '{theme}'}})")
-                light = "true" if theme.endswith("Light") else "false"
-                page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
-                page.wait_for_function("() => !document.querySelector('link[href*=\"themes\"][data-loading]')")
-                measured = [r for selector in CHECKED for r in page.evaluate(CONTRAST, selector)]
-                ratios[theme] = measured
-                name = "dark" if light == "false" else "light"
-                panel.screenshot(path=str(OUTPUT_DIR / f"panel-{name}.png"))
-                page.locator(".nbsessions-compare").first.screenshot(path=str(OUTPUT_DIR / f"compare-{name}.png"))
-            assert page.evaluate("() => typeof window.__xss") == "undefined"
-        finally:
-            browser.close()
+        for theme in ("JupyterLab Light", "JupyterLab Dark"):
+            page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', "
+                          f"{{theme: '{theme}'}})")
+            light = "true" if theme.endswith("Light") else "false"
+            page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+            page.wait_for_function("() => !document.querySelector('link[href*=\"themes\"][data-loading]')")
+            measured = [r for selector in CHECKED for r in page.evaluate(CONTRAST, selector)]
+            ratios[theme] = measured
+            name = "dark" if light == "false" else "light"
+            panel.screenshot(path=str(OUTPUT_DIR / f"panel-{name}.png"))
+            page.locator(".nbsessions-compare").first.screenshot(path=str(OUTPUT_DIR / f"compare-{name}.png"))
+        assert page.evaluate("() => typeof window.__xss") == "undefined"
 
     for theme, measured in ratios.items():
         assert len(measured) >= 6, f"{theme}: headers and chart labels were not found"
