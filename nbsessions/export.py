@@ -2,6 +2,9 @@
 
 Exports are built from the stored records only, which hold no credentials: API keys live in the model objects of
 a running kernel and are never written anywhere.
+
+Why not inside a surface: ``%agent export``, ``explore.export_session`` and the CLI all write these files, so the
+writers sit in the presentation layer below those three surfaces.
 """
 
 from __future__ import annotations

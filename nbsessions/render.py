@@ -3,6 +3,9 @@
 Live outputs of a running kernel are trusted by JupyterLab, so a ``<script>`` or ``onerror=`` in a reply would
 run in the user's browser with their Jupyter token. Every model-produced string that reaches a cell or a widget
 goes through ``markdown_to_html`` (or is escaped): nothing else decides what is safe.
+
+Why not inside a surface: the magic, the panel, experiments and the CLI all show replies and footers, so this sits
+in the presentation layer below them (see the import contract), where each can use it without importing another.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Python literal (``0``, ``-1``, ``'key'``) or, as in ``str.format``, a bare word 
 Refused, because a prompt is sent to a server and stored: attributes starting with ``_`` (``{f.__globals__}`` would
 walk from any function to every module's secrets), numbers above ``MAX_FORMAT_NUMBER`` in a format spec
 (``{x:>100000000}`` is a 100 MB prompt), and a filled prompt that contains one of the ``secrets`` given.
+
+Why not inside the magic: ``batch`` fills its row templates with the same rules (and refusals), so the filler sits
+in the presentation layer below both surfaces.
 """
 
 from __future__ import annotations
