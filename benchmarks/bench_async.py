@@ -17,18 +17,17 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from loopback import server_in_process  # noqa: E402
 from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent, RunStatus  # noqa: E402
@@ -39,22 +38,6 @@ RUNS, LATENCY_MS, TARGET = 20, 200.0, 1.5
 IDEAL = LATENCY_MS / 1000
 KEY = "bench-key"  # the loopback server ignores it; a real key is never sent anywhere
 START, END = "<!-- bench_async -->", "<!-- /bench_async -->"
-SERVER = HERE.parent / "tests" / "openai_server.py"
-
-
-@contextmanager
-def server_in_process() -> Iterator[str]:
-    """``tests/openai_server.py`` as a script on a free port; its first line of output names the URL."""
-    child = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", "--latency-ms", str(LATENCY_MS)],
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        line = child.stdout.readline() if child.stdout else ""
-        if not line.startswith("serving on "):
-            raise RuntimeError(f"the test server did not start: {line!r}")
-        yield line.split()[-1]
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 async def median_time(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
@@ -150,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions of each case (median kept)")
     parser.add_argument("--no-readme", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp, server_in_process() as base_url:
+    with tempfile.TemporaryDirectory() as tmp, server_in_process(LATENCY_MS) as base_url:
         results = asyncio.run(measure(base_url, tmp, args.repeat))
     text = table(results, args.repeat)
     print(text)

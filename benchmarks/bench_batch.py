@@ -17,7 +17,6 @@ import importlib.util
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from nbsessions.llm import OpenAIChat  # noqa: E402
 PROMPTS, CONCURRENCY, LATENCY_MS, TARGET = 100, 8, 50.0, 1.5
 IDEAL = PROMPTS / CONCURRENCY * LATENCY_MS / 1000
 KEY = "bench-key"  # the loopback server ignores it; a real key is never sent anywhere
+from loopback import server_in_process  # noqa: E402
 from readme_section import write_section  # noqa: E402
 
 START, END = "<!-- bench_batch -->", "<!-- /bench_batch -->"
@@ -55,21 +55,6 @@ def server_in_thread() -> Iterator[str]:
     with module.OpenAIServer() as server:
         server.latency_ms = LATENCY_MS
         yield server.base_url
-
-
-@contextmanager
-def server_in_process() -> Iterator[str]:
-    """The same file run as a script on a free port; its first line of output names the URL."""
-    child = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", "--latency-ms", str(LATENCY_MS)],
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        line = child.stdout.readline() if child.stdout else ""
-        if not line.startswith("serving on "):
-            raise RuntimeError(f"the test server did not start: {line!r}")
-        yield line.split()[-1]
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 def median_time(fn: Callable[[], Any], repeat: int) -> float:
@@ -113,8 +98,8 @@ def nbsessions_batch(base_url: str, db_factory: Callable[[], Any]) -> Callable[[
 
 def measure(repeat: int, where: str) -> list[tuple[str, float, bool | None]]:
     files = iter(range(1_000_000))
-    with tempfile.TemporaryDirectory() as tmp, (server_in_process if where == "process" else server_in_thread)() \
-            as base_url:
+    server = server_in_process(LATENCY_MS) if where == "process" else server_in_thread()
+    with tempfile.TemporaryDirectory() as tmp, server as base_url:
         cases = [
             ("raw openai SDK, 8 threads (baseline)", raw_sdk(base_url), None),
             ("`batch`, InMemoryDb", nbsessions_batch(base_url, InMemoryDb), True),
