@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nbsessions.context import own_messages
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import SessionNotFoundError, exception_line
-from nbsessions.llm.base import Model, Usage
+from nbsessions.llm.base import Model
 from nbsessions.schema import SUMMARY_THROUGH_KEY, Message, RunOutput
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ def offline_summary(previous: str | None, runs: list[RunOutput]) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_TOKENS = 500  # a running summary is a paragraph and a topics line, not an essay
+
+
 def split_topics(text: str) -> tuple[str, list[str] | None]:
     """(summary, topics) from a reply whose last line may be ``Topics: a, b``."""
     head, _, last = text.strip().rpartition("\n")
@@ -72,7 +75,8 @@ def write_summary(model: Model, previous: str | None, runs: list[RunOutput],
     context = (f"Summary so far:\n{previous}\n\n" if previous else "") + "New messages:\n" + _transcript(runs)
     system = f"{prompt or SUMMARY_PROMPT}\n\n{TOPICS_REQUEST}"
     messages = [Message(role="system", content=system), Message(role="user", content=context)]
-    return split_topics("".join(x for x in model.stream(messages) if not isinstance(x, Usage)))
+    reply = model.with_max_tokens(SUMMARY_TOKENS).complete(messages)  # one bounded whole reply, off the reply path
+    return split_topics("".join(x for x in reply if isinstance(x, str)))
 
 
 def runs_after(db: BaseDb, session_id: str, after: float, window: int) -> list[RunOutput]:

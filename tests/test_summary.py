@@ -79,3 +79,16 @@ def test_a_closed_summarizer_never_calls_the_model_again(db):
     agent.summarizer.wait()
     assert model.prompts == [["hi"]]  # the reply only: no summary request
     assert agent.get_session_summary(run.session_id) is None
+
+
+def test_a_summary_is_one_whole_reply_with_a_token_bound(openai_server):
+    from nbsessions.llm.openai import OpenAIChat
+    from nbsessions.schema import RunOutput
+    from nbsessions.summary import SUMMARY_TOKENS, write_summary
+
+    openai_server.script("They planned a trip.\nTopics: travel, budget")
+    model = OpenAIChat("local-model", base_url=openai_server.base_url)
+    run = RunOutput(input="Plan a trip", content="Sure", status=RunStatus.completed)
+    assert write_summary(model, None, [run]) == ("They planned a trip.", ["travel", "budget"])
+    body = openai_server.last.body
+    assert not body.get("stream") and body["max_tokens"] == SUMMARY_TOKENS  # bounded, not streamed
