@@ -13,7 +13,7 @@ from nbsessions.errors import (
 from nbsessions.events import RunEvent
 from nbsessions.llm import FunctionModel, Model, OfflineModel, OpenAIChat, OpenAIResponses, Usage
 from nbsessions.llm.prices import set_price
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
 from nbsessions.streams import AsyncRunStream, RunStream
 from nbsessions.team import Team
 from nbsessions.tools import RunContext, tool
@@ -25,7 +25,8 @@ __all__ = [
     "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
     "Metrics", "Model", "OpenAIChat", "OpenAIResponses", "PostgresDb", "TinyDb",
     "ModelError", "NbSessionsError", "OfflineModel", "RunEvent", "RunOutput", "RunStatus", "RunStream", "Session",
-    "RunContext", "SessionAccessError", "SessionNotFoundError", "Step", "StepInput", "StepOutput", "StorageError",
+    "RunContext", "SessionAccessError", "SessionNotFoundError", "Step", "StepInput", "StepOutput", "StepRecord",
+    "StorageError",
     "Team", "Usage",
     "Workflow", "WorkflowAgent", "WorkflowError", "set_price", "tool",
 ]

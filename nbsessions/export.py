@@ -87,8 +87,8 @@ def session_markdown(session: Session, runs: list[RunOutput]) -> str:
         reply_heading = "#" * min(6, 3 + depth) + f" Reply ({run.model or '?'})"
         lines += [heading, "", fence, run.input, fence, "", reply_heading, ""]
         for step in run.steps:
-            outcome = step.get("output") if step.get("status") == "completed" else step.get("error")
-            lines.append(f"- step {step.get('name')} ({step.get('status')}): {outcome or ''}")
+            outcome = step.output if step.status == RunStatus.completed else step.error
+            lines.append(f"- step {step.name} ({step.status.value}): {outcome or ''}")
         lines += [run.content or "_(no reply)_", ""]
         lines += [f"_{format_footer(run, label)}_", ""]
     return "\n".join(lines)

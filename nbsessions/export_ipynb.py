@@ -68,8 +68,8 @@ def _steps(run: RunOutput) -> list[str]:
     """A workflow's steps as plain text (inert wherever it is shown), before its final output as in the cell."""
     lines = []
     for i, step in enumerate(run.steps, 1):
-        detail = step.get("error") if step.get("status") == "error" else step.get("output")
-        lines.append(f"step {i} · {step.get('name', '?')} · {step.get('kind', '?')} · {step.get('status', '?')}"
+        detail = step.error if step.status == RunStatus.error else step.output
+        lines.append(f"step {i} · {step.name or '?'} · {step.kind or '?'} · {step.status.value}"
                      + (f": {' '.join(str(detail).split())[:300]}" if detail else ""))
     return lines
 

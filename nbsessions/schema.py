@@ -51,7 +51,7 @@ def _pick(cls: type, data: dict[str, Any], required: tuple[str, ...] = ()) -> di
 
 
 def _copied(value: Any) -> Any:
-    """Free-form parts (tool calls, state, steps) are copied, so a stored record never aliases a live one."""
+    """Free-form parts (tool calls, state) are copied, so a stored record never aliases a live one."""
     return copy.deepcopy(value) if value else value
 
 
@@ -150,6 +150,37 @@ class StepOutput:
 
 
 @dataclass
+class StepRecord:
+    """One step of a stored workflow run: what it was given, how it ended, and its own run if it made one."""
+
+    name: str | None = None
+    kind: str | None = None  # agent | team | function
+    input: str | None = None
+    status: RunStatus = RunStatus.running
+    output: str | None = None
+    error: str | None = None
+    run_id: str | None = None  # an agent or team step's run, nested under the workflow run
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict shape stored since before this record: the parts a step has not got yet are left out."""
+        data = {"name": self.name, "kind": self.kind, "input": self.input, "status": self.status.value}
+        data.update({k: v for k, v in (("run_id", self.run_id), ("output", self.output), ("error", self.error))
+                     if v is not None})
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
+        kwargs = _pick(cls, data)
+        kwargs["status"] = RunStatus(kwargs.get("status", RunStatus.running))
+        return cls(**kwargs)
+
+
+def stored_step(step: StepRecord | dict[str, Any]) -> StepRecord:
+    """A step as given: a record stays itself, a dict (from storage or from older code) becomes a record."""
+    return step if isinstance(step, StepRecord) else StepRecord.from_dict(step)
+
+
+@dataclass
 class RunOutput:
     run_id: str = field(default_factory=new_id)
     session_id: str = ""
@@ -171,7 +202,7 @@ class RunOutput:
     agent_name: str | None = None  # the agent (or team member) that made the run
     parent_run_id: str | None = None  # a team member's run, or a workflow step's run, nests under this run
     kind: str = "agent"  # agent | team | workflow
-    steps: list[dict[str, Any]] = field(default_factory=list)  # a workflow run's steps, in order
+    steps: list[StepRecord] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
     requirements: list[RunRequirement] = field(default_factory=list)  # what a paused run waits for
     # set by a team on its runs: member runs are read from the store when asked for
@@ -185,8 +216,9 @@ class RunOutput:
         return self.status == RunStatus.completed and self.superseded_by is None and self.parent_run_id is None
 
     def __post_init__(self) -> None:
-        """Requirements given as dicts (stored, or from another process) become ``RunRequirement`` objects."""
+        """Requirements and steps given as dicts (stored, or from another process) become records."""
         self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
+        self.steps = [stored_step(s) for s in self.steps]
 
     @property
     def member_responses(self) -> list[RunOutput]:
@@ -196,9 +228,8 @@ class RunOutput:
     @property
     def step_results(self) -> list[StepOutput]:
         """A workflow run's steps as ``StepOutput`` records, in order (Agno's ``WorkflowRunOutput.step_results``)."""
-        return [StepOutput(step_name=s.get("name"), content=s.get("output"), success=s.get("status") == "completed",
-                           error=s.get("error"), step_type=s.get("kind"), step_run_id=s.get("run_id"))
-                for s in self.steps]
+        return [StepOutput(step_name=s.name, content=s.output, success=s.status == RunStatus.completed,
+                           error=s.error, step_type=s.kind, step_run_id=s.run_id) for s in self.steps]
 
     @property
     def is_paused(self) -> bool:
@@ -247,7 +278,7 @@ class RunOutput:
         if self.model_origin is None:
             del data["model_origin"]
         data["requirements"] = [r.to_dict() for r in self.requirements]
-        data["steps"] = _copied(data["steps"])
+        data["steps"] = [s.to_dict() for s in self.steps]
         return data
 
     @classmethod
@@ -260,7 +291,7 @@ class RunOutput:
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])
         kwargs["requirements"] = list(kwargs.get("requirements") or [])
-        kwargs["steps"] = list(kwargs.get("steps") or [])
+        kwargs["steps"] = [s for s in kwargs.get("steps") or [] if isinstance(s, dict)]  # junk never breaks a read
         kwargs["tools_offered"] = list(kwargs.get("tools_offered") or [])
         return cls(**kwargs)
 

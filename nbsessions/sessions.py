@@ -309,8 +309,8 @@ class SessionsMixin:
             copy.superseded_by = new_ids.get(run.superseded_by or "")
             copy.variant_of = new_ids.get(run.variant_of or "")
             copy.parent_run_id = new_ids.get(run.parent_run_id or "")
-            copy.steps = [{**step, "run_id": new_ids[step["run_id"]]} if step.get("run_id") in new_ids else step
-                          for step in run.steps]
+            for step in copy.steps:  # from_dict made them copies: changing them leaves ``run`` as it was
+                step.run_id = new_ids.get(step.run_id or "", step.run_id)
             copy.messages = [_in_fork(m, new_ids) for m in run.messages]
             self.db.upsert_run(copy)
         self._emit("session", fork.session_id)

@@ -24,7 +24,7 @@ from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, new_id
+from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, StepRecord, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.steps import (
     Step,
@@ -160,8 +160,8 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         except (KeyboardInterrupt, asyncio.CancelledError):
             run.status, run.error = RunStatus.cancelled, "interrupted"
             for step in run.steps:
-                if step.get("status") == "running":
-                    step["status"], step["error"] = "cancelled", "interrupted"
+                if step.status == RunStatus.running:
+                    step.status, step.error = RunStatus.cancelled, "interrupted"
             raise
         finally:
             run.metrics.duration = time.perf_counter() - started
@@ -196,25 +196,25 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         previous: Any = None
         for step in self.steps:
             given = query if previous is None else content_text(previous)
-            record = {"name": step.name, "kind": step.kind, "input": given, "status": "running"}
+            record = StepRecord(name=step.name, kind=step.kind, input=given)
             run.steps.append(record)
             try:
                 output, child = yield from self._run_step(step, run, query, previous, state, initial, history,
                                                           outputs)
             except Exception as exc:  # a step's failure is recorded, never lost
-                record.update(status="error", error=exception_line(exc))
+                record.status, record.error = RunStatus.error, exception_line(exc)
                 child_run = getattr(exc, "run", None)
                 if child_run is not None:
-                    record["run_id"] = child_run.run_id
+                    record.run_id = child_run.run_id
                     run.metrics.add_usage_of(child_run.metrics)
                 run.status = RunStatus.error
-                run.error = f"step {step.name!r} failed: {record['error']}"
+                run.error = f"step {step.name!r} failed: {record.error}"
                 raise WorkflowError(run.error, run) from exc  # run() stores it, in its finally
             if child is not None:
-                record["run_id"] = output.step_run_id = child.run_id
+                record.run_id = output.step_run_id = child.run_id
                 run.metrics.add_usage_of(child.metrics)
             output.step_name = step.name
-            record.update(status="completed", output=content_text(output.content))
+            record.status, record.output = RunStatus.completed, content_text(output.content)
             outputs[step.name] = output
             previous = output.content
             self.db.upsert_run(run, durable=False)  # steps show as they finish, not only at the end

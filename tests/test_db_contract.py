@@ -8,7 +8,7 @@ import pytest
 
 from nbsessions.db.base import apply_session_update, merge_patch
 from nbsessions.errors import SessionAccessError, SessionNotFoundError
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
 
 
 def make_session(db, **kw) -> Session:
@@ -348,9 +348,9 @@ def test_empty_names_sort_without_error(db):
 def test_records_come_back_exactly_as_written_key_order_and_odd_text_included(db):
     odd = "nul \x00, emoji 🙂, quote \" and backslash \\"
     session = make_session(db, session_state={"zeta": 1, "alpha": {"y": 2, "b": 3}, "text": odd})
-    run = make_run(db, session.session_id, content=odd, steps=[{"z": 1, "a": 2}])
+    run = make_run(db, session.session_id, content=odd, steps=[StepRecord(name="z", output=odd)])
     state = db.get_session(session.session_id).session_state
     assert list(state) == ["zeta", "alpha", "text"] and list(state["alpha"]) == ["y", "b"]
     assert state["text"] == odd
     stored = db.get_run(run.run_id)
-    assert stored.content == odd and list(stored.steps[0]) == ["z", "a"]
+    assert stored.content == odd and stored.steps == [StepRecord(name="z", output=odd)]

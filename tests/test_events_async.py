@@ -484,7 +484,7 @@ def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
 
     run, state = asyncio.run(main())
     assert run.status == RunStatus.completed and run.content == "THOUGHT ABOUT TEA"
-    assert [(s["name"], s["status"]) for s in run.steps] == [("thinker", "completed"), ("shout", "completed")]
+    assert [(s.name, s.status) for s in run.steps] == [("thinker", "completed"), ("shout", "completed")]
     assert state == {"shouted": True}
     with pytest.raises(Exception, match="async"):
         flow.run("tea again")  # the async model cannot run on the sync transport: the step fails, named
@@ -511,4 +511,4 @@ def test_cancelling_a_workflow_arun_stores_it_cancelled_with_the_steps_done(db):
     flow = asyncio.run(main())
     (run,) = flow.get_runs(flow.get_sessions()[0].session_id)
     assert run.status == RunStatus.cancelled
-    assert [s["status"] for s in run.steps] == ["completed", "cancelled"]
+    assert [s.status for s in run.steps] == ["completed", "cancelled"]

@@ -260,7 +260,7 @@ def test_a_failing_step_is_one_red_line_and_earlier_outputs_stay_visible(nb, wor
     assert "step 2 · explode · function · error\n  error: disk full" in shown and "sign" not in shown
     assert "· 1/3 steps ·" in shown and shown.endswith("error: step 'explode' failed: disk full")
     (run,) = db_runs(workdir)
-    assert run.status == RunStatus.error and run.steps[0]["output"] == "SOME DATA"
+    assert run.status == RunStatus.error and run.steps[0].output == "SOME DATA"
     history = nb.run("%agent history").outputs[0].data
     assert "workflow · error" in history["text/plain"] and "SOME DATA" in history["text/plain"]
     assert "error: disk full" in history["text/plain"] and "step 'explode' failed" in history["text/plain"]
@@ -280,8 +280,8 @@ def test_ctrl_c_in_a_workflow_keeps_a_cancelled_run_with_the_steps_that_finished
     assert one_red_line(ran).endswith("interrupted: the workflow run is kept as cancelled, with the steps that "
                                       "finished")
     (run,) = db_runs(workdir)
-    assert run.status == RunStatus.cancelled and run.steps[0]["output"] == "SOME DATA"
-    assert [s["status"] for s in run.steps] == ["completed", "cancelled"]
+    assert run.status == RunStatus.cancelled and run.steps[0].output == "SOME DATA"
+    assert [s.status for s in run.steps] == ["completed", "cancelled"]
     assert "step 2 · interrupt · function · cancelled" in ran.outputs[-1].data["text/plain"]
 
 

@@ -23,7 +23,7 @@ from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.actions import WHOLE_SESSION
 from nbsessions.panel.paused_run import PausedRun, parse_value
-from nbsessions.schema import Metrics
+from nbsessions.schema import Metrics, StepRecord
 from nbsessions.team import Team
 from nbsessions.tools import tool
 from nbsessions.workflow import StepInput, Workflow, WorkflowError
@@ -1248,8 +1248,8 @@ def test_a_workflow_with_more_nested_runs_than_a_page_still_shows_the_runs_befor
         step_run = RunOutput(session_id=session.session_id, status=RunStatus.completed, input=f"in {i}",
                              content=f"step reply {i}", parent_run_id=flow_run.run_id)
         agent.db.upsert_run(step_run)
-        flow_run.steps.append({"name": f"s{i}", "kind": "agent", "input": f"in {i}", "status": "completed",
-                               "output": f"step reply {i}", "run_id": step_run.run_id})
+        flow_run.steps.append(StepRecord(name=f"s{i}", kind="agent", input=f"in {i}", status=RunStatus.completed,
+                                         output=f"step reply {i}", run_id=step_run.run_id))
     agent.db.upsert_run(flow_run)
     panel = panel_on(agent, session.session_id)
     markup = panel.history.markup

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, TinyDb
+from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, StepRecord, TinyDb
 from nbsessions.llm.base import ToolCall
 from nbsessions.team import Team
 from nbsessions.tools import RunContext
@@ -91,11 +91,11 @@ def test_a_workflow_passes_each_output_on_and_records_every_step(db):
     run = flow.run("raw text")
     assert run.kind == "workflow" and run.status == RunStatus.completed
     assert run.content == "summary of RAW TEXT (from raw text)"
-    assert [(s["name"], s["kind"], s["status"], s["output"]) for s in run.steps] == [
+    assert [(s.name, s.kind, s.status, s.output) for s in run.steps] == [
         ("shout", "function", "completed", "RAW TEXT"),
         ("summariser", "agent", "completed", "summary of RAW TEXT"),
         ("<lambda>", "function", "completed", "summary of RAW TEXT (from raw text)")]
-    child = db.get_run(run.steps[1]["run_id"])
+    child = db.get_run(run.steps[1].run_id)
     assert child.parent_run_id == run.run_id and run.metrics.total_tokens == child.metrics.total_tokens
     assert flow.get_session_state(run.session_id) == {"count": 1}
     flow.run("again", session_id=run.session_id)
@@ -129,8 +129,8 @@ def test_a_failing_step_stops_the_run_names_it_and_keeps_earlier_outputs(db):
         flow.run("data")
     stored = db.get_run(caught.value.run.run_id)
     assert stored.status == RunStatus.error
-    assert [(s["name"], s["status"]) for s in stored.steps] == [("shout", "completed"), ("explode", "error")]
-    assert stored.steps[0]["output"] == "DATA"
+    assert [(s.name, s.status) for s in stored.steps] == [("shout", "completed"), ("explode", "error")]
+    assert stored.steps[0].output == "DATA"
 
 
 def test_a_failing_agent_step_keeps_its_error_run(db):
@@ -141,7 +141,7 @@ def test_a_failing_agent_step_keeps_its_error_run(db):
     with pytest.raises(WorkflowError, match="429 rate limited") as caught:
         flow.run("x")
     step = caught.value.run.steps[0]
-    assert db.get_run(step["run_id"]).status == RunStatus.error
+    assert db.get_run(step.run_id).status == RunStatus.error
 
 
 def test_workflow_arguments_are_checked():
@@ -158,7 +158,7 @@ def test_a_team_can_be_a_workflow_step(db):
     flow = Workflow(steps=[shout, team], db=db)
     run = flow.run("topic")
     assert run.content == "composed: writer did draft"
-    team_run = db.get_run(run.steps[1]["run_id"])
+    team_run = db.get_run(run.steps[1].run_id)
     assert team_run.kind == "team" and team_run.parent_run_id == run.run_id
     assert [r.parent_run_id for r in db.list_runs(run.session_id) if r.model == "writer"] == [team_run.run_id]
 
@@ -208,8 +208,44 @@ def test_forking_a_workflow_session_points_steps_at_the_copied_runs(db):
     run = flow.run("go")
     fork = flow.fork_session(run.session_id)
     copied = [r for r in flow.get_runs(fork.session_id) if r.kind == "workflow"][0]
-    step_run = db.get_run(copied.steps[1]["run_id"])
+    step_run = db.get_run(copied.steps[1].run_id)
     assert step_run.session_id == fork.session_id and step_run.parent_run_id == copied.run_id
+    assert db.get_run(run.run_id).steps[1].run_id == run.steps[1].run_id != copied.steps[1].run_id  # source kept
+
+
+def test_workflow_steps_are_records_that_survive_tinydb_and_are_stored_as_before(tmp_path):
+    path = tmp_path / "flow.json"
+    run = Workflow(steps=[shout, member("m")], db=TinyDb(str(path))).run("go")
+    back = TinyDb(str(path)).get_run(run.run_id)
+    assert back.steps == run.steps and all(isinstance(s, StepRecord) for s in back.steps)
+    assert [(s.name, s.kind, s.input, s.status, s.output) for s in back.steps] == [
+        ("shout", "function", "go", RunStatus.completed, "GO"), ("m", "agent", "GO", RunStatus.completed, "m did GO")]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    stored = [r["doc"] for r in rows if r["t"] == "runs" and r["id"] == run.run_id][-1]["steps"]
+    assert stored == [{"name": "shout", "kind": "function", "input": "go", "status": "completed", "output": "GO"},
+                      {"name": "m", "kind": "agent", "input": "GO", "status": "completed",
+                       "run_id": run.steps[1].run_id, "output": "m did GO"}]
+
+
+def test_step_dicts_from_an_older_file_load_as_records(tmp_path):
+    path = tmp_path / "old.json"
+    db = TinyDb(str(path))
+    session = Agent(db=db).create_session("old")
+    old_steps = [{"name": "fetch", "kind": "agent", "input": "q", "status": "completed", "run_id": "r-child",
+                  "output": "rows"},
+                 {"name": "parse", "kind": "function", "input": "rows", "status": "error", "error": "bad row"}]
+    doc = {"run_id": "r-old", "session_id": session.session_id, "user_id": session.user_id, "status": "error",
+           "input": "q", "content": "", "messages": [], "kind": "workflow", "steps": old_steps}
+    with open(path, "a", encoding="utf-8") as f:  # a line without crc, as another tool or older code writes it
+        f.write(json.dumps({"t": "runs", "id": "r-old", "g": session.session_id, "doc": doc}) + "\n")
+    run = TinyDb(str(path)).get_run("r-old")
+    assert run.steps == [StepRecord(name="fetch", kind="agent", input="q", status=RunStatus.completed,
+                                    output="rows", run_id="r-child"),
+                         StepRecord(name="parse", kind="function", input="rows", status=RunStatus.error,
+                                    error="bad row")]
+    assert [s.to_dict() for s in run.steps] == old_steps
+    assert [(o.step_name, o.success, o.error) for o in run.step_results] == [("fetch", True, None),
+                                                                              ("parse", False, "bad row")]
 
 
 def test_exports_put_member_runs_under_their_team_run(db):
@@ -242,7 +278,7 @@ def test_ctrl_c_in_a_workflow_stores_it_cancelled_with_the_steps_done(db):
         flow.run("data")
     (run,) = [r for r in db.list_runs(db.list_sessions()[0].session_id)]
     assert run.status == RunStatus.cancelled
-    assert [(s["name"], s["status"]) for s in run.steps] == [("shout", "completed"), ("interrupt", "cancelled")]
+    assert [(s.name, s.status) for s in run.steps] == [("shout", "completed"), ("interrupt", "cancelled")]
 
 
 def test_rerunning_a_workflow_cell_supersedes_its_previous_run(db):

@@ -16,7 +16,7 @@ from nbsessions import theme
 from nbsessions.formatting import one_line, when
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.render import format_cost, format_footer, format_tokens, markdown_to_html
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.schema import RunOutput, RunStatus, StepRecord
 
 Bundle = dict[str, str]
 _DIM = 'style="opacity:.7;font-size:85%"'
@@ -72,7 +72,7 @@ def workflow_footer(run: RunOutput, label: str, total: int | None = None) -> str
     ``total`` is the workflow's number of steps when known (a failed run records only the steps it reached).
     """
     m = run.metrics
-    done = sum(1 for s in run.steps if s.get("status") == "completed")
+    done = sum(1 for s in run.steps if s.status == RunStatus.completed)
     steps = f"{done}/{total} steps" if total else f"{done} step{'' if done == 1 else 's'} completed"
     name = "workflow" if run.model in (None, "", "workflow") else f"workflow {run.model}"
     parts = [name, label, steps,
@@ -84,14 +84,14 @@ def workflow_footer(run: RunOutput, label: str, total: int | None = None) -> str
     return " · ".join(parts)
 
 
-def _step(index: int, step: dict, inner: tuple[str, str] | None = None) -> tuple[str, str]:
+def _step(index: int, step: StepRecord, inner: tuple[str, str] | None = None) -> tuple[str, str]:
     """One step: its name, kind and status, then its output (Markdown) or its error (one escaped line)."""
-    head = f"step {index} · {step.get('name', '?')} · {step.get('kind', '?')} · {step.get('status', '?')}"
-    if step.get("status") == "error":
-        error = one_line(step.get("error") or "failed")
+    head = f"step {index} · {step.name or '?'} · {step.kind or '?'} · {step.status.value}"
+    if step.status == RunStatus.error:
+        error = one_line(step.error or "failed")
         plain, body = f"{head}\n  error: {error}", f'<div {_ERROR}>error: {html.escape(error)}</div>'
     else:
-        output = str(step.get("output") or "")
+        output = str(step.output or "")
         plain = f"{head}\n{_indent(output, 1)}" if output else head
         body = markdown_to_html(output)
     if inner is not None:
@@ -104,7 +104,7 @@ def _steps(run: RunOutput, tree: _Tree | None = None, depth: int = 0) -> tuple[s
     """A workflow run's steps; with ``tree``, a team step's member runs are folded under the step."""
     parts = []
     for i, step in enumerate(run.steps, 1):
-        step_run = tree.by_id.get(step.get("run_id") or "") if tree else None
+        step_run = tree.by_id.get(step.run_id or "") if tree else None
         nested = tree.children.get(step_run.run_id) if tree and step_run else None
         parts.append(_step(i, step, tree.folded(step_run, nested, depth + 1) if tree and nested else None))
     return "\n".join(p for p, _ in parts), "".join(h for _, h in parts)

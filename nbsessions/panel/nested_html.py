@@ -17,7 +17,7 @@ from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, tool_calls
 from nbsessions.panel.run_tree import Nested
 from nbsessions.render import markdown_to_html
-from nbsessions.schema import RunOutput
+from nbsessions.schema import RunOutput, StepRecord
 
 FOLD_STYLE = f"margin:4px 0;padding:2px 6px;background:{theme.BOX_BG};border-radius:3px"
 STEP_STYLE = f"margin:4px 0;padding-left:8px;border-left:3px solid {theme.BORDER}"
@@ -97,24 +97,23 @@ def _worst(runs: list[RunOutput]) -> str:
 def _steps(run: RunOutput, children: list[RunOutput], nested: Nested) -> str:
     """The steps in order; nested runs no step names yet (a step still running) follow them, so none is hidden."""
     by_id = {child.run_id: child for child in children}
-    rows = [_step(i, step, by_id, nested) for i, step in enumerate((s for s in run.steps if isinstance(s, dict)), 1)]
+    rows = [_step(i, step, by_id, nested) for i, step in enumerate(run.steps, 1)]
     if by_id:
         rows.append(f'<div style="{META_STYLE}">runs of steps under way</div>'
                     + "".join(_render(child, None, nested) for child in by_id.values()))
     return f'<div class="nbsessions-steps">{"".join(rows)}</div>' if rows else ""
 
 
-def _step(number: int, step: dict, by_id: dict[str, RunOutput], nested: Nested) -> str:
-    name, kind = str(step.get("name") or f"step {number}"), str(step.get("kind") or "?")
+def _step(number: int, step: StepRecord, by_id: dict[str, RunOutput], nested: Nested) -> str:
+    name, kind = str(step.name or f"step {number}"), str(step.kind or "?")
     head = (f'<div class="nbsessions-step-head" style="{META_STYLE}">step {number} · <b>{html.escape(name)}</b>'
-            f' · {html.escape(kind)}{fmt.status_badge(str(step.get("status") or "?"))}</div>')
+            f' · {html.escape(kind)}{fmt.status_badge(step.status.value)}</div>')
     body = ""
-    if step.get("output") is not None:
-        body += f'<div class="nbsessions-step-output">{markdown_to_html(str(step["output"]))}</div>'
-    if step.get("error"):
-        body += f'<div class="nbsessions-step-error" style="{ERROR_STYLE}">{html.escape(str(step["error"]))}</div>'
-    run_id = step.get("run_id")
-    child = by_id.pop(run_id, None) if isinstance(run_id, str) else None
+    if step.output is not None:
+        body += f'<div class="nbsessions-step-output">{markdown_to_html(str(step.output))}</div>'
+    if step.error:
+        body += f'<div class="nbsessions-step-error" style="{ERROR_STYLE}">{html.escape(str(step.error))}</div>'
+    child = by_id.pop(step.run_id, None) if step.run_id is not None else None
     if child is not None:
         m = child.metrics
         summary = (f"its {html.escape(child.kind)} run · {html.escape(child.model or '?')} · "
