@@ -210,10 +210,10 @@ class _OpenAIModel(OpenAIErrors, Model):
         key = os.environ.get(variable)
         if key:
             return key
+        if not self.needs_key:  # a local server takes none; the SDK still wants a string
+            return PLACEHOLDER_KEY
         if self.api_key_env:
             raise ModelError(f"no API key: the environment variable {variable} (api_key_env) is not set", kind="auth")
-        if not is_openai_endpoint(self.endpoint):
-            return PLACEHOLDER_KEY
         raise ModelError("no API key: set OPENAI_API_KEY or pass api_key=...")
 
     def _request_kwargs(self, create: Any) -> dict[str, Any]:
