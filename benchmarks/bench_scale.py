@@ -8,13 +8,10 @@ process each, so nothing from this process counts. The table goes into benchmark
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT)]
 
+import cli  # noqa: E402
 from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent  # noqa: E402
@@ -182,23 +180,12 @@ def table(rows: list[Row], quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="files a tenth of the size")
-    parser.add_argument("--dir", help="where to put the files (default: a temporary directory)")
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
-    args = parser.parse_args(argv)
+    args = cli.parse(__doc__, "files a tenth of the size", argv)
     scale = 10 if args.quick else 1
-    with contextlib.ExitStack() as stack:
-        tmp = Path(args.dir) if args.dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        tmp.mkdir(parents=True, exist_ok=True)
+    with cli.workdir(args) as tmp:
         records = template(tmp)
-        rows: list[Row] = []
-        steps = [(bench_bytes, (tmp, 30)), (bench_open, (tmp, records, 1000 // scale, 100)),
-                 (bench_show, (tmp, records, 20_000 // scale))]
-        for fn, fn_args in steps:
-            t0 = time.perf_counter()
-            rows += fn(*fn_args)
-            print(f"  {fn.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        rows: list[Row] = cli.run_steps([(bench_bytes, (tmp, 30)), (bench_open, (tmp, records, 1000 // scale, 100)),
+                                         (bench_show, (tmp, records, 20_000 // scale))])
     text = table(rows, args.quick)
     print(text)
     if not args.no_readme:

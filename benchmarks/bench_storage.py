@@ -8,14 +8,12 @@ so results from different machines can be compared. The table goes into benchmar
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
+import cli  # noqa: E402
 from readme_section import write_section  # noqa: E402
 from tinydb import TinyDB  # noqa: E402
 
@@ -326,25 +325,15 @@ def write_readme(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples (about a quarter of the time)")
-    parser.add_argument("--dir", help="where to put the files (default: a temporary directory)")
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
-    args = parser.parse_args(argv)
+    args = cli.parse(__doc__, "fewer samples (about a quarter of the time)", argv)
     scale = 4 if args.quick else 1
-    with contextlib.ExitStack() as stack:
-        tmp = Path(args.dir) if args.dir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        tmp.mkdir(parents=True, exist_ok=True)
+    with cli.workdir(args) as tmp:
         template = template_run(tmp)
-        rows: list[Row] = []
         steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
                  (bench_agent_machinery, (1000 // scale,)), (bench_openai, (tmp, template, 300 // scale)),
                  (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
                  (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]
-        for fn, fn_args in steps:
-            t0 = time.perf_counter()
-            rows += fn(*fn_args)
-            print(f"  {fn.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        rows: list[Row] = cli.run_steps(steps)
     text = table(rows, args.quick)
     print(text)
     if not args.no_readme:
