@@ -9,7 +9,7 @@ import copy
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
@@ -24,6 +24,7 @@ from nbsessions.liveness import current_writer
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.requirement import RunRequirement
+from nbsessions.run_options import ContinueOptions, RunOptions, given_options, spelled_out
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import RunStream, complete
@@ -31,6 +32,9 @@ from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summa
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
 from nbsessions.validate import check_count, check_json, check_text, check_user_id, refuse_secrets
 from nbsessions.variants import VariantsMixin
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
@@ -118,39 +122,17 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return f"Agent(model={self.model!r}, db={self.db!r})"
 
     # -- running -------------------------------------------------------------------------------
-    def run(
-        self,
-        input: str,
-        *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        stream: bool = False,
-        stream_events: bool = False,
-        yield_run_output: bool = False,
-        add_history_to_context: bool | None = None,
-        num_history_runs: int | None = None,
-        num_history_messages: int | None = None,
-        max_history_tokens: int | None = None,
-        instructions: str | None = None,
-        model: Model | None = None,
-        cell_id: str | None = None,
-        execution_count: int | None = None,
-        tags: list[str] | None = None,
-        parent_run_id: str | None = None,
-    ) -> RunOutput | RunStream:
+    @spelled_out(RunOptions)
+    def run(self, input: str, *, stream: bool = False, stream_events: bool = False, yield_run_output: bool = False,
+            **options: Unpack[RunOptions]) -> RunOutput | RunStream:
         """Run one prompt; returns the RunOutput, or a RunStream of events when ``stream=True``.
 
         The stream yields ``RunContentEvent``s (and the run's milestones with ``stream_events=True``; the final
         ``RunOutput`` last with ``yield_run_output=True``). A provider failure stores the run as ``error`` and
-        raises ``ModelError`` carrying it.
+        raises ``ModelError`` carrying it. The other keywords (``session_id``, ``user_id``, ``session_state``,
+        the history settings...) are ``RunOptions``: each overrides the agent's own for this run only.
         """
-        execution = self._begin(
-            input, session_id=session_id, user_id=user_id, session_state=session_state,
-            add_history_to_context=add_history_to_context, num_history_runs=num_history_runs,
-            num_history_messages=num_history_messages, max_history_tokens=max_history_tokens,
-            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
-            parent_run_id=parent_run_id)
+        execution = self._begin(input, **given_options(RunOptions, options, f"{type(self).__name__}.run"))
         return self._deliver(execution, stream, stream_events, yield_run_output)
 
     def _begin(self, input: str, *, session_state: dict[str, Any] | None, add_history_to_context: bool | None,
@@ -331,11 +313,10 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
     def _add_nested_usage(self, run: RunOutput) -> None:
         """Runs that start other runs (a team's) count their tokens and cost here; a plain agent has none."""
 
-    def continue_run(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
-                     requirements: list[RunRequirement] | None = None, session_id: str | None = None,
-                     stream: bool | None = None, stream_events: bool | None = None, yield_run_output: bool = False,
-                     approve: bool | None = None, user_input: dict[str, Any] | None = None,
-                     results: dict[str, str] | None = None, model: Model | None = None) -> RunOutput | RunStream:
+    @spelled_out(ContinueOptions)
+    def continue_run(self, run_response: RunOutput | str | None = None, *, stream: bool | None = None,
+                     stream_events: bool | None = None, yield_run_output: bool = False,
+                     **answers: Unpack[ContinueOptions]) -> RunOutput | RunStream:
         """Resume a paused run with the human's answers, in the same session, with the same history and user.
 
         Agno's two shapes: ``continue_run(run_response)`` once its requirements are answered (``confirm()``,
@@ -346,8 +327,8 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
         stays paused. The run continues on ``model``; by default on the model that made it (its stored id and
         endpoint, and the key from the environment as before), which is the agent's own model when it is that.
         """
-        execution = self._resume(run_response, run_id=run_id, requirements=requirements, session_id=session_id,
-                                 approve=approve, user_input=user_input, results=results, model=model)
+        given = given_options(ContinueOptions, answers, f"{type(self).__name__}.continue_run")
+        execution = self._resume(run_response, **given)
         return self._deliver(execution, bool(stream), bool(stream_events), yield_run_output)
 
     def _resume(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,

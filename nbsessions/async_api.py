@@ -12,13 +12,14 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from nbsessions.interrupts import caller_task
+from nbsessions.run_options import ContinueOptions, RunOptions, given_options, spelled_out
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import AsyncRunStream, acomplete
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from nbsessions.execution import Execution
-    from nbsessions.llm.base import Model
-    from nbsessions.requirement import RunRequirement
     from nbsessions.schema import RunOutput
 
 SESSION_GETTERS = ("get_session", "get_sessions", "get_chat_history", "get_session_messages", "get_session_state",
@@ -52,58 +53,32 @@ class AsyncRunsMixin(AsyncSessionsMixin):
         def _begin(self, input: str, **options: Any) -> Execution: ...
         def _resume(self, run_response: Any = None, **answers: Any) -> Execution: ...
 
-    def arun(
-        self,
-        input: str,
-        *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        stream: bool = False,
-        stream_events: bool = False,
-        yield_run_output: bool = False,
-        add_history_to_context: bool | None = None,
-        num_history_runs: int | None = None,
-        num_history_messages: int | None = None,
-        max_history_tokens: int | None = None,
-        instructions: str | None = None,
-        model: Model | None = None,
-        cell_id: str | None = None,
-        execution_count: int | None = None,
-        tags: list[str] | None = None,
-        parent_run_id: str | None = None,
-    ) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
+    @spelled_out(RunOptions)
+    def arun(self, input: str, *, stream: bool = False, stream_events: bool = False, yield_run_output: bool = False,
+             **options: Unpack[RunOptions]) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
         """``run`` on the event loop: ``await agent.arun(...)``, or ``async for event in agent.arun(...,
         stream=True)``. The same engine, driven by the model's async transport; cancelling the task stores the
         run as cancelled.
         """
-        options = dict(
-            session_id=session_id, user_id=user_id, session_state=session_state,
-            add_history_to_context=add_history_to_context, num_history_runs=num_history_runs,
-            num_history_messages=num_history_messages, max_history_tokens=max_history_tokens,
-            instructions=instructions, model=model, cell_id=cell_id, execution_count=execution_count, tags=tags,
-            parent_run_id=parent_run_id)
+        given = given_options(RunOptions, options, f"{type(self).__name__}.arun")
         if stream:
-            return AsyncRunStream(self._begin(input, **options), stream_events=stream_events,
+            return AsyncRunStream(self._begin(input, **given), stream_events=stream_events,
                                   yield_run_output=yield_run_output)
-        return self._arun(input, options, caller_task())
+        return self._arun(input, given, caller_task())
 
     async def _arun(self, input: str, options: dict[str, Any], caller: Any) -> RunOutput:
         return await acomplete(self._begin(input, **options), caller)
 
-    def acontinue_run(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
-                      requirements: list[RunRequirement] | None = None, session_id: str | None = None,
-                      stream: bool | None = None, stream_events: bool | None = None, yield_run_output: bool = False,
-                      approve: bool | None = None, user_input: dict[str, Any] | None = None,
-                      results: dict[str, str] | None = None,
-                      model: Model | None = None) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
+    @spelled_out(ContinueOptions)
+    def acontinue_run(self, run_response: RunOutput | str | None = None, *, stream: bool | None = None,
+                      stream_events: bool | None = None, yield_run_output: bool = False,
+                      **answers: Unpack[ContinueOptions]) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
         """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin (the same arguments)."""
-        answers = dict(run_id=run_id, requirements=requirements, session_id=session_id, approve=approve,
-                       user_input=user_input, results=results, model=model)
+        given = given_options(ContinueOptions, answers, f"{type(self).__name__}.acontinue_run")
         if stream:
-            return AsyncRunStream(self._resume(run_response, **answers), stream_events=bool(stream_events),
+            return AsyncRunStream(self._resume(run_response, **given), stream_events=bool(stream_events),
                                   yield_run_output=yield_run_output)
-        return self._acontinue(run_response, answers, caller_task())
+        return self._acontinue(run_response, given, caller_task())
 
     async def _acontinue(self, run_response: RunOutput | str | None, answers: dict[str, Any],
                          caller: Any) -> RunOutput:
