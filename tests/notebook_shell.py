@@ -76,5 +76,16 @@ def one_red_line(ran: Ran) -> str:
     return text
 
 
+def refused(nb: Notebook, cell: str, db_file: Path) -> str:
+    """Run a cell that must be refused: it fails, shows no output and leaves ``db_file`` byte for byte as it was.
+    Returns its one red line."""
+    before = db_file.read_bytes()
+    ran = nb.run(cell)
+    assert not ran.result.success
+    assert ran.outputs == []
+    assert db_file.read_bytes() == before
+    return one_red_line(ran)
+
+
 PAYLOAD = ("**bold** <script>alert(1)</script> <img src=x onerror=alert(2)> "
            "[x](javascript:alert(3)) <a href='JavaScript:alert(4)'>y</a> <b onclick=alert(5)>z</b>")

@@ -49,6 +49,21 @@ def squeeze(names: list[str]) -> list[str]:
     return [name for i, name in enumerate(names) if i == 0 or names[i - 1] != name]
 
 
+async def cancel_once(coro, reached: asyncio.Event) -> None:
+    """Run ``coro`` as a task, cancel it once ``reached`` is set, and check the cancellation reached the awaiter."""
+    task = asyncio.create_task(coro)
+    await reached.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def the_only_run(owner):
+    """The one run of ``owner``'s one session (an Agent or a Workflow)."""
+    (run,) = owner.get_runs(owner.get_sessions()[0].session_id)
+    return run
+
+
 # -- streaming events ------------------------------------------------------------------------------
 
 
@@ -85,18 +100,25 @@ def test_yield_run_output_ends_the_stream_with_the_stored_run(weather_agent, db)
     assert db.get_run(final.run_id).content == final.content == "".join(map(str, items[:-1]))
 
 
-def test_a_paused_run_ends_its_stream_with_run_paused_even_without_stream_events(db):
-    @tool(requires_confirmation=True)
-    def delete_file(path: str) -> str:
-        """Delete a file."""
-        return f"deleted {path}"
+@tool(requires_confirmation=True)
+def delete_file(path: str) -> str:
+    """Delete a file."""
+    return f"deleted {path}"
 
+
+@pytest.fixture
+def deleting_agent(db):
+    """An agent whose model asks to delete a.txt (which waits for approval), then answers with the tool's result."""
     def model(messages):
         if messages[-1].role == "tool":
-            return "done"
-        return ToolCall("c9", "delete_file", '{"path": "a.txt"}')
+            return f"done: {messages[-1].content}"
+        return ToolCall("c1", "delete_file", '{"path": "a.txt"}')
 
-    agent = Agent(model=FunctionModel(model), db=db, tools=[delete_file])
+    return Agent(model=FunctionModel(model), db=db, tools=[delete_file])
+
+
+def test_a_paused_run_ends_its_stream_with_run_paused_even_without_stream_events(deleting_agent, db):
+    agent = deleting_agent
     events = list(agent.run("clean up", stream=True))
     assert kinds(events) == ["RunPaused"]
     paused = events[0]
@@ -187,15 +209,10 @@ def test_cancelling_an_arun_task_stores_the_run_as_cancelled_with_its_partial_re
             yield "never"
 
         agent = Agent(model=FunctionModel(hanging), db=db)
-        task = asyncio.create_task(agent.arun("go"))
-        await reached.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_once(agent.arun("go"), reached)
         return agent
 
-    agent = asyncio.run(main())
-    (run,) = agent.get_runs(agent.get_sessions()[0].session_id)
+    run = the_only_run(asyncio.run(main()))
     assert run.status == RunStatus.cancelled and run.content == "partial "
 
 
@@ -297,11 +314,7 @@ def test_cancelling_an_arun_mid_stream_closes_the_request_and_keeps_the_partial_
             async for _event in stream:
                 first.set()
 
-        task = asyncio.create_task(consume())
-        await first.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_once(consume(), first)
         return stream.run.run_id
 
     run = db.get_run(asyncio.run(main()))
@@ -413,18 +426,8 @@ def test_interrupting_a_real_kernel_during_await_stores_the_run_cancelled(openai
         km.shutdown_kernel(now=True)
 
 
-def test_acontinue_run_resumes_a_paused_arun_in_agnos_two_shapes(db):
-    @tool(requires_confirmation=True)
-    def delete_file(path: str) -> str:
-        """Delete a file."""
-        return f"deleted {path}"
-
-    def model(messages):
-        if messages[-1].role == "tool":
-            return f"done: {messages[-1].content}"
-        return ToolCall("c1", "delete_file", '{"path": "a.txt"}')
-
-    agent = Agent(model=FunctionModel(model), db=db, tools=[delete_file])
+def test_acontinue_run_resumes_a_paused_arun_in_agnos_two_shapes(deleting_agent):
+    agent = deleting_agent
 
     async def main():
         paused = await agent.arun("clean up")
@@ -501,14 +504,9 @@ def test_cancelling_a_workflow_arun_stores_it_cancelled_with_the_steps_done(db):
             await never.wait()
 
         flow = Workflow(steps=[lambda step: "first done", waits], db=db)
-        task = asyncio.create_task(flow.arun("go"))
-        await reached.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_once(flow.arun("go"), reached)
         return flow
 
-    flow = asyncio.run(main())
-    (run,) = flow.get_runs(flow.get_sessions()[0].session_id)
+    run = the_only_run(asyncio.run(main()))
     assert run.status == RunStatus.cancelled
     assert [s.status for s in run.steps] == ["completed", "cancelled"]

@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from notebook_shell import PAYLOAD, SECRET, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, SECRET, one_red_line, refused, stored_runs
 from xss import ActiveContent
 
 from nbsessions.errors import ModelError
@@ -202,11 +202,7 @@ def test_experiments_run_as_the_notebooks_user(served):
 ])
 def test_bad_experiment_flags_are_one_red_line_and_write_nothing(served, tmp_path, cell, message):
     served.run("%%agent --new first\nHello")
-    before = (tmp_path / "nbsessions.json").read_bytes()
-    ran = served.run(cell)
-    assert not ran.result.success
-    assert one_red_line(ran).startswith(message)
-    assert ran.outputs == [] and (tmp_path / "nbsessions.json").read_bytes() == before
+    assert refused(served, cell, tmp_path / "nbsessions.json").startswith(message)
 
 
 # -- regenerate, variants, keep ---------------------------------------------------------------------------------

@@ -27,7 +27,21 @@ def safe(fragment: str) -> bool:
 
 def call(tool: str, **arguments) -> dict:
     """A server reply that calls ``tool`` with these arguments."""
-    return {"content": "", "tool_calls": [{"name": tool, "arguments": json.dumps(arguments)}]}
+    return calls((tool, arguments))
+
+
+def calls(*wanted: tuple[str, dict]) -> dict:
+    """A server reply that calls each ``(tool, arguments)`` at once."""
+    return {"content": "", "tool_calls": [{"name": tool, "arguments": json.dumps(arguments)}
+                                          for tool, arguments in wanted]}
+
+
+def paused_trip(served, openai_server, tmp_path, reply: dict, prompt: str, then: str):
+    """A run in a new session ``trip`` whose model answers ``reply`` (tool calls: it pauses), then ``then``.
+    Returns the cell and the run's short id."""
+    openai_server.script(reply, then)
+    ran = served.run(f"%%agent --new trip\n{prompt}")
+    return ran, stored_runs(tmp_path / "nbsessions.json")[0].run_id[:8]
 
 
 def db_bytes(tmp_path) -> bytes:
@@ -149,11 +163,9 @@ def test_a_rejected_call_never_runs_and_the_model_is_told(served, openai_server,
 def test_input_and_outside_results_are_checked_before_anything_runs(served, openai_server, tmp_path):
     served.run(TOOLS)
     served.run("%agent tools book run_sql")
-    both = {"content": "", "tool_calls": [{"name": "book", "arguments": '{"flight": "LH1"}'},
-                                           {"name": "run_sql", "arguments": '{"query": "select 1"}'}]}
-    openai_server.script(both, "Booked, and the query returned one row.")
-    ran = served.run("%%agent --new trip\nBook LH1 and count rows.")
-    short = stored_runs(tmp_path / "nbsessions.json")[0].run_id[:8]
+    ran, short = paused_trip(served, openai_server, tmp_path,
+                             calls(("book", {"flight": "LH1"}), ("run_sql", {"query": "select 1"})),
+                             "Book LH1 and count rows.", "Booked, and the query returned one row.")
     expected = f"""%agent continue {short} --input '{{"seat": "..."}}' --results '{{"run_sql": "..."}}'"""
     assert expected in ran.outputs[-1].data["text/plain"]
     before = db_bytes(tmp_path)
@@ -188,11 +200,9 @@ def order(flight: str, meal: str) -> str:
 def test_several_tools_asking_for_input_are_answered_one_object_each(served, openai_server, tmp_path):
     served.run(TOOLS + MEALS)
     served.run("%agent tools book order")
-    two = {"content": "", "tool_calls": [{"name": "book", "arguments": '{"flight": "LH1"}'},
-                                          {"name": "order", "arguments": '{"flight": "LH1"}'}]}
-    openai_server.script(two, "All set.")
-    ran = served.run("%%agent --new trip\nBook and order.")
-    short = stored_runs(tmp_path / "nbsessions.json")[0].run_id[:8]
+    ran, short = paused_trip(served, openai_server, tmp_path,
+                             calls(("book", {"flight": "LH1"}), ("order", {"flight": "LH1"})),
+                             "Book and order.", "All set.")
     command = f"""%agent continue {short} --input '{{"book": {{"seat": "..."}}, "order": {{"meal": "..."}}}}'"""
     assert command in ran.outputs[-1].data["text/plain"]
     flat = served.run("""%agent continue --input '{"seat": "1A", "meal": "soup"}'""")

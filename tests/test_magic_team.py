@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from notebook_shell import PAYLOAD, Notebook, one_red_line, stored_runs
+from notebook_shell import PAYLOAD, Notebook, one_red_line, refused, stored_runs
 from xss import ActiveContent
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
@@ -320,13 +320,7 @@ def test_bad_team_and_workflow_cells_are_one_red_line_and_write_nothing(nb, work
     registered(nb, research=research_team(), flow=pipeline())
     nb.run("%%agent --new first -u ada\nHello")
     nb.run("%config AgentMagics.user = 'ada'")
-    db_file = workdir / "nbsessions.json"
-    before = db_file.read_bytes()
-    ran = nb.run(cell)
-    assert not ran.result.success
-    assert one_red_line(ran).startswith(message)
-    assert ran.outputs == []
-    assert db_file.read_bytes() == before
+    assert refused(nb, cell, workdir / "nbsessions.json").startswith(message)
 
 
 # -- untrusted text ------------------------------------------------------------------------------------------

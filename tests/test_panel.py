@@ -280,12 +280,18 @@ def test_new_session_belongs_to_the_filtered_user(agent):
     assert len(row_texts(panel)) == 2
 
 
+def rename_in_panel(agent: Agent, session_id: str, typed: str) -> SessionPanel:
+    """A panel on ``session_id`` whose name box was given ``typed`` and whose Rename was then clicked."""
+    panel = SessionPanel(agent)
+    panel.select(session_id)
+    panel.actions.name.value = typed
+    panel.actions.rename.click()
+    return panel
+
+
 def test_rename_writes_the_name_and_shows_it(agent):
     run = agent.run("hello")
-    panel = SessionPanel(agent)
-    panel.select(run.session_id)
-    panel.actions.name.value = "  pandas questions "
-    panel.actions.rename.click()
+    panel = rename_in_panel(agent, run.session_id, "  pandas questions ")
     assert agent.get_session(run.session_id).session_name == "pandas questions"
     assert row_texts(panel)[0][0] == "pandas questions"
     assert panel.actions.name.value == ""
@@ -293,10 +299,7 @@ def test_rename_writes_the_name_and_shows_it(agent):
 
 def test_rename_to_nothing_is_refused_and_changes_nothing(agent):
     session = agent.create_session("keep")
-    panel = SessionPanel(agent)
-    panel.select(session.session_id)
-    panel.actions.name.value = "   "
-    panel.actions.rename.click()
+    panel = rename_in_panel(agent, session.session_id, "   ")
     assert agent.get_session(session.session_id).session_name == "keep"
     assert "empty" in panel.status.value
     assert panel.status.style.text_color == theme.ERROR
@@ -339,12 +342,17 @@ def test_fork_of_the_whole_session(agent):
     assert len(agent.get_runs(panel.selected)) == 3
 
 
+def asked_to_delete(agent: Agent, session_id: str) -> SessionPanel:
+    """A panel on ``session_id`` whose Delete was clicked: the confirmation is up, nothing is deleted yet."""
+    panel = SessionPanel(agent)
+    panel.select(session_id)
+    panel.actions.delete.click()
+    return panel
+
+
 def test_delete_asks_first_and_cancel_keeps_the_session(agent):
     run = agent.run("precious")
-    panel = SessionPanel(agent)
-    panel.select(run.session_id)
-
-    panel.actions.delete.click()
+    panel = asked_to_delete(agent, run.session_id)
     assert panel.actions.confirm_box.layout.display is None
     assert "1 runs" in panel.actions.confirm_text.value
     assert agent.db.get_session(run.session_id) is not None
@@ -357,10 +365,7 @@ def test_delete_asks_first_and_cancel_keeps_the_session(agent):
 def test_delete_after_confirmation_removes_session_and_runs(agent):
     run = agent.run("doomed")
     keep = agent.create_session("keep")
-    panel = SessionPanel(agent)
-    panel.select(run.session_id)
-
-    panel.actions.delete.click()
+    panel = asked_to_delete(agent, run.session_id)
     panel.actions.confirm.click()
 
     assert agent.db.get_session(run.session_id) is None
@@ -374,9 +379,7 @@ def test_delete_after_confirmation_removes_session_and_runs(agent):
 def test_switching_session_withdraws_a_pending_delete(agent):
     a = agent.create_session("a")
     b = agent.create_session("b")
-    panel = SessionPanel(agent)
-    panel.select(a.session_id)
-    panel.actions.delete.click()
+    panel = asked_to_delete(agent, a.session_id)
     panel.select(b.session_id)
     assert panel.actions.confirm_box.layout.display == "none"
     panel.actions.confirm.click()  # a stale "Yes" deletes nothing

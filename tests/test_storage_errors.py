@@ -33,43 +33,44 @@ def _run(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
+def _skip_unless(done: subprocess.CompletedProcess, why: str) -> None:
+    if done.returncode != 0:
+        pytest.skip(f"{why}: {done.stderr.strip() or done.returncode}")
+
+
+@contextlib.contextmanager
+def _changed(do: list[str], undo: list[str], why: str):
+    """``do`` run (skipped with ``why`` and its error where the machine refuses it), undone by ``undo`` after."""
+    _skip_unless(_run(*do), why)
+    try:
+        yield
+    finally:
+        _run(*undo)
+
+
 @contextlib.contextmanager
 def read_only_mount(folder):
     """``folder`` bind-mounted onto itself read-only: even root gets EROFS."""
-    bound = _run("mount", "--bind", str(folder), str(folder))
-    if bound.returncode != 0:
-        pytest.skip(f"cannot bind-mount here to make a read-only folder: {bound.stderr.strip() or bound.returncode}")
-    try:
-        ro = _run("mount", "-o", "remount,bind,ro", str(folder))
-        if ro.returncode != 0:
-            pytest.skip(f"cannot remount read-only here: {ro.stderr.strip() or ro.returncode}")
+    # lazy unmount: a file a failed test left open must not keep it mounted
+    with _changed(["mount", "--bind", str(folder), str(folder)], ["umount", "-l", str(folder)],
+                  "cannot bind-mount here to make a read-only folder"):
+        _skip_unless(_run("mount", "-o", "remount,bind,ro", str(folder)), "cannot remount read-only here")
         yield folder
-    finally:
-        _run("umount", "-l", str(folder))  # lazy: a file a failed test left open must not keep it mounted
 
 
 @contextlib.contextmanager
 def immutable(path):
     """``chattr +i``: a file nobody, root included, may change."""
-    done = _run("chattr", "+i", str(path))
-    if done.returncode != 0:
-        pytest.skip(f"chattr +i is not available here: {done.stderr.strip() or done.returncode}")
-    try:
+    with _changed(["chattr", "+i", str(path)], ["chattr", "-i", str(path)], "chattr +i is not available here"):
         yield path
-    finally:
-        _run("chattr", "-i", str(path))
 
 
 @contextlib.contextmanager
 def small_tmpfs(folder, size: str = "256k"):
     folder.mkdir()
-    mounted = _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder))
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill the disk: {mounted.stderr.strip() or mounted.returncode}")
-    try:
+    with _changed(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+                  ["umount", "-l", str(folder)], "cannot mount a small tmpfs to fill the disk"):
         yield folder
-    finally:
-        _run("umount", "-l", str(folder))
 
 
 def fill(folder) -> None:
