@@ -9,16 +9,12 @@ stdin (the test sends one to every worker at once, so they start together), one 
 
 from __future__ import annotations
 
-import json
 import sys
+
+from worker_protocol import reply, serve
 
 from nbsessions import Agent, TinyDb
 from nbsessions.errors import SessionAccessError
-
-
-def reply(**data: object) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
 
 
 def rerun_cells(db: TinyDb, session: str, cells: list[str], reruns: int) -> None:
@@ -42,13 +38,7 @@ def open_as(db: TinyDb, session: str, user: str, keys: int) -> None:
 def main(path: str) -> None:
     db = TinyDb(path)
     reply(ready=True)
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        op = cmd.pop("cmd")
-        if op == "cells":
-            rerun_cells(db, **cmd)
-        elif op == "open":
-            open_as(db, **cmd)
+    serve(db, {"cells": rerun_cells, "open": open_as})
     db.close()
 
 

@@ -155,3 +155,23 @@ def frequent_thread_switches():
     sys.setswitchinterval(1e-6)
     yield
     sys.setswitchinterval(interval)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The Chromium the browser tests drive; without one they skip (fail under ``NBSESSIONS_REQUIRE_BROWSER=1``)."""
+    from browser_harness import chromium_path
+
+    return chromium_path()
+
+
+@pytest.fixture
+def jupyterlab(tmp_path, chromium):
+    """A JupyterLab server of its own on 127.0.0.1, serving a fresh temp dir (see tests/browser_harness.py).
+
+    Depends on ``chromium`` so a machine without a browser skips before paying for a server start.
+    """
+    from browser_harness import jupyterlab_server
+
+    with jupyterlab_server(tmp_path) as lab:
+        yield lab

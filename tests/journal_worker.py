@@ -7,10 +7,10 @@ run, after that run is durably stored; ``listen`` one line per change another pr
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import threading
+
+from worker_protocol import reply, serve
 
 from nbsessions.db import TinyDb
 from nbsessions.db.urls import is_postgres_url, open_store
@@ -22,15 +22,6 @@ def payload(run_id: str, index: int, max_size: int) -> str:
     size = (index * 7919) % max_size
     unit = run_id + ";"
     return (unit * (size // len(unit) + 1))[:size]
-
-
-_OUT = threading.Lock()  # change listeners reply from their own thread
-
-
-def reply(**data: object) -> None:
-    with _OUT:
-        sys.stdout.write(json.dumps(data) + "\n")
-        sys.stdout.flush()
 
 
 def stream(db: TinyDb, session: str, tag: str, n: int, max_size: int = 200,
@@ -46,35 +37,40 @@ def stream(db: TinyDb, session: str, tag: str, n: int, max_size: int = 200,
     reply(done=n)
 
 
+def patch(db: TinyDb, session: str, tag: str, n: int) -> None:
+    for i in range(n):
+        db.update_session(session, state_patch={f"{tag}-{i}": i})
+    reply(done=n)
+
+
+def upsert(db: TinyDb, runs: list[dict]) -> None:
+    for run in runs:
+        db.upsert_run(RunOutput.from_dict(run))
+    reply(done=len(runs))
+
+
+def list_runs(db: TinyDb, session: str) -> None:
+    reply(runs=[[r.run_id, r.content] for r in db.list_runs(session)])
+
+
+def compact(db: TinyDb) -> None:
+    db.compact()
+    reply(done=True)
+
+
+def listen(db: TinyDb) -> None:
+    db.add_change_listener(lambda event, session, user: reply(event=event, session=session, user=user))
+    reply(listening=True)
+
+
 def main(argv: list[str]) -> None:
     if is_postgres_url(argv[1]):
         db = open_store(argv[1])
     else:
         db = TinyDb(argv[1], compact_min_lines=int(argv[2]) if len(argv) > 2 else 1000)
     reply(ready=True, pid=os.getpid())
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        op = cmd.pop("cmd")
-        if op == "stream":
-            stream(db, **cmd)
-        elif op == "patch":
-            for i in range(cmd["n"]):
-                db.update_session(cmd["session"], state_patch={f"{cmd['tag']}-{i}": i})
-            reply(done=cmd["n"])
-        elif op == "upsert":
-            for run in cmd["runs"]:
-                db.upsert_run(RunOutput.from_dict(run))
-            reply(done=len(cmd["runs"]))
-        elif op == "list":
-            reply(runs=[[r.run_id, r.content] for r in db.list_runs(cmd["session"])])
-        elif op == "compact":
-            db.compact()
-            reply(done=True)
-        elif op == "listen":
-            db.add_change_listener(lambda event, session, user: reply(event=event, session=session, user=user))
-            reply(listening=True)
-        elif op == "exit":
-            break
+    serve(db, {"stream": stream, "patch": patch, "upsert": upsert, "list": list_runs, "compact": compact,
+               "listen": listen})
     db.close()
 
 

@@ -1,25 +1,15 @@
 """In a real JupyterLab + headless Chromium: the panel's folded "Sent" view, and a session exported as a notebook
 opening with its replies visible and inert.
 
-Uses the JupyterLab and Chromium fixtures of ``test_browser`` (skipped without Chromium unless
+Uses the JupyterLab and Chromium fixtures of ``conftest.py`` (skipped without Chromium unless
 ``NBSESSIONS_REQUIRE_BROWSER=1``). ``NBSESSIONS_UPDATE_SCREENSHOT=1`` copies the Sent view's picture to
 ``docs/sent-view.png`` (the README's).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from test_browser import (  # noqa: F401  (chromium and jupyterlab are fixtures, found by name in this module)
-    KERNEL_IDLE,
-    OUTPUT_DIR,
-    REPO,
-    chromium,
-    jupyterlab,
-    running_notebook,
-)
+from browser_harness import KERNEL_IDLE, OUTPUT_DIR, running_notebook, update_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +17,7 @@ XSS_PROMPT = ('Plan the trip. <img src=x onerror="window.__xss=1"> <script>windo
               "[go](javascript:window.__xss=3)")
 
 
-def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert(jupyterlab, chromium):  # noqa: F811
+def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert(jupyterlab, chromium):
     from playwright.sync_api import expect
 
     cells = ["%load_ext nbsessions",
@@ -76,5 +66,4 @@ def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert
         assert page.locator(".jp-Dialog").count() == 0
         assert dialogs == []
 
-    if os.environ.get("NBSESSIONS_UPDATE_SCREENSHOT") == "1":  # only when asked: docs/ images are tracked
-        shutil.copyfile(OUTPUT_DIR / "panel-sent.png", REPO / "docs" / "sent-view.png")
+    update_screenshot("panel-sent.png", "sent-view.png")

@@ -2,23 +2,14 @@
 Approve continues a paused run on the model that made it.
 
 Contrast is measured from computed styles (WCAG 2 ratio, >= 4.5:1) for the compare and batch table headers and
-the metrics chart's labels, in both themes. Uses the fixtures of ``test_browser``. ``NBSESSIONS_UPDATE_SCREENSHOT=1``
+the metrics chart's labels, in both themes. Uses the fixtures of ``conftest.py``. ``NBSESSIONS_UPDATE_SCREENSHOT=1``
 copies the pictures to ``docs/`` (the README's).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from test_browser import (  # noqa: F401  (chromium and jupyterlab are fixtures, found by name in this module)
-    OUTPUT_DIR,
-    REPO,
-    chromium,
-    jupyterlab,
-    running_notebook,
-)
+from browser_harness import OUTPUT_DIR, REPO, running_notebook, update_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +65,7 @@ CONTRAST = """(selector) => {
 CHECKED = (".nbsessions-compare th", ".nbsessions-batch th", "svg.nbsessions-chart text")
 
 
-def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, chromium):  # noqa: F811
+def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, chromium):
     from playwright.sync_api import expect
 
     cells = ["%load_ext nbsessions",
@@ -122,6 +113,5 @@ def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, 
         low = [m for m in measured if m["ratio"] < 4.5]
         assert low == [], f"{theme}: below 4.5:1 contrast: {low}"
 
-    if os.environ.get("NBSESSIONS_UPDATE_SCREENSHOT") == "1":
-        for name in ("panel-dark", "panel-light"):
-            shutil.copyfile(OUTPUT_DIR / f"{name}.png", REPO / "docs" / f"{name}.png")
+    for name in ("panel-dark", "panel-light"):
+        update_screenshot(f"{name}.png", f"{name}.png")
