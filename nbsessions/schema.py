@@ -102,7 +102,8 @@ class Metrics:
         return cls(**_pick(cls, data or {}))
 
     def add_usage_of(self, other: Metrics) -> None:
-        """Count a nested run's tokens and cost in its parent (its time is already inside the parent's)."""
+        """Add another record's tokens and cost: a nested run's to its parent (whose time already includes
+        the nested run's), each run's to a session's total (``total`` handles the times)."""
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.total_tokens += other.total_tokens
@@ -119,19 +120,12 @@ class Metrics:
         Cost stays ``None`` only when no run has a known cost, so one local-model run does not hide the rest.
         """
         out = cls()
-        ttfts = [m.time_to_first_token for m in runs if m.time_to_first_token is not None]
-        costs = [m.cost for m in runs if m.cost is not None]
-        durations = [m.duration for m in runs if m.duration is not None]
         for m in runs:
-            out.input_tokens += m.input_tokens
-            out.output_tokens += m.output_tokens
-            out.total_tokens += m.total_tokens
-            out.cached_tokens += m.cached_tokens
-            out.reasoning_tokens += m.reasoning_tokens
-            out.tokens_estimated = out.tokens_estimated or m.tokens_estimated
+            out.add_usage_of(m)
+        ttfts = [m.time_to_first_token for m in runs if m.time_to_first_token is not None]
+        durations = [m.duration for m in runs if m.duration is not None]
         out.time_to_first_token = sum(ttfts) / len(ttfts) if ttfts else None
         out.duration = sum(durations) if durations else None
-        out.cost = sum(costs) if costs else None
         return out
 
 

@@ -53,6 +53,23 @@ def test_session_totals_sum_tokens_and_durations_and_average_ttft():
     assert Metrics.total([Metrics()]).cost is None
 
 
+def test_nested_usage_and_session_totals_count_every_token_kind_and_the_estimate_flag():
+    parts = [Metrics(input_tokens=1, output_tokens=2, total_tokens=3, cached_tokens=4, reasoning_tokens=5, cost=0.25),
+             Metrics(input_tokens=10, output_tokens=20, total_tokens=30, cached_tokens=40, reasoning_tokens=50,
+                     tokens_estimated=True)]
+    parent = Metrics(input_tokens=100, time_to_first_token=0.5, duration=9.0)
+    for m in parts:
+        parent.add_usage_of(m)
+    total = Metrics.total(parts)
+    for summed in (parent, total):
+        assert (summed.output_tokens, summed.total_tokens, summed.cached_tokens, summed.reasoning_tokens) == \
+            (22, 33, 44, 55)
+        assert summed.tokens_estimated and summed.cost == pytest.approx(0.25)
+    assert (parent.input_tokens, total.input_tokens) == (111, 11)
+    assert (parent.time_to_first_token, parent.duration) == (0.5, 9.0)  # a nested run's time is inside its parent's
+    assert (total.time_to_first_token, total.duration) == (None, None)
+
+
 def test_label_is_the_name_or_a_short_id():
     assert Session(session_name="Chat").label == "Chat"
     session = Session()
