@@ -9,12 +9,14 @@ cancelled task close the engine, which stores the run as cancelled with what had
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from nbsessions.events import ALWAYS_STREAMED, BaseAgentRunEvent
 from nbsessions.execution import END, NEXT_ITEM, PREPARE, Execution, ModelRequest, Steps, ToolRequest
 from nbsessions.interrupts import ctrl_c_cancels
+from nbsessions.llm.base import Model
+from nbsessions.resumable import Cursor
 from nbsessions.schema import RunOutput
 
 Event = BaseAgentRunEvent
@@ -22,84 +24,108 @@ Event = BaseAgentRunEvent
 
 def drive(steps: Steps, execution: Execution) -> Iterator[Event]:
     """Run the engine on the calling thread: the model through ``Model.stream``, tools through ``Tool.call``."""
-    model = execution.model
-    stream: Any = None
-    reply: Any = None
-    error: BaseException | None = None
+    port = _Port(execution.model)
+    cursor = Cursor(steps)
     try:
-        while True:
-            try:
-                need = steps.throw(error) if error is not None else steps.send(reply)
-            except StopIteration:
-                return
-            reply = error = None
+        for need in cursor:
             if isinstance(need, BaseAgentRunEvent):
                 yield need
                 continue
-            try:
-                if need is NEXT_ITEM:
-                    reply = next(stream, END)
-                elif isinstance(need, ModelRequest):
-                    _close(stream)
-                    ask = model.stream if need.streamed else model.complete
-                    stream = iter(ask(need.messages, need.tools) if need.tools else ask(need.messages))
-                elif need is PREPARE:
-                    model.prepare()
-                elif isinstance(need, ToolRequest):
-                    reply = need.tool.call(need.arguments, need.context)
-            except BaseException as exc:  # the model's failure, or Ctrl-C inside it: the engine stores it
-                error = exc
+            with cursor.answering():  # the model's failure, or Ctrl-C inside it: the engine stores it
+                cursor.reply(_serve(need, port))
     finally:
-        _close(stream)
+        port.close()
         steps.close()
 
 
 async def adrive(steps: Steps, execution: Execution) -> AsyncIterator[Event]:
     """The same, on the event loop: the model through ``Model.astream``, tools through ``Tool.acall``."""
-    model = execution.model
-    stream: Any = None
-    reply: Any = None
-    error: BaseException | None = None
+    port = _AsyncPort(execution.model)
+    cursor = Cursor(steps)
     try:
-        while True:
-            try:
-                need = steps.throw(error) if error is not None else steps.send(reply)
-            except StopIteration:
-                return
-            reply = error = None
+        for need in cursor:
             if isinstance(need, BaseAgentRunEvent):
                 yield need
                 continue
-            try:
-                if need is NEXT_ITEM:
-                    reply = await anext(stream, END)
-                elif isinstance(need, ModelRequest):
-                    await _aclose(stream)
-                    ask = model.astream if need.streamed else model.acomplete
-                    stream = aiter(ask(need.messages, need.tools) if need.tools else ask(need.messages))
-                elif need is PREPARE:
-                    await model.aprepare()
-                elif isinstance(need, ToolRequest):
-                    reply = await need.tool.acall(need.arguments, need.context)
-            except BaseException as exc:  # the model's failure, or a cancelled task: the engine stores it
-                error = exc
+            with cursor.answering():  # the model's failure, or a cancelled task: the engine stores it
+                cursor.reply(await _serve(need, port))
     finally:
         try:
-            await _aclose(stream)
+            await port.close()
         finally:
             steps.close()
 
 
-def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+def _serve(need: Any, port: Any) -> Any:
+    """The engine's request as a call on the port: its answer from ``_Port``, a coroutine of it from
+    ``_AsyncPort``."""
+    if need is NEXT_ITEM:
+        return port.next_item()
+    if isinstance(need, ModelRequest):
+        return port.open(need)
+    if need is PREPARE:
+        return port.prepare()
+    if isinstance(need, ToolRequest):
+        return port.call_tool(need)
+    raise TypeError(f"the run engine asked for {need!r}, which no driver serves")
 
 
-async def _aclose(stream: Any) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        await close()
+def _ask(request: ModelRequest, streaming: Callable[..., Any], whole: Callable[..., Any]) -> Any:
+    """The model's stream for a request: deltas (``streaming``) or one whole reply (``whole``)."""
+    ask = streaming if request.streamed else whole
+    return ask(request.messages, request.tools) if request.tools else ask(request.messages)
+
+
+class _Port:
+    """The sync transport: the open model stream, ``Model.stream`` / ``complete``, ``Tool.call``."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.stream: Any = None
+
+    def next_item(self) -> Any:
+        return next(self.stream, END)
+
+    def open(self, request: ModelRequest) -> None:
+        self.close()
+        self.stream = iter(_ask(request, self.model.stream, self.model.complete))
+
+    def prepare(self) -> None:
+        self.model.prepare()
+
+    def call_tool(self, request: ToolRequest) -> Any:
+        return request.tool.call(request.arguments, request.context)
+
+    def close(self) -> None:
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncPort:
+    """The async transport: ``Model.astream`` / ``acomplete``, ``Tool.acall``, each awaited by ``adrive``."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.stream: Any = None
+
+    async def next_item(self) -> Any:
+        return await anext(self.stream, END)
+
+    async def open(self, request: ModelRequest) -> None:
+        await self.close()
+        self.stream = aiter(_ask(request, self.model.astream, self.model.acomplete))
+
+    async def prepare(self) -> None:
+        await self.model.aprepare()
+
+    async def call_tool(self, request: ToolRequest) -> Any:
+        return await request.tool.acall(request.arguments, request.context)
+
+    async def close(self) -> None:
+        close = getattr(self.stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _wanted(event: Event, stream_events: bool) -> bool:

@@ -24,6 +24,7 @@ from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
+from nbsessions.resumable import Cursor
 from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, StepRecord, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.steps import (
@@ -283,34 +284,20 @@ class _StepCall:
 
 def drive(work: Generator[_StepCall, Any, Any]) -> Any:
     """Make the calls ``work`` yields, in this thread; a call's failure is thrown back into ``work``."""
-    reply: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            call = work.throw(error) if error is not None else work.send(reply)
-        except StopIteration as done:
-            return done.value
-        reply = error = None
-        try:
-            reply = call.run()
-        except Exception as exc:  # the step's failure goes back to the steps, which record it
-            error = exc
+    cursor = Cursor(work, throws_back=Exception)  # the step's failure goes back to the steps, which record it
+    for call in cursor:
+        with cursor.answering():
+            cursor.reply(call.run())
+    return cursor.value
 
 
 async def adrive(work: Generator[_StepCall, Any, Any]) -> Any:
     """``drive`` on the event loop: agents with ``arun``, ``async def`` steps awaited."""
-    reply: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            call = work.throw(error) if error is not None else work.send(reply)
-        except StopIteration as done:
-            return done.value
-        reply = error = None
-        try:
-            reply = await call.arun()
-        except Exception as exc:  # the step's failure goes back to the steps, which record it
-            error = exc
+    cursor = Cursor(work, throws_back=Exception)
+    for call in cursor:
+        with cursor.answering():
+            cursor.reply(await call.arun())
+    return cursor.value
 
 
 _MISSING = object()
