@@ -4,6 +4,7 @@ response flow. The public classes, ``OpenAIChat`` and ``OpenAIResponses``, are i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import os
@@ -19,6 +20,7 @@ from nbsessions.llm.openai_wire import (
     OPENAI_BASE_URL,
     PLACEHOLDER_KEY,
     _check_settings,
+    _close,
     _closed_with_loop,
     _display_url,
     _host,
@@ -259,69 +261,60 @@ class _OpenAIModel(OpenAIErrors, Model):
     def _reply(self, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool
                ) -> Iterator[str | ToolCall | Usage]:
         outcome = _Outcome()
-        parts: list[str] = []
         response = None
         try:
-            response = self._open(self._client_for_call(), messages, tools, streamed=streamed)
-            for delta in self._deltas(response, outcome) if streamed else self._whole(response, outcome):
-                parts.append(delta)
-                yield delta
-        except Exception as exc:
-            error = self._failure(exc, parts)
-            if error is exc:
-                raise
-            raise error from exc
+            with self._translated(outcome):
+                response = self._open(self._client_for_call(), messages, tools, streamed=streamed)
+                for delta in self._deltas(response, outcome) if streamed else self._whole(response, outcome):
+                    yield outcome.kept(delta)
         finally:
-            close = getattr(response, "close", None)  # a stream holds the connection; a whole reply does not
-            if callable(close):
-                close()
-        yield from self._ending(outcome, messages, tools, parts)
+            _close(response)
+        yield from self._ending(outcome, messages, tools)
 
     async def _areply(self, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool
                       ) -> AsyncIterator[str | ToolCall | Usage]:
         """``_reply``'s async twin: only the waiting differs; request, parsing and errors are shared."""
         outcome = _Outcome()
-        parts: list[str] = []
         response = None
         try:
-            response = await self._open(self._client_for_call(await self._get_async_client()), messages, tools,
-                                        streamed=streamed)
-            if streamed:
-                async for event in response:
-                    for delta in self._take(event, outcome):
-                        parts.append(delta)
-                        yield delta
-                self._settle(outcome)
-            else:
-                for delta in self._whole(response, outcome):
-                    parts.append(delta)
-                    yield delta
-        except Exception as exc:
-            error = self._failure(exc, parts)
-            if error is exc:
-                raise
-            raise error from exc
+            with self._translated(outcome):
+                response = await self._open(self._client_for_call(await self._get_async_client()), messages, tools,
+                                            streamed=streamed)
+                if streamed:
+                    async for event in response:
+                        for delta in self._take(event, outcome):
+                            yield outcome.kept(delta)
+                    self._settle(outcome)
+                else:
+                    for delta in self._whole(response, outcome):
+                        yield outcome.kept(delta)
         finally:
-            close = getattr(response, "close", None)
-            if callable(close):
-                closing = close()
-                if inspect.isawaitable(closing):
-                    await closing
-        for item in self._ending(outcome, messages, tools, parts):
+            closing = _close(response)  # the async SDK's close is awaitable
+            if inspect.isawaitable(closing):
+                await closing
+        for item in self._ending(outcome, messages, tools):
             yield item
 
-    def _failure(self, exc: Exception, parts: list[str]) -> Exception:
-        error = self._translate(exc, streamed=bool(parts))
-        return exc if error is None else error
+    @contextlib.contextmanager
+    def _translated(self, outcome: _Outcome) -> Iterator[None]:
+        """A failure in the block leaves as a one-line ``ModelError`` chained to the original (``_translate`` is
+        told whether text had streamed); ``KeyboardInterrupt`` and a cancelled task pass through untouched."""
+        try:
+            yield
+        except Exception as exc:
+            error = self._translate(exc, streamed=bool(outcome.parts))
+            if error is None or error is exc:
+                raise
+            raise error from exc
 
-    def _ending(self, outcome: _Outcome, messages: list[Message], tools: list[dict[str, Any]],
-                parts: list[str]) -> list[ToolCall | Usage]:
+    def _ending(self, outcome: _Outcome, messages: list[Message], tools: list[dict[str, Any]]
+                ) -> list[ToolCall | Usage]:
         """After the text: the tool calls, then the usage (estimated when the server sent none)."""
         if not outcome.finished:
             raise self._unfinished(outcome)
         return [*outcome.calls, outcome.usage or Usage(
             input_tokens=estimate_prompt_tokens(messages, tools or None),
-            output_tokens=estimate_tokens("".join(parts)), estimated=True)]
+            output_tokens=estimate_tokens("".join(outcome.parts)), estimated=True)]
 
     def _deltas(self, response: Any, outcome: _Outcome) -> Iterator[str]:
         for event in response:

@@ -51,6 +51,19 @@ class _Outcome:
     events: int = 0
     calls: list[ToolCall] = field(default_factory=list)
     partial_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # chat streams calls in pieces
+    parts: list[str] = field(default_factory=list)  # the text so far: whether a failure came mid-stream, usage
+
+    def kept(self, delta: str) -> str:
+        """The text delta, recorded on its way to the caller."""
+        self.parts.append(delta)
+        return delta
+
+
+def _close(response: Any) -> Any:
+    """Close the HTTP response (a stream holds the connection; a whole reply does not); what ``close`` returned,
+    which the async SDK's caller awaits."""
+    close = getattr(response, "close", None)
+    return close() if callable(close) else None
 
 
 async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
@@ -129,19 +142,20 @@ def _add_call_piece(partial: dict[int, dict[str, str]], piece: Any) -> None:
 
 
 def _chat_usage(usage: Any) -> Usage:
-    prompt = getattr(usage, "prompt_tokens_details", None)
-    completion = getattr(usage, "completion_tokens_details", None)
-    return Usage(input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                 output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                 cached_tokens=getattr(prompt, "cached_tokens", 0) or 0,
-                 reasoning_tokens=getattr(completion, "reasoning_tokens", 0) or 0)
+    return _usage(usage, "prompt", "completion")
 
 
 def _responses_usage(usage: Any) -> Usage:
-    inputs = getattr(usage, "input_tokens_details", None)
-    outputs = getattr(usage, "output_tokens_details", None)
-    return Usage(input_tokens=getattr(usage, "input_tokens", 0) or 0,
-                 output_tokens=getattr(usage, "output_tokens", 0) or 0,
+    return _usage(usage, "input", "output")
+
+
+def _usage(usage: Any, sent: str, received: str) -> Usage:
+    """The counts both APIs report, under their own names: ``prompt``/``completion`` in Chat Completions,
+    ``input``/``output`` in Responses (``<name>_tokens`` and ``<name>_tokens_details``)."""
+    inputs = getattr(usage, f"{sent}_tokens_details", None)
+    outputs = getattr(usage, f"{received}_tokens_details", None)
+    return Usage(input_tokens=getattr(usage, f"{sent}_tokens", 0) or 0,
+                 output_tokens=getattr(usage, f"{received}_tokens", 0) or 0,
                  cached_tokens=getattr(inputs, "cached_tokens", 0) or 0,
                  reasoning_tokens=getattr(outputs, "reasoning_tokens", 0) or 0)
 
