@@ -1,30 +1,12 @@
-"""How sessions are named and listed: one name per user, experiment sessions folded under their source.
+"""How sessions are found and listed: by id, name or id prefix, experiment sessions folded under their source.
 
-Shared by the Agent (naming), the magic's ``%agent sessions`` and the panel's list, so every surface agrees.
+Shared by the magic's ``%agent sessions`` and the panel's list, so every surface agrees.
 """
 
 from __future__ import annotations
 
-from nbsessions.db.base import BaseDb
 from nbsessions.errors import SessionNotFoundError
 from nbsessions.schema import Session
-
-
-def unique_name(db: BaseDb, name: str | None, user_id: str | None, *, except_id: str | None = None) -> str | None:
-    """``name``, or ``name (2)``, ``name (3)``… when one of the user's sessions already has it.
-
-    Two sessions both called "cleanup" are told apart only by their ids; people pick sessions by name.
-    """
-    if not name:
-        return name
-    taken = {s.session_name for s in db.list_sessions(user_id=user_id)
-             if s.user_id == user_id and s.session_id != except_id}
-    if name not in taken:
-        return name
-    number = 2
-    while f"{name} ({number})" in taken:
-        number += 1
-    return f"{name} ({number})"
 
 
 def match_session(sessions: list[Session], key: str, *, unique: bool = False) -> Session | None:

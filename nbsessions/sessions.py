@@ -13,7 +13,6 @@ from typing import Any
 from nbsessions.db.base import BaseDb, check_session_owner
 from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.formatting import shorten
-from nbsessions.listing import unique_name
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, SessionSummary, new_id
 from nbsessions.transcript import session_messages
@@ -163,11 +162,10 @@ class SessionsMixin:
             check_text(session_name, "session_name")
         check_user_id(user_id)
         user_id = user_id if user_id is not None else self.user_id
-        session_name = unique_name(self.db, session_name, user_id)
-        session = Session(session_name=session_name, user_id=user_id,
-                          agent_id=self.agent_id, agent_name=self.name, notebook=notebook,
-                          session_state={**self.session_state, **(session_state or {})}, metadata=dict(metadata or {}))
-        self.db.upsert_session(session)
+        session = self.db.create_session(Session(  # the store names it: "cleanup (2)" if "cleanup" is taken
+            session_name=session_name, user_id=user_id, agent_id=self.agent_id, agent_name=self.name,
+            notebook=notebook, session_state={**self.session_state, **(session_state or {})},
+            metadata=dict(metadata or {})))
         self._emit("session", session.session_id)
         return session
 
@@ -252,9 +250,8 @@ class SessionsMixin:
         if not session_name or not session_name.strip():
             raise InvalidInputError("a session name cannot be empty (or pass autogenerate=True)")
         check_text(session_name, "session_name")
-        owner = self._session(sid).user_id
-        session = self.db.update_session(sid, session_name=unique_name(self.db, session_name.strip(), owner,
-                                                                       except_id=sid))
+        self._session(sid)
+        session = self.db.update_session(sid, session_name=session_name.strip())  # made unique by the store
         self._emit("session", sid)
         return session
 
@@ -294,14 +291,12 @@ class SessionsMixin:
         """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin."""
         source = self._session(session_id)
         runs = _runs_up_to(self.db.list_runs(session_id), run_id, session_id)
-        fork = Session(
-            session_name=unique_name(self.db, session_name or f"{source.label} (fork)", source.user_id),
-            user_id=source.user_id,
+        fork = self.db.create_session(Session(
+            session_name=session_name or f"{source.label} (fork)", user_id=source.user_id,
             agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
             notebook=source.notebook, summary=source.summary, metadata=dict(metadata or {}),
             forked_from={"session_id": session_id, "run_id": run_id or (runs[-1].run_id if runs else "")},
-        )
-        self.db.upsert_session(fork)
+        ))
         new_ids = {r.run_id: new_id() for r in runs}
         for run in runs:
             copy = RunOutput.from_dict({**run.to_dict(), "run_id": new_ids[run.run_id],

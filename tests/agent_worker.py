@@ -1,10 +1,14 @@
-"""A separate kernel-like process running Agents on one TinyDb file, for the agent-level race tests.
+"""A separate kernel-like process running Agents on one store, for the agent-level race tests.
 
 ``python agent_worker.py PATH`` prints ``{"ready": true}`` once the file is open, then reads JSON commands from
 stdin (the test sends one to every worker at once, so they start together), one JSON reply line each:
 
 - ``{"cmd": "cells", "session": S, "cells": [..], "reruns": N}``: re-runs each of its cells N times in session S.
 - ``{"cmd": "open", "session": S, "user": U, "keys": K}``: runs one prompt in S as user U with K state keys.
+- ``{"cmd": "name", "name": N, "user": U}``: creates a session named N as user U, renames it N again, and
+  replies with both names it got.
+
+``PATH`` may be a ``postgresql://`` URL: the same commands then run on that database.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import sys
 
 from worker_protocol import reply, serve
 
-from nbsessions import Agent, TinyDb
+from nbsessions import Agent
+from nbsessions.db.base import BaseDb
+from nbsessions.db.urls import open_store
 from nbsessions.errors import SessionAccessError
 
 
-def rerun_cells(db: TinyDb, session: str, cells: list[str], reruns: int) -> None:
+def rerun_cells(db: BaseDb, session: str, cells: list[str], reruns: int) -> None:
     agent = Agent(db=db)
     for _ in range(reruns):
         for cell in cells:
@@ -25,7 +31,7 @@ def rerun_cells(db: TinyDb, session: str, cells: list[str], reruns: int) -> None
     reply(done=True)
 
 
-def open_as(db: TinyDb, session: str, user: str, keys: int) -> None:
+def open_as(db: BaseDb, session: str, user: str, keys: int) -> None:
     agent = Agent(db=db, user_id=user)
     try:
         agent.run("hello", session_id=session, session_state={f"{user}-{k}": k for k in range(keys)})
@@ -35,10 +41,17 @@ def open_as(db: TinyDb, session: str, user: str, keys: int) -> None:
     reply(refused=False)
 
 
+def name_twice(db: BaseDb, name: str, user: str) -> None:
+    agent = Agent(db=db, user_id=user)
+    session = agent.create_session(name)
+    renamed = agent.set_session_name(session.session_id, session_name=name)
+    reply(session=session.session_id, created=session.session_name, renamed=renamed.session_name)
+
+
 def main(path: str) -> None:
-    db = TinyDb(path)
+    db = open_store(path)
     reply(ready=True)
-    serve(db, {"cells": rerun_cells, "open": open_as})
+    serve(db, {"cells": rerun_cells, "open": open_as, "name": name_twice})
     db.close()
 
 

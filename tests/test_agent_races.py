@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbsessions import Agent, FunctionModel, Message, TinyDb
+from nbsessions.db.urls import open_store
 from nbsessions.errors import SessionAccessError
 from nbsessions.llm.base import ToolCall
 from nbsessions.tools import RunContext
@@ -201,3 +202,26 @@ def test_four_processes_opening_one_new_id_leave_exactly_one_owner(tmp_path):
         assert [r.user_id for r in runs] == [stored.user_id]
     for kernel in workers:
         kernel.close()
+
+
+@pytest.mark.parametrize("store", ["tinydb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_four_processes_naming_sessions_alike_at_once_get_four_names(store, tmp_path, request):
+    """Choosing a free name and storing it are one step of the store: no two of one user's sessions share one."""
+    target = tmp_path / "sessions.json" if store == "tinydb" else request.getfixturevalue("postgres_url")
+    workers = kernels(target)
+    lost = []
+    for round_no in range(40):
+        name = f"cleanup {round_no}"
+        for kernel in workers:
+            kernel.send(cmd="name", name=name, user="ann")
+        replies = [kernel.read() for kernel in workers]
+        expected = [name, *(f"{name} ({n})" for n in range(2, 5))]
+        for step in ("created", "renamed"):
+            if sorted(r[step] for r in replies) != expected:
+                lost.append((round_no, step, sorted(r[step] for r in replies)))
+    for kernel in workers:
+        kernel.close()
+    with open_store(target) as db:
+        names = [s.session_name for s in db.list_sessions(user_id="ann")]
+    assert not lost, f"{len(lost)} of 80 namings gave twins, first: {lost[0]}"
+    assert len(names) == len(set(names)) == 160

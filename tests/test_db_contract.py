@@ -1,4 +1,4 @@
-"""The storage contract: every store (memory and TinyDB) must answer these the same way."""
+"""The storage contract: every store (memory, TinyDB and PostgreSQL) must answer these the same way."""
 
 from __future__ import annotations
 
@@ -193,11 +193,50 @@ def test_concurrent_patches_of_different_keys_all_survive(db):
     assert stored.metadata == {"cells": {f"cell{w}": "run24" for w in range(4)}}
 
 
+def test_new_and_renamed_sessions_get_a_name_unique_among_their_users_sessions(db):
+    first = db.create_session(Session(session_name="notes", user_id="ann"))
+    second = db.create_session(Session(session_name="notes", user_id="ann"))
+    theirs = db.create_session(Session(session_name="notes", user_id="bob"))
+    assert (first.session_name, second.session_name, theirs.session_name) == ("notes", "notes (2)", "notes")
+    assert db.get_session(second.session_id).session_name == "notes (2)"
+    other = db.create_session(Session(session_name="draft", user_id="ann"))
+    assert db.update_session(other.session_id, session_name="notes").session_name == "notes (3)"
+    assert db.update_session(second.session_id, session_name="notes (2)").session_name == "notes (2)"  # its own
+    assert db.update_session(first.session_id, state_patch={"a": 1}).session_name == "notes"  # not renamed
+    assert db.create_session(Session(session_id=first.session_id, session_name="x", user_id="ann")) == \
+        db.get_session(first.session_id)  # an existing session keeps its name
+    upserted = make_session(db, session_name="notes", user_id="ann")  # stored exactly as given (a copy)
+    assert db.get_session(upserted.session_id).session_name == "notes"
+
+
+def test_threads_naming_sessions_alike_at_once_get_distinct_names(db):
+    """Choosing the name and storing it are one step of the store, whatever other threads (connections) do."""
+    barrier, names = threading.Barrier(6), {}
+
+    def create_then_rename(i: int) -> None:
+        barrier.wait()
+        for round_no in range(10):
+            session = db.create_session(Session(session_name=f"r{round_no}", user_id="ann"))
+            renamed = db.update_session(session.session_id, session_name=f"r{round_no}")
+            names[i, round_no] = session.session_name, renamed.session_name
+
+    threads = [threading.Thread(target=create_then_rename, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for round_no in range(10):
+        expected = [f"r{round_no}", *(f"r{round_no} ({n})" for n in range(2, 7))]
+        assert sorted(names[i, round_no][0] for i in range(6)) == expected
+    stored = [s.session_name for s in db.list_sessions(user_id="ann")]
+    assert len(stored) == len(set(stored)) == 60
+
+
 def test_apply_session_update_returns_a_new_dict_and_leaves_the_input_alone():
     data = Session(session_id="s", session_state={"a": {"x": 1}}, metadata={"m": {"k": 1}}, updated_at=1.0).to_dict()
     before = Session.from_dict(data).to_dict()
-    out = apply_session_update(data, state_patch={"b": 2}, state_delete=["a"], metadata_patch={"m": {"j": 2}},
-                               session_name="n")
+    out = apply_session_update(data, taken=lambda user: (), state_patch={"b": 2}, state_delete=["a"],
+                               metadata_patch={"m": {"j": 2}}, session_name="n")
     assert data == before
     assert out["session_state"] == {"b": 2} and out["metadata"] == {"m": {"k": 1, "j": 2}}
     assert out["session_name"] == "n" and out["updated_at"] > 1.0

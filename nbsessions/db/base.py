@@ -43,13 +43,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def apply_session_update(data: dict[str, Any], *, state_patch: Mapping[str, Any] | None = None,
+TakenNames = Callable[[str | None], Iterable[str | None]]
+"""The names of a user's other sessions, asked of a store (under its lock) only when a session is renamed."""
+
+
+def apply_session_update(data: dict[str, Any], *, taken: TakenNames, state_patch: Mapping[str, Any] | None = None,
                          state_delete: Iterable[str] = (), metadata_patch: Mapping[str, Any] | None = None,
                          **fields: Any) -> dict[str, Any]:
     """The one merge every store applies under its lock (``BaseDb.update_session``); returns a new dict.
 
     ``state_patch`` replaces top-level keys of ``session_state`` and ``state_delete`` removes keys (missing
-    ones ignored); ``metadata_patch`` is a JSON merge patch over ``metadata``; ``fields`` replace attributes.
+    ones ignored); ``metadata_patch`` is a JSON merge patch over ``metadata``; ``fields`` replace attributes,
+    a new ``session_name`` made unique against ``taken(user_id)``.
     """
     unknown = set(fields) - _SESSION_FIELDS
     if unknown:
@@ -58,6 +63,8 @@ def apply_session_update(data: dict[str, Any], *, state_patch: Mapping[str, Any]
         raise TypeError("state_delete takes a collection of keys, not one string")
     out = copy.deepcopy(data)
     out.update(copy.deepcopy(fields))
+    if fields.get("session_name"):
+        out["session_name"] = unique_name(fields["session_name"], taken(out.get("user_id")))
     state = dict(out.get("session_state") or {})
     state.update(copy.deepcopy(dict(state_patch or {})))
     for key in state_delete:
@@ -67,6 +74,56 @@ def apply_session_update(data: dict[str, Any], *, state_patch: Mapping[str, Any]
         out["metadata"] = merge_patch(out.get("metadata") or {}, metadata_patch)
     out["updated_at"] = now()
     return out
+
+
+def unique_name(name: str | None, taken: Iterable[str | None]) -> str | None:
+    """``name``, or ``name (2)``, ``name (3)``… when ``taken`` already holds it.
+
+    Two sessions both called "cleanup" are told apart only by their ids; people pick sessions by name. Stores
+    call this with the names of the user's other sessions while holding their lock, so choosing a name and
+    storing it are one step.
+    """
+    if not name:
+        return name
+    taken = set(taken)
+    if name not in taken:
+        return name
+    number = 2
+    while f"{name} ({number})" in taken:
+        number += 1
+    return f"{name} ({number})"
+
+
+def _names_in(sessions: Mapping[str, Mapping[str, Any]], user_id: str | None,
+              except_id: str | None = None) -> set[str | None]:
+    """The names of ``user_id``'s stored sessions, but for ``except_id`` (the one being renamed)."""
+    return {s.get("session_name") for s in sessions.values()
+            if s.get("user_id") == user_id and s.get("session_id") != except_id}
+
+
+def create_in_table(sessions: Mapping[str, Mapping[str, Any]], session: Session) -> tuple[dict[str, Any], bool]:
+    """``create_session`` over a table of stored session dicts (memory, TinyDB), under the caller's lock.
+
+    Returns (the stored dict, False) for an existing session after the owner check, or (the dict to store,
+    True) for a new one, its name made unique among its user's sessions. Do not mutate what it returns.
+    """
+    stored = sessions.get(session.session_id)
+    if stored is not None:
+        check_session_owner(stored.get("user_id"), session.session_id, session.user_id)
+        return dict(stored), False
+    data = session.to_dict()
+    data["session_name"] = unique_name(session.session_name, _names_in(sessions, session.user_id))
+    return data, True
+
+
+def update_in_table(sessions: Mapping[str, Mapping[str, Any]], session_id: str,
+                    **changes: Any) -> dict[str, Any] | None:
+    """``update_session``'s merge over a table of stored session dicts, under the caller's lock: the new dict
+    to store (``apply_session_update``, a new name made unique), or None when there is no such session."""
+    data = sessions.get(session_id)
+    if data is None:
+        return None
+    return apply_session_update(dict(data), taken=lambda user: _names_in(sessions, user, session_id), **changes)
 
 
 def check_session_owner(stored_user: str | None, session_id: str, user_id: str | None) -> None:
@@ -140,18 +197,21 @@ class BaseDb(ABC):
 
         An existing session is returned unchanged (nothing written) when ``session.user_id`` is None or is its
         owner; a session of another user raises ``SessionAccessError``. So two callers opening the same new id
-        at once never both write it.
+        at once never both write it. A new session's name is made unique among its user's (``unique_name``)
+        in that same step, so two kernels naming sessions alike at once get "cleanup" and "cleanup (2)".
         """
 
     @abstractmethod
-    def upsert_session(self, session: Session) -> None: ...
+    def upsert_session(self, session: Session) -> None:
+        """Store ``session`` exactly as given (a copy between stores keeps its names): no checks, no merge."""
 
     @abstractmethod
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
                        state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         """Read, merge (``apply_session_update``) and write one session atomically: concurrent writers of
-        different keys all survive. Raises ``SessionNotFoundError`` when the session does not exist.
+        different keys all survive. A new ``session_name`` is made unique among the user's other sessions in
+        the same step. Raises ``SessionNotFoundError`` when the session does not exist.
         """
 
     @abstractmethod

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
+from nbsessions.db.base import BaseDb, check_sort, create_in_table, runs_from_records, update_in_table
 from nbsessions.errors import SessionNotFoundError
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 
@@ -47,22 +47,20 @@ class InMemoryDb(BaseDb):
 
     def create_session(self, session: Session) -> Session:
         with self._lock:
-            stored = self._sessions.get(session.session_id)
-            if stored is not None:
-                check_session_owner(stored.get("user_id"), session.session_id, session.user_id)
-                return Session.from_dict(copy.deepcopy(stored))
-            self.upsert_session(session)
-            return Session.from_dict(session.to_dict())
+            data, new = create_in_table(self._sessions, session)
+            if new:
+                self._sessions[session.session_id] = data
+                self._runs_by_session.setdefault(session.session_id, [])
+            return Session.from_dict(copy.deepcopy(data))
 
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
                        state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._lock:
-            data = self._sessions.get(session_id)
-            if data is None:
+            merged = update_in_table(self._sessions, session_id, state_patch=state_patch,
+                                     state_delete=state_delete, metadata_patch=metadata_patch, **fields)
+            if merged is None:
                 raise SessionNotFoundError(f"no session {session_id!r}")
-            merged = apply_session_update(data, state_patch=state_patch, state_delete=state_delete,
-                                          metadata_patch=metadata_patch, **fields)
             session = Session.from_dict(copy.deepcopy(merged))
             self._sessions[session_id] = session.to_dict()
             return session

@@ -20,9 +20,16 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
+from nbsessions.db.base import (
+    BaseDb,
+    apply_session_update,
+    check_session_owner,
+    check_sort,
+    runs_from_records,
+    unique_name,
+)
 from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
-from nbsessions.db.postgres_schema import SCHEMA, migrate
+from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, migrate
 from nbsessions.db.urls import mask_url, scrub, url_password
 from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
@@ -165,13 +172,19 @@ class PostgresDb(BaseDb):
         return [self._session(data, updated_at) for data, updated_at in rows]
 
     def create_session(self, session: Session) -> Session:
-        """Insert unless the id exists, in one statement that also returns the stored owner for the check."""
+        """Insert unless the id exists, in one statement that also returns the stored owner for the check.
+
+        A named session is inserted in a transaction holding its user's naming lock (``_names``), so the name
+        it gets is free when it is stored."""
         data = session.to_dict()
         sql = (f"WITH inserted AS ({_INSERT_SESSION} ON CONFLICT (session_id) DO NOTHING RETURNING data, updated_at) "
                f"SELECT data, updated_at, true FROM inserted UNION ALL SELECT data, updated_at, false FROM {_S} "
                "WHERE session_id = %s AND NOT EXISTS (SELECT 1 FROM inserted)")
         with self._connection("create a session") as conn:
-            row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
+            with conn.transaction() if session.session_name else contextlib.nullcontext():
+                if session.session_name:
+                    data["session_name"] = unique_name(session.session_name, self._names(conn, session.user_id))
+                row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
             if row is None:  # inserted by another writer after this statement's snapshot: read it now
                 row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",
                                    [session.session_id]).fetchone()
@@ -198,13 +211,24 @@ class PostgresDb(BaseDb):
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.url}")
             current = row[0]
             current["updated_at"] = row[1]
-            data = apply_session_update(current, state_patch=state_patch, state_delete=state_delete,
+            data = apply_session_update(current, taken=lambda user: self._names(conn, user, session_id),
+                                        state_patch=state_patch, state_delete=state_delete,
                                         metadata_patch=metadata_patch, **fields)
             session = self._load(Session, data, session_id)
             data = session.to_dict()
             conn.execute(f"UPDATE {_S} SET user_id = %s, session_name = %s, created_at = %s, updated_at = %s, "
                          "data = %s::json WHERE session_id = %s", [*_session_row(data)[1:], session_id])
         return session
+
+    @staticmethod
+    def _names(conn: psycopg.Connection, user_id: str | None, except_id: str | None = None) -> list[str | None]:
+        """Names of the user's sessions, read inside the caller's transaction after taking the user's naming
+        lock (held to its commit): a kernel naming a session of the same user meanwhile waits, then sees it."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [NAMES_LOCK_KEY, user_id or ""])
+        where, params = ("user_id = %s", [user_id]) if user_id is not None else ("user_id IS NULL", [])
+        rows = conn.execute(f"SELECT session_name FROM {_S} WHERE {where} AND session_id IS DISTINCT FROM %s",
+                            [*params, except_id]).fetchall()
+        return [name for (name,) in rows]
 
     def delete_session(self, session_id: str) -> bool:
         row = self._one("delete a session", f"WITH runs AS (DELETE FROM {_R} WHERE session_id = %s) "

@@ -21,6 +21,7 @@ from nbsessions.errors import StorageError
 SCHEMA = "nbsessions"
 CHANNEL = "nbsessions"  # LISTEN/NOTIFY channel of change events
 _LOCK_KEY = 0x6E627365  # pg_advisory_xact_lock key: "nbse"
+NAMES_LOCK_KEY = 0x6E626E6D  # "nbnm", with a hash of the user: naming one user's sessions, one kernel at a time
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("sessions, runs and meta tables", f"""

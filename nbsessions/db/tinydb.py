@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
-from nbsessions.db.base import BaseDb, apply_session_update, check_session_owner, check_sort, runs_from_records
+from nbsessions.db.base import BaseDb, check_sort, create_in_table, runs_from_records, update_in_table
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
@@ -100,6 +100,26 @@ class _TrackedTable(MutableMapping[str, dict]):
         return out
 
 
+class _Sessions(Mapping[str, dict]):
+    """The live sessions table as ``create_in_table`` / ``update_in_table`` read it: one session by id without
+    touching the others; all of them only when a name is chosen. Do not mutate what it gives."""
+
+    def __init__(self, storage: JournalStorage) -> None:
+        self._storage = storage
+
+    def __getitem__(self, session_id: str) -> dict[str, Any]:
+        doc = self._storage.get(SESSIONS, session_id)
+        if doc is None:
+            raise KeyError(session_id)
+        return doc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._storage.table(SESSIONS)))
+
+    def __len__(self) -> int:
+        return len(self._storage.table(SESSIONS))
+
+
 class JournalTable(Table):
     """A TinyDB table whose writes append only the documents they change.
 
@@ -177,23 +197,20 @@ class TinyDb(BaseDb):
         self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
 
     def create_session(self, session: Session) -> Session:
-        with self._store.transaction():  # under the file lock: two kernels opening one new id write it once
-            data = self._store.load(SESSIONS, session.session_id)
-            if data is not None:
-                check_session_owner(data.get("user_id"), session.session_id, session.user_id)
-                return self._load(Session, data, session.session_id)
-            self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
-        return Session.from_dict(session.to_dict())
+        with self._store.transaction():  # under the file lock: two kernels opening one new id write it once,
+            data, new = create_in_table(_Sessions(self._store), session)  # two naming alike get two names
+            if new:
+                self._store.commit([(SESSIONS, session.session_id, data)])
+            return self._load(Session, copy.deepcopy(data), session.session_id)
 
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
                        state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
-            data = self._store.load(SESSIONS, session_id)
-            if data is None:
+            merged = update_in_table(_Sessions(self._store), session_id, state_patch=state_patch,
+                                     state_delete=state_delete, metadata_patch=metadata_patch, **fields)
+            if merged is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
-            merged = apply_session_update(data, state_patch=state_patch, state_delete=state_delete,
-                                          metadata_patch=metadata_patch, **fields)
             session = self._load(Session, copy.deepcopy(merged), session_id)
             self._store.commit([(SESSIONS, session_id, session.to_dict())])
         return session
