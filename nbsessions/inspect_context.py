@@ -17,8 +17,9 @@ from nbsessions.llm.base import estimate_tokens
 from nbsessions.llm.prices import context_window_of
 from nbsessions.schema import Message, RunOutput
 
-ESTIMATING_PROVIDERS = frozenset({"offline", "function"})
-"""Providers whose reported usage is itself an estimate (no real tokenizer behind it)."""
+LEGACY_ESTIMATING_PROVIDERS = frozenset({"offline", "function"})
+"""Runs that the offline and function models stored before their usage was flagged ``estimated`` say so only by
+their provider; newer runs carry the flag (``Metrics.tokens_estimated``), as every model's do."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,12 @@ def _parts(messages: list[Message], count_tokens: TokenCounter,
     return out
 
 
+def _reported_estimated(run: RunOutput) -> bool:
+    """Whether the usage the run reported is an estimate: its recorded flag (an old offline or function run,
+    stored without it, by its provider)."""
+    return run.metrics.tokens_estimated or (run.provider or "") in LEGACY_ESTIMATING_PROVIDERS
+
+
 def run_context(run: RunOutput, *, db: BaseDb | None = None, count_tokens: TokenCounter = estimate_tokens,
                 tools: list[dict[str, Any]] | None = None, context_window: int | None = None,
                 preview: bool = False) -> SentContext:
@@ -155,6 +162,6 @@ def run_context(run: RunOutput, *, db: BaseDb | None = None, count_tokens: Token
         messages=_parts(messages, count_tokens, sources),
         tools=tools if tools is not None else [{"name": name} for name in run.tools_offered],
         tokens_estimated=count_tokens is estimate_tokens, context_window=window,
-        reported_input_tokens=reported, reported_estimated=(run.provider or "") in ESTIMATING_PROVIDERS,
+        reported_input_tokens=reported, reported_estimated=_reported_estimated(run),
         requests=rounds,
     )

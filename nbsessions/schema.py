@@ -92,7 +92,7 @@ class Metrics:
     time_to_first_token: float | None = None
     duration: float | None = None
     cost: float | None = None
-    tokens_estimated: bool = False  # the server sent no usage: counts estimated from the text, shown with "~"
+    tokens_estimated: bool = False  # counts estimated from the text (``Usage.estimated``), shown with "~"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)  # numbers and one flag

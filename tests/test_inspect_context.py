@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nbsessions import Agent, FunctionModel, SessionAccessError, TinyDb
+from nbsessions import Agent, FunctionModel, OfflineModel, SessionAccessError, TinyDb
 from nbsessions.llm import OpenAIChat
+from nbsessions.render_context import headline
 from nbsessions.schema import Message, RunOutput, RunStatus
 
 SECRET = "sk-test-never-shown-0123456789"
@@ -114,6 +115,40 @@ def test_tool_rounds_are_shown_after_the_prompt_and_counted_as_requests(tmp_path
     assert sent.messages[2].content == "Paris: 2 million people" and sent.requests == 2
     assert not sent.tokens_estimated and sent.messages[0].tokens == 4  # the agent's own counter, words here
     assert sent.reported_estimated and sent.context_window is None  # a function model: no window known
+
+
+@pytest.mark.parametrize("model", [OfflineModel(), FunctionModel(lambda m: "ok")], ids=["offline", "function"])
+def test_a_scripted_models_counts_are_stored_as_estimated_and_its_context_says_so(tmp_path, model):
+    path = tmp_path / "s.json"
+    with TinyDb(path) as db:
+        run_id = Agent(model=model, db=db).run("How big is Paris?").run_id
+    with TinyDb(path) as db:
+        assert db.get_run(run_id).metrics.tokens_estimated
+        sent = Agent(model=model, db=db).get_run_context(run_id)
+    assert sent.reported_estimated and f"provider reported ~{sent.reported_input_tokens:,} input" in headline(sent)
+
+
+def test_a_servers_count_is_exact_unless_the_server_sent_none(served_agent, openai_server):
+    exact = served_agent.run("Capital of France?")
+    openai_server.send_usage = False
+    estimated = served_agent.run("Of Spain?")
+    assert not served_agent.get_run_context(exact.run_id).reported_estimated
+    sent = served_agent.get_run_context(estimated.run_id)
+    assert estimated.metrics.tokens_estimated and sent.reported_estimated  # the run's flag, whatever the provider
+    assert f"provider reported ~{sent.reported_input_tokens:,} input" in headline(sent)
+
+
+@pytest.mark.parametrize("model", [OfflineModel(), FunctionModel(lambda m: "ok")], ids=["offline", "function"])
+def test_an_offline_or_function_run_stored_before_counts_were_flagged_still_reads_as_estimated(tmp_path, model):
+    path = tmp_path / "old.json"
+    with TinyDb(path) as db:
+        run = Agent(model=model, db=db).run("How big is Paris?")
+        run.metrics.tokens_estimated = False  # as these models' runs were stored before they flagged their usage
+        db.upsert_run(run)
+    with TinyDb(path) as db:
+        assert not db.get_run(run.run_id).metrics.tokens_estimated
+        sent = Agent(model=model, db=db).get_run_context(run.run_id)
+    assert sent.reported_estimated and sent.reported_input_tokens == run.metrics.input_tokens > 0
 
 
 def test_runs_stored_before_the_source_was_recorded_are_matched_to_earlier_runs():

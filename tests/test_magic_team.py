@@ -131,14 +131,15 @@ def test_a_team_cell_streams_the_reply_with_the_footer_and_a_member_line(nb, wor
     team_run = next(r for r in db_runs(workdir) if r.kind == "team")
     members = [r for r in db_runs(workdir) if r.parent_run_id == team_run.run_id]
     assert team_run.input == "Report on green tea." and team_run.status == RunStatus.completed
-    footer = (f"— leader · tea ({team_run.session_id[:8]}) · {team_run.metrics.input_tokens} in / "
-              f"{team_run.metrics.output_tokens} out tokens")
+    assert team_run.metrics.tokens_estimated  # scripted models count from the text
+    footer = (f"— leader · tea ({team_run.session_id[:8]}) · ~{team_run.metrics.input_tokens} in / "
+              f"~{team_run.metrics.output_tokens} out tokens")
     assert reply[-1].data["text/plain"].startswith(
         f"composed: researcher did find facts | writer did write it up\n\n{footer}")
     assert team_run.metrics.total_tokens > sum(m.metrics.total_tokens for m in members) > 0  # leader + members
     line = ran.outputs[-1].data["text/plain"]
-    assert line == (f"members: researcher · {members[0].metrics.total_tokens} tokens · completed | "
-                    f"writer · {members[1].metrics.total_tokens} tokens · completed")
+    assert line == (f"members: researcher · ~{members[0].metrics.total_tokens} tokens · completed | "
+                    f"writer · ~{members[1].metrics.total_tokens} tokens · completed")
     assert "members: researcher" in ran.outputs[-1].data["text/html"]
 
 
@@ -236,7 +237,7 @@ def test_a_workflow_cell_shows_each_step_the_final_output_and_a_footer(nb, workd
                             "step 2 · summariser · agent · completed\n    summary of RAW TEXT\n"
                             "step 3 · sign · function · completed\n")
     assert "\n\nsummary of RAW TEXT (signed, from 'raw text')\n\n— workflow pipeline · wf (" in final
-    assert final.endswith(f"3/3 steps · {run.metrics.input_tokens} in / {run.metrics.output_tokens} out tokens"
+    assert final.endswith(f"3/3 steps · ~{run.metrics.input_tokens} in / ~{run.metrics.output_tokens} out tokens"
                           f" · {final.split(' · ')[-2]} · cost n/a")
     assert run.metrics.total_tokens > 0 and run.metrics.duration is not None
     stored = db_runs(workdir)

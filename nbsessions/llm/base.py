@@ -25,8 +25,9 @@ REPLY_PRIMING = 3
 class Usage:
     """Token counts as the provider reported them (or as an offline model estimates them).
 
-    ``estimated`` is True when a server sent no usage and the counts were estimated from the text: shown with a
-    ``~`` so an estimate is never read as the server's count.
+    ``estimated`` is True when the counts were estimated from the text — a server sent no usage, or the model has
+    no tokenizer (offline, ``FunctionModel``): recorded on the run (``Metrics.tokens_estimated``) and shown with a
+    ``~`` so an estimate is never read as a real count.
     """
 
     input_tokens: int = 0

@@ -14,8 +14,9 @@ ReplyFunction = Callable[..., "str | ToolCall | Iterable[str | ToolCall]"]
 
 
 def _usage(messages: list[Message], reply: str) -> Usage:
+    """Counts estimated from the text (no tokenizer behind these models), flagged so, as a server's would be."""
     prompt = "\n".join(m.content or "" for m in messages)
-    return Usage(input_tokens=estimate_tokens(prompt), output_tokens=estimate_tokens(reply))
+    return Usage(input_tokens=estimate_tokens(prompt), output_tokens=estimate_tokens(reply), estimated=True)
 
 
 def _chunks(text: str) -> Iterator[str]:
