@@ -9,7 +9,7 @@ cancelled task close the engine, which stores the run as cancelled with what had
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from nbsessions.events import ALWAYS_STREAMED, BaseAgentRunEvent
@@ -109,8 +109,8 @@ class _AsyncPort:
         self.model = model
         self.stream: Any = None
 
-    async def next_item(self) -> Any:
-        return await anext(self.stream, END)
+    def next_item(self) -> Awaitable[Any]:  # anext's own awaitable: no coroutine per item
+        return anext(self.stream, END)
 
     async def open(self, request: ModelRequest) -> None:
         await self.close()
