@@ -246,17 +246,15 @@ class _OpenAIModel(OpenAIErrors, Model):
         """Like ``stream``, from one request with ``stream: false``: the text arrives in one piece."""
         return self._reply(messages, tools or [], streamed=False)
 
-    async def astream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
-                      ) -> AsyncIterator[str | ToolCall | Usage]:
+    def astream(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                ) -> AsyncIterator[str | ToolCall | Usage]:
         """``stream`` on ``AsyncOpenAI``: the same requests, parsing and errors, without blocking the loop."""
-        async for item in self._areply(messages, tools or [], streamed=True):
-            yield item
+        return self._areply(messages, tools or [], streamed=True)
 
-    async def acomplete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
-                        ) -> AsyncIterator[str | ToolCall | Usage]:
+    def acomplete(self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+                  ) -> AsyncIterator[str | ToolCall | Usage]:
         """``complete`` on ``AsyncOpenAI``."""
-        async for item in self._areply(messages, tools or [], streamed=False):
-            yield item
+        return self._areply(messages, tools or [], streamed=False)
 
     def _reply(self, messages: list[Message], tools: list[dict[str, Any]], *, streamed: bool
                ) -> Iterator[str | ToolCall | Usage]:
