@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,8 +26,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import cli  # noqa: E402
 from loopback import server_in_process  # noqa: E402
-from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent, RunStatus  # noqa: E402
 from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
@@ -114,17 +113,15 @@ async def measure(base_url: str, tmp: str, repeat: int) -> list[tuple[str, float
 def table(results: list[tuple[str, float, bool]], repeat: int) -> str:
     single = results[0][1]
     lines = [f"`python benchmarks/bench_async.py`: {RUNS} runs, {LATENCY_MS:.0f} ms server latency (server in its "
-             f"own process); ideal {IDEAL * 1000:.0f} ms (one latency); median of {repeat}. Measured "
-             f"{time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
-             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}.", "",
+             f"own process); ideal {IDEAL * 1000:.0f} ms (one latency); median of {repeat}. "
+             f"{cli.measured_on()}, load average {os.getloadavg()[0]:.1f}.", "",
              "| run | wall time | / 200 ms | / one run alone | / raw SDK | target | met |",
              "|---|---|---|---|---|---|---|"]
     raw = results[1][1]
     for name, seconds, targeted in results:
-        ratio = seconds / IDEAL
-        met = ("yes" if ratio <= TARGET else "**no**") if targeted else ""
-        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio:.2f}× | {seconds / single:.2f}× | "
-                     f"{seconds / raw:.2f}× | {f'≤ {TARGET}×' if targeted else ''} | {met} |")
+        ratio, target, met = cli.against_ideal(seconds, IDEAL, TARGET, targeted)
+        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio} | {seconds / single:.2f}× | "
+                     f"{seconds / raw:.2f}× | {target} | {met} |")
     return "\n".join(lines)
 
 
@@ -135,15 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, server_in_process(LATENCY_MS) as base_url:
         results = asyncio.run(measure(base_url, tmp, args.repeat))
-    text = table(results, args.repeat)
-    print(text)
+    status = cli.report(table(results, args.repeat), [s / IDEAL <= TARGET if t else None for _, s, t in results],
+                        args, (START, END), "## Async concurrency\n\n")
     for name, seconds, targeted in results:
         if targeted:
             print(f"ratio {name}: {seconds / IDEAL:.2f}x of {LATENCY_MS:.0f} ms, "
                   f"{seconds / results[1][1]:.2f}x of the raw SDK")
-    if not args.no_readme:
-        write_section(START, END, f"## Async concurrency\n\n{text}")
-    return 0 if all(s / IDEAL <= TARGET for _, s, t in results if t) else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,8 +35,8 @@ from nbsessions.llm import OpenAIChat  # noqa: E402
 PROMPTS, CONCURRENCY, LATENCY_MS, TARGET = 100, 8, 50.0, 1.5
 IDEAL = PROMPTS / CONCURRENCY * LATENCY_MS / 1000
 KEY = "bench-key"  # the loopback server ignores it; a real key is never sent anywhere
+import cli  # noqa: E402
 from loopback import server_in_process  # noqa: E402
-from readme_section import write_section  # noqa: E402
 
 START, END = "<!-- bench_batch -->", "<!-- /bench_batch -->"
 SERVER = HERE.parent / "tests" / "openai_server.py"
@@ -114,19 +112,12 @@ def measure(repeat: int, where: str) -> list[tuple[str, float, bool | None]]:
 def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str) -> str:
     lines = [f"`python benchmarks/bench_batch.py`: {PROMPTS} prompts, concurrency {CONCURRENCY}, {LATENCY_MS:.0f} ms "
              f"server latency (server in its own {'process' if where == 'process' else 'thread'}); ideal "
-             f"{IDEAL * 1000:.0f} ms; median of {repeat}. Measured {time.strftime('%Y-%m-%d')} on Python "
-             f"{platform.python_version()}, {platform.system()}, {os.cpu_count()} CPUs.", "",
+             f"{IDEAL * 1000:.0f} ms; median of {repeat}. {cli.measured_on()}.", "",
              "| run | wall time | / ideal | target | met |", "|---|---|---|---|---|"]
     for name, seconds, targeted in results:
-        ratio = seconds / IDEAL
-        met = ("yes" if ratio <= TARGET else "**no**") if targeted else ""
-        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio:.2f}× | {f'≤ {TARGET}×' if targeted else ''} "
-                     f"| {met} |")
+        ratio, target, met = cli.against_ideal(seconds, IDEAL, TARGET, targeted)
+        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio} | {target} | {met} |")
     return "\n".join(lines)
-
-
-def write_readme(text: str) -> None:
-    write_section(START, END, f"## Batch throughput\n\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-readme", action="store_true", help="print only; leave benchmarks/README.md alone")
     args = parser.parse_args(argv)
     results = measure(args.repeat, args.server)
-    text = table(results, args.repeat, args.server)
-    print(text)
-    if not args.no_readme:
-        write_readme(text)
-    return 0 if all(s / IDEAL <= TARGET for _, s, targeted in results if targeted) else 1
+    return cli.report(table(results, args.repeat, args.server),
+                      [s / IDEAL <= TARGET if targeted else None for _, s, targeted in results], args, (START, END),
+                      "## Batch throughput\n\n")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import cli  # noqa: E402
 import ipywidgets  # noqa: E402
 from ipywidgets.widgets import widget as widget_module  # noqa: E402
-from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent, InMemoryDb, OfflineModel  # noqa: E402
 from nbsessions.db.base import BaseDb  # noqa: E402
@@ -174,8 +174,7 @@ def table(rows: list[Row], quick: bool, repeat: int) -> str:
             f"median of {repeat} builds{' (--quick)' if quick else ''}; a {RUNS}-run active session among 30 "
             f"others; target ≤ {TARGET_MS:.0f} ms per build.", "",
             "| measure | median | baseline (same run) | ratio | target met |", "|---|---|---|---|---|"]
-    mark = {True: "yes", False: "**no**", None: ""}
-    lines = head + [f"| {m} | {ms:.1f} ms | {base} | {ratio} | {mark[met]} |" for m, ms, base, ratio, met in rows]
+    lines = head + [f"| {m} | {ms:.1f} ms | {base} | {ratio} | {cli.MET[met]} |" for m, ms, base, ratio, met in rows]
     if any(met is False for *_, met in rows):
         lines += ["", "Where a build misses the target, compare it with the store's `session_totals` row: a store "
                   "that answers it by copying every run (`BaseDb`'s default, used by `InMemoryDb`) pays that "
@@ -198,11 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         db = stack.enter_context(TinyDb(tmp / "bench.nbsessions.json"))
         rows += bench_store("TinyDb file", db, template, repeat)
-    text = table(rows, args.quick, repeat)
-    print(text)
-    if not args.no_readme:
-        write_section(START, END, text)
-    return 0 if all(met is not False for *_, met in rows) else 1
+    return cli.report(table(rows, args.quick, repeat), [met for *_, met in rows], args, (START, END))
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE)]
 
-from bench_storage import Row, median_ms, runs_like, table, template_run, timed  # noqa: E402
-from readme_section import write_section  # noqa: E402
+import cli  # noqa: E402
+from bench_storage import median_ms, runs_like, table, template_run, timed  # noqa: E402
+from cli import Row  # noqa: E402
 
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import TinyDb  # noqa: E402
@@ -186,22 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as name:
             tmp = Path(name)
             template = template_run(tmp)
-            rows: list[Row] = []
             steps = [(bench_store, (server.create_database()[0], template, 300 // scale)),
                      (bench_overhead, (server.create_database()[0], tmp, template, 200 // scale)),
                      (bench_growth, (server.create_database()[0], template, 200 // scale)),
                      (bench_concurrency, (server.create_database()[0], tmp, template, 200 // scale))]
-            for fn, fn_args in steps:
-                t0 = time.perf_counter()
-                rows += fn(*fn_args)
-                print(f"  {fn.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            rows: list[Row] = cli.run_steps(steps)
     finally:
         server.close()
-    text = table(rows, args.quick)
-    print(text)
-    if not args.no_readme:
-        write_section(START, END, f"## PostgreSQL\n\n{INTRO}\n{text}")
-    return 0 if all(met is not False for *_, met in rows) else 1
+    return cli.report(table(rows, args.quick), [met for *_, met in rows], args, (START, END),
+                      f"## PostgreSQL\n\n{INTRO}\n")
 
 
 if __name__ == "__main__":

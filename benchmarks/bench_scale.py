@@ -8,8 +8,6 @@ process each, so nothing from this process counts. The table goes into benchmark
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -22,7 +20,6 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT)]
 
 import cli  # noqa: E402
-from readme_section import write_section  # noqa: E402
 
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import TinyDb  # noqa: E402
@@ -44,7 +41,6 @@ INTRO = """## Scale
 - **show --last 5**: `python -m nbsessions show FILE SESSION --last 5` (its `main`) on a session of 20,000 runs,
   against the same on a session of 100 runs; time after the import, and peak RSS of the command's process.
 """
-Row = tuple[str, str, str, str, str, bool | None]
 
 PROBE = """
 import resource, sys, time
@@ -130,7 +126,7 @@ def prefill(path: Path, records: list[dict[str, Any]], sessions: int, runs_each:
 
 
 # -- measures -------------------------------------------------------------------------------------
-def bench_bytes(tmp: Path, runs: int) -> list[Row]:
+def bench_bytes(tmp: Path, runs: int) -> list[cli.Row]:
     sizes = {}
     for history in (False, True):
         path = tmp / f"bytes-{history}.json"
@@ -141,7 +137,7 @@ def bench_bytes(tmp: Path, runs: int) -> list[Row]:
              f"{sizes[False]:,.0f} B with history off", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)]
 
 
-def bench_open(tmp: Path, records: list[dict[str, Any]], sessions: int, runs_each: int) -> list[Row]:
+def bench_open(tmp: Path, records: list[dict[str, Any]], sessions: int, runs_each: int) -> list[cli.Row]:
     path = tmp / "big.json"
     prefill(path, records, sessions, runs_each)
     size = path.stat().st_size
@@ -154,7 +150,7 @@ def bench_open(tmp: Path, records: list[dict[str, Any]], sessions: int, runs_eac
              f"{rss / size:.2f}x", "<= 2x", rss <= 2 * size)]
 
 
-def bench_show(tmp: Path, records: list[dict[str, Any]], long_runs: int) -> list[Row]:
+def bench_show(tmp: Path, records: list[dict[str, Any]], long_runs: int) -> list[cli.Row]:
     out = {}
     for runs in (100, long_runs):
         path = tmp / f"show-{runs}.json"
@@ -171,12 +167,8 @@ def bench_show(tmp: Path, records: list[dict[str, Any]], long_runs: int) -> list
 
 
 # -- report ---------------------------------------------------------------------------------------
-def table(rows: list[Row], quick: bool) -> str:
-    head = [f"Measured {time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
-            f"{os.cpu_count()} CPUs{' (--quick: smaller files)' if quick else ''}.", "",
-            "| measure | nbsessions | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
-    mark = {True: "yes", False: "**no**", None: ""}
-    return "\n".join(head + [f"| {a} | {b} | {c} | {d} | {e} | {mark[f]} |" for a, b, c, d, e, f in rows])
+def table(rows: list[cli.Row], quick: bool) -> str:
+    return cli.table(f"{cli.measured_on()}{' (--quick: smaller files)' if quick else ''}.", rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,13 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     scale = 10 if args.quick else 1
     with cli.workdir(args) as tmp:
         records = template(tmp)
-        rows: list[Row] = cli.run_steps([(bench_bytes, (tmp, 30)), (bench_open, (tmp, records, 1000 // scale, 100)),
+        rows: list[cli.Row] = cli.run_steps([(bench_bytes, (tmp, 30)), (bench_open, (tmp, records, 1000 // scale, 100)),
                                          (bench_show, (tmp, records, 20_000 // scale))])
-    text = table(rows, args.quick)
-    print(text)
-    if not args.no_readme:
-        write_section(START, END, f"{INTRO}\n{text}")
-    return 0 if all(met is not False for *_, met in rows) else 1
+    return cli.report(table(rows, args.quick), [met for *_, met in rows], args, (START, END), f"{INTRO}\n")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,7 +22,6 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 import cli  # noqa: E402
-from readme_section import write_section  # noqa: E402
 from tinydb import TinyDB  # noqa: E402
 
 from nbsessions import Agent  # noqa: E402
@@ -52,7 +50,6 @@ section. Each number is compared with a baseline measured in the same run:
   `JsonDb`, `SqliteDb` and `InMemoryDb` against ours, streamed from the same loopback server, per run early in a
   session and later.
 """
-Row = tuple[str, str, str, str, str, bool | None]  # measure, nbsessions, baseline, ratio, target, met
 
 
 def median_ms(samples: list[float]) -> float:
@@ -94,7 +91,7 @@ def prefill(db: TinyDb, template: dict[str, Any], sessions: int, runs_each: int)
 
 
 # -- measures -------------------------------------------------------------------------------------
-def bench_append(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
+def bench_append(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
     """TinyDb.upsert_run against os.write + fsync of the very bytes the journal appends, interleaved."""
     db = TinyDb(tmp / "append.json")
     fd = os.open(tmp / "bare.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -112,7 +109,7 @@ def bench_append(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
              f"{median_ms(bare):.3f} ms (write+fsync)", f"{ratio:.2f}x", "<= 3x", ratio <= 3)]
 
 
-def bench_growth(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
+def bench_growth(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
     """Agent.run with history on, in a session holding 100 runs and one holding 10,000, calls interleaved."""
     samples: dict[int, list[float]] = {}
     calls = {}
@@ -133,7 +130,7 @@ def bench_growth(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
              f"{big / small:.2f}x", "<= 1.5x", big / small <= 1.5)]
 
 
-def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
+def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
     """Agent.run through OpenAIChat against a raw SDK call of the same kind (not streamed, as ``run()`` sends it)
     with the same messages, both on loopback.
 
@@ -198,7 +195,7 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[Row]:
     return rows
 
 
-def bench_agent_machinery(n: int) -> list[Row]:
+def bench_agent_machinery(n: int) -> list[cli.Row]:
     """Agent.run with every optional feature off, against the same model call and the same two stores."""
     model = OfflineModel()
     agent_db, bare_db = InMemoryDb(), InMemoryDb()
@@ -222,7 +219,7 @@ def bench_agent_machinery(n: int) -> list[Row]:
              f"{median_ms(base):.3f} ms model call + 2 stores", f"{diff:+.3f} ms", "<= +1 ms", diff <= 1.0)]
 
 
-def bench_cold_open(tmp: Path, template: dict[str, Any], repeats: int) -> list[Row]:
+def bench_cold_open(tmp: Path, template: dict[str, Any], repeats: int) -> list[cli.Row]:
     path = tmp / "cold.json"
     with TinyDb(path) as db:
         prefill(db, template, 100, 100)
@@ -238,7 +235,7 @@ def bench_cold_open(tmp: Path, template: dict[str, Any], repeats: int) -> list[R
              f"(fastest of {repeats}: {min(samples) * 1000:.0f} ms)", "", "<= 300 ms", ms <= 300)]
 
 
-def bench_stock(tmp: Path, template: dict[str, Any], inserts: int) -> list[Row]:
+def bench_stock(tmp: Path, template: dict[str, Any], inserts: int) -> list[cli.Row]:
     """Stock TinyDB (JSONStorage rewrites the whole file, no fsync) against TinyDb, at 100 and 10,000 runs.
 
     TinyDb goes first: the stock runs leave much dirty page cache, which would slow the next fsyncs.
@@ -268,7 +265,7 @@ def bench_stock(tmp: Path, template: dict[str, Any], inserts: int) -> list[Row]:
     return rows
 
 
-def bench_agno(tmp: Path, n: int) -> list[Row]:
+def bench_agno(tmp: Path, n: int) -> list[cli.Row]:
     """Agno's Agent and stores against ours, same loopback model, per-run time early in a session and later."""
     os.environ.setdefault("AGNO_TELEMETRY", "false")  # no calls home from a benchmark
     try:
@@ -312,16 +309,9 @@ def bench_agno(tmp: Path, n: int) -> list[Row]:
 
 
 # -- report ---------------------------------------------------------------------------------------
-def table(rows: list[Row], quick: bool) -> str:
-    head = [f"Measured {time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
-            f"{os.cpu_count()} CPUs{' (--quick)' if quick else ''}. Baselines are measured in the same run.", "",
-            "| measure | nbsessions | baseline | ratio / diff | target | met |", "|---|---|---|---|---|---|"]
-    mark = {True: "yes", False: "**no**", None: ""}
-    return "\n".join(head + [f"| {a} | {b} | {c} | {d} | {e} | {mark[f]} |" for a, b, c, d, e, f in rows])
-
-
-def write_readme(text: str) -> None:
-    write_section(START, END, f"{INTRO}\n{text}")
+def table(rows: list[cli.Row], quick: bool) -> str:
+    return cli.table(f"{cli.measured_on()}{' (--quick)' if quick else ''}. Baselines are measured in the same run.",
+                     rows, ratio="ratio / diff")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,12 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                  (bench_agent_machinery, (1000 // scale,)), (bench_openai, (tmp, template, 300 // scale)),
                  (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
                  (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]
-        rows: list[Row] = cli.run_steps(steps)
-    text = table(rows, args.quick)
-    print(text)
-    if not args.no_readme:
-        write_readme(text)
-    return 0 if all(met is not False for *_, met in rows) else 1
+        rows: list[cli.Row] = cli.run_steps(steps)
+    return cli.report(table(rows, args.quick), [met for *_, met in rows], args, (START, END), f"{INTRO}\n")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
-"""What the storage-sized benchmark scripts share: their flags, their working folder and the timed steps."""
+"""What the benchmark scripts share: their flags, their working folder, the timed steps and the report."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from readme_section import write_section
 
 
 def parse(doc: str, quick_help: str, argv: list[str] | None) -> argparse.Namespace:
@@ -41,3 +45,35 @@ def run_steps(steps: Sequence[tuple[Callable[..., list[Any]], tuple[Any, ...]]])
         rows += fn(*fn_args)
         print(f"  {fn.__name__}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return rows
+
+
+Row = tuple[str, str, str, str, str, bool | None]  # measure, nbsessions, baseline, ratio, target, met
+MET = {True: "yes", False: "**no**", None: ""}  # a row's target: met, missed, or none (a row for comparison)
+
+
+def measured_on() -> str:
+    """When and on what the numbers were taken, for the line above a table."""
+    return (f"Measured {time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
+            f"{os.cpu_count()} CPUs")
+
+
+def table(preface: str, rows: Sequence[Row], ratio: str = "ratio") -> str:
+    """``preface``, then a Markdown table of ``rows``; ``ratio`` heads the ratio column."""
+    head = [preface, "", f"| measure | nbsessions | baseline | {ratio} | target | met |", "|---|---|---|---|---|---|"]
+    return "\n".join(head + [f"| {a} | {b} | {c} | {d} | {e} | {MET[f]} |" for a, b, c, d, e, f in rows])
+
+
+def against_ideal(seconds: float, ideal: float, target: float, targeted: bool | None) -> tuple[str, str, str]:
+    """A timed row's ratio to the ideal time, its target (only where ``targeted``) and whether it met it."""
+    ratio = seconds / ideal
+    return f"{ratio:.2f}×", f"≤ {target}×" if targeted else "", MET[ratio <= target] if targeted else ""
+
+
+def report(text: str, met: Iterable[bool | None], args: argparse.Namespace, markers: tuple[str, str],
+           above: str = "") -> int:
+    """Print the table and write ``above`` and it between the script's ``markers`` in benchmarks/README.md (unless
+    ``--no-readme``); the exit status is 1 when a row missed its target."""
+    print(text)
+    if not args.no_readme:
+        write_section(*markers, above + text)
+    return 0 if all(m is not False for m in met) else 1
