@@ -4,6 +4,8 @@ crash, a reboot) is shown as ``interrupted`` instead of ``running`` forever.
 A running run records its writer: pid, host, the machine's boot id and the process's start time. A pid alone is
 not enough, since pids are reused; with the boot id and the start time a reused pid or a rebooted machine is told
 apart from the writer itself. Another host's writer cannot be checked from here, so its runs stay ``running``.
+Runs stored before writers were recorded (format-1 files, and the first format-2 ones) carry none: every writer
+since records itself, so such a run older than this process is no longer being written.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import time
 from typing import Any
 
 _cache: dict[int, dict[str, Any]] = {}
+_LOADED = time.time()  # when this process loaded nbsessions: a writer-less run older than this is nobody's now
+
+ENDED = "its process ended (killed or crashed) before the reply was complete"
+UNRECORDED = "left unfinished by an older nbsessions (which recorded no process), before this kernel started"
 
 
 def _read(path: str) -> str | None:
@@ -81,3 +88,14 @@ def writer_alive(writer: Any) -> bool | None:
     if state in ("Z", "X"):
         return False  # killed, not yet reaped
     return not (writer.get("start") and start != writer["start"])  # a different process reusing the pid
+
+
+def why_unfinished(writer: Any, created_at: float) -> str | None:
+    """Why a ``running`` run will never finish (its ``error`` then), or None while it may still be written.
+
+    No writer: stored by a version that recorded none. Only one created after this process loaded could still
+    belong to such a kernel, alive in parallel; an older one is left from a kernel that has gone.
+    """
+    if writer is None:
+        return UNRECORDED if created_at < _LOADED else None
+    return ENDED if writer_alive(writer) is False else None

@@ -1,5 +1,7 @@
 """A run whose process died mid-reply (``kill -9``) is ``interrupted`` wherever it is shown — API, magic history,
-panel, CLI — never ``running`` forever, and never sent as history. A live writer's run stays ``running``."""
+panel, CLI — never ``running`` forever, and never sent as history. A live writer's run stays ``running``; so
+does a run without a recorded writer that is newer than this process (an older version's kernel may be
+writing it), while an older one reads as interrupted."""
 
 from __future__ import annotations
 
@@ -9,14 +11,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from notebook_shell import Notebook
 
-from nbsessions import Agent, FunctionModel, RunStatus, TinyDb
+from nbsessions import Agent, FunctionModel, RunOutput, RunStatus, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.liveness import current_writer, writer_alive
 from nbsessions.panel import SessionPanel
+
+DATA = Path(__file__).resolve().parent / "data"
 
 HANGING_WRITER = textwrap.dedent("""
     import sys, threading
@@ -108,3 +113,37 @@ def test_a_live_writer_and_an_unknown_one_are_not_called_dead():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert writer_alive({**me, "pid": child.pid, "start": None}) is False
+
+
+def test_a_format1_run_left_running_reads_as_interrupted_and_reading_writes_nothing(tmp_path, workdir):
+    """The format-1 file cut after its first run was stored as running: its kernel died before the reply, back
+    when runs recorded no writer. Every writer since records one, so it is nobody's now."""
+    path = tmp_path / "old.nbsessions.json"
+    lines = (DATA / "format1.nbsessions.json").read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:3]), encoding="utf-8")  # header, the session, its first run started
+    before = path.read_bytes()
+    with TinyDb(path) as db:
+        run, = db.list_runs("s-main")
+        assert run.writer is None and run.status == RunStatus.interrupted
+        assert "older nbsessions" in run.error
+    out = io.StringIO()
+    assert main(["show", str(path), "s-main"], out=out) == 0
+    assert "interrupted" in out.getvalue() and "running" not in out.getvalue()
+    assert path.read_bytes() == before  # decided when read: nothing is written
+    with TinyDb(path) as db:
+        panel = SessionPanel(Agent(db=db))
+        panel.select("s-main")
+        assert "interrupted" in panel.history.markup and "running" not in panel.history.markup
+        panel.close()
+        after = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, user_id="ana").run(
+            "next", session_id="s-main")
+    assert not [m for m in after.messages if m.from_history]  # never sent as history
+
+
+def test_a_writerless_running_run_is_interrupted_only_when_older_than_this_process(db):
+    old = RunOutput(session_id="s", status=RunStatus.running, created_at=1_000_000_000.0)  # 2001
+    new = RunOutput(session_id="s", status=RunStatus.running)  # now: maybe an older version's live kernel
+    for run in (old, new):
+        db.upsert_run(run)
+    assert [r.status for r in db.list_runs("s")] == [RunStatus.interrupted, RunStatus.running]
+    assert db.get_run(new.run_id).status == RunStatus.running and db.get_run(new.run_id).error is None

@@ -15,7 +15,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from nbsessions.errors import SessionAccessError
-from nbsessions.liveness import writer_alive
+from nbsessions.liveness import why_unfinished
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 from nbsessions.stored_history import history_ref_ids, own_message_dicts
 
@@ -166,13 +166,10 @@ def _run_from(data: dict[str, Any], sources: dict[str, list[dict[str, Any]]], na
         run = RunOutput.from_dict(data, sources)
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"RunOutput {name!r} cannot be read: {exc}") from exc
-    if run.status == RunStatus.running and writer_alive(run.writer) is False:
+    if run.status == RunStatus.running and (why := why_unfinished(run.writer, run.created_at)):
         run.status = RunStatus.interrupted  # its process died mid-run: it will never finish
-        run.error = run.error or INTERRUPTED_ERROR
+        run.error = run.error or why
     return run
-
-
-INTERRUPTED_ERROR = "its process ended (killed or crashed) before the reply was complete"
 
 
 class BaseDb(ABC):
