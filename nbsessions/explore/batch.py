@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbsessions import theme
 from nbsessions.explore import tables
-from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks, run_checks
+from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks
 from nbsessions.explore.compare import resolve_model
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
 from nbsessions.formatting import shorten
@@ -44,12 +44,8 @@ class Row(CheckedRun):
     checks: list[CheckResult] = field(default_factory=list)
 
     def update(self, outcome: Outcome, checks: list[Check]) -> None:
-        """Take the outcome's state now (a cancelled run may still be finishing in the background)."""
-        self.status, self.run, self.error = outcome.status, outcome.run, outcome.error
-        self.attempts, self.delays = outcome.attempts, list(outcome.delays)
-        if outcome.status != JobStatus.not_run:
-            reply = self.content if outcome.status == JobStatus.completed else None
-            self.checks = run_checks(checks, reply, f"no reply ({outcome.status.value}: {outcome.error})")
+        super().update(outcome, checks)
+        self.delays = list(outcome.delays)
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from nbsessions import theme
 from nbsessions.explore import tables
-from nbsessions.explore.checks import CheckLike, CheckResult, as_checks, run_checks
-from nbsessions.explore.runner import CheckedRun, Job, JobStatus, RetryPolicy, Runner
+from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks
+from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
@@ -52,6 +52,10 @@ class Cell(CheckedRun):
     session_id: str | None = None
     attempts: int = 0
     checks: list[CheckResult] = field(default_factory=list)
+
+    def update(self, outcome: Outcome, checks: list[Check]) -> None:
+        super().update(outcome, checks)
+        self.session_id = outcome.session_id  # each cell runs in a session of its own
 
     @property
     def detail(self) -> str:
@@ -206,11 +210,7 @@ def compare(
         if bar is not None:
             bar.close()
     for cell, outcome in zip(cells, outcomes, strict=True):
-        cell.status, cell.run, cell.error = outcome.status, outcome.run, outcome.error
-        cell.session_id, cell.attempts = outcome.session_id, outcome.attempts
-        if outcome.status != JobStatus.not_run:
-            reply = cell.content if outcome.status == JobStatus.completed else None
-            cell.checks = run_checks(check_list, reply, f"no reply ({outcome.status.value}: {outcome.error})")
+        cell.update(outcome, check_list)
     if runner.interrupted:
         finished = sum(c.status == JobStatus.completed for c in cells)
         warnings.warn(f"comparison interrupted: {finished} of {len(cells)} cells completed and kept; "

@@ -18,7 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from nbsessions.errors import ModelError
-from nbsessions.explore.checks import CheckResult
+from nbsessions.explore.checks import Check, CheckResult, run_checks
 from nbsessions.llm.base import Model
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
@@ -68,7 +68,18 @@ class CheckedRun:
 
     run: RunOutput | None
     status: JobStatus
+    error: str | None
+    attempts: int
     checks: list[CheckResult]
+
+    def update(self, outcome: Outcome, checks: list[Check]) -> None:
+        """Take the outcome's state now (a cancelled run may still be finishing in the background) and check
+        its reply; a job that never started keeps no checks."""
+        self.status, self.run, self.error = outcome.status, outcome.run, outcome.error
+        self.attempts = outcome.attempts
+        if outcome.status != JobStatus.not_run:
+            reply = self.content if outcome.status == JobStatus.completed else None
+            self.checks = run_checks(checks, reply, f"no reply ({outcome.status.value}: {outcome.error})")
 
     @property
     def content(self) -> str | None:
