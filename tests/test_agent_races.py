@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from worker_protocol import Worker
 
 from nbsessions import Agent, FunctionModel, Message, TinyDb
 from nbsessions.db.urls import open_store
 from nbsessions.errors import SessionAccessError
 from nbsessions.llm.base import ToolCall
 from nbsessions.tools import RunContext
-
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "agent_worker.py"
-
 
 pytestmark = pytest.mark.usefixtures("frequent_thread_switches")  # read-then-write windows get entered often
 
@@ -140,34 +134,11 @@ def test_keys_tools_delete_from_several_threads_stay_deleted(db):
 
 
 # -- processes ----------------------------------------------------------------------------------------
-class Kernel:
-    """An agent_worker.py process with the file open; ``send`` a command to several, then ``read`` each reply."""
-
-    def __init__(self, path: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen([sys.executable, str(WORKER), str(path)], cwd=ROOT, env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert self.read() == {"ready": True}
-
-    def read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"worker exited ({self.proc.wait()}): {self.proc.stderr.read()}")
-        return json.loads(line)
-
-    def send(self, **cmd: object) -> None:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        assert self.proc.wait(timeout=120) == 0, self.proc.stderr.read()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-def kernels(path: Path, n: int = 4) -> list[Kernel]:
-    return [Kernel(path) for _ in range(n)]  # all have the file open before any writes
+def kernels(path: Path | str, n: int = 4) -> list[Worker]:
+    """``n`` agent_worker.py processes with the store open (all of them before any writes)."""
+    workers = [Worker("agent_worker.py", path) for _ in range(n)]
+    assert [w.ready for w in workers] == [{"ready": True}] * n
+    return workers
 
 
 def test_four_processes_rerunning_their_own_cells_keep_one_live_run_per_cell(tmp_path):

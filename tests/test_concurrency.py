@@ -5,70 +5,21 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import pytest
 from journal_worker import payload
+from worker_protocol import Worker
 
 from nbsessions.db import TinyDb
 from nbsessions.schema import RunOutput, RunStatus, Session
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "journal_worker.py"
 
-
-class Worker:
-    """A TinyDb in another process; ``start`` returns once that process has the file open."""
-
-    def __init__(self, path: Path, compact_min_lines: int = 1000) -> None:
-        self.stderr = open(path.parent / f"worker-{id(self)}.err", "w+")  # noqa: SIM115 - closed in close()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen([sys.executable, str(WORKER), str(path), str(compact_min_lines)], cwd=ROOT,
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True)
-        assert self.read()["ready"]
-
-    def send(self, **cmd: object) -> None:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stderr.seek(0)
-            raise AssertionError(f"worker exited ({self.proc.wait()}): {self.stderr.read()}")
-        return json.loads(line)
-
-    def call(self, **cmd: object) -> dict:
-        self.send(**cmd)
-        return self.read()
-
-    def read_until_done(self) -> list[str]:
-        runs = []
-        while "done" not in (msg := self.read()):
-            runs.append(msg["run"])
-        return runs
-
-    def kill(self) -> list[str]:
-        """SIGKILL now; returns the runs the worker confirmed before it died."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        rest = self.proc.stdout.read()
-        self.close()
-        return [json.loads(line)["run"] for line in rest.splitlines() if line.endswith("}")]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.send(cmd="exit")
-            assert self.proc.wait(timeout=60) == 0
-        self.proc.stdin.close()
-        self.proc.stdout.close()
-        self.stderr.close()
+def journal_process(path: Path, compact_min_lines: int = 1000) -> Worker:
+    """A TinyDb in another process (journal_worker.py); returns once that process has the file open."""
+    return Worker("journal_worker.py", path, compact_min_lines)
 
 
 def new_session(path: Path) -> str:
@@ -82,7 +33,7 @@ def new_session(path: Path) -> str:
 def test_two_processes_append_300_runs_each_and_none_is_lost(tmp_path, shared_session):
     path = tmp_path / "sessions.json"
     sessions = [new_session(path)] * 2 if shared_session else [new_session(path), new_session(path)]
-    workers = [Worker(path), Worker(path)]  # both have the file open before either writes
+    workers = [journal_process(path), journal_process(path)]  # both have the file open before either writes
     for worker, session, tag in zip(workers, sessions, "ab", strict=True):
         worker.send(cmd="stream", session=session, tag=tag, n=300)
     confirmed = [worker.read_until_done() for worker in workers]
@@ -103,7 +54,7 @@ def test_two_processes_append_300_runs_each_and_none_is_lost(tmp_path, shared_se
 def test_state_patches_from_two_processes_to_different_keys_all_survive(tmp_path):
     path = tmp_path / "sessions.json"
     session = new_session(path)
-    workers = [Worker(path), Worker(path)]
+    workers = [journal_process(path), journal_process(path)]
     for worker, tag in zip(workers, "ab", strict=True):
         worker.send(cmd="patch", session=session, tag=tag, n=150)
     for worker in workers:
@@ -121,7 +72,7 @@ def test_compaction_in_one_process_is_seen_by_another_that_holds_the_file_open(t
     for i in range(10):
         mine.upsert_run(RunOutput(session_id=session, run_id=f"r{i}", content="v0"))
     assert len(mine.list_runs(session)) == 10
-    worker = Worker(path, compact_min_lines=20)
+    worker = journal_process(path, compact_min_lines=20)
     ino = os.stat(path).st_ino
     rewrites = [RunOutput(session_id=session, run_id=f"r{i}", content=f"v{v}").to_dict()
                 for v in range(1, 6) for i in range(10)]
@@ -162,7 +113,7 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
     torn_seen = 0
     for round_ in range(20):
         tag = f"k{round_:02d}"
-        worker = Worker(path, compact_min_lines=40)
+        worker = journal_process(path, compact_min_lines=40)
         worker.send(cmd="stream", session=session, tag=tag, n=100_000, max_size=65536,
                     stages=["pending", "running", "completed"], compact_every=3 if round_ % 2 else 0)
         confirmed = [worker.read()["run"] for _ in range(rng.randint(1, 12))]

@@ -6,18 +6,14 @@ a shared server brings. The server is started by the ``postgres_server`` fixture
 
 from __future__ import annotations
 
-import json
-import os
 import queue
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import psycopg
 import pytest
 from journal_worker import payload
 from pg_server import PASSWORD, PASSWORD_USER
+from worker_protocol import Worker
 
 from nbsessions.db.postgres import PostgresDb
 from nbsessions.db.postgres_schema import MIGRATIONS
@@ -27,49 +23,7 @@ from nbsessions.schema import RunOutput, RunStatus, Session
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "journal_worker.py"
 WAIT = 30  # seconds a test waits for another process before failing (never a sleep: it returns at once when done)
-
-
-class Kernel:
-    """Another process with the store open (tests/journal_worker.py), driven by JSON lines."""
-
-    def __init__(self, url: str) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen([sys.executable, str(WORKER), url], cwd=ROOT, env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        assert self.read()["ready"]
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put("")
-
-    def send(self, **cmd: object) -> None:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def read(self) -> dict:
-        try:
-            line = self.lines.get(timeout=WAIT)
-        except queue.Empty:
-            raise AssertionError(f"no reply from the worker within {WAIT} s") from None
-        if not line:
-            raise AssertionError(f"worker exited ({self.proc.wait()}): {self.proc.stderr.read()}")
-        return json.loads(line)
-
-    def call(self, **cmd: object) -> dict:
-        self.send(**cmd)
-        return self.read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.send(cmd="exit")
-            assert self.proc.wait(timeout=WAIT) == 0, self.proc.stderr.read()
-        self.proc.stdin.close()
 
 
 @pytest.fixture
@@ -273,17 +227,12 @@ def test_session_totals_summed_in_sql_equal_metrics_total(pg, monkeypatch):
 def test_four_processes_store_250_runs_each_and_none_is_lost(postgres_url, pg):
     session = Session(user_id="ann")
     pg.upsert_session(session)
-    kernels = [Kernel(postgres_url) for _ in range(4)]  # all connected before any writes
+    kernels = [Worker("journal_worker.py", postgres_url) for _ in range(4)]  # all connected before any writes
     try:
         for kernel, tag in zip(kernels, "abcd", strict=True):
             kernel.send(cmd="stream", session=session.session_id, tag=tag, n=250,
                         stages=["running", "completed"])
-        confirmed = []
-        for kernel in kernels:
-            runs = []
-            while "done" not in (msg := kernel.read()):
-                runs.append(msg["run"])
-            confirmed.append(runs)
+        confirmed = [kernel.read_until_done() for kernel in kernels]
     finally:
         for kernel in kernels:
             kernel.close()
@@ -300,7 +249,7 @@ def test_four_processes_store_250_runs_each_and_none_is_lost(postgres_url, pg):
 def test_state_patches_from_two_processes_all_survive(postgres_url, pg):
     session = Session(session_state={"kept": True})
     pg.upsert_session(session)
-    kernels = [Kernel(postgres_url), Kernel(postgres_url)]
+    kernels = [Worker("journal_worker.py", postgres_url), Worker("journal_worker.py", postgres_url)]
     try:
         for kernel, tag in zip(kernels, "ab", strict=True):
             kernel.send(cmd="patch", session=session.session_id, tag=tag, n=150)
@@ -314,7 +263,7 @@ def test_state_patches_from_two_processes_all_survive(postgres_url, pg):
 
 # -- changes reach other kernels ------------------------------------------------------------------
 def test_another_process_hears_each_change_as_it_is_committed(postgres_url, pg):
-    kernel = Kernel(postgres_url)
+    kernel = Worker("journal_worker.py", postgres_url)
     try:
         assert kernel.call(cmd="listen") == {"listening": True}
         session = Session(user_id="ann")
