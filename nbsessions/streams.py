@@ -57,7 +57,7 @@ async def adrive(steps: Steps, execution: Execution) -> AsyncIterator[Event]:
 
 
 def _serve(need: Any, port: Any) -> Any:
-    """The engine's request as a call on the port: its answer from ``_Port``, a coroutine of it from
+    """The engine's request as a call on the port: its answer from ``_Port``, an awaitable of it from
     ``_AsyncPort``."""
     if need is NEXT_ITEM:
         return port.next_item()
