@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from notebook_shell import Notebook, one_red_line
-from test_postgres import WAIT, Kernel
+from test_postgres import WAIT
+from worker_protocol import Worker
 
 from nbsessions import Agent
 from nbsessions.db.postgres import PostgresDb
@@ -122,7 +123,7 @@ def test_an_open_panel_shows_another_kernels_run_without_refresh(postgres_url):
         panel = SessionPanel(agent=agent)
         heard: queue.Queue[tuple[str, str]] = queue.Queue()
         agent.add_listener(lambda *event: heard.put(event), other_kernels=True)  # called after the panel's
-        kernel = Kernel(postgres_url)
+        kernel = Worker("journal_worker.py", postgres_url)
         try:
             assert "a reply written elsewhere" not in panel.history.markup
             runs = [RunOutput(session_id=sid, user_id=user, status=RunStatus.completed, input="from elsewhere",
