@@ -24,7 +24,7 @@ from nbsessions.liveness import current_writer
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.requirement import RunRequirement
-from nbsessions.run_options import ContinueOptions, RunOptions, given_options, spelled_out
+from nbsessions.run_options import ContextOptions, ContinueOptions, RunOptions, given_options, spelled_out
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import RunStream, complete
@@ -156,19 +156,16 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return run_context(run, db=self.db, count_tokens=self.token_counter,
                            context_window=model.context_window if model is not None else None)
 
-    def preview_context(self, input: str, session_id: str | None = None, *, user_id: str | None = None,
-                        session_state: dict[str, Any] | None = None, add_history_to_context: bool | None = None,
-                        num_history_runs: int | None = None, num_history_messages: int | None = None,
-                        max_history_tokens: int | None = None, instructions: str | None = None,
-                        model: Model | None = None, cell_id: str | None = None) -> SentContext:
+    @spelled_out(ContextOptions)
+    def preview_context(self, input: str, session_id: str | None = None,
+                        **options: Unpack[ContextOptions]) -> SentContext:
         """What ``run`` with the same arguments would send now — built by the run's own code, sent nowhere,
         stored nowhere (a dry run for prompt testing)."""
-        history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
-                                       max_history_tokens)
-        run, chosen, _ = self._plan(
-            input or "", session_id=session_id, user_id=user_id, session_state=session_state, history=history,
-            instructions=instructions, model=model, cell_id=cell_id, execution_count=None, tags=None,
-            parent_run_id=None, dry_run=True)
+        given = given_options(ContextOptions, options, f"{type(self).__name__}.preview_context")
+        history = self._history_policy(given.pop("add_history_to_context"), given.pop("num_history_runs"),
+                                       given.pop("num_history_messages"), given.pop("max_history_tokens"))
+        run, chosen, _ = self._plan(input or "", session_id=session_id, history=history, execution_count=None,
+                                    tags=None, parent_run_id=None, dry_run=True, **given)
         return run_context(run, count_tokens=self.token_counter, tools=[t.spec() for t in self.tools.values()],
                            context_window=chosen.context_window, preview=True)
 

@@ -1,4 +1,5 @@
-"""The keywords ``run`` / ``arun`` and ``continue_run`` / ``acontinue_run`` share, each list declared once.
+"""The keywords ``run`` / ``arun`` / ``preview_context`` and ``continue_run`` / ``acontinue_run`` share, each
+list declared once.
 
 A list is a ``TypedDict``: type checkers read it from ``**options: Unpack[RunOptions]`` (PEP 692), and
 ``spelled_out`` writes the same keywords into the method's runtime signature, so ``help()``, Jupyter's Shift-Tab
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
-class RunOptions(TypedDict, total=False):
-    """What a run takes besides its prompt and the streaming switches (Agno's names, nbsessions' additions)."""
+class ContextOptions(TypedDict, total=False):
+    """What decides a run's context: ``run`` and ``preview_context`` take the same, so a preview cannot drift
+    from what a run sends."""
 
-    session_id: str | None
     user_id: str | None
     session_state: dict[str, Any] | None
     add_history_to_context: bool | None
@@ -33,6 +34,12 @@ class RunOptions(TypedDict, total=False):
     instructions: str | None
     model: Model | None
     cell_id: str | None
+
+
+class RunOptions(ContextOptions, total=False):
+    """What a run takes besides its prompt and the streaming switches (Agno's names, nbsessions' additions)."""
+
+    session_id: str | None
     execution_count: int | None
     tags: list[str] | None
     parent_run_id: str | None

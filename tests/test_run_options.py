@@ -1,5 +1,6 @@
-"""The keywords of ``run`` / ``arun`` and ``continue_run`` / ``acontinue_run`` are declared once (``RunOptions``,
-``ContinueOptions``): every method shows each of them, refuses a misspelt one at call time and passes the rest on."""
+"""The keywords of ``run`` / ``arun`` / ``preview_context`` and ``continue_run`` / ``acontinue_run`` are declared
+once (``RunOptions``, ``ContextOptions``, ``ContinueOptions``): every method shows each of them, refuses a misspelt
+one at call time and passes the rest on."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from IPython.core.completer import provisionalcompleter
 
 from nbsessions import Agent, Team
 from nbsessions.db import InMemoryDb
-from nbsessions.run_options import ContinueOptions, RunOptions
+from nbsessions.run_options import ContextOptions, ContinueOptions, RunOptions
 
-RUN_KEYWORDS = ["stream", "stream_events", "yield_run_output", "session_id", "user_id", "session_state",
-                "add_history_to_context", "num_history_runs", "num_history_messages", "max_history_tokens",
-                "instructions", "model", "cell_id", "execution_count", "tags", "parent_run_id"]
+CONTEXT_KEYWORDS = ["user_id", "session_state", "add_history_to_context", "num_history_runs", "num_history_messages",
+                    "max_history_tokens", "instructions", "model", "cell_id"]
+RUN_KEYWORDS = ["stream", "stream_events", "yield_run_output", *CONTEXT_KEYWORDS, "session_id", "execution_count",
+                "tags", "parent_run_id"]
 CONTINUE_KEYWORDS = ["stream", "stream_events", "yield_run_output", "run_id", "requirements", "session_id",
                      "approve", "user_input", "results", "model"]
 
@@ -36,6 +38,13 @@ def test_run_and_arun_show_every_run_option_by_its_agno_name_with_default_none(m
     assert not [p for p in inspect.signature(method).parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
 
 
+def test_preview_context_takes_exactly_the_options_that_decide_a_runs_context():
+    parameters = inspect.signature(Agent.preview_context).parameters
+    assert list(parameters) == ["self", "input", "session_id", *CONTEXT_KEYWORDS]
+    assert list(ContextOptions.__annotations__) == CONTEXT_KEYWORDS
+    assert all(parameters[name].default is None for name in ["session_id", *CONTEXT_KEYWORDS])
+
+
 @pytest.mark.parametrize("method", [Agent.continue_run, Agent.acontinue_run])
 def test_continue_run_and_its_async_twin_show_every_answer_keyword(method):
     shown = keywords(method)
@@ -51,11 +60,12 @@ def test_continue_run_and_its_async_twin_show_every_answer_keyword(method):
     lambda agent: agent.continue_run("r", sesion_id="s"),
     lambda agent: agent.acontinue_run("r", sesion_id="s"),
     lambda agent: agent.acontinue_run("r", stream=True, sesion_id="s"),
-], ids=["run", "arun", "arun-stream", "continue_run", "acontinue_run", "acontinue_run-stream"])
+    lambda agent: agent.preview_context("hi", sesion_id="s"),
+], ids=["run", "arun", "arun-stream", "continue_run", "acontinue_run", "acontinue_run-stream", "preview"])
 def test_a_misspelt_keyword_raises_type_error_when_called_and_writes_nothing(call):
     db = InMemoryDb()
     agent = Agent(model=RecordingModel(), db=db)
-    with pytest.raises(TypeError, match=r"^Agent\.a?\w+\(\) got an unexpected keyword argument 'sesion_id'$"):
+    with pytest.raises(TypeError, match=r"^Agent\.\w+\(\) got an unexpected keyword argument 'sesion_id'$"):
         call(agent)  # arun raises here, not when its coroutine is awaited
     assert db.list_sessions() == [] and agent.model.requests == []
 
