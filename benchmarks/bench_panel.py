@@ -28,9 +28,10 @@ sys.path.insert(0, str(HERE.parent))
 
 import cli  # noqa: E402
 import ipywidgets  # noqa: E402
+from bench_storage import template_run  # noqa: E402
 from ipywidgets.widgets import widget as widget_module  # noqa: E402
 
-from nbsessions import Agent, InMemoryDb, OfflineModel  # noqa: E402
+from nbsessions import Agent, InMemoryDb  # noqa: E402
 from nbsessions.db.base import BaseDb  # noqa: E402
 from nbsessions.panel import SessionPanel, history_view  # noqa: E402
 from nbsessions.schema import RunOutput, new_id  # noqa: E402
@@ -55,16 +56,6 @@ def interleaved_medians(steps: dict[str, Timed], repeat: int) -> dict[str, float
             if after is not None:
                 after(result)
     return {name: statistics.median(values) * 1000 for name, values in samples.items()}
-
-
-def template_run(tmp: Path) -> dict[str, Any]:
-    """A run as the Agent stores it with history on: system prompt, 3 earlier exchanges, prompt, reply."""
-    agent = Agent(model=OfflineModel(), db=InMemoryDb(), add_history_to_context=True, num_history_runs=3,
-                  instructions="You help with data analysis in notebooks.")
-    sid = new_id()
-    for i in range(5):
-        run = agent.run(f"Question {i}: explain the shape of the **frame** and what to do next.", session_id=sid)
-    return run.to_dict()
 
 
 TOOL_CALL = {"id": "call_1", "name": "describe_frame", "arguments": json.dumps({"name": "sales", "rows": 5})}
@@ -189,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = 5 if args.quick else 21
     warnings.simplefilter("ignore", DeprecationWarning)
-    template = template_run(Path("."))
-    rows = bench_store("in-memory store", InMemoryDb(), template, repeat)
     with contextlib.ExitStack() as stack:
         from nbsessions.db.tinydb import TinyDb
 
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        template = template_run(tmp, subject="**frame**")  # Markdown, so History renders some
+        rows = bench_store("in-memory store", InMemoryDb(), template, repeat)
         db = stack.enter_context(TinyDb(tmp / "bench.nbsessions.json"))
         rows += bench_store("TinyDb file", db, template, repeat)
     return cli.report(table(rows, args.quick, repeat), [met for *_, met in rows], args, (START, END))

@@ -62,14 +62,15 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def template_run(tmp: Path) -> dict[str, Any]:
-    """A run as the Agent stores it with history on (system, 3 earlier exchanges, prompt, reply)."""
+def template_run(tmp: Path, subject: str = "frame") -> dict[str, Any]:
+    """A run as the Agent stores it with history on (system, 3 earlier exchanges, prompt, reply); each prompt asks
+    about ``subject``."""
     with TinyDb(tmp / "template.json") as db:
         agent = Agent(model=OfflineModel(), db=db, add_history_to_context=True, num_history_runs=3,
                       instructions="You help with data analysis in notebooks.")
         sid = new_id()
         for i in range(5):
-            run = agent.run(f"Question {i}: explain the shape of the frame and what to do next.", session_id=sid)
+            run = agent.run(f"Question {i}: explain the shape of the {subject} and what to do next.", session_id=sid)
         return run.to_dict()
 
 
