@@ -110,7 +110,6 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
     durable: dict[str, int] = {}  # run id -> index, for every run a worker confirmed
     in_flights: set[str] = set()  # the run each killed worker was writing
     compactions = set()  # a compacted file's header says when
-    torn_seen = 0
     for round_ in range(20):
         tag = f"k{round_:02d}"
         worker = journal_process(path, compact_min_lines=40)
@@ -121,7 +120,9 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
         confirmed += worker.kill()
         with open(path, "rb") as f:
             compactions.add(json.loads(f.readline()).get("compacted_at"))
-        torn = not path.read_bytes().endswith(b"\n")  # the kill cut a line: the reader must say it skipped it
+        # A kill cannot cut one write(2) to a regular file, so a torn tail here is rare; test_journal.py tears
+        # files on purpose. When one occurs, the reader must say it skipped it, and never otherwise.
+        torn = not path.read_bytes().endswith(b"\n")
         durable.update({run_id: i for i, run_id in enumerate(confirmed)})
         in_flight = f"{tag}-{len(confirmed):05d}"
         in_flights.add(in_flight)
@@ -132,7 +133,6 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
                 stored = {r.run_id: r for r in db.list_runs(session)}
         reported = any("incomplete last line" in str(w.message) for w in caught)
         assert reported == torn, f"round {round_}: torn last line {torn}, reported {reported}"
-        torn_seen += torn
         assert set(durable) <= set(stored), f"round {round_}: confirmed runs went missing"
         for run_id, index in durable.items():
             run = stored[run_id]
@@ -151,4 +151,3 @@ def test_kill_9_at_random_moments_loses_at_most_the_run_in_flight(tmp_path):
         with TinyDb(path) as db:
             assert db.list_runs(session, last=1)[0].run_id == "after"
     assert len(compactions - {None}) >= 5, "workers should have compacted the file several times between kills"
-    print(f"torn last lines met in 20 kills: {torn_seen}; compactions seen: {len(compactions - {None})}")
