@@ -117,11 +117,11 @@ def bench_store(label: str, db: BaseDb, template: dict[str, Any], repeat: int) -
 
     def build_without_sent_views() -> SessionPanel:
         """The baseline for the folded "Sent" view under each run: the same build with it left out."""
-        real, history_view.render_sent = history_view.render_sent, lambda run, labels=None: ""
+        real, history_view.sent_view = history_view.sent_view, lambda *_args, **_kw: None
         try:
             return SessionPanel(agent)
         finally:
-            history_view.render_sent = real
+            history_view.sent_view = real
 
     def close_all(made: Any) -> None:
         for item in made if isinstance(made, list) else [made]:

@@ -28,13 +28,13 @@ def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert
     dialogs: list[str] = []
     with running_notebook(jupyterlab, chromium, "sent", cells, dialogs=dialogs) as page:
         history = page.locator(".nbsessions-panel .nbsessions-history")
-        views = history.locator("details.nbsessions-sent-view")
+        views = history.locator(".nbsessions-sent-view")
         expect(views).to_have_count(2)
         second = views.filter(has_text="(2 from history)")  # the second run's, wherever History puts it
         first = views.filter(has_text="(0 from history)")
         table = second.locator(".nbsessions-sent-table")
         expect(table).to_be_hidden()  # folded by default
-        second.locator("summary").click()
+        second.locator(".jupyter-widget-Collapse-header").click()
         expect(table).to_be_visible()
         expect(table.locator("tr.nbsessions-sent-history")).to_have_count(2)
         expect(table.locator("tr.nbsessions-sent-history").first).to_contain_text("#1 ")
@@ -45,6 +45,13 @@ def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert
         page.locator(".nbsessions-panel").screenshot(path=str(OUTPUT_DIR / "panel-sent.png"))
         expect(page.locator(".jp-OutputArea-output").last).to_contain_text("exported trip (")
         assert (jupyterlab["root"] / "exported.ipynb").exists()
+
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                      ".requestExecute({code: '%%agent\\nAnd the weather?'}).done")  # a run arrives: History redraws
+        expect(views).to_have_count(3)
+        expect(table).to_be_visible()  # the view the user unfolded stays unfolded
+        expect(views.filter(has_text="(4 from history)").locator(".nbsessions-sent-table")).to_be_hidden()
+        expect(first.locator(".nbsessions-sent-table")).to_be_hidden()
 
         page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:open', "
                       "{path: 'exported.ipynb'}); }")

@@ -1,14 +1,23 @@
-"""The panel's "Sent" view: under each run of History, folded, exactly what the run sent — inert."""
+"""The panel's "Sent" view: under each run of History, folded, exactly what the run sent
+— inert. One the user unfolded stays unfolded, by run id, however History redraws."""
 
 from __future__ import annotations
-
-import re
 
 from notebook_shell import PAYLOAD
 from xss import ActiveContent
 
 from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
 from nbsessions.panel import SessionPanel
+from nbsessions.panel.sent_view import SentView
+from nbsessions.panel.widget_tree import descendants
+
+
+def by_run(panel: SessionPanel) -> dict[str, SentView]:
+    return {view.run_id: view for view in panel.history.sent_views}
+
+
+def unfold(view: SentView) -> None:
+    view.selected_index = 0  # what the browser sends when the user clicks the Sent line
 
 
 def test_each_run_has_a_folded_sent_view_naming_the_runs_its_history_came_from(db):
@@ -18,14 +27,14 @@ def test_each_run_has_a_folded_sent_view_naming_the_runs_its_history_came_from(d
     second = agent.run("two", session_id=first.session_id)
     panel = SessionPanel(agent)
     panel.select(first.session_id)
-    page = panel.history.markup
-    heads = re.findall(r'<details class="nbsessions-sent-view"[^>]*>', page)
-    assert len(heads) == 2 and not any(" open" in h for h in heads)  # folded by default
-    summaries = sorted(re.findall(r"<summary>(Sent ·[^<]*)</summary>", page))  # whichever order History uses
-    assert summaries[0].startswith("Sent · 2 messages (0 from history) · ~")
-    assert summaries[1].startswith("Sent · 4 messages (2 from history) · ~")
-    assert page.count(f"#1 {first.run_id[:8]}") == 2  # the question and the reply of run #1, in run #2's view
-    assert f'data-run="{second.run_id}"' in page and "Be brief." in page
+    views = panel.history.sent_views
+    assert [v.run_id for v in views] == [second.run_id, first.run_id]  # under each run, newest first
+    assert not any(v.unfolded for v in views)  # folded by default
+    assert views[1].line.startswith("Sent · 2 messages (0 from history) · ~")
+    assert views[0].line.startswith("Sent · 4 messages (2 from history) · ~")
+    body = views[0].children[0].value
+    assert body.count(f"#1 {first.run_id[:8]}") == 2  # the question and the reply of run #1, in run #2's view
+    assert "Be brief." in body and body in panel.history.markup
 
 
 def test_a_hostile_history_stays_text_in_the_sent_view(db):
@@ -34,8 +43,7 @@ def test_a_hostile_history_stays_text_in_the_sent_view(db):
     agent.run("next", session_id=first.session_id)
     panel = SessionPanel(agent)
     panel.select(first.session_id)
-    views = "".join(re.findall(r'<details class="nbsessions-sent-view".*?</details>', panel.history.markup,
-                               flags=re.S))
+    views = "".join(view.children[0].value for view in panel.history.sent_views)
     checker = ActiveContent()
     checker.feed(views)
     assert checker.found == [] and views.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
@@ -47,8 +55,7 @@ def test_runs_that_sent_nothing_get_no_sent_view(db):
     db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.error, input="never sent"))
     panel = SessionPanel(agent)
     panel.select(session.session_id)
-    assert "nbsessions-sent-view" not in panel.history.markup and "never sent" in panel.history.markup
-
+    assert panel.history.sent_views == [] and "never sent" in panel.history.markup
 
 
 def test_variants_of_one_prompt_show_once_the_context_they_all_sent(db):
@@ -59,7 +66,37 @@ def test_variants_of_one_prompt_show_once_the_context_they_all_sent(db):
     panel = SessionPanel(agent)
     panel.select(earlier.session_id)
     group, = panel.history.variant_groups
-    head = group.children[0].value
-    assert head.count('class="nbsessions-sent-view"') == 1
-    assert "Sent · 3 messages (2 from history)" in head and f"#1 {earlier.run_id[:8]}" in head
-    assert all("nbsessions-sent-view" not in column.children[0].value for column in group.columns.children)
+    view, = [w for w in descendants(group) if isinstance(w, SentView)]
+    assert group.children[1] is view  # under the prompt, above the columns
+    assert view.line.startswith("Sent · 3 messages (2 from history)")
+    assert f"#1 {earlier.run_id[:8]}" in view.children[0].value
+
+
+def test_an_unfolded_sent_view_stays_unfolded_as_runs_arrive_and_when_its_run_is_drawn_anew(db):
+    agent = Agent(model=FunctionModel(lambda m: f"reply {len(m)}"), db=db, add_history_to_context=True)
+    first = agent.run("one", cell_id="cell-1")
+    sid = first.session_id
+    second = agent.run("two", session_id=sid)
+    panel = SessionPanel(agent)
+    panel.select(sid)
+    view = by_run(panel)[first.run_id]
+    unfold(view)
+
+    third = agent.run("three", session_id=sid)  # arrives live: History redraws
+    views = by_run(panel)
+    assert set(views) == {first.run_id, second.run_id, third.run_id}
+    assert [views[r].unfolded for r in (first.run_id, second.run_id, third.run_id)] == [True, False, False]
+
+    agent.run("one, again", session_id=sid, cell_id="cell-1")  # the cell re-run: run #1 now reads superseded
+    anew = by_run(panel)[first.run_id]
+    assert anew is not view and anew.unfolded  # a new widget, unfolded because the user left it so
+    panel.select(agent.create_session("elsewhere").session_id)
+    panel.select(sid)
+    assert [v.run_id for v in panel.history.sent_views if v.unfolded] == [first.run_id]
+
+    by_run(panel)[first.run_id].selected_index = None  # folded again by the user: that is remembered too
+    agent.run("five", session_id=sid)
+    panel.select(agent.create_session("elsewhere again").session_id)
+    panel.select(sid)
+    assert not any(v.unfolded for v in panel.history.sent_views)
+    panel.close()

@@ -1,11 +1,12 @@
 """The History tab: a session's transcript, 50 top-level runs per page, newest page and newest run first.
 
-Plain runs are drawn as HTML (``run_html``), consecutive ones in a single widget: one widget value is far
-cheaper than a widget per run, and a live redraw only changes that value. A team's member runs and a workflow's
-steps are folded into their run's HTML (``nested_html``), never entries of their own. Two kinds of run get
-widgets of their own, in transcript order: a paused run (``PausedRun``: Approve / Reject, fields, results) and
-the variants of one prompt (``VariantGroup``: side by side, "Keep this one"). Those are kept while what they show
-is unchanged, so a cell running elsewhere does not wipe what the user is typing into a paused run's fields.
+A plain run is drawn as HTML (``run_html``) with its folded Sent view (``SentView``) under it. A team's member
+runs and a workflow's steps are folded into their run's HTML (``nested_html``), never entries of their own. Two
+kinds of run get widgets of their own, in transcript order: a paused run (``PausedRun``: Approve / Reject,
+fields, results) and the variants of one prompt (``VariantGroup``: side by side, "Keep this one"). Every entry's
+widgets are kept while what they show is unchanged, so a live redraw makes widgets only for what changed, and a
+cell running elsewhere does not wipe what the user is typing into a paused run's fields. Which Sent views the
+user unfolded is remembered by run id, so one stays unfolded when its run is drawn anew.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from nbsessions.panel.nested_html import render_tree_run
 from nbsessions.panel.paused_run import OnContinue, PausedRun
 from nbsessions.panel.run_html import clip, render_summary
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, Nested, tree_key
-from nbsessions.panel.sent_view import render_sent
+from nbsessions.panel.sent_view import SentView, sent_view
 from nbsessions.panel.variants_view import Member, VariantGroup
-from nbsessions.panel.widget_tree import close_tree, descendants
+from nbsessions.panel.widget_tree import SharedLooks, close_tree, descendants
 from nbsessions.schema import RunOutput, RunStatus, Session
 
 NO_RUNS = "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
+Entry = tuple[Widget, ...]  # what one plain run, paused run or variant group shows, in order
 Block = tuple[str, list[Member]]  # ("runs" | "paused" | "variants", members in transcript order)
 
 
@@ -74,9 +76,10 @@ class HistoryView(VBox):
         self.page = 0
         self.total = 0
         self._on_continue, self._on_keep, self._on_regenerate = on_continue, on_keep, on_regenerate
-        self._rendered: dict[tuple, str] = {}  # HTML of the plain runs on screen, by what they show
-        self._blocks: dict[tuple, Widget] = {}  # paused cards and variant groups on screen, by what they show
-        self._segments: list[HTML] = []  # reused in order: a redraw changes values, not widgets
+        self._entries: dict[tuple, Entry] = {}  # the widgets on screen, by what they show
+        self._unfolded: set[str] = set()  # run ids whose Sent view the user unfolded
+        self._note = HTML()  # "no runs yet" and other messages in place of runs
+        self._looks = SharedLooks()
         self._nested: Nested = {}  # runs nested under the page's runs (team members, workflow steps)
         self._labels: dict[str, str] = {}  # run id -> "#N" on this page: how Sent views name history's runs
         self.summary = HTML()
@@ -104,27 +107,17 @@ class HistoryView(VBox):
         self.page, self.total, self._nested = page, total, nested or {}
         self.summary.value = render_summary(session)
         children: list[Widget] = [self.summary] if self.summary.value else []
-        rendered: dict[tuple, str] = {}
-        blocks: dict[tuple, Widget] = {}
-        segments = 0  # plain-run widgets used so far, in order
-        labels = self._labels = {run.run_id: f"#{number}" for number, run in enumerate(runs, start=first)}
+        entries: dict[tuple, Entry] = {}
+        self._labels = {run.run_id: f"#{number}" for number, run in enumerate(runs, start=first)}
         if not runs:
-            children.append(self._segment(0, NO_RUNS))
+            children.append(self._say(NO_RUNS))
         for kind, members in reversed(plan_blocks(runs, first)):  # newest first: no scrolling to the latest
-            if kind == "runs":
-                parts = []
-                for number, run in reversed(members):
-                    key = tree_key(run, number, self._nested)
-                    rendered[key] = self._rendered.get(key) or (render_tree_run(run, number, self._nested)
-                                                                + render_sent(run, labels))
-                    parts.append(rendered[key])
-                children.append(self._segment(segments, "".join(parts)))
-                segments += 1
-            else:
-                key = (kind, *(tree_key(run, number, self._nested) for number, run in members))
-                blocks[key] = self._blocks.pop(key, None) or self._make(kind, members)
-                children.append(blocks[key])
-        self._replace(rendered, blocks, children)
+            groups = [[m] for m in reversed(members)] if kind == "runs" else [members]  # a plain run each
+            for group in groups:
+                key = (kind, *(tree_key(run, number, self._nested) for number, run in group))
+                entries[key] = self._entries.pop(key, None) or self._make(kind, group)
+                children.extend(entries[key])
+        self._replace(entries, children)
         self.page_info.value = fmt.page_label(first, len(runs), total, "runs")
         self.newer.disabled = page == 0
         self.older.disabled = first <= 1
@@ -132,7 +125,7 @@ class HistoryView(VBox):
 
     def clear(self, message: str) -> None:
         self.page, self.total, self._nested = 0, 0, {}
-        self._replace({}, {}, [self._segment(0, f"<p><i>{html.escape(message)}</i></p>")])
+        self._replace({}, [self._say(f"<p><i>{html.escape(message)}</i></p>")])
         self.page_info.value = ""
         self.newer.disabled = self.older.disabled = True
         self._offer_regenerate([], 0)
@@ -151,34 +144,49 @@ class HistoryView(VBox):
     def variant_groups(self) -> list[VariantGroup]:
         return [w for w in self.body.children if isinstance(w, VariantGroup)]
 
+    @property
+    def sent_views(self) -> list[SentView]:
+        """The Sent views on the page, in display order (newest run first)."""
+        return [w for w in descendants(self.body) if isinstance(w, SentView)]
+
     def close(self) -> None:
-        for widget in [*self._segments, *self._blocks.values(), self.summary]:
+        for widget in [self._note, *(w for entry in self._entries.values() for w in entry), self.summary]:
             close_tree(widget)
+        self._looks.close()
         super().close()
 
     # -- pieces --------------------------------------------------------------------------------
-    def _segment(self, index: int, markup: str) -> HTML:
-        while len(self._segments) <= index:
-            self._segments.append(HTML())
-        self._segments[index].value = markup
-        return self._segments[index]
+    def _say(self, markup: str) -> HTML:
+        self._note.value = markup
+        return self._note
 
-    def _make(self, kind: str, members: list[Member]) -> Widget:
+    def _make(self, kind: str, members: list[Member]) -> Entry:
+        number, run = members[0]
+        if kind == "runs":
+            sent = self._sent(run)
+            return (self._looks.html(render_tree_run(run, number, self._nested)), *([sent] if sent else []))
         if kind == "paused":
-            number, run = members[0]
-            return PausedRun(run, number, self._on_continue)
-        return VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate,
-                            sent=render_sent(members[0][1], self._labels))
+            return (PausedRun(run, number, self._on_continue),)
+        return (VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate, sent=self._sent(run)),)
+
+    def _sent(self, run: RunOutput) -> SentView | None:
+        """The run's Sent view, unfolded when the user left it so (by run id)."""
+        return sent_view(run, self._looks, self._labels, unfolded=run.run_id in self._unfolded,
+                         on_toggle=self._toggled)
+
+    def _toggled(self, run_id: str, unfolded: bool) -> None:
+        (self._unfolded.add if unfolded else self._unfolded.discard)(run_id)
 
     def _variant_body(self, number: int, run: RunOutput) -> Widget:
         if is_waiting(run):
             return PausedRun(run, number, self._on_continue, prompt=False)
         return HTML(render_tree_run(run, number, self._nested, prompt=False))
 
-    def _replace(self, rendered: dict[tuple, str], blocks: dict[tuple, Widget], children: list[Widget]) -> None:
-        for stale in self._blocks.values():  # what the page no longer shows
-            close_tree(stale)
-        self._rendered, self._blocks = rendered, blocks
+    def _replace(self, entries: dict[tuple, Entry], children: list[Widget]) -> None:
+        for stale in self._entries.values():  # what the page no longer shows
+            for widget in stale:
+                close_tree(widget)
+        self._entries = entries
         if tuple(children) != self.body.children:
             self.body.children = children
 

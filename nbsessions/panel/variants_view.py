@@ -28,23 +28,25 @@ def is_kept(run: RunOutput) -> bool:
 
 class VariantGroup(VBox):
     """``render(number, run)`` makes a column's body (the panel's run block, without the prompt);
-    ``on_keep(run_id)`` and ``on_regenerate(run_id)`` ask the panel to act. ``sent`` is the folded Sent view
-    shown once under the prompt: every variant sent the same context."""
+    ``on_keep(run_id)`` and ``on_regenerate(run_id)`` ask the panel to act. ``sent`` is the Sent view shown
+    once under the prompt: every variant sent the same context."""
 
     def __init__(self, members: list[Member], render: Callable[[int, RunOutput], Widget],
-                 on_keep: Callable[[str], None], on_regenerate: Callable[[str], None], sent: str = "") -> None:
+                 on_keep: Callable[[str], None], on_regenerate: Callable[[str], None],
+                 sent: Widget | None = None) -> None:
         self.keep_buttons: dict[str, Button] = {}
         original = members[0][1]
         slot = original.variant_of or original.run_id
         numbers = ", ".join(f"#{number}" for number, _run in members)
         head = HTML(f'<div style="{META_STYLE}">{len(members)} variants of one prompt ({numbers})</div>'
-                    + render_prompt(original) + sent)
+                    + render_prompt(original))
         columns = [self._column(number, run, render, on_keep) for number, run in members]
         self.columns = HBox(columns, layout=Layout(width="100%", overflow="auto", align_items="stretch"))
         self.regenerate = Button(description="Regenerate", icon="refresh",
                                  tooltip="ask this prompt again, with the same context: one more variant")
         self.regenerate.on_click(lambda _b: on_regenerate(slot))
-        super().__init__([head, self.columns, self.regenerate], layout=Layout(margin="6px 0"))
+        super().__init__([head, *([sent] if sent else []), self.columns, self.regenerate],
+                         layout=Layout(margin="6px 0"))
         self.add_class("nbsessions-variants")
 
     def _column(self, number: int, run: RunOutput, render: Callable[[int, RunOutput], Widget],
