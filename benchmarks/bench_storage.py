@@ -26,7 +26,7 @@ from tinydb import TinyDB  # noqa: E402
 
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
-from nbsessions.llm import OfflineModel  # noqa: E402
+from nbsessions.llm import FunctionModel, OfflineModel  # noqa: E402
 from nbsessions.schema import RunOutput, Session, new_id  # noqa: E402
 
 START, END = "<!-- bench_storage -->", "<!-- /bench_storage -->"
@@ -44,6 +44,8 @@ section. Each number is compared with a baseline measured in the same run:
   (fsync'd); the floor row subtracts the cost of those bare writes.
 - **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
   against the bare minimum of a run in the same process: the same model call and two stores of the run.
+- **long reply**: streaming a reply of 20,000 deltas (offline function model, in memory) against one of 2,000,
+  per delta: a reply is kept growing in place, not re-joined from all its parts on every delta.
 - **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
 - **stock TinyDB**: `JSONStorage` rewrites the whole file on every insert (and never fsyncs).
 - **Agno** (only when `agno` and `sqlalchemy` are installed: `pip install -e ".[bench]"`): Agno's Agent with its
@@ -220,6 +222,18 @@ def bench_agent_machinery(n: int) -> list[cli.Row]:
              f"{median_ms(base):.3f} ms model call + 2 stores", f"{diff:+.3f} ms", "<= +1 ms", diff <= 1.0)]
 
 
+def bench_long_reply(repeats: int) -> list[cli.Row]:
+    """Streaming cost per delta of a very long reply (20,000 deltas) against a short one (2,000): flat when the
+    reply is kept without re-joining every part on each delta."""
+    def per_delta(deltas: int) -> float:
+        agent = Agent(model=FunctionModel(lambda messages: ("word " for _ in range(deltas))))
+        return statistics.median(timed(lambda: agent.run("prompt")) for _ in range(repeats)) / deltas
+
+    short, long = per_delta(2_000), per_delta(20_000)
+    return [("stream a reply of 20,000 deltas, per delta (vs 2,000)", f"{long * 1e6:.1f} us",
+             f"{short * 1e6:.1f} us", f"{long / short:.2f}x", "<= 1.5x", long / short <= 1.5)]
+
+
 def bench_cold_open(tmp: Path, template: dict[str, Any], repeats: int) -> list[cli.Row]:
     path = tmp / "cold.json"
     with TinyDb(path) as db:
@@ -321,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     with cli.workdir(args) as tmp:
         template = template_run(tmp)
         steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
-                 (bench_agent_machinery, (1000 // scale,)), (bench_openai, (tmp, template, 300 // scale)),
+                 (bench_agent_machinery, (1000 // scale,)), (bench_long_reply, (8 // scale,)),
+                 (bench_openai, (tmp, template, 300 // scale)),
                  (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
                  (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]
         rows: list[cli.Row] = cli.run_steps(steps)

@@ -186,7 +186,7 @@ class Execution:
 
     def _content(self, text: str) -> RunContentEvent:
         self.parts.append(text)
-        self.run.content = "".join(self.parts)
+        self.run.content += text  # not a join of every part per delta: that made long replies quadratic
         return self.event(RunContentEvent, content=text)  # type: ignore[return-value]
 
     def _call(self, call: ToolCall) -> Generator[Any, Any, RunRequirement | None]:
