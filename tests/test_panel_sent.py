@@ -1,15 +1,19 @@
-"""The panel's "Sent" view: under each run of History, folded, exactly what the run sent
+"""The panel's "Sent" view: under each run of History (a paused run's card too), folded, exactly what the run sent
 — inert. One the user unfolded stays unfolded, by run id, however History redraws."""
 
 from __future__ import annotations
+
+import json
 
 from notebook_shell import PAYLOAD
 from xss import ActiveContent
 
 from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
+from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.sent_view import SentView
 from nbsessions.panel.widget_tree import descendants
+from nbsessions.tools import tool
 
 
 def by_run(panel: SessionPanel) -> dict[str, SentView]:
@@ -99,4 +103,38 @@ def test_an_unfolded_sent_view_stays_unfolded_as_runs_arrive_and_when_its_run_is
     panel.select(agent.create_session("elsewhere again").session_id)
     panel.select(sid)
     assert not any(v.unfolded for v in panel.history.sent_views)
+    panel.close()
+
+
+def test_a_paused_runs_card_has_the_same_sent_view_kept_unfolded_by_run_id(db):
+    @tool(requires_confirmation=True)
+    def drop_table(name: str) -> str:
+        """Drop a table."""
+        return f"dropped {name}"
+
+    def model(messages, tools):
+        if messages[-1].content == "drop the sales table":
+            return [ToolCall("call_1", "drop_table", json.dumps({"name": "sales"}))]
+        return "done"
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[drop_table], add_history_to_context=True,
+                  instructions="Be careful.")
+    paused = agent.run("drop the sales table")
+    assert paused.status == RunStatus.paused
+    panel = SessionPanel(agent)
+    panel.select(paused.session_id)
+    card, = panel.history.paused
+    view, = [w for w in card.children if isinstance(w, SentView)]
+    assert card.children[1] is view and view.run_id == paused.run_id and not view.unfolded  # under the run
+    assert view.line.startswith("Sent · 2 messages (0 from history)")
+    assert "Be careful." in view.children[0].value and "drop the sales table" in view.children[0].value
+    unfold(view)
+
+    agent.run("something else", session_id=paused.session_id)  # a run arrives while the card is open
+    card, = panel.history.paused
+    assert [w for w in card.children if isinstance(w, SentView)] == [view] and view.unfolded
+    panel.select(agent.create_session("elsewhere").session_id)
+    panel.select(paused.session_id)
+    card, = panel.history.paused
+    assert [w.unfolded for w in card.children if isinstance(w, SentView)] == [True]
     panel.close()

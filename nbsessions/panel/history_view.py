@@ -166,7 +166,7 @@ class HistoryView(VBox):
             sent = self._sent(run)
             return (self._looks.html(render_tree_run(run, number, self._nested)), *([sent] if sent else []))
         if kind == "paused":
-            return (PausedRun(run, number, self._on_continue),)
+            return (PausedRun(run, number, self._on_continue, sent=self._sent(run)),)
         return (VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate, sent=self._sent(run)),)
 
     def _sent(self, run: RunOutput) -> SentView | None:

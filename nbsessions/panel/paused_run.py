@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ipywidgets import HTML, Button, HBox, Label, Layout, Text, Textarea, VBox
+from ipywidgets import HTML, Button, HBox, Label, Layout, Text, Textarea, VBox, Widget
 from ipywidgets.widgets.widget_string import LabelStyle
 
 from nbsessions import theme
@@ -51,13 +51,16 @@ def _proposed(requirement: RunRequirement, name: str) -> str:
 class PausedRun(VBox):
     """``on_continue(card, approve)``: approve is True / False for Approve / Reject, None for Continue."""
 
-    def __init__(self, run: RunOutput, number: int, on_continue: OnContinue, *, prompt: bool = True) -> None:
+    def __init__(self, run: RunOutput, number: int, on_continue: OnContinue, *, prompt: bool = True,
+                 sent: Widget | None = None) -> None:
+        """``sent``: the run's Sent view, shown under the run (a card inside a variant group has none: the group
+        shows it once)."""
         self.run_id, self.number = run.run_id, number
         self.pending = [r for r in run.requirements if not r.resolved]
         self.fields: dict[str, Text] = {}  # one box per field name: continue_run takes one user_input dict
         self.results: dict[str, Textarea] = {}  # tool call id → its externally computed result
         self.message = Label(style=LabelStyle(text_color=theme.ERROR))
-        rows: list = [HTML(render_run(run, number, prompt=prompt))]
+        rows: list = [HTML(render_run(run, number, prompt=prompt)), *([sent] if sent else [])]
         for requirement in self.pending:
             rows.append(self._ask(requirement))
         self.approve: Button | None = None  # only the buttons this run's questions need
