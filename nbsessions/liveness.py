@@ -90,12 +90,14 @@ def writer_alive(writer: Any) -> bool | None:
     return not (writer.get("start") and start != writer["start"])  # a different process reusing the pid
 
 
-def why_unfinished(writer: Any, created_at: float) -> str | None:
+def why_unfinished(writer: Any, created_at: Any) -> str | None:
     """Why a ``running`` run will never finish (its ``error`` then), or None while it may still be written.
 
     No writer: stored by a version that recorded none. Only one created after this process loaded could still
-    belong to such a kernel, alive in parallel; an older one is left from a kernel that has gone.
+    belong to such a kernel, alive in parallel; an older one (or one without a usable time) is left from a
+    kernel that has gone.
     """
     if writer is None:
-        return UNRECORDED if created_at < _LOADED else None
+        recent = isinstance(created_at, (int, float)) and created_at >= _LOADED
+        return None if recent else UNRECORDED
     return ENDED if writer_alive(writer) is False else None

@@ -18,7 +18,7 @@ from notebook_shell import Notebook
 
 from nbsessions import Agent, FunctionModel, RunOutput, RunStatus, TinyDb
 from nbsessions.__main__ import main
-from nbsessions.liveness import current_writer, writer_alive
+from nbsessions.liveness import current_writer, why_unfinished, writer_alive
 from nbsessions.panel import SessionPanel
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -147,3 +147,4 @@ def test_a_writerless_running_run_is_interrupted_only_when_older_than_this_proce
         db.upsert_run(run)
     assert [r.status for r in db.list_runs("s")] == [RunStatus.interrupted, RunStatus.running]
     assert db.get_run(new.run_id).status == RunStatus.running and db.get_run(new.run_id).error is None
+    assert why_unfinished(None, None) is not None and why_unfinished(None, "garbage") is not None  # never raises
