@@ -21,22 +21,29 @@ def echo(messages: list[Message]) -> str:
 
 
 class RecordingModel(FunctionModel):
-    """The recording fake model: replies with ``reply(messages)`` (``echo`` by default) and keeps what each
-    request sent in ``requests`` (lists of messages, oldest request first), so a test asserts what the model saw.
+    """The recording fake model: replies with ``reply(messages)`` (``echo`` by default; a string is a constant
+    reply) and keeps what each request sent in ``requests`` (lists of messages, oldest request first), so a test
+    asserts what the model saw instead of encoding it into the reply text.
     ``prompts`` are the contents of each request, the shape most assertions want."""
 
-    def __init__(self, reply: Callable[[list[Message]], object] = echo, id: str = "echo") -> None:
+    def __init__(self, reply: Callable[[list[Message]], object] | str = echo, id: str = "echo") -> None:
         self.requests: list[list[Message]] = []
+        answer = (lambda messages: reply) if isinstance(reply, str) else reply
 
         def respond(messages: list[Message]) -> object:
             self.requests.append(list(messages))
-            return reply(messages)
+            return answer(messages)
 
         super().__init__(respond, id=id)
 
     @property
     def prompts(self) -> list[list[str | None]]:
         return [[m.content for m in request] for request in self.requests]
+
+    @property
+    def history_counts(self) -> list[int]:
+        """How many messages of each request came from history (``from_history``): what the context carried."""
+        return [sum(m.from_history for m in request) for request in self.requests]
 
 
 def _memory_db(tmp_path):

@@ -1,7 +1,7 @@
 import threading
 
 import pytest
-from conftest import RecordingModel
+from conftest import RecordingModel, echo
 
 from nbsessions import (
     Agent,
@@ -18,44 +18,38 @@ from nbsessions import (
 from nbsessions.llm.prices import clear_prices
 
 
-def echo(messages: list[Message]) -> str:
-    """Reply with the prompt and how much history the model saw."""
-    history = sum(1 for m in messages if m.from_history)
-    return f"echo {messages[-1].content} (history {history})"
-
-
 @pytest.fixture
 def agent(db):
-    return Agent(model=FunctionModel(echo), db=db)
+    return Agent(model=RecordingModel(), db=db)
 
 
 def test_a_run_without_session_id_continues_the_agents_own_session(agent):
     first, second = agent.run("one"), agent.run("two")
     assert first.session_id == second.session_id == agent.session_id
-    assert first.status == RunStatus.completed and first.content == "echo one (history 0)"
+    assert first.status == RunStatus.completed and first.content == "echo one"
+    assert agent.model.history_counts == [0, 0]
     assert agent.get_session(first.session_id).session_id == first.session_id
 
 
 def test_history_is_off_by_default_and_on_when_asked(db):
-    plain = Agent(model=FunctionModel(echo), db=db)
+    plain = Agent(model=RecordingModel(), db=db)
     r1 = plain.run("a")
-    assert plain.run("b", session_id=r1.session_id).content == "echo b (history 0)"
-    remembering = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, num_history_runs=1)
+    assert plain.run("b", session_id=r1.session_id).content == "echo b"
+    assert plain.model.history_counts == [0, 0]
+    remembering = Agent(model=RecordingModel(), db=db, add_history_to_context=True, num_history_runs=1)
     r3 = remembering.run("c", session_id=r1.session_id)
-    assert r3.content == "echo c (history 2)"
+    assert r3.content == "echo c" and remembering.model.history_counts == [2]
     assert [m.from_history for m in r3.messages] == [True, True, False, False]
 
 
 def test_failed_runs_are_stored_but_never_sent_as_history(db):
-    calls = {"n": 0}
-
     def flaky(messages):
-        calls["n"] += 1
-        if calls["n"] == 2:
+        if len(model.requests) == 2:
             raise ModelError("500 server error", status_code=500, kind="server", retry_after=3)
         return echo(messages)
 
-    agent = Agent(model=FunctionModel(flaky), db=db, add_history_to_context=True)
+    model = RecordingModel(flaky)
+    agent = Agent(model=model, db=db, add_history_to_context=True)
     ok = agent.run("first")
     with pytest.raises(ModelError) as caught:
         agent.run("second", session_id=ok.session_id)
@@ -64,7 +58,7 @@ def test_failed_runs_are_stored_but_never_sent_as_history(db):
     assert failed.status == RunStatus.error and failed.error == "500 server error"
     assert db.get_run(failed.run_id).status == RunStatus.error
     third = agent.run("third", session_id=ok.session_id)
-    assert third.content == "echo third (history 2)"
+    assert third.content == "echo third" and model.history_counts == [0, 2, 2]
     assert [r.status for r in agent.get_runs(ok.session_id)] == [
         RunStatus.completed, RunStatus.error, RunStatus.completed]
 
@@ -83,7 +77,7 @@ def test_streaming_yields_content_events_and_the_final_run_afterwards(agent, db)
     stream = agent.run("hello there", stream=True)
     assert stream.run.status == RunStatus.running
     chunks = [event.content for event in stream]
-    assert "".join(chunks) == "echo hello there (history 0)"
+    assert "".join(chunks) == "echo hello there"
     assert stream.run.status == RunStatus.completed
     assert db.get_run(stream.run.run_id).content == "".join(chunks)
 
@@ -143,10 +137,11 @@ def test_bad_input_raises_value_error_and_writes_nothing(agent, db):
 
 
 def test_session_state_seeds_merges_and_fills_instructions(db):
-    agent = Agent(model=FunctionModel(lambda m: m[0].content), db=db, session_state={"topic": "ml", "n": 1},
+    model = RecordingModel()
+    agent = Agent(model=model, db=db, session_state={"topic": "ml", "n": 1},
                   instructions="You help with {topic}; {unknown} stays.")
     r = agent.run("hi", session_state={"topic": "stats"})
-    assert r.content == "You help with stats; {unknown} stays."
+    assert model.prompts[0][0] == "You help with stats; {unknown} stays."
     assert agent.get_session_state(r.session_id) == {"topic": "stats", "n": 1}
     assert agent.update_session_state({"n": 2}, r.session_id) == {"topic": "stats", "n": 2}
     assert db.get_session(r.session_id).session_state == {"topic": "stats", "n": 2}
@@ -159,22 +154,23 @@ def test_sessions_of_another_user_are_refused_never_overwritten(agent, db):
     with pytest.raises(SessionAccessError):
         agent.get_session(alice.session_id, user_id="bob")
     assert [r.input for r in agent.get_runs(alice.session_id)] == ["mine"]
-    bob_agent = Agent(model=FunctionModel(echo), db=db, user_id="bob")
+    bob_agent = Agent(model=RecordingModel(), db=db, user_id="bob")
     assert bob_agent.get_sessions() == []
     with pytest.raises(SessionAccessError):
         bob_agent.update_session_state({"x": 1}, alice.session_id)
 
 
 def test_chat_history_and_session_messages(db):
-    agent = Agent(model=FunctionModel(echo), db=db, instructions="sys", add_history_to_context=True)
+    agent = Agent(model=RecordingModel(), db=db, instructions="sys", add_history_to_context=True)
     r = agent.run("a")
     agent.run("b", session_id=r.session_id)
+    assert agent.model.history_counts == [0, 2]
     assert [(m.role, m.content) for m in agent.get_chat_history(r.session_id)] == [
-        ("user", "a"), ("assistant", "echo a (history 0)"), ("user", "b"), ("assistant", "echo b (history 2)")]
+        ("user", "a"), ("assistant", "echo a"), ("user", "b"), ("assistant", "echo b")]
     messages = agent.get_session_messages(r.session_id)
     assert [m.role for m in messages] == ["system"] + ["user", "assistant"] * 2  # one system message, as Agno
     assert not any(m.from_history for m in messages)
-    assert [m.content for m in agent.get_session_messages(r.session_id, limit=2)] == ["sys", "echo b (history 2)"]
+    assert [m.content for m in agent.get_session_messages(r.session_id, limit=2)] == ["sys", "echo b"]
     assert [m.role for m in agent.get_session_messages(r.session_id, skip_history_messages=False)].count("user") == 3
     assert agent.get_chat_history(r.session_id, last_n_runs=1)[0].content == "b"
 
@@ -195,7 +191,7 @@ def test_metrics_per_run_and_per_session(db):
 def test_user_set_prices_give_a_cost():
     set_price("house-model", input_per_mtok=1.0, output_per_mtok=2.0)
     try:
-        model = FunctionModel(lambda m: "x" * 400, id="house-model")
+        model = RecordingModel("x" * 400, id="house-model")
         model.provider = "local"
         run = Agent(model=model).run("y" * 40)
         # a function model estimates 4 characters a token: 10 tokens in, 100 out
@@ -206,12 +202,13 @@ def test_user_set_prices_give_a_cost():
 
 
 def test_rerunning_a_cell_supersedes_its_previous_run(db):
-    agent = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True)
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True)
     first = agent.run("cell A", cell_id="A")
     sid = first.session_id
     agent.run("cell B", session_id=sid, cell_id="B")
     again = agent.run("cell A v2", session_id=sid, cell_id="A")
-    assert again.content == "echo cell A v2 (history 2)"  # only cell B's exchange, not A's old one
+    assert again.content == "echo cell A v2"
+    assert agent.model.prompts[-1] == ["cell B", "echo cell B", "cell A v2"]  # only cell B's exchange, not A's old one
     assert db.get_run(first.run_id).superseded_by == again.run_id
     later = agent.run("after", session_id=sid)
     assert [m.content for m in later.messages if m.from_history and m.role == "user"] == ["cell B", "cell A v2"]
@@ -232,14 +229,15 @@ def test_sessions_list_sort_page_rename_delete(agent, db):
 
 
 def test_fork_copies_runs_up_to_the_chosen_one(db):
-    agent = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, session_state={"k": 1})
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True, session_state={"k": 1})
     r1 = agent.run("one")
     agent.run("two", session_id=r1.session_id)
     fork = agent.fork_session(r1.session_id, run_id=r1.run_id)
     assert fork.forked_from == {"session_id": r1.session_id, "run_id": r1.run_id}
     assert [r.input for r in agent.get_runs(fork.session_id)] == ["one"]
     assert agent.get_session_state(fork.session_id) == {"k": 1}
-    assert agent.run("three", session_id=fork.session_id).content == "echo three (history 2)"
+    assert agent.run("three", session_id=fork.session_id).content == "echo three"
+    assert agent.model.prompts[-1] == ["one", "echo one", "three"]
     assert len(agent.get_runs(r1.session_id)) == 2
     with pytest.raises(SessionNotFoundError):
         agent.fork_session(r1.session_id, run_id="nope")
@@ -276,16 +274,18 @@ def test_offline_model_is_deterministic_and_reports_what_it_received():
 
 
 def test_history_by_messages_and_by_token_budget_from_the_agent(db):
-    agent = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, num_history_runs=10)
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True, num_history_runs=10)
     sid = agent.run("one").session_id
     for prompt in ("two", "three"):
         agent.run(prompt, session_id=sid)
-    assert agent.run("m", session_id=sid, num_history_messages=3).content == "echo m (history 2)"
-    budget = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, num_history_runs=10,
+    agent.run("m", session_id=sid, num_history_messages=3)
+    budget = Agent(model=RecordingModel(), db=db, add_history_to_context=True, num_history_runs=10,
                    max_history_tokens=10 ** 6)
-    assert budget.run("big", session_id=sid).content == "echo big (history 8)"
-    assert budget.run("tiny", session_id=sid, max_history_tokens=5).content == "echo tiny (history 0)"
-    assert agent.run("off", session_id=sid, add_history_to_context=False).content == "echo off (history 0)"
+    budget.run("big", session_id=sid)
+    budget.run("tiny", session_id=sid, max_history_tokens=2)  # under the last pair (1 + 2 tokens)
+    agent.run("off", session_id=sid, add_history_to_context=False)
+    assert agent.model.history_counts == [0, 2, 4, 2, 0]  # one, two, three, m (at most 3 messages), off
+    assert budget.model.history_counts == [8, 0]  # big, tiny
 
 
 def test_closing_a_stream_before_its_first_chunk_still_stores_a_cancelled_run(agent, db):
@@ -301,7 +301,7 @@ def test_regenerate_makes_a_variant_with_the_same_context_and_choose_variant_pic
     replies = iter(["first answer", "second answer", "third answer", "after"])
     model = RecordingModel(lambda m: next(replies))
     agent = Agent(model=model, db=db, add_history_to_context=True)
-    before = agent.run("context", model=FunctionModel(lambda m: "ok"))
+    before = agent.run("context", model=RecordingModel("ok"))
     sid = before.session_id
     agent.set_active_session(sid)
     original = agent.run("question", session_id=sid)

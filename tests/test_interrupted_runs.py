@@ -14,9 +14,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import RecordingModel
 from notebook_shell import Notebook
 
-from nbsessions import Agent, FunctionModel, RunOutput, RunStatus, TinyDb
+from nbsessions import Agent, RunOutput, RunStatus, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.liveness import current_writer, why_unfinished, writer_alive
 from nbsessions.panel import SessionPanel
@@ -41,16 +42,12 @@ HANGING_WRITER = textwrap.dedent("""
 """)
 
 
-def echo(messages):
-    return f"echo {messages[-1].content} ({len(messages)} messages)"
-
-
 @pytest.fixture
 def crashed(tmp_path):
     """A file with one completed run, then one whose kernel was killed with SIGKILL while it streamed."""
     path = tmp_path / "nb.nbsessions.json"
     with TinyDb(path) as db:
-        agent = Agent(model=FunctionModel(echo), db=db)
+        agent = Agent(model=RecordingModel(), db=db)
         first = agent.run("before the crash")
         agent.set_active_session(first.session_id)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -71,7 +68,7 @@ def crashed(tmp_path):
 def test_a_dead_writers_run_reads_as_interrupted_and_is_never_history(crashed):
     path, session_id, run_id = crashed
     with TinyDb(path) as db:
-        agent = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True)
+        agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True)
         run = db.get_run(run_id)
         assert run.status == RunStatus.interrupted and "before the reply was complete" in run.error
         assert [r.status for r in agent.get_runs(session_id)] == [RunStatus.completed, RunStatus.interrupted]
@@ -135,7 +132,7 @@ def test_a_format1_run_left_running_reads_as_interrupted_and_reading_writes_noth
         panel.select("s-main")
         assert "interrupted" in panel.history.markup and "running" not in panel.history.markup
         panel.close()
-        after = Agent(model=FunctionModel(echo), db=db, add_history_to_context=True, user_id="ana").run(
+        after = Agent(model=RecordingModel(), db=db, add_history_to_context=True, user_id="ana").run(
             "next", session_id="s-main")
     assert not [m for m in after.messages if m.from_history]  # never sent as history
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 
 import pytest
+from conftest import RecordingModel
 from ipywidgets import HTML, Button, HBox
 from xss import audit
 
@@ -32,13 +33,9 @@ XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2<
              '<svg onload="window.__xss=4"></svg> <iframe src="javascript:alert(1)"></iframe>')
 
 
-def echo(messages) -> str:
-    return "Reply to: " + (messages[-1].content or "")
-
-
 @pytest.fixture
 def agent(db) -> Agent:
-    return Agent(model=FunctionModel(echo), db=db)
+    return Agent(model=RecordingModel(), db=db)
 
 
 def add_runs(agent: Agent, session_id: str, count: int, **fields) -> list[RunOutput]:
@@ -161,7 +158,7 @@ def test_clicking_a_session_makes_it_active_and_shows_its_history(agent):
     assert panel.selected == first.session_id
     assert row.name.button_style == "info"
     assert "What is pandas?" in panel.history.markup
-    assert "Reply to: What is pandas?" in panel.history.markup
+    assert "echo What is pandas?" in panel.history.markup
     other = next(r for r in panel.sessions.rows if r.session_id == second.session_id)
     assert other.name.button_style == ""
 
@@ -195,7 +192,7 @@ def test_a_cell_run_updates_the_panel_without_a_click(agent):
 
     agent.run("second", session_id=run.session_id)
 
-    assert "Reply to: second" in panel.history.markup
+    assert "echo second" in panel.history.markup
     assert panel.history.page_info.value == "runs 1–2 of 2"
     assert row_texts(panel)[0][2] == "2"
 
@@ -207,21 +204,21 @@ def test_a_run_in_another_thread_updates_the_panel(agent):
     worker = threading.Thread(target=agent.run, args=("from a thread",), kwargs={"session_id": run.session_id})
     worker.start()
     worker.join()
-    assert "Reply to: from a thread" in panel.history.markup
+    assert "echo from a thread" in panel.history.markup
 
 
 def test_refresh_picks_up_what_another_kernel_wrote(agent):
     run = agent.run("mine")
     panel = SessionPanel(agent)
     panel.select(run.session_id)
-    other_kernel = Agent(model=FunctionModel(echo), db=agent.db)  # no listener link to this panel
+    other_kernel = Agent(model=RecordingModel(), db=agent.db)  # no listener link to this panel
     other_kernel.run("theirs", session_id=run.session_id)
     other_kernel.create_session("their new session")
     assert "theirs" not in panel.history.markup
 
     panel.refresh_button.click()
 
-    assert "Reply to: theirs" in panel.history.markup
+    assert "echo theirs" in panel.history.markup
     assert "their new session" in [r[0] for r in row_texts(panel)]
 
 
@@ -230,9 +227,9 @@ def test_refresh_reads_another_process_writing_the_same_file(tmp_path):
 
     path = tmp_path / "nb.nbsessions.json"
     with TinyDb(path) as mine, TinyDb(path) as theirs:
-        agent = Agent(model=FunctionModel(echo), db=mine)
+        agent = Agent(model=RecordingModel(), db=mine)
         panel = SessionPanel(agent)
-        Agent(model=FunctionModel(echo), db=theirs).run("written elsewhere")
+        Agent(model=RecordingModel(), db=theirs).run("written elsewhere")
         assert row_texts(panel) == []
         panel.refresh_button.click()
         assert row_texts(panel)[0][2] == "1"
@@ -490,7 +487,7 @@ def test_history_marks_error_cancelled_paused_and_superseded_runs(agent):
 
 
 def test_history_renders_markdown(agent):
-    model = FunctionModel(lambda m: "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```py\nx = 1\n```")
+    model = RecordingModel("# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```py\nx = 1\n```")
     run = Agent(model=model, db=agent.db).run("**bold** prompt")
     panel = SessionPanel(agent)
     panel.select(run.session_id)
@@ -501,7 +498,7 @@ def test_history_renders_markdown(agent):
 
 
 def test_model_and_user_text_cannot_inject_markup_anywhere(agent):
-    evil = Agent(model=FunctionModel(lambda m: XSS_REPLY, id='<img src=x onerror="window.__xss=5">'),
+    evil = Agent(model=RecordingModel(XSS_REPLY, id='<img src=x onerror="window.__xss=5">'),
                  db=agent.db)
     run = evil.run('<script>window.__xss=6</script> prompt', cell_id="c1")
     evil.run("again", session_id=run.session_id)
@@ -767,8 +764,8 @@ def test_typing_in_a_paused_run_survives_a_redraw_from_another_cell(db, pay):
     panel = panel_on(agent, run.session_id)
     card, = panel.history.paused
     card.fields["amount"].value = "7"
-    agent.run("something else", session_id=run.session_id, model=FunctionModel(echo))  # the listener redraws
-    assert "Reply to: something else" in panel.history.markup
+    agent.run("something else", session_id=run.session_id, model=RecordingModel())  # the listener redraws
+    assert "echo something else" in panel.history.markup
     assert panel.history.paused == [card] and card.fields["amount"].value == "7"
 
 
@@ -780,7 +777,7 @@ def test_tool_calls_and_results_are_shown_compactly_and_only_in_their_own_run(db
     agent = Agent(model=scripted(call("get_weather", city="Oslo"), answer=lambda r: "It is 21 degrees."), db=db,
                   tools=[get_weather], add_history_to_context=True)
     run = agent.run("weather in Oslo?")
-    agent.run("thanks", session_id=run.session_id, model=FunctionModel(echo))  # sees the tool call as history
+    agent.run("thanks", session_id=run.session_id, model=RecordingModel())  # sees the tool call as history
     panel = panel_on(agent, run.session_id)
     markup = panel.history.markup
     assert markup.count('class="nbsessions-tool"') == 1
@@ -953,7 +950,7 @@ def test_a_paused_variant_is_answered_in_its_column(db, drop_table, ledger):
 
 
 def test_variants_with_hostile_prompt_and_replies_are_inert(db):
-    agent = Agent(model=FunctionModel(lambda m: XSS_REPLY), db=db)
+    agent = Agent(model=RecordingModel(XSS_REPLY), db=db)
     run = agent.run('**prompt** <script>window.__xss=6</script> <img src=x onerror="window.__xss=7">')
     agent.regenerate(run_id=run.run_id)
     panel = panel_on(agent, run.session_id)
@@ -1193,7 +1190,7 @@ def test_hostile_member_replies_tasks_step_outputs_names_and_errors_are_inert(db
 
 
 def test_following_a_team_or_workflow_updates_the_panel_without_a_click(db):
-    agent = Agent(model=FunctionModel(echo), db=db)
+    agent = Agent(model=RecordingModel(), db=db)
     first = agent.run("hello")
     panel = panel_on(agent, first.session_id)
     team = newsroom(db)
@@ -1294,7 +1291,7 @@ def test_experiment_sessions_are_hidden_until_asked_for_then_listed_under_their_
     base = agent.create_session("analysis")
     agent.run("first", session_id=base.session_id)
     other = agent.create_session("other")
-    compare(agent, "hi", models=["offline", FunctionModel(echo, id="echo")], session_id=base.session_id,
+    compare(agent, "hi", models=["offline", RecordingModel()], session_id=base.session_id,
             progress=False)
     agent.set_active_session(base.session_id)
     batch(agent, "say {x}", [{"x": 1}], progress=False)
@@ -1304,7 +1301,7 @@ def test_experiment_sessions_are_hidden_until_asked_for_then_listed_under_their_
     panel.sessions.show_experiments.value = True
     names = [r[0] for r in row_texts(panel)]
     at = names.index("analysis")
-    assert names[at + 1] == "↳ batch: say {x} · function"  # newest first within the group, as in the list
+    assert names[at + 1] == "↳ batch: say {x} · echo"  # newest first within the group, as in the list
     assert sorted(names[at + 2:at + 4]) == ["↳ compare: echo", "↳ compare: offline"]
     assert "other" in names and len(names) == 5
     assert other.session_id in panel.sessions.shown_ids
