@@ -7,10 +7,10 @@ import os
 import stat
 
 import pytest
-from conftest import echo
+from conftest import RecordingModel
 from notebook_shell import SECRET, one_red_line, stored_runs
 
-from nbsessions import Agent, FunctionModel, NbSessionsError, TinyDb
+from nbsessions import Agent, NbSessionsError, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.errors import InvalidInputError
 from nbsessions.llm.openai import OpenAIChat
@@ -47,7 +47,7 @@ def store(tmp_path):
 ], ids=["surrogate-prompt", "nan-state", "surrogate-state", "inf-state", "surrogate-instructions",
         "int-user", "empty-user", "neg-runs", "neg-messages", "neg-tokens", "bool-runs"])
 def test_a_bad_run_argument_is_a_typed_error_and_writes_nothing(store, kwargs):
-    agent = Agent(model=FunctionModel(echo), db=store, add_history_to_context=True)
+    agent = Agent(model=RecordingModel(), db=store, add_history_to_context=True)
     prompt = kwargs.pop("input")
     with pytest.raises(InvalidInputError) as caught:
         agent.run(prompt, **kwargs)
@@ -60,11 +60,11 @@ def test_a_bad_run_argument_is_a_typed_error_and_writes_nothing(store, kwargs):
                                     {"num_history_messages": -1}, {"session_state": NAN_STATE}])
 def test_a_bad_agent_setting_is_refused_when_the_agent_is_built(kwargs):
     with pytest.raises(InvalidInputError):
-        Agent(model=FunctionModel(echo), **kwargs)
+        Agent(model=RecordingModel(), **kwargs)
 
 
 def test_bad_state_through_the_session_api_writes_nothing(store):
-    agent = Agent(model=FunctionModel(echo), db=store)
+    agent = Agent(model=RecordingModel(), db=store)
     with pytest.raises(InvalidInputError):
         agent.create_session("s", session_state={"a": SURROGATE})
     assert nothing_written(store)
@@ -186,7 +186,7 @@ def test_a_failed_db_switch_keeps_the_previous_database(nb, workdir):
 def test_cli_counts_below_one_are_refused(tmp_path, capsys, argv):
     path = tmp_path / "s.json"
     with TinyDb(path) as db:
-        Agent(model=FunctionModel(echo), db=db).run("hello")
+        Agent(model=RecordingModel(), db=db).run("hello")
         sid = db.list_sessions()[0].session_id
     command, *rest = argv
     args = [command, str(path), *([sid] if command == "show" else []), *rest]
@@ -213,7 +213,7 @@ def test_batch_and_compare_refuse_a_prompt_holding_the_key_before_any_session_or
 def test_a_workflow_refuses_bad_input_before_opening_a_session(store):
     from nbsessions import Workflow
 
-    flow = Workflow(steps=[Agent(model=FunctionModel(echo))], db=store)
+    flow = Workflow(steps=[Agent(model=RecordingModel())], db=store)
     for bad in ({"input": SURROGATE}, {"input": "ok", "user_id": 1}, {"input": "ok", "session_state": NAN_STATE}):
         with pytest.raises(InvalidInputError):
             flow.run(**bad)

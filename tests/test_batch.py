@@ -9,7 +9,7 @@ import sys
 import threading
 
 import pytest
-from conftest import echo
+from conftest import RecordingModel
 from xss import active_content
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, ModelError, RunStatus
@@ -172,7 +172,7 @@ def test_each_check_runs_once_per_row():
         seen.append(reply)
         return True
 
-    result = batch(Agent(model=FunctionModel(echo)), "q {n}", rows(3), checks=[judge], **FAST)
+    result = batch(Agent(model=RecordingModel()), "q {n}", rows(3), checks=[judge], **FAST)
     assert result.counts() == {"completed": 3}
     assert sorted(seen) == ["echo q 0", "echo q 1", "echo q 2"]
 
@@ -186,7 +186,7 @@ def test_one_failing_row_among_many_keeps_its_place_and_the_others_finish(openai
 
 def test_ctrl_c_in_the_caller_keeps_finished_rows_and_runs_nothing_more():
     db = InMemoryDb()
-    agent = Agent(model=FunctionModel(echo), db=db)
+    agent = Agent(model=RecordingModel(), db=db)
 
     def interrupt_after_three(row):
         if row.index == 2:
@@ -264,7 +264,7 @@ def test_rows_may_be_a_dataframe_and_templates_keep_json_braces():
             assert orient == "records"
             return [{"name": "Ada"}, {"name": "Grace"}]
 
-    result = batch(Agent(model=FunctionModel(echo)), 'Reply {"name": "{name}"}', Frame(), **FAST)
+    result = batch(Agent(model=RecordingModel()), 'Reply {"name": "{name}"}', Frame(), **FAST)
     assert [r.prompt for r in result] == ['Reply {"name": "Ada"}', 'Reply {"name": "Grace"}']
     assert [r.data for r in result] == [{"name": "Ada"}, {"name": "Grace"}]
 
@@ -272,7 +272,7 @@ def test_rows_may_be_a_dataframe_and_templates_keep_json_braces():
 def test_a_missing_field_fails_before_anything_runs():
     db = InMemoryDb()
     with pytest.raises(TemplateError, match="row 1: unknown name 'city'"):
-        batch(Agent(model=FunctionModel(echo), db=db), "{city}", [{"city": "Oslo"}, {"town": "Bergen"}], **FAST)
+        batch(Agent(model=RecordingModel(), db=db), "{city}", [{"city": "Oslo"}, {"town": "Bergen"}], **FAST)
     assert db.list_sessions() == []
 
 
@@ -291,20 +291,20 @@ def test_checks_pass_rates_and_records():
 
 
 def test_all_rows_go_to_one_new_session_named_after_the_template_with_no_history():
-    agent = Agent(model=FunctionModel(lambda m: f"saw {len(m)} messages"), add_history_to_context=True)
+    agent = Agent(model=RecordingModel(), add_history_to_context=True)
     result = batch(agent, "question {n}", rows(3), concurrency=1, **FAST)
     session = agent.get_session(result.session_id)
-    assert session.session_name == "batch: question {n} · function"
-    assert [r.content for r in result] == ["saw 1 messages"] * 3  # rows never see each other
+    assert session.session_name == "batch: question {n} · echo"
+    assert agent.model.prompts == [["question 0"], ["question 1"], ["question 2"]]  # rows never see each other
 
 
 def test_progress_bar_counts_rows(capsys):
-    batch(Agent(model=FunctionModel(echo)), "q {n}", rows(3), progress=True, base_delay=0.001)
+    batch(Agent(model=RecordingModel()), "q {n}", rows(3), progress=True, base_delay=0.001)
     assert "3/3" in capsys.readouterr().err
 
 
 def test_html_lists_rows_with_sanitised_replies(monkeypatch):
-    result = batch(Agent(model=FunctionModel(lambda m: "**hi**\n\n<script>alert(1)</script>")), "<b>{n}</b>",
+    result = batch(Agent(model=RecordingModel("**hi**\n\n<script>alert(1)</script>")), "<b>{n}</b>",
                    rows(2), checks=[contains("hi")], **FAST)
     page = result._repr_html_()
     assert active_content(page) == []

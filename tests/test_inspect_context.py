@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, OfflineModel, SessionAccessError, TinyDb
 from nbsessions.llm import OpenAIChat
@@ -50,7 +51,7 @@ def test_the_preview_is_exactly_what_the_server_receives_on_the_next_run(served_
 def test_a_preview_writes_nothing_not_even_a_new_session(tmp_path):
     path = tmp_path / "s.json"
     db = TinyDb(path)
-    agent = Agent(model=FunctionModel(lambda m: "hi"), db=db, add_history_to_context=True)
+    agent = Agent(model=RecordingModel("hi"), db=db, add_history_to_context=True)
     sid = agent.run("first").session_id
     size = path.stat().st_size
     preview = agent.preview_context("second", sid, session_state={"k": 1})
@@ -88,7 +89,7 @@ def test_a_stored_run_shows_each_history_message_with_the_run_it_came_from(serve
 
 def test_a_summary_is_shown_apart_from_the_system_prompt(tmp_path):
     db = TinyDb(tmp_path / "s.json")
-    agent = Agent(model=FunctionModel(lambda m: "ok"), db=db, instructions="Be brief.",
+    agent = Agent(model=RecordingModel("ok"), db=db, instructions="Be brief.",
                   add_session_summary_to_context=True)
     sid = agent.create_session().session_id
     db.update_session(sid, summary="We talked about maps.")
@@ -152,7 +153,7 @@ def test_an_offline_or_function_run_stored_before_counts_were_flagged_still_read
 
 
 def test_runs_stored_before_the_source_was_recorded_are_matched_to_earlier_runs():
-    agent = Agent(model=FunctionModel(lambda m: "a1"), add_history_to_context=True)
+    agent = Agent(model=RecordingModel("a1"), add_history_to_context=True)
     first = agent.run("q1")
     old = RunOutput(session_id=first.session_id, status=RunStatus.completed, input="q2", content="a2",
                     messages=[Message("user", "q1", from_history=True), Message("assistant", "a1", from_history=True),
@@ -165,7 +166,7 @@ def test_runs_stored_before_the_source_was_recorded_are_matched_to_earlier_runs(
 
 def test_another_users_run_is_refused(tmp_path):
     db = TinyDb(tmp_path / "u.json")
-    run = Agent(model=FunctionModel(lambda m: "hi"), db=db, user_id="alice").run("secret plan")
+    run = Agent(model=RecordingModel("hi"), db=db, user_id="alice").run("secret plan")
     bob = Agent(db=db, user_id="bob")
     with pytest.raises(SessionAccessError):
         bob.get_run_context(run.run_id)

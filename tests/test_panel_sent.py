@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import RecordingModel
 from notebook_shell import PAYLOAD
 from xss import ActiveContent
 
@@ -25,7 +26,7 @@ def unfold(view: SentView) -> None:
 
 
 def test_each_run_has_a_folded_sent_view_naming_the_runs_its_history_came_from(db):
-    agent = Agent(model=FunctionModel(lambda m: f"reply {len(m)}"), db=db, add_history_to_context=True,
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True,
                   instructions="Be brief.")
     first = agent.run("one")
     second = agent.run("two", session_id=first.session_id)
@@ -42,7 +43,7 @@ def test_each_run_has_a_folded_sent_view_naming_the_runs_its_history_came_from(d
 
 
 def test_a_hostile_history_stays_text_in_the_sent_view(db):
-    agent = Agent(model=FunctionModel(lambda m: PAYLOAD), db=db, add_history_to_context=True)
+    agent = Agent(model=RecordingModel(PAYLOAD), db=db, add_history_to_context=True)
     first = agent.run(PAYLOAD)
     agent.run("next", session_id=first.session_id)
     panel = SessionPanel(agent)
@@ -54,7 +55,7 @@ def test_a_hostile_history_stays_text_in_the_sent_view(db):
 
 
 def test_runs_that_sent_nothing_get_no_sent_view(db):
-    agent = Agent(model=FunctionModel(lambda m: "x"), db=db)
+    agent = Agent(model=RecordingModel("x"), db=db)
     session = agent.create_session("s")
     db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.error, input="never sent"))
     panel = SessionPanel(agent)
@@ -63,10 +64,10 @@ def test_runs_that_sent_nothing_get_no_sent_view(db):
 
 
 def test_variants_of_one_prompt_show_once_the_context_they_all_sent(db):
-    agent = Agent(model=FunctionModel(lambda m: "an answer"), db=db, add_history_to_context=True)
+    agent = Agent(model=RecordingModel("an answer"), db=db, add_history_to_context=True)
     earlier = agent.run("setup")
     agent.run("question", session_id=earlier.session_id)
-    agent.regenerate(earlier.session_id, model=FunctionModel(lambda m: "another answer"))
+    agent.regenerate(earlier.session_id, model=RecordingModel("another answer"))
     panel = SessionPanel(agent)
     panel.select(earlier.session_id)
     group, = panel.history.variant_groups
@@ -77,7 +78,7 @@ def test_variants_of_one_prompt_show_once_the_context_they_all_sent(db):
 
 
 def test_an_unfolded_sent_view_stays_unfolded_as_runs_arrive_and_when_its_run_is_drawn_anew(db):
-    agent = Agent(model=FunctionModel(lambda m: f"reply {len(m)}"), db=db, add_history_to_context=True)
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True)
     first = agent.run("one", cell_id="cell-1")
     sid = first.session_id
     second = agent.run("two", session_id=sid)

@@ -14,16 +14,16 @@ import os
 import subprocess
 
 import pytest
-from conftest import echo
+from conftest import RecordingModel
 from notebook_shell import one_red_line, stored_runs
 
-from nbsessions import Agent, FunctionModel, StorageError, TinyDb
+from nbsessions import Agent, StorageError, TinyDb
 from nbsessions.__main__ import main
 
 
 def make_db(path) -> str:
     with TinyDb(path) as db:
-        agent = Agent(model=FunctionModel(echo), db=db)
+        agent = Agent(model=RecordingModel(), db=db)
         run = agent.run("kept")
         agent.set_active_session(run.session_id)
         return run.session_id
@@ -158,7 +158,7 @@ def test_a_full_disk_is_one_storage_error_and_every_confirmed_run_survives(tmp_p
     with small_tmpfs(folder):
         path = folder / "s.json"
         db = TinyDb(path)
-        agent = Agent(model=FunctionModel(echo), db=db)
+        agent = Agent(model=RecordingModel(), db=db)
         first = agent.run("kept")
         fill(folder)
         with pytest.raises(StorageError) as caught:

@@ -4,6 +4,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, StepRecord, TinyDb
 from nbsessions.llm.base import ToolCall
@@ -262,11 +263,10 @@ def test_exports_put_member_runs_under_their_team_run(db):
 def test_a_workflow_run_is_history_for_a_later_agent_run(db):
     flow = Workflow(steps=[shout], db=db)
     run = flow.run("quiet words")
-    seen = []
-    Agent(model=FunctionModel(lambda m: seen.extend(m) or "ok"), db=db, add_history_to_context=True).run(
-        "and now?", session_id=run.session_id)
-    assert [(m.role, m.content) for m in seen if m.from_history] == [("user", "quiet words"),
-                                                                     ("assistant", "QUIET WORDS")]
+    later = RecordingModel("ok")
+    Agent(model=later, db=db, add_history_to_context=True).run("and now?", session_id=run.session_id)
+    assert [(m.role, m.content) for m in later.requests[0] if m.from_history] == [("user", "quiet words"),
+                                                                                  ("assistant", "QUIET WORDS")]
 
 
 def test_ctrl_c_in_a_workflow_stores_it_cancelled_with_the_steps_done(db):

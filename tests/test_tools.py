@@ -3,6 +3,7 @@ import threading
 from typing import Literal
 
 import pytest
+from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, Message, RunStatus
 from nbsessions.llm.base import ToolCall
@@ -57,10 +58,9 @@ def test_tool_messages_are_part_of_later_history(db):
     agent = Agent(model=call_then_answer("get_weather", {"city": "Oslo"}), db=db, tools=[get_weather],
                   add_history_to_context=True)
     first = agent.run("weather?")
-    seen = []
-    agent.run("again", session_id=first.session_id,
-              model=FunctionModel(lambda m: seen.extend(m) or "ok"))
-    assert [m.role for m in seen if m.from_history] == ["user", "assistant", "tool", "assistant"]
+    later = RecordingModel("ok")
+    agent.run("again", session_id=first.session_id, model=later)
+    assert [m.role for m in later.requests[0] if m.from_history] == ["user", "assistant", "tool", "assistant"]
 
 
 def test_a_raising_tool_sends_its_error_to_the_model_and_the_run_survives(db):
@@ -115,12 +115,13 @@ def test_agentic_state_tool_and_state_in_context(db):
                   enable_agentic_state=True)
     run = agent.run("I am happy")
     assert agent.get_session_state(run.session_id) == {"mood": "happy"}
-    seen = []
-    agent.run("x", session_id=run.session_id, model=FunctionModel(lambda m: seen.extend(m) or "ok"))
-    assert seen[0].role == "user"  # state is not shown unless asked
+    plain, shown = RecordingModel("ok"), RecordingModel("ok")
+    agent.run("x", session_id=run.session_id, model=plain)
+    assert plain.requests[0][0].role == "user"  # state is not shown unless asked
     shows_state = Agent(db=db, add_session_state_to_context=True)
-    shows_state.run("y", session_id=run.session_id, model=FunctionModel(lambda m: seen.extend(m) or "ok"))
-    assert seen[-2].role == "system" and '"mood": "happy"' in seen[-2].content
+    shows_state.run("y", session_id=run.session_id, model=shown)
+    system = shown.requests[0][-2]
+    assert system.role == "system" and '"mood": "happy"' in system.content
 
 
 def test_confirmation_pauses_then_approval_continues_with_the_same_session(db):
@@ -134,11 +135,11 @@ def test_confirmation_pauses_then_approval_continues_with_the_same_session(db):
 
     agent = Agent(model=call_then_answer("delete_table", {"name": "sales"}), db=db, tools=[delete_table],
                   user_id="ana", add_history_to_context=True)
-    earlier = agent.run("hello", model=FunctionModel(lambda m: "hi"))
+    earlier = agent.run("hello", model=RecordingModel("hi"))
     paused = agent.run("drop sales", session_id=earlier.session_id)
     assert paused.status == RunStatus.paused and calls == []
     assert db.get_run(paused.run_id).requirements[0].kind == "confirmation"
-    unrelated = agent.run("unrelated", session_id=earlier.session_id, model=FunctionModel(lambda m: "ok"))
+    unrelated = agent.run("unrelated", session_id=earlier.session_id, model=RecordingModel("ok"))
     assert [m.content for m in unrelated.messages if m.from_history] == ["hello", "hi"]  # paused: not history
     done = agent.continue_run(paused.run_id, approve=True)
     assert done.status == RunStatus.completed and calls == ["sales"]
@@ -268,7 +269,7 @@ def test_a_paused_run_can_continue_on_another_model(db):
 
     agent = Agent(model=call_then_answer("act", {}), db=db, tools=[act])
     paused = agent.run("go")
-    other = FunctionModel(lambda m: "other model answered", id="other")
+    other = RecordingModel("other model answered", id="other")
     done = agent.continue_run(paused.run_id, approve=True, model=other)
     assert done.content == "other model answered" and done.model == "other"
 
