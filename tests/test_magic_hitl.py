@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from conftest import RecordingModel
+from conftest import RecordingModel, echo
 from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, one_red_line, stored_runs
 from xss import ActiveContent
@@ -288,7 +288,7 @@ def summarising(messages):
         if "FAIL" in messages[-1].content:
             raise ModelError("500 server error while summarising", status_code=500)
         return "**Summary**: " + PAYLOAD
-    return f"reply to {messages[-1].content}"
+    return echo(messages)
 
 
 def test_summaries_follow_the_setting_and_stand_in_for_older_runs(nb):

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from conftest import RecordingModel
 from notebook_shell import PAYLOAD, Notebook, one_red_line, refused, stored_runs
 from xss import ActiveContent
 
@@ -212,12 +213,12 @@ def test_a_failing_leader_is_one_red_line_stored_as_error_with_the_member_line(n
 
 
 def test_a_registered_agent_runs_with_its_own_model_and_instructions(nb, workdir):
-    critic = Agent(model=FunctionModel(lambda m: f"critique ({m[0].content}): {m[-1].content}", id="critic"),
-                   instructions="Be harsh.", name="critic")
+    critic = Agent(model=RecordingModel(id="critic"), instructions="Be harsh.", name="critic")
     registered(nb, critic=critic)
     ran = nb.run("%%agent --agent critic --new review -o crit\nMy essay")
     assert ran.result.success
-    assert ran.outputs[-1].data["text/plain"].startswith("critique (Be harsh.): My essay\n\n— critic · review (")
+    assert critic.model.prompts == [["Be harsh.", "My essay"]]
+    assert ran.outputs[-1].data["text/plain"].startswith("echo My essay\n\n— critic · review (")
     assert nb.shell.user_ns["crit"].run_id == db_runs(workdir)[0].run_id
 
 
@@ -328,7 +329,7 @@ def test_bad_team_and_workflow_cells_are_one_red_line_and_write_nothing(nb, work
 def test_payloads_in_member_replies_step_outputs_and_names_are_inert_everywhere(nb, workdir):
     nasty = member("nasty", lambda m: PAYLOAD)
     registered(nb, research=Team(members=[nasty], model=leader(("nasty", PAYLOAD))),
-               flow=Workflow(steps=[lambda s: PAYLOAD, Agent(model=FunctionModel(lambda m: PAYLOAD, id="m"),
+               flow=Workflow(steps=[lambda s: PAYLOAD, Agent(model=RecordingModel(PAYLOAD, id="m"),
                                                              name="<img src=x onerror=alert(9)>")],
                              name="<script>alert(8)</script>"),
                bad=Workflow(steps=[_raise_payload]))

@@ -1,21 +1,23 @@
 import pytest
-from conftest import RecordingModel
+from conftest import RecordingModel, echo
 
 from nbsessions import Agent, FunctionModel, Message, ModelError, OfflineModel, RunStatus
 from nbsessions.summary import SUMMARY_PROMPT
 
 
+def is_summary_request(messages: list[Message]) -> bool:
+    return messages[0].content.startswith(SUMMARY_PROMPT)
+
+
 def scripted(messages: list[Message]) -> str:
-    """Answers prompts with what it saw; answers summary requests with a marked summary."""
-    if messages[0].content.startswith(SUMMARY_PROMPT):
+    """Answers summary requests with a marked summary (counting the prompts it covers); echoes the rest."""
+    if is_summary_request(messages):
         return "SUMMARY of " + str(messages[-1].content.count("user:")) + " prompts"
-    system = next((m.content for m in messages if m.role == "system"), "")
-    history = sum(1 for m in messages if m.from_history)
-    return f"reply (history {history}) [{system}]"
+    return echo(messages)
 
 
 def test_summary_refreshes_every_n_runs_in_the_background(db):
-    agent = Agent(model=FunctionModel(scripted), db=db, enable_session_summaries=True, session_summary_every=2)
+    agent = Agent(model=RecordingModel(scripted), db=db, enable_session_summaries=True, session_summary_every=2)
     sid = agent.run("first").session_id
     agent.summarizer.wait()
     assert agent.get_session_summary(sid) is None
@@ -32,15 +34,19 @@ def test_summary_refreshes_every_n_runs_in_the_background(db):
 
 
 def test_summary_replaces_the_runs_it_covers_in_the_context(db):
-    agent = Agent(model=FunctionModel(scripted), db=db, enable_session_summaries=True, session_summary_every=2,
+    model = RecordingModel(scripted)
+    agent = Agent(model=model, db=db, enable_session_summaries=True, session_summary_every=2,
                   add_session_summary_to_context=True, add_history_to_context=True)
     sid = agent.run("one").session_id
     agent.run("two", session_id=sid)
     agent.summarizer.wait()
-    after = agent.run("three", session_id=sid)
-    assert after.content == "reply (history 0) [Summary of the conversation so far:\nSUMMARY of 2 prompts]"
-    assert agent.run("four", session_id=sid).content.startswith("reply (history 2)")
+    agent.run("three", session_id=sid)
+    agent.run("four", session_id=sid)
     agent.summarizer.wait()
+    sent = {r[-1].content: r for r in model.requests if not is_summary_request(r)}  # by prompt
+    assert [(m.role, m.content, m.from_history) for m in sent["three"]] == [
+        ("system", "Summary of the conversation so far:\nSUMMARY of 2 prompts", False), ("user", "three", False)]
+    assert sum(m.from_history for m in sent["four"]) == 2  # "three" and its reply: the summary covers the rest
 
 
 def test_a_failing_summary_never_fails_the_run(db):
