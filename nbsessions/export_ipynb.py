@@ -8,6 +8,7 @@ the cell again sends the same text (``{field}`` braces are escaped). Built from 
 from __future__ import annotations
 
 import html
+import sys
 import time
 from typing import Any
 
@@ -21,6 +22,33 @@ from nbsessions.templating import escape_prompt
 
 IPYNB_FORMAT = "nbsessions.ipynb"
 IPYNB_VERSION = 1
+KERNEL_NAME = "python3"  # the name ipykernel installs its kernelspec under
+
+
+def kernel_language_info() -> dict[str, Any]:
+    """``language_info`` as the kernel reports it on connect: the exporting kernel's own, else ipykernel's for this
+    Python. JupyterLab writes what the kernel reports into the notebook, so anything less marks it unsaved."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    info = getattr(getattr(shell, "kernel", None), "language_info", None)
+    if isinstance(info, dict) and info.get("name"):
+        return dict(info)
+    return {"name": "python", "version": sys.version.split()[0], "mimetype": "text/x-python",
+            "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
+            "pygments_lexer": "ipython3", "nbconvert_exporter": "python", "file_extension": ".py"}
+
+
+def kernelspec() -> dict[str, str]:
+    """The installed ``python3`` kernelspec as JupyterLab writes it on connect (name, display name, language);
+    ipykernel's own display name when no spec can be read."""
+    display_name = f"Python {sys.version_info[0]} (ipykernel)"
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        display_name = KernelSpecManager().get_kernel_spec(KERNEL_NAME).display_name or display_name
+    except (ImportError, NoSuchKernel, OSError, ValueError):
+        pass
+    return {"name": KERNEL_NAME, "display_name": display_name, "language": "python"}
 
 
 def _label(session: Session) -> str:
@@ -120,8 +148,8 @@ def session_notebook(session: Session, runs: list[RunOutput]) -> Any:
     and a workflow's steps are listed as text under their run (their tokens are already in its totals)."""
     top = [r for r in runs if not r.parent_run_id]
     nb = v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["kernelspec"] = kernelspec()
+    nb.metadata["language_info"] = kernel_language_info()
     nb.metadata["nbsessions"] = {"format": IPYNB_FORMAT, "version": IPYNB_VERSION, "exported_at": time.time(),
                                  "session_id": session.session_id, "session_name": session.session_name,
                                  "user_id": session.user_id}

@@ -8,6 +8,9 @@ Uses the JupyterLab and Chromium fixtures of ``conftest.py`` (skipped without Ch
 
 from __future__ import annotations
 
+import re
+
+import nbformat
 import pytest
 from browser_harness import KERNEL_IDLE, OUTPUT_DIR, running_notebook, update_screenshot
 
@@ -58,6 +61,18 @@ def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert
         page.wait_for_function(KERNEL_IDLE)
         opened = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
         expect(opened).to_have_count(1)
+        # JupyterLab writes the kernel's kernelspec and language_info into the notebook on connect: an export
+        # that already holds them opens saved, not marked as changed before the user touches it
+        assert page.evaluate("() => window.jupyterapp.shell.currentWidget.context.path") == "exported.ipynb"
+        assert page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty") is False
+        tab = page.locator(".lm-TabBar-tab", has_text="exported.ipynb")
+        expect(tab).to_have_count(1)
+        expect(tab).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"))  # no "unsaved" dot on its tab
+        saved = nbformat.read(jupyterlab["root"] / "exported.ipynb", as_version=4)
+        nbformat.validate(saved)
+        connected = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.metadata")
+        assert {k: connected[k] for k in ("kernelspec", "language_info")} == {
+            k: saved.metadata[k] for k in ("kernelspec", "language_info")}  # what the kernel reported, as saved
         expect(opened.locator(".jp-Cell")).to_have_count(4)  # title, %load_ext, two runs
         replies = opened.locator(".jp-OutputArea-output .nbsessions-reply")
         expect(replies).to_have_count(2)

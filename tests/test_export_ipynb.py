@@ -126,3 +126,29 @@ def test_team_members_and_workflow_steps_are_listed_under_their_run(db):
     assert members.text.startswith("members: researcher · ") and "completed" in members.text
     assert "composed" in reply.data["text/plain"] and "<script" not in reply.data["text/html"]
     assert flow_cell.outputs[0].text.startswith("step 1 · ") and "cleaned: raw notes" in flow_cell.outputs[0].text
+
+
+def test_the_notebook_names_the_installed_kernel_as_jupyterlab_would_on_connect(tmp_path, monkeypatch):
+    """JupyterLab rewrites ``kernelspec`` and ``language_info`` with what the kernel reports when it connects; an
+    export holding anything else opens marked as unsaved (the browser test checks that end to end)."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    db_path = tmp_path / "a.nbsessions.json"
+    with TinyDb(db_path) as db:
+        sid = Agent(model=RecordingModel("an answer"), db=db).run("a question").session_id
+    target = tmp_path / "k.ipynb"
+    assert main(["export", str(db_path), sid, "-f", "ipynb", "-o", str(target)]) == 0
+    meta = nbformat.read(target, as_version=4).metadata
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    assert meta.kernelspec == {"name": "python3", "display_name": installed.display_name, "language": "python"}
+    assert meta.language_info == IPythonKernel.language_info  # what ipykernel answers kernel_info with
+
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text('{"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], '
+                                      '"display_name": "Python 3 (team env)", "language": "python"}')
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    assert main(["export", str(db_path), sid, "-f", "ipynb", "-o", str(target.with_name("k2.ipynb"))]) == 0
+    assert nbformat.read(target.with_name("k2.ipynb"), as_version=4).metadata.kernelspec.display_name == \
+        "Python 3 (team env)"
