@@ -6,13 +6,13 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbsessions import run_log
 from nbsessions.async_api import AsyncRunsMixin
-from nbsessions.context import HistoryPolicy, TokenCounter, build_context, fill_from_state
+from nbsessions.context import HistoryPolicy, TokenCounter, build_context
 from nbsessions.db.base import BaseDb
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, SessionNotFoundError
@@ -23,13 +23,16 @@ from nbsessions.inspect_context import SentContext, run_context
 from nbsessions.liveness import current_writer
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
+from nbsessions.printing import PrintingMixin
 from nbsessions.requirement import RunRequirement
 from nbsessions.run_options import ContextOptions, ContinueOptions, RunOptions, given_options, spelled_out
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import RunStream, complete
 from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summarizer
+from nbsessions.system_message import SystemPrompt, build_system_message, check_instructions
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
+from nbsessions.unsupported import refuse_unsupported
 from nbsessions.validate import check_count, check_json, check_text, check_user_id, refuse_secrets
 from nbsessions.variants import VariantsMixin
 
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
+class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
     """Runs prompts in sessions stored in ``db`` (in memory when none is given).
 
     History enters the context only when asked (``add_history_to_context``), as in Agno's Sessions.
@@ -72,14 +75,42 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
         enable_agentic_state: bool = False,
         add_session_state_to_context: bool = False,
         session_state: dict[str, Any] | None = None,
-        instructions: str | None = None,
+        instructions: str | list[str] | None = None,
         name: str | None = None,
         agent_id: str | None = None,
         id: str | None = None,
+        description: str | None = None,
+        role: str | None = None,
+        expected_output: str | None = None,
+        additional_context: str | None = None,
+        markdown: bool = False,
+        add_datetime_to_context: bool = False,
+        datetime_format: str | None = None,
+        timezone_identifier: str | None = None,
+        add_name_to_context: bool = False,
+        use_instruction_tags: bool = False,
+        system_message: str | None = None,
+        tool_call_limit: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        debug_mode: bool = False,
+        **unsupported: Any,
     ) -> None:
         """Agno's keywords where Agno has them (``id`` is ``agent_id``; ``search_past_sessions`` and
         ``num_past_sessions_to_search`` are Agno 3's names for ``search_session_history`` /
-        ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway)."""
+        ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway).
+        ``description`` ... ``system_message`` build the system message as Agno's do (``system_message.py``);
+        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno)."""
+        refuse_unsupported(type(self).__name__, unsupported)
+        check_instructions(instructions)
+        self.system_prompt = SystemPrompt(description, role, expected_output, additional_context, markdown,
+                                          add_datetime_to_context, datetime_format, timezone_identifier,
+                                          add_name_to_context, use_instruction_tags, system_message)
+        check_count(tool_call_limit, "tool_call_limit")
+        if metadata is not None:
+            check_json(metadata, "metadata")
+        self.tool_call_limit, self.metadata, self.debug_mode = tool_call_limit, metadata, debug_mode
+        if debug_mode:
+            run_log.enable()
         if session_state is not None:
             check_json(session_state, "session_state")
         check_user_id(user_id)
@@ -239,12 +270,13 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
                 session = self.db.update_session(session.session_id, session_state=replaced)
             elif session_state:
                 session = self.db.update_session(session.session_id, state_patch=session_state)
+            defaults = {k: v for k, v in (self.metadata or {}).items() if k not in session.metadata}
+            if defaults:  # Agno: the agent's metadata are defaults, the session's own values win
+                session = self.db.update_session(session.session_id, metadata_patch=defaults)
         model = model or self.model
-        template = instructions if instructions is not None else self.instructions
-        system = fill_from_state(template, session.session_state) if template else None
-        if self.add_session_state_to_context:
-            state = json.dumps(session.session_state, ensure_ascii=False, sort_keys=True)
-            system = (system + "\n\n" if system else "") + f"Session state (JSON): {state}"
+        system = build_system_message(self.system_prompt, instructions if instructions is not None
+                                      else self.instructions, session.session_state, name=self.name,
+                                      add_session_state=self.add_session_state_to_context)
         use_summary = self.add_session_summary_to_context and session.summary
         through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at") if use_summary else None
         run = RunOutput(
@@ -261,6 +293,8 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends
         self._emit("run", run.session_id)
+        if self.debug_mode:
+            run_log.log_sent(run)
         return self._start(run, model, session_state)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
@@ -270,7 +304,7 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
                          is_cancelled=self._is_cancelled, finish=self._finish,
                          parts=[run.content] if run.content else [],
                          initial_state=copy.deepcopy(session_state), agent_id=self.agent_id,
-                         agent_name=self.name or "")
+                         agent_name=self.name or "", tool_call_limit=self.tool_call_limit)
 
     def _run_tools(self) -> dict[str, Tool]:
         """The agent's tools plus Agno's ``read_chat_history`` / ``search_session_history`` ones, bound to this
@@ -296,6 +330,8 @@ class Agent(VariantsMixin, AsyncRunsMixin, SessionsMixin):
         execution.record_usage()
         self._add_nested_usage(run)
         self.db.upsert_run(run)
+        if self.debug_mode:
+            run_log.log_outcome(run)
         changes, deleted = execution.state_changes(), execution.state_deletions()
         if changes or deleted:
             self.db.update_session(run.session_id, state_patch=changes, state_delete=deleted)

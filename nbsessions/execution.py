@@ -34,6 +34,8 @@ from nbsessions.schema import Message, RunOutput, RunStatus
 from nbsessions.tools import RunContext, Tool
 
 MAX_TOOL_ROUNDS = 12
+LIMIT_REACHED = "Tool call limit reached. Tool call {name} not executed. Don't try to execute it again."
+"""Agno's tool result for a call over ``tool_call_limit`` (its ``create_tool_call_limit_error_result``)."""
 
 
 class Cancelled(Exception):
@@ -102,6 +104,9 @@ class Execution:
     agent_name: str = ""
     continued: bool = False
     answered: list[RunRequirement] = field(default_factory=list)  # answers ``steps`` applies before asking again
+    tool_call_limit: int | None = None  # Agno's: at most this many tool calls run in one run
+    tool_calls_made: int = 0
+    limit_told: bool = False  # the model was already told the limit was reached
 
     def steps(self) -> Steps:
         """The run as a conversation with its driver: yields events and requests, receives what was asked for.
@@ -176,13 +181,27 @@ class Execution:
                 return RunStatus.completed
             waiting = []
             for call in calls:
-                requirement = yield from self._call(call)
+                requirement = yield from self._call(call) if self._within_limit() else self._refuse(call)
                 if requirement is not None:
                     waiting.append(requirement)
+            self.limit_told = self.tool_call_limit is not None and self.tool_calls_made > self.tool_call_limit
             if waiting:
                 self.run.requirements = waiting
                 return RunStatus.paused
         raise ModelError(f"the model was still calling tools after {MAX_TOOL_ROUNDS} rounds; stopped")
+
+    def _within_limit(self) -> bool:
+        self.tool_calls_made += 1
+        return self.tool_call_limit is None or self.tool_calls_made <= self.tool_call_limit
+
+    def _refuse(self, call: ToolCall) -> Generator[Any, Any, None]:
+        """Agno's answer to a call over the limit; a model that calls again after being told is stopped."""
+        if self.limit_told:
+            raise ModelError(f"the model kept calling tools after tool_call_limit={self.tool_call_limit} was "
+                             f"reached (it asked for {call.name!r} again); stopped")
+        self.tool_result(call.id, LIMIT_REACHED.format(name=call.name))
+        yield from ()
+        return None
 
     def _content(self, text: str) -> RunContentEvent:
         self.parts.append(text)
