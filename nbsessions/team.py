@@ -68,7 +68,9 @@ class Team(Agent):
         return bound
 
     def _member_tool(self, name: str, member: Agent) -> Tool:
-        description = (member.instructions or f"the {name} member").split("\n")[0][:200]
+        given = member.instructions if isinstance(member.instructions, str) else "\n".join(member.instructions or [])
+        about = member.system_prompt.role or member.system_prompt.description or given  # Agno's member role first
+        description = (about or f"the {name} member").split("\n")[0][:200]
 
         def ask(task: str, run_context: RunContext) -> str:
             return self._ask(member, task, run_context)

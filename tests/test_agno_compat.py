@@ -448,3 +448,101 @@ def test_a_workflow_agent_runs_the_steps_from_arun_too(model, openai_server):
                          "A cat sat.", "Story: A cat sat.")
     run = asyncio.run(workflow.arun("Tell me a story about a cat"))
     assert run.content == "Story: A cat sat." and [s.content for s in run.step_results] == ["A cat sat."]
+
+
+# -- cookbook: getting started, basic agents (verbatim; only the import line and the server's env differ) -----
+@pytest.fixture
+def cookbook_env(openai_server, monkeypatch):
+    """``OpenAIChat(id="gpt-4o")`` with no URL or key, as the cookbook writes it, reaches the loopback server."""
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    return openai_server
+
+
+def test_cookbook_basic_agent_prints_a_streamed_reply(cookbook_env, capsys):
+    from nbsessions import Agent, OpenAIChat
+
+    cookbook_env.script("Well, I declare, the doll blinked back.")
+    agent = Agent(model=OpenAIChat(id="gpt-4o"), instructions="Speak with a southern drawl", markdown=True)
+    agent.print_response("Share a 1 sentence horror story", stream=True)
+
+    assert sent_texts(cookbook_env)[0] == ("system", "Speak with a southern drawl\n\n<additional_information>\n"
+                                           "- Use markdown to format your answers.\n</additional_information>")
+    assert cookbook_env.last.body["stream"] is True
+    out = capsys.readouterr().out
+    assert out.startswith("Message: Share a 1 sentence horror story\n\nWell, I declare, the doll blinked back.\n\n"
+                          "— gpt-4o · ")
+    assert agent.get_last_run_output().content == "Well, I declare, the doll blinked back."
+
+
+def test_cookbook_news_reporter_sends_description_instructions_and_expected_output(cookbook_env, capsys):
+    from textwrap import dedent
+
+    from nbsessions import Agent, OpenAIChat
+
+    agent = Agent(
+        model=OpenAIChat(id="gpt-4o"),
+        description="You are an enthusiastic news reporter with a flair for storytelling!",
+        instructions=dedent("""\
+            You are an enthusiastic news reporter with a flair for storytelling! 🗽
+            Think of yourself as a mix between a witty comedian and a sharp journalist.\
+        """),
+        expected_output=dedent("""\
+            # {Compelling Headline} 📰
+
+            ## Summary
+            {Brief overview of the news story}\
+        """),
+        additional_context="The reader is in New York.",
+        add_datetime_to_context=True,
+        markdown=True,
+    )
+    agent.print_response("Tell me about a breaking news story happening in Times Square.", stream=True)
+
+    system = sent_texts(cookbook_env)[0][1]
+    assert system.startswith("You are an enthusiastic news reporter with a flair for storytelling!\n"
+                             "You are an enthusiastic news reporter with a flair for storytelling! 🗽\n")
+    assert "- Use markdown to format your answers.\n- The current time is " in system
+    assert system.endswith("<expected_output>\n# {Compelling Headline} 📰\n\n## Summary\n"
+                           "{Brief overview of the news story}\n</expected_output>\n\nThe reader is in New York.")
+    assert "Times Square" in capsys.readouterr().out
+
+
+def test_cookbook_async_agent_prints_through_aprint_response(cookbook_env, capsys):
+    import asyncio
+
+    from nbsessions import Agent, OpenAIChat
+
+    agent = Agent(model=OpenAIChat(id="gpt-4o"), description="You help people with their cooking.",
+                  markdown=True)
+    asyncio.run(agent.aprint_response("Share a breakfast recipe.", stream=True))
+
+    assert sent_texts(cookbook_env)[0][1].startswith("You help people with their cooking.\n<additional_information>")
+    assert capsys.readouterr().out.startswith("Message: Share a breakfast recipe.\n\n"
+                                              "echo: Share a breakfast recipe.\n\n— gpt-4o · ")
+
+
+def test_cookbook_tool_call_limit_runs_one_tool_and_refuses_the_second(cookbook_env, capsys):
+    from nbsessions import Agent, OpenAIChat
+
+    def get_current_stock_price(symbol: str) -> str:
+        """Get the current stock price."""
+        return f"{symbol}: 250.00"
+
+    def get_company_news(symbol: str) -> str:
+        """Get the latest company news."""
+        raise AssertionError("over the limit: must not run")
+
+    cookbook_env.script({"content": "", "tool_calls": [
+        {"name": "get_current_stock_price", "arguments": '{"symbol": "TSLA"}'},
+        {"name": "get_company_news", "arguments": '{"symbol": "TSLA"}'}]}, "TSLA is at 250.00.")
+    agent = Agent(model=OpenAIChat(id="gpt-4o"), tools=[get_current_stock_price, get_company_news],
+                  tool_call_limit=1)
+    agent.print_response("Find me the current price of TSLA, then after that find me the latest news about Tesla.",
+                         stream=True)
+
+    tool_messages = [t for r, t in sent_texts(cookbook_env) if r == "tool"]
+    assert tool_messages == ["TSLA: 250.00", "Tool call limit reached. Tool call get_company_news not executed. "
+                                             "Don't try to execute it again."]
+    assert agent.get_last_run_output().status.value == "completed"
+    assert "TSLA is at 250.00." in capsys.readouterr().out
