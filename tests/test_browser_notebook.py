@@ -89,3 +89,54 @@ def test_the_sent_view_unfolds_in_the_panel_and_an_exported_notebook_opens_inert
         assert dialogs == []
 
     update_screenshot("panel-sent.png", "sent-view.png")
+
+
+TEAM_CELL = '''import json
+from nbsessions import Agent, FunctionModel, TinyDb
+from nbsessions.llm.base import ToolCall
+from nbsessions.panel import SessionPanel
+from nbsessions.team import Team
+
+def leader(messages, tools):
+    done = [m.content for m in messages if m.role == "tool" and not m.from_history]
+    return "composed: " + done[0] if done else ToolCall("c1", "ask_writer", json.dumps({"task": "write it up"}))
+
+writer = Agent(model=FunctionModel(lambda m: "writer did " + m[-1].content, id="writer-model"), name="writer")
+team = Team(members=[writer], db=TinyDb("teams.nbsessions.json"), model=FunctionModel(leader, id="leader"))
+first = team.run("report on tea")
+panel = SessionPanel(db=team.db)
+panel.follow(team)
+panel.select(first.session_id)
+panel'''
+
+
+def test_a_team_runs_member_fold_unfolded_in_the_browser_stays_unfolded_when_a_run_arrives(jupyterlab, chromium):
+    from playwright.sync_api import expect
+
+    dialogs: list[str] = []
+    with running_notebook(jupyterlab, chromium, "team", [TEAM_CELL], dialogs=dialogs) as page:
+        folds = page.locator(".nbsessions-panel .nbsessions-history .nbsessions-members")
+        expect(folds).to_have_count(1)
+        header = folds.first.locator(".jupyter-widget-Collapse-header").first
+        expect(header).to_contain_text("1 member run: writer ·")
+        reply = folds.first.get_by_text("writer did write it up")
+        expect(reply).to_be_hidden()  # folded by default
+        header.click()
+        expect(reply).to_be_visible()
+
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                      ".requestExecute({code: 'team.run(\"report on coffee\", session_id=first.session_id)'}).done")
+        expect(folds).to_have_count(2)  # a run arrived: History redrew
+        expect(folds.get_by_text("writer did write it up")).to_have_count(2)
+        expect(folds.nth(1).get_by_text("writer did write it up")).to_be_visible()  # the older run, still open
+        expect(folds.nth(0).get_by_text("writer did write it up")).to_be_hidden()  # the new run's, folded
+
+        page.evaluate("() => document.querySelectorAll('.nbsessions-members').forEach(e => e.dataset.drawn = 'before')")
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute("
+                      "{code: 'panel.select(panel.agent.create_session(\"elsewhere\").session_id)\\n"
+                      "panel.select(first.session_id)'}).done")  # every widget of History drawn anew
+        folds = page.locator(".nbsessions-panel .nbsessions-history .nbsessions-members:not([data-drawn])")
+        expect(folds).to_have_count(2)
+        expect(folds.nth(1).get_by_text("writer did write it up")).to_be_visible()  # the kernel heard the click
+        expect(folds.nth(0).get_by_text("writer did write it up")).to_be_hidden()
+        assert page.evaluate("() => typeof window.__xss") == "undefined" and dialogs == []

@@ -1141,9 +1141,10 @@ def test_a_failing_step_shows_its_error_badge_and_keeps_the_steps_before_it(db):
     assert texts_of(markup, "nbsessions-step-error") == ["429 rate limited: retry in 7 s", "disk full"]
     assert texts_of(markup, "nbsessions-step-output") == ["DATA"]
     badges = [part.split(">", 1)[1].split("<", 1)[0] for part in markup.split('class="nbsessions-badge"')[1:]]
-    assert badges == ["error", "error", "error", "error", "error", "error"]  # runs, steps, the folded step run
+    assert badges == ["error", "error", "error", "error", "error"]  # runs, steps, the step run
     folded, = texts_of(markup, "nbsessions-step-run")
     assert folded.startswith("its agent run · flaky-model") and "429 rate limited" in folded
+    assert panel.history.folds[0].titles[0].endswith(" · error")  # the folded step run says it failed
     assert "step 'explode' failed: disk full" in first
 
 

@@ -1,12 +1,13 @@
 """The History tab: a session's transcript, 50 top-level runs per page, newest page and newest run first.
 
 A plain run is drawn as HTML (``run_html``) with its folded Sent view (``SentView``) under it. A team's member
-runs and a workflow's steps are folded into their run's HTML (``nested_html``), never entries of their own. Two
+runs and a workflow's step runs are folded under their run (``nested_html``'s ``Fold``), never entries of their
+own. Two
 kinds of run get widgets of their own, in transcript order: a paused run (``PausedRun``: Approve / Reject,
 fields, results) and the variants of one prompt (``VariantGroup``: side by side, "Keep this one"). Every entry's
 widgets are kept while what they show is unchanged, so a live redraw makes widgets only for what changed, and a
-cell running elsewhere does not wipe what the user is typing into a paused run's fields. Which Sent views the
-user unfolded is remembered by run id, so one stays unfolded when its run is drawn anew.
+cell running elsewhere does not wipe what the user is typing into a paused run's fields. Which Sent views and
+folds of nested runs the user unfolded is remembered (by run id), so one stays unfolded when its run is drawn anew.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from ipywidgets import HTML, Button, Dropdown, HBox, Label, Layout, VBox, Widget
 
 from nbsessions.panel import formatting as fmt
-from nbsessions.panel.nested_html import render_tree_run
+from nbsessions.panel.nested_html import Fold, Folding, tree_markup, tree_widget
 from nbsessions.panel.paused_run import OnContinue, PausedRun
 from nbsessions.panel.run_html import clip, render_summary
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, Nested, tree_key
@@ -77,9 +78,10 @@ class HistoryView(VBox):
         self.total = 0
         self._on_continue, self._on_keep, self._on_regenerate = on_continue, on_keep, on_regenerate
         self._entries: dict[tuple, Entry] = {}  # the widgets on screen, by what they show
-        self._unfolded: set[str] = set()  # run ids whose Sent view the user unfolded
+        self._unfolded: set[str] = set()  # what the user unfolded: run ids (Sent views) and ``Fold`` keys
         self._note = HTML()  # "no runs yet" and other messages in place of runs
         self._looks = SharedLooks()
+        self._folding = Folding(self._looks, self._unfolded, self._toggled)
         self._nested: Nested = {}  # runs nested under the page's runs (team members, workflow steps)
         self._labels: dict[str, str] = {}  # run id -> "#N" on this page: how Sent views name history's runs
         self.summary = HTML()
@@ -133,7 +135,7 @@ class HistoryView(VBox):
     @property
     def markup(self) -> str:
         """All the HTML on the page, in order: what a reader of the transcript sees, for tests and exports."""
-        return "".join(w.value for w in descendants(self.body) if isinstance(w, HTML))
+        return tree_markup(self.body)
 
     @property
     def paused(self) -> list[PausedRun]:
@@ -148,6 +150,11 @@ class HistoryView(VBox):
     def sent_views(self) -> list[SentView]:
         """The Sent views on the page, in display order (newest run first)."""
         return [w for w in descendants(self.body) if isinstance(w, SentView)]
+
+    @property
+    def folds(self) -> list[Fold]:
+        """The folds of nested runs on the page (member runs, step runs), in display order."""
+        return [w for w in descendants(self.body) if isinstance(w, Fold)]
 
     def close(self) -> None:
         for widget in [self._note, *(w for entry in self._entries.values() for w in entry), self.summary]:
@@ -164,7 +171,7 @@ class HistoryView(VBox):
         number, run = members[0]
         if kind == "runs":
             sent = self._sent(run)
-            return (self._looks.html(render_tree_run(run, number, self._nested)), *([sent] if sent else []))
+            return (tree_widget(run, number, self._nested, self._folding), *([sent] if sent else []))
         if kind == "paused":
             return (PausedRun(run, number, self._on_continue, sent=self._sent(run)),)
         return (VariantGroup(members, self._variant_body, self._on_keep, self._on_regenerate, sent=self._sent(run)),)
@@ -180,7 +187,7 @@ class HistoryView(VBox):
     def _variant_body(self, number: int, run: RunOutput) -> Widget:
         if is_waiting(run):
             return PausedRun(run, number, self._on_continue, prompt=False)
-        return HTML(render_tree_run(run, number, self._nested, prompt=False))
+        return tree_widget(run, number, self._nested, self._folding, prompt=False)
 
     def _replace(self, entries: dict[tuple, Entry], children: list[Widget]) -> None:
         for stale in self._entries.values():  # what the page no longer shows

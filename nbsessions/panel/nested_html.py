@@ -4,44 +4,55 @@ A team run shows its member runs — member, model, the task it was handed, its 
 that unfolds. A workflow run shows its steps in order — name, kind, status, output or error — and an agent or team
 step unfolds the run it made. Replies, tasks and step outputs go through ``markdown_to_html``; names, kinds,
 statuses and errors are escaped: a step function or a model chooses every byte of them. Only the structure
-(``<details>``, labels, numbers) is ours.
+(blocks, labels, numbers) is ours.
+
+``tree_widget`` draws a run with nested runs as widgets: each fold is a ``Fold`` (an ``Accordion``, its title plain
+text) whose unfolding the kernel hears, so History keeps it unfolded, by key, when it draws the run anew. A run
+without nested runs stays one HTML block, as cheap as before.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable, Collection
+
+from ipywidgets import HTML, Accordion, Layout, VBox, Widget
 
 from nbsessions import theme
 from nbsessions.panel import formatting as fmt
-from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, tool_calls
+from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, run_parts, tool_calls
 from nbsessions.panel.run_tree import Nested
+from nbsessions.panel.widget_tree import SharedLooks
 from nbsessions.render import markdown_to_html
-from nbsessions.schema import RunOutput, StepRecord
+from nbsessions.schema import RunOutput, RunStatus, StepRecord
 
-FOLD_STYLE = f"margin:4px 0;padding:2px 6px;background:{theme.BOX_BG};border-radius:3px"
 STEP_STYLE = f"margin:4px 0;padding-left:8px;border-left:3px solid {theme.BORDER}"
 MEMBER_TOOL = "ask_"  # a team leader hands a task to member X with the tool ask_X
+OnToggle = Callable[[str, bool], None]  # (fold key, unfolded)
+UNDER_WAY = f'<div style="{META_STYLE}">runs of steps under way</div>'
+# the boxes' looks, as the HTML blocks' styles (run_html.RUN_STYLE, NESTED_STYLE and STEP_STYLE) draw them
+RUN_BOX = {"border_top": f"1px solid {theme.BORDER}", "padding": "6px 0"}
+NESTED_BOX = {"border_left": f"2px solid {theme.BORDER}", "padding": "2px 0 2px 8px", "margin": "4px 0"}
+STEP_BOX = {"border_left": f"3px solid {theme.BORDER}", "padding": "0 0 0 8px", "margin": "4px 0"}
 
 
-def render_tree_run(run: RunOutput, number: int, nested: Nested, *, prompt: bool = True) -> str:
-    """A top-level run with what is nested under it; an agent run without nested runs renders as before."""
-    return _render(run, number, nested, prompt=prompt)
+def _render(run: RunOutput, number: int | None, *, prompt: bool = True, title: str = "") -> str:
+    """A run with nothing nested under it as one HTML block (a workflow's steps listed, none with a run of its
+    own yet). ``title`` is escaped HTML naming a nested run (a member's name)."""
+    inner = _steps_html(run) if run.kind == "workflow" else ""
+    css = "nbsessions-run" if number is not None else "nbsessions-nested-run"
+    return render_run(run, number, prompt=prompt, kind=_label(run, [], title), inner=inner, css=css)
 
 
-def _render(run: RunOutput, number: int | None, nested: Nested, *, prompt: bool = True, title: str = "") -> str:
-    """``title`` is escaped HTML naming a nested run (a member's name)."""
-    children = nested.get(run.run_id, [])
-    inner, skip, detail = "", frozenset(), ""
+def _label(run: RunOutput, children: list[RunOutput], title: str) -> str:
+    """The header's ``<b>writer</b> · team · 2 member runs``: who (escaped HTML), kind and what is nested."""
+    detail = ""
     if run.kind == "workflow":
-        inner = _steps(run, children, nested)
         detail = _count(len(run.steps), "step")
     elif children:
-        inner, skip = _members(run, children, nested)
         detail = _count(len(children), "member run" if run.kind == "team" else "nested run")
-    label = " · ".join(part for part in (title, fmt.kind_label(run.kind, detail)) if part)
-    css = "nbsessions-run" if number is not None else "nbsessions-nested-run"
-    return render_run(run, number, prompt=prompt, kind=label, inner=inner, skip=skip, css=css)
+    return " · ".join(part for part in (title, fmt.kind_label(run.kind, detail)) if part)
 
 
 def _count(n: int, noun: str) -> str:
@@ -72,52 +83,151 @@ def member_names(team_run: RunOutput, members: list[RunOutput]) -> tuple[dict[st
     return names, frozenset(used)
 
 
-def _members(run: RunOutput, children: list[RunOutput], nested: Nested) -> tuple[str, frozenset[str]]:
-    names, matched = member_names(run, children)
-    blocks = "".join(_render(child, None, nested, title=_name(names.get(child.run_id))) for child in children)
-    who = ", ".join(html.escape(names.get(c.run_id) or c.model or "?") for c in children)
+def _members_line(run: RunOutput, children: list[RunOutput], names: dict[str, str]) -> str:
+    """``2 member runs: researcher, writer · 19 tokens`` as plain text (the caller escapes it for HTML)."""
+    who = ", ".join(names.get(c.run_id) or c.model or "?" for c in children)
     tokens = fmt.tokens(sum(c.metrics.total_tokens for c in children))
     noun = "member run" if run.kind == "team" else "nested run"
-    summary = f"{_count(len(children), noun)}: {who} · {tokens} tokens{_worst(children)}"
-    return (f'<details class="nbsessions-members" style="{FOLD_STYLE}"><summary>{summary}</summary>'
-            f"{blocks}</details>"), matched
+    return f"{_count(len(children), noun)}: {who} · {tokens} tokens"
 
 
 def _name(name: str | None) -> str:
     return f"<b>{html.escape(name)}</b>" if name else ""
 
 
-def _worst(runs: list[RunOutput]) -> str:
-    """Badges for the statuses among folded runs that are not "completed", so a folded failure still shows."""
-    statuses = dict.fromkeys(r.status.value for r in runs)
-    return "".join(fmt.status_badge(status) for status in statuses)
-
-
 # -- workflows -------------------------------------------------------------------------------------
-def _steps(run: RunOutput, children: list[RunOutput], nested: Nested) -> str:
-    """The steps in order; nested runs no step names yet (a step still running) follow them, so none is hidden."""
-    by_id = {child.run_id: child for child in children}
-    rows = [_step(i, step, by_id, nested) for i, step in enumerate(run.steps, 1)]
-    if by_id:
-        rows.append(f'<div style="{META_STYLE}">runs of steps under way</div>'
-                    + "".join(_render(child, None, nested) for child in by_id.values()))
-    return f'<div class="nbsessions-steps">{"".join(rows)}</div>' if rows else ""
+def _steps_html(run: RunOutput) -> str:
+    rows = "".join(_step_html(number, step) for number, step in enumerate(run.steps, 1))
+    return f'<div class="nbsessions-steps">{rows}</div>' if rows else ""
 
 
-def _step(number: int, step: StepRecord, by_id: dict[str, RunOutput], nested: Nested) -> str:
+def _step_html(number: int, step: StepRecord) -> str:
+    return f'<div class="nbsessions-step" style="{STEP_STYLE}">{_step_head(number, step)}</div>'
+
+
+def _step_head(number: int, step: StepRecord) -> str:
+    """A step's name, kind and status, then its output or error (all escaped or sanitised)."""
     name, kind = str(step.name or f"step {number}"), str(step.kind or "?")
     head = (f'<div class="nbsessions-step-head" style="{META_STYLE}">step {number} · <b>{html.escape(name)}</b>'
             f' · {html.escape(kind)}{fmt.status_badge(step.status.value)}</div>')
-    body = ""
     if step.output is not None:
-        body += f'<div class="nbsessions-step-output">{markdown_to_html(str(step.output))}</div>'
+        head += f'<div class="nbsessions-step-output">{markdown_to_html(str(step.output))}</div>'
     if step.error:
-        body += f'<div class="nbsessions-step-error" style="{ERROR_STYLE}">{html.escape(str(step.error))}</div>'
-    child = by_id.pop(step.run_id, None) if step.run_id is not None else None
-    if child is not None:
-        m = child.metrics
-        summary = (f"its {html.escape(child.kind)} run · {html.escape(child.model or '?')} · "
-                   f"{fmt.tokens(m.total_tokens)} tokens · {fmt.seconds(m.duration)}{fmt.run_badges(child)}")
-        body += (f'<details class="nbsessions-step-run" style="{FOLD_STYLE}"><summary>{summary}</summary>'
-                 f"{_render(child, None, nested)}</details>")
-    return f'<div class="nbsessions-step" style="{STEP_STYLE}">{head}{body}</div>'
+        head += f'<div class="nbsessions-step-error" style="{ERROR_STYLE}">{html.escape(str(step.error))}</div>'
+    return head
+
+
+def _step_run_line(child: RunOutput) -> str:
+    """``its agent run · model · 12 tokens · 0.4 s`` as plain text (the caller escapes it for HTML)."""
+    m = child.metrics
+    return (f"its {child.kind} run · {child.model or '?'} · {fmt.tokens(m.total_tokens)} tokens · "
+            f"{fmt.seconds(m.duration)}")
+
+
+# -- as widgets ------------------------------------------------------------------------------------
+class Block(VBox):
+    """A run, a step or a workflow's steps drawn as widgets, named by the class its HTML block has (``css``)."""
+
+    def __init__(self, css: str, children: list[Widget], looks: SharedLooks, **box: str) -> None:
+        self.css, self._own_layout = css, bool(box)
+        super().__init__(children, layout=Layout(**box) if box else looks.layout)
+        self.add_class(css)
+
+    def close(self) -> None:
+        if self._own_layout:
+            self.layout.close()
+        super().close()
+
+
+class Fold(Accordion):
+    """Member runs or a step's run, folded; the title is plain text (the browser never parses it) and
+    ``on_toggle(key, unfolded)`` hears the user unfold or fold it."""
+
+    def __init__(self, key: str, css: str, title: str, body: Widget, looks: SharedLooks, *, unfolded: bool,
+                 on_toggle: OnToggle) -> None:
+        super().__init__([body], titles=(title,), selected_index=0 if unfolded else None, layout=looks.spaced)
+        self.key, self.css = key, css
+        self.add_class(css)
+        self.observe(lambda change: on_toggle(key, change["new"] == 0), "selected_index")
+
+    @property
+    def unfolded(self) -> bool:
+        return self.selected_index == 0
+
+
+class Folding:
+    """What drawing folds needs from History: the page's shared looks, the keys of the folds the user left
+    unfolded (read when a fold is made) and whom to tell when one is unfolded or folded."""
+
+    def __init__(self, looks: SharedLooks, unfolded: Collection[str], on_toggle: OnToggle) -> None:
+        self.looks, self.unfolded, self.on_toggle = looks, unfolded, on_toggle
+
+    def fold(self, key: str, css: str, title: str, widgets: list[Widget]) -> Fold:
+        body = VBox(widgets, layout=self.looks.layout)
+        return Fold(key, css, title, body, self.looks, unfolded=key in self.unfolded, on_toggle=self.on_toggle)
+
+
+def tree_widget(run: RunOutput, number: int, nested: Nested, folding: Folding, *, prompt: bool = True) -> Widget:
+    """A top-level run with what is nested under it, its folds widgets; one HTML widget when nothing is nested."""
+    return _widget(run, number, nested, folding, prompt=prompt)
+
+
+def _widget(run: RunOutput, number: int | None, nested: Nested, folding: Folding, *, prompt: bool = True,
+            title: str = "") -> Widget:
+    children = nested.get(run.run_id, [])
+    if not children:
+        return folding.looks.html(_render(run, number, prompt=prompt, title=title))
+    skip: frozenset[str] = frozenset()
+    if run.kind == "workflow":
+        middle = _step_widgets(run, children, nested, folding)
+    else:
+        names, skip = member_names(run, children)
+        runs = [_widget(child, None, nested, folding, title=_name(names.get(child.run_id))) for child in children]
+        line = _members_line(run, children, names) + _flags(children)
+        middle = [folding.fold(f"members:{run.run_id}", "nbsessions-members", line, runs)]
+    head, tail = run_parts(run, number, prompt=prompt, kind=_label(run, children, title), skip=skip)
+    if number is None:
+        return Block("nbsessions-nested-run", [folding.looks.html(head), *middle, folding.looks.html(tail)],
+                     folding.looks, **NESTED_BOX)
+    return Block("nbsessions-run", [folding.looks.html(head), *middle, folding.looks.html(tail)], folding.looks,
+                 **RUN_BOX)
+
+
+def _step_widgets(run: RunOutput, children: list[RunOutput], nested: Nested, folding: Folding) -> list[Widget]:
+    """The steps in order, each step's run in a ``Fold`` keyed by that run's id; nested runs no step names yet
+    (a step still running) follow them, so none is hidden."""
+    by_id = {child.run_id: child for child in children}
+    rows: list[Widget] = []
+    for number, step in enumerate(run.steps, 1):
+        child = by_id.pop(step.run_id, None) if step.run_id is not None else None
+        if child is None:
+            rows.append(folding.looks.html(_step_html(number, step)))
+            continue
+        fold = folding.fold(f"run:{child.run_id}", "nbsessions-step-run", _step_run_line(child) + _flags([child]),
+                            [_widget(child, None, nested, folding)])
+        rows.append(Block("nbsessions-step", [folding.looks.html(_step_head(number, step)), fold], folding.looks,
+                          **STEP_BOX))
+    if by_id:
+        rows += [folding.looks.html(UNDER_WAY), *(_widget(child, None, nested, folding) for child in by_id.values())]
+    return [Block("nbsessions-steps", rows, folding.looks)] if rows else []
+
+
+def _flags(runs: list[RunOutput]) -> str:
+    """`` · error · superseded``: what a fold's title says of folded runs that did not simply complete."""
+    words = [r.status.value for r in runs if r.status != RunStatus.completed]
+    words += ["superseded" for r in runs if r.superseded_by]
+    return "".join(f" · {word}" for word in dict.fromkeys(words))
+
+
+def tree_markup(widget: Widget) -> str:
+    """The HTML a drawn page shows, in order, with each ``Block`` and ``Fold`` as an element of its class (a
+    fold's title escaped): one reading of the page for tests and readers, whatever is widget and what HTML."""
+    if isinstance(widget, HTML):
+        return widget.value
+    inner = "".join(tree_markup(child) for child in getattr(widget, "children", ()))
+    if isinstance(widget, Fold):
+        title = f'<div class="nbsessions-fold-title">{html.escape(widget.titles[0])}</div>'
+        return f'<div class="{widget.css}">{title}{inner}</div>'
+    if isinstance(widget, Block):
+        return f'<div class="{widget.css}">{inner}</div>'
+    return inner

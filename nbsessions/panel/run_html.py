@@ -83,12 +83,19 @@ def render_run(run: RunOutput, number: int | None, *, prompt: bool = True, kind:
     member runs or steps (already safe HTML) shown between the prompt and the reply, and the tool calls that
     ``inner`` shows in their place.
     """
+    head, tail = run_parts(run, number, prompt=prompt, kind=kind, skip=skip)
+    style = RUN_STYLE if number is not None else NESTED_STYLE
+    return f'<div class="{css}" style="{style}">{head}{inner}{tail}</div>'
+
+
+def run_parts(run: RunOutput, number: int | None, *, prompt: bool = True, kind: str = "",
+              skip: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """What comes before a run's nested runs or steps (meta line, prompt, tool calls) and after them (reply,
+    error): History puts folds that are widgets of their own between the two."""
     error = f'<div style="{ERROR_STYLE}">{html.escape(run.error)}</div>' if run.error else ""
     asked = render_prompt(run) if prompt else ""
-    style = RUN_STYLE if number is not None else NESTED_STYLE
-    return (f'<div class="{css}" style="{style}">'
-            f'<div style="{META_STYLE}">{run_meta(run, number, kind)}</div>{asked}{render_tools(run, skip)}'
-            f'{inner}<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}</div>')
+    return (f'<div style="{META_STYLE}">{run_meta(run, number, kind)}</div>{asked}{render_tools(run, skip)}',
+            f'<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}')
 
 
 def render_prompt(run: RunOutput) -> str:

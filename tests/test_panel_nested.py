@@ -1,0 +1,124 @@
+"""History's folds of nested runs — a team run's member runs, a workflow step's run — are widgets whose unfolding
+the kernel hears: one the user unfolded stays unfolded, by run id, however History redraws. Their titles are
+plain text, never parsed."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import RecordingModel
+from ipywidgets import HTML
+from xss import audit
+
+from nbsessions import Agent, FunctionModel
+from nbsessions.llm.base import ToolCall
+from nbsessions.panel import SessionPanel
+from nbsessions.panel.nested_html import Fold
+from nbsessions.panel.widget_tree import descendants
+from nbsessions.team import Team
+from nbsessions.workflow import Workflow
+
+HOSTILE = '<img src=x onerror="window.__xss=21">'
+
+
+def leader(*handoffs: tuple[str, str]) -> FunctionModel:
+    """Hands each (member, task) over in turn with ask_<member>, then composes the results."""
+    def reply(messages, tools):
+        results = [m.content or "" for m in messages if m.role == "tool" and not m.from_history]
+        if len(results) < len(handoffs):
+            name, task = handoffs[len(results)]
+            return ToolCall(f"call_{len(results)}", f"ask_{name}", json.dumps({"task": task}))
+        return "composed: " + " | ".join(results)
+    return FunctionModel(reply, id="leader")
+
+
+def member(name: str) -> Agent:
+    return Agent(model=FunctionModel(lambda m: f"{name} did {m[-1].content}", id=f"{name}-model"), name=name)
+
+
+def newsroom(db) -> Team:
+    members = [member("researcher"), member("writer")]
+    return Team(members=members, db=db, model=leader(("researcher", "find facts"), ("writer", "write it up")))
+
+
+def folds(panel: SessionPanel) -> dict[str, Fold]:
+    return {fold.key: fold for fold in panel.history.folds}
+
+
+def test_an_unfolded_member_fold_stays_unfolded_as_runs_arrive_and_when_its_run_is_drawn_anew(db):
+    agent = Agent(model=RecordingModel(), db=db)
+    sid = agent.run("hello").session_id
+    team = newsroom(db)
+    first = team.run("report on tea", session_id=sid)
+    panel = SessionPanel(agent)
+    panel.follow(team)
+    panel.select(sid)
+    fold = folds(panel)[f"members:{first.run_id}"]
+    assert not fold.unfolded and fold.titles[0].startswith("2 member runs: researcher, writer · ")
+    assert "writer did write it up" in "".join(w.value for w in descendants(fold) if isinstance(w, HTML))
+    fold.selected_index = 0  # what the browser sends when the user clicks the fold's title
+
+    second = team.run("report on coffee", session_id=sid)  # arrives live: History redraws
+    shown = folds(panel)
+    assert set(shown) == {f"members:{first.run_id}", f"members:{second.run_id}"}
+    assert shown[f"members:{first.run_id}"].unfolded and not shown[f"members:{second.run_id}"].unfolded
+
+    panel.select(agent.create_session("elsewhere").session_id)  # another session shown, and back: drawn anew
+    panel.select(sid)
+    anew = folds(panel)[f"members:{first.run_id}"]
+    assert anew is not fold and anew.unfolded  # a new widget, unfolded because the user left it so
+    assert not folds(panel)[f"members:{second.run_id}"].unfolded
+
+    anew.selected_index = None  # folded again by the user: that is remembered too
+    panel.select(agent.create_session("elsewhere again").session_id)
+    panel.select(sid)
+    assert not any(f.unfolded for f in panel.history.folds)
+    panel.close()
+
+
+def test_a_workflow_steps_run_and_the_members_inside_it_each_keep_their_own_fold(db):
+    flow = Workflow(steps=[lambda s: s.input.upper(), newsroom(None)], db=db)
+    run = flow.run("topic")
+    panel = SessionPanel(db=db)
+    panel.select(run.session_id)
+    step_fold, = [f for f in panel.history.folds if f.key.startswith("run:")]
+    members, = [f for f in panel.history.folds if f.key.startswith("members:")]
+    assert members in descendants(step_fold)  # the team step's members fold inside the step's run
+    assert step_fold.titles[0].startswith("its team run · leader ·") and not step_fold.unfolded
+    step_fold.selected_index = 0
+
+    flow.run("again", session_id=run.session_id)
+    other = panel.agent.create_session("elsewhere").session_id
+    panel.select(other)  # another session shown, and back: every widget drawn anew
+    panel.select(run.session_id)
+    assert len(panel.history.folds) == 4
+    unfolded = [f.key for f in panel.history.folds if f.unfolded]
+    assert unfolded == [step_fold.key]  # the step's run only; its members fold stays folded, and the new run's
+    next(f for f in panel.history.folds if f.key == members.key).selected_index = 0
+    panel.select(other)
+    panel.select(run.session_id)
+    assert sorted(f.key for f in panel.history.folds if f.unfolded) == sorted([step_fold.key, members.key])
+    panel.close()
+
+
+def test_fold_titles_are_plain_text_and_the_page_stays_inert(db):
+    step = Agent(model=FunctionModel(lambda m: HOSTILE, id=HOSTILE), name="hostile")
+    run = Workflow(steps=[step], db=db).run("go")
+    panel = SessionPanel(db=db)
+    panel.select(run.session_id)
+    fold, = panel.history.folds
+    assert fold.titles[0].startswith(f"its agent run · {HOSTILE} · ")  # shown as the text it is (textContent)
+    assert audit(panel.history.markup).problems == []
+    assert "&lt;img src=x" in panel.history.markup
+
+
+def test_a_session_without_nested_runs_draws_each_run_as_one_html_widget_as_before(db):
+    agent = Agent(model=RecordingModel(), db=db)
+    first = agent.run("one")
+    agent.run("two", session_id=first.session_id)
+    panel = SessionPanel(agent)
+    panel.select(first.session_id)
+    assert panel.history.folds == []
+    assert [type(w).__name__ for w in panel.history.body.children if not isinstance(w, HTML)] == [
+        "SentView", "SentView"]
+    panel.close()
