@@ -13,7 +13,7 @@ from xss import audit
 from nbsessions import Agent, FunctionModel
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
-from nbsessions.panel.nested_html import Fold
+from nbsessions.panel.nested_html import Block, Fold
 from nbsessions.panel.widget_tree import descendants
 from nbsessions.team import Team
 from nbsessions.workflow import Workflow
@@ -73,7 +73,10 @@ def test_an_unfolded_member_fold_stays_unfolded_as_runs_arrive_and_when_its_run_
     panel.select(agent.create_session("elsewhere again").session_id)
     panel.select(sid)
     assert not any(f.unfolded for f in panel.history.folds)
+    blocks = [w for w in descendants(panel.history.body) if isinstance(w, Block)]
+    shown = [*blocks, *(b.layout for b in blocks), *panel.history.folds]
     panel.close()
+    assert blocks and all(w.comm is None for w in shown)  # closed with the panel, their shared layouts too
 
 
 def test_a_workflow_steps_run_and_the_members_inside_it_each_keep_their_own_fold(db):

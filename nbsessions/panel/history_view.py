@@ -159,6 +159,7 @@ class HistoryView(VBox):
     def close(self) -> None:
         for widget in [self._note, *(w for entry in self._entries.values() for w in entry), self.summary]:
             close_tree(widget)
+        self._folding.close()
         self._looks.close()
         super().close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable, Collection
+from itertools import groupby
 
 from ipywidgets import HTML, Accordion, Layout, VBox, Widget
 
@@ -31,10 +32,11 @@ STEP_STYLE = f"margin:4px 0;padding-left:8px;border-left:3px solid {theme.BORDER
 MEMBER_TOOL = "ask_"  # a team leader hands a task to member X with the tool ask_X
 OnToggle = Callable[[str, bool], None]  # (fold key, unfolded)
 UNDER_WAY = f'<div style="{META_STYLE}">runs of steps under way</div>'
-# the boxes' looks, as the HTML blocks' styles (run_html.RUN_STYLE, NESTED_STYLE and STEP_STYLE) draw them
-RUN_BOX = {"border_top": f"1px solid {theme.BORDER}", "padding": "6px 0"}
-NESTED_BOX = {"border_left": f"2px solid {theme.BORDER}", "padding": "2px 0 2px 8px", "margin": "4px 0"}
-STEP_BOX = {"border_left": f"3px solid {theme.BORDER}", "padding": "0 0 0 8px", "margin": "4px 0"}
+# blocks drawn as widgets look as their HTML would (run_html.RUN_STYLE, NESTED_STYLE, and STEP_STYLE)
+BOXES = {"nbsessions-run": {"border_top": f"1px solid {theme.BORDER}", "padding": "6px 0"},
+         "nbsessions-nested-run": {"border_left": f"2px solid {theme.BORDER}", "padding": "2px 0 2px 8px",
+                                   "margin": "4px 0"},
+         "nbsessions-step": {"border_left": f"3px solid {theme.BORDER}", "padding": "0 0 0 8px", "margin": "4px 0"}}
 
 
 def _render(run: RunOutput, number: int | None, *, prompt: bool = True, title: str = "") -> str:
@@ -128,15 +130,10 @@ def _step_run_line(child: RunOutput) -> str:
 class Block(VBox):
     """A run, a step or a workflow's steps drawn as widgets, named by the class its HTML block has (``css``)."""
 
-    def __init__(self, css: str, children: list[Widget], looks: SharedLooks, **box: str) -> None:
-        self.css, self._own_layout = css, bool(box)
-        super().__init__(children, layout=Layout(**box) if box else looks.layout)
+    def __init__(self, css: str, children: list[Widget], layout: Layout) -> None:
+        self.css = css
+        super().__init__(children, layout=layout)
         self.add_class(css)
-
-    def close(self) -> None:
-        if self._own_layout:
-            self.layout.close()
-        super().close()
 
 
 class Fold(Accordion):
@@ -155,61 +152,82 @@ class Fold(Accordion):
         return self.selected_index == 0
 
 
+Piece = str | Widget  # safe HTML, or a widget (a block with a fold inside)
+
+
 class Folding:
-    """What drawing folds needs from History: the page's shared looks, the keys of the folds the user left
-    unfolded (read when a fold is made) and whom to tell when one is unfolded or folded."""
+    """What drawing folds needs from History: the page's shared looks (and the blocks' layouts, shared too: close
+    them with the view), the keys of the folds the user left unfolded (read when a fold is made) and whom to tell
+    when one is unfolded or folded."""
 
     def __init__(self, looks: SharedLooks, unfolded: Collection[str], on_toggle: OnToggle) -> None:
         self.looks, self.unfolded, self.on_toggle = looks, unfolded, on_toggle
+        self._layouts: dict[str, Layout] = {}  # made when first needed: a page without nested runs makes none
 
-    def fold(self, key: str, css: str, title: str, widgets: list[Widget]) -> Fold:
-        body = VBox(widgets, layout=self.looks.layout)
+    def widgets(self, pieces: list[Piece]) -> list[Widget]:
+        """Each run of HTML pieces in a row as one HTML widget: a fold of plain member runs costs one."""
+        out: list[Widget] = []
+        for is_html, group in groupby(pieces, key=lambda piece: isinstance(piece, str)):
+            parts = list(group)
+            out += [self.looks.html("".join(parts))] if is_html else parts
+        return out
+
+    def block(self, css: str, pieces: list[Piece]) -> Block:
+        if css in BOXES and css not in self._layouts:
+            self._layouts[css] = Layout(**BOXES[css])
+        return Block(css, self.widgets(pieces), self._layouts.get(css, self.looks.layout))
+
+    def fold(self, key: str, css: str, title: str, pieces: list[Piece]) -> Fold:
+        widgets = self.widgets(pieces)
+        body = widgets[0] if len(widgets) == 1 else VBox(widgets, layout=self.looks.layout)
         return Fold(key, css, title, body, self.looks, unfolded=key in self.unfolded, on_toggle=self.on_toggle)
+
+    def close(self) -> None:
+        for layout in self._layouts.values():
+            layout.close()
+        self._layouts = {}
 
 
 def tree_widget(run: RunOutput, number: int, nested: Nested, folding: Folding, *, prompt: bool = True) -> Widget:
     """A top-level run with what is nested under it, its folds widgets; one HTML widget when nothing is nested."""
-    return _widget(run, number, nested, folding, prompt=prompt)
+    piece = _piece(run, number, nested, folding, prompt=prompt)
+    return folding.looks.html(piece) if isinstance(piece, str) else piece
 
 
-def _widget(run: RunOutput, number: int | None, nested: Nested, folding: Folding, *, prompt: bool = True,
-            title: str = "") -> Widget:
+def _piece(run: RunOutput, number: int | None, nested: Nested, folding: Folding, *, prompt: bool = True,
+           title: str = "") -> Piece:
+    """The run as HTML when nothing is nested under it, else as a ``Block`` holding its fold(s)."""
     children = nested.get(run.run_id, [])
     if not children:
-        return folding.looks.html(_render(run, number, prompt=prompt, title=title))
+        return _render(run, number, prompt=prompt, title=title)
     skip: frozenset[str] = frozenset()
     if run.kind == "workflow":
-        middle = _step_widgets(run, children, nested, folding)
+        middle = _steps_block(run, children, nested, folding)
     else:
         names, skip = member_names(run, children)
-        runs = [_widget(child, None, nested, folding, title=_name(names.get(child.run_id))) for child in children]
+        runs = [_piece(child, None, nested, folding, title=_name(names.get(child.run_id))) for child in children]
         line = _members_line(run, children, names) + _flags(children)
         middle = [folding.fold(f"members:{run.run_id}", "nbsessions-members", line, runs)]
     head, tail = run_parts(run, number, prompt=prompt, kind=_label(run, children, title), skip=skip)
-    if number is None:
-        return Block("nbsessions-nested-run", [folding.looks.html(head), *middle, folding.looks.html(tail)],
-                     folding.looks, **NESTED_BOX)
-    return Block("nbsessions-run", [folding.looks.html(head), *middle, folding.looks.html(tail)], folding.looks,
-                 **RUN_BOX)
+    return folding.block("nbsessions-run" if number is not None else "nbsessions-nested-run", [head, *middle, tail])
 
 
-def _step_widgets(run: RunOutput, children: list[RunOutput], nested: Nested, folding: Folding) -> list[Widget]:
+def _steps_block(run: RunOutput, children: list[RunOutput], nested: Nested, folding: Folding) -> list[Piece]:
     """The steps in order, each step's run in a ``Fold`` keyed by that run's id; nested runs no step names yet
     (a step still running) follow them, so none is hidden."""
     by_id = {child.run_id: child for child in children}
-    rows: list[Widget] = []
+    rows: list[Piece] = []
     for number, step in enumerate(run.steps, 1):
         child = by_id.pop(step.run_id, None) if step.run_id is not None else None
         if child is None:
-            rows.append(folding.looks.html(_step_html(number, step)))
+            rows.append(_step_html(number, step))
             continue
         fold = folding.fold(f"run:{child.run_id}", "nbsessions-step-run", _step_run_line(child) + _flags([child]),
-                            [_widget(child, None, nested, folding)])
-        rows.append(Block("nbsessions-step", [folding.looks.html(_step_head(number, step)), fold], folding.looks,
-                          **STEP_BOX))
+                            [_piece(child, None, nested, folding)])
+        rows.append(folding.block("nbsessions-step", [_step_head(number, step), fold]))
     if by_id:
-        rows += [folding.looks.html(UNDER_WAY), *(_widget(child, None, nested, folding) for child in by_id.values())]
-    return [Block("nbsessions-steps", rows, folding.looks)] if rows else []
+        rows += [UNDER_WAY, *(_piece(child, None, nested, folding) for child in by_id.values())]
+    return [folding.block("nbsessions-steps", rows)] if rows else []
 
 
 def _flags(runs: list[RunOutput]) -> str:
