@@ -302,7 +302,6 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                              session_state=copy.deepcopy(session_state))
         return Execution(run=run, model=model, tools=self._run_tools(), context=context,
                          is_cancelled=self._is_cancelled, finish=self._finish,
-                         parts=[run.content] if run.content else [],
                          initial_state=copy.deepcopy(session_state), agent_id=self.agent_id,
                          agent_name=self.name or "", tool_call_limit=self.tool_call_limit)
 
@@ -322,7 +321,6 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         run = execution.run
         with self._lock:
             self._cancel_requested.discard(run.run_id)
-        run.content = "".join(execution.parts)
         run.status = status
         run.error = error
         if not self.store_history_messages and status != RunStatus.paused:  # Agno: sent, not stored again

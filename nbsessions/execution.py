@@ -96,7 +96,6 @@ class Execution:
     is_cancelled: Callable[[str], bool]
     finish: Callable[[Execution, RunStatus, str | None], None]
     usage: Usage | None = None
-    parts: list[str] = field(default_factory=list)
     initial_state: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     streamed: bool = True  # False: one whole reply per request (``stream=False``), for servers that need it
@@ -169,9 +168,9 @@ class Execution:
                 elif isinstance(item, ToolCall):
                     calls.append(item)
                 elif item:
-                    if not self.parts:
+                    if not self.run.content:
                         self.run.metrics.time_to_first_token = time.perf_counter() - self.started
-                    if not text and self.parts and not self.parts[-1][-1:].isspace():
+                    if not text and self.run.content and not self.run.content[-1:].isspace():
                         yield self._content("\n\n")  # text after a tool call or a pause starts a new paragraph
                     text.append(item)
                     yield self._content(item)
@@ -204,8 +203,7 @@ class Execution:
         return None
 
     def _content(self, text: str) -> RunContentEvent:
-        self.parts.append(text)
-        self.run.content += text  # not a join of every part per delta: that made long replies quadratic
+        self.run.content += text  # grown in place: re-joining every delta made long replies quadratic
         return self.event(RunContentEvent, content=text)  # type: ignore[return-value]
 
     def _call(self, call: ToolCall) -> Generator[Any, Any, RunRequirement | None]:
