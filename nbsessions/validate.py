@@ -7,6 +7,7 @@ Everything here raises ``InvalidInputError`` (a ``ValueError`` and an ``NbSessio
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +28,14 @@ def check_text(value: Any, what: str, *, empty: bool = True) -> str:
     return value
 
 
+def check_prompt(value: Any) -> None:
+    """A prompt: a string with something in it (``run(123)`` is a wrong type, not an empty prompt)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"the prompt must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError("the prompt is empty: give the model something to answer")
+
+
 def check_json(value: Any, what: str) -> None:
     """JSON that every store can keep: no NaN or infinity, no non-JSON types, nothing that is not UTF-8."""
     try:
@@ -43,6 +52,8 @@ def check_count(value: Any, what: str) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(f"{what} must be a whole number of at least 0, not {value!r}")
+    if value > sys.maxsize:  # islice and friends take no more; the number itself may be too long to print
+        raise InvalidInputError(f"{what} is too large: at most {sys.maxsize}")
 
 
 def check_user_id(value: Any) -> None:

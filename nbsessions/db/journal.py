@@ -45,7 +45,7 @@ from nbsessions.db.journal_format import (
 )
 from nbsessions.db.journal_index import Doc, JournalIndex
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
-from nbsessions.errors import CorruptDatabaseError, StorageError
+from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
 
 Op = tuple[str, str, "dict[str, Any] | None"]
 """One change: (table, doc_id, new document or None to delete)."""
@@ -212,12 +212,16 @@ class JournalStorage(Storage):
                     self._compact_locked()
                 except OSError as exc:  # the commit is durable already; compaction can wait for the next one
                     warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
-                                  RuntimeWarning, stacklevel=3)
+                                  StorageWarning, stacklevel=3)
 
     def compact(self) -> None:
-        """Rewrite the live documents into a new file that atomically replaces the journal."""
+        """Rewrite the live documents into a new file that atomically replaces the journal (or leaves it be)."""
         with self.transaction():
-            self._compact_locked()
+            try:
+                self._compact_locked()
+            except OSError as exc:
+                raise StorageError(f"could not compact {self.path}: {exc.strerror or exc}; the database was left "
+                                   "as it was") from None
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -352,7 +356,7 @@ class JournalStorage(Storage):
             self._warned_torn_at = self._offset
             warnings.warn(f"{self.path}: skipped an incomplete last line ({len(raw)} bytes, {raw[:60]!r}...) "
                           f"left by a write that was interrupted; the next write removes it.",
-                          RuntimeWarning, stacklevel=5)
+                          StorageWarning, stacklevel=5)
 
     def _append(self, payload: bytes, *, durable: bool = True) -> int:
         """Write at the end of the file; returns where the payload starts."""

@@ -266,11 +266,12 @@ def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[s
                     chunk.clear()
         write_all(new.fd, b"".join(chunk))
         os.fsync(new.fd)
+        os.replace(tmp, path)
     except BaseException:
         new.close()
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    os.replace(tmp, path)
     fsync_dir(path)
     return new, size, moved
 
