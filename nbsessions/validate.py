@@ -14,10 +14,15 @@ from typing import Any
 from nbsessions.errors import InvalidInputError
 
 
+def kind_of(value: Any) -> str:
+    """What a wrong value is, for a message: ``int``, ``list``, or ``None`` (not ``NoneType``)."""
+    return "None" if value is None else type(value).__name__
+
+
 def check_text(value: Any, what: str, *, empty: bool = True) -> str:
     """A string that can be stored as UTF-8 (no lone surrogates such as ``\\ud800``)."""
     if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
+        raise InvalidInputError(f"{what} must be a string, not {kind_of(value)}")
     if not empty and not value.strip():
         raise InvalidInputError(f"{what} is empty")
     try:
@@ -31,7 +36,7 @@ def check_text(value: Any, what: str, *, empty: bool = True) -> str:
 def check_prompt(value: Any) -> None:
     """A prompt: a string with something in it (``run(123)`` is a wrong type, not an empty prompt)."""
     if not isinstance(value, str):
-        raise InvalidInputError(f"the prompt must be a string, not {type(value).__name__}")
+        raise InvalidInputError(f"the prompt must be a string, not {kind_of(value)}")
     if not value.strip():
         raise InvalidInputError("the prompt is empty: give the model something to answer")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import json
 import os
 import stat
@@ -40,6 +39,7 @@ from nbsessions.db.journal_format import (
     parse_body,
     parse_header,
     parse_record,
+    refuse_before_locking,
     write_all,
     write_snapshot,
 )
@@ -81,6 +81,7 @@ class JournalStorage(Storage):
         self._flock = FileLock(lock_path(self.path), timeout=lock_timeout, shared_ok=read_only)
         self._reset()
         try:
+            refuse_before_locking(self.path)
             if create_dirs and not read_only:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with self._rlock, self._locked():
@@ -93,8 +94,6 @@ class JournalStorage(Storage):
             raise
 
     def _open_locked(self) -> None:
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(errno.EISDIR, "is a directory")
         if not self.read_only:
             create_journal(self.path)
             with contextlib.suppress(FileNotFoundError):  # a compaction killed midway; we hold the lock

@@ -159,6 +159,8 @@ def open_error(path: str, exc: OSError, read_only: bool = False) -> str:
         return f"cannot {verb} {path}: {where} is read-only ({exc.strerror}); pick a writable path or fix it"
     if exc.errno == errno.ENOENT and read_only:
         return f"{path}: no such database file"
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return f"cannot create {path}: a part of its folder is a file, not a folder"
     if exc.errno == errno.ENOSPC:
         return f"cannot create {path}: no space left on the device"
     return f"cannot open {path}: {exc.strerror or exc}"
@@ -210,6 +212,21 @@ def parse_header(path: str, raw: bytes) -> dict[str, Any]:
         raise StorageError(f"{path} was written by a newer nbsessions (format {version}; this version "
                            f"reads up to {FORMAT_VERSION}). Upgrade nbsessions to open it; it was left untouched.")
     return header
+
+
+def refuse_before_locking(path: str) -> None:
+    """A folder, or a file whose complete first line is not our header, is refused before the lock file beside
+    it is made: a refused path leaves nothing behind. (A first line still being written is left to the locked
+    read.)"""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory")
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    if first.endswith(b"\n"):
+        parse_header(path, first[:-1])
 
 
 def header_line(fields: dict[str, Any]) -> bytes:

@@ -318,6 +318,8 @@ def _write(target: Path, text: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_private(target, text)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"cannot write {target}: a part of its folder is a file, not a folder") from None
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     except NbSessionsError as exc:  # a directory in the way, a full disk: the message names the path
