@@ -8,8 +8,9 @@ before returning. Before every read or write the storage tails what other proces
 file from scratch when a compaction elsewhere replaced it), so two kernels on one file lose nothing. When most
 lines are superseded, the live documents are rewritten into a fresh file that atomically replaces the old one.
 
-A torn last line (a crash mid-append) is skipped with a warning and cut off, under the lock, before the next
-append; any other bad line stops with ``CorruptDatabaseError`` and the file is never written to.
+A torn last line (a crash mid-append: bytes after the last newline) is skipped with a warning and cut off, under
+the lock, before the next append; any bad complete line, the last one included, is damage: it stops with
+``CorruptDatabaseError`` and the file is never written to.
 """
 
 from __future__ import annotations
@@ -314,11 +315,11 @@ class JournalStorage(Storage):
             lines = iter(f)
             held = next(lines, b"")
             for raw in lines:
-                self._consume(held[:-1], last=False)
+                self._consume(held[:-1])
                 held = raw
             self._seen_size = f.tell()
         if held.endswith(b"\n"):
-            self._consume(held[:-1], last=True)
+            self._consume(held[:-1])
         elif held:  # bytes after the last newline: a line still being written, or a torn one
             if self._header is None:
                 parse_header(self.path, held)  # names the problem when it is not a header at all
@@ -326,8 +327,9 @@ class JournalStorage(Storage):
                                    "(or its creation was interrupted). Move it away and try again.")
             self._warn_torn(held)
 
-    def _consume(self, raw: bytes, *, last: bool) -> None:
-        """One complete line; a bad one is a torn write only when it is the very last thing in the file."""
+    def _consume(self, raw: bytes) -> None:
+        """One complete line. A bad one is damage wherever it is: an interrupted append leaves a line without
+        its newline (``_tail`` skips that one); a bit flip or an edit leaves a whole line that fails its check."""
         lineno = self._lineno + 1
         try:
             if self._header is None:
@@ -336,10 +338,7 @@ class JournalStorage(Storage):
                 name, doc_id, doc = parse_record(raw)
                 self._apply(name, doc_id, doc.placed(self._offset, self._file) if isinstance(doc, LazyDoc) else doc)
                 self._nrecords += 1
-        except BadLine as exc:
-            if last and self._header is not None:
-                self._warn_torn(raw)
-                return
+        except BadLine as exc:  # a complete line (its newline was written after it) is damage, never torn
             raise CorruptDatabaseError(
                 f"{self.path}: line {lineno} is damaged ({exc}); the file was left untouched. "
                 f"Restore it from a backup, or remove line {lineno} by hand to keep the rest."
