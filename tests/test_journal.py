@@ -68,7 +68,7 @@ def test_first_line_is_a_header_with_the_format_version(path):
     with TinyDb(path) as db:
         fill(db, runs=1)
     header = json.loads(lines(path)[0])
-    assert header["nbsessions"] == FORMAT_VERSION == 2
+    assert header["nbsessions"] == FORMAT_VERSION == 3
     assert header["format"] == "journal"
     assert all(json.loads(line)["t"] in ("sessions", "runs") for line in lines(path)[1:])
 
@@ -111,7 +111,7 @@ def test_a_write_appends_only_the_changed_document(path):
     assert (record["t"], record["id"], record["g"], record["doc"]) == ("runs", run.run_id, session.session_id,
                                                                        run.to_dict())
     assert (touched["t"], touched["id"]) == ("sessions", session.session_id)
-    assert touched["doc"]["updated_at"] > session.updated_at
+    assert list(touched["upd"]) == ["set"] and touched["upd"]["set"]["updated_at"] > session.updated_at
 
 
 def test_an_unstorable_value_raises_and_writes_nothing(path):
