@@ -216,8 +216,7 @@ class JournalStorage(Storage):
                 try:
                     self._compact_locked()
                 except OSError as exc:  # the commit is durable already; compaction can wait for the next one
-                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
-                                  RuntimeWarning, stacklevel=3)
+                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later", RuntimeWarning, 3)
 
     def compact(self) -> None:
         """Rewrite the live documents into a new file that atomically replaces the journal."""
