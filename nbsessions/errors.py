@@ -62,6 +62,10 @@ class SessionAccessError(NbSessionsError, PermissionError):
     """The session belongs to another user; nbsessions never reads or writes across users."""
 
 
+class RunNotPausedError(NbSessionsError, ValueError):
+    """``continue_run`` on a run that is not (or no longer) paused: another continue took it, or it ended."""
+
+
 class StorageError(NbSessionsError):
     """The database file cannot be used as it is; it was left untouched."""
 
