@@ -65,6 +65,10 @@ class SessionAccessError(NbSessionsError, PermissionError):
     """The session belongs to another user; nbsessions never reads or writes across users."""
 
 
+class RunNotPausedError(NbSessionsError, ValueError):
+    """``continue_run`` on a run that is not (or no longer) paused: another continue took it, or it ended."""
+
+
 class StorageError(NbSessionsError):
     """A file cannot be used as asked (the database, an export being written); it was left as it was."""
 
