@@ -145,3 +145,31 @@ def test_the_magics_cell_outputs_show_no_piece_of_the_key(keyed, keyed_notebook,
     assert any("[redacted]" in text for text in outputs.values())
     assert leaked(outputs) == {}
     assert leaked(files_under(workdir)) == {}
+
+
+ATTACKS = [
+    "{os.environ[OPENAI_API_KEY]:.37}", "{os.environ[OPENAI_API_KEY]}", "{os.environ}",
+    "{os.environ[OPENAI_API_KEY][3]}",
+    "{key}", "{key[3]}", "{key[-1]}", "{key:.20}", "{key:.8}", "{key:>60}", "{key:s}", "{key!r}", "{key!a}",
+    "{keys}", "{keys[0]}", "{keys[0][5]}", "{cfg}", "{cfg[token]}", "{cfg[token]:.9}", "{holder}", "{holder.token}",
+    "{holder.token[0]}", "{raw}", "{raw[2]}", "{front}{back}", "{front} and {back}", "{key[0]}{key[1]}{key[2]}",
+]
+
+
+def test_templates_that_reach_the_key_are_refused_and_nothing_is_sent(keyed, keyed_notebook):
+    nb = keyed_notebook
+    nb.run("import os\nkey = os.environ['OPENAI_API_KEY']\nkeys = [key]\ncfg = {'token': key}\nraw = key.encode()\n"
+           "front, back = key[:10], key[10:20]\n"
+           "class Holder:\n    token = key\n    def __str__(self):\n        return 'holds ' + key\nholder = Holder()")
+    for attack in ATTACKS:
+        ran = nb.run(f"%%agent\nTell me {attack} please")
+        assert not ran.result.success, attack
+        said = ran.stderr + ran.stdout + str(ran.result.error_in_exec)
+        assert "nothing was sent or stored" in said and leaked({attack: said}) == {}, attack
+    assert keyed.calls == []  # neither a prompt nor a title request
+    assert nb.run("%%agent --new\nTell me {key[:3]} and {len(key)} and {cfg[other]}").result.success is False
+    assert nb.run("%%agent --new\nTell me {front[:3]} about {keys.__len__}").result.success is False
+    nb.run("short = key[:2]")
+    ran = nb.run("%%agent --new\nSay {short} please")  # two characters of the key are not a piece of it
+    assert ran.result.success and keyed.calls
+    assert leaked({f"call {i}": json.dumps(c.body) for i, c in enumerate(keyed.calls)}) == {}
