@@ -7,12 +7,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from nbsessions.redact import redact
+
 if TYPE_CHECKING:
     from nbsessions.schema import RunOutput
 
 
 class NbSessionsError(Exception):
-    """Base of every error nbsessions raises on purpose."""
+    """Base of every error nbsessions raises on purpose; its message never holds a secret (a server's error
+    body may quote the API key), so whatever shows or stores it is safe."""
+
+    def __init__(self, *args: object):
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ModelError(NbSessionsError):

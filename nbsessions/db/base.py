@@ -111,7 +111,7 @@ def create_in_table(sessions: Mapping[str, Mapping[str, Any]], session: Session)
         check_session_owner(stored.get("user_id"), session.session_id, session.user_id)
         return dict(stored), False
     data = session.to_dict()
-    data["session_name"] = unique_name(session.session_name, _names_in(sessions, session.user_id))
+    data["session_name"] = unique_name(data["session_name"], _names_in(sessions, session.user_id))
     return data, True
 
 

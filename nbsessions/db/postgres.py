@@ -33,6 +33,7 @@ from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
 from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, migrate
 from nbsessions.db.urls import mask_url, scrub, url_password
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import register
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
@@ -72,6 +73,7 @@ class PostgresDb(BaseDb):
 
     def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0) -> None:
         self._secret = url_password(url)
+        register(self._secret)  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show
         self.meta_scope = meta_scope
@@ -210,7 +212,7 @@ class PostgresDb(BaseDb):
         with self._connection("create a session") as conn:
             with conn.transaction() if session.session_name else contextlib.nullcontext():
                 if session.session_name:
-                    data["session_name"] = unique_name(session.session_name, self._names(conn, session.user_id))
+                    data["session_name"] = unique_name(data["session_name"], self._names(conn, session.user_id))
                 row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
             if row is None:  # inserted by another writer after this statement's snapshot: read it now
                 row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",

@@ -26,7 +26,9 @@ from nbsessions.magic.cellopts import CellOptions, check_flag_count, split_args
 from nbsessions.magic.commands import run_command, unquote
 from nbsessions.magic.experiments import run_batch, run_compare
 from nbsessions.magic.notebook import NotebookAgent
+from nbsessions.magic.shown import redacted_output
 from nbsessions.magic.teamcells import run_registered
+from nbsessions.redact import redact
 
 
 @magics_class
@@ -160,11 +162,14 @@ class AgentMagics(Magics):
             %agent db [PATH] | user [NAME] | model [NAME] | panel
         """
         try:
-            with storage_warnings_as_lines(sys.stderr.write):  # a torn last line: one plain line
-                return self._dispatch(line, cell)
+            with storage_warnings_as_lines(sys.stderr.write), redacted_output(self.shell):  # a torn last line: one
+                value = self._dispatch(line, cell)  # plain line; every output redacted
         except (StorageError, InvalidInputError) as exc:  # an unusable store (or a database server that went
             # away: the next cell reconnects) or a bad value: one red line
-            raise UsageError(str(exc)) from None
+            raise UsageError(redact(str(exc))) from None
+        except UsageError as exc:  # shown by IPython after the block: a name or a value in it may quote a key
+            raise UsageError(redact(str(exc))) from None
+        return redact(value) if isinstance(value, str) else value
 
     def _dispatch(self, line: str, cell: str | None) -> Any:
         if cell is None:
