@@ -160,11 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-u", "--user", help="only look among this user's sessions")
     export.add_argument("-f", "--format", choices=["md", "json", "csv", "ipynb"], default="md")
     export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
-    copy = sub.add_parser("copy", help="copy sessions and runs into another store (file or postgresql:// URL); "
-                          "running it again changes nothing")
+    copy = sub.add_parser("copy", help="merge sessions and runs into another store (file or postgresql:// URL); "
+                          "the target's newer changes are kept, and running it again changes nothing")
     copy.add_argument("db", metavar="SRC")
     copy.add_argument("target", metavar="DST", help="created when missing")
-    copy.add_argument("-u", "--user", help="only this user's sessions")
+    copy.add_argument("-u", "--user", help="only this user's sessions (with --owner: after owners are given)")
+    copy.add_argument("--owner", metavar="USER", help="give sessions that have no user (a notebook file's) to USER")
     copy.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -173,7 +174,8 @@ def cmd_copy(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     from nbsessions.copying import copy_sessions
 
     with open_store(args.target) as target:
-        report = copy_sessions(db, target, user_id=args.user, progress=not args.no_progress, out=sys.stderr)
+        report = copy_sessions(db, target, user_id=args.user, owner=args.owner, progress=not args.no_progress,
+                               out=sys.stderr)
     out.write(f"{report} into {mask_url(str(args.target))}\n")
 
 

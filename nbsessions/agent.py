@@ -10,12 +10,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbsessions import run_log
+from nbsessions import run_log, run_writes
 from nbsessions.arguments import DbLike, ModelLike, as_db, as_model
 from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context
 from nbsessions.db.base import BaseDb
-from nbsessions.errors import SessionNotFoundError
+from nbsessions.errors import RunNotPausedError, SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.history_tools import chat_history_tool, past_session_tools
 from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
@@ -295,11 +295,14 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return run, model, session.session_state
 
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends
-        self._emit("run", run.session_id)
-        if self.debug_mode:
-            run_log.log_sent(run)
-        return self._start(run, model, session_state)
+        """The run, ready to go: stored only once its stream is iterated (``_store_start``)."""
+        execution = self._start(run, model, session_state)
+        execution.begin = self._store_start
+        return execution
+
+    def _store_start(self, execution: Execution) -> None:
+        if run_writes.begin(self.db, execution.run, self._emit) and self.debug_mode:
+            run_log.log_sent(execution.run)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,
@@ -331,12 +334,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
             run.messages = [m for m in run.messages if not m.from_history]
         execution.record_usage()
         self._add_nested_usage(run)
-        self.db.upsert_run(run)
+        if not run_writes.store_outcome(self.db, run, execution.state_changes(), execution.state_deletions()):
+            return  # its session was deleted meanwhile: nothing of it is stored
         if self.debug_mode:
             run_log.log_outcome(run)
-        changes, deleted = execution.state_changes(), execution.state_deletions()
-        if changes or deleted:
-            self.db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
         if status == RunStatus.completed and run.variant_of:
             self.choose_variant(run.run_id)
         elif status == RunStatus.completed and run.cell_id:
@@ -376,8 +377,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         if session_id and session_id != run.session_id:
             raise SessionNotFoundError(f"run {run_id[:8]} is not in session {session_id[:8]}")
         session = self._session(run.session_id)
+        if run.status == RunStatus.running:
+            raise RunNotPausedError(f"run {run_id[:8]} is no longer paused: another continue_run is running it")
         if run.status != RunStatus.paused:
-            raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
+            raise RunNotPausedError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
         pending = [r for r in run.requirements if not r.resolved]
         merge_answers(run.requirements, given)
         apply_shortcuts(pending, approve, user_input or {}, results or {})
@@ -388,7 +391,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         execution.resolve()
         execution.continued = True
         run.status, run.writer = RunStatus.running, current_writer()
-        self.db.upsert_run(run)
+        execution.begin = lambda e: run_writes.claim(self.db, e.run, self._emit)  # once, as the stream starts
         return execution
 
     def _deliver(self, execution: Execution, stream: bool, stream_events: bool = False,

@@ -7,12 +7,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from nbsessions.redact import redact
+
 if TYPE_CHECKING:
     from nbsessions.schema import RunOutput
 
 
 class NbSessionsError(Exception):
-    """Base of every error nbsessions raises on purpose."""
+    """Base of every error nbsessions raises on purpose; its message never holds a secret (a server's error
+    body may quote the API key), so whatever shows or stores it is safe."""
+
+    def __init__(self, *args: object):
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ModelError(NbSessionsError):
@@ -63,6 +69,10 @@ class SessionNotFoundError(NbSessionsError, LookupError):
 
 class SessionAccessError(NbSessionsError, PermissionError):
     """The session belongs to another user; nbsessions never reads or writes across users."""
+
+
+class RunNotPausedError(NbSessionsError, ValueError):
+    """``continue_run`` on a run that is not (or no longer) paused: another continue took it, or it ended."""
 
 
 class StorageError(NbSessionsError):

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from nbsessions.errors import InvalidInputError
+from nbsessions.redact import leaks
 
 
 def kind_of(value: Any) -> str:
@@ -67,13 +68,10 @@ def check_user_id(value: Any) -> None:
         check_text(value, "user_id", empty=False)
 
 
-MIN_SECRET_LENGTH = 8
-"""Shorter "keys" (placeholders such as ``x``) would refuse ordinary prompts."""
-
-
-def refuse_secrets(text: str, secrets: Iterable[str]) -> None:
-    """Refuse ``text`` when it contains one of ``secrets`` (an API key), without quoting it: a prompt is sent to
-    the server and stored, a key never is."""
-    for secret in secrets:
-        if secret and len(secret) >= MIN_SECRET_LENGTH and secret in text:
-            raise InvalidInputError("the prompt contains the configured API key; nothing was sent or stored")
+def refuse_secrets(text: str, secrets: Iterable[str | None] = ()) -> None:
+    """Refuse ``text`` when it holds a configured secret or any piece of one of ``MIN_LENGTH`` characters (see
+    ``redact``; ``secrets`` adds the model's own), without quoting it: a prompt is sent to the server and stored,
+    a key never is."""
+    if leaks(text, secrets):
+        raise InvalidInputError("the prompt contains the configured API key or a piece of a secret; nothing was "
+                                "sent or stored")
