@@ -99,8 +99,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         ``num_past_sessions_to_search`` are Agno 3's names for ``search_session_history`` /
         ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway).
         ``description`` ... ``system_message`` build the system message as Agno's do (``system_message.py``);
-        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno).
-        ``model`` may be a name (``"gpt-5.2"``, ``"openai:gpt-4o"``) and ``db`` a path or URL (``arguments.py``)."""
+        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno)."""
         refuse_unsupported(type(self).__name__, unsupported)
         model, summary_model = as_model(model), as_model(summary_model, "summary_model")
         check_instructions(instructions)
@@ -172,7 +171,6 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                num_history_runs: int | None, num_history_messages: int | None, max_history_tokens: int | None,
                **options: Any) -> Execution:
         """Check the prompt, open the session and store the new run: what ``run`` and ``arun`` share."""
-        check_prompt(input)
         options["model"] = as_model(options.get("model"))
         self._check_parent(options.get("parent_run_id"), options.get("session_id"))
         self._check_run_input(input, options.get("user_id"), session_state, options.get("instructions"),
@@ -207,7 +205,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
     def _check_run_input(self, prompt: str, user_id: Any, session_state: Any, instructions: Any,
                          model: Model | None, counts: tuple[Any, ...]) -> None:
         """Everything a run is given, checked before a session is opened or a run written."""
-        check_text(prompt, "the prompt")
+        check_prompt(prompt)
         check_user_id(user_id)
         if session_state is not None:
             check_json(session_state, "session_state")

@@ -40,6 +40,7 @@ def check_prompt(value: Any) -> None:
         raise InvalidInputError(f"the prompt must be a string, not {kind_of(value)}")
     if not value.strip():
         raise InvalidInputError("the prompt is empty: give the model something to answer")
+    check_text(value, "the prompt")
 
 
 def check_json(value: Any, what: str) -> None:

@@ -129,7 +129,7 @@ def stored(tmp_path):
     return path, run.session_id
 
 
-@pytest.mark.parametrize("command", [["ls"], ["show", "SID"], ["export", "SID", "-f", "json"]])
+@pytest.mark.parametrize("command", [["ls", "--plain"], ["show", "SID"], ["export", "SID", "-f", "json"]])
 def test_cli_readers_create_no_lock_file_beside_the_database(stored, capsys, command):
     path, sid = stored
     before = sorted(os.listdir(path.parent))

@@ -214,18 +214,13 @@ class JournalStorage(Storage):
             if self._nrecords > max(self.compact_min_lines, 2 * self._index.ndocs):
                 try:
                     self._compact_locked()
-                except OSError as exc:  # the commit is durable already; compaction can wait for the next one
-                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
-                                  StorageWarning, stacklevel=3)
+                except (OSError, StorageError) as exc:  # the commit is durable; compaction can wait for the next
+                    warnings.warn(f"{exc}; will try again later", StorageWarning, stacklevel=3)
 
     def compact(self) -> None:
         """Rewrite the live documents into a new file that atomically replaces the journal (or leaves it be)."""
         with self.transaction():
-            try:
-                self._compact_locked()
-            except OSError as exc:
-                raise StorageError(f"could not compact {self.path}: {exc.strerror or exc}; the database was left "
-                                   "as it was") from None
+            self._compact_locked()
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:

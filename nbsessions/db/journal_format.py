@@ -329,8 +329,17 @@ Moved = list[tuple[dict[str, Any], str, LazyDoc]]
 """(table, id, the document's place in the new file) for each document compaction moved."""
 
 
-def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[str, Any]],
-                   encode: Callable[[str, str, Any], tuple[bytes, LazyDoc | None]]) -> tuple[OpenFile, int, Moved]:
+def write_snapshot(path: str, *args: Any) -> tuple[OpenFile, int, Moved]:
+    """``_write_snapshot``; a failure (a full disk) is one ``StorageError`` naming the file, left as it was."""
+    try:
+        return _write_snapshot(path, *args)
+    except OSError as exc:
+        raise StorageError(f"could not compact {path}: {exc.strerror or exc}; the database was left as it was") \
+            from None
+
+
+def _write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[str, Any]],
+                    encode: Callable[[str, str, Any], tuple[bytes, LazyDoc | None]]) -> tuple[OpenFile, int, Moved]:
     """Compaction's file work: the live documents into ``<path>.compact.tmp``, fsync'd, then ``os.replace``.
 
     Returns the new file (open for appends), its size, and where each not-yet-parsed document now is; the
