@@ -290,21 +290,6 @@ def parse_header(path: str, raw: bytes) -> dict[str, Any]:
     return header
 
 
-def refuse_before_locking(path: str) -> None:
-    """A folder, or a file whose complete first line is not our header, is refused before the lock file beside
-    it is made: a refused path leaves nothing behind. (A first line still being written is left to the locked
-    read.)"""
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a directory")
-    try:
-        with open(path, "rb") as f:
-            first = f.readline(1 << 16)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
-    if first.endswith(b"\n"):
-        parse_header(path, first[:-1])
-
-
 def header_line(fields: dict[str, Any]) -> bytes:
     extra = {k: v for k, v in fields.items() if k not in ("nbsessions", "format")}
     header = {"nbsessions": FORMAT_VERSION, "format": "journal", **extra}
