@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbsessions.agent import Agent
+from nbsessions.arguments import DbLike, as_db
 from nbsessions.async_api import AsyncSessionsMixin
 from nbsessions.db.base import BaseDb
-from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
@@ -51,7 +51,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
     runs or to run the steps; either way the answer is a run of the workflow's session.
     """
 
-    def __init__(self, steps: list[Step | Agent | StepFunction] | None = None, db: BaseDb | None = None, *,
+    def __init__(self, steps: list[Step | Agent | StepFunction] | None = None, db: DbLike | None = None, *,
                  name: str | None = None, description: str | None = None,
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
                  session_id: str | None = None, num_history_runs: int = 3,
@@ -62,7 +62,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         prepared = [as_step(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
             check_json(session_state, "session_state")
-        self.db = db if db is not None else InMemoryDb()
+        self.db = as_db(db)
         self.name = name
         self.description = description
         self.user_id = user_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import fields as dataclass_fields
@@ -32,6 +33,7 @@ from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
 from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, migrate
 from nbsessions.db.urls import mask_url, scrub, url_password
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import register
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
@@ -71,6 +73,7 @@ class PostgresDb(BaseDb):
 
     def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0) -> None:
         self._secret = url_password(url)
+        register(self._secret)  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show
         self.meta_scope = meta_scope
@@ -79,8 +82,7 @@ class PostgresDb(BaseDb):
         self._timeout = timeout
         self._last_used: dict[int, float] = {}  # id(connection) -> when it last answered
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
-                                    kwargs={"autocommit": True}, configure=self._configure,
-                                    check=self._check, name="nbsessions")
+                                    kwargs={"autocommit": True}, configure=self._configure, name="nbsessions")
         try:
             with self._errors("open"):
                 with self._listen_connection() as conn:  # fails at once, saying why (a pool would retry)
@@ -99,11 +101,24 @@ class PostgresDb(BaseDb):
         conn.execute("SELECT set_config('nbsessions.origin', %s, false)", [self.origin])
         self._last_used[id(conn)] = time.monotonic()
 
-    def _check(self, conn: psycopg.Connection) -> None:
-        """Test a connection before use when it sat idle a while: a restarted server is then noticed (and the
-        connection replaced) before a query fails, without a round trip for each of a run's quick queries."""
-        if time.monotonic() - self._last_used.get(id(conn), 0.0) > _CHECK_AFTER:
+    def _usable(self, conn: psycopg.Connection) -> bool:
+        """Whether a pooled connection can take a query, costing no round trip in the common case.
+
+        An idle connection has nothing to read; a server that shut down or restarted has sent it an error and
+        closed it, so a readable socket means the connection must be tested (``SELECT`` nothing) before use. One
+        idle for a while is tested too: a server that vanished without a word (a crashed host) sends nothing.
+        """
+        if conn.closed or conn.broken:
+            return False
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        if not poller.poll(0) and time.monotonic() - self._last_used.get(id(conn), 0.0) <= _CHECK_AFTER:
+            return True
+        try:
             ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            return False
+        return True
 
     def _listen_connection(self) -> psycopg.Connection:
         return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
@@ -139,11 +154,25 @@ class PostgresDb(BaseDb):
 
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
-        with self._errors(doing), self._pool.connection() as conn:
+        with self._errors(doing):
+            conn = self._live_connection()
             try:
-                yield conn
+                with conn:  # as the pool's own connection(): ends a transaction left open, keeps the connection
+                    yield conn
             finally:
                 self._last_used[id(conn)] = time.monotonic()
+                self._pool.putconn(conn)
+
+    def _live_connection(self) -> psycopg.Connection:
+        """A pooled connection that works: dead ones (the server restarted since) are dropped and replaced at
+        once, so the first operation after the server is back succeeds instead of failing on a stale socket."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.001))
+            if self._usable(conn):
+                return conn
+            conn.close()  # the pool sees it closed, forgets it and opens a new one in its worker
+            self._pool.putconn(conn)
 
     def _one(self, doing: str, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:
@@ -183,7 +212,7 @@ class PostgresDb(BaseDb):
         with self._connection("create a session") as conn:
             with conn.transaction() if session.session_name else contextlib.nullcontext():
                 if session.session_name:
-                    data["session_name"] = unique_name(session.session_name, self._names(conn, session.user_id))
+                    data["session_name"] = unique_name(data["session_name"], self._names(conn, session.user_id))
                 row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
             if row is None:  # inserted by another writer after this statement's snapshot: read it now
                 row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",
