@@ -6,10 +6,15 @@ Each test drives a real server (tests/pg_server.py): restarts are real ``pg_ctl 
 from __future__ import annotations
 
 import contextlib
+import queue
 
 import pytest
+from test_postgres import WAIT
+from worker_protocol import Worker
 
+from nbsessions import Agent
 from nbsessions.db.postgres import PostgresDb
+from nbsessions.panel import SessionPanel
 from nbsessions.schema import RunOutput, RunStatus, Session
 
 pytestmark = pytest.mark.postgres
@@ -39,3 +44,58 @@ def test_the_first_operation_after_a_restart_succeeds_ten_times_in_a_row(postgre
             op()  # before: "terminating connection due to administrator command" or "no free connection"
         assert db.get_session(session.session_id).session_state == {"n": 1}
         assert len(db.list_runs(session.session_id)) == 2
+
+
+def test_the_panel_shows_store_errors_on_its_status_line_and_never_raises_them(postgres_url, postgres_server,
+                                                                               caplog):
+    with PostgresDb(postgres_url, timeout=1) as db:
+        agent = Agent(db=db, user_id="ann")
+        session = agent.create_session("notes", user_id="ann")
+        agent.set_active_session(session.session_id)
+        panel = SessionPanel(agent=agent)
+        try:
+            postgres_server.stop()
+            try:
+                for button in (panel.actions.rename, panel.refresh_button):
+                    panel.actions.name.value = "renamed"
+                    panel.status.value = ""
+                    button.click()  # ipywidgets logs what a click handler raises, and the front end shows nothing
+                    assert panel.status.value.startswith("PostgreSQL postgresql://nbsessions@/")
+                    assert "cannot" in panel.status.value and "\n" not in panel.status.value
+            finally:
+                postgres_server.start_again()
+            assert not [r for r in caplog.records if "Exception in callback" in r.getMessage()]
+            panel.refresh_button.click()
+            assert panel.status.value == ""  # back: the error is gone and the session shows again
+            panel.actions.rename.click()
+            assert db.get_session(session.session_id).session_name == "renamed"
+        finally:
+            panel.close()
+
+
+def test_live_updates_follow_the_user_the_agent_acts_as(postgres_url):
+    """`%agent user carol` sets the notebook Agent's user: the panel then hears carol's writes, not bob's."""
+    with PostgresDb(postgres_url) as db:
+        agent = Agent(db=db, user_id="bob")
+        bobs = agent.create_session("bob's", user_id="bob")
+        carols = agent.create_session("carol's", user_id="carol")
+        panel = SessionPanel(agent=agent)
+        heard: queue.Queue[tuple[str, str]] = queue.Queue()
+        agent.add_listener(lambda *event: heard.put(event), other_kernels=True)  # called after the panel's
+        kernel = Worker("journal_worker.py", postgres_url)
+        try:
+            agent.user_id = "carol"  # what `%agent user carol` does to the notebook's Agent
+            agent.set_active_session(carols.session_id)
+            panel.refresh()
+            runs = [RunOutput(session_id=sid, user_id=user, status=RunStatus.completed, input="from elsewhere",
+                              content=f"a reply written elsewhere for {user}")
+                    for sid, user in ((bobs.session_id, "bob"), (carols.session_id, "carol"))]
+            assert kernel.call(cmd="upsert", runs=[r.to_dict() for r in runs]) == {"done": 2}
+            events = [heard.get(timeout=WAIT)]
+            while events[-1] != ("run", carols.session_id):
+                events.append(heard.get(timeout=WAIT))
+            assert {sid for _event, sid in events} == {carols.session_id}  # bob's, committed first, never came
+            assert "a reply written elsewhere for carol" in panel.history.markup
+        finally:
+            kernel.close()
+            panel.close()

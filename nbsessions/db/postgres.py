@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import select
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import fields as dataclass_fields
@@ -79,8 +80,8 @@ class PostgresDb(BaseDb):
         self._conninfo = url
         self._timeout = timeout
         self._last_used: dict[int, float] = {}  # id(connection) -> when it last answered
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
-                                    kwargs={"autocommit": True}, configure=self._configure, name="nbsessions")
+        self._pool_size, self._out, self._out_lock = pool_size, 0, threading.Lock()  # connections handed out
+        self._pool = self._new_pool()
         try:
             with self._errors("open"):
                 with self._listen_connection() as conn:  # fails at once, saying why (a pool would retry)
@@ -150,27 +151,62 @@ class PostgresDb(BaseDb):
             return str(exc)
         return f"no free connection within {self._timeout:g} s; the server is reachable again now"
 
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(self._conninfo, min_size=1, max_size=self._pool_size, timeout=self._timeout,
+                              open=False, kwargs={"autocommit": True}, configure=self._configure, name="nbsessions")
+
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
         with self._errors(doing):
-            conn = self._live_connection()
+            pool, conn = self._live_connection()
             try:
                 with conn:  # as the pool's own connection(): ends a transaction left open, keeps the connection
                     yield conn
             finally:
                 self._last_used[id(conn)] = time.monotonic()
-                self._pool.putconn(conn)
+                with self._out_lock:
+                    self._out -= 1
+                pool.putconn(conn)
 
-    def _live_connection(self) -> psycopg.Connection:
-        """A pooled connection that works: dead ones (the server restarted since) are dropped and replaced at
-        once, so the first operation after the server is back succeeds instead of failing on a stale socket."""
+    def _live_connection(self) -> tuple[ConnectionPool, psycopg.Connection]:
+        """A pooled connection that works, so the first operation after a server restart succeeds.
+
+        Dead connections (the server restarted since) are dropped and replaced at once. A pool with nothing to
+        give while this store holds fewer than it may is waiting out the back-off of reconnection attempts made
+        while the server was down: once the server answers, a fresh pool replaces it instead.
+        """
         deadline = time.monotonic() + self._timeout
         while True:
-            conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.001))
+            pool = self._pool
+            try:
+                conn = pool.getconn(timeout=max(min(deadline - time.monotonic(), 0.5), 0.001))
+            except PoolTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                if self._out < self._pool_size and self._reachable():
+                    self._replace_pool(pool)
+                continue
             if self._usable(conn):
-                return conn
+                with self._out_lock:
+                    self._out += 1
+                return pool, conn
             conn.close()  # the pool sees it closed, forgets it and opens a new one in its worker
-            self._pool.putconn(conn)
+            pool.putconn(conn)
+
+    def _reachable(self) -> bool:
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=1).close()
+        except psycopg.Error:
+            return False
+        return True
+
+    def _replace_pool(self, old: ConnectionPool) -> None:
+        with self._out_lock:
+            if self._pool is not old:  # another thread did it
+                return
+            self._pool = self._new_pool()
+            self._pool.open(wait=False)
+        threading.Thread(target=old.close, name="nbsessions-pool-close", daemon=True).start()
 
     def _one(self, doing: str, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:
