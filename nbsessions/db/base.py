@@ -2,7 +2,9 @@
 
 Sessions: get / list / create-if-absent (owner-checked) / upsert / update (merge under the store's lock) /
 delete. The merge of an update is one function here (``apply_session_update``), so every backend merges alike.
-Runs: upsert / get / list for one session. Plus a tiny key-value area for notebook settings
+Runs: upsert / get / list for one session, and the run engine's conditional writes: a run's status changes
+only by a write that checks the stored state in the same step (``claim_run``: paused -> running once;
+``upsert_run_if_session``: never into a deleted session). Plus a tiny key-value area for notebook settings
 (the active session of a notebook lives there).
 """
 
@@ -109,7 +111,7 @@ def create_in_table(sessions: Mapping[str, Mapping[str, Any]], session: Session)
         check_session_owner(stored.get("user_id"), session.session_id, session.user_id)
         return dict(stored), False
     data = session.to_dict()
-    data["session_name"] = unique_name(session.session_name, _names_in(sessions, session.user_id))
+    data["session_name"] = unique_name(data["session_name"], _names_in(sessions, session.user_id))
     return data, True
 
 
@@ -230,6 +232,24 @@ class BaseDb(ABC):
 
         Durable (fsync'd) before returning unless ``durable=False``: for a record that a later durable write
         replaces (a run being started), surviving a killed process is enough.
+        """
+
+    @abstractmethod
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        """``upsert_run`` only while the run's session exists, checked and written as one atomic step.
+
+        False, with nothing written, once the session is gone: a run whose session was deleted while it ran is
+        never stored (its writes would otherwise bring it back as an orphan). Every write of a run in motion
+        goes through this.
+        """
+
+    @abstractmethod
+    def claim_run(self, run: RunOutput) -> bool:
+        """Store ``run`` (continued: ``running``, with its answers) only if its stored record is still
+        ``paused`` and its session exists, as one atomic step: paused -> running happens once.
+
+        False, with nothing written, when another continue claimed it first (or it or its session is gone):
+        of two concurrent continues exactly one gets True, so an approved tool runs once.
         """
 
     @abstractmethod

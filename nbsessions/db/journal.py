@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import json
 import os
 import stat
@@ -42,13 +41,14 @@ from nbsessions.db.journal_format import (
     parse_body,
     parse_header,
     parse_record,
+    refuse_before_locking,
     write_all,
     write_snapshot,
     written_update,
 )
 from nbsessions.db.journal_index import Doc, JournalIndex, Pending
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
-from nbsessions.errors import CorruptDatabaseError, StorageError
+from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
 
 Op = tuple[str, str, "dict[str, Any] | Update | None"]
 """One change: (table, doc_id, new document, an ``Update`` of some of its fields, or None to delete)."""
@@ -84,6 +84,7 @@ class JournalStorage(Storage):
         self._flock = FileLock(lock_path(self.path), timeout=lock_timeout, shared_ok=read_only)
         self._reset()
         try:
+            refuse_before_locking(self.path)
             if create_dirs and not read_only:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with self._rlock, self._locked():
@@ -96,8 +97,6 @@ class JournalStorage(Storage):
             raise
 
     def _open_locked(self) -> None:
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(errno.EISDIR, "is a directory")
         if not self.read_only:
             create_journal(self.path)
             with contextlib.suppress(FileNotFoundError):  # a compaction killed midway; we hold the lock
@@ -216,12 +215,17 @@ class JournalStorage(Storage):
                 try:
                     self._compact_locked()
                 except OSError as exc:  # the commit is durable already; compaction can wait for the next one
-                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later", RuntimeWarning, 3)
+                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
+                                  StorageWarning, stacklevel=3)
 
     def compact(self) -> None:
-        """Rewrite the live documents into a new file that atomically replaces the journal."""
+        """Rewrite the live documents into a new file that atomically replaces the journal (or leaves it be)."""
         with self.transaction():
-            self._compact_locked()
+            try:
+                self._compact_locked()
+            except OSError as exc:
+                raise StorageError(f"could not compact {self.path}: {exc.strerror or exc}; the database was left "
+                                   "as it was") from None
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -354,7 +358,7 @@ class JournalStorage(Storage):
             self._warned_torn_at = self._offset
             warnings.warn(f"{self.path}: skipped an incomplete last line ({len(raw)} bytes, {raw[:60]!r}...) "
                           f"left by a write that was interrupted; the next write removes it.",
-                          RuntimeWarning, stacklevel=5)
+                          StorageWarning, stacklevel=5)
 
     def _append(self, payload: bytes, *, durable: bool = True) -> int:
         """Write at the end of the file; returns where the payload starts."""

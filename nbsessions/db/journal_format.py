@@ -224,6 +224,8 @@ def open_error(path: str, exc: OSError, read_only: bool = False) -> str:
         return f"cannot {verb} {path}: {where} is read-only ({exc.strerror}); pick a writable path or fix it"
     if exc.errno == errno.ENOENT and read_only:
         return f"{path}: no such database file"
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return f"cannot create {path}: a part of its folder is a file, not a folder"
     if exc.errno == errno.ENOSPC:
         return f"cannot create {path}: no space left on the device"
     return f"cannot open {path}: {exc.strerror or exc}"
@@ -288,6 +290,21 @@ def parse_header(path: str, raw: bytes) -> dict[str, Any]:
     return header
 
 
+def refuse_before_locking(path: str) -> None:
+    """A folder, or a file whose complete first line is not our header, is refused before the lock file beside
+    it is made: a refused path leaves nothing behind. (A first line still being written is left to the locked
+    read.)"""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory")
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    if first.endswith(b"\n"):
+        parse_header(path, first[:-1])
+
+
 def header_line(fields: dict[str, Any]) -> bytes:
     extra = {k: v for k, v in fields.items() if k not in ("nbsessions", "format")}
     header = {"nbsessions": FORMAT_VERSION, "format": "journal", **extra}
@@ -342,11 +359,12 @@ def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[s
                     chunk.clear()
         write_all(new.fd, b"".join(chunk))
         os.fsync(new.fd)
+        os.replace(tmp, path)
     except BaseException:
         new.close()
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    os.replace(tmp, path)
     fsync_dir(path)
     return new, size, moved
 

@@ -34,6 +34,7 @@ from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
 from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, migrate
 from nbsessions.db.urls import mask_url, scrub, url_password
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import register
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
@@ -73,6 +74,7 @@ class PostgresDb(BaseDb):
 
     def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0) -> None:
         self._secret = url_password(url)
+        register(self._secret)  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show
         self.meta_scope = meta_scope
@@ -246,7 +248,7 @@ class PostgresDb(BaseDb):
         with self._connection("create a session") as conn:
             with conn.transaction() if session.session_name else contextlib.nullcontext():
                 if session.session_name:
-                    data["session_name"] = unique_name(session.session_name, self._names(conn, session.user_id))
+                    data["session_name"] = unique_name(data["session_name"], self._names(conn, session.user_id))
                 row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
             if row is None:  # inserted by another writer after this statement's snapshot: read it now
                 row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",
@@ -294,8 +296,11 @@ class PostgresDb(BaseDb):
         return [name for (name,) in rows]
 
     def delete_session(self, session_id: str) -> bool:
-        row = self._one("delete a session", f"WITH runs AS (DELETE FROM {_R} WHERE session_id = %s) "
-                        f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id, session_id])
+        """The session row first (its lock orders this against a run being written), then, in a statement
+        that sees what such a writer committed, the runs: no run of the session is left behind."""
+        with self._connection("delete a session") as conn, conn.transaction():
+            row = conn.execute(f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id]).fetchone()
+            conn.execute(f"DELETE FROM {_R} WHERE session_id = %s", [session_id])
         return row is not None
 
     # -- runs -----------------------------------------------------------------------------------
@@ -311,6 +316,33 @@ class PostgresDb(BaseDb):
             with conn.pipeline(), conn.transaction():  # sent together: one round trip
                 conn.execute("SET LOCAL synchronous_commit = off")
                 conn.execute(sql, params)
+
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        """Bump the session's ``updated_at`` (locking its row) and store the run only if that found the session,
+        in one transaction: a concurrent ``delete_session`` waits for it, or it finds the session gone."""
+        return self._conditional_run("store a run", run, durable, "")
+
+    def claim_run(self, run: RunOutput) -> bool:
+        """``UPDATE … WHERE status = 'paused'``: a second continue waits on the row lock, then finds it running."""
+        return self._conditional_run("continue a run", run, True, "WHERE runs.status = 'paused'")
+
+    def _conditional_run(self, doing: str, run: RunOutput, durable: bool, where: str) -> bool:
+        data = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
+                _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True))]
+        with self._connection(doing) as conn, conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            if conn.execute(f"UPDATE {_S} SET updated_at = %s WHERE session_id = %s RETURNING 1",
+                            [now(), run.session_id]).fetchone() is None:
+                return False
+            if not where:
+                conn.execute(_UPSERT_RUN, data)
+                return True
+            if conn.execute(f"UPDATE {_R} AS runs SET status = %s, metrics = %s::jsonb, data = %s::json "
+                            f"{where} AND run_id = %s RETURNING 1", [*data[4:], run.run_id]).fetchone() is None:
+                raise psycopg.Rollback  # not claimed: the session's updated_at stays as it was too
+            return True
+        return False  # rolled back
 
     def get_run(self, run_id: str) -> RunOutput | None:
         row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])

@@ -233,6 +233,20 @@ class TinyDb(BaseDb):
                 ops.append((SESSIONS, run.session_id, Update({"set": {"updated_at": now()}})))
             self._store.commit(ops, durable=durable)
 
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        with self._store.transaction():  # under the file lock: a delete in another kernel is before or after
+            if self._store.get(SESSIONS, run.session_id) is None:
+                return False
+            self.upsert_run(run, durable=durable)
+            return True
+
+    def claim_run(self, run: RunOutput) -> bool:
+        with self._store.transaction():  # the status read and the write under one hold of the file lock
+            stored = self._store.load(RUNS, run.run_id)
+            if stored is None or stored.get("status") != RunStatus.paused.value:
+                return False
+            return self.upsert_run_if_session(run)
+
     def get_run(self, run_id: str) -> RunOutput | None:
         with self._store.reading():
             data = self._store.load(RUNS, run_id)
