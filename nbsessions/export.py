@@ -21,6 +21,8 @@ from nbsessions.formatting import when_precise
 from nbsessions.render import format_footer
 from nbsessions.schema import RunOutput, RunStatus, Session
 
+FORMATS = ("md", "json", "csv", "ipynb")
+SESSION_ONLY = frozenset({"ipynb"})  # a comparison or a batch has no notebook form
 EXPORT_FORMAT = "nbsessions.export"
 EXPORT_VERSION = 1
 

@@ -20,10 +20,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
 from nbsessions.errors import NbSessionsError
-from nbsessions.explore.batch import BatchResult
-from nbsessions.explore.compare import Comparison
-from nbsessions.explore.export import FORMATS, SESSION_ONLY, export_result, export_session
-from nbsessions.export import write_private
+from nbsessions.export import FORMATS, SESSION_ONLY, write_private
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.formatting import when
 from nbsessions.listing import group_experiments
@@ -334,6 +331,8 @@ def export(nb: NotebookAgent, rest: str) -> None:
     ``--result VAR`` exports a ``Comparison`` or ``BatchResult`` from the notebook instead. Exports hold stored
     records only: never an API key.
     """
+    from nbsessions.explore import BatchResult, Comparison, export_result, export_session  # on use, not at load
+
     args = parse_rest(_EXPORT, rest)
     path = Path(args.path).expanduser().resolve() if args.path else None
     if args.result is not None:

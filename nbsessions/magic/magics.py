@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import sys
+import threading
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -24,7 +25,6 @@ from nbsessions.errors import InvalidInputError, StorageError, storage_warnings_
 from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
 from nbsessions.magic.cellopts import CellOptions, check_flag_count, split_args
 from nbsessions.magic.commands import run_command, unquote
-from nbsessions.magic.experiments import run_batch, run_compare
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.magic.shown import redacted_output
 from nbsessions.magic.teamcells import run_registered
@@ -64,6 +64,8 @@ class AgentMagics(Magics):
                    "user. Empty: no user.").tag(config=True)
     update_interval = Float(0.1, help="Seconds between in-place updates of a streaming reply (the final one "
                             "always shows).").tag(config=True)
+
+    warming: threading.Thread | None = None  # ``warm_up`` started by ``load_ipython_extension``
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -179,10 +181,11 @@ class AgentMagics(Magics):
         if opts.registered is not None:
             run = run_registered(self.notebook, opts, cell)
             return run.content if opts.result else None
-        if opts.over is not None:
-            return run_batch(self.notebook, opts, cell)
-        if opts.comparing:
-            return run_compare(self.notebook, opts, cell)
+        if opts.over is not None or opts.comparing:
+            from nbsessions.magic import experiments  # prompt experiments load on their first cell
+
+            run = experiments.run_batch if opts.over is not None else experiments.run_compare
+            return run(self.notebook, opts, cell)
         run = self.notebook.run_cell(opts, cell)
         return run.content if opts.result else None
 
@@ -305,12 +308,26 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
     return key, [_setting_value(v) for v in items]
 
 
+def warm_up() -> None:
+    """Import the ``openai`` SDK (~0.5 s) and build the Markdown renderer: what the first ``%%agent`` cell needs
+    beyond the extension itself, done while the user writes that cell. A failure here is left for the cell to
+    report in its own words."""
+    with contextlib.suppress(Exception):
+        import openai  # noqa: F401
+    with contextlib.suppress(Exception):
+        from nbsessions.render import markdown_to_html
+
+        markdown_to_html("")
+
+
 def load_ipython_extension(ip: Any) -> AgentMagics:
-    """Register ``AgentMagics`` and the cell-id hooks on ``ip``."""
+    """Register ``AgentMagics`` and the cell-id hooks on ``ip``, then warm up the first cell in the background."""
     magics = AgentMagics(shell=ip)
     ip.register_magics(magics)
     ip.events.register("pre_run_cell", magics.pre_run_cell)
     ip.events.register("post_run_cell", magics.post_run_cell)
+    magics.warming = threading.Thread(target=warm_up, name="nbsessions-warm-up", daemon=True)
+    magics.warming.start()
     return magics
 
 
