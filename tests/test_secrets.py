@@ -91,7 +91,7 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
     agent.run("Look it up")
     keyed.script({"content": "", "tool_calls": [{"name": "fetch_token", "arguments": "{}"}]}, f"got {KEY}")
     paused = agent.run("Fetch the token")
-    assert paused.is_paused
+    assert paused.status.value == "paused"
     agent.continue_run(paused.run_id, approve=True)
     agent.update_session_state({"again": f"k={KEY}"})
     agent.set_session_name(session_name=f"session {KEY}")

@@ -127,11 +127,13 @@ def update_in_table(sessions: Mapping[str, Mapping[str, Any]], session_id: str,
 
 
 def check_session_owner(stored_user: str | None, session_id: str, user_id: str | None) -> None:
-    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user."""
+    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user.
+
+    The refusal names nothing of the owner's, not even the session's id: the caller may have given a run id,
+    and the session it belongs to is not theirs to learn."""
     if user_id is not None and stored_user != user_id:
         raise SessionAccessError(
-            f"session {session_id[:8]} belongs to another user; "
-            f"open it as its owner or start a new session for {user_id!r}")
+            f"that session belongs to another user; open it as its owner or start a new session for {user_id!r}")
 
 
 RunFetcher = Callable[[set[str]], Mapping[str, dict[str, Any]]]
