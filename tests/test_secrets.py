@@ -173,3 +173,28 @@ def test_templates_that_reach_the_key_are_refused_and_nothing_is_sent(keyed, key
     ran = nb.run("%%agent --new\nSay {short} please")  # two characters of the key are not a piece of it
     assert ran.result.success and keyed.calls
     assert leaked({f"call {i}": json.dumps(c.body) for i, c in enumerate(keyed.calls)}) == {}
+
+
+@pytest.mark.parametrize("password", ["Bob#Pw/Sec2x", "p@ss@w0rd!xyz", "Bob?Pw=Sec2&q", "sp ace:pass@wd"])
+def test_a_database_password_that_is_not_percent_encoded_is_masked_wherever_the_url_is_printed(
+        password, nb, capsys):
+    from nbsessions.__main__ import main
+    from nbsessions.db.postgres import PostgresDb
+    from nbsessions.db.urls import mask_url
+    from nbsessions.errors import StorageError
+
+    url = f"postgresql://bob:{password}@127.0.0.1:1/db"
+    pieces = {password[i:i + 8] for i in range(len(password) - 7)}
+    assert mask_url(f"at {url} today") == "at postgresql://bob:***@127.0.0.1:1/db today" or " " in password
+    shown: dict[str, str] = {}
+    with pytest.raises(StorageError) as failed:
+        PostgresDb(url, timeout=1).list_sessions()
+    shown["api"] = str(failed.value) + repr(failed.value)
+    for line in (f"%agent db {url}", "%agent", "%%agent\nhello", "%agent sessions"):
+        ran = nb.run(line)
+        shown[line.replace(password, "<pw>")] = ran.stdout + ran.stderr + str(ran.result.error_in_exec) + "".join(
+            json.dumps(o.data) for o in ran.outputs)
+    main(["ls", url])
+    shown["cli ls"] = "".join(capsys.readouterr())
+    assert "bob:***@" in shown["api"] + shown["cli ls"]
+    assert {where: text for where, text in shown.items() if any(p in text for p in pieces)} == {}
