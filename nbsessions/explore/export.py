@@ -19,7 +19,7 @@ from nbsessions.errors import SessionNotFoundError
 from nbsessions.explore import tables
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
-from nbsessions.export import fence_for, session_json, session_markdown, write_private
+from nbsessions.export import FORMATS, SESSION_ONLY, fence_for, session_json, session_markdown, write_private
 from nbsessions.export_ipynb import session_ipynb
 from nbsessions.formatting import one_line, seconds, when_precise
 from nbsessions.redact import redact
@@ -29,8 +29,6 @@ from nbsessions.schema import RunOutput, Session
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
 
-FORMATS = ("md", "json", "csv", "ipynb")
-SESSION_ONLY = frozenset({"ipynb"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
