@@ -20,6 +20,7 @@ from nbsessions.db.journal_format import apply_update
 from nbsessions.db.journal_format import merge_patch as merge_patch  # one merge for every store
 from nbsessions.errors import SessionAccessError
 from nbsessions.liveness import why_unfinished
+from nbsessions.redact import redact, redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 from nbsessions.stored_history import history_ref_ids, own_message_dicts
 
@@ -63,7 +64,8 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         raise TypeError("state_delete takes a collection of keys, not one string")
     values = copy.deepcopy(fields)
     if fields.get("session_name"):
-        values["session_name"] = unique_name(fields["session_name"], taken(values.get("user_id", data.get("user_id"))))
+        values["session_name"] = unique_name(redact(fields["session_name"]),  # unique as it is kept
+                                             taken(values.get("user_id", data.get("user_id"))))
     change: dict[str, Any] = {"set": {**values, "updated_at": now()}}
     if state_patch:
         change["put"] = {"session_state": copy.deepcopy(dict(state_patch))}
@@ -72,7 +74,7 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         change["drop"] = {"session_state": deleted}
     if metadata_patch:
         change["merge"] = {"metadata": copy.deepcopy(dict(metadata_patch))}
-    return change
+    return redact_data(change)  # what a store keeps, appended as it is
 
 
 def unique_name(name: str | None, taken: Iterable[str | None]) -> str | None:
