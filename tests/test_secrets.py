@@ -12,11 +12,12 @@ from ipywidgets import HTML
 from notebook_shell import Notebook
 
 from nbsessions import Agent, ModelError, TinyDb
-from nbsessions.explore import export_session
+from nbsessions.explore import compare, export_result, export_session
 from nbsessions.llm.openai import OpenAIChat
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.widget_tree import descendants
 from nbsessions.redact import MARK, StreamRedactor, leaks, redact, redact_data
+from nbsessions.render import reply_bundle
 from nbsessions.tools import tool
 
 KEY = "sk-proj-Qm7vR2xT9LpW4sZ8nK3jH6fD1cB5yA0eUw"
@@ -105,6 +106,11 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
 
     for fmt in ("md", "json", "csv", "ipynb"):
         shown[f"export {fmt}"] = export_session(agent, agent.session_id, fmt, workdir / f"export.{fmt}")
+    keyed.script(f"compared: {KEY}")
+    result = compare(agent, "Compare it", models=[model], progress=False)
+    shown["comparison"] = result._repr_html_() + repr(result) + reply_bundle(result[0].run, "s")["text/plain"]
+    for fmt in ("md", "json", "csv"):
+        shown[f"comparison {fmt}"] = export_result(result, fmt, workdir / f"comparison.{fmt}")
     panel = SessionPanel(agent)
     panel.select(agent.session_id)
     shown["panel"] = "\n".join(w.value for w in [panel, *descendants(panel)] if isinstance(w, HTML))
