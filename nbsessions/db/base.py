@@ -74,7 +74,7 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         change["drop"] = {"session_state": deleted}
     if metadata_patch:
         change["merge"] = {"metadata": copy.deepcopy(dict(metadata_patch))}
-    return redact_data(change)  # what a store keeps, appended as it is
+    return redact_data(change)  # the change is what a store keeps, as a record's to_dict is: never a secret
 
 
 def unique_name(name: str | None, taken: Iterable[str | None]) -> str | None:
