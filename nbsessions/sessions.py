@@ -119,6 +119,16 @@ class SessionsMixin:
             self.session_id = new_id()
         return self.session_id
 
+    def _check_parent(self, parent_run_id: Any, session_id: str | None) -> None:
+        """A nested run's parent must be a run of the session it goes to, or nobody would ever see it."""
+        if parent_run_id is None:
+            return
+        check_text(parent_run_id, "parent_run_id", empty=False)
+        parent = self.db.get_run(parent_run_id)
+        if parent is None or parent.session_id != (session_id or self.session_id):
+            raise InvalidInputError(f"parent_run_id {parent_run_id!r} is not a run of this run's session: a nested "
+                                    "run goes in its parent's session (pass that session_id)")
+
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
         """Load the session or create it, in one step of the store; another user's is refused, never written."""
         return self.db.create_session(Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
@@ -248,9 +258,8 @@ class SessionsMixin:
         sid = self._current(session_id)
         if autogenerate:
             session_name = self._generate_name(sid, model or self.model)
-        if not session_name or not session_name.strip():
+        if session_name is None or not check_text(session_name, "session_name").strip():
             raise InvalidInputError("a session name cannot be empty (or pass autogenerate=True)")
-        check_text(session_name, "session_name")
         self._session(sid)
         session = self.db.update_session(sid, session_name=session_name.strip())  # made unique by the store
         self._emit("session", sid)

@@ -28,6 +28,7 @@ from nbsessions.llm.openai_wire import (
     _Secret,
     is_openai_endpoint,
 )
+from nbsessions.redact import leaks, register, register_env
 from nbsessions.schema import Message
 
 
@@ -66,6 +67,8 @@ class _OpenAIModel(OpenAIErrors, Model):
         self.max_retries = max_retries
         self.settings = settings
         self._api_key = _Secret(api_key) if api_key else None
+        register(api_key if api_key != PLACEHOLDER_KEY else None)  # what this model sends is never kept or shown
+        register_env(api_key_env)
         self._shared = _Clients()
 
     def __repr__(self) -> str:
@@ -329,6 +332,8 @@ class _OpenAIModel(OpenAIErrors, Model):
             error = self._translate(exc, streamed=bool(outcome.parts))
             if error is None or error is exc:
                 raise
+            if leaks(str(exc)):  # the SDK's message quotes the server's body, which may hold the key
+                raise error from None
             raise error from exc
 
     def _ending(self, outcome: _Outcome, messages: list[Message], tools: list[dict[str, Any]]
