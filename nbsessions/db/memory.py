@@ -109,12 +109,14 @@ class InMemoryDb(BaseDb):
             data = self._runs.get(run_id)
             return runs_from_records([_copied(data)], self._fetch)[0] if data else None
 
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
         with self._lock:
             ids = self._runs_by_session.get(session_id, [])
             if last is not None:
                 ids = ids[-last:] if last > 0 else []
-            return runs_from_records([_copied(self._runs[i]) for i in ids], self._fetch)
+            return runs_from_records([_copied(self._runs[i]) for i in ids], self._fetch,
+                                     resolve_history=resolve_history)
 
     def _fetch(self, run_ids: set[str]) -> dict[str, dict[str, Any]]:
         """Referenced runs, read-only: the resolver copies what it takes from them."""
