@@ -149,8 +149,7 @@ def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str
     raw = results[0][1]
     lines = [f"`python benchmarks/bench_batch.py`: {PROMPTS} prompts, concurrency {CONCURRENCY}, {LATENCY_MS:.0f} ms "
              f"server latency (server in its own {'process' if where == 'process' else 'thread'}); ideal "
-             f"{IDEAL * 1000:.0f} ms; median of {repeat}. {cli.measured_on()}, load average "
-             f"{os.getloadavg()[0]:.1f} at the end.", "",
+             f"{IDEAL * 1000:.0f} ms; median of {repeat}. {cli.measured_on()}.", "",
              "| run | wall time | / ideal | / raw SDK | target | met |", "|---|---|---|---|---|---|"]
     for name, seconds, targeted in results:
         ratio, target, met = cli.against_ideal(seconds, IDEAL, TARGET, targeted)
