@@ -46,6 +46,9 @@ _UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, s
                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
                "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, parent_run_id = EXCLUDED.parent_run_id, "
                "status = EXCLUDED.status, metrics = EXCLUDED.metrics, data = EXCLUDED.data")
+_RUN_IF_SESSION = (f"WITH s AS (UPDATE {_S} SET updated_at = %s WHERE session_id = %s RETURNING 1) "
+                   + _UPSERT_RUN.replace("VALUES (", "SELECT ").replace(
+                       "::json) ON", "::json WHERE EXISTS (SELECT 1 FROM s) ON") + " RETURNING 1")
 _TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")  # Metrics' order
 _METRIC_FIELDS = {*_TOKENS, "time_to_first_token", "duration", "cost", "tokens_estimated"}  # what the SQL sums
 
@@ -176,8 +179,8 @@ class PostgresDb(BaseDb):
         return [name for (name,) in rows]
 
     def delete_session(self, session_id: str) -> bool:
-        """The session row first (its lock orders this against a run being written), then, in a statement
-        that sees what such a writer committed, the runs: no run of the session is left behind."""
+        """The session row first (locking out a run being written), then, in a statement that sees what such a
+        writer committed, the runs: no run of the session is left behind."""
         with self._connection("delete a session") as conn, conn.transaction():
             row = conn.execute(f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id]).fetchone()
             conn.execute(f"DELETE FROM {_R} WHERE session_id = %s", [session_id])
@@ -187,8 +190,7 @@ class PostgresDb(BaseDb):
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         """The run and its session's ``updated_at`` in one statement; ``durable=False`` skips the WAL flush wait."""
         sql = f"WITH run AS ({_UPSERT_RUN}) UPDATE {_S} SET updated_at = %s WHERE session_id = %s"
-        params = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
-                  _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True)), now(), run.session_id]
+        params = [*self._run_values(run), now(), run.session_id]
         with self._connection("store a run") as conn:
             if durable:
                 conn.execute(sql, params)
@@ -198,32 +200,34 @@ class PostgresDb(BaseDb):
                 conn.execute(sql, params)
 
     def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
-        """Bump the session's ``updated_at`` (locking its row) and store the run only if that found the session,
-        in one transaction: a concurrent ``delete_session`` waits for it, or it finds the session gone."""
-        return self._conditional_run("store a run", run, durable, "")
+        """One statement: bump the session's ``updated_at`` (locking its row) and insert or replace the run only if
+        that found the session. A concurrent ``delete_session`` (session row first) waits for it, then deletes the
+        run too; or it went first, and this finds no session and stores nothing."""
+        params = [now(), run.session_id, *self._run_values(run)]
+        with self._connection("store a run") as conn, conn.transaction() if not durable else contextlib.nullcontext():
+            if not durable:  # a started run: no wait for the WAL flush, its outcome is written durably
+                conn.execute("SET LOCAL synchronous_commit = off")
+            return conn.execute(_RUN_IF_SESSION, params).fetchone() is not None
 
     def claim_run(self, run: RunOutput) -> bool:
-        """``UPDATE … WHERE status = 'paused'``: a second continue waits on the row lock, then finds it running."""
-        return self._conditional_run("continue a run", run, True, "WHERE runs.status = 'paused'")
-
-    def _conditional_run(self, doing: str, run: RunOutput, durable: bool, where: str) -> bool:
-        data = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
-                _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True))]
-        with self._connection(doing) as conn, conn.transaction():
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
+        """``UPDATE … WHERE status = 'paused'``: a second continue waits on the row lock, then finds it running
+        (the session row locked first, as ``delete_session`` does, so the two never deadlock)."""
+        values = self._run_values(run)
+        with self._connection("continue a run") as conn, conn.transaction():
             if conn.execute(f"UPDATE {_S} SET updated_at = %s WHERE session_id = %s RETURNING 1",
                             [now(), run.session_id]).fetchone() is None:
                 return False
-            if not where:
-                conn.execute(_UPSERT_RUN, data)
-                return True
-            if conn.execute(f"UPDATE {_R} AS runs SET status = %s, metrics = %s::jsonb, data = %s::json "
-                            f"{where} AND run_id = %s RETURNING 1", [*data[4:], run.run_id]).fetchone() is None:
+            if conn.execute(f"UPDATE {_R} SET status = %s, metrics = %s::jsonb, data = %s::json "
+                            "WHERE run_id = %s AND status = 'paused' RETURNING 1",
+                            [*values[4:], run.run_id]).fetchone() is None:
                 raise psycopg.Rollback  # not claimed: the session's updated_at stays as it was too
             return True
         return False  # rolled back
 
+    @staticmethod
+    def _run_values(run: RunOutput) -> list[Any]:
+        return [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
+                _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True))]
     def get_run(self, run_id: str) -> RunOutput | None:
         row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])
         return self._runs([row[0]])[0] if row else None

@@ -33,6 +33,7 @@ from nbsessions.panel.run_tree import RUNS_PER_PAGE, read_page
 from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
 from nbsessions.panel.widget_tree import descendants
+from nbsessions.redact import redact
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 _ERROR_COLOUR = theme.ERROR
@@ -179,7 +180,7 @@ class SessionPanel(VBox):
         self.actions.show(session, runs, first, count)
 
     def _say(self, message: str | None, *, error: bool = False) -> None:
-        self.status.value = message or ""
+        self.status.value = redact(message or "")  # a name or an error may quote a key
         self.status.style.text_color = _ERROR_COLOUR if error else None
 
     # -- events --------------------------------------------------------------------------------
