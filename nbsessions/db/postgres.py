@@ -232,7 +232,8 @@ class PostgresDb(BaseDb):
         row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])
         return self._runs([row[0]])[0] if row else None
 
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
         if last is None:
             rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq", [session_id])
         elif last <= 0:
@@ -240,12 +241,12 @@ class PostgresDb(BaseDb):
         else:
             rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq DESC "
                              "LIMIT %s", [session_id, last])[::-1]
-        return self._runs([data for (data,) in rows])
+        return self._runs([data for (data,) in rows], resolve_history)
 
-    def _runs(self, records: list[dict[str, Any]]) -> list[RunOutput]:
+    def _runs(self, records: list[dict[str, Any]], resolve_history: bool = True) -> list[RunOutput]:
         """Records to runs, the history they reference fetched in one more query (``runs_from_records``)."""
         try:
-            return runs_from_records(records, self._fetch)
+            return runs_from_records(records, self._fetch, resolve_history=resolve_history)
         except ValueError as exc:
             raise StorageError(f"PostgreSQL {self.url}: {exc}") from exc
 

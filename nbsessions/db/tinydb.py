@@ -254,18 +254,20 @@ class TinyDb(BaseDb):
             data = self._store.load(RUNS, run_id)
             return self._runs([(run_id, data)])[0] if data is not None else None
 
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
         with self._store.reading():  # the runs and the ones they refer to, from one state of the file
             records = [(i, self._store.load(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
-            return self._runs([(i, r) for i, r in records if r is not None])
+            return self._runs([(i, r) for i, r in records if r is not None], resolve_history)
 
-    def _runs(self, records: list[tuple[str, dict[str, Any]]]) -> list[RunOutput]:
+    def _runs(self, records: list[tuple[str, dict[str, Any]]], resolve_history: bool = True) -> list[RunOutput]:
         def fetch(run_ids: set[str]) -> dict[str, dict[str, Any]]:
             found = ((i, self._store.load(RUNS, i)) for i in run_ids)
             return {i: data for i, data in found if data is not None}
 
         try:
-            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records])
+            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records],
+                                     resolve_history=resolve_history)
         except ValueError as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
 
