@@ -46,6 +46,10 @@ ROWS: list[tuple[str, str, str]] = [
     ("bench_scale", "open 100,000 runs", "open a 100,000-run file and list sessions, new process"),
     ("bench_scale", "  peak RSS of that process", "peak RSS of that process vs the file"),
     ("bench_panel", "build panel, in-memory store", "build the session panel, 1,000-run session"),
+    ("bench_postgres", "PostgresDb.upsert_run", "PostgreSQL: store a run vs a bare `INSERT` + commit"),
+    ("bench_postgres", "PostgresDb: durable commits", "PostgreSQL: durable commits (WAL flushes) per `Agent.run`"),
+    ("bench_postgres", "PostgresDb: Agent.run, history on, 10,000", "PostgreSQL: `Agent.run` at 10,000 stored runs "
+                                                                     "vs 100"),
 ]
 
 
