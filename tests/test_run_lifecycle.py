@@ -186,13 +186,14 @@ def test_an_async_run_of_a_session_deleted_mid_stream_is_not_stored(db):
     assert db.get_run(run.run_id) is None and db.list_runs(run.session_id) == []
 
 
-def test_a_workflow_run_of_a_session_deleted_mid_run_is_not_stored(db):
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_workflow_run_of_a_session_deleted_mid_run_is_not_stored(db, asynchronous):
     def deletes_its_session(step_input, run_context) -> str:
         Agent(db=db).delete_session(run_context.session_id)
         return "done"
 
-    workflow = Workflow(steps=[deletes_its_session], db=db)
-    run = workflow.run("go")
+    workflow = Workflow(steps=[deletes_its_session, Agent(model=FunctionModel(lambda m: "next"))], db=db)
+    run = asyncio.run(workflow.arun("go")) if asynchronous else workflow.run("go")  # no exception: it ended
     assert run.status == RunStatus.cancelled and run.error == DELETED
     assert db.get_run(run.run_id) is None and db.list_runs(run.session_id) == []
 
