@@ -170,6 +170,26 @@ def test_deleting_the_session_while_its_run_streams_stores_nothing_and_ends_the_
         assert b"second part" not in Path(db.path).read_bytes()  # the reply never reached the file
 
 
+@pytest.mark.parametrize("store", ["tinydb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_another_kernel_deleting_the_session_mid_stream_leaves_no_run(store, tmp_path, request):
+    target = str(tmp_path / "sessions.json") if store == "tinydb" else request.getfixturevalue("postgres_url")
+    kernel = Worker("agent_worker.py", target)
+    try:
+        with open_store(target) as db:
+            for round_no in range(5):
+                agent = Agent(model=FunctionModel(lambda m: iter(["first part ", "second part"])), db=db)
+                stream = agent.run(f"round {round_no}", stream=True)
+                assert str(next(stream)) == "first part "  # the run is stored as running, its reply half-way
+                assert kernel.call(cmd="delete", session=stream.run.session_id) == {"deleted": True}
+                rest = list(stream)
+                assert isinstance(rest[-1], RunCancelledEvent) and rest[-1].reason == DELETED
+                assert db.get_run(stream.run.run_id) is None and db.list_runs(stream.run.session_id) == []
+    finally:
+        kernel.close()
+    with open_store(target) as db:
+        assert db.list_sessions() == []
+
+
 def test_an_async_run_of_a_session_deleted_mid_stream_is_not_stored(db):
     gate = Gate()
     agent = Agent(model=FunctionModel(gate.reply), db=db)
