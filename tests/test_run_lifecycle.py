@@ -337,6 +337,13 @@ def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
         return f"dropped {name}"
 
     agent = Agent(model=FunctionModel(asks_to_drop), db=db, tools=[drop_table], add_history_to_context=True)
+
+    def reads_history(messages):
+        if messages[-1].role == "tool":
+            return "read"
+        return [ToolCall("h1", "get_chat_history", "{}"), ToolCall("h2", "search_past_sessions", "{}")]
+
+    reader = Agent(model=FunctionModel(reads_history), db=db, read_chat_history=True, search_past_sessions=True)
     helper = Agent(model=FunctionModel(lambda m: "helped"), name="helper")
     team = Team([helper], model=FunctionModel(lambda m, tools=None: "team answer"), db=db)
     workflow = Workflow(steps=[Agent(model=FunctionModel(lambda m: "step one")), lambda step_input: "two"], db=db,
@@ -349,6 +356,7 @@ def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
         async for _ in agent.acontinue_run(more[0].run_id, approve=True, stream=True):
             pass
         await team.arun("together")
+        assert (await reader.arun("what did we say?")).content == "read"
         await workflow.arun("go")
         await Workflow(steps=[lambda step_input: "plain"], db=db).arun("go")
         await agent.aget_chat_history()
