@@ -40,6 +40,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("bench_async", "20 concurrent `arun`s, one session, InMemoryDb", "20 concurrent `arun`s, 200 ms server, in "
                                                                        "memory"),
     ("bench_async", "20 concurrent `arun`s, one session, TinyDb", "the same on `TinyDb`"),
+    ("bench_loop", "longest event-loop stall of a round", "longest event-loop stall, 20 concurrent `arun`s on a "
+                                                          "store taking 10 ms a call, vs store calls on the loop"),
     ("bench_batch", "`batch`, InMemoryDb", "`batch`: 100 prompts, concurrency 8, 50 ms server"),
     ("bench_batch", "first `batch` of a new process", "the first `batch` of a new process"),
     ("bench_scale", "bytes per run", "bytes per run, history on vs off"),
