@@ -40,9 +40,10 @@ section. Each number is compared with a baseline measured in the same run:
   bytes the journal appends (so the ratio is our overhead: lock, serialisation, bookkeeping).
 - **growth**: `Agent.run` with history on (3 runs) in a session of 10,000 runs against one of 100.
 - **OpenAIChat**: `Agent.run` against a raw `openai` SDK call of the same kind (not streamed) with the same
-  messages, both to a loopback server (`tests/openai_server.py`). With `TinyDb` each run appends twice: the run
-  as it starts (buffered, no fsync) and the run as it ends together with its session's new `updated_at`
-  (fsync'd); the floor row subtracts the cost of those bare writes.
+  messages, calls alternating, both to a loopback server (`tests/openai_server.py`) in its own process; targets
+  <= 1.2x in memory and <= 1.4x on `TinyDb`. With `TinyDb` each run appends twice: the run as it starts
+  (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the floor
+  row subtracts the cost of those bare writes.
 - **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
   against the bare minimum of a run in the same process: the same model call and two stores of the run.
 - **redaction**: the machinery row's `Agent.run` with a 178-character key in `OPENAI_API_KEY` (so every record
@@ -144,17 +145,17 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
     """
     try:
         import openai
-        from openai_server import OpenAIServer
+        from loopback import server_in_process
 
         from nbsessions.llm.openai import OpenAIChat, chat_message
     except ImportError as exc:
         return [("Agent.run vs raw openai SDK", f"skipped ({exc})", "", "", "<= +1 ms", None)]
     rows = []
-    with OpenAIServer() as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="bench")
-        cases = [("TinyDb", 100, TinyDb(tmp / "openai-100.json")), ("TinyDb", 10_000, TinyDb(tmp / "openai-10k.json")),
-                 ("InMemoryDb", 100, InMemoryDb())]
-        for name, stored, db in cases:
+    with server_in_process(0) as base_url:
+        client = openai.OpenAI(base_url=base_url, api_key="bench")
+        cases = [("InMemoryDb", 100, InMemoryDb(), 1.2), ("TinyDb", 100, TinyDb(tmp / "openai-100.json"), 1.4),
+                 ("TinyDb", 10_000, TinyDb(tmp / "openai-10k.json"), 1.4)]
+        for name, stored, db, target in cases:
             if isinstance(db, TinyDb):
                 (sid,) = prefill(db, template, 1, stored)
             else:
@@ -162,7 +163,7 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
                 db.upsert_session(Session(session_id=sid))
                 for run in runs_like(template, sid, stored):
                     db.upsert_run(RunOutput.from_dict(run))
-            agent = Agent(model=OpenAIChat(id="bench-model", base_url=server.base_url, api_key="bench"), db=db,
+            agent = Agent(model=OpenAIChat(id="bench-model", base_url=base_url, api_key="bench"), db=db,
                           add_history_to_context=True, num_history_runs=3)
             for i in range(5):
                 last = agent.run(f"warm up {i}", session_id=sid)
@@ -188,16 +189,16 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
                     floor.append(timed(durable_floor))
             os.close(fd)
             diff = median_ms(ours) - median_ms(base)
-            label = f"Agent.run via OpenAIChat ({name}, {stored:,} runs stored), median"
-            rows.append((label, f"{median_ms(ours):.2f} ms", f"{median_ms(base):.2f} ms raw SDK", f"{diff:+.2f} ms",
-                         "<= +1 ms" if not floor else "see next row", diff <= 1.0 if not floor else None))
-            if floor:  # the disk's own cost of a durable run is not overhead: judged beyond it
+            ratio = median_ms(ours) / median_ms(base)
+            label = f"Agent.run vs raw openai SDK, {name} ({stored:,} runs stored), median"
+            rows.append((label, f"{median_ms(ours):.2f} ms", f"{median_ms(base):.2f} ms raw SDK",
+                         f"{ratio:.2f}x ({diff:+.2f} ms)", f"<= {target}x", ratio <= target))
+            if floor:  # the disk's own cost of a durable run, for comparison
                 beyond = diff - median_ms(floor)
                 rows.append(("  the same, beyond writing the run twice with one fsync", f"{beyond:+.2f} ms",
-                             f"{median_ms(floor):.2f} ms for 2 writes + 1 fsync", f"{beyond:+.2f} ms", "<= +1 ms",
-                             beyond <= 1.0))
+                             f"{median_ms(floor):.2f} ms for 2 writes + 1 fsync", f"{beyond:+.2f} ms",
+                             "for comparison", None))
             db.close()
-            server.reset()
     return rows
 
 

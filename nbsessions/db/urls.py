@@ -53,10 +53,13 @@ def scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, MASK) if secret else text
 
 
-def open_store(target: str | Path, *, meta_scope: str = "") -> BaseDb:
-    """``TinyDb`` for a path, ``PostgresDb`` for a ``postgresql://`` URL (psycopg is imported only then)."""
+def open_store(target: str | Path, *, meta_scope: str = "", read_only: bool = False) -> BaseDb:
+    """``TinyDb`` for a path, ``PostgresDb`` for a ``postgresql://`` URL (psycopg is imported only then).
+
+    ``read_only``: nothing is created or written (a PostgreSQL database nbsessions never wrote to raises
+    ``NoSchema``)."""
     if is_postgres_url(str(target)):
         from nbsessions.db.postgres import PostgresDb
 
-        return PostgresDb(str(target).strip(), meta_scope=meta_scope)
-    return TinyDb(target)
+        return PostgresDb(str(target).strip(), meta_scope=meta_scope, read_only=read_only)
+    return TinyDb(target, read_only=read_only)
