@@ -19,6 +19,7 @@ from typing import TextIO
 
 from nbsessions.db.base import BaseDb
 from nbsessions.db.journal_guard import not_a_file
+from nbsessions.db.memory import InMemoryDb
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import is_postgres_url, mask_url, open_store
 from nbsessions.errors import NbSessionsError, SessionNotFoundError, StorageError, storage_warnings_as_lines
@@ -197,7 +198,14 @@ COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export, "copy": cmd_co
 def open_db(path: str) -> BaseDb:
     """Open an existing database; refuse to create one (TinyDb would create a missing or empty file)."""
     if is_postgres_url(path):
-        return open_store(path)
+        from nbsessions.db.postgres_schema import NoSchema
+
+        try:
+            return open_store(path, read_only=True)  # creates no schema: readers write nothing
+        except NoSchema:
+            empty = InMemoryDb()  # nothing stored there yet: an empty store to list
+            empty.path = mask_url(path)
+            return empty
     if not path.strip():
         raise StorageError("the database path is empty: give a *.nbsessions.json file")
     try:

@@ -283,14 +283,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return run, model, session.session_state
 
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        """The run, ready to go: stored only once its stream is iterated (``_store_start``)."""
+        """The run, ready to go: stored only once its stream is iterated (``run_writes.begin``)."""
         execution = self._start(run, model, session_state)
-        execution.begin = self._store_start
+        execution.begin = lambda e: run_writes.begin(self.db, e.run, self._emit, log=self.debug_mode)
         return execution
-
-    def _store_start(self, execution: Execution) -> None:
-        if run_writes.begin(self.db, execution.run, self._emit) and self.debug_mode:
-            run_log.log_sent(execution.run)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,

@@ -48,9 +48,8 @@ class SessionsMixin:
         """
         self._listeners.append(listener)
         if other_kernels:
-            user = self.user_id
-
             def relay(event: str, session_id: str, owner: str | None) -> None:
+                user = self.user_id  # as it is now: `%agent user carol` makes the panel follow carol's writes
                 if user is None or owner is None or owner == user:  # never another user's session
                     listener(event, session_id)
 

@@ -77,6 +77,7 @@ class JournalStorage(Storage):
         self._group_by = dict(group_by or {})
         self._rlock = threading.RLock()
         self._lock_depth = 0
+        self._reading_depth = 0  # reads nested in ``reading()`` (under ``_rlock``)
         self._file: OpenFile | None = None
         self._closed = False
         self.generation = 0  # +1 on every change seen, so caches (TinyDB's query cache) know when to drop
@@ -134,10 +135,16 @@ class JournalStorage(Storage):
     # -- the narrow API -------------------------------------------------------------------------
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
-        """Hold the thread lock with other processes' appends applied: reads inside see one state."""
+        """Hold the thread lock with other processes' appends applied: reads inside see one state. Nested in a
+        read or under the file lock, the state is already current: no ``stat`` again (a run's reads nest)."""
         with self._rlock:
-            self._refresh()
-            yield
+            if not self._reading_depth and not self._lock_depth:
+                self._refresh()
+            self._reading_depth += 1
+            try:
+                yield
+            finally:
+                self._reading_depth -= 1
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
