@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,18 @@ def notebook(tmp_path_factory):
         os.mkfifo(folder / "pipe")
         yield nb, folder
         nb.close()
+
+
+@pytest.mark.parametrize("setting", ["history", "history_tokens", "summaries"])
+@pytest.mark.parametrize("value", [-1, HUGE])
+def test_a_bad_count_in_config_is_refused_there_and_the_next_cell_still_runs(notebook, caplog, setting, value):
+    """``%config`` reports a refused value through IPython's log, in one line."""
+    nb, folder = notebook
+    nb.run(f"%config AgentMagics.{setting} = {value}")
+    assert [r.getMessage() for r in caplog.records] == [f"AgentMagics.{setting} must be 0 or more (and at most "
+                                                        f"{sys.maxsize})"]
+    assert getattr(nb.magics, setting) != value
+    assert nb.run(f"%%agent\nafter %config {setting} = {value}").result.success
 
 
 @pytest.mark.parametrize("cell", MAGIC_CASES, ids=[re.sub(r"\s+", " ", c)[:60] for c in MAGIC_CASES])
