@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pathlib
 import traceback
 
 import pytest
@@ -214,3 +215,32 @@ def test_a_database_password_that_is_not_percent_encoded_is_masked_wherever_the_
     shown["cli ls"] = "".join(capsys.readouterr())
     assert "bob:***@" in shown["api"] + shown["cli ls"]
     assert {where: text for where, text in shown.items() if any(p in text for p in pieces)} == {}
+
+
+def stored_text(db, request) -> str:
+    """Everything a store holds, as text: its files, its tables."""
+    if getattr(db, "url", None):
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("postgres_url")) as conn:
+            return "\n".join(str(row) for table in ("sessions", "runs", "meta")
+                             for row in conn.execute(f"SELECT * FROM nbsessions.{table}").fetchall())
+    if getattr(db, "path", None):
+        return "\n".join(files_under(pathlib.Path(db.path).parent).values())
+    return json.dumps([db._sessions, db._runs, db._meta], default=str)
+
+
+def test_every_store_keeps_no_piece_of_the_key(db, keyed, request):
+    model = OpenAIChat("local-model", base_url=keyed.base_url, api_key_env="OPENAI_API_KEY", max_retries=0)
+    agent = Agent(model, db, instructions=f"Use {KEY}.", session_state={KEY: KEY}, metadata={"k": KEY[4:30]})
+    keyed.script(f"the key {KEY}")
+    agent.run("Echo it")
+    keyed.fail_next("error-400")
+    with pytest.raises(ModelError):
+        agent.run("Fail")
+    agent.update_session_state({"more": KEY[1:]}, )
+    agent.set_session_name(session_name=f"named {KEY}")
+    agent.fork_session(agent.session_id)
+    text = stored_text(db, request)
+    assert "[redacted]" in text and agent.session_id in text
+    assert leaked({type(db).__name__: text}) == {}
