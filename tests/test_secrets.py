@@ -144,12 +144,25 @@ def keyed_notebook(keyed, workdir):
     notebook.close()
 
 
+TOOL_CELL = '''
+import os
+from nbsessions.tools import tool
+
+@tool(requires_confirmation=True)
+def fetch_token() -> str:
+    """Return the service token."""
+    return "token=" + os.environ["OPENAI_API_KEY"]
+'''
+
+
 def test_the_magics_cell_outputs_show_no_piece_of_the_key(keyed, keyed_notebook, workdir):
     nb = keyed_notebook
     cells = [f"%%agent --new 'n {KEY}' --state '{{\"t\": \"{KEY}\"}}'\nSay hello",
              "%%agent\nEcho the key", "%agent state", "%agent sessions", "%agent history", "%agent export md",
-             "%agent export json", "%agent", f"%agent rename r{KEY}"]
-    keyed.script("hello", f"the key: {KEY}")
+             "%agent export json", "%agent", f"%agent rename r{KEY}", TOOL_CELL, "%agent tools fetch_token",
+             "%%agent\nFetch the token", "%agent continue --approve", "%agent history", "%agent context"]
+    fetch = {"content": "", "tool_calls": [{"name": "fetch_token", "arguments": "{}"}]}
+    keyed.script("hello", f"the key: {KEY}", fetch, f"fetched {KEY}")
     outputs: dict[str, str] = {}
     for status in (400, 403, 500):
         keyed.fail_next(f"error-{status}")
@@ -160,6 +173,7 @@ def test_the_magics_cell_outputs_show_no_piece_of_the_key(keyed, keyed_notebook,
             [ran.stdout, ran.stderr, str(ran.result.error_in_exec or "")]
             + [json.dumps(o.data) for o in ran.outputs])
     assert any("[redacted]" in text for text in outputs.values())
+    assert "fetched [redacted]" in "".join(outputs.values())  # the paused run was approved and went on
     assert leaked(outputs) == {}
     assert leaked(files_under(workdir)) == {}
 
