@@ -27,6 +27,7 @@ from tinydb import TinyDB  # noqa: E402
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
 from nbsessions.llm import FunctionModel, OfflineModel  # noqa: E402
+from nbsessions.redact import redact_data  # noqa: E402
 from nbsessions.schema import RunOutput, Session, new_id  # noqa: E402
 
 START, END = "<!-- bench_storage -->", "<!-- /bench_storage -->"
@@ -45,6 +46,8 @@ section. Each number is compared with a baseline measured in the same run:
   row subtracts the cost of those bare writes.
 - **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
   against the bare minimum of a run in the same process: the same model call and two stores of the run.
+- **redaction**: the machinery row's `Agent.run` with a 178-character key in `OPENAI_API_KEY` (so every record
+  written is scanned for its 8-character pieces) against the same with no key, samples alternated.
 - **long reply**: streaming a reply of 20,000 deltas (offline function model, in memory) against one of 2,000,
   per delta: a reply is kept growing in place, not re-joined from all its parts on every delta.
 - **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
@@ -223,6 +226,32 @@ def bench_agent_machinery(n: int) -> list[cli.Row]:
              f"{median_ms(base):.3f} ms model call + 2 stores", f"{diff:+.3f} ms", "<= +1 ms", diff <= 1.0)]
 
 
+def bench_redaction(template: dict[str, Any], n: int) -> list[cli.Row]:
+    """What the redaction step costs a run: Agent.run (as in the machinery row) with an OpenAI-sized key
+    configured against none, samples alternated; and one stored run's record scanned for the key."""
+    key = "sk-proj-" + "Qm7vR2xT9LpW4sZ8nK3jH6fD1cB5yA0eUw" * 5  # 178 characters, as long as project keys
+    agent = Agent(model=OfflineModel(), db=InMemoryDb(), add_history_to_context=True)
+    sid = agent.run("warm up").session_id
+    saved = os.environ.pop("OPENAI_API_KEY", None)
+    plain, keyed, scan = [], [], []
+    try:
+        for _ in range(n):
+            plain.append(timed(lambda: agent.run("prompt", session_id=sid)))
+            os.environ["OPENAI_API_KEY"] = key
+            keyed.append(timed(lambda: agent.run("prompt", session_id=sid)))
+            scan.append(timed(lambda: redact_data(template)))
+            del os.environ["OPENAI_API_KEY"]
+    finally:
+        if saved is not None:
+            os.environ["OPENAI_API_KEY"] = saved
+    diff = median_ms(keyed) - median_ms(plain)
+    size = len(json.dumps(template))
+    return [("Agent.run with a 178-character API key configured (every write redacted)", f"{median_ms(keyed):.3f} ms",
+             f"{median_ms(plain):.3f} ms with no key", f"{diff:+.3f} ms", "<= +0.2 ms", diff <= 0.2),
+            (f"redaction scan of one stored run ({size:,} B), key configured", f"{median_ms(scan) * 1000:.1f} us",
+             "", "", "for comparison", None)]
+
+
 def bench_long_reply(repeats: int) -> list[cli.Row]:
     """Streaming cost per delta of a very long reply (20,000 deltas) against a short one (2,000): flat when the
     reply is kept without re-joining every part on each delta."""
@@ -336,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     with cli.workdir(args) as tmp:
         template = template_run(tmp)
         steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
-                 (bench_agent_machinery, (1000 // scale,)), (bench_long_reply, (8 // scale,)),
+                 (bench_agent_machinery, (1000 // scale,)), (bench_redaction, (template, 1000 // scale)),
+                 (bench_long_reply, (8 // scale,)),
                  (bench_openai, (tmp, template, 300 // scale)),
                  (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
                  (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]

@@ -41,12 +41,18 @@ ROWS: list[tuple[str, str, str]] = [
     ("bench_async", "20 concurrent `arun`s, one session, InMemoryDb", "20 concurrent `arun`s, 200 ms server, in "
                                                                        "memory"),
     ("bench_async", "20 concurrent `arun`s, one session, TinyDb", "the same on `TinyDb`"),
+    ("bench_loop", "longest event-loop stall of a round", "longest event-loop stall, 20 concurrent `arun`s on a "
+                                                          "store taking 10 ms a call, vs store calls on the loop"),
     ("bench_batch", "`batch`, InMemoryDb", "`batch`: 100 prompts, concurrency 8, 50 ms server"),
     ("bench_batch", "first `batch` of a new process", "the first `batch` of a new process"),
     ("bench_scale", "bytes per run", "bytes per run, history on vs off"),
     ("bench_scale", "open 100,000 runs", "open a 100,000-run file and list sessions, new process"),
     ("bench_scale", "  peak RSS of that process", "peak RSS of that process vs the file"),
     ("bench_panel", "build panel, in-memory store", "build the session panel, 1,000-run session"),
+    ("bench_postgres", "PostgresDb.upsert_run", "PostgreSQL: store a run vs a bare `INSERT` + commit"),
+    ("bench_postgres", "PostgresDb: durable commits", "PostgreSQL: durable commits (WAL flushes) per `Agent.run`"),
+    ("bench_postgres", "PostgresDb: Agent.run, history on, 10,000", "PostgreSQL: `Agent.run` at 10,000 stored runs "
+                                                                     "vs 100"),
 ]
 
 

@@ -12,12 +12,14 @@ later, as left by a process that died.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbsessions.errors import RunNotPausedError, StorageError
+from nbsessions import run_log
+from nbsessions.errors import RunNotPausedError, SessionNotFoundError, StorageError
 from nbsessions.schema import RunOutput, RunStatus
 
 if TYPE_CHECKING:
@@ -30,13 +32,15 @@ RETRY_FIRST, RETRY_MOST = 0.25, 5.0  # seconds between attempts: doubling from t
 Emit = Callable[[str, str], None]  # the runner's ``_emit(event, session_id)``
 
 
-def begin(db: BaseDb, run: RunOutput, emit: Emit) -> bool:
-    """Store a new run as running, unless its session is gone (then the run is marked cancelled, not stored)."""
-    if db.upsert_run_if_session(run, durable=False):  # the outcome is written durably when the run ends
-        emit("run", run.session_id)
-        return True
-    run.status, run.error = RunStatus.cancelled, DELETED
-    return False
+def begin(db: BaseDb, run: RunOutput, emit: Emit, *, log: bool = False) -> None:
+    """Store a new run as running, unless its session is gone (then the run is marked cancelled, not stored);
+    ``log``: the runner's ``debug_mode``, which logs what the run sends."""
+    if not db.upsert_run_if_session(run, durable=False):  # the outcome is written durably when the run ends
+        run.status, run.error = RunStatus.cancelled, DELETED
+        return
+    emit("run", run.session_id)
+    if log:
+        run_log.log_sent(run)
 
 
 def claim(db: BaseDb, run: RunOutput, emit: Emit) -> None:
@@ -56,7 +60,8 @@ def store_outcome(db: BaseDb, run: RunOutput, changes: dict[str, Any], deleted: 
 
     def after() -> None:
         if changes or deleted:
-            db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
+            with contextlib.suppress(SessionNotFoundError):  # deleted just after the run: it went with it
+                db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
 
     try:
         if not db.upsert_run_if_session(run):

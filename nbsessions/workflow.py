@@ -38,7 +38,7 @@ from nbsessions.steps import (
     function_options,
 )
 from nbsessions.tools import RunContext
-from nbsessions.validate import check_json, check_text, check_user_id
+from nbsessions.validate import check_state, check_text, check_user_id
 from nbsessions.workflow_agent import WorkflowAgent, agent_call, answer_with
 
 __all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
@@ -61,7 +61,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             raise ValueError("a workflow needs at least one step")
         prepared = [as_step(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         self.db = as_db(db)
         self.name = name
         self.description = description
@@ -102,14 +102,13 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
         """
         run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
-        started = time.perf_counter()
+        started, failure = time.perf_counter(), None
         try:
             drive(self._work(run, state, initial, lambda query: drive(self._run_steps(run, state, initial, query))))
         except BaseException as exc:
-            raise self._failed(run, exc) from exc
-        finally:
-            self._end(run, state, initial, started)
-        return run
+            failure = self._failed(run, exc)
+        self._end(run, state, initial, started)
+        return self._outcome(run, failure)
 
     async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
                    session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
@@ -123,14 +122,13 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         async def run_steps(query: str) -> str:
             return await adrive(self._run_steps(run, state, initial, query))
 
-        started = time.perf_counter()
+        started, failure = time.perf_counter(), None
         try:
             await adrive(self._work(run, state, initial, run_steps))
         except BaseException as exc:
-            raise self._failed(run, exc) from exc
-        finally:
-            await asyncio.to_thread(self._end, run, state, initial, started)
-        return run
+            failure = self._failed(run, exc)
+        await asyncio.to_thread(self._end, run, state, initial, started)
+        return self._outcome(run, failure)
 
     def _work(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], run_steps: Any
               ) -> Generator[_StepCall, Any, Any]:
@@ -149,7 +147,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         check_text(input, "the workflow input")
         check_user_id(user_id)
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id
         session = self._open_session(self._session_for_run(session_id), user)
         if session_state:
@@ -161,6 +159,14 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         self._emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)
         return run, state, copy.deepcopy(state)
+
+    @staticmethod
+    def _outcome(run: RunOutput, failure: BaseException | None) -> RunOutput:
+        """The stored run, or what ended it raised — but a run whose session was deleted under it just ends
+        cancelled (what failed then was the steps finding their session gone)."""
+        if failure is None or (run.error == DELETED and isinstance(failure, Exception)):
+            return run
+        raise failure
 
     @staticmethod
     def _failed(run: RunOutput, exc: BaseException) -> BaseException:
@@ -176,7 +182,9 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                 step.status, step.error = run.status, run.error
         if isinstance(exc, WorkflowError) or not isinstance(exc, Exception):
             return exc
-        return WorkflowError(run.error or "the workflow failed", run)
+        failure = WorkflowError(run.error or "the workflow failed", run)
+        failure.__cause__ = exc
+        return failure
 
     def _end(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], started: float) -> None:
         """Whatever ended the steps, the run is stored as it ended — unless its session was deleted meanwhile."""

@@ -61,7 +61,7 @@ def stored_messages(db, run_id: str) -> list[dict]:
     if isinstance(db, TinyDb):
         return db.tinydb.storage.load("runs", run_id)["messages"]
     if type(db).__name__ == "PostgresDb":
-        with db._pool.connection() as conn:
+        with db._connection("read a run") as conn:
             return conn.execute("SELECT data FROM nbsessions.runs WHERE run_id = %s", [run_id]).fetchone()[0][
                 "messages"]
     return db._runs[run_id]["messages"]

@@ -20,7 +20,7 @@ from nbsessions.db.journal_format import apply_update
 from nbsessions.db.journal_format import merge_patch as merge_patch  # one merge for every store
 from nbsessions.errors import SessionAccessError
 from nbsessions.liveness import why_unfinished
-from nbsessions.redact import redact_data
+from nbsessions.redact import redact, redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 from nbsessions.stored_history import history_ref_ids, own_message_dicts, without_history
 
@@ -64,7 +64,8 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         raise TypeError("state_delete takes a collection of keys, not one string")
     values = copy.deepcopy(fields)
     if fields.get("session_name"):
-        values["session_name"] = unique_name(fields["session_name"], taken(values.get("user_id", data.get("user_id"))))
+        values["session_name"] = unique_name(redact(fields["session_name"]),  # unique as it is kept
+                                             taken(values.get("user_id", data.get("user_id"))))
     change: dict[str, Any] = {"set": {**values, "updated_at": now()}}
     if state_patch:
         change["put"] = {"session_state": copy.deepcopy(dict(state_patch))}
@@ -135,11 +136,13 @@ def change_in_table(sessions: Mapping[str, Mapping[str, Any]], session_id: str,
 
 
 def check_session_owner(stored_user: str | None, session_id: str, user_id: str | None) -> None:
-    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user."""
+    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user.
+
+    The refusal names nothing of the owner's, not even the session's id: the caller may have given a run id,
+    and the session it belongs to is not theirs to learn."""
     if user_id is not None and stored_user != user_id:
         raise SessionAccessError(
-            f"session {session_id[:8]} belongs to another user; "
-            f"open it as its owner or start a new session for {user_id!r}")
+            f"that session belongs to another user; open it as its owner or start a new session for {user_id!r}")
 
 
 RunFetcher = Callable[[set[str]], Mapping[str, dict[str, Any]]]

@@ -8,9 +8,8 @@ the storage tails what other processes appended (and re-reads the file from scra
 replaced it), so two kernels on one file lose nothing. When most lines are superseded, the live documents are
 rewritten into a fresh file that atomically replaces the old one.
 
-A torn last line (a crash mid-append: bytes after the last newline) is skipped with a warning and cut off, under
-the lock, before the next append; any bad complete line, the last one included, is damage: it stops with
-``CorruptDatabaseError`` and the file is never written to.
+A torn last line (bytes after the last newline: a crash mid-append) is skipped with a warning and cut off before
+the next append; a bad complete line is damage: ``CorruptDatabaseError``, and the file is never written to.
 """
 
 from __future__ import annotations
@@ -41,11 +40,10 @@ from nbsessions.db.journal_format import (
     parse_body,
     parse_header,
     parse_record,
-    refuse_before_locking,
-    write_all,
     write_snapshot,
     written_update,
 )
+from nbsessions.db.journal_guard import append_whole, refuse_before_locking
 from nbsessions.db.journal_index import Doc, JournalIndex, Pending
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
 from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
@@ -69,9 +67,8 @@ class JournalStorage(Storage):
     def __init__(self, path: str | os.PathLike[str], *, group_by: Mapping[str, str] | None = None,
                  compact_min_lines: int = 1000, lock_timeout: float = 30.0, create_dirs: bool = True,
                  read_only: bool = False) -> None:
-        # The real file, not a symlink to it: the lock and compaction's os.replace must name the file itself, or
-        # a process opening the link and one opening the target would lock apart and compaction would replace
-        # the link with a copy, splitting the database in two.
+        # The real file, not a symlink: the lock and compaction's os.replace must name the file itself, or a process
+        # opening the link and one opening the target would lock apart, and compaction would split the database.
         self.path = os.path.realpath(os.fspath(path))
         self.compact_min_lines = compact_min_lines
         self.read_only = read_only
@@ -117,8 +114,8 @@ class JournalStorage(Storage):
     def read(self) -> dict[str, dict[str, Any]] | None:
         """The whole state as a deep copy, because stock TinyDB code mutates what it reads."""
         with self.reading():
-            tables = {name: self._index.parsed(name) for name in list(self._index.tables)}
-            return {name: copy.deepcopy(docs) for name, docs in tables.items() if docs} or None
+            return {name: copy.deepcopy(docs) for name in list(self._index.tables)
+                    if (docs := self._index.parsed(name))} or None
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         """Append only the documents that differ from the current state (stock TinyDB writes everything)."""
@@ -221,18 +218,13 @@ class JournalStorage(Storage):
             if self._nrecords > max(self.compact_min_lines, 2 * self._index.ndocs):
                 try:
                     self._compact_locked()
-                except OSError as exc:  # the commit is durable already; compaction can wait for the next one
-                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
-                                  StorageWarning, stacklevel=3)
+                except (OSError, StorageError) as exc:  # the commit is durable; compaction can wait for the next
+                    warnings.warn(f"{exc}; will try again later", StorageWarning, stacklevel=3)
 
     def compact(self) -> None:
         """Rewrite the live documents into a new file that atomically replaces the journal (or leaves it be)."""
         with self.transaction():
-            try:
-                self._compact_locked()
-            except OSError as exc:
-                raise StorageError(f"could not compact {self.path}: {exc.strerror or exc}; the database was left "
-                                   "as it was") from None
+            self._compact_locked()
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -377,12 +369,10 @@ class JournalStorage(Storage):
             os.ftruncate(fd, self._offset)
         at = self._offset
         try:
-            write_all(fd, payload)
-            if durable:
-                os.fsync(fd)
+            append_whole(fd, payload, at, durable)
         except OSError as exc:
-            self._seen_size = -1  # force a resync: the file may now hold a torn line
-            raise StorageError(f"could not write to {self.path}: {exc}") from exc
+            self._seen_size = -1  # force a resync
+            raise StorageError(f"could not write to {self.path}: {exc.strerror or exc}; nothing was written") from exc
         self._offset += len(payload)
         self._seen_size = self._offset
         return at

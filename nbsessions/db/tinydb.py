@@ -19,6 +19,7 @@ from nbsessions.db.base import BaseDb, change_in_table, check_sort, create_in_ta
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.db.journal_format import Update, apply_update
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 SESSIONS, RUNS, META = "sessions", "runs", "meta"
@@ -213,7 +214,8 @@ class TinyDb(BaseDb):
             if found is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
             session = self._load(Session, copy.deepcopy(apply_update(*found)), session_id)
-            self._store.commit([(SESSIONS, session_id, Update(found[1]))])  # the change, not the whole session
+            change = Update(redact_data(found[1]))  # the change, not the whole session; as to_dict, no secret
+            self._store.commit([(SESSIONS, session_id, change)])
         return session
 
     def delete_session(self, session_id: str) -> bool:
@@ -235,7 +237,7 @@ class TinyDb(BaseDb):
 
     def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
         with self._store.transaction():  # under the file lock: a delete in another kernel is before or after
-            if self._store.get(SESSIONS, run.session_id) is None:
+            if not self._store.has(SESSIONS, run.session_id):  # without parsing it
                 return False
             self.upsert_run(run, durable=durable)
             return True
