@@ -894,7 +894,7 @@ def test_an_older_run_regenerated_groups_its_variants_where_it_stands(db):
     panel.history.regenerate_from.value = first.run_id
     panel.history.regenerate.click()
 
-    plain, sent, group = panel.history.body.children  # newest on top: the second run and its Sent view
+    (plain, sent), (group,) = panel.history.entries  # newest on top: the second run and its Sent view
     assert group is panel.history.variant_groups[0] and isinstance(plain, HTML)
     assert sent is panel.history.sent_views[0] and "second question" in sent.children[0].value
     assert columns(group) == ["answer 1 / Keep this one", "answer 3 / kept in history"]
