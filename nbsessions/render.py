@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import html
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import nh3
-from markdown_it import MarkdownIt
 
 from nbsessions import formatting as fmt
 from nbsessions import highlight
+from nbsessions.redact import redact
 from nbsessions.schema import Metrics, RunOutput, RunStatus
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 # Images are left out: an <img> loads a URL as soon as it renders, which lets an injected reply send data
 # out of the notebook. Markdown images become plain links the user may choose to follow.
@@ -35,6 +39,9 @@ _SAFE_CLASSES = {"span": set(highlight.TOKEN_CLASSES)}
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    """Built on the first reply shown (markdown-it is imported then, not when the extension loads)."""
+    from markdown_it import MarkdownIt
+
     # html=False: raw HTML in a reply (a model explaining <div>) is shown as text, not silently dropped.
     md = MarkdownIt("commonmark", {"html": False, "highlight": highlight.code_html}).enable(
         ["table", "strikethrough"])
@@ -58,7 +65,8 @@ def sanitize_html(fragment: str) -> str:
 
 def markdown_to_html(text: str) -> str:
     """Model Markdown as HTML that is safe to show in a trusted output or an HTML widget."""
-    return highlight.colour_sanitised(sanitize_html(_markdown().render(text or "")))
+    return highlight.colour_sanitised(sanitize_html(_markdown().render(redact(text or ""))))  # secrets first:
+    # Markdown and escaping would cut a key's characters apart
 
 
 format_cost = fmt.cost  # kept under this name: the footer's word for it
@@ -87,7 +95,7 @@ def format_footer(run: RunOutput, session_label: str) -> str:
     ]
     if run.status != RunStatus.completed:
         parts.append(run.status.value + (f": {run.error}" if run.error else ""))
-    return " · ".join(parts)
+    return redact(" · ".join(parts))
 
 
 def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, str]:
@@ -97,7 +105,7 @@ def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, 
     With ``session_label`` the footer is added (a finished run); without it, the reply is still streaming.
     """
     body = markdown_to_html(run.content)
-    plain = run.content
+    plain = redact(run.content)
     if session_label is not None:
         footer = format_footer(run, session_label)
         body += f'<div class="nbsessions-footer" style="opacity:.7;font-size:85%">{html.escape(footer)}</div>'

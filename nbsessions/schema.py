@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from nbsessions.redact import redact_data
 from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
@@ -80,6 +81,13 @@ class Message:
         fields = {"role": self.role, "content": self.content, "tool_calls": _copied(self.tool_calls),
                   "tool_call_id": self.tool_call_id, "from_history": self.from_history, "origin": self.origin}
         return Message(**{**fields, **changes})
+
+
+def _with_origin(message: Message, origin: tuple[str, int] | None) -> Message:
+    """A message read from a store, told where it came from. No second copy: a store's records are private copies
+    already, and the messages taken from other runs were copied as they were resolved."""
+    message.origin = origin
+    return message
 
 
 @dataclass
@@ -273,14 +281,14 @@ class RunOutput:
             del data["model_origin"]
         data["requirements"] = [r.to_dict() for r in self.requirements]
         data["steps"] = [s.to_dict() for s in self.steps]
-        return data
+        return redact_data(data)  # what leaves the object is kept or shown somewhere: never a secret
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], sources: dict[str, list[dict[str, Any]]] | None = None) -> RunOutput:
         """``sources`` maps each referenced run id to its ``own_message_dicts`` (see the module docstring)."""
         kwargs = _pick(cls, data, ("run_id", "session_id"))
         kwargs["status"] = RunStatus(kwargs.get("status", RunStatus.pending))
-        kwargs["messages"] = [Message.from_dict(m).copy(origin=origin)
+        kwargs["messages"] = [_with_origin(Message.from_dict(m), origin)
                               for m, origin in resolved_messages(data, sources or {})]
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])
@@ -362,7 +370,7 @@ class Session:
         data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         for name in ("session_state", "metadata", "forked_from"):
             data[name] = _copied(data[name])
-        return data
+        return redact_data(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:

@@ -16,11 +16,12 @@ from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.schema import Message, Metrics, RunOutput, Session, SessionSummary, new_id
 from nbsessions.transcript import session_messages
-from nbsessions.validate import check_json, check_text, check_user_id
+from nbsessions.validate import check_count, check_state, check_text, check_user_id
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
 TITLE_TOKENS = 24  # a title is a few words: a small model must not ramble for seconds
+TITLE_REQUEST = "Give a title of at most 6 words, no quotes, for a chat that starts with:"
 TITLE_WIDTH = 60
 ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
 
@@ -47,9 +48,8 @@ class SessionsMixin:
         """
         self._listeners.append(listener)
         if other_kernels:
-            user = self.user_id
-
             def relay(event: str, session_id: str, owner: str | None) -> None:
+                user = self.user_id  # as it is now: `%agent user carol` makes the panel follow carol's writes
                 if user is None or owner is None or owner == user:  # never another user's session
                     listener(event, session_id)
 
@@ -118,6 +118,16 @@ class SessionsMixin:
             self.session_id = new_id()
         return self.session_id
 
+    def _check_parent(self, parent_run_id: Any, session_id: str | None) -> None:
+        """A nested run's parent must be a run of the session it goes to, or nobody would ever see it."""
+        if parent_run_id is None:
+            return
+        check_text(parent_run_id, "parent_run_id", empty=False)
+        parent = self.db.get_run(parent_run_id)
+        if parent is None or parent.session_id != (session_id or self.session_id):
+            raise InvalidInputError(f"parent_run_id {parent_run_id!r} is not a run of this run's session: a nested "
+                                    "run goes in its parent's session (pass that session_id)")
+
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
         """Load the session or create it, in one step of the store; another user's is refused, never written."""
         return self.db.create_session(Session(session_id=session_id, user_id=user_id, agent_id=self.agent_id,
@@ -150,6 +160,8 @@ class SessionsMixin:
                      sort: str = "updated_at", descending: bool = True) -> list[Session]:
         """Sessions of ``user_id`` (default: the agent's user; ``None`` on both means every user's)."""
         user = user_id if user_id is not None else self.user_id
+        check_count(limit, "limit")
+        check_count(offset, "offset")
         return self.db.list_sessions(user_id=user, limit=limit, offset=offset, sort=sort,
                                      descending=descending)
 
@@ -157,7 +169,7 @@ class SessionsMixin:
                        session_state: dict[str, Any] | None = None, notebook: str | None = None,
                        metadata: dict[str, Any] | None = None) -> Session:
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         if session_name is not None:
             check_text(session_name, "session_name")
         check_user_id(user_id)
@@ -171,6 +183,7 @@ class SessionsMixin:
 
     def get_runs(self, session_id: str | None = None, *, last: int | None = None) -> list[RunOutput]:
         """Every run of the session — errors, cancelled, superseded and nested ones too — oldest first."""
+        check_count(last, "last")
         sid = self._current(session_id)
         self._session(sid)
         return self.db.list_runs(sid, last=last)
@@ -185,6 +198,8 @@ class SessionsMixin:
                              skip_statuses: list[Any] | None = None,
                              skip_history_messages: bool = True) -> list[Message]:
         """Messages the session's runs sent and received, one system message first (Agno's ``get_messages``)."""
+        check_count(last_n_runs, "last_n_runs")
+        check_count(limit, "limit")
         return session_messages(self.get_runs(session_id), last_n_runs=last_n_runs, limit=limit,
                                 skip_roles=skip_roles, skip_statuses=skip_statuses,
                                 skip_history_messages=skip_history_messages)
@@ -201,7 +216,7 @@ class SessionsMixin:
         if not isinstance(session_state_updates, dict):
             raise TypeError("update_session_state(session_state_updates, session_id=None): "
                             "the updates come first and must be a dict")
-        check_json(session_state_updates, "session_state")
+        check_state(session_state_updates, "session_state")
         if isinstance(remove, str):
             raise TypeError("remove takes a collection of keys, not one string")
         sid = self._current(session_id)
@@ -247,9 +262,8 @@ class SessionsMixin:
         sid = self._current(session_id)
         if autogenerate:
             session_name = self._generate_name(sid, model or self.model)
-        if not session_name or not session_name.strip():
+        if session_name is None or not check_text(session_name, "session_name").strip():
             raise InvalidInputError("a session name cannot be empty (or pass autogenerate=True)")
-        check_text(session_name, "session_name")
         self._session(sid)
         session = self.db.update_session(sid, session_name=session_name.strip())  # made unique by the store
         self._emit("session", sid)
@@ -277,11 +291,10 @@ class SessionsMixin:
         if not first:
             raise ValueError("the session has no runs to name it from")
         if not model.is_scripted:
-            ask = [Message(role="user", content="Give a title of at most 6 words, no quotes, for a chat "
-                           f"that starts with:\n\n{first[:2000]}")]
+            ask = [Message(role="user", content=f"{TITLE_REQUEST}\n\n{first[:2000]}")]
             reply = model.with_max_tokens(TITLE_TOKENS).complete(ask)
             title = short_title("".join(x for x in reply if isinstance(x, str)))
-            if title:
+            if title and not repeats_title_request(title):
                 return title
         words = first.split()
         return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
@@ -341,6 +354,14 @@ def _runs_up_to(runs: list[RunOutput], run_id: str | None, session_id: str) -> l
         if run.parent_run_id in kept:
             kept.add(run.run_id)
     return [r for r in runs if r.run_id in kept]
+
+
+def repeats_title_request(title: str) -> bool:
+    """Whether a title repeats four words in a row of the request for it (an echoing server, a model that
+    misread it): such a title names nothing, and the prompt's first words are used instead."""
+    asked = re.findall(r"\w+", TITLE_REQUEST.lower())
+    said = " " + " ".join(re.findall(r"\w+", title.lower())) + " "
+    return any(f" {' '.join(asked[i:i + 4])} " in said for i in range(len(asked) - 3))
 
 
 def short_title(reply: str) -> str:

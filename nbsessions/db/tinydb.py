@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
-from nbsessions.db.base import BaseDb, check_sort, create_in_table, runs_from_records, update_in_table
+from nbsessions.db.base import BaseDb, change_in_table, check_sort, create_in_table, runs_from_records
 from nbsessions.db.journal import JournalStorage, Op
+from nbsessions.db.journal_format import Update, apply_update
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 SESSIONS, RUNS, META = "sessions", "runs", "meta"
@@ -207,12 +209,13 @@ class TinyDb(BaseDb):
                        state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
-            merged = update_in_table(_Sessions(self._store), session_id, state_patch=state_patch,
-                                     state_delete=state_delete, metadata_patch=metadata_patch, **fields)
-            if merged is None:
+            found = change_in_table(_Sessions(self._store), session_id, state_patch=state_patch,
+                                    state_delete=state_delete, metadata_patch=metadata_patch, **fields)
+            if found is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
-            session = self._load(Session, copy.deepcopy(merged), session_id)
-            self._store.commit([(SESSIONS, session_id, session.to_dict())])
+            session = self._load(Session, copy.deepcopy(apply_update(*found)), session_id)
+            change = Update(redact_data(found[1]))  # the change, not the whole session; as to_dict, no secret
+            self._store.commit([(SESSIONS, session_id, change)])
         return session
 
     def delete_session(self, session_id: str) -> bool:
@@ -228,28 +231,43 @@ class TinyDb(BaseDb):
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         with self._store.transaction():  # the run and its session's updated_at in one append
             ops: list[Op] = [(RUNS, run.run_id, run.to_dict(history_refs=True))]
-            session = self._store.load(SESSIONS, run.session_id)
-            if session is not None:
-                ops.append((SESSIONS, run.session_id, {**session, "updated_at": now()}))
+            if self._store.has(SESSIONS, run.session_id):  # a change of one field: the session is not rewritten
+                ops.append((SESSIONS, run.session_id, Update({"set": {"updated_at": now()}})))
             self._store.commit(ops, durable=durable)
+
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        with self._store.transaction():  # under the file lock: a delete in another kernel is before or after
+            if not self._store.has(SESSIONS, run.session_id):  # without parsing it
+                return False
+            self.upsert_run(run, durable=durable)
+            return True
+
+    def claim_run(self, run: RunOutput) -> bool:
+        with self._store.transaction():  # the status read and the write under one hold of the file lock
+            stored = self._store.load(RUNS, run.run_id)
+            if stored is None or stored.get("status") != RunStatus.paused.value:
+                return False
+            return self.upsert_run_if_session(run)
 
     def get_run(self, run_id: str) -> RunOutput | None:
         with self._store.reading():
             data = self._store.load(RUNS, run_id)
             return self._runs([(run_id, data)])[0] if data is not None else None
 
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
         with self._store.reading():  # the runs and the ones they refer to, from one state of the file
             records = [(i, self._store.load(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
-            return self._runs([(i, r) for i, r in records if r is not None])
+            return self._runs([(i, r) for i, r in records if r is not None], resolve_history)
 
-    def _runs(self, records: list[tuple[str, dict[str, Any]]]) -> list[RunOutput]:
+    def _runs(self, records: list[tuple[str, dict[str, Any]]], resolve_history: bool = True) -> list[RunOutput]:
         def fetch(run_ids: set[str]) -> dict[str, dict[str, Any]]:
             found = ((i, self._store.load(RUNS, i)) for i in run_ids)
             return {i: data for i, data in found if data is not None}
 
         try:
-            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records])
+            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records],
+                                     resolve_history=resolve_history)
         except ValueError as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
 
