@@ -37,7 +37,7 @@ from nbsessions.panel.widget_tree import close_with_looks, descendants
 from nbsessions.redact import redact
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
-_ERROR_COLOUR = theme.ERROR
+_ERROR_COLOUR = theme.ERROR_LABEL
 
 
 class SessionPanel(VBox):
@@ -192,6 +192,7 @@ class SessionPanel(VBox):
             with self._lock:
                 if self._acting or self._closed:  # our own write: the action redraws once it is done
                     return
+                self._say(None)  # what the last click did is stale once a cell or another kernel acts
                 if event == "active":
                     self._set_selected(session_id or None)
                 elif event == "deleted" and session_id == self.selected:

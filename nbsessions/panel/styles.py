@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from ipywidgets import Widget
 
+from nbsessions import theme
+
 HIDDEN = "nbsessions-hidden"  # a widget of the panel with this class is not shown
 
 CSS = f"""
+.nbsessions-panel {{ --nbsessions-error: {theme.ERROR}; }}
 .nbsessions-panel .{HIDDEN} {{ display: none !important; }}
+.nbsessions-panel .lm-TabBar-tab, .nbsessions-panel .lm-TabBar-tabLabel,
+.nbsessions-panel .jupyter-widget-Collapse-header {{ color: {theme.TEXT} !important; }}
 """
 
 
