@@ -176,7 +176,7 @@ def test_team_cells_continue_the_conversation_and_history_shows_members_folded(n
     assert ("user", "First question") in history and ("user", "Second question") in history
     shown = nb.run("%agent history").outputs[0].data
     top = [line for line in shown["text/plain"].splitlines() if line.startswith("── ")]
-    assert len(top) == 3 and "team · completed" in top[1] and "team · completed" in top[2]
+    assert len(top) == 3 and "team · completed" in top[0] and "team · completed" in top[1]  # newest first
     nested = [line for line in shown["text/plain"].splitlines() if line.startswith("    ── researcher · ")]
     assert len(nested) == 2  # one member run under each team run, indented, named
     assert shown["text/html"].count("<details><summary") == 2 and "1 member run<" in shown["text/html"]
