@@ -13,8 +13,8 @@ import time
 from types import ModuleType
 from typing import Any
 
-from nbsessions.formatting import when
-from nbsessions.render import format_cost, reply_bundle
+from nbsessions.formatting import tokens, when
+from nbsessions.render import format_cost, format_in_out, reply_bundle
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session
 from nbsessions.templating import escape_prompt
 
@@ -78,7 +78,7 @@ def _title(session: Session, top: list[RunOutput]) -> str:
         f"- user: {html.escape(session.user_id) if session.user_id else '(none)'}",
         f"- model(s): {html.escape(models)}",
         f"- runs: {runs}",
-        f"- tokens: {totals.input_tokens:,} in / {totals.output_tokens:,} out · "
+        f"- tokens: {format_in_out(totals, ' in / ')} out · "
         f"{format_cost(totals.cost)} · created {when(session.created_at)}",
         "",
         "Exported by nbsessions. The outputs are the saved replies; to continue the session, point the notebook "
@@ -112,7 +112,8 @@ def _members(run: RunOutput, nested: list[RunOutput]) -> list[str]:
     """A team's member runs on one line, after its reply as in the cell."""
     if run.kind != "team":
         return []
-    members = [f"{m.agent_name or m.model or 'member'} · {m.metrics.total_tokens} tokens · {m.status.value}"
+    members = [f"{m.agent_name or m.model or 'member'} · {tokens(m.metrics.total_tokens, m.metrics.tokens_estimated)} "
+               f"tokens · {m.status.value}"
                for m in nested]
     return ["members: " + (" | ".join(members) or "no member was asked")]
 

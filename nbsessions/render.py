@@ -72,14 +72,9 @@ def markdown_to_html(text: str) -> str:
 format_cost = fmt.cost  # kept under this name: the footer's word for it
 
 
-def format_tokens(count: int, estimated: bool = False) -> str:
-    """A token count; ``~`` marks one estimated from the text because the server sent no usage."""
-    return f"~{count}" if estimated else str(count)
-
-
 def format_in_out(m: Metrics, sep: str = " / ") -> str:
     """Input and output tokens of a run or session, ``~`` on estimates."""
-    return format_tokens(m.input_tokens, m.tokens_estimated) + sep + format_tokens(m.output_tokens, m.tokens_estimated)
+    return fmt.tokens(m.input_tokens, m.tokens_estimated) + sep + fmt.tokens(m.output_tokens, m.tokens_estimated)
 
 
 def format_footer(run: RunOutput, session_label: str) -> str:

@@ -22,7 +22,7 @@ from IPython.display import display
 from nbsessions.errors import NbSessionsError
 from nbsessions.export import FORMATS, SESSION_ONLY, write_private
 from nbsessions.formatting import seconds as _seconds
-from nbsessions.formatting import when
+from nbsessions.formatting import tokens, when
 from nbsessions.listing import group_experiments
 from nbsessions.magic.cellopts import parse_state, session_label, split_args
 from nbsessions.magic.nested import history_view
@@ -292,11 +292,12 @@ def metrics(nb: NotebookAgent, rest: str) -> None:
     runs = nb.agent.get_runs(session.session_id)
     m = nb.agent.get_session_metrics(session.session_id)
     done = sum(1 for r in runs if r.status == RunStatus.completed)
-    approx = "~" if m.tokens_estimated else ""
+    est = m.tokens_estimated
     print(f"session {session_label(session)}: {len(runs)} runs, {done} completed\n"
-          f"tokens: {approx}{m.input_tokens} in / {approx}{m.output_tokens} out / {approx}{m.total_tokens} total "
-          f"(cached {m.cached_tokens}, reasoning {m.reasoning_tokens})"
-          f"{' — ~ estimated: the server sent no usage' if approx else ''}\n"
+          f"tokens: {tokens(m.input_tokens, est)} in / {tokens(m.output_tokens, est)} out / "
+          f"{tokens(m.total_tokens, est)} total (cached {tokens(m.cached_tokens)}, "
+          f"reasoning {tokens(m.reasoning_tokens)})"
+          f"{' — ~ estimated: the server sent no usage' if est else ''}\n"
           f"time to first token (mean): {_seconds(m.time_to_first_token)} · duration (sum): "
           f"{_seconds(m.duration)} · {format_cost(m.cost)}")
 
