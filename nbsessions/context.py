@@ -74,14 +74,27 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
     """
     if num_runs <= 0:
         return []
-    window = num_runs + 1  # the common case: the newest runs are all usable
+
+    def wanted(run: RunOutput) -> bool:
+        return (run.is_history and (exclude_cell is None or run.cell_id != exclude_cell)
+                and (after is None or run.created_at > after))
+
+    recent = newest_runs(db, session_id, num_runs + 1,  # the common case: the newest runs are all usable
+                         lambda runs: sum(map(wanted, runs)) >= num_runs, after=after,
+                         resolve_history=False)  # their own messages are enough
+    return [r for r in recent if wanted(r)][-num_runs:]
+
+
+def newest_runs(db: BaseDb, session_id: str, first: int, enough: Callable[[list[RunOutput]], bool], *,
+                after: float | None = None, **options: Any) -> list[RunOutput]:
+    """The newest runs of a session, oldest first, read from the newest end: ``first`` runs, then a window
+    widened ×4 until ``enough`` of them, the session's start or a run no newer than ``after`` is reached, so the
+    cost follows what is read, not how long the session is. ``options`` go to ``list_runs``."""
+    window = first
     while True:
-        recent = db.list_runs(session_id, last=window, resolve_history=False)  # their own messages are enough
-        usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)
-                  and (after is None or r.created_at > after)]
-        reached_start = len(recent) < window or (after is not None and recent[0].created_at <= after)
-        if len(usable) >= num_runs or reached_start:
-            return usable[-num_runs:]
+        recent = db.list_runs(session_id, last=window, **options)
+        if len(recent) < window or enough(recent) or (after is not None and recent[0].created_at <= after):
+            return recent
         window *= 4
 
 

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Mapping
 
 from nbsessions import theme
+from nbsessions.formatting import strip_control as _clean
 from nbsessions.formatting import tokens as fmt_tokens
 from nbsessions.inspect_context import SentContext, SentMessage
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops terminal escape sequences
 _CELL = f'style="{theme.CELL}"'
 _HEAD = f'style="{theme.HEADER_CELL}"'
 _DIM = f'style="color:{theme.DIM};font-size:85%"'
 _PRE = (f'style="white-space:pre-wrap;word-break:break-word;margin:0;padding:4px 6px;font-family:{theme.CODE_FONT};'
         f'font-size:var(--jp-code-font-size,12px);background:{theme.CODE_BG};color:{theme.CODE_TEXT}"')
-
-
-def _clean(text: str) -> str:
-    return _CONTROL.sub("", text)
 
 
 def source_label(run_id: str | None, labels: Mapping[str, str]) -> str:

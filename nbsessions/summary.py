@@ -12,7 +12,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from nbsessions.context import own_messages
+from nbsessions.context import newest_runs, own_messages
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import SessionNotFoundError, exception_line
 from nbsessions.llm.base import Model
@@ -81,11 +81,7 @@ def write_summary(model: Model, previous: str | None, runs: list[RunOutput],
 
 def runs_after(db: BaseDb, session_id: str, after: float, window: int) -> list[RunOutput]:
     """Runs newer than ``after``, read from the newest end so cost follows what is new, not the session."""
-    while True:
-        recent = db.list_runs(session_id, last=window)
-        if len(recent) < window or recent[0].created_at <= after:
-            return [r for r in recent if r.created_at > after]
-        window *= 4
+    return [r for r in newest_runs(db, session_id, window, lambda _: False, after=after) if r.created_at > after]
 
 
 class Summarizer:
