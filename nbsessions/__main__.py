@@ -93,7 +93,7 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
         prompt = run.input if args.full else shorten(run.input, 200)
         mark = " (superseded)" if run.superseded_by else ""
         out.write(clean(f"\n#{number} {when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
-                        f"— {format_footer(run, session.label)}") + "\n")
+                        f"— {format_footer(run, session.label_with_id)}") + "\n")
 
 
 def newest_top_level(db: BaseDb, session_id: str, last: int | None) -> list[RunOutput]:

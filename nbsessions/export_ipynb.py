@@ -57,11 +57,6 @@ def kernelspec() -> dict[str, str]:
     return {"name": KERNEL_NAME, "display_name": display_name, "language": "python"}
 
 
-def _label(session: Session) -> str:
-    short = session.session_id[:8]
-    return f"{session.session_name} ({short})" if session.session_name else short
-
-
 def _title(session: Session, top: list[RunOutput]) -> str:
     """Name, user, model(s), totals: what the notebook is, before any run."""
     totals = Metrics.total([r.metrics for r in top if r.status == RunStatus.completed])
@@ -142,7 +137,7 @@ def _outputs(run: RunOutput, label: str, nested: list[RunOutput]) -> list[Any]:
 def _run_cell(run: RunOutput, number: int, session: Session, nested: list[RunOutput]) -> Any:
     prompt = escape_prompt(run.input)
     cell = _v4().new_code_cell(source=f"%%agent -s {session.session_id[:8]}\n{prompt}",
-                            execution_count=number, outputs=_outputs(run, _label(session), nested))
+                            execution_count=number, outputs=_outputs(run, session.label_with_id, nested))
     cell.metadata["nbsessions"] = {"run_id": run.run_id, "status": run.status.value, "model": run.model,
                                    "kind": run.kind, "superseded_by": run.superseded_by,
                                    "created_at": run.created_at}

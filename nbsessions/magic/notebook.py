@@ -30,7 +30,7 @@ from nbsessions.errors import (
 )
 from nbsessions.listing import match_session
 from nbsessions.llm.base import Model
-from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
+from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state
 from nbsessions.magic.cellrun import CellInterrupted, show_run
 from nbsessions.magic.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
 from nbsessions.magic.modelchoice import ModelChoice
@@ -321,7 +321,7 @@ class NotebookAgent(ModelChoice):
 
         ``runner`` is a registered agent or team the run belongs to (``%agent continue`` resumes it there).
         """
-        label = session_label(session)
+        label = session.label_with_id
         try:
             run = show_run(stream, label, waiting=f"{waiting or model.id} · {label}",
                            live=self.settings.stream if live is None else live,

@@ -20,6 +20,7 @@ from nbsessions import theme
 from nbsessions.panel.run_html import render_run
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput
+from nbsessions.validate import loads
 
 OnContinue = Callable[["PausedRun", "bool | None"], None]
 _CARD_STYLE = f"border-left:3px solid {theme.WARN};padding-left:6px"
@@ -27,14 +28,10 @@ _KIND_WORDS = {"confirmation": "asks for approval", "user_input": "asks for inpu
                "external_execution": "runs outside: paste its result"}
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(name)
-
-
 def parse_value(text: str) -> Any:
     """A typed field: JSON when it parses (``5``, ``true``, ``[1, 2]``, ``"5"``), else the text as written."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return loads(text)
     except ValueError:
         return text
 
