@@ -44,8 +44,8 @@ def headline(ctx: SentContext) -> str:
         parts.append("~ estimated")
     if ctx.reported_input_tokens is not None:
         rounds = f" over {ctx.requests} requests" if ctx.requests > 1 else ""
-        mark = "~" if ctx.reported_estimated else ""
-        parts.append(f"provider reported {mark}{ctx.reported_input_tokens:,} input tokens{rounds}")
+        reported = fmt_tokens(ctx.reported_input_tokens, ctx.reported_estimated)
+        parts.append(f"provider reported {reported} input tokens{rounds}")
     return " · ".join(parts)
 
 
