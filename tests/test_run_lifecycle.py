@@ -368,3 +368,19 @@ def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
     called = {name for name, _ in db.calls}
     assert {"create_session", "upsert_run_if_session", "claim_run", "list_runs", "update_session"} <= called
     assert [name for name, thread in db.calls if thread == loop_thread] == []
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_run_whose_tool_deletes_its_session_returns_cancelled_and_stores_nothing(db, asynchronous):
+    def deletes_it(run_context) -> str:
+        """Delete this session."""
+        Agent(db=db).delete_session(run_context.session_id)
+        return "gone"
+
+    def model(messages):
+        return "after" if messages[-1].role == "tool" else ToolCall("d1", "deletes_it", "{}")
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[deletes_it])
+    run = asyncio.run(agent.arun("go")) if asynchronous else agent.run("go")
+    assert run.status == RunStatus.cancelled and run.error == DELETED
+    assert db.get_run(run.run_id) is None and db.get_session(run.session_id) is None
