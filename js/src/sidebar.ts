@@ -5,6 +5,7 @@ import { sessionLine } from './format';
 import { goToCell, InsertWhere, putCode } from './notebook';
 import { IRunList, ISessionList, ISessionRow, requestAPI } from './request';
 import { runCard } from './runs';
+import { NoImagesSanitizer } from './sanitize';
 
 const POLL_MS = 1000;
 const SEARCH_DELAY_MS = 250;
@@ -36,11 +37,11 @@ export class SessionsSidebar extends Widget {
   private timer = 0;
   private searchTimer = 0;
 
-  constructor(
-    tracker: INotebookTracker,
-    private readonly rendermime: IRenderMimeRegistry
-  ) {
+  private readonly rendermime: IRenderMimeRegistry;
+
+  constructor(tracker: INotebookTracker, rendermime: IRenderMimeRegistry) {
     super();
+    this.rendermime = rendermime.clone({ sanitizer: new NoImagesSanitizer(rendermime.sanitizer) });
     this.id = 'nbsessions-sidebar';
     this.addClass('nbs-sidebar');
     this.title.caption = 'Agent sessions';

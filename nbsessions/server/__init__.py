@@ -7,7 +7,13 @@ Enabled by ``etc/jupyter/jupyter_server_config.d/nbsessions.json`` (installed wi
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+try:  # shown by `jupyter server extension list` (importing the nbsessions package would load the kernel's surfaces)
+    __version__ = version("nbsessions")
+except PackageNotFoundError:  # a checkout on sys.path, not installed
+    __version__ = "dev"
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
