@@ -10,12 +10,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbsessions import run_log
+from nbsessions import run_log, run_writes
+from nbsessions.arguments import DbLike, ModelLike, as_db, as_model
 from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context
 from nbsessions.db.base import BaseDb
-from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import InvalidInputError, SessionNotFoundError
+from nbsessions.errors import RunNotPausedError, SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.history_tools import chat_history_tool, past_session_tools
 from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
@@ -33,7 +33,7 @@ from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summa
 from nbsessions.system_message import SystemPrompt, build_system_message, check_instructions
 from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
 from nbsessions.unsupported import refuse_unsupported
-from nbsessions.validate import check_count, check_json, check_text, check_user_id, refuse_secrets
+from nbsessions.validate import check_count, check_json, check_prompt, check_text, check_user_id, refuse_secrets
 from nbsessions.variants import VariantsMixin
 
 if TYPE_CHECKING:
@@ -48,8 +48,8 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
 
     def __init__(
         self,
-        model: Model | None = None,
-        db: BaseDb | None = None,
+        model: ModelLike | None = None,
+        db: DbLike | None = None,
         *,
         user_id: str | None = None,
         session_id: str | None = None,
@@ -99,8 +99,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         ``num_past_sessions_to_search`` are Agno 3's names for ``search_session_history`` /
         ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway).
         ``description`` ... ``system_message`` build the system message as Agno's do (``system_message.py``);
-        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno)."""
+        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno).
+        ``model`` may be a name (``"gpt-5.2"``, ``"openai:gpt-4o"``) and ``db`` a path or URL (``arguments.py``)."""
         refuse_unsupported(type(self).__name__, unsupported)
+        model, summary_model = as_model(model), as_model(summary_model, "summary_model")
         check_instructions(instructions)
         self.system_prompt = SystemPrompt(description, role, expected_output, additional_context, markdown,
                                           add_datetime_to_context, datetime_format, timezone_identifier,
@@ -118,7 +120,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                             ("max_history_tokens", max_history_tokens)):
             check_count(count, what)
         self.model = model or OfflineModel()
-        self.db = db if db is not None else InMemoryDb()
+        self.db = as_db(db)  # last: a bad argument above leaves no file behind
         self.user_id = user_id
         self.session_id = session_id
         self.add_history_to_context = add_history_to_context
@@ -170,8 +172,9 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                num_history_runs: int | None, num_history_messages: int | None, max_history_tokens: int | None,
                **options: Any) -> Execution:
         """Check the prompt, open the session and store the new run: what ``run`` and ``arun`` share."""
-        if not isinstance(input, str) or not input.strip():
-            raise InvalidInputError("the prompt is empty: give the model something to answer")
+        check_prompt(input)
+        options["model"] = as_model(options.get("model"))
+        self._check_parent(options.get("parent_run_id"), options.get("session_id"))
         self._check_run_input(input, options.get("user_id"), session_state, options.get("instructions"),
                               options.get("model"), (num_history_runs, num_history_messages, max_history_tokens))
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
@@ -193,6 +196,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         """What ``run`` with the same arguments would send now — built by the run's own code, sent nowhere,
         stored nowhere (a dry run for prompt testing)."""
         given = given_options(ContextOptions, options, f"{type(self).__name__}.preview_context")
+        given["model"] = as_model(given["model"])
         history = self._history_policy(given.pop("add_history_to_context"), given.pop("num_history_runs"),
                                        given.pop("num_history_messages"), given.pop("max_history_tokens"))
         run, chosen, _ = self._plan(input or "", session_id=session_id, history=history, execution_count=None,
@@ -291,11 +295,14 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return run, model, session.session_state
 
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends
-        self._emit("run", run.session_id)
-        if self.debug_mode:
-            run_log.log_sent(run)
-        return self._start(run, model, session_state)
+        """The run, ready to go: stored only once its stream is iterated (``_store_start``)."""
+        execution = self._start(run, model, session_state)
+        execution.begin = self._store_start
+        return execution
+
+    def _store_start(self, execution: Execution) -> None:
+        if run_writes.begin(self.db, execution.run, self._emit) and self.debug_mode:
+            run_log.log_sent(execution.run)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,
@@ -327,12 +334,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
             run.messages = [m for m in run.messages if not m.from_history]
         execution.record_usage()
         self._add_nested_usage(run)
-        self.db.upsert_run(run)
+        if not run_writes.store_outcome(self.db, run, execution.state_changes(), execution.state_deletions()):
+            return  # its session was deleted meanwhile: nothing of it is stored
         if self.debug_mode:
             run_log.log_outcome(run)
-        changes, deleted = execution.state_changes(), execution.state_deletions()
-        if changes or deleted:
-            self.db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
         if status == RunStatus.completed and run.variant_of:
             self.choose_variant(run.run_id)
         elif status == RunStatus.completed and run.cell_id:
@@ -372,8 +377,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         if session_id and session_id != run.session_id:
             raise SessionNotFoundError(f"run {run_id[:8]} is not in session {session_id[:8]}")
         session = self._session(run.session_id)
+        if run.status == RunStatus.running:
+            raise RunNotPausedError(f"run {run_id[:8]} is no longer paused: another continue_run is running it")
         if run.status != RunStatus.paused:
-            raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
+            raise RunNotPausedError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
         pending = [r for r in run.requirements if not r.resolved]
         merge_answers(run.requirements, given)
         apply_shortcuts(pending, approve, user_input or {}, results or {})
@@ -384,7 +391,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         execution.resolve()
         execution.continued = True
         run.status, run.writer = RunStatus.running, current_writer()
-        self.db.upsert_run(run)
+        execution.begin = lambda e: run_writes.claim(self.db, e.run, self._emit)  # once, as the stream starts
         return execution
 
     def _deliver(self, execution: Execution, stream: bool, stream_events: bool = False,

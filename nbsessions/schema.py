@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from nbsessions.redact import redact_data
 from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
@@ -273,7 +274,7 @@ class RunOutput:
             del data["model_origin"]
         data["requirements"] = [r.to_dict() for r in self.requirements]
         data["steps"] = [s.to_dict() for s in self.steps]
-        return data
+        return redact_data(data)  # what leaves the object is kept or shown somewhere: never a secret
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], sources: dict[str, list[dict[str, Any]]] | None = None) -> RunOutput:
@@ -362,7 +363,7 @@ class Session:
         data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         for name in ("session_state", "metadata", "forked_from"):
             data[name] = _copied(data[name])
-        return data
+        return redact_data(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:

@@ -2,7 +2,8 @@
 
 Every verb is ``@tornado.web.authenticated`` on jupyter_server's ``APIHandler`` (token or cookie, and XSRF on
 anything but GET), and reads through the same store classes as the kernel, on a worker thread: a store read never
-blocks the server's event loop. Errors are one line of JSON, with any database password taken out.
+blocks the server's event loop. Answers pass through ``redact`` (API keys, database passwords); an error is one
+line of JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from nbsessions.errors import NbSessionsError, SessionAccessError, SessionNotFoundError
+from nbsessions.redact import redact, redact_data
 from nbsessions.server.stores import NotebookStore, PathRefused, StoreCache, locate
 from nbsessions.server.views import list_runs, list_sessions
 
@@ -40,11 +42,11 @@ class StoreHandler(APIHandler):
             return self.fail(404, "no such session in this notebook's store", where)
         except (NbSessionsError, OSError) as exc:
             return self.fail(500, f"cannot read the sessions: {exc}", where)
-        self.finish(json.dumps(body))
+        self.finish(json.dumps(redact_data(body)))  # the one redaction step, as for every other place
 
     def fail(self, status: int, message: str, where: NotebookStore | None) -> None:
         self.set_status(status)
-        self.finish(json.dumps({"message": where.clean(message) if where is not None else message}))
+        self.finish(json.dumps({"message": redact(where.clean(message) if where is not None else message)}))
 
     def describe(self, where: NotebookStore) -> dict[str, Any]:
         return {"notebook": where.notebook, "store": {"kind": where.kind, "label": where.label},

@@ -147,6 +147,22 @@ async def test_the_version_changes_when_another_process_stores_a_run(jp_fetch, j
     assert runs["runs"][0]["input"] == "One more question" and runs["version"] == after
 
 
+async def test_an_api_key_the_server_knows_is_never_sent_even_when_a_store_holds_it(jp_fetch, jp_root_dir,
+                                                                                   monkeypatch):
+    key = "sk-test-0123456789abcdefXYZ"
+    notebook = write_notebook(jp_root_dir)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    db = TinyDb(db_path_for(notebook))  # written by a process that did not know the key
+    session = Agent(model=FunctionModel(lambda m: f"the key is {key}"), db=db).run(f"remember {key}").session_id
+    db.close()
+    monkeypatch.setenv("OPENAI_API_KEY", key)  # the server's environment has it
+    runs = await jp_fetch(*API, "sessions", session, "runs", params={"path": "analysis.ipynb"})
+    listing = await jp_fetch(*API, "sessions", params={"path": "analysis.ipynb", "q": "remember"})
+    body = runs.body.decode() + listing.body.decode()
+    assert "[redacted]" in body
+    assert not any(piece in body for piece in password_pieces(key))
+
+
 # -- a shared PostgreSQL store ---------------------------------------------------------------------------------
 @pytest.fixture
 def shared_store(postgres_server, postgres_url, monkeypatch):
