@@ -46,6 +46,19 @@ Agent(model=FunctionModel(lambda m: "Use `df.pivot_table`."), db=db).run("And pi
 db.close()
 """
 
+COLOURS = """() => {
+    const sidebar = getComputedStyle(document.getElementById('nbsessions-sidebar'));
+    const probe = document.createElement('div');
+    document.body.appendChild(probe);
+    probe.style.backgroundColor = 'var(--jp-layout-color1)';
+    probe.style.color = 'var(--jp-ui-font-color1)';
+    const probed = getComputedStyle(probe);
+    const out = {background: sidebar.backgroundColor, text: sidebar.color,
+                 layout1: probed.backgroundColor, font1: probed.color};
+    probe.remove();
+    return out;
+}"""
+
 
 @pytest.fixture
 def lab_with_sidebar(tmp_path, chromium):
@@ -157,4 +170,14 @@ def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_side
                             "cells.deleteCell(nb.content.widgets.length - 1);")
         sidebar.locator(".nbs-run .nbs-goto").click()
         expect(sidebar.locator(".nbs-goto-note")).to_have_text("That cell is no longer in this notebook.")
+
+        # Both themes: the sidebar's colours are the theme's variables, so they follow a switch to the dark one.
+        light = page.evaluate(COLOURS)
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        page.wait_for_function(f"() => ({COLOURS})().background !== {json.dumps(light['background'])}")
+        dark = page.evaluate(COLOURS)
+        for colours in (light, dark):
+            assert colours["background"] == colours["layout1"] and colours["text"] == colours["font1"], colours
+        assert dark["background"] != light["background"] and dark["text"] != light["text"]
     assert dialogs == []
