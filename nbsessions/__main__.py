@@ -3,7 +3,7 @@
 ``DB`` is a file or a ``postgresql://`` URL. Only ``copy`` writes, and only to its target; the other commands
 never change the store (a missing or empty file is refused rather than created).
 Model text is untrusted, so terminal control characters are stripped before anything is printed to a terminal;
-tables use ``rich`` when it is installed, plain text otherwise.
+tables use ``rich`` on a terminal when it is installed, plain text otherwise.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def clean(text: object) -> str:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, plain: bool = False) -> None:
-    """A table with ``rich`` when it is importable (and not ``plain``), aligned plain text otherwise."""
+    """A table with ``rich`` on a terminal when it is importable (and not ``plain``), aligned plain text otherwise:
+    a pipe or a file gets text that ``grep`` and ``cut`` can read."""
     rows = [[clean(c) for c in row] for row in rows]
     try:
-        if plain:
+        if plain or not (hasattr(out, "isatty") and out.isatty()):
             raise ImportError
         from rich.console import Console
         from rich.table import Table

@@ -61,7 +61,7 @@ def session_ids(path: Path) -> dict[str, str]:
 
 
 def test_ls_lists_sessions_with_runs_and_marks_the_active_one(dbfile, monkeypatch):
-    monkeypatch.setitem(sys.modules, "rich", None)  # plain text when rich is not installed
+    monkeypatch.setitem(sys.modules, "rich", None)  # plain text when rich is not installed (and in a pipe)
     code, out = cli("ls", str(dbfile))
     assert code == 0
     lines = out.splitlines()
@@ -140,7 +140,12 @@ def test_a_repeated_name_shows_the_newest_session_as_the_magic_does(tmp_path):
     assert code == 0 and f"session  {newer.session_id}" in out and older.session_id not in out
 
 
-def test_tables_use_rich_when_it_is_installed_without_reading_markup(dbfile, monkeypatch):
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_use_rich_on_a_terminal_when_it_is_installed_without_reading_markup(dbfile, monkeypatch):
     rendered: list[tuple] = []
 
     class Text(str):
@@ -164,8 +169,9 @@ def test_tables_use_rich_when_it_is_installed_without_reading_markup(dbfile, mon
                "rich.table": types.SimpleNamespace(Table=Table), "rich.text": types.SimpleNamespace(Text=Text)}
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
-    assert cli("ls", str(dbfile))[0] == 0
-    assert cli("ls", str(dbfile), "--plain")[0] == 0  # not through rich
+    assert main(["ls", str(dbfile)], out=Terminal()) == 0
+    assert main(["ls", str(dbfile), "--plain"], out=Terminal()) == 0  # not through rich
+    assert cli("ls", str(dbfile))[0] == 0  # a pipe: not through rich either
     (headers, rows), = rendered
     assert headers[1:3] == ("id", "name") and len(rows) == 2
     assert all(type(cell) is Text for row in rows for cell in row)

@@ -20,6 +20,7 @@ from nbsessions.db.journal_format import apply_update
 from nbsessions.db.journal_format import merge_patch as merge_patch  # one merge for every store
 from nbsessions.errors import SessionAccessError
 from nbsessions.liveness import why_unfinished
+from nbsessions.redact import redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
 from nbsessions.stored_history import history_ref_ids, own_message_dicts
 
@@ -72,7 +73,7 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         change["drop"] = {"session_state": deleted}
     if metadata_patch:
         change["merge"] = {"metadata": copy.deepcopy(dict(metadata_patch))}
-    return change
+    return redact_data(change)  # the change is what a store keeps, as a record's to_dict is: never a secret
 
 
 def unique_name(name: str | None, taken: Iterable[str | None]) -> str | None:
