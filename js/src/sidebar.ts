@@ -1,5 +1,6 @@
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import { sessionLine } from './format';
 import { goToCell, InsertWhere, putCode } from './notebook';
@@ -69,6 +70,12 @@ export class SessionsSidebar extends Widget {
     super.dispose();
   }
 
+  /** Read again when shown: nothing is asked of the server while the sidebar is hidden. */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.refresh(true);
+  }
+
   /** Show the sessions of another notebook (the one the user is working in). */
   private follow(panel: NotebookPanel | null): void {
     if (panel === this.panel) {
@@ -77,7 +84,11 @@ export class SessionsSidebar extends Widget {
     this.panel = panel;
     this.selected = null;
     this.version = '';
-    void this.refresh(true);
+    this.list.replaceChildren();
+    this.detail.replaceChildren();
+    if (this.isVisible) {
+      void this.refresh(true);
+    }
   }
 
   private get path(): string | null {
