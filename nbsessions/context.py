@@ -76,7 +76,7 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
         return []
     window = num_runs + 1  # the common case: the newest runs are all usable
     while True:
-        recent = db.list_runs(session_id, last=window)
+        recent = db.list_runs(session_id, last=window, resolve_history=False)  # their own messages are enough
         usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)
                   and (after is None or r.created_at > after)]
         reached_start = len(recent) < window or (after is not None and recent[0].created_at <= after)

@@ -38,7 +38,7 @@ from nbsessions.steps import (
     function_options,
 )
 from nbsessions.tools import RunContext
-from nbsessions.validate import check_json, check_text, check_user_id
+from nbsessions.validate import check_state, check_text, check_user_id
 from nbsessions.workflow_agent import WorkflowAgent, agent_call, answer_with
 
 __all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
@@ -61,7 +61,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             raise ValueError("a workflow needs at least one step")
         prepared = [as_step(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         self.db = as_db(db)
         self.name = name
         self.description = description
@@ -149,7 +149,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         check_text(input, "the workflow input")
         check_user_id(user_id)
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id
         session = self._open_session(self._session_for_run(session_id), user)
         if session_state:

@@ -124,8 +124,9 @@ def test_a_missing_or_empty_file_is_an_error_and_is_not_created(tmp_path, capsys
 def test_unknown_and_ambiguous_sessions_are_reported(dbfile, capsys):
     assert cli("show", str(dbfile), "nope")[0] == 1
     assert "no session 'nope'" in capsys.readouterr().err
-    assert cli("show", str(dbfile), "")[0] == 1  # every id starts with ""
-    assert "matches 2 sessions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:  # every id starts with "": refused rather than matched
+        cli("show", str(dbfile), "")
+    assert caught.value.code == 2 and "SESSION: is empty" in capsys.readouterr().err
 
 
 def test_a_repeated_name_shows_the_newest_session_as_the_magic_does(tmp_path):
