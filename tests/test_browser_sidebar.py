@@ -126,11 +126,13 @@ def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_side
         expect(run.locator(".nbs-reply a", has_text="chart")).to_have_attribute("href", "http://127.0.0.1:9/pixel.png")
         assert page.evaluate("() => window.__xss") is None
 
-        # Go to cell: the first agent cell is far above what the notebook shows now.
+        # Go to cell: the first agent cell is far above what the notebook shows, and a launcher hides the notebook.
         target = page.locator(".jp-Notebook .jp-Cell").nth(2)
         notebook_eval(page, "nb.content.activeCellIndex = nb.content.widgets.length - 1;"
                             "await nb.content.scrollToItem(nb.content.widgets.length - 1);")
         expect(target).not_to_be_in_viewport()
+        page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")  # another tab in front
+        expect(page.locator(".jp-Launcher")).to_be_visible()
         run.locator(".nbs-goto").click()
         expect(target).to_be_in_viewport()
         expect(target).to_have_class(re.compile(r"\bjp-mod-active\b"))

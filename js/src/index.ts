@@ -19,7 +19,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker, rendermime: IRenderMimeRegistry,
     restorer: ILayoutRestorer | null) => {
-    const sidebar = new SessionsSidebar(tracker, rendermime);
+    const sidebar = new SessionsSidebar(tracker, rendermime, app.shell);
     sidebar.title.icon = sessionsIcon;
     app.shell.add(sidebar, 'left', { rank: 600 });
     if (restorer) {

@@ -1,3 +1,4 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Message } from '@lumino/messaging';
@@ -40,7 +41,11 @@ export class SessionsSidebar extends Widget {
 
   private readonly rendermime: IRenderMimeRegistry;
 
-  constructor(tracker: INotebookTracker, rendermime: IRenderMimeRegistry) {
+  constructor(
+    tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
+    private readonly shell: JupyterFrontEnd.IShell
+  ) {
     super();
     this.rendermime = rendermime.clone({ sanitizer: new NoImagesSanitizer(rendermime.sanitizer) });
     this.id = 'nbsessions-sidebar';
@@ -184,7 +189,13 @@ export class SessionsSidebar extends Widget {
       return;
     }
     const actions = {
-      goToCell: (cellId: string) => (this.panel ? goToCell(this.panel, cellId) : Promise.resolve(false)),
+      goToCell: (cellId: string) => {
+        if (!this.panel) {
+          return Promise.resolve(false);
+        }
+        this.shell.activateById(this.panel.id); // the notebook comes to the front if another tab hid it
+        return goToCell(this.panel, cellId);
+      },
       putCode: (code: string, where: InsertWhere) => this.panel && putCode(this.panel.content, code, where)
     };
     const cards = await Promise.all(answer.runs.map(run => runCard(run, this.rendermime, actions)));
