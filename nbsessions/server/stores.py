@@ -98,10 +98,13 @@ class StoreCache:
     def _open(self, where: NotebookStore) -> BaseDb | None:
         key = where.url or str(where.path)
         with self._lock:
+            if where.url is None and not where.path.exists():  # never made, or deleted since it was opened
+                gone = self._stores.pop(key, None)
+                if gone is not None:
+                    gone.close()
+                return None
             if key in self._stores:
                 return self._stores[key]
-            if where.url is None and not where.path.exists():
-                return None
             db = open_store(where.url) if where.url else TinyDb(where.path, read_only=True)
             if where.url:
                 self._changes[key] = 0

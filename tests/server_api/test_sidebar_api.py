@@ -79,6 +79,21 @@ async def test_a_notebook_without_a_store_lists_nothing_and_creates_nothing(jp_f
     assert not db_path_for(notebook).exists()
 
 
+async def test_a_store_deleted_after_it_was_read_lists_nothing_and_a_new_one_is_read(jp_fetch, jp_root_dir):
+    notebook = write_notebook(jp_root_dir)
+    path = db_path_for(notebook)
+    db = TinyDb(path)
+    fill(db)
+    db.close()
+    assert len((await get(jp_fetch, "sessions", path="analysis.ipynb"))["sessions"]) == 2
+    path.unlink()
+    assert (await get(jp_fetch, "sessions", path="analysis.ipynb"))["sessions"] == []
+    db = TinyDb(path)
+    Agent(model=FunctionModel(reply), db=db).create_session("fresh")
+    db.close()
+    assert [s["name"] for s in (await get(jp_fetch, "sessions", path="analysis.ipynb"))["sessions"]] == ["fresh"]
+
+
 async def test_search_matches_every_word_in_names_prompts_or_replies(jp_fetch, jp_root_dir):
     notebook = write_notebook(jp_root_dir)
     db = TinyDb(db_path_for(notebook))
