@@ -111,16 +111,18 @@ async def test_search_matches_every_word_in_names_prompts_or_replies(jp_fetch, j
     assert await names("  ") == ["plots", "pandas help"]
 
 
-async def test_requests_without_the_token_are_refused(jp_fetch, jp_root_dir, http_server_client, jp_base_url):
+async def test_requests_without_the_token_or_with_a_wrong_one_are_refused(jp_fetch, jp_root_dir, http_server_client,
+                                                                          jp_base_url):
     notebook = write_notebook(jp_root_dir)
     db = TinyDb(db_path_for(notebook))
     fill(db)
     db.close()
     for endpoint in ("sessions", "version"):
         url = f"{jp_base_url}nbsessions/api/{endpoint}?path=analysis.ipynb"
-        response = await http_server_client.fetch(url, raise_error=False)
-        assert response.code == 403, endpoint
-        assert b"pandas" not in response.body
+        for headers in ({}, {"Authorization": "token not-the-token"}):
+            response = await http_server_client.fetch(url, headers=headers, raise_error=False)
+            assert response.code == 403, (endpoint, headers)
+            assert b"pandas" not in response.body
     assert (await jp_fetch(*API, "version", params={"path": "analysis.ipynb"})).code == 200
 
 
