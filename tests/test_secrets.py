@@ -76,10 +76,14 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
         """Look the key up."""
         return f"found {KEY}"
 
+    def broken() -> str:
+        """Fail, quoting the key."""
+        raise RuntimeError(f"cannot use {KEY}")
+
     model = OpenAIChat("local-model", base_url=keyed.base_url, api_key_env="OPENAI_API_KEY", max_retries=0)
     db = TinyDb(workdir / "s.nbsessions.json")
     agent = Agent(model, db, instructions=f"Authenticate with {KEY}.", session_state={"token": KEY},
-                  metadata={"key": KEY, KEY: "as a key"}, tools=[lookup, fetch_token], debug_mode=True,
+                  metadata={"key": KEY, KEY: "as a key"}, tools=[lookup, fetch_token, broken], debug_mode=True,
                   add_history_to_context=True)
     shown: dict[str, str] = {}
     caplog.set_level(logging.DEBUG, logger="nbsessions.debug")
@@ -95,7 +99,13 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
     assert paused.status.value == "paused"
     agent.continue_run(paused.run_id, approve=True)
     agent.update_session_state({"again": f"k={KEY}"})
+    shown["reprs"] = repr(paused) + repr(agent.get_session()) + repr(agent.get_last_run_output())
     agent.set_session_name(session_name=f"session {KEY}")
+    keyed.script({"content": "", "tool_calls": [{"name": "broken", "arguments": "{}"}]}, "after the failure")
+    try:
+        agent.run("Break it")
+    except Exception as exc:  # a failing tool is the model's to see, or the run's error: shown either way
+        shown["tool failure"] = "".join(traceback.format_exception(exc))
     for status in STATUSES:
         keyed.fail_next(f"error-{status}")
         with pytest.raises(ModelError) as failed:

@@ -80,8 +80,8 @@ class AgentMagics(Magics):
 
     @validate("history", "history_tokens", "summaries")
     def _check_count(self, proposal: Any) -> int:
-        if proposal["value"] < 0:
-            raise TraitError(f"AgentMagics.{proposal['trait'].name} must be 0 or more")
+        if not 0 <= proposal["value"] <= sys.maxsize:
+            raise TraitError(f"AgentMagics.{proposal['trait'].name} must be 0 or more (and at most {sys.maxsize})")
         return proposal["value"]
 
     @validate("api_key_env")
