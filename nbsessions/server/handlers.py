@@ -42,6 +42,9 @@ class StoreHandler(APIHandler):
             return self.fail(404, "no such session in this notebook's store", where)
         except (NbSessionsError, OSError) as exc:
             return self.fail(500, f"cannot read the sessions: {exc}", where)
+        except Exception as exc:  # noqa: BLE001 - the boundary: jupyter_server would send the traceback itself
+            self.log.error("nbsessions: reading %s failed: %s", where and where.label, redact(str(exc)))
+            return self.fail(500, f"cannot read the sessions: {type(exc).__name__}: {exc}", where)
         self.finish(json.dumps(redact_data(body)))  # the one redaction step, as for every other place
 
     def fail(self, status: int, message: str, where: NotebookStore | None) -> None:

@@ -94,6 +94,14 @@ async def test_a_store_deleted_after_it_was_read_lists_nothing_and_a_new_one_is_
     assert [s["name"] for s in (await get(jp_fetch, "sessions", path="analysis.ipynb"))["sessions"]] == ["fresh"]
 
 
+async def test_a_damaged_store_is_one_line_of_error_without_a_traceback(jp_fetch, jp_root_dir):
+    notebook = write_notebook(jp_root_dir)
+    db_path_for(notebook).write_text("this is not a journal\n{broken\n")
+    code, body = await status_of(jp_fetch, "sessions", path="analysis.ipynb")
+    assert code == 500 and set(body) == {"message"}
+    assert body["message"].startswith("cannot read the sessions: ") and "\n" not in body["message"].strip()
+
+
 async def test_search_matches_every_word_in_names_prompts_or_replies(jp_fetch, jp_root_dir):
     notebook = write_notebook(jp_root_dir)
     db = TinyDb(db_path_for(notebook))
