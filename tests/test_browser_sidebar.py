@@ -45,6 +45,16 @@ pandas = next(s for s in db.list_sessions() if s.session_name == "pandas")
 Agent(model=FunctionModel(lambda m: "Use `df.pivot_table`."), db=db).run("And pivot it?", session_id=pandas.session_id)
 db.close()
 """
+LONG_SESSION = """\
+import sys
+from nbsessions import Agent, FunctionModel, TinyDb
+db = TinyDb(sys.argv[1])
+agent = Agent(model=FunctionModel(lambda m: "ok"), db=db)
+long = agent.create_session("long").session_id
+for i in range(51):
+    agent.run(f"step {i}", session_id=long)
+db.close()
+"""
 
 COLOURS = """() => {
     const sidebar = getComputedStyle(document.getElementById('nbsessions-sidebar'));
@@ -172,6 +182,16 @@ def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_side
                             "cells.deleteCell(nb.content.widgets.length - 1);")
         sidebar.locator(".nbs-run .nbs-goto").click()
         expect(sidebar.locator(".nbs-goto-note")).to_have_text("That cell is no longer in this notebook.")
+
+        # A long session shows its newest 50 runs, and older ones on demand.
+        subprocess.run([sys.executable, "-c", LONG_SESSION, str(store)], check=True, env=env, timeout=120)
+        sidebar.locator(".nbs-session", has_text="long").click()
+        expect(run).to_have_count(50)
+        expect(run.first.locator(".nbs-prompt")).to_have_text("step 50")
+        sidebar.locator(".nbs-older").click()
+        expect(run).to_have_count(51)
+        expect(run.last.locator(".nbs-prompt")).to_have_text("step 0")
+        expect(sidebar.locator(".nbs-older")).to_have_count(0)
 
         # Both themes: the sidebar's colours are the theme's variables, so they follow a switch to the dark one.
         light = page.evaluate(COLOURS)

@@ -50,6 +50,7 @@ export interface ISessionList extends IStoreHead {
 export interface IRunList extends IStoreHead {
   session: ISessionRow;
   runs: IRunRow[];
+  more: boolean;
 }
 
 /** GET a JSON answer of the server extension (token and XSRF handled by ServerConnection). */

@@ -10,6 +10,7 @@ import { runCard } from './runs';
 import { NoImagesSanitizer } from './sanitize';
 
 const POLL_MS = 1000;
+const PAGE = 50; // runs shown at first; "Show older runs" adds as many again
 const SEARCH_DELAY_MS = 250;
 
 function element(tag: string, className: string, text?: string): HTMLElement {
@@ -34,6 +35,7 @@ export class SessionsSidebar extends Widget {
   private readonly detail = element('div', 'nbs-detail');
   private panel: NotebookPanel | null = null;
   private selected: string | null = null;
+  private shown = PAGE;
   private version = '';
   private busy = false;
   private timer = 0;
@@ -171,6 +173,7 @@ export class SessionsSidebar extends Widget {
     item.appendChild(element('div', 'nbs-session-facts', sessionLine(session)));
     const open = () => {
       this.selected = session.session_id;
+      this.shown = PAGE;
       this.list.querySelectorAll('.nbs-session').forEach(node => node.classList.toggle('nbs-mod-selected', node === item));
       void this.showRuns(session.session_id);
     };
@@ -184,7 +187,10 @@ export class SessionsSidebar extends Widget {
     if (!path) {
       return;
     }
-    const answer = await requestAPI<IRunList>(`sessions/${encodeURIComponent(sessionId)}/runs`, { path });
+    const answer = await requestAPI<IRunList>(`sessions/${encodeURIComponent(sessionId)}/runs`, {
+      path,
+      last: String(this.shown)
+    });
     if (sessionId !== this.selected || path !== this.path) {
       return;
     }
@@ -201,5 +207,13 @@ export class SessionsSidebar extends Widget {
     const cards = await Promise.all(answer.runs.map(run => runCard(run, this.rendermime, actions)));
     const heading = element('h3', 'nbs-detail-title', answer.session.name || '(unnamed session)');
     this.detail.replaceChildren(heading, ...cards);
+    if (answer.more) {
+      const older = element('button', 'jp-Button jp-mod-styled jp-mod-reject nbs-older', 'Show older runs');
+      older.addEventListener('click', () => {
+        this.shown += PAGE;
+        void this.showRuns(sessionId);
+      });
+      this.detail.appendChild(older);
+    }
   }
 }

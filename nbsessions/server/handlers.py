@@ -23,6 +23,7 @@ from nbsessions.server.stores import NotebookStore, PathRefused, StoreCache, loc
 from nbsessions.server.views import list_runs, list_sessions
 
 API = ("nbsessions", "api")
+PAGE, MAX_PAGE = 50, 1000  # runs per answer: the sidebar asks for more as the user scrolls back
 
 
 class StoreHandler(APIHandler):
@@ -72,16 +73,22 @@ class SessionsHandler(StoreHandler):
 
 
 class RunsHandler(StoreHandler):
-    """``GET /nbsessions/api/sessions/ID/runs?path=NB``: one session of the user and its runs, newest first."""
+    """``GET /nbsessions/api/sessions/ID/runs?path=NB[&last=N]``: one session of the user and its newest N runs
+    (50 unless asked; at most 1,000), newest first."""
 
     @tornado.web.authenticated
     async def get(self, session_id: str) -> None:
+        try:
+            last = min(max(int(self.get_query_argument("last", str(PAGE))), 1), MAX_PAGE)
+        except ValueError:
+            return self.fail(400, "last must be a whole number of runs", None)
+
         def read(where: NotebookStore) -> dict[str, Any]:
             agent = self.stores.agent(where)
             if agent is None:
                 raise SessionNotFoundError(session_id)
             head = self.describe(where)
-            return {**head, **list_runs(agent, session_id)}
+            return {**head, **list_runs(agent, session_id, last)}
 
         await self.answer(read)
 

@@ -52,8 +52,9 @@ def run_row(run: RunOutput) -> dict[str, Any]:
             "superseded_by": run.superseded_by, "kind": run.kind, "agent_name": run.agent_name}
 
 
-def list_runs(agent: Agent, session_id: str) -> dict[str, Any]:
-    """One session (owner-checked by the Agent) and its top-level runs, newest first."""
-    session = agent.get_session(session_id)
-    runs = [r for r in agent.get_runs(session_id) if r.parent_run_id is None]
-    return {"session": session_row(agent, session), "runs": [run_row(r) for r in reversed(runs)]}
+def list_runs(agent: Agent, session_id: str, last: int) -> dict[str, Any]:
+    """One session (owner-checked by the Agent) and its newest ``last`` top-level runs, newest first; ``more``
+    says older ones exist. Only those runs are read: a session of thousands of runs costs what its page costs."""
+    row = session_row(agent, agent.get_session(session_id))
+    runs = [r for r in agent.get_runs(session_id, last=last) if r.parent_run_id is None]
+    return {"session": row, "runs": [run_row(r) for r in reversed(runs)], "more": row["runs"] > len(runs)}

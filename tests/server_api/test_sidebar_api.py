@@ -149,6 +149,22 @@ async def test_a_path_outside_the_root_or_not_a_notebook_is_refused(jp_fetch, jp
         assert "pandas" not in json.dumps(body)
 
 
+async def test_runs_come_newest_first_a_page_at_a_time(jp_fetch, jp_root_dir):
+    notebook = write_notebook(jp_root_dir)
+    db = TinyDb(db_path_for(notebook))
+    agent = Agent(model=FunctionModel(reply), db=db)
+    session = agent.create_session("long").session_id
+    for i in range(5):
+        agent.run(f"question {i}", session_id=session)
+    db.close()
+    page = await get(jp_fetch, "sessions", session, "runs", path="analysis.ipynb", last="2")
+    assert [r["input"] for r in page["runs"]] == ["question 4", "question 3"] and page["more"] is True
+    whole = await get(jp_fetch, "sessions", session, "runs", path="analysis.ipynb", last="5")
+    assert len(whole["runs"]) == 5 and whole["more"] is False
+    code, body = await status_of(jp_fetch, "sessions", session, "runs", path="analysis.ipynb", last="many")
+    assert code == 400 and body["message"] == "last must be a whole number of runs"
+
+
 async def test_a_session_id_that_is_not_in_the_store_is_not_found(jp_fetch, jp_root_dir):
     notebook = write_notebook(jp_root_dir)
     db = TinyDb(db_path_for(notebook))
