@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from nbsessions.db.locate import db_path_for, env_db_url, login_user
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import mask_url, open_store, scrub, url_password
 from nbsessions.errors import InvalidInputError
+
+IDLE_CLOSE = 600.0
+"""Seconds after its last request that a notebook's file is closed (opened again, and replayed, when asked)."""
 
 
 class PathRefused(InvalidInputError):
@@ -74,10 +78,12 @@ def locate(root: str | os.PathLike[str], notebook: str) -> NotebookStore:
 class StoreCache:
     """Open stores by target, shared by the server's request threads; each counts the changes it heard."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_close: float = IDLE_CLOSE) -> None:
         self._lock = threading.Lock()
         self._stores: dict[str, BaseDb] = {}
+        self._used: dict[str, float] = {}
         self._changes: dict[str, int] = {}
+        self._idle_close = idle_close
 
     def agent(self, where: NotebookStore) -> Agent | None:
         """An Agent reading this notebook's store as its user, or None when the notebook has no store yet."""
@@ -103,6 +109,8 @@ class StoreCache:
                 if gone is not None:
                     gone.close()
                 return None
+            self._close_idle(keep=key)
+            self._used[key] = time.monotonic()
             if key in self._stores:
                 return self._stores[key]
             db = open_store(where.url) if where.url else TinyDb(where.path, read_only=True)
@@ -117,6 +125,16 @@ class StoreCache:
                 db.add_change_listener(heard)
             self._stores[key] = db
             return db
+
+    def _close_idle(self, keep: str) -> None:
+        """Close the files of notebooks nobody looked at for a while (a server sees many notebooks in its life);
+        a database stays open, listening. Called under the lock."""
+        now = time.monotonic()
+        for key in [k for k, used in self._used.items() if k != keep and now - used > self._idle_close]:
+            if not isinstance(self._stores.get(key), TinyDb):
+                continue
+            self._stores.pop(key).close()
+            del self._used[key]
 
     def _count(self, key: str) -> None:
         with self._lock:

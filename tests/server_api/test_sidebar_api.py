@@ -272,3 +272,21 @@ async def test_the_version_changes_when_a_run_lands_in_the_shared_database(jp_fe
     runs = await get(jp_fetch, "sessions", own[0].session_id, "runs", path="analysis.ipynb")
     assert runs["runs"][0]["input"] == "ann's question"
 
+
+
+def test_files_of_notebooks_left_idle_are_closed_and_reopened_when_asked(tmp_path):
+    from nbsessions.errors import StorageError
+    from nbsessions.server.stores import StoreCache, locate
+
+    for name in ("a.ipynb", "b.ipynb"):
+        db = TinyDb(db_path_for(write_notebook(tmp_path, name)))
+        fill(db)
+        db.close()
+    stores = StoreCache(idle_close=0.0)  # every other file is idle by the next request
+    first = stores.agent(locate(tmp_path, "a.ipynb"))
+    assert len(first.get_sessions()) == 2
+    assert len(stores.agent(locate(tmp_path, "b.ipynb")).get_sessions()) == 2
+    with pytest.raises(StorageError, match="closed"):
+        first.get_sessions()
+    assert len(stores.agent(locate(tmp_path, "a.ipynb")).get_sessions()) == 2
+    stores.close()
