@@ -223,7 +223,7 @@ def _check_history_flags(args: Any) -> None:
         raise UsageError("use either --history N (runs) or --history-messages N (messages), not both")
     check_flag_count(args.history, "--history", 0, "runs")
     check_flag_count(args.history_messages, "--history-messages", 0, "messages")
-    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens", "a budget of ")
+    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens")
 
 
 _ONE_RUN_ONLY = (("new", "--new"), ("state", "--state"), ("history", "--history"),
