@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from nbsessions.context import newest_runs
+from nbsessions.context import newest_top_level
 from nbsessions.db.base import BaseDb
 from nbsessions.db.journal_guard import not_a_file
 from nbsessions.db.memory import InMemoryDb
@@ -27,7 +27,7 @@ from nbsessions.formatting import shorten, when
 from nbsessions.formatting import strip_control as clean
 from nbsessions.listing import match_session
 from nbsessions.render import format_cost, format_footer, format_in_out
-from nbsessions.schema import RunOutput, Session
+from nbsessions.schema import Session
 from nbsessions.sessions import ACTIVE_SESSION_KEY
 
 
@@ -94,15 +94,6 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
         mark = " (superseded)" if run.superseded_by else ""
         out.write(clean(f"\n#{number} {when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
                         f"— {format_footer(run, session.label_with_id)}") + "\n")
-
-
-def newest_top_level(db: BaseDb, session_id: str, last: int | None) -> list[RunOutput]:
-    """The newest ``last`` top-level runs (all when None), reading from the newest end only: ``--last 3`` on a
-    session of 20,000 runs builds a handful of runs, not 20,000. Nested member and step runs are skipped."""
-    if not last:
-        return [r for r in db.list_runs(session_id) if not r.parent_run_id]
-    recent = newest_runs(db, session_id, last + 1, lambda runs: sum(not r.parent_run_id for r in runs) >= last)
-    return [r for r in recent if not r.parent_run_id][-last:]
 
 
 def cmd_export(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:

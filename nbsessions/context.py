@@ -98,6 +98,15 @@ def newest_runs(db: BaseDb, session_id: str, first: int, enough: Callable[[list[
         window *= 4
 
 
+def newest_top_level(db: BaseDb, session_id: str, last: int | None) -> list[RunOutput]:
+    """The newest ``last`` top-level runs (all when None), reading from the newest end only: ``--last 3`` on a
+    session of 20,000 runs builds a handful of runs, not 20,000. Nested member and step runs are skipped."""
+    if not last:
+        return [r for r in db.list_runs(session_id) if not r.parent_run_id]
+    recent = newest_runs(db, session_id, last + 1, lambda runs: sum(not r.parent_run_id for r in runs) >= last)
+    return [r for r in recent if not r.parent_run_id][-last:]
+
+
 def own_messages(run: RunOutput) -> list[Message]:
     """The exchange a run itself added: no system prompt, no copies of earlier history.
 

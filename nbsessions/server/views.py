@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbsessions.agent import Agent
+from nbsessions.context import newest_top_level
 from nbsessions.schema import RunOutput, Session
 
 
@@ -56,5 +57,5 @@ def list_runs(agent: Agent, session_id: str, last: int) -> dict[str, Any]:
     """One session (owner-checked by the Agent) and its newest ``last`` top-level runs, newest first; ``more``
     says older ones exist. Only those runs are read: a session of thousands of runs costs what its page costs."""
     row = session_row(agent, agent.get_session(session_id))
-    runs = [r for r in agent.get_runs(session_id, last=last) if r.parent_run_id is None]
+    runs = newest_top_level(agent.db, session_id, last)  # team members' and steps' runs do not fill the page
     return {"session": row, "runs": [run_row(r) for r in reversed(runs)], "more": row["runs"] > len(runs)}

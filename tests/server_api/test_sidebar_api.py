@@ -165,6 +165,25 @@ async def test_runs_come_newest_first_a_page_at_a_time(jp_fetch, jp_root_dir):
     assert code == 400 and body["message"] == "last must be a whole number of runs"
 
 
+async def test_a_page_of_a_team_session_holds_that_many_top_level_runs(jp_fetch, jp_root_dir):
+    """Members' runs are stored beside their team's: a page once read the newest N runs of any kind and showed
+    the top-level ones among them (here none of 2); it reads on until it has N."""
+    from nbsessions import RunOutput, RunStatus
+
+    notebook = write_notebook(jp_root_dir)
+    db = TinyDb(db_path_for(notebook))
+    agent = Agent(model=FunctionModel(reply), db=db)
+    session = agent.create_session("team").session_id
+    for i in range(3):
+        run = agent.run(f"question {i}", session_id=session)
+        for member in ("researcher", "writer"):
+            db.upsert_run(RunOutput(session_id=session, parent_run_id=run.run_id, agent_name=member,
+                                    status=RunStatus.completed, input=f"{member} {i}", content="done"))
+    db.close()
+    page = await get(jp_fetch, "sessions", session, "runs", path="analysis.ipynb", last="2")
+    assert [r["input"] for r in page["runs"]] == ["question 2", "question 1"] and page["more"] is True
+
+
 async def test_a_session_id_that_is_not_in_the_store_is_not_found(jp_fetch, jp_root_dir):
     notebook = write_notebook(jp_root_dir)
     db = TinyDb(db_path_for(notebook))
