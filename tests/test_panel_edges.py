@@ -73,3 +73,21 @@ def test_a_batch_table_wraps_long_check_names_and_its_caption_is_words(db):
     assert "max-width:9em;overflow-wrap:anywhere\">a_check_with_a_very_long_name_indeed</th>" in table
     assert "white-space:nowrap\">TTFT" in table  # latency stays on one line
     assert "BatchResult(" not in table and "1 rows: 1 completed · pass rate 100%" in table
+
+
+def test_the_filter_finds_sessions_by_words_in_their_prompts_and_replies_and_follows_new_runs(db):
+    agent = Agent(model=RecordingModel("Zanzibar is an island."), db=db)
+    found = agent.run("Where is the spice island?", session_id=agent.create_session("travel").session_id)
+    other = agent.run("Something else", session_id=agent.create_session("other").session_id,
+                      model=RecordingModel("Nothing to see."))
+    panel = SessionPanel(agent)
+    panel.sessions.text_filter.value = "ZANZIBAR"  # a word of a reply, any case
+    assert panel.sessions.shown_ids == [found.session_id]
+    panel.sessions.text_filter.value = "spice island"  # words of a prompt
+    assert panel.sessions.shown_ids == [found.session_id]
+    panel.sessions.text_filter.value = "quokka"
+    assert panel.sessions.shown_ids == []
+    agent.run("Tell me about the quokka", session_id=other.session_id, model=RecordingModel("A small marsupial."))
+    panel.sessions.text_filter.value = "marsupial"  # a run that arrived, in a session read before
+    assert panel.sessions.shown_ids == [other.session_id]
+    panel.close()
