@@ -85,6 +85,9 @@ def test_tools_from_the_notebook_are_called_by_the_model(served, openai_server):
     openai_server.script(call("word_count", text="a b c"), "There are 3 words.")
     ran = served.run("%%agent --new counting\nHow many words in 'a b c'?")
     assert ran.result.success and ran.final.startswith("There are 3 words.\n\n— local-model")
+    shown = ran.outputs[-1].data["text/html"]  # the tool and its arguments, folded under the reply
+    assert '<details class="nbsessions-tools"' in shown and "<summary>1 tool call: word_count</summary>" in shown
+    assert "{&quot;text&quot;: &quot;a b c&quot;}" in shown
     frames = [o.data["text/plain"] for o in ran.outputs]  # the cell's one output, frame by frame
     assert any(f.startswith("… local-model") and f.endswith("· calling word_count") for f in frames), frames
     first, second = openai_server.requests
