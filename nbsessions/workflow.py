@@ -102,14 +102,13 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
         """
         run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
-        started = time.perf_counter()
+        started, failure = time.perf_counter(), None
         try:
             drive(self._work(run, state, initial, lambda query: drive(self._run_steps(run, state, initial, query))))
         except BaseException as exc:
-            raise self._failed(run, exc) from exc
-        finally:
-            self._end(run, state, initial, started)
-        return run
+            failure = self._failed(run, exc)
+        self._end(run, state, initial, started)
+        return self._outcome(run, failure)
 
     async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
                    session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
@@ -123,14 +122,13 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         async def run_steps(query: str) -> str:
             return await adrive(self._run_steps(run, state, initial, query))
 
-        started = time.perf_counter()
+        started, failure = time.perf_counter(), None
         try:
             await adrive(self._work(run, state, initial, run_steps))
         except BaseException as exc:
-            raise self._failed(run, exc) from exc
-        finally:
-            await asyncio.to_thread(self._end, run, state, initial, started)
-        return run
+            failure = self._failed(run, exc)
+        await asyncio.to_thread(self._end, run, state, initial, started)
+        return self._outcome(run, failure)
 
     def _work(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], run_steps: Any
               ) -> Generator[_StepCall, Any, Any]:
@@ -163,6 +161,14 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         return run, state, copy.deepcopy(state)
 
     @staticmethod
+    def _outcome(run: RunOutput, failure: BaseException | None) -> RunOutput:
+        """The stored run, or what ended it raised — but a run whose session was deleted under it just ends
+        cancelled (what failed then was the steps finding their session gone)."""
+        if failure is None or (run.error == DELETED and isinstance(failure, Exception)):
+            return run
+        raise failure
+
+    @staticmethod
     def _failed(run: RunOutput, exc: BaseException) -> BaseException:
         """What ended the steps, recorded on the run: Ctrl-C or a cancelled task as cancelled (and raised as they
         are); any other failure — a step, the workflow agent's model, the workflow's own code — as ``error``,
@@ -176,7 +182,9 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                 step.status, step.error = run.status, run.error
         if isinstance(exc, WorkflowError) or not isinstance(exc, Exception):
             return exc
-        return WorkflowError(run.error or "the workflow failed", run)
+        failure = WorkflowError(run.error or "the workflow failed", run)
+        failure.__cause__ = exc
+        return failure
 
     def _end(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], started: float) -> None:
         """Whatever ended the steps, the run is stored as it ended — unless its session was deleted meanwhile."""

@@ -316,7 +316,7 @@ def test_workflow_steps_and_team_steps_nest_in_history(nb, workdir):
     ("%%agent --team research\nAbout {undefined_thing}", "UsageError: unknown name 'undefined_thing'"),
     ("%%agent --workflow flow -s nosuch\nHi", "UsageError: no session 'nosuch'"),
     ("%%agent --workflow flow\n  \n", "UsageError: the cell has no prompt"),
-    ("%%agent --team research -u bob\nHi", "UsageError: session first ("),
+    ("%%agent --team research -u bob\nHi", "UsageError: that session belongs to another user"),  # not named
 ])
 def test_bad_team_and_workflow_cells_are_one_red_line_and_write_nothing(nb, workdir, cell, message):
     registered(nb, research=research_team(), flow=pipeline())

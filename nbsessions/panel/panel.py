@@ -88,8 +88,9 @@ class SessionPanel(VBox):
             except NbSessionsError as exc:  # the store is unreachable: say so, keep showing what we have
                 self._say(str(exc), error=True)
                 return
-            if self._redraw() and self.status.style.text_color == _ERROR_COLOUR:
-                self._say(None)  # the store answers again: the error shown is over
+            if self.status.style.text_color == _ERROR_COLOUR:
+                self._say(None)  # an error shown is over unless the redraw meets it (or another) again
+            self._redraw()
 
     def select(self, session_id: str) -> None:
         """Show ``session_id`` and make it the active session for the next ``%%agent`` cell."""
