@@ -34,7 +34,7 @@ from ipywidgets.widgets import widget as widget_module  # noqa: E402
 from nbsessions import Agent, InMemoryDb  # noqa: E402
 from nbsessions.db.base import BaseDb  # noqa: E402
 from nbsessions.panel import SessionPanel, history_view  # noqa: E402
-from nbsessions.schema import RunOutput, new_id  # noqa: E402
+from nbsessions.records.schema import RunOutput, new_id  # noqa: E402
 
 START, END = "<!-- bench_panel -->", "<!-- /bench_panel -->"
 TARGET_MS = 100.0

@@ -41,7 +41,7 @@ from nbsessions import Agent  # noqa: E402
 from nbsessions.db import TinyDb  # noqa: E402
 from nbsessions.db.base import BaseDb  # noqa: E402
 from nbsessions.llm import OfflineModel  # noqa: E402
-from nbsessions.schema import RunOutput, Session  # noqa: E402
+from nbsessions.records.schema import RunOutput, Session  # noqa: E402
 
 START, END = "<!-- bench_postgres -->", "<!-- /bench_postgres -->"
 INTRO = __doc__.split("\n\n", 2)[2].replace("measures:", "measures (`python benchmarks/bench_postgres.py`):", 1)
@@ -179,7 +179,7 @@ def bench_growth(url: str, template: dict[str, Any], n: int) -> list[Row]:
 def _writer(target: str, session_id: str | None, template: dict[str, Any], n: int, ready: Any, go: Any,
             result: Any) -> None:
     """One writer process: open the store, wait for the start signal, store ``n`` runs durably."""
-    from nbsessions.db.urls import open_store
+    from nbsessions.db import open_store
 
     with open_store(target) as db:
         sid = session_id or fill(db, template, 0)
@@ -197,7 +197,7 @@ def throughput(target: str, template: dict[str, Any], writers: int, n: int, shar
     ctx = multiprocessing.get_context("spawn")
     session_id = None
     if shared:
-        from nbsessions.db.urls import open_store
+        from nbsessions.db import open_store
 
         with open_store(target) as db:
             session_id = fill(db, template, 0)

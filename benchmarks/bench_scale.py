@@ -24,7 +24,7 @@ import cli  # noqa: E402
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import TinyDb  # noqa: E402
 from nbsessions.llm import OfflineModel  # noqa: E402
-from nbsessions.schema import Session, new_id  # noqa: E402
+from nbsessions.records.schema import Session, new_id  # noqa: E402
 
 START, END = "<!-- bench_scale -->", "<!-- /bench_scale -->"
 INTRO = """## Scale

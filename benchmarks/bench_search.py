@@ -25,7 +25,7 @@ from bench_storage import prefill, template_run  # noqa: E402
 from nbsessions import Agent, RunOutput  # noqa: E402
 from nbsessions.db.tinydb import TinyDb  # noqa: E402
 from nbsessions.panel.session_list import SessionList  # noqa: E402
-from nbsessions.schema import Metrics  # noqa: E402
+from nbsessions.records.schema import Metrics  # noqa: E402
 
 START, END = "<!-- bench_search -->", "<!-- /bench_search -->"
 WORD = "zanzibar"

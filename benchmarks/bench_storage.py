@@ -27,8 +27,8 @@ from tinydb import TinyDB  # noqa: E402
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
 from nbsessions.llm import FunctionModel, OfflineModel  # noqa: E402
-from nbsessions.redact import redact_data  # noqa: E402
-from nbsessions.schema import RunOutput, Session, new_id  # noqa: E402
+from nbsessions.records.redact import redact_data  # noqa: E402
+from nbsessions.records.schema import RunOutput, Session, new_id  # noqa: E402
 
 START, END = "<!-- bench_storage -->", "<!-- /bench_storage -->"
 INTRO = """## Storage

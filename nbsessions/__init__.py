@@ -1,8 +1,9 @@
 """nbsessions: agent sessions in Jupyter — runs, history, state and metrics that survive kernel restarts."""
 
-from nbsessions.agent import Agent
 from nbsessions.db import BaseDb, InMemoryDb, TinyDb
-from nbsessions.errors import (
+from nbsessions.llm import FunctionModel, Model, OfflineModel, OpenAIChat, OpenAIResponses, Usage
+from nbsessions.llm.prices import set_price
+from nbsessions.records.errors import (
     CorruptDatabaseError,
     ModelError,
     NbSessionsError,
@@ -10,14 +11,13 @@ from nbsessions.errors import (
     SessionNotFoundError,
     StorageError,
 )
-from nbsessions.events import RunEvent
-from nbsessions.llm import FunctionModel, Model, OfflineModel, OpenAIChat, OpenAIResponses, Usage
-from nbsessions.llm.prices import set_price
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
-from nbsessions.streams import AsyncRunStream, RunStream
-from nbsessions.team import Team
-from nbsessions.tools import RunContext, tool
-from nbsessions.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
+from nbsessions.records.events import RunEvent
+from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
+from nbsessions.runs.agent import Agent
+from nbsessions.runs.streams import AsyncRunStream, RunStream
+from nbsessions.runs.team import Team
+from nbsessions.runs.tools import RunContext, tool
+from nbsessions.runs.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
 
 __version__ = "0.1.0"
 

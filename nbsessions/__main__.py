@@ -16,19 +16,20 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from nbsessions.context import newest_top_level
+from nbsessions.db import open_store
 from nbsessions.db.base import BaseDb
 from nbsessions.db.journal_guard import not_a_file
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.db.tinydb import TinyDb
-from nbsessions.db.urls import is_postgres_url, mask_url, open_store
-from nbsessions.errors import NbSessionsError, SessionNotFoundError, StorageError, storage_warnings_as_lines
-from nbsessions.formatting import shorten, when
-from nbsessions.formatting import strip_control as clean
-from nbsessions.listing import match_session
-from nbsessions.render import format_cost, format_footer, format_in_out
-from nbsessions.schema import Session
-from nbsessions.sessions import ACTIVE_SESSION_KEY
+from nbsessions.db.urls import is_postgres_url, mask_url
+from nbsessions.presentation.render import format_cost, format_footer, format_in_out
+from nbsessions.records.errors import NbSessionsError, SessionNotFoundError, StorageError, storage_warnings_as_lines
+from nbsessions.records.formatting import shorten, when
+from nbsessions.records.formatting import strip_control as clean
+from nbsessions.records.schema import Session
+from nbsessions.runs.context import newest_top_level
+from nbsessions.runs.listing import match_session
+from nbsessions.runs.sessions import ACTIVE_SESSION_KEY
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, plain: bool = False) -> None:
@@ -164,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_copy(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
-    from nbsessions.copying import copy_sessions
+    from nbsessions.db.copying import copy_sessions
 
     with open_store(args.target) as target:
         report = copy_sessions(db, target, user_id=args.user, owner=args.owner, progress=not args.no_progress,

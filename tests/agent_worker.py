@@ -25,9 +25,9 @@ import sys
 from worker_protocol import reply, serve
 
 from nbsessions import Agent, FunctionModel, tool
+from nbsessions.db import open_store
 from nbsessions.db.base import BaseDb
-from nbsessions.db.urls import open_store
-from nbsessions.errors import NbSessionsError, SessionAccessError
+from nbsessions.records.errors import NbSessionsError, SessionAccessError
 
 
 def rerun_cells(db: BaseDb, session: str, cells: list[str], reruns: int) -> None:

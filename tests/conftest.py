@@ -10,10 +10,10 @@ from typing import NoReturn
 import pytest
 from notebook_shell import Notebook
 
-from nbsessions import redact
 from nbsessions.db import InMemoryDb, TinyDb
 from nbsessions.llm.offline import FunctionModel
-from nbsessions.schema import Message
+from nbsessions.records import redact
+from nbsessions.records.schema import Message
 
 
 @pytest.fixture(autouse=True)

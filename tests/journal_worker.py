@@ -12,9 +12,9 @@ import sys
 
 from worker_protocol import reply, serve
 
-from nbsessions.db import TinyDb
-from nbsessions.db.urls import is_postgres_url, open_store
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.db import TinyDb, open_store
+from nbsessions.db.urls import is_postgres_url
+from nbsessions.records.schema import RunOutput, RunStatus
 
 
 def payload(run_id: str, index: int, max_size: int) -> str:

@@ -11,10 +11,10 @@ import pytest
 from worker_protocol import Worker
 
 from nbsessions import Agent, FunctionModel, Message, TinyDb
-from nbsessions.db.urls import open_store
-from nbsessions.errors import SessionAccessError
+from nbsessions.db import open_store
 from nbsessions.llm.base import ToolCall
-from nbsessions.tools import RunContext
+from nbsessions.records.errors import SessionAccessError
+from nbsessions.runs.tools import RunContext
 
 pytestmark = pytest.mark.usefixtures("frequent_thread_switches")  # read-then-write windows get entered often
 

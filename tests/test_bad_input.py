@@ -12,9 +12,9 @@ from notebook_shell import SECRET, one_red_line, stored_runs
 
 from nbsessions import Agent, NbSessionsError, TinyDb
 from nbsessions.__main__ import main
-from nbsessions.errors import InvalidInputError
 from nbsessions.llm.openai import OpenAIChat
-from nbsessions.schema import Session
+from nbsessions.records.errors import InvalidInputError
+from nbsessions.records.schema import Session
 
 NAN_STATE = {"a": float("nan")}
 SURROGATE = "bad \ud800 text"
@@ -199,7 +199,7 @@ def test_cli_counts_below_one_are_refused(tmp_path, capsys, argv):
 
 def test_batch_and_compare_refuse_a_prompt_holding_the_key_before_any_session_or_request(store, openai_server):
     from nbsessions.explore import batch, compare
-    from nbsessions.templating import TemplateError
+    from nbsessions.presentation.templating import TemplateError
 
     model = OpenAIChat("gpt-test", base_url=openai_server.base_url, api_key=SECRET, max_retries=0)
     agent = Agent(model=model, db=store)

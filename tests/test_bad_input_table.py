@@ -16,8 +16,8 @@ from notebook_shell import Notebook, one_red_line
 
 from nbsessions import Agent, Team, TinyDb, Workflow
 from nbsessions.__main__ import main
-from nbsessions.errors import NbSessionsError
 from nbsessions.explore import batch, compare, export_session
+from nbsessions.records.errors import NbSessionsError
 
 NAN = float("nan")
 SURROGATE = "bad \ud800 text"

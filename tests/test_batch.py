@@ -16,8 +16,8 @@ from nbsessions import Agent, FunctionModel, InMemoryDb, ModelError, RunStatus
 from nbsessions.explore import JobStatus, batch, contains, is_json
 from nbsessions.explore.runner import is_retryable, retry_after
 from nbsessions.llm import OpenAIChat
-from nbsessions.schema import Message
-from nbsessions.templating import TemplateError
+from nbsessions.presentation.templating import TemplateError
+from nbsessions.records.schema import Message
 
 FAST = {"base_delay": 0.001, "progress": False}
 PATIENCE = 60  # seconds a scripted model waits for its cue: returns at once when set, long enough for a loaded CI box

@@ -95,7 +95,7 @@ TEAM_CELL = '''import json
 from nbsessions import Agent, FunctionModel, TinyDb
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
-from nbsessions.team import Team
+from nbsessions.runs.team import Team
 
 def leader(messages, tools):
     done = [m.content for m in messages if m.role == "tool" and not m.from_history]

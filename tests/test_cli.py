@@ -16,7 +16,7 @@ from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, ModelError, TinyDb
 from nbsessions.__main__ import main
-from nbsessions.schema import RunOutput
+from nbsessions.records.schema import RunOutput
 
 HOSTILE = "ok \x1b[31mred\x1b[0m \x1b]0;pwned\x07 [bold]markup[/bold]"
 

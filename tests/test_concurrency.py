@@ -14,7 +14,7 @@ from journal_worker import payload
 from worker_protocol import Worker
 
 from nbsessions.db import TinyDb
-from nbsessions.schema import RunOutput, RunStatus, Session
+from nbsessions.records.schema import RunOutput, RunStatus, Session
 
 
 def journal_process(path: Path, compact_min_lines: int = 1000) -> Worker:

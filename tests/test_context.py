@@ -1,4 +1,6 @@
-from nbsessions.context import (
+from nbsessions.db import InMemoryDb
+from nbsessions.records.schema import Message, RunOutput, RunStatus
+from nbsessions.runs.context import (
     HistoryPolicy,
     build_context,
     build_messages,
@@ -6,8 +8,6 @@ from nbsessions.context import (
     history_messages,
     history_runs,
 )
-from nbsessions.db import InMemoryDb
-from nbsessions.schema import Message, RunOutput, RunStatus
 
 
 def test_state_fills_known_keys_and_leaves_the_rest_as_written():

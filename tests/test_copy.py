@@ -13,7 +13,7 @@ from conftest import RecordingModel
 from nbsessions import Agent, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.db.base import BaseDb
-from nbsessions.schema import Session
+from nbsessions.records.schema import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 

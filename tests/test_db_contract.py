@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from nbsessions.db.base import apply_session_update, merge_patch
-from nbsessions.errors import SessionAccessError, SessionNotFoundError
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
+from nbsessions.records.errors import SessionAccessError, SessionNotFoundError
+from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
 
 
 def make_session(db, **kw) -> Session:

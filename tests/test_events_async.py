@@ -17,8 +17,8 @@ import pytest
 from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, ModelError, RunEvent, RunOutput, RunStatus, tool
-from nbsessions.events import RunContentEvent, ToolCallCompletedEvent
 from nbsessions.llm.base import ToolCall
+from nbsessions.records.events import RunContentEvent, ToolCallCompletedEvent
 
 
 def get_weather(city: str) -> str:
@@ -233,7 +233,7 @@ def test_closing_an_async_stream_early_stores_the_run_as_cancelled(db):
 
 
 def test_team_arun_runs_its_members_on_the_event_loop_nested_under_the_team_run(db):
-    from nbsessions.team import Team
+    from nbsessions.runs.team import Team
 
     def leader(messages, tools):
         results = [m.content for m in messages if m.role == "tool"]
@@ -469,7 +469,7 @@ def test_an_approved_async_tool_is_awaited_by_acontinue_run(db):
 
 
 def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
-    from nbsessions.workflow import StepInput, Workflow
+    from nbsessions.runs.workflow import StepInput, Workflow
 
     async def thinker(messages):
         await asyncio.sleep(0)  # only the async transport can run this model
@@ -495,7 +495,7 @@ def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
 
 
 def test_cancelling_a_workflow_arun_stores_it_cancelled_with_the_steps_done(db):
-    from nbsessions.workflow import Workflow
+    from nbsessions.runs.workflow import Workflow
 
     async def main():
         reached, never = asyncio.Event(), asyncio.Event()

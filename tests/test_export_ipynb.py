@@ -14,7 +14,7 @@ from nbsessions import Agent, FunctionModel, ModelError, TinyDb
 from nbsessions.__main__ import main
 from nbsessions.explore import export_session
 from nbsessions.llm import OpenAIChat
-from nbsessions.templating import fill_prompt
+from nbsessions.presentation.templating import fill_prompt
 
 SECRET = "sk-test-Qx7pLm2vRt-0123456789"  # random-looking: every 8-character piece of a key is redacted
 
@@ -106,8 +106,8 @@ def test_team_members_and_workflow_steps_are_listed_under_their_run(db):
     import json
 
     from nbsessions.llm.base import ToolCall
-    from nbsessions.team import Team
-    from nbsessions.workflow import StepInput, Workflow
+    from nbsessions.runs.team import Team
+    from nbsessions.runs.workflow import StepInput, Workflow
 
     def leader(messages, tools):
         if any(m.role == "tool" and not m.from_history for m in messages):

@@ -16,7 +16,7 @@ from nbsessions.db import InMemoryDb, TinyDb
 from nbsessions.db.journal_format import FORMAT_VERSION
 from nbsessions.llm.base import ToolCall
 from nbsessions.llm.offline import FunctionModel
-from nbsessions.schema import Message, RunOutput, RunStatus
+from nbsessions.records.schema import Message, RunOutput, RunStatus
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, OfflineModel, SessionAccessError, TinyDb
 from nbsessions.llm import OpenAIChat
-from nbsessions.render_context import headline
-from nbsessions.schema import Message, RunOutput, RunStatus
+from nbsessions.presentation.render_context import headline
+from nbsessions.records.schema import Message, RunOutput, RunStatus
 
 SECRET = "sk-test-never-shown-0123456789"
 

@@ -10,11 +10,11 @@ import pytest
 from openai_server import LLAMA_CPP
 
 from nbsessions import Agent, FunctionModel, tool
-from nbsessions.errors import ModelError
 from nbsessions.llm import OpenAIChat, OpenAIResponses, Usage
 from nbsessions.llm.base import ToolCall, estimate_prompt_tokens
 from nbsessions.llm.prices import clear_prices, set_price
-from nbsessions.schema import Message, Metrics
+from nbsessions.records.errors import ModelError
+from nbsessions.records.schema import Message, Metrics
 
 MODELS = [OpenAIChat, OpenAIResponses]
 WEATHER = {"name": "get_weather", "description": "Weather in a city.",
@@ -199,7 +199,7 @@ def test_a_tool_result_from_a_whole_reply_round_trip(openai_server):
 
 def test_the_panel_marks_estimated_counts_too():
     from nbsessions.panel.metrics_view import render_table, render_totals
-    from nbsessions.schema import RunOutput, RunStatus
+    from nbsessions.records.schema import RunOutput, RunStatus
 
     estimated = Metrics(input_tokens=1200, output_tokens=30, total_tokens=1230, tokens_estimated=True)
     assert "<b>~1,200</b> input tokens" in render_totals(1, estimated)

@@ -19,8 +19,8 @@ from notebook_shell import Notebook
 
 from nbsessions import Agent, RunOutput, RunStatus, TinyDb
 from nbsessions.__main__ import main
-from nbsessions.liveness import current_writer, why_unfinished, writer_alive
 from nbsessions.panel import SessionPanel
+from nbsessions.records.liveness import current_writer, why_unfinished, writer_alive
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -15,8 +15,8 @@ from nbsessions.db import TinyDb
 from nbsessions.db.journal import JournalStorage
 from nbsessions.db.journal_format import FORMAT_VERSION
 from nbsessions.db.lockfile import lock_path
-from nbsessions.errors import CorruptDatabaseError, StorageError
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.records.errors import CorruptDatabaseError, StorageError
+from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session
 
 
 @pytest.fixture

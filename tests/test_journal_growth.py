@@ -15,7 +15,7 @@ from conftest import RecordingModel
 
 from nbsessions import Agent
 from nbsessions.db import TinyDb
-from nbsessions.schema import Session
+from nbsessions.records.schema import Session
 
 MB_STATE = {"table": "x" * 1_000_000}
 BIG_METADATA = {"notes": {str(i): "y" * 100 for i in range(5_000)}}  # ~0.6 MB

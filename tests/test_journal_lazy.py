@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from nbsessions.db import TinyDb
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from tinydb import Query
 
 from nbsessions.db import TinyDb
-from nbsessions.schema import RunOutput, Session
+from nbsessions.records.schema import RunOutput, Session
 
 pytestmark = pytest.mark.usefixtures("frequent_thread_switches")  # reads land inside other threads' commits
 

@@ -13,7 +13,7 @@ import pytest
 from nbsessions.db import lockfile
 from nbsessions.db.journal import JournalStorage
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
-from nbsessions.errors import StorageError
+from nbsessions.records.errors import StorageError
 
 HOLDER = textwrap.dedent("""
     import sys

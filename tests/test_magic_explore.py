@@ -11,11 +11,11 @@ import pytest
 from notebook_shell import PAYLOAD, SECRET, one_red_line, refused, stored_runs
 from xss import ActiveContent
 
-from nbsessions.errors import ModelError
 from nbsessions.explore import BatchResult, Comparison, JobStatus
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.magic.cellrun import CellError, CellInterrupted
-from nbsessions.schema import RunStatus
+from nbsessions.records.errors import ModelError
+from nbsessions.records.schema import RunStatus
 
 SETUP = '''
 from nbsessions.explore.checks import contains, regex

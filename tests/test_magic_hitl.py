@@ -12,11 +12,11 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, one_red_line, stored_runs
 from xss import ActiveContent
 
-from nbsessions.errors import ModelError
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.magic.cellrun import CellError
-from nbsessions.schema import RunStatus
-from nbsessions.summary import SUMMARY_PROMPT
+from nbsessions.records.errors import ModelError
+from nbsessions.records.schema import RunStatus
+from nbsessions.runs.summary import SUMMARY_PROMPT
 
 
 def safe(fragment: str) -> bool:
@@ -49,7 +49,7 @@ def db_bytes(tmp_path) -> bytes:
 
 
 TOOLS = '''
-from nbsessions.tools import tool
+from nbsessions.runs.tools import tool
 calls = []
 
 def word_count(text: str) -> int:

@@ -14,7 +14,7 @@ from xss import ActiveContent
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
 from nbsessions.llm.base import ToolCall
 from nbsessions.magic.cellrun import CellInterrupted
-from nbsessions.workflow import StepInput, Workflow
+from nbsessions.runs.workflow import StepInput, Workflow
 
 
 def leader(*handoffs: tuple[str, str], seen: list | None = None):
@@ -387,7 +387,7 @@ def test_the_notebooks_listeners_hear_team_and_workflow_runs(nb):
 
 def test_member_runs_without_a_stored_name_are_named_by_the_leaders_calls():
     from nbsessions.magic.nested import member_names
-    from nbsessions.schema import RunOutput
+    from nbsessions.records.schema import RunOutput
 
     calls = [{"id": f"c{i}", "name": f"ask_{who}", "arguments": json.dumps({"task": task})}
              for i, (who, task) in enumerate([("writer", "draft"), ("researcher", "dig"), ("writer", "polish")])]
@@ -397,7 +397,7 @@ def test_member_runs_without_a_stored_name_are_named_by_the_leaders_calls():
 
 
 def test_a_paused_registered_agent_continues_with_its_own_tools(nb, workdir):
-    from nbsessions.tools import tool
+    from nbsessions.runs.tools import tool
 
     dropped = []
 

@@ -9,12 +9,12 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from notebook_shell import PAYLOAD, SECRET, Notebook, one_red_line, refused, stored_runs
 from xss import ActiveContent
 
-from nbsessions import formatting as fmt
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.llm.openai import OpenAIChat, OpenAIResponses
 from nbsessions.magic.cellrun import CellError, CellInterrupted, LiveOutput
 from nbsessions.magic.notebook import OFFLINE_NOTICE
-from nbsessions.schema import RunStatus
+from nbsessions.records import formatting as fmt
+from nbsessions.records.schema import RunStatus
 
 
 # -- streaming and the footer ---------------------------------------------------------------------

@@ -9,10 +9,10 @@ import time
 import openai
 import pytest
 
-from nbsessions.errors import ModelError
 from nbsessions.llm import FunctionModel, OfflineModel, OpenAIChat, OpenAIResponses, Usage, model_from_name
 from nbsessions.llm.base import ToolCall, estimate_prompt_tokens, estimate_tokens
-from nbsessions.schema import Message
+from nbsessions.records.errors import ModelError
+from nbsessions.records.schema import Message
 
 FAKE_KEY = "fake-key-for-nbsessions-tests-only"
 MODELS = [OpenAIChat, OpenAIResponses]

@@ -18,15 +18,16 @@ from conftest import RecordingModel
 from ipywidgets import HTML, Button, HBox
 from xss import audit
 
-from nbsessions import Agent, FunctionModel, ModelError, RunOutput, RunStatus, theme
+from nbsessions import Agent, FunctionModel, ModelError, RunOutput, RunStatus
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.actions import WHOLE_SESSION
 from nbsessions.panel.paused_run import PausedRun, parse_value
-from nbsessions.schema import Metrics, StepRecord
-from nbsessions.team import Team
-from nbsessions.tools import tool
-from nbsessions.workflow import StepInput, Workflow, WorkflowError
+from nbsessions.records import theme
+from nbsessions.records.schema import Metrics, StepRecord
+from nbsessions.runs.team import Team
+from nbsessions.runs.tools import tool
+from nbsessions.runs.workflow import StepInput, Workflow, WorkflowError
 
 XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
              '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '
@@ -819,7 +820,7 @@ def test_hostile_tool_names_arguments_and_results_stay_text(db):
 
 def counting_model(*failing: int) -> FunctionModel:
     """Replies "answer 1", "answer 2", …; the calls numbered in ``failing`` fail as a provider would."""
-    from nbsessions.errors import ModelError
+    from nbsessions.records.errors import ModelError
 
     counter = itertools.count(1)
 

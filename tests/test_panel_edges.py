@@ -13,9 +13,9 @@ from nbsessions.explore.batch import batch
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.sent_view import sent_parts
-from nbsessions.render import reply_bundle
-from nbsessions.schema import Metrics
-from nbsessions.tools import make_tool
+from nbsessions.presentation.render import reply_bundle
+from nbsessions.records.schema import Metrics
+from nbsessions.runs.tools import make_tool
 
 
 def test_metrics_say_how_many_runs_and_leave_failed_runs_off_the_latency_line(db):

@@ -15,8 +15,8 @@ from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.nested_html import Block, Fold
 from nbsessions.panel.widget_tree import descendants
-from nbsessions.team import Team
-from nbsessions.workflow import Workflow
+from nbsessions.runs.team import Team
+from nbsessions.runs.workflow import Workflow
 
 HOSTILE = '<img src=x onerror="window.__xss=21">'
 

@@ -18,8 +18,8 @@ from worker_protocol import Worker
 from nbsessions.db.postgres import PostgresDb
 from nbsessions.db.postgres_schema import MIGRATIONS
 from nbsessions.db.urls import mask_url
-from nbsessions.errors import SessionAccessError, StorageError
-from nbsessions.schema import RunOutput, RunStatus, Session
+from nbsessions.records.errors import SessionAccessError, StorageError
+from nbsessions.records.schema import RunOutput, RunStatus, Session
 
 pytestmark = pytest.mark.postgres
 
@@ -59,7 +59,7 @@ def test_schema_is_created_on_first_use_and_each_migration_recorded_once(fresh_u
 
 
 def test_a_database_of_an_older_schema_is_migrated_with_its_data(fresh_url):
-    from nbsessions.schema import Metrics
+    from nbsessions.records.schema import Metrics
 
     with PostgresDb(fresh_url) as db:
         session = Session()
@@ -195,7 +195,7 @@ def test_session_totals_summed_in_sql_equal_metrics_total(pg, monkeypatch):
     import random
 
     from nbsessions.db import postgres
-    from nbsessions.schema import Metrics
+    from nbsessions.records.schema import Metrics
 
     rng = random.Random(7)
     session = Session()

@@ -19,9 +19,9 @@ from worker_protocol import Worker
 
 from nbsessions import Agent
 from nbsessions.db.postgres import PostgresDb
-from nbsessions.errors import StorageError
 from nbsessions.panel import SessionPanel
-from nbsessions.schema import RunOutput, RunStatus, Session
+from nbsessions.records.errors import StorageError
+from nbsessions.records.schema import RunOutput, RunStatus, Session
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent

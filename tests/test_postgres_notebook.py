@@ -16,7 +16,7 @@ from nbsessions import Agent
 from nbsessions.db.postgres import PostgresDb
 from nbsessions.magic.scope import configured_db
 from nbsessions.panel import SessionPanel
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.records.schema import RunOutput, RunStatus
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ import pytest
 
 from nbsessions import Agent, ModelError, OpenAIChat, RunStatus, TinyDb, tool
 from nbsessions.llm.base import Model
-from nbsessions.schema import Message
+from nbsessions.records.schema import Message
 
 pytestmark = pytest.mark.realserver
 

@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 import pytest
 from xss import active_content
 
-from nbsessions.render import format_footer, markdown_to_html, reply_bundle
-from nbsessions.schema import Metrics, RunOutput, RunStatus
+from nbsessions.presentation.render import format_footer, markdown_to_html, reply_bundle
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus
 
 PAYLOADS = [
     "<script>window.__xss=1</script>",
@@ -77,7 +77,7 @@ def test_footer_reads_model_session_tokens_latency_cost():
 
 
 def test_costs_are_plain_decimals_with_one_spelling_for_unknown():
-    from nbsessions import formatting as fmt
+    from nbsessions.records import formatting as fmt
 
     assert fmt.cost(1.45e-05) == "$0.0000145"
     assert fmt.cost(0.00000012345) == "$0.000000123"
@@ -87,7 +87,7 @@ def test_costs_are_plain_decimals_with_one_spelling_for_unknown():
 
 
 def test_shorten_cuts_at_a_word_and_never_returns_only_the_ellipsis():
-    from nbsessions import formatting as fmt
+    from nbsessions.records import formatting as fmt
 
     assert fmt.shorten("a  b\n c", 10) == "a b c"
     assert fmt.shorten("one two three four", 12) == "one two…"
@@ -105,10 +105,10 @@ def test_footer_marks_estimated_token_counts_with_a_tilde():
 
 def test_token_counts_read_the_same_on_every_surface():
     """Footer (cell and command line), `%agent metrics`, context view and panel once disagreed: 12345 vs 12,345."""
-    from nbsessions import formatting as fmt
-    from nbsessions.inspect_context import SentContext, SentMessage
-    from nbsessions.printing import footer as printed_footer
-    from nbsessions.render_context import context_text
+    from nbsessions.presentation.render_context import context_text
+    from nbsessions.records import formatting as fmt
+    from nbsessions.runs.inspect_context import SentContext, SentMessage
+    from nbsessions.runs.printing import footer as printed_footer
 
     run = RunOutput(session_id="s", model="m", status=RunStatus.completed,
                     metrics=Metrics(input_tokens=12345, output_tokens=6789, total_tokens=19134))

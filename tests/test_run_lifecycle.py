@@ -23,13 +23,13 @@ from nbsessions import (
     run_writes,
     tool,
 )
-from nbsessions.db.urls import open_store
-from nbsessions.errors import ModelError, NbSessionsError, RunNotPausedError
-from nbsessions.events import RunCancelledEvent
+from nbsessions.db import open_store
 from nbsessions.llm.base import ToolCall
-from nbsessions.run_writes import DELETED
-from nbsessions.schema import RunOutput
-from nbsessions.team import Team
+from nbsessions.records.errors import ModelError, NbSessionsError, RunNotPausedError
+from nbsessions.records.events import RunCancelledEvent
+from nbsessions.records.schema import RunOutput
+from nbsessions.runs.run_writes import DELETED
+from nbsessions.runs.team import Team
 
 ROUNDS = 20
 NOT_PAUSED = r"run \w{8} is (no longer paused|completed, not paused): [^\n]+"  # one line, whichever came first

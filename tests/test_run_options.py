@@ -13,7 +13,7 @@ from IPython.core.completer import provisionalcompleter
 
 from nbsessions import Agent, Team
 from nbsessions.db import InMemoryDb
-from nbsessions.run_options import ContextOptions, ContinueOptions, RunOptions
+from nbsessions.runs.run_options import ContextOptions, ContinueOptions, RunOptions
 
 CONTEXT_KEYWORDS = ["user_id", "session_state", "add_history_to_context", "num_history_runs", "num_history_messages",
                     "max_history_tokens", "instructions", "model", "cell_id"]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nbsessions.schema import Message, Metrics, RunOutput, RunStatus, Session
+from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session
 
 
 def _json_round_trip(record):
@@ -77,7 +77,7 @@ def test_label_is_the_name_or_a_short_id():
 
 
 def test_one_session_label_names_the_session_and_its_short_id():
-    from nbsessions.schema import Session
+    from nbsessions.records.schema import Session
 
     named, unnamed = Session(session_id="1a2b3c4d-rest", session_name="eda"), Session(session_id="9f8e7d6c-rest")
     assert (named.label, named.label_with_id) == ("eda", "eda (1a2b3c4d)")
@@ -91,7 +91,7 @@ def test_json_typed_by_people_refuses_nan_and_infinity_in_every_editor():
 
     from nbsessions.panel.paused_run import parse_value
     from nbsessions.panel.state_editor import parse_state
-    from nbsessions.validate import loads
+    from nbsessions.records.validate import loads
 
     assert loads('{"a": [1, null]}') == {"a": [1, None]}
     for word in ("NaN", "Infinity", "-Infinity"):

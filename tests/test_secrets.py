@@ -17,9 +17,9 @@ from nbsessions.explore import compare, export_result, export_session
 from nbsessions.llm.openai import OpenAIChat
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.widget_tree import descendants
-from nbsessions.redact import MARK, StreamRedactor, leaks, redact, redact_data
-from nbsessions.render import reply_bundle
-from nbsessions.tools import tool
+from nbsessions.presentation.render import reply_bundle
+from nbsessions.records.redact import MARK, StreamRedactor, leaks, redact, redact_data
+from nbsessions.runs.tools import tool
 
 KEY = "sk-proj-Qm7vR2xT9LpW4sZ8nK3jH6fD1cB5yA0eUw"
 FRAGMENTS = [KEY[i:i + 8] for i in range(len(KEY) - 7)]
@@ -146,7 +146,7 @@ def keyed_notebook(keyed, workdir):
 
 TOOL_CELL = '''
 import os
-from nbsessions.tools import tool
+from nbsessions.runs.tools import tool
 
 @tool(requires_confirmation=True)
 def fetch_token() -> str:
@@ -212,7 +212,7 @@ def test_a_database_password_that_is_not_percent_encoded_is_masked_wherever_the_
     from nbsessions.__main__ import main
     from nbsessions.db.postgres import PostgresDb
     from nbsessions.db.urls import mask_url
-    from nbsessions.errors import StorageError
+    from nbsessions.records.errors import StorageError
 
     url = f"postgresql://bob:{password}@127.0.0.1:1/db"
     pieces = {password[i:i + 8] for i in range(len(password) - 7)}

@@ -2,7 +2,7 @@ import pytest
 from conftest import RecordingModel, echo
 
 from nbsessions import Agent, FunctionModel, Message, ModelError, OfflineModel, RunStatus
-from nbsessions.summary import SUMMARY_PROMPT
+from nbsessions.runs.summary import SUMMARY_PROMPT
 
 
 def is_summary_request(messages: list[Message]) -> bool:
@@ -89,8 +89,8 @@ def test_a_closed_summarizer_never_calls_the_model_again(db):
 
 def test_a_summary_is_one_whole_reply_with_a_token_bound(openai_server):
     from nbsessions.llm.openai import OpenAIChat
-    from nbsessions.schema import RunOutput
-    from nbsessions.summary import SUMMARY_TOKENS, write_summary
+    from nbsessions.records.schema import RunOutput
+    from nbsessions.runs.summary import SUMMARY_TOKENS, write_summary
 
     openai_server.script("They planned a trip.\nTopics: travel, budget")
     model = OpenAIChat("local-model", base_url=openai_server.base_url)

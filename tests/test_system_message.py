@@ -11,9 +11,9 @@ import pytest
 from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, ModelError, RunStatus, Team
-from nbsessions.errors import InvalidInputError
-from nbsessions.execution import LIMIT_REACHED
 from nbsessions.llm.base import ToolCall
+from nbsessions.records.errors import InvalidInputError
+from nbsessions.runs.execution import LIMIT_REACHED
 
 
 def system_sent(agent: Agent, prompt: str = "Hi", **options) -> str | None:

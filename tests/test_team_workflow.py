@@ -8,9 +8,9 @@ from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, StepRecord, TinyDb
 from nbsessions.llm.base import ToolCall
-from nbsessions.team import Team
-from nbsessions.tools import RunContext
-from nbsessions.workflow import StepInput, Workflow, WorkflowError
+from nbsessions.runs.team import Team
+from nbsessions.runs.tools import RunContext
+from nbsessions.runs.workflow import StepInput, Workflow, WorkflowError
 
 
 def leader(*handoffs: tuple[str, str]):
@@ -183,7 +183,7 @@ def test_a_team_can_be_a_workflow_step(db):
 SCRIPT = textwrap.dedent("""
     import sys
     from nbsessions import TinyDb
-    from nbsessions.workflow import Workflow
+    from nbsessions.runs.workflow import Workflow
 
     def step(s):
         s.session_state["seen"] = s.session_state.get("seen", []) + [s.input]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbsessions.templating import TemplateError, fill_prompt
+from nbsessions.presentation.templating import TemplateError, fill_prompt
 
 
 class Frame:

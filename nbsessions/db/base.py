@@ -18,11 +18,11 @@ from typing import Any
 
 from nbsessions.db.journal_format import apply_update
 from nbsessions.db.journal_format import merge_patch as merge_patch  # one merge for every store
-from nbsessions.errors import SessionAccessError
-from nbsessions.liveness import why_unfinished
-from nbsessions.redact import redact, redact_data
-from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
-from nbsessions.stored_history import history_ref_ids, own_message_dicts, without_history
+from nbsessions.records.errors import SessionAccessError
+from nbsessions.records.liveness import why_unfinished
+from nbsessions.records.redact import redact, redact_data
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session, now
+from nbsessions.records.stored_history import history_ref_ids, own_message_dicts, without_history
 
 SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 

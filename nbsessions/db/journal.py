@@ -46,7 +46,7 @@ from nbsessions.db.journal_guard import append_whole, refuse_before_locking
 from nbsessions.db.journal_index import Doc, JournalIndex, Pending
 from nbsessions.db.journal_migrations import migrate
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
-from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
+from nbsessions.records.errors import CorruptDatabaseError, StorageError, StorageWarning
 
 Op = tuple[str, str, "dict[str, Any] | Update | None"]
 """One change: (table, doc_id, new document, an ``Update`` of some of its fields, or None to delete)."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbsessions.db.journal_migrations import FORMAT_VERSION as FORMAT_VERSION  # derived from the migrations
-from nbsessions.errors import CorruptDatabaseError, StorageError
+from nbsessions.records.errors import CorruptDatabaseError, StorageError
 
 
 class BadLine(ValueError):

@@ -9,7 +9,7 @@ import os
 import stat
 
 from nbsessions.db.journal_format import parse_header, write_all
-from nbsessions.errors import StorageError
+from nbsessions.records.errors import StorageError
 
 _KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device"}

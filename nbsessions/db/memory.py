@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from nbsessions.db.base import BaseDb, check_sort, create_in_table, runs_from_records, update_in_table
-from nbsessions.errors import SessionNotFoundError
-from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
+from nbsessions.records.errors import SessionNotFoundError
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session, now
 
 
 def _copied(record: Any) -> Any:

@@ -30,9 +30,9 @@ from nbsessions.db.postgres_conn import Connections
 from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
 from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, check_readable, migrate
 from nbsessions.db.urls import mask_url, url_password
-from nbsessions.errors import SessionNotFoundError, StorageError
-from nbsessions.redact import register
-from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
+from nbsessions.records.errors import SessionNotFoundError, StorageError
+from nbsessions.records.redact import register
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
 # a cell with no logging set up; failures reach the user as one StorageError line instead

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from nbsessions.db.postgres_schema import MigrationRefused
 from nbsessions.db.urls import scrub, url_password
-from nbsessions.errors import StorageError
+from nbsessions.records.errors import StorageError
 
 _CHECK_AFTER = 2.0  # seconds idle after which a pooled connection is tested before use (a server may have restarted)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbsessions.db.migrations import Registry
-from nbsessions.errors import StorageError
+from nbsessions.records.errors import StorageError
 
 SCHEMA = "nbsessions"
 CHANNEL = "nbsessions"  # LISTEN/NOTIFY channel of change events

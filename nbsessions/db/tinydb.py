@@ -18,9 +18,9 @@ from tinydb.table import Document, Table
 from nbsessions.db.base import BaseDb, change_in_table, check_sort, create_in_table, runs_from_records
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.db.journal_format import Update, apply_update
-from nbsessions.errors import SessionNotFoundError, StorageError
-from nbsessions.redact import redact_data
-from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
+from nbsessions.records.errors import SessionNotFoundError, StorageError
+from nbsessions.records.redact import redact_data
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 SESSIONS, RUNS, META = "sessions", "runs", "meta"
 

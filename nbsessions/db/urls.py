@@ -6,14 +6,7 @@ Kept apart from the PostgreSQL store so choosing and printing a store never impo
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
-
-from nbsessions.db.tinydb import TinyDb
-
-if TYPE_CHECKING:
-    from nbsessions.db.base import BaseDb
 
 URL_PREFIXES = ("postgresql://", "postgres://")
 MASK = "***"
@@ -51,15 +44,3 @@ def scrub(text: str, secret: str | None) -> str:
     """Any text that may quote a connection string (driver errors do), with the password removed."""
     text = mask_url(text)
     return text.replace(secret, MASK) if secret else text
-
-
-def open_store(target: str | Path, *, meta_scope: str = "", read_only: bool = False) -> BaseDb:
-    """``TinyDb`` for a path, ``PostgresDb`` for a ``postgresql://`` URL (psycopg is imported only then).
-
-    ``read_only``: nothing is created or written (a PostgreSQL database nbsessions never wrote to raises
-    ``NoSchema``)."""
-    if is_postgres_url(str(target)):
-        from nbsessions.db.postgres import PostgresDb
-
-        return PostgresDb(str(target).strip(), meta_scope=meta_scope, read_only=read_only)
-    return TinyDb(target, read_only=read_only)

@@ -12,20 +12,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbsessions import theme
-from nbsessions.errors import InvalidInputError
 from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks
 from nbsessions.explore.compare import resolve_model
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
-from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
-from nbsessions.schema import EXPERIMENT_KEY, RunOutput
-from nbsessions.templating import TemplateError, fill_prompt
-from nbsessions.validate import check_count, kind_of
+from nbsessions.presentation.templating import TemplateError, fill_prompt
+from nbsessions.records import theme
+from nbsessions.records.errors import InvalidInputError
+from nbsessions.records.formatting import shorten
+from nbsessions.records.schema import EXPERIMENT_KEY, RunOutput
+from nbsessions.records.validate import check_count, kind_of
 
 if TYPE_CHECKING:
-    from nbsessions.agent import Agent
+    from nbsessions.runs.agent import Agent
 
 HTML_ROWS = 50
 """Rows shown in a notebook; ``to_records()`` / ``to_pandas()`` have them all."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nbsessions.formatting import shorten
+from nbsessions.records.formatting import shorten
 
 _DETAIL_LIMIT = 200
 

@@ -12,19 +12,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbsessions import theme
-from nbsessions.errors import InvalidInputError
 from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
-from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
-from nbsessions.schema import EXPERIMENT_KEY, RunOutput
-from nbsessions.validate import check_count, refuse_secrets
+from nbsessions.records import theme
+from nbsessions.records.errors import InvalidInputError
+from nbsessions.records.formatting import shorten
+from nbsessions.records.schema import EXPERIMENT_KEY, RunOutput
+from nbsessions.records.validate import check_count, refuse_secrets
 
 if TYPE_CHECKING:
-    from nbsessions.agent import Agent
+    from nbsessions.runs.agent import Agent
 
 
 def resolve_model(agent: Agent, spec: Model | str) -> Model:

@@ -15,17 +15,24 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.explore import tables
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
-from nbsessions.export import FORMATS, SESSION_ONLY, fence_for, session_json, session_markdown, write_private
-from nbsessions.export_ipynb import session_ipynb
-from nbsessions.formatting import one_line, seconds, when_precise
-from nbsessions.redact import redact
-from nbsessions.render import format_cost, format_in_out
-from nbsessions.schema import RunOutput, Session
-from nbsessions.validate import kind_of
+from nbsessions.presentation.export import (
+    FORMATS,
+    SESSION_ONLY,
+    fence_for,
+    session_json,
+    session_markdown,
+    write_private,
+)
+from nbsessions.presentation.export_ipynb import session_ipynb
+from nbsessions.presentation.render import format_cost, format_in_out
+from nbsessions.records.errors import InvalidInputError, SessionNotFoundError
+from nbsessions.records.formatting import one_line, seconds, when_precise
+from nbsessions.records.redact import redact
+from nbsessions.records.schema import RunOutput, Session
+from nbsessions.records.validate import kind_of
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb

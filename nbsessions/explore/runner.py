@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from nbsessions.errors import ModelError
 from nbsessions.explore.checks import Check, CheckResult, run_checks
 from nbsessions.llm.base import Model
-from nbsessions.schema import Metrics, RunOutput, RunStatus
+from nbsessions.records.errors import ModelError
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus
 
 if TYPE_CHECKING:
-    from nbsessions.agent import Agent
+    from nbsessions.runs.agent import Agent
 
 STOP_GRACE = 1.0
 """Seconds an interrupt waits for cancelled runs in flight to store their partial replies."""

@@ -10,12 +10,12 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from nbsessions import theme
 from nbsessions.explore.checks import CheckResult
-from nbsessions.formatting import seconds
-from nbsessions.redact import redact
-from nbsessions.render import format_cost, format_in_out, markdown_to_html
-from nbsessions.schema import Metrics, RunOutput
+from nbsessions.presentation.render import format_cost, format_in_out, markdown_to_html
+from nbsessions.records import theme
+from nbsessions.records.formatting import seconds
+from nbsessions.records.redact import redact
+from nbsessions.records.schema import Metrics, RunOutput
 
 STATUS_COLOURS = {"completed": theme.SUCCESS, "error": theme.ERROR, "cancelled": theme.WARN, "not_run": theme.MUTED}
 

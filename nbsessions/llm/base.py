@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from nbsessions.schema import Message
+from nbsessions.records.schema import Message
 
 MESSAGE_OVERHEAD = 4
 """Tokens a chat template adds around each message (role markers, separators): OpenAI's own count is 3-4."""
@@ -134,7 +134,7 @@ class Model(ABC):
         ``tools`` are ``{"name", "description", "parameters"}`` specs (JSON schema); models that cannot call
         tools ignore them.
 
-        Failures raise ``nbsessions.errors.ModelError`` with a one-line message (and the HTTP status when
+        Failures raise ``nbsessions.records.errors.ModelError`` with a one-line message (and the HTTP status when
         there is one); the Agent records them on the run.
         """
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from nbsessions.llm.base import Model, ToolCall, Usage, estimate_tokens
-from nbsessions.schema import Message
+from nbsessions.records.schema import Message
 
 ReplyFunction = Callable[..., "str | ToolCall | Iterable[str | ToolCall]"]
 

@@ -27,7 +27,7 @@ from nbsessions.llm.openai_wire import (
     is_openai_endpoint,
     responses_input,
 )
-from nbsessions.schema import Message
+from nbsessions.records.schema import Message
 
 __all__ = ["OPENAI_BASE_URL", "RESERVED_SETTINGS", "OpenAIChat", "OpenAIResponses", "chat_message",
            "is_openai_endpoint", "responses_input"]  # what other modules import from here

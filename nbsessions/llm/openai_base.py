@@ -13,7 +13,6 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from nbsessions.errors import ModelError
 from nbsessions.llm.base import Model, ToolCall, Usage, estimate_prompt_tokens, estimate_tokens
 from nbsessions.llm.openai_errors import OpenAIErrors
 from nbsessions.llm.openai_wire import (
@@ -28,8 +27,9 @@ from nbsessions.llm.openai_wire import (
     _Secret,
     is_openai_endpoint,
 )
-from nbsessions.redact import leaks, register, register_env
-from nbsessions.schema import Message
+from nbsessions.records.errors import ModelError
+from nbsessions.records.redact import leaks, register, register_env
+from nbsessions.records.schema import Message
 
 
 class _Clients:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbsessions.errors import ModelError, kind_of_status
-from nbsessions.formatting import shorten
 from nbsessions.llm.openai_wire import (
     _cause_text,
     _caused_by,
@@ -19,6 +17,8 @@ from nbsessions.llm.openai_wire import (
     _retry_after,
     is_openai_endpoint,
 )
+from nbsessions.records.errors import ModelError, kind_of_status
+from nbsessions.records.formatting import shorten
 
 
 class OpenAIErrors:

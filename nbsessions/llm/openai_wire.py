@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from nbsessions.errors import ModelError
-from nbsessions.formatting import shorten
 from nbsessions.llm.base import ToolCall, Usage
-from nbsessions.schema import Message
+from nbsessions.records.errors import ModelError
+from nbsessions.records.formatting import shorten
+from nbsessions.records.schema import Message
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the SDK refuses to run without one

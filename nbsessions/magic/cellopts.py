@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
-from nbsessions.errors import InvalidInputError
 from nbsessions.llm.base import Model
-from nbsessions.schema import Session
-from nbsessions.validate import check_json, loads
+from nbsessions.records.errors import InvalidInputError
+from nbsessions.records.schema import Session
+from nbsessions.records.validate import check_json, loads
 
 
 class Settings(Protocol):

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from IPython.display import DisplayHandle, clear_output, display
 
-from nbsessions.errors import ModelError, NbSessionsError
-from nbsessions.events import RunEvent
-from nbsessions.render import reply_bundle
-from nbsessions.schema import RunOutput, RunStatus
-from nbsessions.streams import RunStream
+from nbsessions.presentation.render import reply_bundle
+from nbsessions.records.errors import ModelError, NbSessionsError
+from nbsessions.records.events import RunEvent
+from nbsessions.records.schema import RunOutput, RunStatus
+from nbsessions.runs.streams import RunStream
 
 Bundle = dict[str, str]
 

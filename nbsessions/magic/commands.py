@@ -19,16 +19,16 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
-from nbsessions.errors import NbSessionsError
-from nbsessions.export import FORMATS, SESSION_ONLY, write_private
-from nbsessions.formatting import seconds as _seconds
-from nbsessions.formatting import tokens, when
-from nbsessions.listing import group_experiments
 from nbsessions.magic.cellopts import parse_state, split_args
 from nbsessions.magic.nested import history_view
 from nbsessions.magic.notebook import NotebookAgent
-from nbsessions.render import format_cost, format_in_out
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.presentation.export import FORMATS, SESSION_ONLY, write_private
+from nbsessions.presentation.render import format_cost, format_in_out
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.formatting import seconds as _seconds
+from nbsessions.records.formatting import tokens, when
+from nbsessions.records.schema import RunOutput, RunStatus
+from nbsessions.runs.listing import group_experiments
 
 Command = Callable[[NotebookAgent, str], Any]
 COMMANDS: dict[str, Command] = {}

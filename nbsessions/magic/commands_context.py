@@ -9,12 +9,12 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from nbsessions.errors import NbSessionsError
-from nbsessions.inspect_context import SentContext
 from nbsessions.magic.cellopts import CellOptions, check_flag_count
 from nbsessions.magic.commands import command, find_run, parse_rest, show_html
 from nbsessions.magic.notebook import NotebookAgent
-from nbsessions.render_context import context_html, context_text, run_numbers
+from nbsessions.presentation.render_context import context_html, context_text, run_numbers
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.runs.inspect_context import SentContext
 
 _CONTEXT = MagicArgumentParser(prog="%agent context", description="what a run sent; --next PROMPT: what the "
                                "next cell would send, without sending anything")

@@ -14,16 +14,16 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from nbsessions import theme
-from nbsessions.errors import NbSessionsError
 from nbsessions.magic.cellopts import parse_object
 from nbsessions.magic.commands import command, find_run, parse_rest, show_html, unquote
 from nbsessions.magic.notebook import BACKGROUND_WAIT, NotebookAgent
 from nbsessions.magic.pauses import answers
-from nbsessions.render import format_footer, markdown_to_html
-from nbsessions.schema import RunOutput, RunStatus, Session
-from nbsessions.summary import SUMMARY_THROUGH_KEY
-from nbsessions.tools import Tool, make_tool
+from nbsessions.presentation.render import format_footer, markdown_to_html
+from nbsessions.records import theme
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.schema import RunOutput, RunStatus, Session
+from nbsessions.runs.summary import SUMMARY_THROUGH_KEY
+from nbsessions.runs.tools import Tool, make_tool
 
 
 def _run_of(nb: NotebookAgent, session: Session, prefix: str | None) -> RunOutput | None:

@@ -19,7 +19,6 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from nbsessions.errors import NbSessionsError
 from nbsessions.explore.batch import BatchResult, as_rows, batch
 from nbsessions.explore.checks import Check, as_checks
 from nbsessions.explore.compare import Comparison, compare
@@ -28,7 +27,8 @@ from nbsessions.llm.openai import RESERVED_SETTINGS
 from nbsessions.magic.cellopts import CellOptions
 from nbsessions.magic.cellrun import CellInterrupted
 from nbsessions.magic.notebook import NotebookAgent
-from nbsessions.templating import TemplateError
+from nbsessions.presentation.templating import TemplateError
+from nbsessions.records.errors import NbSessionsError
 
 DEFAULT_CONCURRENCY = 4
 

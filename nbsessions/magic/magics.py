@@ -21,8 +21,6 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
-from nbsessions.agent import Agent
-from nbsessions.errors import InvalidInputError, StorageError, storage_warnings_as_lines
 from nbsessions.llm.openai_wire import is_openai_endpoint
 from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
 from nbsessions.magic.cellopts import CellOptions, check_flag_count, split_args
@@ -30,7 +28,9 @@ from nbsessions.magic.commands import run_command, unquote
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.magic.shown import redacted_output
 from nbsessions.magic.teamcells import run_registered
-from nbsessions.redact import redact
+from nbsessions.records.errors import InvalidInputError, StorageError, storage_warnings_as_lines
+from nbsessions.records.redact import redact
+from nbsessions.runs.agent import Agent
 
 
 @magics_class
@@ -326,7 +326,7 @@ def warm_up(magics: AgentMagics) -> None:
         finally:
             client.close()
     with contextlib.suppress(Exception):
-        from nbsessions.render import markdown_to_html
+        from nbsessions.presentation.render import markdown_to_html
 
         markdown_to_html("")
 

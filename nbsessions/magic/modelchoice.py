@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from IPython.core.error import UsageError
 
-from nbsessions.errors import NbSessionsError
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
 from nbsessions.magic.cellopts import Settings
+from nbsessions.records.errors import NbSessionsError
 
 
 def _host(url: str) -> str:

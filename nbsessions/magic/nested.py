@@ -12,11 +12,11 @@ import html
 import json
 from collections import defaultdict
 
-from nbsessions import theme
-from nbsessions.formatting import one_line, tokens, when
-from nbsessions.formatting import seconds as _seconds
-from nbsessions.render import format_cost, format_footer, markdown_to_html
-from nbsessions.schema import RunOutput, RunStatus, StepRecord
+from nbsessions.presentation.render import format_cost, format_footer, markdown_to_html
+from nbsessions.records import theme
+from nbsessions.records.formatting import one_line, tokens, when
+from nbsessions.records.formatting import seconds as _seconds
+from nbsessions.records.schema import RunOutput, RunStatus, StepRecord
 
 Bundle = dict[str, str]
 _DIM = 'style="opacity:.7;font-size:85%"'

@@ -18,17 +18,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from nbsessions.agent import Agent, RunStream
+from nbsessions.db import open_store
 from nbsessions.db.base import BaseDb
-from nbsessions.db.urls import open_store
-from nbsessions.errors import (
-    InvalidInputError,
-    NbSessionsError,
-    SessionAccessError,
-    SessionNotFoundError,
-    StorageError,
-)
-from nbsessions.listing import match_session
 from nbsessions.llm.base import Model
 from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state
 from nbsessions.magic.cellrun import CellInterrupted, show_run
@@ -37,11 +28,20 @@ from nbsessions.magic.modelchoice import ModelChoice
 from nbsessions.magic.pauses import PausedNotices
 from nbsessions.magic.registry import Registry
 from nbsessions.magic.scope import DbLocation, configured_db, locate_db, login_user
-from nbsessions.schema import RunOutput, RunStatus, Session
-from nbsessions.summary import Summarizer
-from nbsessions.templating import TemplateError, fill_prompt
-from nbsessions.tools import make_tool, update_session_state
-from nbsessions.validate import check_text
+from nbsessions.presentation.templating import TemplateError, fill_prompt
+from nbsessions.records.errors import (
+    InvalidInputError,
+    NbSessionsError,
+    SessionAccessError,
+    SessionNotFoundError,
+    StorageError,
+)
+from nbsessions.records.schema import RunOutput, RunStatus, Session
+from nbsessions.records.validate import check_text
+from nbsessions.runs.agent import Agent, RunStream
+from nbsessions.runs.listing import match_session
+from nbsessions.runs.summary import Summarizer
+from nbsessions.runs.tools import make_tool, update_session_state
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.display import DisplayHandle, display
 
-from nbsessions import theme
-from nbsessions.errors import NbSessionsError
-from nbsessions.render import reply_bundle
-from nbsessions.requirement import RunRequirement
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.presentation.render import reply_bundle
+from nbsessions.records import theme
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.requirement import RunRequirement
+from nbsessions.records.schema import RunOutput, RunStatus
 
 Bundle = dict[str, str]
 WAITS_FOR = {"confirmation": "needs your approval", "user_input": "needs your input",

@@ -13,10 +13,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
-from nbsessions.team import Team
-from nbsessions.workflow import Workflow
+from nbsessions.runs.agent import Agent
+from nbsessions.runs.team import Team
+from nbsessions.runs.workflow import Workflow
 
 Runner = Agent | Workflow
 KINDS = ("team", "workflow", "agent")

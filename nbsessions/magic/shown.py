@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from nbsessions.redact import redact, redact_data
+from nbsessions.records.redact import redact, redact_data
 
 
 class _RedactedStream:

@@ -15,17 +15,17 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
-from nbsessions.agent import Agent
-from nbsessions.errors import SessionAccessError
 from nbsessions.magic.cellopts import CellOptions, Prepared
 from nbsessions.magic.cellrun import CellError, CellInterrupted, LiveOutput, waiting_bundle
 from nbsessions.magic.commands import command, parse_rest
 from nbsessions.magic.nested import member_summary, workflow_bundle
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.magic.registry import describe, rebind
-from nbsessions.schema import RunOutput, RunStatus, Session
-from nbsessions.team import Team
-from nbsessions.workflow import Workflow, WorkflowError
+from nbsessions.records.errors import SessionAccessError
+from nbsessions.records.schema import RunOutput, RunStatus, Session
+from nbsessions.runs.agent import Agent
+from nbsessions.runs.team import Team
+from nbsessions.runs.workflow import Workflow, WorkflowError
 
 
 def run_registered(nb: NotebookAgent, opts: CellOptions, body: str) -> RunOutput:

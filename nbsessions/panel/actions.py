@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ipywidgets import Button, Dropdown, HBox, Label, Layout, Text, VBox
 
 from nbsessions.panel import formatting as fmt
-from nbsessions.schema import RunOutput, Session
+from nbsessions.records.schema import RunOutput, Session
 
 WHOLE_SESSION = "__whole_session__"  # Fork option meaning "every run"; run ids are uuids, so never equal
 

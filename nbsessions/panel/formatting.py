@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 
-from nbsessions import theme
-from nbsessions.formatting import seconds, tokens, when, when_precise  # noqa: F401 (the views' names)
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.records import theme
+from nbsessions.records.formatting import seconds, tokens, when, when_precise  # noqa: F401 (the views' names)
+from nbsessions.records.schema import RunOutput, RunStatus
 
 _BADGE_COLOURS = {
     RunStatus.error: theme.ERROR,

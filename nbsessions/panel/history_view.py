@@ -28,7 +28,7 @@ from nbsessions.panel.sent_view import SentView, sent_parts, sent_view
 from nbsessions.panel.styles import set_hidden
 from nbsessions.panel.variants_view import Member, VariantGroup
 from nbsessions.panel.widget_tree import SharedLooks, close_tree, descendants
-from nbsessions.schema import RunOutput, RunStatus, Session
+from nbsessions.records.schema import RunOutput, RunStatus, Session
 
 NO_RUNS = "<p><i>No runs yet: run a <code>%%agent</code> cell to start this session.</i></p>"
 Entry = tuple[Widget, ...]  # what one plain run, paused run or variant group shows, in order

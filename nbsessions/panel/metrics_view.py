@@ -13,10 +13,10 @@ import html
 
 from ipywidgets import HTML, VBox
 
-from nbsessions import theme
 from nbsessions.panel import formatting as fmt
-from nbsessions.render import format_cost
-from nbsessions.schema import Metrics, RunOutput, RunStatus
+from nbsessions.presentation.render import format_cost
+from nbsessions.records import theme
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus
 
 CHART_WIDTH, CHART_HEIGHT, PAD = 640, 150, 28
 _CELL = "padding:1px 8px;text-align:right"

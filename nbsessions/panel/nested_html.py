@@ -20,12 +20,12 @@ from itertools import groupby
 
 from ipywidgets import HTML, Accordion, Layout, VBox, Widget
 
-from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, run_parts, tool_calls
 from nbsessions.panel.run_tree import Nested
-from nbsessions.render import markdown_to_html
-from nbsessions.schema import RunOutput, RunStatus, StepRecord
+from nbsessions.presentation.render import markdown_to_html
+from nbsessions.records import theme
+from nbsessions.records.schema import RunOutput, RunStatus, StepRecord
 
 STEP_STYLE = f"margin:4px 0;padding-left:8px;border-left:3px solid {theme.BORDER}"
 MEMBER_TOOL = "ask_"  # a team leader hands a task to member X with the tool ask_X

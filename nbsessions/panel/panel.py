@@ -20,11 +20,8 @@ from typing import Any
 from ipywidgets import HTML, Button, HBox, Label, Layout, Tab, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
-from nbsessions import theme
-from nbsessions.agent import Agent
 from nbsessions.db.base import BaseDb
 from nbsessions.db.urls import is_postgres_url, mask_url
-from nbsessions.errors import NbSessionsError
 from nbsessions.panel.actions import ActionBar
 from nbsessions.panel.history_view import HistoryView
 from nbsessions.panel.metrics_view import MetricsView
@@ -34,8 +31,11 @@ from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
 from nbsessions.panel.styles import with_stylesheet
 from nbsessions.panel.widget_tree import close_with_looks, descendants
-from nbsessions.redact import redact
-from nbsessions.schema import Metrics, RunOutput, RunStatus
+from nbsessions.records import theme
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.redact import redact
+from nbsessions.records.schema import Metrics, RunOutput, RunStatus
+from nbsessions.runs.agent import Agent
 
 _ERROR_COLOUR = theme.ERROR_LABEL
 

@@ -16,11 +16,11 @@ from typing import Any
 from ipywidgets import HTML, Button, HBox, Label, Layout, Text, Textarea, VBox, Widget
 from ipywidgets.widgets.widget_string import LabelStyle
 
-from nbsessions import theme
 from nbsessions.panel.run_html import render_run
-from nbsessions.requirement import RunRequirement
-from nbsessions.schema import RunOutput
-from nbsessions.validate import loads
+from nbsessions.records import theme
+from nbsessions.records.requirement import RunRequirement
+from nbsessions.records.schema import RunOutput
+from nbsessions.records.validate import loads
 
 OnContinue = Callable[["PausedRun", "bool | None"], None]
 _CARD_STYLE = f"border-left:3px solid {theme.WARN};padding-left:6px"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from nbsessions import theme
-from nbsessions.formatting import shorten
 from nbsessions.panel import formatting as fmt
-from nbsessions.render import markdown_to_html
-from nbsessions.schema import Message, RunOutput, RunStatus, Session
+from nbsessions.presentation.render import markdown_to_html
+from nbsessions.records import theme
+from nbsessions.records.formatting import shorten
+from nbsessions.records.schema import Message, RunOutput, RunStatus, Session
 
 RUN_STYLE = f"border-top:1px solid {theme.BORDER};padding:6px 0"
 META_STYLE = "font-size:85%;opacity:.75"

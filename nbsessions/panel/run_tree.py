@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from nbsessions.panel.run_html import run_key
-from nbsessions.schema import RunOutput
+from nbsessions.records.schema import RunOutput
 
 RUNS_PER_PAGE = 50
 Nested = dict[str, list[RunOutput]]  # parent run id → the runs nested under it, oldest first

@@ -7,9 +7,9 @@ after the first search each keystroke is a substring test per session (see ``ben
 
 from __future__ import annotations
 
-from nbsessions.agent import Agent
-from nbsessions.errors import NbSessionsError
-from nbsessions.schema import Session
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.schema import Session
+from nbsessions.runs.agent import Agent
 
 
 class ContentIndex:

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 
 from ipywidgets import HTML, Accordion, Layout
 
-from nbsessions import formatting as fmt
-from nbsessions import theme
-from nbsessions.inspect_context import run_context
 from nbsessions.panel.styles import HIDDEN, set_hidden
-from nbsessions.render_context import context_html
-from nbsessions.schema import RunOutput
+from nbsessions.presentation.render_context import context_html
+from nbsessions.records import formatting as fmt
+from nbsessions.records import theme
+from nbsessions.records.schema import RunOutput
+from nbsessions.runs.inspect_context import run_context
 
 SENT_STYLE = f"font-size:85%;color:{theme.TEXT}"
 OnToggle = Callable[[str, bool], None]  # (run id, unfolded)

@@ -14,12 +14,12 @@ from itertools import zip_longest
 from ipywidgets import HTML, Button, ButtonStyle, Checkbox, Dropdown, GridBox, HBox, Label, Layout, Text, VBox
 from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
-from nbsessions.agent import Agent
-from nbsessions.listing import group_experiments
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.search import ContentIndex
-from nbsessions.render import format_cost
-from nbsessions.schema import Metrics, Session
+from nbsessions.presentation.render import format_cost
+from nbsessions.records.schema import Metrics, Session
+from nbsessions.runs.agent import Agent
+from nbsessions.runs.listing import group_experiments
 
 ALL_USERS = ("all",)  # Dropdown value for "no user filter"; user filters are ("user", user_id)
 STAT_COLUMNS = (("runs", "50px"), ("last update", "130px"), ("tokens", "80px"), ("cost", "80px"), ("id", "70px"))

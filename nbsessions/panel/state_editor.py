@@ -13,8 +13,8 @@ from typing import Any
 from ipywidgets import Button, HBox, Label, Layout, Textarea, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
-from nbsessions import theme
-from nbsessions.validate import loads
+from nbsessions.records import theme
+from nbsessions.records.validate import loads
 
 SaveState = Callable[[dict[str, Any], set[str]], None]
 

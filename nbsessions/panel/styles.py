@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ipywidgets import Widget
 
-from nbsessions import theme
+from nbsessions.records import theme
 
 HIDDEN = "nbsessions-hidden"  # a widget of the panel with this class is not shown
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from ipywidgets import HTML, Button, HBox, Layout, VBox, Widget
 
-from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import META_STYLE, render_prompt
-from nbsessions.schema import RunOutput, RunStatus
+from nbsessions.records import theme
+from nbsessions.records.schema import RunOutput, RunStatus
 
 Member = tuple[int, RunOutput]  # (number in the session, run)
 _KEPT_COLOUR = theme.SUCCESS

@@ -17,8 +17,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
-from nbsessions.errors import NbSessionsError, SessionAccessError, SessionNotFoundError
-from nbsessions.redact import redact, redact_data
+from nbsessions.records.errors import NbSessionsError, SessionAccessError, SessionNotFoundError
+from nbsessions.records.redact import redact, redact_data
 from nbsessions.server.stores import NotebookStore, PathRefused, StoreCache, locate
 from nbsessions.server.views import list_runs, list_sessions
 

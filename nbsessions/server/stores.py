@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbsessions.agent import Agent
+from nbsessions.db import open_store
 from nbsessions.db.base import BaseDb
 from nbsessions.db.locate import db_path_for, env_db_url, login_user
 from nbsessions.db.tinydb import TinyDb
-from nbsessions.db.urls import mask_url, open_store, scrub, url_password
-from nbsessions.errors import InvalidInputError
+from nbsessions.db.urls import mask_url, scrub, url_password
+from nbsessions.records.errors import InvalidInputError
+from nbsessions.runs.agent import Agent
 
 IDLE_CLOSE = 600.0
 """Seconds after its last request that a notebook's file is closed (opened again, and replayed, when asked)."""

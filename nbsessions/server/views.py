@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbsessions.agent import Agent
-from nbsessions.context import newest_top_level
-from nbsessions.schema import RunOutput, Session
+from nbsessions.records.schema import RunOutput, Session
+from nbsessions.runs.agent import Agent
+from nbsessions.runs.context import newest_top_level
 
 
 def words(query: str | None) -> list[str]:

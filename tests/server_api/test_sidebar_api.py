@@ -294,7 +294,7 @@ async def test_the_version_changes_when_a_run_lands_in_the_shared_database(jp_fe
 
 
 def test_files_of_notebooks_left_idle_are_closed_and_reopened_when_asked(tmp_path):
-    from nbsessions.errors import StorageError
+    from nbsessions.records.errors import StorageError
     from nbsessions.server.stores import StoreCache, locate
 
     for name in ("a.ipynb", "b.ipynb"):

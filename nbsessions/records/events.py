@@ -1,0 +1,134 @@
+"""What a streaming run yields: Agno's event classes and ``RunEvent`` values, as plain records.
+
+``for event in agent.run(..., stream=True)`` gets ``RunContentEvent``s (``.content`` is the text delta); with
+``stream_events=True`` also the run's milestones. For notebook convenience ``str(event)`` is the text the event
+adds to the reply (a content event's delta, ``""`` for the others), so ``print(event, end="")`` prints the reply.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from nbsessions.records.requirement import ToolExecution
+from nbsessions.records.schema import Metrics
+
+__all__ = ["ToolExecution"]  # one record for a tool call, in events and in paused runs' requirements
+
+
+class RunEvent(str, Enum):
+    """Agno's event names (``event.event == RunEvent.run_content``); the values are Agno's too."""
+
+    run_started = "RunStarted"
+    run_content = "RunContent"
+    run_completed = "RunCompleted"
+    run_error = "RunError"
+    run_cancelled = "RunCancelled"
+    run_paused = "RunPaused"
+    run_continued = "RunContinued"
+    tool_call_started = "ToolCallStarted"
+    tool_call_completed = "ToolCallCompleted"
+
+
+@dataclass
+class BaseAgentRunEvent:
+    """Fields every event carries, so a consumer of several runs' events can tell them apart."""
+
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    event: str = ""
+    agent_id: str = ""
+    agent_name: str = ""
+    run_id: str | None = None
+    parent_run_id: str | None = None
+    session_id: str | None = None
+    content: Any = None
+
+    def __str__(self) -> str:
+        """The text this event adds to the reply: only content events add any."""
+        return ""
+
+    @property
+    def is_paused(self) -> bool:
+        return self.event == RunEvent.run_paused.value
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.event == RunEvent.run_cancelled.value
+
+
+@dataclass
+class RunStartedEvent(BaseAgentRunEvent):
+    event: str = RunEvent.run_started.value
+    model: str = ""
+    model_provider: str = ""
+
+
+@dataclass
+class RunContentEvent(BaseAgentRunEvent):
+    """One text delta of the reply."""
+
+    event: str = RunEvent.run_content.value
+    content: Any = None
+    content_type: str = "str"
+
+    def __str__(self) -> str:
+        return "" if self.content is None else str(self.content)
+
+
+@dataclass
+class RunContinuedEvent(BaseAgentRunEvent):
+    event: str = RunEvent.run_continued.value
+
+
+@dataclass
+class ToolCallStartedEvent(BaseAgentRunEvent):
+    event: str = RunEvent.tool_call_started.value
+    tool: ToolExecution | None = None
+
+
+@dataclass
+class ToolCallCompletedEvent(BaseAgentRunEvent):
+    """``content`` is the tool's result as sent to the model."""
+
+    event: str = RunEvent.tool_call_completed.value
+    tool: ToolExecution | None = None
+
+
+@dataclass
+class RunPausedEvent(BaseAgentRunEvent):
+    """The run waits for a human: ``tools`` are the calls waiting, ``requirements`` what each needs."""
+
+    event: str = RunEvent.run_paused.value
+    tools: list[ToolExecution] | None = None
+    requirements: list[Any] | None = None
+
+
+@dataclass
+class RunCompletedEvent(BaseAgentRunEvent):
+    """``content`` is the whole reply; sent after the run is stored."""
+
+    event: str = RunEvent.run_completed.value
+    content_type: str = "str"
+    metrics: Metrics | None = None
+    session_state: dict[str, Any] | None = None
+
+
+@dataclass
+class RunErrorEvent(BaseAgentRunEvent):
+    """``content`` is the stored one-line error; the stream then raises ``ModelError`` carrying the run."""
+
+    event: str = RunEvent.run_error.value
+    error_type: str | None = None
+
+
+@dataclass
+class RunCancelledEvent(BaseAgentRunEvent):
+    event: str = RunEvent.run_cancelled.value
+    reason: str | None = None
+
+
+ALWAYS_STREAMED = frozenset({RunEvent.run_content.value, RunEvent.run_paused.value, RunEvent.run_error.value,
+                             RunEvent.run_cancelled.value})
+"""Sent with ``stream=True`` alone, as Agno does; the rest need ``stream_events=True``."""

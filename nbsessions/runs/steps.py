@@ -1,0 +1,139 @@
+"""Workflow steps in Agno's shape: ``Step(name=, agent=|team=|executor=)``, what a step receives (``StepInput``)
+and what it may return (``StepOutput``, or any plain value).
+
+Kept apart from ``workflow.py`` so the run loop and the step contract can each be read on their own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.schema import RunOutput, StepOutput
+from nbsessions.runs.agent import Agent
+from nbsessions.runs.tools import RunContext
+
+StepFunction = Callable[..., Any]
+
+
+class WorkflowError(NbSessionsError):
+    """A step failed; the workflow run was stored with ``status=error`` and is attached as ``.run``."""
+
+    def __init__(self, message: str, run: RunOutput) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+@dataclass
+class StepInput:
+    """What a function step receives. Changes to ``session_state`` persist with the run."""
+
+    input: str  # the workflow run's input
+    previous_step_content: Any = None  # None for the first step, as in Agno
+    previous_step_outputs: dict[str, StepOutput] = field(default_factory=dict)  # by step name, in order
+    session_state: dict[str, Any] = field(default_factory=dict)
+    additional_data: dict[str, Any] | None = None
+    history: list[dict[str, str]] = field(default_factory=list)  # earlier runs: {"input", "output"}
+
+    def get_input_as_string(self) -> str:
+        return self.input
+
+    def get_step_output(self, step_name: str) -> StepOutput | None:
+        return self.previous_step_outputs.get(step_name)
+
+    def get_step_content(self, step_name: str) -> Any:
+        output = self.previous_step_outputs.get(step_name)
+        return output.content if output is not None else None
+
+    @property
+    def previous_output(self) -> str:
+        """The previous step's content as text; the workflow's input for the first step."""
+        if self.previous_step_content is None:
+            return self.input
+        return content_text(self.previous_step_content)
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The steps' contents so far as text, by step name."""
+        return {name: content_text(out.content) for name, out in self.previous_step_outputs.items()}
+
+
+def content_text(content: Any) -> str:
+    """How a step's content is stored and handed to an agent: text as is, other values as JSON when they can be."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    try:
+        return json.dumps(content, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(content)
+
+
+@dataclass
+class Step:
+    """One step: an agent, a team or a function (``executor``), under a name shown in the run's steps."""
+
+    name: str | None = None
+    agent: Agent | None = None
+    team: Agent | None = None
+    executor: StepFunction | None = None
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [x for x in (self.agent, self.team, self.executor) if x is not None]
+        if len(given) != 1:
+            raise ValueError(f"Step {self.name or ''!s} needs exactly one of agent=, team= or executor=")
+        if self.executor is not None and not callable(self.executor):
+            raise TypeError(f"a step's executor must be a function, not {type(self.executor).__name__}")
+
+    @property
+    def target(self) -> Agent | StepFunction:
+        return self.agent or self.team or self.executor  # type: ignore[return-value]
+
+    @property
+    def kind(self) -> str:
+        target = self.target
+        return target.kind if isinstance(target, Agent) else "function"
+
+
+def as_step(item: Step | Agent | StepFunction, index: int) -> Step:
+    """Agents, teams and functions may be listed directly, as in Agno; they get a name from what they are."""
+    if isinstance(item, Step):
+        if item.name is None:
+            item.name = _default_name(item.target, index)
+        return item
+    if isinstance(item, Agent):
+        return Step(name=_default_name(item, index), agent=item)
+    if callable(item):
+        return Step(name=_default_name(item, index), executor=item)
+    raise TypeError(f"a step must be a Step, an Agent, a Team or a function, not {type(item).__name__}")
+
+
+def _default_name(target: Any, index: int) -> str:
+    if isinstance(target, Agent):
+        return target.name or f"{target.kind}_{index + 1}"
+    return getattr(target, "__name__", None) or f"step_{index + 1}"
+
+
+def function_options(fn: StepFunction, step_input: StepInput, context: RunContext) -> dict[str, Any]:
+    """What else a function step asks for by name, besides its ``StepInput``: ``run_context``, ``session_state``."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    options: dict[str, Any] = {}
+    if "run_context" in parameters:
+        options["run_context"] = context
+    if "session_state" in parameters:
+        options["session_state"] = step_input.session_state
+    return options
+
+
+def as_step_output(result: Any) -> StepOutput:
+    """A function step's return value: its own ``StepOutput``, or any value as the content of a successful one."""
+    return result if isinstance(result, StepOutput) else StepOutput(content=result)
