@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -42,6 +42,9 @@ from nbsessions.runs.agent import Agent, RunStream
 from nbsessions.runs.listing import match_session
 from nbsessions.runs.summary import Summarizer
 from nbsessions.runs.tools import make_tool, update_session_state
+
+if TYPE_CHECKING:
+    from nbsessions.panel.panel import SessionPanel  # ipywidgets is imported only when a panel is shown
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class NotebookAgent(ModelChoice):
         self._agent: Agent | None = None
         self._location: DbLocation | None = None
         self.tools: dict[str, Callable[..., Any]] = {}  # from %agent tools, by tool name
-        self.panel: Any = None  # the panel %agent panel showed last
+        self.panel: SessionPanel | None = None  # the panel %agent panel showed last
         self._unnamed: set[str] = set()  # sessions this kernel started without a name: named after a run
         self._paused_models: dict[str, Model] = {}  # run id -> the model a paused run was started with
         self._paused_runners: dict[str, Agent] = {}  # run id -> the registered agent that paused it

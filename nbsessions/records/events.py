@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from nbsessions.records.requirement import ToolExecution
+from nbsessions.records.requirement import RunRequirement, ToolExecution
 from nbsessions.records.schema import Metrics
 
 __all__ = ["ToolExecution"]  # one record for a tool call, in events and in paused runs' requirements
@@ -102,7 +102,7 @@ class RunPausedEvent(BaseAgentRunEvent):
 
     event: str = RunEvent.run_paused.value
     tools: list[ToolExecution] | None = None
-    requirements: list[Any] | None = None
+    requirements: list[RunRequirement] | None = None
 
 
 @dataclass

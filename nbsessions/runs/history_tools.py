@@ -9,12 +9,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from typing import Any
+from typing import Any, Protocol
 
+from nbsessions.db.base import BaseDb
+from nbsessions.records.schema import RunOutput, Session
 from nbsessions.records.transcript import session_messages
 from nbsessions.runs.tools import RunContext, Tool, make_tool
 
-Owner = Any  # an Agent (or anything with ``db`` and ``get_runs``): this layer sits below the agent
+
+class Owner(Protocol):
+    """What the tools read of the agent that has them (``agent.py`` imports this module and passes itself)."""
+
+    @property
+    def db(self) -> BaseDb: ...
+    def get_runs(self, session_id: str | None = None, *, last: int | None = None) -> list[RunOutput]: ...
 
 PREVIEW_CHARS = 200
 
@@ -47,7 +55,7 @@ def chat_history_tool(owner: Owner) -> Tool:
     return _store_tool(get_chat_history)
 
 
-def _own_sessions(owner: Owner, user_id: str | None, limit: int) -> list:
+def _own_sessions(owner: Owner, user_id: str | None, limit: int) -> list[Session]:
     """The user's sessions, newest first; with no user, only sessions that have none (never someone else's)."""
     sessions = owner.db.list_sessions(user_id=user_id, limit=None if user_id is None else limit,
                                       sort="created_at", descending=True)

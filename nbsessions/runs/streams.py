@@ -263,7 +263,7 @@ def complete(execution: Execution) -> RunOutput:
     return execution.run
 
 
-async def acomplete(start: Callable[[], Execution], caller: Any = None) -> RunOutput:
+async def acomplete(start: Callable[[], Execution], caller: asyncio.Task[Any] | None = None) -> RunOutput:
     """Open the run (``start``, in a worker thread), run it to the end on the event loop and return the stored
     run (``await agent.arun(...)``); ``caller`` is the task that called ``arun``, stopped too by Ctrl-C."""
     execution = await asyncio.to_thread(start)

@@ -136,7 +136,10 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         """The steps on the run's input — or, with a workflow agent, the agent, which runs them if it decides to."""
         if self.agent is None:
             return (yield from self._run_steps(run, state, initial, run.input))
-        child = yield agent_call(self, run, run_steps)
+        agent = self.agent
+        history = self._history(run.session_id, run.run_id, agent.num_history_runs) \
+            if agent.add_workflow_history else []
+        child = yield agent_call(agent, self.db, history, run, run_steps)
         return answer_with(run, child)
 
     def _begin(self, input: str, session_id: str | None, user_id: str | None,

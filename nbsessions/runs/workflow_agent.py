@@ -11,13 +11,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import Model
 from nbsessions.records.schema import Message, RunOutput, RunStatus
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.steps import WorkflowError
 from nbsessions.runs.tools import make_tool
-
-Workflow = Any  # the workflow that owns the agent (``workflow.py`` imports this module, not the reverse)
 
 DEFAULT_INSTRUCTIONS = """You are a workflow orchestration agent. Help the user by either:
 1. answering directly from the workflow history below, when the question is about earlier results (follow-ups,
@@ -60,10 +59,10 @@ class AgentCall:
         return await self.agent.arun(self.prompt, **self.options)
 
 
-def agent_call(workflow: Workflow, run: RunOutput, run_steps: Callable[[str], Any]) -> AgentCall:
-    """The agent's run on ``run.input``, with a ``run_workflow`` tool that runs the steps (once) on its query."""
-    agent = workflow.agent
-    assert agent is not None
+def agent_call(agent: WorkflowAgent, db: BaseDb, history: list[dict[str, str]], run: RunOutput,
+               run_steps: Callable[[str], Any]) -> AgentCall:
+    """The agent's run on ``run.input``, bound to the workflow's ``db`` and seeing its ``history`` (earlier
+    inputs and outputs), with a ``run_workflow`` tool that runs the steps (once) on its query."""
     ran: list[str] = []
 
     def run_workflow(query: str) -> str:
@@ -83,9 +82,7 @@ def agent_call(workflow: Workflow, run: RunOutput, run_steps: Callable[[str], An
     tool = make_tool(run_workflow)
     if inspect.iscoroutinefunction(run_steps):
         tool.async_function = arun_workflow
-    history = workflow._history(run.session_id, run.run_id, agent.num_history_runs) \
-        if agent.add_workflow_history else []
-    bound = agent.with_db(workflow.db)
+    bound = agent.with_db(db)
     bound.tools = {tool.name: tool}
     instructions = (agent.instructions or "").replace("{workflow_context}", workflow_context(history))
     return AgentCall(bound, run.input, {"session_id": run.session_id, "user_id": run.user_id,
