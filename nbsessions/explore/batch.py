@@ -152,6 +152,17 @@ def as_rows(rows: Iterable[Mapping[str, Any]] | Any) -> list[dict[str, Any]]:
     return out
 
 
+def _filled(template: str, data: list[dict[str, Any]], secrets: Sequence[str]) -> list[str]:
+    """Every row's prompt, before anything runs: a missing field fails at once, naming its row."""
+    prompts = []
+    for i, row in enumerate(data):
+        try:
+            prompts.append(fill_prompt(template, row, secrets=secrets))
+        except TemplateError as exc:
+            raise TemplateError(f"row {i}: {exc}") from None
+    return prompts
+
+
 def batch(
     agent: Agent,
     template: str,
@@ -181,12 +192,7 @@ def batch(
     data = as_rows(rows)
     model_obj = resolve_model(agent, model) if model is not None else None
     secrets = (model_obj or agent.model).secrets()
-    prompts = []
-    for i, row in enumerate(data):
-        try:
-            prompts.append(fill_prompt(template, row, secrets=secrets))
-        except TemplateError as exc:
-            raise TemplateError(f"row {i}: {exc}") from None
+    prompts = _filled(template, data, secrets)
     check_list = as_checks(checks)
     result = BatchResult(template=template, rows=[Row(i, d, p) for i, (d, p) in enumerate(zip(data, prompts,
                                                                                               strict=True))],
