@@ -20,7 +20,6 @@ from nbsessions import (
     Workflow,
     WorkflowAgent,
     WorkflowError,
-    run_writes,
     tool,
 )
 from nbsessions.db import open_store
@@ -28,6 +27,7 @@ from nbsessions.llm.base import ToolCall
 from nbsessions.records.errors import ModelError, NbSessionsError, RunNotPausedError
 from nbsessions.records.events import RunCancelledEvent
 from nbsessions.records.schema import RunOutput
+from nbsessions.runs import run_writes
 from nbsessions.runs.run_writes import DELETED
 from nbsessions.runs.team import Team
 
