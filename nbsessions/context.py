@@ -65,9 +65,18 @@ def fill_from_state(text: str, state: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def after_run(runs: list[RunOutput], run_id: str | None) -> tuple[list[RunOutput], bool]:
+    """(the runs stored after ``run_id``, whether it was among them): runs are in storage order, and their
+    ``created_at`` is whole seconds, so position — not time — says what came after."""
+    ids = [r.run_id for r in runs]
+    if run_id is None or run_id not in ids:
+        return runs, False
+    return runs[ids.index(run_id) + 1:], True
+
+
 def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: str | None = None,
-                 after: float | None = None) -> list[RunOutput]:
-    """The newest ``num_runs`` runs that may serve as history, oldest first.
+                 after: str | None = None) -> list[RunOutput]:
+    """The newest ``num_runs`` runs that may serve as history (stored after the run ``after``), oldest first.
 
     Reads from the newest end only, widening the window while failed or superseded runs are in the way,
     so the cost follows what is read, not how long the session is.
@@ -76,11 +85,9 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
         return []
     window = num_runs + 1  # the common case: the newest runs are all usable
     while True:
-        recent = db.list_runs(session_id, last=window)
-        usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)
-                  and (after is None or r.created_at > after)]
-        reached_start = len(recent) < window or (after is not None and recent[0].created_at <= after)
-        if len(usable) >= num_runs or reached_start:
+        recent, found = after_run(db.list_runs(session_id, last=window), after)
+        usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)]
+        if len(usable) >= num_runs or found or len(recent) < window:
             return usable[-num_runs:]
         window *= 4
 
@@ -97,8 +104,8 @@ def history_messages(history: list[RunOutput], *, max_messages: int | None = Non
                      max_tokens: int | None = None, count_tokens: TokenCounter = estimate_tokens) -> list[Message]:
     """Flatten history runs into messages flagged ``from_history``, newest kept when a limit bites.
 
-    ``max_messages`` cuts message by message but never starts the history on a reply without its question;
-    ``max_tokens`` keeps whole exchanges, newest first, while they fit.
+    ``max_messages`` keeps exactly the newest that many, as Agno does (dropping only tool results cut off
+    from their call); ``max_tokens`` keeps whole exchanges, newest first, while they fit.
     """
     exchanges = [[m.copy(from_history=True, origin=(run.run_id, i)) for i, m in enumerate(own_messages(run))]
                  for run in history]
@@ -115,7 +122,7 @@ def history_messages(history: list[RunOutput], *, max_messages: int | None = Non
     messages = [m for exchange in exchanges for m in exchange]
     if max_messages is not None:
         messages = messages[-max_messages:] if max_messages > 0 else []
-        while messages and messages[0].role != "user":
+        while messages and messages[0].role == "tool":
             messages.pop(0)
     return messages
 
@@ -128,10 +135,11 @@ def build_messages(system: str | None, history: list[Message], prompt: str) -> l
 
 def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, system: str | None, prompt: str,
                   *, exclude_cell: str | None = None, summary: str | None = None,
-                  summary_through: float | None = None) -> list[Message]:
+                  summary_through: str | None = None) -> list[Message]:
     """The messages of a new run; ``policy=None`` means no history at all.
 
-    A session ``summary`` joins the system prompt and replaces the runs it covers (up to ``summary_through``).
+    A session ``summary`` joins the system prompt and replaces the runs it covers (up to the run
+    ``summary_through``).
     """
     if summary:
         system = (system + "\n\n" if system else "") + SUMMARY_HEADING + summary

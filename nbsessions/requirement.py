@@ -99,8 +99,9 @@ class RunRequirement:
 
     @property
     def field_names(self) -> list[str]:
-        """The names of the fields a user-input tool asks for."""
-        return [f.name for f in self.user_input_schema or []]
+        """The names of the fields the human is asked for: the schema's fields the model did not fill."""
+        given = self.tool_execution.tool_args or {}
+        return [f.name for f in self.user_input_schema or [] if f.name not in given]
 
     # -- what it waits for -------------------------------------------------------------------------
     @property
@@ -120,6 +121,7 @@ class RunRequirement:
 
     @property
     def needs_user_input(self) -> bool:
+        """While a field has no value (the model's arguments prefill the fields it was asked for)."""
         tool = self.tool_execution
         if not tool.requires_user_input or tool.answered:
             return False
@@ -197,17 +199,13 @@ class RunRequirement:
         return requirement
 
 
-def input_schema(parameters: dict[str, Any], fields: list[str]) -> list[UserInputField]:
-    """The fields a user-input tool asks for: ``fields``, or every parameter when none are named. They start
-    empty: the human gives them, whatever the model proposed in its arguments."""
+def input_schema(parameters: dict[str, Any], arguments: dict[str, Any]) -> list[UserInputField]:
+    """Every parameter of a user-input tool, as Agno lists them: those the model gave (the ``user_input_fields``
+    were hidden from it) prefilled with its values, the rest empty for the human."""
     properties = parameters.get("properties") or {}
-    asked = fields or list(properties)
-    schema = []
-    for name in asked:
-        spec = properties.get(name) or {}
-        schema.append(UserInputField(name=name, field_type=_PY_TYPES.get(spec.get("type", ""), str),
-                                     description=spec.get("description")))
-    return schema
+    return [UserInputField(name=name, field_type=_PY_TYPES.get(spec.get("type", ""), str),
+                           description=spec.get("description"), value=arguments.get(name))
+            for name, spec in properties.items()]
 
 
 def stored_requirement(data: dict[str, Any]) -> RunRequirement:

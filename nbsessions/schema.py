@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from nbsessions.metrics import Metrics
 from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
@@ -83,53 +84,6 @@ class Message:
 
 
 @dataclass
-class Metrics:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    time_to_first_token: float | None = None
-    duration: float | None = None
-    cost: float | None = None
-    tokens_estimated: bool = False  # counts estimated from the text (``Usage.estimated``), shown with "~"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # numbers and one flag
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
-        return cls(**_pick(cls, data or {}))
-
-    def add_usage_of(self, other: Metrics) -> None:
-        """Add another record's tokens and cost: a nested run's to its parent (whose time already includes
-        the nested run's), each run's to a session's total (``total`` handles the times)."""
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.total_tokens += other.total_tokens
-        self.cached_tokens += other.cached_tokens
-        self.reasoning_tokens += other.reasoning_tokens
-        self.tokens_estimated = self.tokens_estimated or other.tokens_estimated
-        if other.cost is not None:
-            self.cost = (self.cost or 0.0) + other.cost
-
-    @classmethod
-    def total(cls, runs: list[Metrics]) -> Metrics:
-        """Session metrics: tokens, durations and costs summed, time to first token averaged.
-
-        Cost stays ``None`` only when no run has a known cost, so one local-model run does not hide the rest.
-        """
-        out = cls()
-        for m in runs:
-            out.add_usage_of(m)
-        ttfts = [m.time_to_first_token for m in runs if m.time_to_first_token is not None]
-        durations = [m.duration for m in runs if m.duration is not None]
-        out.time_to_first_token = sum(ttfts) / len(ttfts) if ttfts else None
-        out.duration = sum(durations) if durations else None
-        return out
-
-
-@dataclass
 class StepOutput:
     """Agno's ``StepOutput``: what one workflow step produced (a function step may return one)."""
 
@@ -174,12 +128,20 @@ def stored_step(step: StepRecord | dict[str, Any]) -> StepRecord:
     return step if isinstance(step, StepRecord) else StepRecord.from_dict(step)
 
 
+AGNO_PROVIDERS = {"openai": "OpenAI"}
+
+
+def whole_seconds() -> int:
+    """Agno's ``RunOutput.created_at``: whole epoch seconds (runs are ordered by storage, never by this)."""
+    return int(time.time())
+
+
 @dataclass
 class RunOutput:
     run_id: str = field(default_factory=new_id)
     session_id: str = ""
     user_id: str | None = None
-    created_at: float = field(default_factory=now)
+    created_at: int = field(default_factory=whole_seconds)
     status: RunStatus = RunStatus.pending
     input: str = ""
     content: str = ""
@@ -194,11 +156,17 @@ class RunOutput:
     superseded_by: str | None = None
     variant_of: str | None = None  # regenerated runs: the first run of the slot they are variants of
     agent_name: str | None = None  # the agent (or team member) that made the run
+    agent_id: str | None = None
+    team_id: str | None = None  # a team's run: the team's id (Agno's ``TeamRunOutput.team_id``)
+    workflow_id: str | None = None
+    content_type: str = "str"
+    metadata: dict[str, Any] | None = None  # the agent's and the run's ``metadata=`` (Agno's run metadata)
     parent_run_id: str | None = None  # a team member's run, or a workflow step's run, nests under this run
     kind: str = "agent"  # agent | team | workflow
     steps: list[StepRecord] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
     requirements: list[RunRequirement] = field(default_factory=list)  # what a paused run waits for
+    tools: list[ToolExecution] = field(default_factory=list)  # every tool call of the run, executed or waiting
     # set by a team on its runs: member runs are read from the store when asked for
     _load_members: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
     tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
@@ -213,6 +181,17 @@ class RunOutput:
         """Requirements and steps given as dicts (stored, or from another process) become records."""
         self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
         self.steps = [stored_step(s) for s in self.steps]
+        waiting = {r.tool_call_id: r.tool_execution for r in self.requirements}
+        tools = [t if isinstance(t, ToolExecution) else ToolExecution.from_dict(t) for t in self.tools]
+        # a waiting call is one object in both lists, so answering it on ``tools`` answers the requirement
+        self.tools = [waiting.get(t.tool_call_id, t) for t in tools]
+        present = {id(t) for t in self.tools}
+        self.tools += [t for t in waiting.values() if id(t) not in present]  # stored before ``tools`` was
+
+    @property
+    def model_provider(self) -> str | None:
+        """``provider`` as Agno names it ("OpenAI" for the OpenAI models; ours keep their own names)."""
+        return AGNO_PROVIDERS.get(self.provider or "", self.provider)
 
     @property
     def member_responses(self) -> list[RunOutput]:
@@ -233,11 +212,6 @@ class RunOutput:
     def active_requirements(self) -> list[RunRequirement]:
         """What the paused run still waits for: requirements not answered yet."""
         return [r for r in self.requirements if not r.is_resolved()]
-
-    @property
-    def tools(self) -> list[ToolExecution]:
-        """The tool calls that paused the run (the other calls are in ``messages``)."""
-        return [r.tool_execution for r in self.requirements]
 
     @property
     def tools_requiring_confirmation(self) -> list[ToolExecution]:
@@ -272,7 +246,16 @@ class RunOutput:
         if self.model_origin is None:
             del data["model_origin"]
         data["requirements"] = [r.to_dict() for r in self.requirements]
+        waiting = {r.tool_call_id for r in self.requirements}  # stored once, in its requirement
+        data["tools"] = [t.to_dict() for t in self.tools if t.tool_call_id not in waiting]
         data["steps"] = [s.to_dict() for s in self.steps]
+        for name in ("agent_id", "team_id", "workflow_id", "metadata"):
+            if data[name] is None:
+                del data[name]  # no bytes for what most runs have not got
+        if self.metadata is not None:
+            data["metadata"] = _copied(self.metadata)
+        if not data["tools"]:
+            del data["tools"]
         return data
 
     @classmethod
@@ -287,6 +270,10 @@ class RunOutput:
         kwargs["requirements"] = list(kwargs.get("requirements") or [])
         kwargs["steps"] = [s for s in kwargs.get("steps") or [] if isinstance(s, dict)]  # junk never breaks a read
         kwargs["tools_offered"] = list(kwargs.get("tools_offered") or [])
+        kwargs["tools"] = [t for t in kwargs.get("tools") or [] if isinstance(t, dict)]
+        created = kwargs.get("created_at")
+        if isinstance(created, float):  # stored as float seconds before it was Agno's whole seconds
+            kwargs["created_at"] = int(created)
         return cls(**kwargs)
 
 
@@ -320,6 +307,11 @@ class Session:
     # set by whoever loaded the session: listing sessions never reads run bodies, ``runs`` does on first use
     _load_runs: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
     _runs: list[RunOutput] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def session_data(self) -> dict[str, Any]:
+        """Agno's ``session.session_data``: the session's state and name under Agno's keys (live, not copies)."""
+        return {"session_state": self.session_state, "session_name": self.session_name}
 
     @property
     def label(self) -> str:

@@ -16,7 +16,7 @@ from nbsessions.errors import ModelError
 from nbsessions.execution import Execution
 from nbsessions.llm.base import Model
 from nbsessions.schema import Metrics, RunOutput, RunStatus
-from nbsessions.tools import RunContext, Tool
+from nbsessions.tools import RunContext, Tool, stored_part
 
 MODES = ("coordinate", "route")
 ROUTE_INSTRUCTIONS = ("You lead a team. Pick the one member best suited to the task and hand it the task with "
@@ -101,9 +101,10 @@ class Team(Agent):
         return self._member_answer(member, context, run)
 
     def _member_options(self, member: Agent, context: RunContext) -> dict[str, Any]:
-        member.session_state = context.session_state
+        state = stored_part(context.session_state)  # the team run's own keys are the member run's to set
+        member.session_state = state
         return {"session_id": context.session_id, "user_id": context.user_id, "parent_run_id": context.run_id,
-                "session_state": context.session_state or None}
+                "session_state": state or None}
 
     def _member_failed(self, member: Agent, context: RunContext, exc: ModelError) -> str:
         self._count(context.run_id, exc.run)
@@ -112,7 +113,7 @@ class Team(Agent):
     def _member_answer(self, member: Agent, context: RunContext, run: RunOutput) -> str:
         self._count(context.run_id, run)
         stored = self.db.get_session(context.session_id).session_state
-        for key in [k for k in context.session_state if k not in stored]:  # the member's tools deleted it
+        for key in [k for k in stored_part(context.session_state) if k not in stored]:  # a member's tool deleted it
             del context.session_state[key]
         context.session_state.update(stored)
         if run.status == RunStatus.paused:

@@ -675,8 +675,8 @@ def test_reject_tells_the_model_and_never_calls_the_tool(db, drop_table, ledger)
     panel = panel_on(agent, run.session_id)
     panel.history.paused[0].reject.click()
     assert ledger == []
-    assert agent.db.get_run(run.run_id).content == "tool said: the user rejected the call to drop_table"
-    assert "the user rejected the call to drop_table" in panel.history.markup
+    assert agent.db.get_run(run.run_id).content == "tool said: Function call was rejected by the user"
+    assert "Function call was rejected by the user" in panel.history.markup
 
 
 def test_requested_fields_are_typed_as_text_and_read_as_json_when_they_parse(db, pay, ledger):
