@@ -9,8 +9,10 @@ tables use ``rich`` when it is installed, plain text otherwise.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
+import stat
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -18,7 +20,7 @@ from typing import TextIO
 from nbsessions.db.base import BaseDb
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import is_postgres_url, mask_url, open_store
-from nbsessions.errors import NbSessionsError, SessionNotFoundError
+from nbsessions.errors import NbSessionsError, SessionNotFoundError, StorageError, storage_warnings_as_lines
 from nbsessions.formatting import shorten, when
 from nbsessions.listing import match_session
 from nbsessions.render import format_cost, format_footer, format_in_out
@@ -158,11 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-u", "--user", help="only look among this user's sessions")
     export.add_argument("-f", "--format", choices=["md", "json", "csv", "ipynb"], default="md")
     export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
-    copy = sub.add_parser("copy", help="copy sessions and runs into another store (file or postgresql:// URL); "
-                          "running it again changes nothing")
+    copy = sub.add_parser("copy", help="merge sessions and runs into another store (file or postgresql:// URL); "
+                          "the target's newer changes are kept, and running it again changes nothing")
     copy.add_argument("db", metavar="SRC")
     copy.add_argument("target", metavar="DST", help="created when missing")
-    copy.add_argument("-u", "--user", help="only this user's sessions")
+    copy.add_argument("-u", "--user", help="only this user's sessions (with --owner: after owners are given)")
+    copy.add_argument("--owner", metavar="USER", help="give sessions that have no user (a notebook file's) to USER")
     copy.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -171,7 +174,8 @@ def cmd_copy(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
     from nbsessions.copying import copy_sessions
 
     with open_store(args.target) as target:
-        report = copy_sessions(db, target, user_id=args.user, progress=not args.no_progress, out=sys.stderr)
+        report = copy_sessions(db, target, user_id=args.user, owner=args.owner, progress=not args.no_progress,
+                               out=sys.stderr)
     out.write(f"{report} into {mask_url(str(args.target))}\n")
 
 
@@ -182,22 +186,47 @@ def open_db(path: str) -> BaseDb:
     """Open an existing database; refuse to create one (TinyDb would create a missing or empty file)."""
     if is_postgres_url(path):
         return open_store(path)
-    if not os.path.isfile(path):
-        raise NbSessionsError(f"{path}: no such database file")
-    if os.path.getsize(path) == 0:
-        raise NbSessionsError(f"{path} is empty: not an nbsessions database")
-    return TinyDb(path, read_only=True)  # reads a file (or folder) it may not write
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise StorageError(_missing(path, exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StorageError(f"{path} is a directory, not a database file: give the *.nbsessions.json file in it")
+    if not stat.S_ISREG(info.st_mode):
+        raise StorageError(f"{path} is {_KINDS.get(stat.S_IFMT(info.st_mode), 'a special file')}, not a "
+                           "database file")
+    if info.st_size == 0:
+        raise StorageError(f"{path} is empty: not an nbsessions database")
+    return TinyDb(path, read_only=True)  # reads a file (or folder) it may not write, and creates nothing
+
+
+_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device"}
+
+
+def _missing(path: str, exc: OSError) -> str:
+    """Why ``path`` cannot be looked at, saying what it is when it is there but leads nowhere."""
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symlink loop (links that lead back to themselves), not a database file"
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        return f"{path} is a symlink to {os.readlink(path)}, which does not exist"
+    if exc.errno == errno.ENOENT:
+        return f"{path}: no such database file"
+    if exc.errno == errno.ENOTDIR:
+        return f"{path}: no such database file (a part of the path is a file, not a folder)"
+    return f"{path} cannot be read ({exc.strerror or exc})"
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     out = out or sys.stdout
-    try:
-        with open_db(args.db) as db:
-            COMMANDS[args.command](db, args, out)
-    except (NbSessionsError, OSError) as exc:
-        sys.stderr.write(f"nbsessions: {clean(exc)}\n")
-        return 1
+    with storage_warnings_as_lines(lambda line: sys.stderr.write(clean(line))):  # a torn last line, say
+        try:
+            with open_db(args.db) as db:
+                COMMANDS[args.command](db, args, out)
+        except (NbSessionsError, OSError) as exc:
+            sys.stderr.write(f"nbsessions: {clean(exc)}\n")
+            return 1
     return 0
 
 

@@ -10,12 +10,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbsessions import run_log
+from nbsessions import run_log, run_writes
+from nbsessions.arguments import DbLike, ModelLike, as_db, as_model
 from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context
 from nbsessions.db.base import BaseDb
-from nbsessions.db.memory import InMemoryDb
-from nbsessions.errors import InvalidInputError
 from nbsessions.execution import Execution
 from nbsessions.history_tools import chat_history_tool, past_session_tools
 from nbsessions.inspect_context import SentContext, run_context
@@ -32,7 +31,7 @@ from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summa
 from nbsessions.system_message import SystemPrompt, build_system_message, check_instructions
 from nbsessions.tools import RunContext, Tool, make_tool, runtime_state, update_session_state
 from nbsessions.unsupported import refuse_unsupported
-from nbsessions.validate import check_count, check_json, check_text, check_user_id, refuse_secrets
+from nbsessions.validate import check_count, check_json, check_prompt, check_text, check_user_id, refuse_secrets
 from nbsessions.variants import VariantsMixin
 
 if TYPE_CHECKING:
@@ -47,8 +46,8 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
 
     def __init__(
         self,
-        model: Model | None = None,
-        db: BaseDb | None = None,
+        model: ModelLike | None = None,
+        db: DbLike | None = None,
         *,
         user_id: str | None = None,
         session_id: str | None = None,
@@ -98,8 +97,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         ``num_past_sessions_to_search`` are Agno 3's names for ``search_session_history`` /
         ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway).
         ``description`` ... ``system_message`` build the system message as Agno's do (``system_message.py``);
-        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno)."""
+        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno).
+        ``model`` may be a name (``"gpt-5.2"``, ``"openai:gpt-4o"``) and ``db`` a path or URL (``arguments.py``)."""
         refuse_unsupported(type(self).__name__, unsupported)
+        model, summary_model = as_model(model), as_model(summary_model, "summary_model")
         check_instructions(instructions)
         self.system_prompt = SystemPrompt(description, role, expected_output, additional_context, markdown,
                                           add_datetime_to_context, datetime_format, timezone_identifier,
@@ -117,7 +118,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                             ("max_history_tokens", max_history_tokens)):
             check_count(count, what)
         self.model = model or OfflineModel()
-        self.db = db if db is not None else InMemoryDb()
+        self.db = as_db(db)  # last: a bad argument above leaves no file behind
         self.user_id = user_id
         self.session_id = session_id
         self.add_history_to_context = add_history_to_context
@@ -173,8 +174,9 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                num_history_runs: int | None, num_history_messages: int | None, max_history_tokens: int | None,
                **options: Any) -> Execution:
         """Check the prompt, open the session and store the new run: what ``run`` and ``arun`` share."""
-        if not isinstance(input, str) or not input.strip():
-            raise InvalidInputError("the prompt is empty: give the model something to answer")
+        check_prompt(input)
+        options["model"] = as_model(options.get("model"))
+        self._check_parent(options.get("parent_run_id"), options.get("session_id"))
         self._check_run_input(input, options.get("user_id"), session_state, options.get("instructions"),
                               options.get("model"), (num_history_runs, num_history_messages, max_history_tokens))
         if options.get("metadata") is not None:
@@ -198,6 +200,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         """What ``run`` with the same arguments would send now — built by the run's own code, sent nowhere,
         stored nowhere (a dry run for prompt testing)."""
         given = given_options(ContextOptions, options, f"{type(self).__name__}.preview_context")
+        given["model"] = as_model(given["model"])
         history = self._history_policy(given.pop("add_history_to_context"), given.pop("num_history_runs"),
                                        given.pop("num_history_messages"), given.pop("max_history_tokens"))
         run, chosen, _ = self._plan(input or "", session_id=session_id, history=history, execution_count=None,
@@ -306,11 +309,15 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return run, model, session.session_state
 
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        self.db.upsert_run(run, durable=False)  # the outcome is written durably when the run ends
-        self._emit("run", run.session_id)
-        if self.debug_mode or run.run_id in self._debug_runs:
+        """The run, ready to go: stored only once its stream is iterated (``_store_start``)."""
+        execution = self._start(run, model, session_state)
+        execution.begin = self._store_start
+        return execution
+
+    def _store_start(self, execution: Execution) -> None:
+        run = execution.run
+        if run_writes.begin(self.db, run, self._emit) and (self.debug_mode or run.run_id in self._debug_runs):
             run_log.log_sent(run)
-        return self._start(run, model, session_state)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         state = {**session_state, **runtime_state(run.run_id, run.session_id, run.user_id)}  # Agno's run keys
@@ -343,13 +350,11 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
             run.messages = [m for m in run.messages if not m.from_history]
         execution.record_usage()
         self._add_nested_usage(run)
-        self.db.upsert_run(run)
+        if not run_writes.store_outcome(self.db, run, execution.state_changes(), execution.state_deletions()):
+            return  # its session was deleted meanwhile: nothing of it is stored
         if self.debug_mode or run.run_id in self._debug_runs:
             run_log.log_outcome(run)
             self._debug_runs.discard(run.run_id)
-        changes, deleted = execution.state_changes(), execution.state_deletions()
-        if changes or deleted:
-            self.db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
         if status == RunStatus.completed and run.variant_of:
             self.choose_variant(run.run_id)
         elif status == RunStatus.completed and run.cell_id:

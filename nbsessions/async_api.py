@@ -1,12 +1,14 @@
 """The async face of agents and teams: ``arun``, ``acontinue_run`` and the ``aget_*`` session getters.
 
 ``arun`` is not a second run loop: it opens the run as ``run`` does and drives the same engine through the
-model's async transport (``streams.adrive``). The getters read local stores, which answer in well under a
-millisecond, so they run on the loop rather than in a thread.
+model's async transport (``streams.adrive``). Every store call — opening the run, its writes, the getters —
+runs in a worker thread (``asyncio.to_thread``), never on the event loop: a store that answers slowly (a remote
+PostgreSQL, a busy disk) would otherwise stall every task of the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -32,7 +34,7 @@ def _async_twin(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     """``a<name>``: awaitable, with the same arguments and result as the sync getter of that name."""
 
     async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self, name)(*args, **kwargs)
+        return await asyncio.to_thread(getattr(self, name), *args, **kwargs)
 
     sync = getattr(SessionsMixin, name, None)
     if sync is not None:
@@ -53,6 +55,7 @@ class AsyncRunsMixin(AsyncSessionsMixin):
     if TYPE_CHECKING:
         def _begin(self, input: str, **options: Any) -> Execution: ...
         def _resume(self, run_response: Any = None, **answers: Any) -> Execution: ...
+        def _session_for_run(self, session_id: str | None) -> str: ...
 
     @spelled_out(RunOptions)
     def arun(self, input: str, *, stream: bool = False, stream_events: bool = False, yield_run_output: bool = False,
@@ -62,13 +65,11 @@ class AsyncRunsMixin(AsyncSessionsMixin):
         run as cancelled.
         """
         given = given_options(RunOptions, options, f"{type(self).__name__}.arun")
+        given["session_id"] = self._session_for_run(given.get("session_id"))  # here, not racing in threads
+        start = functools.partial(self._begin, input, **given)
         if stream:
-            return AsyncRunStream(self._begin(input, **given), stream_events=stream_events,
-                                  yield_run_output=yield_run_output)
-        return self._arun(input, given, caller_task())
-
-    async def _arun(self, input: str, options: dict[str, Any], caller: Any) -> RunOutput:
-        return await acomplete(self._begin(input, **options), caller)
+            return AsyncRunStream(start, stream_events=stream_events, yield_run_output=yield_run_output)
+        return acomplete(start, caller_task())
 
     @spelled_out(ContinueOptions)
     def acontinue_run(self, run_response: RunOutput | str | None = None, *, stream: bool | None = None,
@@ -76,14 +77,10 @@ class AsyncRunsMixin(AsyncSessionsMixin):
                       **answers: Unpack[ContinueOptions]) -> Coroutine[Any, Any, RunOutput] | AsyncRunStream:
         """``continue_run`` on the event loop, as ``arun`` is ``run``'s twin (the same arguments)."""
         given = given_options(ContinueOptions, answers, f"{type(self).__name__}.acontinue_run")
+        start = functools.partial(self._resume, run_response, **given)
         if stream:
-            return AsyncRunStream(self._resume(run_response, **given), stream_events=bool(stream_events),
-                                  yield_run_output=yield_run_output)
-        return self._acontinue(run_response, given, caller_task())
-
-    async def _acontinue(self, run_response: RunOutput | str | None, answers: dict[str, Any],
-                         caller: Any) -> RunOutput:
-        return await acomplete(self._resume(run_response, **answers), caller)
+            return AsyncRunStream(start, stream_events=bool(stream_events), yield_run_output=yield_run_output)
+        return acomplete(start, caller_task())
 
 
 for _name in SESSION_GETTERS:

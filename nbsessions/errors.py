@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
+
+from nbsessions.redact import redact
 
 if TYPE_CHECKING:
     from nbsessions.schema import RunOutput
 
 
 class NbSessionsError(Exception):
-    """Base of every error nbsessions raises on purpose."""
+    """Base of every error nbsessions raises on purpose; its message never holds a secret (a server's error
+    body may quote the API key), so whatever shows or stores it is safe."""
+
+    def __init__(self, *args: object):
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ModelError(NbSessionsError):
@@ -62,8 +71,17 @@ class SessionAccessError(NbSessionsError, PermissionError):
     """The session belongs to another user; nbsessions never reads or writes across users."""
 
 
+class RunNotPausedError(NbSessionsError, ValueError):
+    """``continue_run`` on a run that is not (or no longer) paused: another continue took it, or it ended."""
+
+
 class StorageError(NbSessionsError):
-    """The database file cannot be used as it is; it was left untouched."""
+    """A file cannot be used as asked (the database, an export being written); it was left as it was."""
+
+
+class StorageWarning(RuntimeWarning):
+    """The database was read but something was skipped or postponed (a torn last line, a compaction that failed);
+    the magic and the CLI show it as one plain line."""
 
 
 class CorruptDatabaseError(StorageError):
@@ -73,3 +91,20 @@ class CorruptDatabaseError(StorageError):
 def exception_line(exc: BaseException) -> str:
     """An exception's message on one line (its type name when it has none): what runs store as ``error``."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def storage_warnings_as_lines(write: Callable[[str], object]) -> Iterator[None]:
+    """Inside, each ``StorageWarning`` is written as one plain line (Python shows a warning as a library path and
+    a line of its source code); other warnings go on to Python as they came."""
+    seen: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", StorageWarning)
+            yield
+    finally:
+        for w in seen:
+            if issubclass(w.category, StorageWarning):
+                write(f"nbsessions: warning: {' '.join(str(w.message).split())}\n")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)

@@ -45,6 +45,11 @@ class Cancelled(Exception):
     """Raised inside a run when ``cancel_run`` was called for it."""
 
 
+class StreamClosed(BaseException):  # noqa: N818 - a way to stop, like GeneratorExit, not an error
+    """Thrown into the engine by a driver whose stream was closed: the engine stores the run as cancelled (through
+    ``StoreCall``, so an async driver makes that write off the event loop) and lets it propagate."""
+
+
 @dataclass
 class ModelRequest:
     """The engine asks its driver to open a model stream on these messages (``tools`` None: no tools)."""
@@ -61,6 +66,14 @@ class ToolRequest:
     tool: Tool
     arguments: dict[str, Any]
     context: RunContext
+
+
+@dataclass
+class StoreCall:
+    """The engine asks its driver to make a store call (the sync driver calls it; the async one in a worker
+    thread, so storage never blocks the event loop) and send back its result."""
+
+    call: Callable[[], Any]
 
 
 class _Marker:
@@ -98,6 +111,7 @@ class Execution:
     context: RunContext
     is_cancelled: Callable[[str], bool]
     finish: Callable[[Execution, RunStatus, str | None], None]
+    begin: Callable[[Execution], None] = lambda execution: None  # the run's first write (or claim)
     usage: Usage | None = None
     initial_state: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -113,10 +127,16 @@ class Execution:
     def steps(self) -> Steps:
         """The run as a conversation with its driver: yields events and requests, receives what was asked for.
 
-        A provider failure is stored, reported as ``RunErrorEvent`` and raised as ``ModelError``; ``cancel_run``
-        ends the stream with ``RunCancelledEvent``; Ctrl-C, a closed stream or a cancelled task store the run
-        as cancelled and propagate.
+        Nothing is stored before the driver first steps it (a stream nobody iterates stores nothing); then
+        ``begin`` writes the run (a continue claims it, or raises when another continue did). A provider failure
+        is stored, reported as ``RunErrorEvent`` and raised as ``ModelError``; ``cancel_run`` ends the stream with
+        ``RunCancelledEvent``; Ctrl-C, a closed stream or a cancelled task store the run as cancelled and
+        propagate. A run whose session was deleted meanwhile is not stored and ends with ``RunCancelledEvent``.
         """
+        yield StoreCall(lambda: self.begin(self))
+        if self.run.status == RunStatus.cancelled:  # its session is gone: nothing was stored, nothing runs
+            yield self.event(RunCancelledEvent, reason=self.run.error)
+            return
         try:
             yield PREPARE  # SDK import and client set-up are not the model's latency
             self.started = time.perf_counter()
@@ -127,20 +147,25 @@ class Execution:
                 yield self.event(RunStartedEvent, model=self.run.model or "", model_provider=self.run.provider or "")
             status = yield from self._rounds()
         except Cancelled:
-            self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
+            yield self._end(RunStatus.cancelled, "cancelled before the reply ended")
             yield self.event(RunCancelledEvent, reason=self.run.error)
             return
         except Exception as exc:  # any failure of the model becomes a stored, one-line error
-            self.finish(self, RunStatus.error, one_line(exc))
+            yield self._end(RunStatus.error, one_line(exc))
             yield self.event(RunErrorEvent, content=self.run.error, error_type=type(exc).__name__)
             typed = ({"status_code": exc.status_code, "retry_after": exc.retry_after, "kind": exc.kind}
                      if isinstance(exc, ModelError) else {})
             raise ModelError(self.run.error or "model failed", run=self.run, **typed) from exc
-        except BaseException:  # Ctrl-C, a closed stream, a cancelled task: keep what arrived, then stop
+        except GeneratorExit:  # closed without its driver (collected): no driver left to make the write
             self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
             raise
-        self.finish(self, status, None)
-        if status == RunStatus.paused:
+        except BaseException:  # Ctrl-C, a closed stream, a cancelled task: keep what arrived, then stop
+            yield self._end(RunStatus.cancelled, "cancelled before the reply ended")
+            raise
+        yield self._end(status, None)
+        if self.run.status == RunStatus.cancelled:  # the session was deleted while the run streamed
+            yield self.event(RunCancelledEvent, reason=self.run.error)
+        elif status == RunStatus.paused:
             waiting = [r for r in self.run.requirements if not r.resolved]
             yield self.event(RunPausedEvent, tools=[r.tool_execution for r in waiting], requirements=waiting)
         else:
@@ -153,9 +178,9 @@ class Execution:
         return kind(agent_id=self.agent_id, agent_name=self.agent_name or "", run_id=self.run.run_id,
                     parent_run_id=self.run.parent_run_id, session_id=self.run.session_id, **fields)
 
-    def cancel_unstarted(self) -> None:
-        """A stream closed before its first event never ran its generator: store the run as cancelled here."""
-        self.finish(self, RunStatus.cancelled, "cancelled before the reply started")
+    def _end(self, status: RunStatus, error: str | None) -> StoreCall:
+        """The run's final write, for the driver to make: ``finish`` stores the outcome, exactly once."""
+        return StoreCall(lambda: self.finish(self, status, error))
 
     def _rounds(self) -> Generator[Any, Any, RunStatus]:
         """Ask the model, run the tools it calls, ask again — until it answers or a tool needs a human."""

@@ -9,25 +9,50 @@ writers sit in the presentation layer below those three surfaces.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import time
 from typing import Any
 
+from nbsessions.errors import InvalidInputError, StorageError
 from nbsessions.formatting import when_precise
 from nbsessions.render import format_footer
 from nbsessions.schema import RunOutput, RunStatus, Session
 
+FORMATS = ("md", "json", "csv", "ipynb")
+SESSION_ONLY = frozenset({"ipynb"})  # a comparison or a batch has no notebook form
 EXPORT_FORMAT = "nbsessions.export"
 EXPORT_VERSION = 1
 
 
 def write_private(path: str | os.PathLike[str], text: str) -> None:
-    """Write an export readable by its owner only (``0600``, also when it replaces an existing file)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with open(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    """Write an export readable by its owner only (``0600``), whole or not at all.
+
+    The text goes to a temporary file beside ``path`` that replaces it only once complete, so a full disk leaves
+    no half-written export (and an existing file as it was); any failure is one ``StorageError`` naming the path.
+    """
+    target = os.path.realpath(path)  # through a symlink, as writing to it would: the link stays a link
+    if os.path.isdir(target):
+        raise InvalidInputError(f"{os.fspath(path)} is a directory: give a file path such as "
+                                f"{os.path.join(os.fspath(path), 'session.md')}")
+    folder, name = os.path.split(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # created 0600
+        try:
+            with open(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise StorageError(f"could not write {os.fspath(path)}: {exc.strerror or exc}; nothing was written") \
+            from None
 
 
 def fence_for(text: str) -> str:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import html
 import sys
 import time
+from types import ModuleType
 from typing import Any
-
-import nbformat
-from nbformat import v4
 
 from nbsessions.formatting import when
 from nbsessions.render import format_cost, reply_bundle
@@ -23,6 +21,14 @@ from nbsessions.templating import escape_prompt
 IPYNB_FORMAT = "nbsessions.ipynb"
 IPYNB_VERSION = 1
 KERNEL_NAME = "python3"  # the name ipykernel installs its kernelspec under
+
+
+def _v4() -> ModuleType:
+    """``nbformat.v4``, imported on the first export: nbformat brings jsonschema (~1 s to import), which
+    ``%load_ext nbsessions`` must not pay for an export nobody asked for yet."""
+    from nbformat import v4
+
+    return v4
 
 
 def kernel_language_info() -> dict[str, Any]:
@@ -89,7 +95,7 @@ def _marks(run: RunOutput) -> list[str]:
 
 
 def _text(lines: list[str]) -> list[Any]:
-    return [v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")] if lines else []
+    return [_v4().new_output("stream", name="stdout", text="\n".join(lines) + "\n")] if lines else []
 
 
 def _steps(run: RunOutput) -> list[str]:
@@ -113,6 +119,7 @@ def _members(run: RunOutput, nested: list[RunOutput]) -> list[str]:
 
 def _outputs(run: RunOutput, label: str, nested: list[RunOutput]) -> list[Any]:
     """What the live cell ended with: the reply and footer, then an error line or a note on what the run was."""
+    v4 = _v4()
     outputs: list[Any] = _text(_steps(run))
     if run.content or run.status == RunStatus.completed:
         outputs.append(v4.new_output("display_data", data=reply_bundle(run, label)))
@@ -133,7 +140,7 @@ def _outputs(run: RunOutput, label: str, nested: list[RunOutput]) -> list[Any]:
 
 def _run_cell(run: RunOutput, number: int, session: Session, nested: list[RunOutput]) -> Any:
     prompt = escape_prompt(run.input)
-    cell = v4.new_code_cell(source=f"%%agent -s {session.session_id[:8]}\n{prompt}",
+    cell = _v4().new_code_cell(source=f"%%agent -s {session.session_id[:8]}\n{prompt}",
                             execution_count=number, outputs=_outputs(run, _label(session), nested))
     cell.metadata["nbsessions"] = {"run_id": run.run_id, "status": run.status.value, "model": run.model,
                                    "kind": run.kind, "superseded_by": run.superseded_by,
@@ -146,6 +153,9 @@ def _run_cell(run: RunOutput, number: int, session: Session, nested: list[RunOut
 def session_notebook(session: Session, runs: list[RunOutput]) -> Any:
     """The session as an ``nbformat`` v4 notebook (validated), one cell per top-level run; a team's member runs
     and a workflow's steps are listed as text under their run (their tokens are already in its totals)."""
+    import nbformat
+
+    v4 = _v4()
     top = [r for r in runs if not r.parent_run_id]
     nb = v4.new_notebook()
     nb.metadata["kernelspec"] = kernelspec()
@@ -161,4 +171,6 @@ def session_notebook(session: Session, runs: list[RunOutput]) -> Any:
 
 
 def session_ipynb(session: Session, runs: list[RunOutput]) -> str:
+    import nbformat
+
     return nbformat.writes(session_notebook(session, runs))

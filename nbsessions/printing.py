@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from nbsessions import formatting as fmt
+from nbsessions.redact import StreamRedactor, redact
 from nbsessions.run_options import RunOptions, given_options, spelled_out
 from nbsessions.schema import RunOutput, RunStatus
 
@@ -21,8 +22,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
-    """Model text without control characters (newlines and tabs kept)."""
-    return _CONTROL.sub("", text)
+    """Model text without control characters (newlines and tabs kept), and without secrets."""
+    return redact(_CONTROL.sub("", text))
 
 
 def footer(run: RunOutput) -> str:
@@ -32,25 +33,27 @@ def footer(run: RunOutput) -> str:
              f"{fmt.tokens(m.output_tokens, m.tokens_estimated)} out tokens", fmt.seconds(m.duration), fmt.cost(m.cost)]
     if run.status != RunStatus.completed:
         parts.append(run.status.value + (f": {run.error}" if run.error else ""))
-    return "— " + " · ".join(parts)
+    return "— " + printable(" · ".join(parts))
 
 
 def _start(input: str, show_message: bool) -> None:
     if show_message:
-        print(f"Message: {input}\n", flush=True)
+        print(f"Message: {printable(input)}\n", flush=True)
 
 
-def _show(item: Any) -> RunOutput | None:
+def _show(item: Any, shown: StreamRedactor) -> RunOutput | None:
     """Print a streamed event's text; the run itself (the stream's last item) is returned, not printed."""
     if isinstance(item, RunOutput):
         return item
-    print(printable(str(item)), end="", flush=True)
+    print(shown.feed(_CONTROL.sub("", str(item))), end="", flush=True)
     return None
 
 
-def _end(run: RunOutput, streamed: bool) -> None:
-    if not streamed:
+def _end(run: RunOutput, streamed: StreamRedactor | None) -> None:
+    if streamed is None:
         print(printable(run.content), end="")
+    else:
+        print(streamed.flush(), end="")
     print(f"\n\n{footer(run)}", flush=True)
 
 
@@ -72,11 +75,11 @@ class PrintingMixin:
         given = given_options(RunOptions, options, f"{type(self).__name__}.print_response")
         _start(input, show_message)
         if not stream:
-            return _end(self.run(input, **given), streamed=False)
-        run = None
+            return _end(self.run(input, **given), streamed=None)
+        run, shown = None, StreamRedactor()
         for item in self.run(input, stream=True, yield_run_output=True, **given):
-            run = _show(item) or run
-        return _end(run, streamed=True) if run is not None else None
+            run = _show(item, shown) or run
+        return _end(run, streamed=shown) if run is not None else None
 
     @spelled_out(RunOptions)
     async def aprint_response(self, input: str, *, stream: bool | None = None, markdown: bool | None = None,
@@ -85,8 +88,8 @@ class PrintingMixin:
         given = given_options(RunOptions, options, f"{type(self).__name__}.aprint_response")
         _start(input, show_message)
         if not stream:
-            return _end(await self.arun(input, **given), streamed=False)
-        run = None
+            return _end(await self.arun(input, **given), streamed=None)
+        run, shown = None, StreamRedactor()
         async for item in self.arun(input, stream=True, yield_run_output=True, **given):
-            run = _show(item) or run
-        return _end(run, streamed=True) if run is not None else None
+            run = _show(item, shown) or run
+        return _end(run, streamed=shown) if run is not None else None

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import html
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import nh3
-from markdown_it import MarkdownIt
 
 from nbsessions import formatting as fmt
 from nbsessions import highlight
 from nbsessions.schema import Metrics, RunOutput, RunStatus
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 # Images are left out: an <img> loads a URL as soon as it renders, which lets an injected reply send data
 # out of the notebook. Markdown images become plain links the user may choose to follow.
@@ -35,6 +38,9 @@ _SAFE_CLASSES = {"span": set(highlight.TOKEN_CLASSES)}
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    """Built on the first reply shown (markdown-it is imported then, not when the extension loads)."""
+    from markdown_it import MarkdownIt
+
     # html=False: raw HTML in a reply (a model explaining <div>) is shown as text, not silently dropped.
     md = MarkdownIt("commonmark", {"html": False, "highlight": highlight.code_html}).enable(
         ["table", "strikethrough"])

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nbsessions.errors import SessionNotFoundError
+from nbsessions import run_writes
+from nbsessions.errors import RunNotPausedError, SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.liveness import current_writer
@@ -28,8 +29,10 @@ def resume(agent: Any, run_response: RunOutput | str | None = None, *, run_id: s
     if session_id and session_id != run.session_id:
         raise SessionNotFoundError(f"run {run_id[:8]} is not in session {session_id[:8]}")
     session = agent._session(run.session_id)
+    if run.status == RunStatus.running:
+        raise RunNotPausedError(f"run {run_id[:8]} is no longer paused: another continue_run is running it")
     if run.status != RunStatus.paused:
-        raise ValueError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
+        raise RunNotPausedError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
     pending = [r for r in run.requirements if not r.resolved]
     merge_answers(run.requirements, given)
     apply_shortcuts(pending, approve, user_input or {}, results or {})
@@ -40,5 +43,5 @@ def resume(agent: Any, run_response: RunOutput | str | None = None, *, run_id: s
     execution.resolve()
     execution.continued = True
     run.status, run.writer = RunStatus.running, current_writer()
-    agent.db.upsert_run(run)
+    execution.begin = lambda e: run_writes.claim(agent.db, e.run, agent._emit)  # once, as the stream starts
     return execution

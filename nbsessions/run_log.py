@@ -1,17 +1,26 @@
 """Agno's ``debug_mode``: the messages a run sends and the reply it gets, logged at DEBUG.
 
 Through the ``logging`` module (logger ``nbsessions.debug``), so a notebook or an application decides where
-they go. Only messages are logged: a prompt that holds the model's key is refused before it is sent, and the
-key itself is never part of a message.
+they go. Every line passes the redaction step first (a reply or a tool result may quote a key).
 """
 
 from __future__ import annotations
 
 import logging
 
+from nbsessions.redact import redact
 from nbsessions.schema import RunOutput
 
 logger = logging.getLogger("nbsessions.debug")
+
+
+def _redacted(record: logging.LogRecord) -> bool:
+    """The record's text with secrets redacted, formatted once here so no handler sees the raw arguments."""
+    record.msg, record.args = redact(record.getMessage()), None
+    return True
+
+
+logger.addFilter(_redacted)
 
 
 def enable() -> None:

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from nbsessions.metrics import Metrics
+from nbsessions.redact import redact_data
 from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
@@ -256,7 +257,7 @@ class RunOutput:
             data["metadata"] = _copied(self.metadata)
         if not data["tools"]:
             del data["tools"]
-        return data
+        return redact_data(data)  # what leaves the object is kept or shown somewhere: never a secret
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], sources: dict[str, list[dict[str, Any]]] | None = None) -> RunOutput:
@@ -354,7 +355,7 @@ class Session:
         data = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         for name in ("session_state", "metadata", "forked_from"):
             data[name] = _copied(data[name])
-        return data
+        return redact_data(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:

@@ -22,6 +22,7 @@ from nbsessions.validate import check_json, check_text, check_user_id
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
 TITLE_TOKENS = 24  # a title is a few words: a small model must not ramble for seconds
+TITLE_REQUEST = "Give a title of at most 6 words, no quotes, for a chat that starts with:"
 TITLE_WIDTH = 60
 ACTIVE_SESSION_KEY = "active_session_id"  # in the store's meta table: the session new cells continue
 
@@ -118,6 +119,16 @@ class SessionsMixin:
         if not self.session_id:
             self.session_id = new_id()
         return self.session_id
+
+    def _check_parent(self, parent_run_id: Any, session_id: str | None) -> None:
+        """A nested run's parent must be a run of the session it goes to, or nobody would ever see it."""
+        if parent_run_id is None:
+            return
+        check_text(parent_run_id, "parent_run_id", empty=False)
+        parent = self.db.get_run(parent_run_id)
+        if parent is None or parent.session_id != (session_id or self.session_id):
+            raise InvalidInputError(f"parent_run_id {parent_run_id!r} is not a run of this run's session: a nested "
+                                    "run goes in its parent's session (pass that session_id)")
 
     def _open_session(self, session_id: str, user_id: str | None) -> Session:
         """Load the session or create it, in one step of the store; another user's is refused, never written."""
@@ -249,9 +260,8 @@ class SessionsMixin:
         sid = self._current(session_id)
         if autogenerate:
             session_name = self._generate_name(sid, model or self.model)
-        if not session_name or not session_name.strip():
+        if session_name is None or not check_text(session_name, "session_name").strip():
             raise InvalidInputError("a session name cannot be empty (or pass autogenerate=True)")
-        check_text(session_name, "session_name")
         self._session(sid)
         session = self.db.update_session(sid, session_name=session_name.strip())  # made unique by the store
         self._emit("session", sid)
@@ -279,11 +289,10 @@ class SessionsMixin:
         if not first:
             raise ValueError("the session has no runs to name it from")
         if not model.is_scripted:
-            ask = [Message(role="user", content="Give a title of at most 6 words, no quotes, for a chat "
-                           f"that starts with:\n\n{first[:2000]}")]
+            ask = [Message(role="user", content=f"{TITLE_REQUEST}\n\n{first[:2000]}")]
             reply = model.with_max_tokens(TITLE_TOKENS).complete(ask)
             title = short_title("".join(x for x in reply if isinstance(x, str)))
-            if title:
+            if title and not repeats_title_request(title):
                 return title
         words = first.split()
         return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
@@ -352,6 +361,14 @@ def _runs_up_to(runs: list[RunOutput], run_id: str | None, session_id: str) -> l
         if run.parent_run_id in kept:
             kept.add(run.run_id)
     return [r for r in runs if r.run_id in kept]
+
+
+def repeats_title_request(title: str) -> bool:
+    """Whether a title repeats four words in a row of the request for it (an echoing server, a model that
+    misread it): such a title names nothing, and the prompt's first words are used instead."""
+    asked = re.findall(r"\w+", TITLE_REQUEST.lower())
+    said = " " + " ".join(re.findall(r"\w+", title.lower())) + " "
+    return any(f" {' '.join(asked[i:i + 4])} " in said for i in range(len(asked) - 3))
 
 
 def short_title(reply: str) -> str:

@@ -8,12 +8,22 @@ cancelled task close the engine, which stores the run as cancelled with what had
 
 from __future__ import annotations
 
-import inspect
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from nbsessions.events import ALWAYS_STREAMED, BaseAgentRunEvent
-from nbsessions.execution import END, NEXT_ITEM, PREPARE, Execution, ModelRequest, Steps, ToolRequest
+from nbsessions.execution import (
+    END,
+    NEXT_ITEM,
+    PREPARE,
+    Execution,
+    ModelRequest,
+    Steps,
+    StoreCall,
+    StreamClosed,
+    ToolRequest,
+)
 from nbsessions.interrupts import ctrl_c_cancels
 from nbsessions.llm.base import Model
 from nbsessions.resumable import Cursor
@@ -34,12 +44,16 @@ def drive(steps: Steps, execution: Execution) -> Iterator[Event]:
             with cursor.answering():  # the model's failure, or Ctrl-C inside it: the engine stores it
                 cursor.reply(_serve(need, port))
     finally:
-        port.close()
-        steps.close()
+        try:
+            port.close()
+        finally:
+            for need in _closing(steps):  # a stream closed mid-run: the engine stores it as cancelled
+                need.call()
 
 
 async def adrive(steps: Steps, execution: Execution) -> AsyncIterator[Event]:
-    """The same, on the event loop: the model through ``Model.astream``, tools through ``Tool.acall``."""
+    """The same, on the event loop: the model through ``Model.astream``, tools through ``Tool.acall``, and the
+    store in a worker thread."""
     port = _AsyncPort(execution.model)
     cursor = Cursor(steps)
     try:
@@ -53,7 +67,23 @@ async def adrive(steps: Steps, execution: Execution) -> AsyncIterator[Event]:
         try:
             await port.close()
         finally:
-            steps.close()
+            for need in _closing(steps):
+                await asyncio.to_thread(need.call)
+
+
+def _closing(steps: Steps) -> Iterator[StoreCall]:
+    """Stop the engine as ``steps.close()`` would, giving the store writes it makes on the way (the run stored
+    as cancelled) to the caller, which makes them where it makes every store call; an ended engine gives none."""
+    try:
+        need = steps.throw(StreamClosed())
+        while True:
+            if isinstance(need, StoreCall):
+                yield need
+            need = steps.send(None)  # events of a closed stream have nobody to go to
+    except (StreamClosed, StopIteration):
+        return
+    finally:
+        steps.close()
 
 
 def _serve(need: Any, port: Any) -> Any:
@@ -61,6 +91,8 @@ def _serve(need: Any, port: Any) -> Any:
     ``_AsyncPort``."""
     if need is NEXT_ITEM:
         return port.next_item()
+    if isinstance(need, StoreCall):
+        return port.store(need)
     if isinstance(need, ModelRequest):
         return port.open(need)
     if need is PREPARE:
@@ -96,6 +128,9 @@ class _Port:
     def call_tool(self, request: ToolRequest) -> Any:
         return request.tool.call(request.arguments, request.context)
 
+    def store(self, request: StoreCall) -> Any:
+        return request.call()
+
     def close(self) -> None:
         close = getattr(self.stream, "close", None)
         if close is not None:
@@ -122,6 +157,9 @@ class _AsyncPort:
     async def call_tool(self, request: ToolRequest) -> Any:
         return await request.tool.acall(request.arguments, request.context)
 
+    def store(self, request: StoreCall) -> Awaitable[Any]:
+        return asyncio.to_thread(request.call)  # never on the loop: a slow store would stall every task
+
     async def close(self) -> None:
         close = getattr(self.stream, "aclose", None)
         if close is not None:
@@ -135,8 +173,9 @@ def _wanted(event: Event, stream_events: bool) -> bool:
 class RunStream:
     """The events of a streaming run (``for event in agent.run(..., stream=True)``).
 
-    ``.run`` is the RunOutput, final once iteration ends; ``close()`` stops early and stores the run as
-    cancelled with what had arrived — even before the first event.
+    ``.run`` is the RunOutput, final once iteration ends. Nothing is stored until the first event is asked for,
+    so a stream nobody iterates leaves no run behind; ``close()`` stops early and stores the run as cancelled
+    with what had arrived.
     """
 
     def __init__(self, execution: Execution, *, stream_events: bool = False, yield_run_output: bool = False) -> None:
@@ -173,23 +212,29 @@ class RunStream:
         return self
 
     def close(self) -> None:
-        if inspect.getgeneratorstate(self._events) == inspect.GEN_CREATED:
-            self._execution.cancel_unstarted()
         self._events.close()
 
 
 class AsyncRunStream:
-    """The async twin of ``RunStream`` (``async for event in agent.arun(..., stream=True)``); ``aclose()`` stops."""
+    """The async twin of ``RunStream`` (``async for event in agent.arun(..., stream=True)``); ``aclose()`` stops.
 
-    def __init__(self, execution: Execution, *, stream_events: bool = False, yield_run_output: bool = False) -> None:
-        self._execution = execution
-        self.run = execution.run
-        self._started = False
+    Opening the run (session, context) is a store call too, so it waits for the first ``__anext__``, which
+    makes it in a worker thread; ``.run`` is None until then.
+    """
+
+    def __init__(self, start: Callable[[], Execution], *, stream_events: bool = False,
+                 yield_run_output: bool = False) -> None:
+        self._start = start
+        self._execution: Execution | None = None
         self._events = self._select(stream_events, yield_run_output)
 
+    @property
+    def run(self) -> RunOutput | None:
+        return self._execution.run if self._execution is not None else None
+
     async def _select(self, stream_events: bool, yield_run_output: bool) -> AsyncIterator[Event | RunOutput]:
-        self._started = True
-        events = adrive(self._execution.steps(), self._execution)
+        self._execution = execution = await asyncio.to_thread(self._start)
+        events = adrive(execution.steps(), execution)
         async with ctrl_c_cancels():
             try:
                 async for event in events:
@@ -198,7 +243,7 @@ class AsyncRunStream:
             finally:
                 await events.aclose()
         if yield_run_output:
-            yield self.run
+            yield execution.run
 
     def __aiter__(self) -> AsyncIterator[Event | RunOutput]:
         return self
@@ -207,8 +252,6 @@ class AsyncRunStream:
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
-        if not self._started:
-            self._execution.cancel_unstarted()
         await self._events.aclose()
 
 
@@ -220,9 +263,10 @@ def complete(execution: Execution) -> RunOutput:
     return execution.run
 
 
-async def acomplete(execution: Execution, caller: Any = None) -> RunOutput:
-    """Run to the end on the event loop and return the stored run (``await agent.arun(...)``); ``caller`` is the
-    task that called ``arun``, stopped too by Ctrl-C."""
+async def acomplete(start: Callable[[], Execution], caller: Any = None) -> RunOutput:
+    """Open the run (``start``, in a worker thread), run it to the end on the event loop and return the stored
+    run (``await agent.arun(...)``); ``caller`` is the task that called ``arun``, stopped too by Ctrl-C."""
+    execution = await asyncio.to_thread(start)
     execution.streamed = False
     events = adrive(execution.steps(), execution)
     async with ctrl_c_cancels(caller):

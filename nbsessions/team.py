@@ -7,6 +7,7 @@ state is shared: members read and change the team session's state.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -98,7 +99,7 @@ class Team(Agent):
             run = await member.arun(task, **self._member_options(member, context))
         except ModelError as exc:
             return self._member_failed(member, context, exc)
-        return self._member_answer(member, context, run)
+        return await asyncio.to_thread(self._member_answer, member, context, run)  # it reads the store
 
     def _member_options(self, member: Agent, context: RunContext) -> dict[str, Any]:
         state = stored_part(context.session_state)  # the team run's own keys are the member run's to set

@@ -13,7 +13,10 @@ Python literal (``0``, ``-1``, ``'key'``) or, as in ``str.format``, a bare word 
 
 Refused, because a prompt is sent to a server and stored: attributes starting with ``_`` (``{f.__globals__}`` would
 walk from any function to every module's secrets), numbers above ``MAX_FORMAT_NUMBER`` in a format spec
-(``{x:>100000000}`` is a 100 MB prompt), and a filled prompt that contains one of the ``secrets`` given.
+(``{x:>100000000}`` is a 100 MB prompt), and secrets (the ``secrets`` given and every one ``redact`` knows): a
+field whose value holds 8 or more characters of one, indexing, a conversion or a format spec applied to such a
+value (``{key[3]}``, ``{os.environ[OPENAI_API_KEY]:.37}`` would leak it piece by piece), and a filled prompt
+that holds such a piece (``{a}{b}`` with two halves).
 
 Why not inside the magic: ``batch`` fills its row templates with the same rules (and refusals), so the filler sits
 in the presentation layer below both surfaces.
@@ -27,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from nbsessions.errors import InvalidInputError, NbSessionsError
+from nbsessions.redact import leaks
 from nbsessions.validate import refuse_secrets
 
 _FIELD = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]{}\s]+\])*(?:![rsa])?(?::[^{}\s]*)?"
@@ -60,12 +64,22 @@ def _lookup(name: str, namespaces: Sequence[Mapping[str, Any]], field: str) -> A
                         "to keep the braces")
 
 
-def _value(field: str, namespaces: Sequence[Mapping[str, Any]]) -> str:
+def _refuse_secret(value: Any, field: str, secrets: Sequence[str]) -> None:
+    """A text that holds a piece of a secret is refused as soon as a field reaches it: whatever comes next
+    (an index, a precision, a conversion) could only cut it into pieces."""
+    if isinstance(value, str | bytes) and leaks(value if isinstance(value, str) else value.decode("latin-1"),
+                                                secrets):
+        raise TemplateError(f"the prompt contains the configured API key or a piece of a secret (through "
+                            f"{{{field}}}); nothing was sent or stored")
+
+
+def _value(field: str, namespaces: Sequence[Mapping[str, Any]], secrets: Sequence[str] = ()) -> str:
     parts = _PARTS.fullmatch(field)
     assert parts is not None  # _PATTERN only matches fields
     value = _lookup(parts["name"], namespaces, field)
     seen = parts["name"]
     for step in _STEP.finditer(parts["path"]):
+        _refuse_secret(value, field, secrets)
         if step["attr"] is not None and step["attr"].startswith("_"):
             raise TemplateError(f"cannot fill {{{field}}}: attribute {step['attr']!r} is private; templates read "
                                 "only public attributes")
@@ -75,6 +89,7 @@ def _value(field: str, namespaces: Sequence[Mapping[str, Any]]) -> str:
             raise TemplateError(f"cannot fill {{{field}}}: {seen}{step[0]} failed with "
                                 f"{type(exc).__name__}: {exc}") from None
         seen += step[0]
+    _refuse_secret(value, field, secrets)
     spec = parts["spec"] or ""
     if any(int(n) > MAX_FORMAT_NUMBER for n in _NUMBER.findall(spec)):
         raise TemplateError(f"cannot format {{{field}}}: widths and precisions above {MAX_FORMAT_NUMBER} "
@@ -82,22 +97,26 @@ def _value(field: str, namespaces: Sequence[Mapping[str, Any]]) -> str:
     try:
         if parts["conv"]:
             value = _CONVERSIONS[parts["conv"]](value)
-        return format(value, spec)
+        text = format(value, spec)
     except Exception as exc:
         raise TemplateError(f"cannot format {{{field}}}: {type(exc).__name__}: {exc}") from None
+    _refuse_secret(text, field, secrets)  # a container or an object whose text shows a secret
+    return text
 
 
-def fill_prompt(text: str, *namespaces: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
+def fill_prompt(text: str, *namespaces: Mapping[str, Any], secrets: Iterable[str | None] = ()) -> str:
     """Fill the fields of ``text`` from the first namespace that has each name (see the module docstring).
 
-    ``secrets`` (API keys) must not appear in the result: a prompt is sent and stored, a key never is.
+    ``secrets`` (API keys) must not appear in the result, whole or in pieces: a prompt is sent and stored, a key
+    never is.
     """
+    secrets = tuple(s for s in secrets if s)
 
     def replace(match: re.Match[str]) -> str:
         escaped, field = match.group(1), match.group(2)
         if escaped is not None:
             return "{" + escaped + "}"
-        return _value(field, namespaces)
+        return _value(field, namespaces, secrets)
 
     filled = _PATTERN.sub(replace, text)
     try:

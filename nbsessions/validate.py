@@ -7,16 +7,23 @@ Everything here raises ``InvalidInputError`` (a ``ValueError`` and an ``NbSessio
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 from nbsessions.errors import InvalidInputError
+from nbsessions.redact import leaks
+
+
+def kind_of(value: Any) -> str:
+    """What a wrong value is, for a message: ``int``, ``list``, or ``None`` (not ``NoneType``)."""
+    return "None" if value is None else type(value).__name__
 
 
 def check_text(value: Any, what: str, *, empty: bool = True) -> str:
     """A string that can be stored as UTF-8 (no lone surrogates such as ``\\ud800``)."""
     if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
+        raise InvalidInputError(f"{what} must be a string, not {kind_of(value)}")
     if not empty and not value.strip():
         raise InvalidInputError(f"{what} is empty")
     try:
@@ -25,6 +32,14 @@ def check_text(value: Any, what: str, *, empty: bool = True) -> str:
         raise InvalidInputError(f"{what} holds a lone surrogate ({value[exc.start]!r} at {exc.start}), "
                                 "which cannot be stored as UTF-8") from None
     return value
+
+
+def check_prompt(value: Any) -> None:
+    """A prompt: a string with something in it (``run(123)`` is a wrong type, not an empty prompt)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"the prompt must be a string, not {kind_of(value)}")
+    if not value.strip():
+        raise InvalidInputError("the prompt is empty: give the model something to answer")
 
 
 def check_json(value: Any, what: str) -> None:
@@ -43,6 +58,8 @@ def check_count(value: Any, what: str) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(f"{what} must be a whole number of at least 0, not {value!r}")
+    if value > sys.maxsize:  # islice and friends take no more; the number itself may be too long to print
+        raise InvalidInputError(f"{what} is too large: at most {sys.maxsize}")
 
 
 def check_user_id(value: Any) -> None:
@@ -51,13 +68,10 @@ def check_user_id(value: Any) -> None:
         check_text(value, "user_id", empty=False)
 
 
-MIN_SECRET_LENGTH = 8
-"""Shorter "keys" (placeholders such as ``x``) would refuse ordinary prompts."""
-
-
-def refuse_secrets(text: str, secrets: Iterable[str]) -> None:
-    """Refuse ``text`` when it contains one of ``secrets`` (an API key), without quoting it: a prompt is sent to
-    the server and stored, a key never is."""
-    for secret in secrets:
-        if secret and len(secret) >= MIN_SECRET_LENGTH and secret in text:
-            raise InvalidInputError("the prompt contains the configured API key; nothing was sent or stored")
+def refuse_secrets(text: str, secrets: Iterable[str | None] = ()) -> None:
+    """Refuse ``text`` when it holds a configured secret or any piece of one of ``MIN_LENGTH`` characters (see
+    ``redact``; ``secrets`` adds the model's own), without quoting it: a prompt is sent to the server and stored,
+    a key never is."""
+    if leaks(text, secrets):
+        raise InvalidInputError("the prompt contains the configured API key or a piece of a secret; nothing was "
+                                "sent or stored")

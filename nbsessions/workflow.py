@@ -9,22 +9,22 @@ inputs and outputs of the session's earlier workflow runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import inspect
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbsessions.agent import Agent
+from nbsessions.arguments import DbLike, as_db
 from nbsessions.async_api import AsyncSessionsMixin
 from nbsessions.db.base import BaseDb
-from nbsessions.db.memory import InMemoryDb
 from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.resumable import Cursor
+from nbsessions.run_writes import DELETED
 from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, StepRecord, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.steps import (
@@ -51,7 +51,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
     runs or to run the steps; either way the answer is a run of the workflow's session.
     """
 
-    def __init__(self, steps: list[Step | Agent | StepFunction] | None = None, db: BaseDb | None = None, *,
+    def __init__(self, steps: list[Step | Agent | StepFunction] | None = None, db: DbLike | None = None, *,
                  name: str | None = None, description: str | None = None,
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
                  session_id: str | None = None, num_history_runs: int = 3,
@@ -62,7 +62,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         prepared = [as_step(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
             check_json(session_state, "session_state")
-        self.db = db if db is not None else InMemoryDb()
+        self.db = as_db(db)
         self.name = name
         self.description = description
         self.user_id = user_id
@@ -101,9 +101,14 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
 
         ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
         """
-        run, state, initial = self._begin(input, session_id, user_id, session_state, cell_id)
-        with self._recording(run, state, initial):
+        run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
+        started = time.perf_counter()
+        try:
             drive(self._work(run, state, initial, lambda query: drive(self._run_steps(run, state, initial, query))))
+        except BaseException as exc:
+            raise self._failed(run, exc) from exc
+        finally:
+            self._end(run, state, initial, started)
         return run
 
     async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
@@ -112,13 +117,19 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
 
         Cancelling the task stores the run as cancelled with the steps done so far.
         """
-        run, state, initial = self._begin(input, session_id, user_id, session_state, cell_id)
+        run, state, initial = await asyncio.to_thread(self._begin, input, self._session_for_run(session_id),
+                                                      user_id, session_state, cell_id)
 
         async def run_steps(query: str) -> str:
             return await adrive(self._run_steps(run, state, initial, query))
 
-        with self._recording(run, state, initial):
+        started = time.perf_counter()
+        try:
             await adrive(self._work(run, state, initial, run_steps))
+        except BaseException as exc:
+            raise self._failed(run, exc) from exc
+        finally:
+            await asyncio.to_thread(self._end, run, state, initial, started)
         return run
 
     def _work(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], run_steps: Any
@@ -146,31 +157,37 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
                         writer=current_writer(), input=input, kind="workflow", model=self.name or "workflow",
                         provider="workflow", cell_id=cell_id)
-        self.db.upsert_run(run, durable=False)
+        self.db.upsert_run_if_session(run, durable=False)
         self._emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)
         return run, state, copy.deepcopy(state)
 
-    @contextlib.contextmanager
-    def _recording(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any]) -> Iterator[None]:
-        """Whatever ends the steps, the run is stored: Ctrl-C or a cancelled task as cancelled, with the steps
-        done so far."""
-        started = time.perf_counter()
-        try:
-            yield
-        except (KeyboardInterrupt, asyncio.CancelledError):
+    @staticmethod
+    def _failed(run: RunOutput, exc: BaseException) -> BaseException:
+        """What ended the steps, recorded on the run: Ctrl-C or a cancelled task as cancelled (and raised as they
+        are); any other failure — a step, the workflow agent's model, the workflow's own code — as ``error``,
+        raised as ``WorkflowError``."""
+        if not isinstance(exc, Exception):
             run.status, run.error = RunStatus.cancelled, "interrupted"
-            for step in run.steps:
-                if step.status == RunStatus.running:
-                    step.status, step.error = RunStatus.cancelled, "interrupted"
-            raise
-        finally:
-            run.metrics.duration = time.perf_counter() - started
-            self.db.upsert_run(run)
-            self._save_state(run.session_id, state, initial)
-            if run.status == RunStatus.completed and run.cell_id:
-                self._supersede_cell(run)
-            self._emit("run", run.session_id)
+        elif run.status != RunStatus.error:
+            run.status, run.error = RunStatus.error, exception_line(exc)
+        for step in run.steps:
+            if step.status == RunStatus.running:
+                step.status, step.error = run.status, run.error
+        if isinstance(exc, WorkflowError) or not isinstance(exc, Exception):
+            return exc
+        return WorkflowError(run.error or "the workflow failed", run)
+
+    def _end(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], started: float) -> None:
+        """Whatever ended the steps, the run is stored as it ended — unless its session was deleted meanwhile."""
+        run.metrics.duration = time.perf_counter() - started
+        if not self.db.upsert_run_if_session(run):
+            run.status, run.error = RunStatus.cancelled, DELETED
+            return
+        self._save_state(run.session_id, state, initial)
+        if run.status == RunStatus.completed and run.cell_id:
+            self._supersede_cell(run)
+        self._emit("run", run.session_id)
 
     def _history(self, session_id: str, before: str, num_runs: int | None = None) -> list[dict[str, str]]:
         """The newest earlier workflow runs of the session: {"input", "output"}, oldest first."""
@@ -218,7 +235,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             record.status, record.output = RunStatus.completed, content_text(output.content)
             outputs[step.name] = output
             previous = output.content
-            self.db.upsert_run(run, durable=False)  # steps show as they finish, not only at the end
+            self.db.upsert_run_if_session(run, durable=False)  # steps show as they finish, not only at the end
             self._emit("run", run.session_id)
             if output.stop:
                 break
@@ -292,9 +309,10 @@ def drive(work: Generator[_StepCall, Any, Any]) -> Any:
 
 
 async def adrive(work: Generator[_StepCall, Any, Any]) -> Any:
-    """``drive`` on the event loop: agents with ``arun``, ``async def`` steps awaited."""
+    """``drive`` on the event loop: agents with ``arun``, ``async def`` steps awaited. The steps' own code
+    between calls (it records the run in the store) is stepped in a worker thread, never on the loop."""
     cursor = Cursor(work, throws_back=Exception)
-    for call in cursor:
+    while (call := await asyncio.to_thread(next, cursor, _MISSING)) is not _MISSING:
         with cursor.answering():
             cursor.reply(await call.arun())
     return cursor.value

@@ -8,19 +8,23 @@ stdin (the test sends one to every worker at once, so they start together), one 
 - ``{"cmd": "name", "name": N, "user": U}``: creates a session named N as user U, renames it N again, and
   replies with both names it got.
 
+- ``{"cmd": "continue", "run": R, "log": F}``: continues paused run R with ``approve=True``; the approved tool
+  appends a line to file F each time its body runs. Replies ``{"status": ...}`` or ``{"error": message}``.
+
 ``PATH`` may be a ``postgresql://`` URL: the same commands then run on that database.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from worker_protocol import reply, serve
 
-from nbsessions import Agent
+from nbsessions import Agent, FunctionModel, tool
 from nbsessions.db.base import BaseDb
 from nbsessions.db.urls import open_store
-from nbsessions.errors import SessionAccessError
+from nbsessions.errors import NbSessionsError, SessionAccessError
 
 
 def rerun_cells(db: BaseDb, session: str, cells: list[str], reruns: int) -> None:
@@ -48,10 +52,25 @@ def name_twice(db: BaseDb, name: str, user: str) -> None:
     reply(session=session.session_id, created=session.session_name, renamed=renamed.session_name)
 
 
+def continue_approved(db: BaseDb, run: str, log: str) -> None:
+    @tool(requires_confirmation=True)
+    def drop_table(name: str) -> str:
+        """Drop a table."""
+        with open(log, "a") as f:  # one short append per call: whole lines even from two processes
+            f.write(f"{os.getpid()}\n")
+        return f"dropped {name}"
+
+    agent = Agent(model=FunctionModel(lambda messages: "done"), db=db, tools=[drop_table])
+    try:
+        reply(status=agent.continue_run(run, approve=True).status.value)
+    except NbSessionsError as exc:
+        reply(error=str(exc))
+
+
 def main(path: str) -> None:
     db = open_store(path)
     reply(ready=True)
-    serve(db, {"cells": rerun_cells, "open": open_as, "name": name_twice})
+    serve(db, {"cells": rerun_cells, "open": open_as, "name": name_twice, "continue": continue_approved})
     db.close()
 
 

@@ -10,9 +10,17 @@ from typing import NoReturn
 import pytest
 from notebook_shell import Notebook
 
+from nbsessions import redact
 from nbsessions.db import InMemoryDb, TinyDb
 from nbsessions.llm.offline import FunctionModel
 from nbsessions.schema import Message
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secrets():
+    """Each test starts with no secret but the default variable's: a test key must not redact the next test's text."""
+    yield
+    redact.forget()
 
 
 def echo(messages: list[Message]) -> str:

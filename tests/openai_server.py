@@ -12,7 +12,8 @@ Failure modes, chosen per request by the model name or by ``fail_next(...)`` / `
 ``quirks`` make it speak like servers that are not OpenAI (``LLAMA_CPP``: all of them, as llama-cpp-python
 0.3 does): ``repeat-tool-names`` (every tool-call delta repeats the id and name), ``reject-null-content`` (a
 message with ``"content": null`` is a 500), ``no-stream-usage`` (streams carry no usage, whatever was asked),
-``no-responses-api`` (``/v1/responses`` is a FastAPI 404, ``{"detail": "Not Found"}``).
+``no-responses-api`` (``/v1/responses`` is a FastAPI 404, ``{"detail": "Not Found"}``). ``quote-key`` (not in
+``LLAMA_CPP``) answers every error quoting the request's bearer token, as some proxies and gateways do.
 """
 
 from __future__ import annotations
@@ -478,6 +479,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _status(self, status: int) -> None:
         kind, code, message = ERRORS.get(status, ("api_error", None, f"Error {status}."))
+        if "quote-key" in self.app.quirks:
+            message += f" Request had Authorization: {self.headers.get('Authorization')}"
         self._error(status, message, kind, code)
 
     def _error(self, status: int, message: str, kind: str, code: str | None, retry: bool = True) -> None:

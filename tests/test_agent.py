@@ -288,13 +288,13 @@ def test_history_by_messages_and_by_token_budget_from_the_agent(db):
     assert budget.model.history_counts == [8, 0]  # big, tiny
 
 
-def test_closing_a_stream_before_its_first_chunk_still_stores_a_cancelled_run(agent, db):
+def test_closing_a_stream_before_its_first_chunk_stores_no_run(agent, db):
     stream = agent.run("never read", stream=True)
-    assert db.get_run(stream.run.run_id).status == RunStatus.running
+    assert db.get_run(stream.run.run_id) is None  # nothing is stored before the stream is iterated
     stream.close()
-    stored = db.get_run(stream.run.run_id)
-    assert stored.status == RunStatus.cancelled and stored.content == ""
+    assert db.get_run(stream.run.run_id) is None
     assert list(stream) == []
+    assert agent.model.requests == []
 
 
 def test_regenerate_makes_a_variant_with_the_same_context_and_choose_variant_picks_one(db):

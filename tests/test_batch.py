@@ -350,3 +350,15 @@ def test_a_status_code_alone_gives_the_kind_so_scripted_429s_are_retried():
 
     result = batch(Agent(model=FunctionModel(limited_once)), "x {n}", rows(1), **FAST)
     assert result[0].status == JobStatus.completed and result[0].attempts == 2
+
+
+def test_a_batchs_retry_copies_share_the_one_client_of_the_agents_model(openai_server):
+    """Each attempt runs on a copy of the model without the SDK's retries; a client built by one copy serves the
+    model and every later copy, so a batch after a one-row batch builds no client per row (it built 100)."""
+    agent = Agent(model=OpenAIChat("gpt-test", base_url=openai_server.base_url, api_key="test-key-batch"))
+    batch(agent, "row {n}", rows(1), retries=2, **FAST)
+    client = agent.model._client
+    assert client is not None
+    result = batch(agent, "row {n}", rows(12), concurrency=4, retries=2, **FAST)
+    assert result.counts() == {"completed": 12}
+    assert agent.model._client is client and agent.model.without_retries()._client is client

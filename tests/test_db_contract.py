@@ -393,3 +393,93 @@ def test_records_come_back_exactly_as_written_key_order_and_odd_text_included(db
     assert state["text"] == odd
     stored = db.get_run(run.run_id)
     assert stored.content == odd and stored.steps == [StepRecord(name="z", output=odd)]
+
+
+# -- a run's status changes only by a conditional write -------------------------------------------
+def _at_once(count: int, work) -> list[object]:
+    """``work(i)`` from ``count`` threads released together; what each returned (or raised)."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def call(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - the test asserts on it
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_claim_run_moves_a_paused_run_to_running_once(db):
+    session = make_session(db)
+    run = make_run(db, session.session_id, content="waiting", status=RunStatus.paused)
+    run.status, run.content = RunStatus.running, "claimed"
+    assert db.claim_run(run) is True
+    assert db.get_run(run.run_id).content == "claimed"
+    run.content = "again"
+    assert db.claim_run(run) is False  # running now: a second continue finds it taken
+    assert db.get_run(run.run_id).content == "claimed"
+
+
+def test_claim_run_refuses_runs_that_are_not_paused_or_not_stored(db):
+    session = make_session(db)
+    for status in (RunStatus.completed, RunStatus.running, RunStatus.error, RunStatus.cancelled):
+        run = make_run(db, session.session_id, content="as stored", status=status)
+        claim = RunOutput.from_dict({**run.to_dict(), "status": "running", "content": "claimed"})
+        assert db.claim_run(claim) is False
+        assert db.get_run(run.run_id).content == "as stored"
+    assert db.claim_run(RunOutput(session_id=session.session_id, status=RunStatus.running)) is False
+
+
+def test_concurrent_claims_of_one_paused_run_let_exactly_one_win(db):
+    session = make_session(db)
+    for round_no in range(20):
+        paused = make_run(db, session.session_id, status=RunStatus.paused)
+
+        def claim(i: int, paused=paused) -> bool:
+            mine = RunOutput.from_dict({**paused.to_dict(), "status": "running", "content": f"claimer {i}"})
+            return db.claim_run(mine)
+
+        results = _at_once(4, claim)
+        assert sorted(results, key=str) == [False, False, False, True], (round_no, results)
+        assert db.get_run(paused.run_id).content == f"claimer {results.index(True)}"
+
+
+def test_upsert_run_if_session_stores_only_while_the_session_exists(db):
+    session = make_session(db, updated_at=1.0)
+    run = RunOutput(session_id=session.session_id, content="kept", status=RunStatus.running)
+    assert db.upsert_run_if_session(run, durable=False) is True
+    run.status = RunStatus.completed
+    assert db.upsert_run_if_session(run) is True
+    assert db.get_run(run.run_id) == run
+    assert db.get_session(session.session_id).updated_at > 1.0
+    db.delete_session(session.session_id)
+    run.content = "orphan"
+    assert db.upsert_run_if_session(run) is False
+    assert db.get_run(run.run_id) is None
+    assert db.get_session(session.session_id) is None
+    stray = RunOutput(session_id="never-there", status=RunStatus.completed)
+    assert db.upsert_run_if_session(stray) is False and db.get_run(stray.run_id) is None
+
+
+def test_a_delete_racing_run_writes_leaves_no_run_behind(db):
+    """Writers store runs while another thread deletes the session: afterwards nothing of it is stored."""
+    for round_no in range(20):
+        session = make_session(db)
+        runs = [RunOutput(session_id=session.session_id, content=f"r{i}", status=RunStatus.completed)
+                for i in range(3)]
+
+        def act(i: int, session=session, runs=runs) -> object:
+            if i == len(runs):
+                return db.delete_session(session.session_id)
+            return db.upsert_run_if_session(runs[i])
+
+        results = _at_once(len(runs) + 1, act)
+        assert results[-1] is True, (round_no, results)
+        assert db.list_runs(session.session_id) == []
+        assert [db.get_run(r.run_id) for r in runs] == [None] * len(runs), (round_no, results)

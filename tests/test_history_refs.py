@@ -254,7 +254,7 @@ def test_the_first_write_to_a_format1_file_migrates_it_and_history_refers_to_old
         refs = [m for m in stored_messages(db, new.run_id) if "ref" in m]
         assert {r["ref"] for r in refs} <= expected.keys() and refs
         assert [m.to_dict() for m in db.get_run(new.run_id).messages] == recorder.sent[0] + [new.messages[-1].to_dict()]
-    assert json.loads(path.read_bytes().splitlines()[0])["nbsessions"] == FORMAT_VERSION == 2
+    assert json.loads(path.read_bytes().splitlines()[0])["nbsessions"] == FORMAT_VERSION == 3
     with TinyDb(path) as db:
         for run_id, doc in expected.items():
             assert db.get_run(run_id).to_dict() == RunOutput.from_dict(doc).to_dict()

@@ -68,7 +68,7 @@ def test_first_line_is_a_header_with_the_format_version(path):
     with TinyDb(path) as db:
         fill(db, runs=1)
     header = json.loads(lines(path)[0])
-    assert header["nbsessions"] == FORMAT_VERSION == 2
+    assert header["nbsessions"] == FORMAT_VERSION == 3
     assert header["format"] == "journal"
     assert all(json.loads(line)["t"] in ("sessions", "runs") for line in lines(path)[1:])
 
@@ -111,7 +111,7 @@ def test_a_write_appends_only_the_changed_document(path):
     assert (record["t"], record["id"], record["g"], record["doc"]) == ("runs", run.run_id, session.session_id,
                                                                        run.to_dict())
     assert (touched["t"], touched["id"]) == ("sessions", session.session_id)
-    assert touched["doc"]["updated_at"] > session.updated_at
+    assert list(touched["upd"]) == ["set"] and touched["upd"]["set"]["updated_at"] > session.updated_at
 
 
 def test_an_unstorable_value_raises_and_writes_nothing(path):
@@ -158,17 +158,31 @@ def test_a_torn_last_line_is_skipped_with_a_warning_and_cut_by_the_next_write(pa
             assert [r.run_id for r in db.list_runs(session.session_id)] == ["run-0", "run-1", "run-2", "run-3"]
 
 
-def test_a_garbled_complete_last_line_counts_as_torn(path):
+def test_a_garbled_complete_last_line_is_damage_and_the_file_is_left_alone(path):
     with TinyDb(path) as db:
-        session = fill(db, runs=2)
+        fill(db, runs=2)
     with open(path, "ab") as f:
         f.write(b"\x00\x00\x00garbage\n")
-    with pytest.warns(RuntimeWarning, match="incomplete last line"), TinyDb(path) as db:
-        db.upsert_run(RunOutput(session_id=session.session_id, run_id="after"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with TinyDb(path) as db:
-            assert [r.run_id for r in db.list_runs(session.session_id)] == ["run-0", "run-1", "after"]
+    before = path.read_bytes()
+    with pytest.raises(CorruptDatabaseError, match=r"line \d+ is damaged.*left untouched"):
+        TinyDb(path)
+    assert path.read_bytes() == before
+
+
+def test_a_bit_flip_in_the_last_complete_line_keeps_the_confirmed_write(path):
+    """A confirmed state update is the last line; one flipped bit in it must not make the next open cut it off."""
+    with TinyDb(path) as db:
+        session = fill(db, runs=2)
+        db.update_session(session.session_id, state_patch={"confirmed": "yes"})
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"confirmed")
+    data[at] ^= 0x01  # "confirmed" -> "bonfirmed": still JSON, the checksum no longer matches
+    path.write_bytes(bytes(data))
+    before = path.read_bytes()
+    for _ in range(2):  # neither opening nor trying again writes anything
+        with pytest.raises(CorruptDatabaseError, match=r"line \d+ is damaged \(checksum mismatch\).*left untouched"):
+            TinyDb(path)
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize("garbage", [b'{"t":"runs","id":"run-1","doc":{"run_', b"not json", b'{"t": 1}', b"[]"])

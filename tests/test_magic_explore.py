@@ -283,3 +283,16 @@ def test_export_of_something_else_is_one_red_line_and_writes_no_file(served, tmp
     files = sorted(tmp_path.iterdir())
     assert one_red_line(served.run(line)).startswith(message)
     assert sorted(tmp_path.iterdir()) == files
+
+
+def test_regenerate_without_m_uses_the_model_that_made_the_run_when_base_url_has_no_default_model(
+        nb, openai_server, tmp_path):
+    nb.run(f"%config AgentMagics.base_url = '{openai_server.base_url}'")
+    nb.run("%config AgentMagics.update_interval = 0")
+    assert nb.run("%%agent -m chosen-model --new jokes\nTell a joke.").result.success
+    openai_server.script("A second joke.")
+    ran = nb.run("%agent regenerate")
+    assert ran.result.success, one_red_line(ran)
+    assert [body["model"] for body in openai_server.requests] == ["chosen-model", "chosen-model"]
+    original, variant = stored_runs(tmp_path / "nbsessions.json")
+    assert variant.variant_of == original.run_id and variant.model == "chosen-model"

@@ -269,7 +269,7 @@ def test_history_by_messages_and_by_token_budget(served, openai_server):
 
 
 @pytest.mark.parametrize(("cell", "message"), [
-    ("%%agent --history-tokens 0\nq", "UsageError: --history-tokens needs a budget of 1 or more tokens"),
+    ("%%agent --history-tokens 0\nq", "UsageError: --history-tokens needs 1 or more tokens"),
     ("%%agent --history-messages -1\nq", "UsageError: --history-messages needs 0 or more messages"),
     ("%%agent --history 2 --history-messages 2\nq", "UsageError: use either --history N (runs) or"),
     ("%%agent --no-history --history-tokens 5\nq", "UsageError: --no-history sends no history"),

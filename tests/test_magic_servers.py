@@ -99,6 +99,14 @@ def test_the_title_comes_from_the_cells_model_with_few_tokens_and_is_trimmed(nb,
     assert session_line(nb).startswith("Sales Plot Choice (")
 
 
+def test_an_echoing_server_titles_the_session_with_the_prompts_first_words_not_the_title_request(served,
+                                                                                                 openai_server):
+    ran = served.run("%%agent\nWhich plot suits the monthly sales figures best?")
+    assert ran.result.success, one_red_line(ran)
+    assert openai_server.last.body["messages"][0]["content"].startswith("Give a title")  # echoed back as the title
+    assert session_line(served).startswith("Which plot suits the monthly sales… (")
+
+
 def test_estimated_counts_show_a_tilde_in_the_footer_sessions_and_metrics(local, openai_server):
     openai_server.quirks = LLAMA_CPP
     ran = local.run("%%agent -m m --new est\nHi")

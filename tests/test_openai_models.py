@@ -506,3 +506,13 @@ def test_server_latency_delays_the_first_byte(openai_server):
     openai_server.latency_ms = 300
     model = OpenAIChat("m", base_url=openai_server.base_url, timeout=0.1, max_retries=0)
     assert str(failure(model)).startswith("timed out")
+
+
+def test_copies_made_before_the_first_call_share_the_client_one_of_them_builds(openai_server):
+    model = OpenAIChat("m", base_url=openai_server.base_url, max_retries=1)
+    copies = [model.without_retries(), model.with_settings(temperature=0.0)]
+    for clone in copies:
+        run(clone)
+    run(model)
+    assert model._client is not None and all(clone._client is model._client for clone in copies)
+    assert len(openai_server.requests) == 3

@@ -2,7 +2,9 @@
 
 Sessions: get / list / create-if-absent (owner-checked) / upsert / update (merge under the store's lock) /
 delete. The merge of an update is one function here (``apply_session_update``), so every backend merges alike.
-Runs: upsert / get / list for one session. Plus a tiny key-value area for notebook settings
+Runs: upsert / get / list for one session, and the run engine's conditional writes: a run's status changes
+only by a write that checks the stored state in the same step (``claim_run``: paused -> running once;
+``upsert_run_if_session``: never into a deleted session). Plus a tiny key-value area for notebook settings
 (the active session of a notebook lives there).
 """
 
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from nbsessions.db.journal_format import apply_update
+from nbsessions.db.journal_format import merge_patch as merge_patch  # one merge for every store
 from nbsessions.errors import SessionAccessError
 from nbsessions.liveness import why_unfinished
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
@@ -30,50 +34,45 @@ def check_sort(sort: str) -> None:
 _SESSION_FIELDS = frozenset(f.name for f in dataclass_fields(Session)) - {"session_id"}
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: dicts merge recursively, a ``None`` value deletes its key; returns a new value."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    merged = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
-
-
 TakenNames = Callable[[str | None], Iterable[str | None]]
 """The names of a user's other sessions, asked of a store (under its lock) only when a session is renamed."""
 
 
-def apply_session_update(data: dict[str, Any], *, taken: TakenNames, state_patch: Mapping[str, Any] | None = None,
-                         state_delete: Iterable[str] = (), metadata_patch: Mapping[str, Any] | None = None,
-                         **fields: Any) -> dict[str, Any]:
+def apply_session_update(data: dict[str, Any], *, taken: TakenNames, **changes: Any) -> dict[str, Any]:
     """The one merge every store applies under its lock (``BaseDb.update_session``); returns a new dict.
+
+    ``session_change`` says what changes; this applies it (``apply_update``), as a journal replaying it does.
+    """
+    return apply_update(data, session_change(data, taken=taken, **changes))
+
+
+def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: Mapping[str, Any] | None = None,
+                   state_delete: Iterable[str] = (), metadata_patch: Mapping[str, Any] | None = None,
+                   **fields: Any) -> dict[str, Any]:
+    """An ``update_session`` call as an ``Update`` change of the stored session ``data``, so a store may append
+    the change rather than the session rewritten.
 
     ``state_patch`` replaces top-level keys of ``session_state`` and ``state_delete`` removes keys (missing
     ones ignored); ``metadata_patch`` is a JSON merge patch over ``metadata``; ``fields`` replace attributes,
-    a new ``session_name`` made unique against ``taken(user_id)``.
+    a new ``session_name`` made unique against ``taken(user_id)``; ``updated_at`` becomes now.
     """
     unknown = set(fields) - _SESSION_FIELDS
     if unknown:
         raise TypeError(f"update_session got unknown session field(s): {', '.join(sorted(unknown))}")
     if isinstance(state_delete, str):
         raise TypeError("state_delete takes a collection of keys, not one string")
-    out = copy.deepcopy(data)
-    out.update(copy.deepcopy(fields))
+    values = copy.deepcopy(fields)
     if fields.get("session_name"):
-        out["session_name"] = unique_name(fields["session_name"], taken(out.get("user_id")))
-    state = dict(out.get("session_state") or {})
-    state.update(copy.deepcopy(dict(state_patch or {})))
-    for key in state_delete:
-        state.pop(key, None)
-    out["session_state"] = state
+        values["session_name"] = unique_name(fields["session_name"], taken(values.get("user_id", data.get("user_id"))))
+    change: dict[str, Any] = {"set": {**values, "updated_at": now()}}
+    if state_patch:
+        change["put"] = {"session_state": copy.deepcopy(dict(state_patch))}
+    deleted = list(state_delete)
+    if deleted:
+        change["drop"] = {"session_state": deleted}
     if metadata_patch:
-        out["metadata"] = merge_patch(out.get("metadata") or {}, metadata_patch)
-    out["updated_at"] = now()
-    return out
+        change["merge"] = {"metadata": copy.deepcopy(dict(metadata_patch))}
+    return change
 
 
 def unique_name(name: str | None, taken: Iterable[str | None]) -> str | None:
@@ -112,7 +111,7 @@ def create_in_table(sessions: Mapping[str, Mapping[str, Any]], session: Session)
         check_session_owner(stored.get("user_id"), session.session_id, session.user_id)
         return dict(stored), False
     data = session.to_dict()
-    data["session_name"] = unique_name(session.session_name, _names_in(sessions, session.user_id))
+    data["session_name"] = unique_name(data["session_name"], _names_in(sessions, session.user_id))
     return data, True
 
 
@@ -120,10 +119,18 @@ def update_in_table(sessions: Mapping[str, Mapping[str, Any]], session_id: str,
                     **changes: Any) -> dict[str, Any] | None:
     """``update_session``'s merge over a table of stored session dicts, under the caller's lock: the new dict
     to store (``apply_session_update``, a new name made unique), or None when there is no such session."""
+    found = change_in_table(sessions, session_id, **changes)
+    return apply_update(*found) if found is not None else None
+
+
+def change_in_table(sessions: Mapping[str, Mapping[str, Any]], session_id: str,
+                    **changes: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The stored session and ``update_session``'s change to it (``session_change``), under the caller's lock;
+    None when there is no such session. A journal appends the change instead of the merged session."""
     data = sessions.get(session_id)
     if data is None:
         return None
-    return apply_session_update(dict(data), taken=lambda user: _names_in(sessions, user, session_id), **changes)
+    return dict(data), session_change(data, taken=lambda user: _names_in(sessions, user, session_id), **changes)
 
 
 def check_session_owner(stored_user: str | None, session_id: str, user_id: str | None) -> None:
@@ -225,6 +232,24 @@ class BaseDb(ABC):
 
         Durable (fsync'd) before returning unless ``durable=False``: for a record that a later durable write
         replaces (a run being started), surviving a killed process is enough.
+        """
+
+    @abstractmethod
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        """``upsert_run`` only while the run's session exists, checked and written as one atomic step.
+
+        False, with nothing written, once the session is gone: a run whose session was deleted while it ran is
+        never stored (its writes would otherwise bring it back as an orphan). Every write of a run in motion
+        goes through this.
+        """
+
+    @abstractmethod
+    def claim_run(self, run: RunOutput) -> bool:
+        """Store ``run`` (continued: ``running``, with its answers) only if its stored record is still
+        ``paused`` and its session exists, as one atomic step: paused -> running happens once.
+
+        False, with nothing written, when another continue claimed it first (or it or its session is gone):
+        of two concurrent continues exactly one gets True, so an approved tool runs once.
         """
 
     @abstractmethod

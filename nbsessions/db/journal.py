@@ -1,22 +1,22 @@
 """A TinyDB ``Storage`` that appends instead of rewriting, so a write costs the size of the change.
 
 The file is JSON lines (``journal_format``): a header naming the format version, then one record per changed
-document. Opening replays the records, checking each line's checksum and keeping in memory only where each
-live document's body is (``journal_index``): bodies are read from the file when used, so memory follows the number
-of documents, not the file's size. Each commit appends its records under ``.<file>.lock`` and fsyncs
-before returning. Before every read or write the storage tails what other processes appended (and re-reads the
-file from scratch when a compaction elsewhere replaced it), so two kernels on one file lose nothing. When most
-lines are superseded, the live documents are rewritten into a fresh file that atomically replaces the old one.
+document (or per change of some fields of one). Opening replays the records, checking each line's checksum and
+keeping in memory only where each live document's body is (``journal_index``): bodies are read when used.
+Each commit appends its records under ``.<file>.lock`` and fsyncs before returning. Before every read or write
+the storage tails what other processes appended (and re-reads the file from scratch when a compaction elsewhere
+replaced it), so two kernels on one file lose nothing. When most lines are superseded, the live documents are
+rewritten into a fresh file that atomically replaces the old one.
 
-A torn last line (a crash mid-append) is skipped with a warning and cut off, under the lock, before the next
-append; any other bad line stops with ``CorruptDatabaseError`` and the file is never written to.
+A torn last line (a crash mid-append: bytes after the last newline) is skipped with a warning and cut off, under
+the lock, before the next append; any bad complete line, the last one included, is damage: it stops with
+``CorruptDatabaseError`` and the file is never written to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import json
 import os
 import stat
@@ -33,6 +33,7 @@ from nbsessions.db.journal_format import (
     BadLine,
     LazyDoc,
     OpenFile,
+    Update,
     create_journal,
     encode_record,
     header_line,
@@ -40,15 +41,17 @@ from nbsessions.db.journal_format import (
     parse_body,
     parse_header,
     parse_record,
+    refuse_before_locking,
     write_all,
     write_snapshot,
+    written_update,
 )
-from nbsessions.db.journal_index import Doc, JournalIndex
+from nbsessions.db.journal_index import Doc, JournalIndex, Pending
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
-from nbsessions.errors import CorruptDatabaseError, StorageError
+from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
 
-Op = tuple[str, str, "dict[str, Any] | None"]
-"""One change: (table, doc_id, new document or None to delete)."""
+Op = tuple[str, str, "dict[str, Any] | Update | None"]
+"""One change: (table, doc_id, new document, an ``Update`` of some of its fields, or None to delete)."""
 
 _CHUNK = 1 << 20
 T = TypeVar("T")
@@ -81,6 +84,7 @@ class JournalStorage(Storage):
         self._flock = FileLock(lock_path(self.path), timeout=lock_timeout, shared_ok=read_only)
         self._reset()
         try:
+            refuse_before_locking(self.path)
             if create_dirs and not read_only:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with self._rlock, self._locked():
@@ -93,8 +97,6 @@ class JournalStorage(Storage):
             raise
 
     def _open_locked(self) -> None:
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(errno.EISDIR, "is a directory")
         if not self.read_only:
             create_journal(self.path)
             with contextlib.suppress(FileNotFoundError):  # a compaction killed midway; we hold the lock
@@ -157,6 +159,10 @@ class JournalStorage(Storage):
         with self.reading():
             return self._index.get(name, doc_id)
 
+    def has(self, name: str, doc_id: str) -> bool:  # without reading the document
+        with self.reading():
+            return doc_id in self._index.tables.get(name, {})
+
     def group(self, name: str, key: str, *, last: int | None = None) -> list[str]:
         """Ids of a table's documents whose ``group_by`` field equals ``key``, oldest first; O(last)."""
         with self.reading():
@@ -168,11 +174,8 @@ class JournalStorage(Storage):
             return self._index.load(name, doc_id)
 
     def memo(self, name: str, doc_id: str, derive: Callable[[dict[str, Any]], T]) -> T | None:
-        """``derive(document)``, computed once per stored version and kept beside it (None: no such document).
-
-        For small summaries read often (a run's status and metrics for a session list) without keeping whole
-        documents in memory or reading them again.
-        """
+        """``derive(document)``, computed once per stored version and kept beside it (None: no such document):
+        small summaries read often (a run's status and metrics) without keeping or re-reading whole documents."""
         with self.reading():
             return self._index.memo(name, doc_id, derive)
 
@@ -186,7 +189,7 @@ class JournalStorage(Storage):
         A ``LazyDoc`` reads from the file it was found in, so a snapshot stays readable across a compaction.
         """
         with self._rlock:
-            return self._parse(name, doc_id, doc) if isinstance(doc, LazyDoc) else copy.deepcopy(doc)
+            return copy.deepcopy(doc) if isinstance(doc, dict) else self._index.read(name, doc_id, doc)
 
     def commit(self, ops: Iterable[Op], *, durable: bool = True) -> None:
         """Append the changes, fsync, then apply them in memory (as the bytes written: callers keep their dicts).
@@ -197,13 +200,14 @@ class JournalStorage(Storage):
         encoded = [(name, doc_id, *self._encode(name, doc_id, doc)) for name, doc_id, doc in ops]
         if not encoded:
             return
+        updates = {i: written_update(encoded[i][2]) for i, (_, _, doc) in enumerate(ops) if isinstance(doc, Update)}
         payload = b"".join(line for _, _, line, _ in encoded)
         with self.transaction():
             if (self._header or {}).get("nbsessions", FORMAT_VERSION) < FORMAT_VERSION and not self.read_only:
                 self._compact_locked()  # MIGRATIONS: an older file gets the current header before new records
             at = self._append(payload, durable=durable)
-            for name, doc_id, line, doc in encoded:
-                self._apply(name, doc_id, doc.placed(at, self._file) if doc is not None else None)
+            for i, (name, doc_id, line, doc) in enumerate(encoded):
+                self._apply(name, doc_id, updates.get(i) or (doc.placed(at, self._file) if doc is not None else None))
                 at += len(line)
             self._nrecords += len(encoded)
             self._lineno += len(encoded)
@@ -212,12 +216,16 @@ class JournalStorage(Storage):
                     self._compact_locked()
                 except OSError as exc:  # the commit is durable already; compaction can wait for the next one
                     warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
-                                  RuntimeWarning, stacklevel=3)
+                                  StorageWarning, stacklevel=3)
 
     def compact(self) -> None:
-        """Rewrite the live documents into a new file that atomically replaces the journal."""
+        """Rewrite the live documents into a new file that atomically replaces the journal (or leaves it be)."""
         with self.transaction():
-            self._compact_locked()
+            try:
+                self._compact_locked()
+            except OSError as exc:
+                raise StorageError(f"could not compact {self.path}: {exc.strerror or exc}; the database was left "
+                                   "as it was") from None
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -314,11 +322,11 @@ class JournalStorage(Storage):
             lines = iter(f)
             held = next(lines, b"")
             for raw in lines:
-                self._consume(held[:-1], last=False)
+                self._consume(held[:-1])
                 held = raw
             self._seen_size = f.tell()
         if held.endswith(b"\n"):
-            self._consume(held[:-1], last=True)
+            self._consume(held[:-1])
         elif held:  # bytes after the last newline: a line still being written, or a torn one
             if self._header is None:
                 parse_header(self.path, held)  # names the problem when it is not a header at all
@@ -326,8 +334,9 @@ class JournalStorage(Storage):
                                    "(or its creation was interrupted). Move it away and try again.")
             self._warn_torn(held)
 
-    def _consume(self, raw: bytes, *, last: bool) -> None:
-        """One complete line; a bad one is a torn write only when it is the very last thing in the file."""
+    def _consume(self, raw: bytes) -> None:
+        """One complete line. A bad one is damage wherever it is: an interrupted append leaves a line without
+        its newline (``_tail`` skips that one); a bit flip or an edit leaves a whole line that fails its check."""
         lineno = self._lineno + 1
         try:
             if self._header is None:
@@ -336,10 +345,7 @@ class JournalStorage(Storage):
                 name, doc_id, doc = parse_record(raw)
                 self._apply(name, doc_id, doc.placed(self._offset, self._file) if isinstance(doc, LazyDoc) else doc)
                 self._nrecords += 1
-        except BadLine as exc:
-            if last and self._header is not None:
-                self._warn_torn(raw)
-                return
+        except BadLine as exc:  # a complete line (its newline was written after it) is damage, never torn
             raise CorruptDatabaseError(
                 f"{self.path}: line {lineno} is damaged ({exc}); the file was left untouched. "
                 f"Restore it from a backup, or remove line {lineno} by hand to keep the rest."
@@ -352,7 +358,7 @@ class JournalStorage(Storage):
             self._warned_torn_at = self._offset
             warnings.warn(f"{self.path}: skipped an incomplete last line ({len(raw)} bytes, {raw[:60]!r}...) "
                           f"left by a write that was interrupted; the next write removes it.",
-                          RuntimeWarning, stacklevel=5)
+                          StorageWarning, stacklevel=5)
 
     def _append(self, payload: bytes, *, durable: bool = True) -> int:
         """Write at the end of the file; returns where the payload starts."""
@@ -374,7 +380,9 @@ class JournalStorage(Storage):
         self._seen_size = self._offset
         return at
 
-    def _encode(self, name: str, doc_id: str, doc: Doc | None) -> tuple[bytes, LazyDoc | None]:
+    def _encode(self, name: str, doc_id: str, doc: Doc | Update | None) -> tuple[bytes, LazyDoc | None]:
+        if isinstance(doc, Pending):  # compaction: the document with its changes applied, stored whole
+            doc = self._index.read(name, doc_id, doc)
         return encode_record(self.path, name, doc_id, doc, self._group_by.get(name), self._body)
 
     def _compact_locked(self) -> None:

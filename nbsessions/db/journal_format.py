@@ -1,29 +1,33 @@
 """The bytes of a journal file: its header, its records and their checksums.
 
-    {"nbsessions": 2, "format": "journal", "created_at": 1700000000.0}
+    {"nbsessions": 3, "format": "journal", "created_at": 1700000000.0}
     {"t":"runs","id":"<run_id>","g":"<session_id>","crc":123,"doc":{...}}
     {"t":"runs","id":"<run_id>","crc":456,"del":true}
+    {"t":"sessions","id":"<session_id>","crc":789,"upd":{"set":{"updated_at":1700000001.0}}}
 
 A record's small head comes first (table, id, the group it is indexed under) and a CRC-32 covers the head and
 the document's bytes, so opening a file checks and indexes every line without parsing any document; a document
-is parsed when it is first read. Lines without ``crc`` (written by hand or another tool) are parsed in full.
+is parsed when it is first read. An ``upd`` record changes some fields of a stored document (``Update``): a run
+bumping its session's update time, or a state key set, appends that change, not the whole session again.
+Lines without ``crc`` (written by hand or another tool) are parsed in full.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import json
 import os
 import re
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbsessions.errors import CorruptDatabaseError, StorageError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped only together with a named migration of older files (``MIGRATIONS``)."""
 
 MIGRATIONS = {
@@ -37,6 +41,49 @@ MIGRATIONS = {
 
 class BadLine(ValueError):
     pass
+
+
+class Update:
+    """A change to some fields of a stored document, appended instead of the whole document.
+
+    ``change`` holds up to four parts, applied in this order by ``apply_update``: ``set`` (field -> value),
+    ``put`` (field -> {key: value}, replacing keys of a dict field), ``drop`` (field -> [key], removing keys)
+    and ``merge`` (field -> a JSON merge patch, RFC 7386).
+    """
+
+    __slots__ = ("change",)
+
+    def __init__(self, change: dict[str, Any]) -> None:
+        self.change = change
+
+
+def apply_update(doc: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """A new document: ``doc`` with ``change`` applied; ``doc`` is left as it was and shares nothing changed."""
+    out = dict(doc)
+    out.update(copy.deepcopy(change.get("set") or {}))
+    for name, items in (change.get("put") or {}).items():
+        out[name] = {**(out.get(name) or {}), **copy.deepcopy(items)}
+    for name, keys in (change.get("drop") or {}).items():
+        kept = dict(out.get(name) or {})
+        for key in keys:
+            kept.pop(key, None)
+        out[name] = kept
+    for name, patch in (change.get("merge") or {}).items():
+        out[name] = merge_patch(out.get(name) or {}, patch)
+    return out
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge recursively, a ``None`` value deletes its key; returns a new value."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 class OpenFile:
@@ -92,22 +139,23 @@ def body_at(line: bytes, body: bytes, group: str | None) -> LazyDoc:
     return LazyDoc(len(line) - len(body) - 2, len(body), group)
 
 
-def record_line(name: str, doc_id: str, body: bytes | None, group: str | None) -> bytes:
-    """One record: its small head first, then a CRC-32 of everything before and after it, then the document."""
+def record_line(name: str, doc_id: str, body: bytes | None, group: str | None, kind: bytes = b"doc") -> bytes:
+    """One record: its small head first, then a CRC-32 of everything before and after it, then the document
+    (``kind`` ``upd``: the change of an ``Update``)."""
     head = b'{"t":' + dumps(name) + b',"id":' + dumps(doc_id)
     if body is None:
         return head + b',"crc":%d,"del":true}\n' % zlib.crc32(head)
     if group is not None:
         head += b',"g":' + dumps(group)
-    return head + b',"crc":%d,"doc":' % zlib.crc32(body, zlib.crc32(head)) + body + b"}\n"
+    return head + b',"crc":%d,"%s":' % (zlib.crc32(body, zlib.crc32(head)), kind) + body + b"}\n"
 
 
 # The head as record_line writes it when no string needs escaping (ids are uuids): matched without json.
 _HEAD = re.compile(rb'(\{"t":"([^"\\]*)","id":"([^"\\]*)"(?:,"g":"([^"\\]*)")?),"crc":(\d+),')
 
 
-def parse_record(raw: bytes) -> tuple[str, str, dict[str, Any] | LazyDoc | None]:
-    """(table, id, document or None for a deletion); raises ``BadLine`` for anything else.
+def parse_record(raw: bytes) -> tuple[str, str, dict[str, Any] | LazyDoc | Update | None]:
+    """(table, id, document, ``Update``, or None for a deletion); raises ``BadLine`` for anything else.
 
     A document comes back as a ``LazyDoc`` whose offset counts from the start of ``raw``.
     """
@@ -119,18 +167,31 @@ def parse_record(raw: bytes) -> tuple[str, str, dict[str, Any] | LazyDoc | None]
         name, doc_id, group = m[2].decode(), m[3].decode(), m[4].decode() if m[4] is not None else None
     except UnicodeDecodeError:
         raise BadLine("not UTF-8") from None
-    if raw.startswith(b'"doc":{', end) and raw.endswith(b"}"):
+    update = raw.startswith(b'"upd":{', end)
+    if (update or raw.startswith(b'"doc":{', end)) and raw.endswith(b"}"):
         body = memoryview(raw)[end + 6:-1]  # no copy: only its checksum is needed now
     elif raw[end:] == b'"del":true}':
         body = None
     else:
-        raise BadLine("neither a document nor a deletion")
+        raise BadLine("neither a document, an update nor a deletion")
     if int(m[5]) != (zlib.crc32(head) if body is None else zlib.crc32(body, zlib.crc32(head))):
         raise BadLine("checksum mismatch")
+    if update:
+        return name, doc_id, _update_of(bytes(body))
     return name, doc_id, None if body is None else LazyDoc(end + 6, len(body), group)
 
 
-def _parse_slowly(raw: bytes) -> tuple[str, str, dict[str, Any] | None]:
+def _update_of(body: bytes | Any) -> Update:
+    try:
+        change = json.loads(body) if isinstance(body, bytes) else body
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadLine(f"an update that is not JSON ({exc})") from None
+    if not isinstance(change, dict):
+        raise BadLine("an update that is not an object")
+    return Update(change)
+
+
+def _parse_slowly(raw: bytes) -> tuple[str, str, dict[str, Any] | Update | None]:
     """Records with escaped strings, or written by hand or another tool (these may omit ``crc``)."""
     try:
         rec = json.loads(raw)
@@ -138,14 +199,18 @@ def _parse_slowly(raw: bytes) -> tuple[str, str, dict[str, Any] | None]:
         raise BadLine(f"not JSON ({exc})") from None
     if not isinstance(rec, dict) or not isinstance(rec.get("t"), str) or not isinstance(rec.get("id"), str):
         raise BadLine("not a record with string 't' and 'id'")
-    doc = rec.get("doc")
+    kind = "upd" if "upd" in rec else "doc"
+    doc = rec.get(kind)
     if not isinstance(doc, dict) and rec.get("del") is not True:
-        raise BadLine("a record needs a 'doc' object or 'del': true")
+        raise BadLine("a record needs a 'doc' or 'upd' object or 'del': true")
     if "crc" in rec:  # ',"crc":' and ',"doc":' cannot occur inside the head's strings: their quotes are escaped
         head = raw[:raw.find(b',"crc":')]
-        expected = zlib.crc32(head) if doc is None else zlib.crc32(raw[raw.find(b',"doc":') + 7:-1], zlib.crc32(head))
+        at = raw.find(b',"%s":' % kind.encode()) + 7
+        expected = zlib.crc32(head) if doc is None else zlib.crc32(raw[at:-1], zlib.crc32(head))
         if rec["crc"] != expected:
             raise BadLine("checksum mismatch")
+    if kind == "upd" and isinstance(doc, dict):
+        return rec["t"], rec["id"], _update_of(doc)
     return rec["t"], rec["id"], doc if isinstance(doc, dict) else None
 
 
@@ -159,18 +224,26 @@ def open_error(path: str, exc: OSError, read_only: bool = False) -> str:
         return f"cannot {verb} {path}: {where} is read-only ({exc.strerror}); pick a writable path or fix it"
     if exc.errno == errno.ENOENT and read_only:
         return f"{path}: no such database file"
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return f"cannot create {path}: a part of its folder is a file, not a folder"
     if exc.errno == errno.ENOSPC:
         return f"cannot create {path}: no space left on the device"
     return f"cannot open {path}: {exc.strerror or exc}"
 
 
-def encode_record(path: str, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc | None, group_field: str | None,
+def encode_record(path: str, name: str, doc_id: str, doc: dict[str, Any] | LazyDoc | Update | None,
+                  group_field: str | None,
                   read_body: Callable[[LazyDoc], bytes]) -> tuple[bytes, LazyDoc | None]:
     """A record line, and where its body is within the line (``LazyDoc.placed`` places it in the file)."""
     if not isinstance(doc_id, str):
         raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
     if doc is None:
         return record_line(name, doc_id, None, None), None
+    if isinstance(doc, Update):
+        try:
+            return record_line(name, doc_id, dumps(doc.change), None, b"upd"), None
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            raise StorageError(f"cannot store a change of {name}/{doc_id} in {path}: {exc}") from exc
     if isinstance(doc, LazyDoc):
         body, group = read_body(doc), doc.group
     else:
@@ -182,6 +255,11 @@ def encode_record(path: str, name: str, doc_id: str, doc: dict[str, Any] | LazyD
             raise StorageError(f"cannot store {name}/{doc_id} in {path}: {exc}") from exc
     line = record_line(name, doc_id, body, group)
     return line, body_at(line, body, group)
+
+
+def written_update(line: bytes) -> Update:
+    """The change of an ``upd`` record line as its bytes say, so the caller's dicts stay theirs."""
+    return Update(json.loads(line[line.index(b',"upd":') + 7:-2]))
 
 
 def parse_body(path: str, name: str, doc_id: str, body: bytes) -> dict[str, Any]:
@@ -210,6 +288,21 @@ def parse_header(path: str, raw: bytes) -> dict[str, Any]:
         raise StorageError(f"{path} was written by a newer nbsessions (format {version}; this version "
                            f"reads up to {FORMAT_VERSION}). Upgrade nbsessions to open it; it was left untouched.")
     return header
+
+
+def refuse_before_locking(path: str) -> None:
+    """A folder, or a file whose complete first line is not our header, is refused before the lock file beside
+    it is made: a refused path leaves nothing behind. (A first line still being written is left to the locked
+    read.)"""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory")
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    if first.endswith(b"\n"):
+        parse_header(path, first[:-1])
 
 
 def header_line(fields: dict[str, Any]) -> bytes:
@@ -256,8 +349,8 @@ def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[s
         for name, docs in tables.items():
             for doc_id, doc in docs.items():
                 line, lazy = encode(name, doc_id, doc)
-                if isinstance(doc, LazyDoc) and lazy is not None:  # parsed ones stay parsed
-                    lazy.memo = doc.memo
+                if not isinstance(doc, dict) and lazy is not None:  # parsed ones stay parsed
+                    lazy.memo = getattr(doc, "memo", None)  # a document with changes pending has none
                     moved.append((docs, doc_id, lazy.placed(size, new)))
                 chunk.append(line)
                 size += len(line)
@@ -266,11 +359,12 @@ def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[s
                     chunk.clear()
         write_all(new.fd, b"".join(chunk))
         os.fsync(new.fd)
+        os.replace(tmp, path)
     except BaseException:
         new.close()
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    os.replace(tmp, path)
     fsync_dir(path)
     return new, size, moved
 

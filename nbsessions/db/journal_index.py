@@ -12,9 +12,23 @@ from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import Any, TypeVar
 
-from nbsessions.db.journal_format import LazyDoc
+from nbsessions.db.journal_format import LazyDoc, Update, apply_update
 
-Doc = dict[str, Any] | LazyDoc
+
+class Pending:
+    """A stored document not read yet (``base``) with changes appended after it, applied when it is read.
+
+    Immutable, chained one change per link, so recording a change costs O(1) and a snapshot holding an older
+    link never sees later changes.
+    """
+
+    __slots__ = ("base", "change")
+
+    def __init__(self, base: LazyDoc | Pending, change: dict[str, Any]) -> None:
+        self.base, self.change = base, change
+
+
+Doc = dict[str, Any] | LazyDoc | Pending
 Parse = Callable[[str, str, LazyDoc], dict[str, Any]]
 T = TypeVar("T")
 
@@ -39,19 +53,32 @@ class JournalIndex:
     def get(self, name: str, doc_id: str) -> dict[str, Any] | None:
         table = self.tables.get(name, {})
         doc = table.get(doc_id)
-        if not isinstance(doc, LazyDoc):
+        if doc is None or isinstance(doc, dict):
             return doc
-        parsed = self._parse(name, doc_id, doc)
+        parsed = self.read(name, doc_id, doc)
         if self.keeps_parsed(name):
             table[doc_id] = parsed
         return parsed
 
     def load(self, name: str, doc_id: str) -> dict[str, Any] | None:
         doc = self.tables.get(name, {}).get(doc_id)
-        return self._parse(name, doc_id, doc) if isinstance(doc, LazyDoc) else copy.deepcopy(doc)
+        return copy.deepcopy(doc) if doc is None or isinstance(doc, dict) else self.read(name, doc_id, doc)
+
+    def read(self, name: str, doc_id: str, doc: LazyDoc | Pending) -> dict[str, Any]:
+        """A fresh dict of a document not parsed yet: its stored body, then the changes appended after it."""
+        changes: list[dict[str, Any]] = []
+        while isinstance(doc, Pending):
+            changes.append(doc.change)
+            doc = doc.base
+        parsed = self._parse(name, doc_id, doc)
+        for change in reversed(changes):
+            parsed = apply_update(parsed, change)
+        return parsed
 
     def memo(self, name: str, doc_id: str, derive: Callable[[dict[str, Any]], T]) -> T | None:
         doc = self.tables.get(name, {}).get(doc_id)
+        if isinstance(doc, Pending):
+            return derive(self.read(name, doc_id, doc))
         if not isinstance(doc, LazyDoc):
             return None if doc is None else derive(doc)
         if doc.memo is None:
@@ -73,11 +100,11 @@ class JournalIndex:
         """A whole table parsed: the live dict for kept tables, a fresh one for grouped tables."""
         table = self.tables.get(name, {})
         if not self.keeps_parsed(name):
-            return {doc_id: self._parse(name, doc_id, doc) if isinstance(doc, LazyDoc) else doc
+            return {doc_id: doc if isinstance(doc, dict) else self.read(name, doc_id, doc)
                     for doc_id, doc in list(table.items())}
         for doc_id, doc in list(table.items()):
-            if isinstance(doc, LazyDoc):
-                table[doc_id] = self._parse(name, doc_id, doc)
+            if not isinstance(doc, dict):
+                table[doc_id] = self.read(name, doc_id, doc)
         return table  # type: ignore[return-value]
 
     def group(self, name: str, key: str, last: int | None = None) -> list[str]:
@@ -91,8 +118,11 @@ class JournalIndex:
         newest.reverse()
         return newest
 
-    def apply(self, name: str, doc_id: str, doc: Doc | None) -> None:
+    def apply(self, name: str, doc_id: str, doc: Doc | Update | None) -> None:
         """Record a new version of a document (None: its deletion), keeping the group index in step."""
+        if isinstance(doc, Update):
+            self._update(name, doc_id, doc.change)
+            return
         table = self.tables.setdefault(name, {})
         old = table.pop(doc_id, None) if doc is None else table.get(doc_id)
         if old is None and type(doc) is LazyDoc and doc.group is not None:  # the common case, kept fast
@@ -112,6 +142,19 @@ class JournalIndex:
                 self._ungroup(name, old_key, doc_id)
             if doc is not None and (old is None or old_key != new_key) and isinstance(new_key, str):
                 self.groups.setdefault(name, {}).setdefault(new_key, {})[doc_id] = None
+
+    def _update(self, name: str, doc_id: str, change: dict[str, Any]) -> None:
+        """Apply an appended change: at once to a parsed document, on first read to one not parsed yet. A change
+        to a document that is gone (deleted by another process meanwhile) changes nothing."""
+        table = self.tables.get(name, {})
+        old = table.get(doc_id)
+        if old is None:
+            return
+        if name in self._group_by:  # a change may move it to another group: store it whole (not used by TinyDb)
+            self.apply(name, doc_id, apply_update(old if isinstance(old, dict) else self.read(name, doc_id, old),
+                                                  change))
+        else:
+            table[doc_id] = apply_update(old, change) if isinstance(old, dict) else Pending(old, change)
 
     def _group_key(self, name: str, doc_id: str, doc: Doc | None) -> Any:
         if isinstance(doc, LazyDoc):

@@ -30,24 +30,24 @@ class FileLock:
                  shared_ok: bool = False) -> None:
         self.path, self.timeout, self.poll_interval = path, timeout, poll_interval
         self.shared_ok = shared_ok
-        """A reader's lock: when the lock file cannot be written (a read-only file or folder), lock it opened
-        read-only, or not at all when it cannot even be created: nobody can be writing there either."""
+        """A reader's lock, which creates nothing: the lock file opened read-only when it exists (every writer
+        makes it when it opens the database), no lock while it does not (looked for again at each acquire)."""
         self._fd: int | None = None
         self._pid = -1
         self._fallback = None if fcntl is not None else filelock.FileLock(path, timeout=timeout, mode=0o600)
 
     def _descriptor(self) -> int:
         """The open lock file; a forked child opens its own, or it would share the parent's lock."""
-        if self._fd is None or self._pid != os.getpid():
-            try:
+        if self._fd is None or self._pid != os.getpid() or (self._fd == -1 and self.shared_ok):
+            if not self.shared_ok:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                if not self.shared_ok or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise
+            else:
                 try:
-                    self._fd = os.open(self.path, os.O_RDONLY)
-                except FileNotFoundError:
-                    self._fd = -1  # no lock file and no way to make one: a read-only place, nothing to lock
+                    self._fd = os.open(self.path, os.O_RDONLY)  # flock needs no write access
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOENT, errno.EACCES, errno.EPERM):
+                        raise
+                    self._fd = -1  # no writer has opened the file since its lock file went: nothing to lock
             self._pid = os.getpid()
         return self._fd
 

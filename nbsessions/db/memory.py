@@ -80,6 +80,20 @@ class InMemoryDb(BaseDb):
             if run.session_id in self._sessions:
                 self._sessions[run.session_id]["updated_at"] = now()
 
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        with self._lock:
+            if run.session_id not in self._sessions:
+                return False
+            self.upsert_run(run)
+            return True
+
+    def claim_run(self, run: RunOutput) -> bool:
+        with self._lock:
+            stored = self._runs.get(run.run_id)
+            if stored is None or stored.get("status") != RunStatus.paused.value:
+                return False
+            return self.upsert_run_if_session(run)
+
     def get_run(self, run_id: str) -> RunOutput | None:
         with self._lock:
             data = self._runs.get(run_id)

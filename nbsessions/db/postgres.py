@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import fields as dataclass_fields
@@ -32,6 +33,7 @@ from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
 from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, migrate
 from nbsessions.db.urls import mask_url, scrub, url_password
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import register
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())  # its reconnect warnings would print under
@@ -71,6 +73,7 @@ class PostgresDb(BaseDb):
 
     def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0) -> None:
         self._secret = url_password(url)
+        register(self._secret)  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show
         self.meta_scope = meta_scope
@@ -79,8 +82,7 @@ class PostgresDb(BaseDb):
         self._timeout = timeout
         self._last_used: dict[int, float] = {}  # id(connection) -> when it last answered
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
-                                    kwargs={"autocommit": True}, configure=self._configure,
-                                    check=self._check, name="nbsessions")
+                                    kwargs={"autocommit": True}, configure=self._configure, name="nbsessions")
         try:
             with self._errors("open"):
                 with self._listen_connection() as conn:  # fails at once, saying why (a pool would retry)
@@ -99,11 +101,24 @@ class PostgresDb(BaseDb):
         conn.execute("SELECT set_config('nbsessions.origin', %s, false)", [self.origin])
         self._last_used[id(conn)] = time.monotonic()
 
-    def _check(self, conn: psycopg.Connection) -> None:
-        """Test a connection before use when it sat idle a while: a restarted server is then noticed (and the
-        connection replaced) before a query fails, without a round trip for each of a run's quick queries."""
-        if time.monotonic() - self._last_used.get(id(conn), 0.0) > _CHECK_AFTER:
+    def _usable(self, conn: psycopg.Connection) -> bool:
+        """Whether a pooled connection can take a query, costing no round trip in the common case.
+
+        An idle connection has nothing to read; a server that shut down or restarted has sent it an error and
+        closed it, so a readable socket means the connection must be tested (``SELECT`` nothing) before use. One
+        idle for a while is tested too: a server that vanished without a word (a crashed host) sends nothing.
+        """
+        if conn.closed or conn.broken:
+            return False
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        if not poller.poll(0) and time.monotonic() - self._last_used.get(id(conn), 0.0) <= _CHECK_AFTER:
+            return True
+        try:
             ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            return False
+        return True
 
     def _listen_connection(self) -> psycopg.Connection:
         return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
@@ -139,11 +154,25 @@ class PostgresDb(BaseDb):
 
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
-        with self._errors(doing), self._pool.connection() as conn:
+        with self._errors(doing):
+            conn = self._live_connection()
             try:
-                yield conn
+                with conn:  # as the pool's own connection(): ends a transaction left open, keeps the connection
+                    yield conn
             finally:
                 self._last_used[id(conn)] = time.monotonic()
+                self._pool.putconn(conn)
+
+    def _live_connection(self) -> psycopg.Connection:
+        """A pooled connection that works: dead ones (the server restarted since) are dropped and replaced at
+        once, so the first operation after the server is back succeeds instead of failing on a stale socket."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.001))
+            if self._usable(conn):
+                return conn
+            conn.close()  # the pool sees it closed, forgets it and opens a new one in its worker
+            self._pool.putconn(conn)
 
     def _one(self, doing: str, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:
@@ -183,7 +212,7 @@ class PostgresDb(BaseDb):
         with self._connection("create a session") as conn:
             with conn.transaction() if session.session_name else contextlib.nullcontext():
                 if session.session_name:
-                    data["session_name"] = unique_name(session.session_name, self._names(conn, session.user_id))
+                    data["session_name"] = unique_name(data["session_name"], self._names(conn, session.user_id))
                 row = conn.execute(sql, [*_session_row(data), session.session_id]).fetchone()
             if row is None:  # inserted by another writer after this statement's snapshot: read it now
                 row = conn.execute(f"SELECT data, updated_at, false FROM {_S} WHERE session_id = %s",
@@ -231,8 +260,11 @@ class PostgresDb(BaseDb):
         return [name for (name,) in rows]
 
     def delete_session(self, session_id: str) -> bool:
-        row = self._one("delete a session", f"WITH runs AS (DELETE FROM {_R} WHERE session_id = %s) "
-                        f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id, session_id])
+        """The session row first (its lock orders this against a run being written), then, in a statement
+        that sees what such a writer committed, the runs: no run of the session is left behind."""
+        with self._connection("delete a session") as conn, conn.transaction():
+            row = conn.execute(f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id]).fetchone()
+            conn.execute(f"DELETE FROM {_R} WHERE session_id = %s", [session_id])
         return row is not None
 
     # -- runs -----------------------------------------------------------------------------------
@@ -248,6 +280,33 @@ class PostgresDb(BaseDb):
             with conn.pipeline(), conn.transaction():  # sent together: one round trip
                 conn.execute("SET LOCAL synchronous_commit = off")
                 conn.execute(sql, params)
+
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        """Bump the session's ``updated_at`` (locking its row) and store the run only if that found the session,
+        in one transaction: a concurrent ``delete_session`` waits for it, or it finds the session gone."""
+        return self._conditional_run("store a run", run, durable, "")
+
+    def claim_run(self, run: RunOutput) -> bool:
+        """``UPDATE … WHERE status = 'paused'``: a second continue waits on the row lock, then finds it running."""
+        return self._conditional_run("continue a run", run, True, "WHERE runs.status = 'paused'")
+
+    def _conditional_run(self, doing: str, run: RunOutput, durable: bool, where: str) -> bool:
+        data = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
+                _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True))]
+        with self._connection(doing) as conn, conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            if conn.execute(f"UPDATE {_S} SET updated_at = %s WHERE session_id = %s RETURNING 1",
+                            [now(), run.session_id]).fetchone() is None:
+                return False
+            if not where:
+                conn.execute(_UPSERT_RUN, data)
+                return True
+            if conn.execute(f"UPDATE {_R} AS runs SET status = %s, metrics = %s::jsonb, data = %s::json "
+                            f"{where} AND run_id = %s RETURNING 1", [*data[4:], run.run_id]).fetchone() is None:
+                raise psycopg.Rollback  # not claimed: the session's updated_at stays as it was too
+            return True
+        return False  # rolled back
 
     def get_run(self, run_id: str) -> RunOutput | None:
         row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])

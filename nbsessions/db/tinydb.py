@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
-from nbsessions.db.base import BaseDb, check_sort, create_in_table, runs_from_records, update_in_table
+from nbsessions.db.base import BaseDb, change_in_table, check_sort, create_in_table, runs_from_records
 from nbsessions.db.journal import JournalStorage, Op
+from nbsessions.db.journal_format import Update, apply_update
 from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
@@ -223,12 +224,12 @@ class TinyDb(BaseDb):
                        state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
-            merged = update_in_table(_Sessions(self._store, self._sessions), session_id, state_patch=state_patch,
-                                     state_delete=state_delete, metadata_patch=metadata_patch, **fields)
-            if merged is None:
+            found = change_in_table(_Sessions(self._store, self._sessions), session_id, state_patch=state_patch,
+                                    state_delete=state_delete, metadata_patch=metadata_patch, **fields)
+            if found is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
-            session = self._load(Session, copy.deepcopy(merged), session_id)
-            self._store.commit([(self._sessions, session_id, session.to_dict())])
+            session = self._load(Session, copy.deepcopy(apply_update(*found)), session_id)
+            self._store.commit([(self._sessions, session_id, Update(found[1]))])  # the change, not the whole session
         return session
 
     def delete_session(self, session_id: str) -> bool:
@@ -244,10 +245,23 @@ class TinyDb(BaseDb):
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         with self._store.transaction():  # the run and its session's updated_at in one append
             ops: list[Op] = [(RUNS, run.run_id, run.to_dict(history_refs=True))]
-            session = self._store.load(self._sessions, run.session_id)
-            if session is not None:
-                ops.append((self._sessions, run.session_id, {**session, "updated_at": now()}))
+            if self._store.has(self._sessions, run.session_id):  # a change of one field: the session is not rewritten
+                ops.append((self._sessions, run.session_id, Update({"set": {"updated_at": now()}})))
             self._store.commit(ops, durable=durable)
+
+    def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
+        with self._store.transaction():  # under the file lock: a delete in another kernel is before or after
+            if self._store.get(self._sessions, run.session_id) is None:
+                return False
+            self.upsert_run(run, durable=durable)
+            return True
+
+    def claim_run(self, run: RunOutput) -> bool:
+        with self._store.transaction():  # the status read and the write under one hold of the file lock
+            stored = self._store.load(RUNS, run.run_id)
+            if stored is None or stored.get("status") != RunStatus.paused.value:
+                return False
+            return self.upsert_run_if_session(run)
 
     def get_run(self, run_id: str) -> RunOutput | None:
         with self._store.reading():

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 URL_PREFIXES = ("postgresql://", "postgres://")
 MASK = "***"
-_NETLOC_PASSWORD = re.compile(r"(?P<head>[a-z]+://[^:/@?#\s]*:)(?P<secret>[^@/?#\s]*)(?=@)", re.IGNORECASE)
+# From ``user:`` to the LAST ``@`` of the URL: a password that is not percent-encoded may hold ``@ / # ?``.
+_NETLOC_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#\s]*:)(?P<secret>\S*)(?=@)", re.IGNORECASE)
 _PARAM_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&\s]*)", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
@@ -27,16 +28,17 @@ def is_postgres_url(text: str | None) -> bool:
 
 
 def url_password(url: str) -> str | None:
-    """The password a URL carries (in its user part or as ``?password=``), or None."""
-    parts = urlsplit(url)
-    if parts.password:
-        return unquote(parts.password)
-    found = dict(parse_qsl(parts.query)).get("password")
+    """The password a URL carries (in its user part, up to the last ``@``, or as ``?password=``), or None."""
+    netloc = _NETLOC_PASSWORD.search(url.strip())
+    if netloc and netloc["secret"]:
+        return unquote(netloc["secret"])
+    found = dict(parse_qsl(urlsplit(url).query)).get("password")
     return found or None
 
 
 def mask_url(text: str) -> str:
-    """``postgresql://ann:secret@host/db`` → ``postgresql://ann:***@host/db`` (and ``password=`` params/keywords)."""
+    """``postgresql://ann:secret@host/db`` → ``postgresql://ann:***@host/db`` (and ``password=`` params/keywords),
+    parseable or not: the one helper every printed URL goes through."""
     text = _NETLOC_PASSWORD.sub(lambda m: m["head"] + MASK, text)
     text = _PARAM_PASSWORD.sub(lambda m: m["head"] + MASK, text)
     return _KEYWORD_PASSWORD.sub(lambda m: m["head"] + MASK, text)

@@ -19,17 +19,16 @@ from nbsessions.errors import SessionNotFoundError
 from nbsessions.explore import tables
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
-from nbsessions.export import fence_for, session_json, session_markdown, write_private
+from nbsessions.export import FORMATS, SESSION_ONLY, fence_for, session_json, session_markdown, write_private
 from nbsessions.export_ipynb import session_ipynb
 from nbsessions.formatting import one_line, seconds, when_precise
+from nbsessions.redact import redact
 from nbsessions.render import format_cost
 from nbsessions.schema import RunOutput, Session
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
 
-FORMATS = ("md", "json", "csv", "ipynb")
-SESSION_ONLY = frozenset({"ipynb"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -44,6 +43,7 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 
 
 def _write(text: str, path: str | os.PathLike[str] | None) -> str:
+    text = redact(text)  # a comparison or a batch exports runs kept in memory, not read back from a store
     if path is not None:
         write_private(path, text)
     return text

@@ -28,7 +28,19 @@ from nbsessions.llm.openai_wire import (
     _Secret,
     is_openai_endpoint,
 )
+from nbsessions.redact import leaks, register, register_env
 from nbsessions.schema import Message
+
+
+class _Clients:
+    """The SDK clients a model and all its shallow copies share: the sync one, its variants by ``max_retries``,
+    and one async client per event loop. Shared as one object, so a client built by a copy serves them all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.client: Any = None
+        self.variants: dict[int, Any] = {}
+        self.async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # one per loop
 
 
 class _OpenAIModel(OpenAIErrors, Model):
@@ -55,30 +67,34 @@ class _OpenAIModel(OpenAIErrors, Model):
         self.max_retries = max_retries
         self.settings = settings
         self._api_key = _Secret(api_key) if api_key else None
-        self._client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # one per loop
-        self._lock = threading.Lock()
+        register(api_key if api_key != PLACEHOLDER_KEY else None)  # what this model sends is never kept or shown
+        register_env(api_key_env)
+        self._shared = _Clients()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, base_url={_display_url(self.base_url)!r})"
 
     def __copy__(self) -> _OpenAIModel:
-        """Shallow copies (``with_settings``) share the client and its connection pool."""
+        """Shallow copies (``with_settings``, ``without_retries``) share the clients and their connection pool,
+        also those built after the copy: a batch's per-attempt copies never build a client each."""
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
         return clone
 
     def __getstate__(self) -> dict[str, Any]:
-        """Copies and pickles leave the live client (sockets, locks) behind; it is rebuilt on the next call."""
+        """Deep copies and pickles leave the live clients (sockets, locks) behind; rebuilt on the next call."""
         state = self.__dict__.copy()
-        state["_client"] = None
-        del state["_lock"], state["_async_clients"]
+        del state["_shared"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
-        self._async_clients = weakref.WeakKeyDictionary()
+        self._shared = _Clients()
+
+    @property
+    def _client(self) -> Any:
+        """The sync client, once built (``None`` before the first call)."""
+        return self._shared.client
 
     # -- endpoint and client -------------------------------------------------------------------------
 
@@ -118,13 +134,14 @@ class _OpenAIModel(OpenAIErrors, Model):
         raise NotImplementedError
 
     def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
+        shared = self._shared
+        with shared.lock:
+            if shared.client is None:
                 import openai
 
-                self._client = openai.OpenAI(api_key=self._resolve_key(), base_url=self.endpoint,
-                                             timeout=self.timeout, max_retries=self.max_retries)
-            return self._client
+                shared.client = openai.OpenAI(api_key=self._resolve_key(), base_url=self.endpoint,
+                                              timeout=self.timeout, max_retries=self.max_retries)
+            return shared.client
 
     def secrets(self) -> tuple[str, ...]:
         """The key this model sends (its own, else its ``api_key_env`` variable or ``OPENAI_API_KEY``), to be
@@ -145,14 +162,15 @@ class _OpenAIModel(OpenAIErrors, Model):
 
         loop = asyncio.get_running_loop()
         created = False
-        with self._lock:
-            held = self._async_clients.get(loop)
+        shared = self._shared
+        with shared.lock:
+            held = shared.async_clients.get(loop)
             if held is None:
                 import openai
 
                 client = openai.AsyncOpenAI(api_key=self._resolve_key(), base_url=self.endpoint,
                                             timeout=self.timeout, max_retries=self.max_retries)
-                held = self._async_clients[loop] = (client, _closed_with_loop(client))
+                held = shared.async_clients[loop] = (client, _closed_with_loop(client))
                 created = True
         if created:
             await anext(held[1])  # started here, so the loop closes it at shutdown
@@ -165,8 +183,19 @@ class _OpenAIModel(OpenAIErrors, Model):
         return clone
 
     def _client_for_call(self, client: Any = None) -> Any:
-        client = client or self._get_client()
-        return client if client.max_retries == self.max_retries else client.with_options(max_retries=self.max_retries)
+        """The client with this model's ``max_retries``; the sync one's variants are built once and shared."""
+        if client is not None:
+            return client if client.max_retries == self.max_retries else client.with_options(
+                max_retries=self.max_retries)
+        client = self._get_client()
+        if client.max_retries == self.max_retries:
+            return client
+        shared = self._shared
+        with shared.lock:
+            variant = shared.variants.get(self.max_retries)
+            if variant is None:
+                variant = shared.variants[self.max_retries] = client.with_options(max_retries=self.max_retries)
+            return variant
 
     def available_models(self) -> list[str] | None:
         """The model ids the server lists (``GET /models``), or None when it keeps no list or cannot say.
@@ -303,6 +332,8 @@ class _OpenAIModel(OpenAIErrors, Model):
             error = self._translate(exc, streamed=bool(outcome.parts))
             if error is None or error is exc:
                 raise
+            if leaks(str(exc)):  # the SDK's message quotes the server's body, which may hold the key
+                raise error from None
             raise error from exc
 
     def _ending(self, outcome: _Outcome, messages: list[Message], tools: list[dict[str, Any]]

@@ -7,6 +7,8 @@ database or a model.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,6 +96,39 @@ def parse_object(text: str, what: str, example: str = '{"key": "value"}') -> dic
     except InvalidInputError as exc:
         raise UsageError(str(exc)) from None
     return value
+
+
+_ARG = re.compile(r"[ \t\r\n]*(?:('[^']*'|\"[^\"]*\"|[^ \t\r\n'\"][^ \t\r\n]*)|(['\"])|$)")
+
+
+def split_args(line: str) -> list[str]:
+    """The words of a magic's line, as IPython's ``arg_split`` splits them, in linear time.
+
+    ``arg_split`` is ``shlex``, which grows each word one character at a time: a 1 MB ``--state`` took 15 s and
+    a 50 MB one never ended. Same rules here (non-POSIX ``shlex`` with whitespace splitting): a word starting with
+    a quote runs to the matching quote, which ends it, and keeps its quotes; any other word runs to whitespace.
+    """
+    words, at = [], 0
+    while True:
+        found = _ARG.match(line, at)
+        assert found is not None  # every alternative can match the empty end
+        if found[1] is not None:
+            words.append(found[1])
+        elif found[2] is not None:
+            raise UsageError(f"unclosed {found[2]} at character {found.start(2)} of the line: close it")
+        else:
+            return words
+        at = found.end()
+
+
+def check_flag_count(value: int | None, flag: str, least: int, unit: str) -> None:
+    """A count given to a flag (``--history N``): at least ``least``, and no larger than a count can be."""
+    if value is None:
+        return
+    if value < least:
+        raise UsageError(f"{flag} needs {least} or more {unit}")
+    if value > sys.maxsize:
+        raise UsageError(f"{flag} is too large: at most {sys.maxsize} {unit}")
 
 
 def _refuse_constant(name: str) -> Any:

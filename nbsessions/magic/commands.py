@@ -18,16 +18,13 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
-from IPython.utils.process import arg_split
 
-from nbsessions.explore.batch import BatchResult
-from nbsessions.explore.compare import Comparison
-from nbsessions.explore.export import FORMATS, SESSION_ONLY, export_result, export_session
-from nbsessions.export import write_private
+from nbsessions.errors import NbSessionsError
+from nbsessions.export import FORMATS, SESSION_ONLY, write_private
 from nbsessions.formatting import seconds as _seconds
 from nbsessions.formatting import when
 from nbsessions.listing import group_experiments
-from nbsessions.magic.cellopts import parse_state, session_label
+from nbsessions.magic.cellopts import parse_state, session_label, split_args
 from nbsessions.magic.nested import history_view
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.render import format_cost, format_in_out
@@ -55,7 +52,7 @@ def unquote(text: str) -> str:
 
 
 def parse_rest(parser: MagicArgumentParser, rest: str) -> Any:
-    return parser.parse_args([unquote(token) for token in arg_split(rest)])
+    return parser.parse_args([unquote(token) for token in split_args(rest)])
 
 
 def run_command(nb: NotebookAgent, line: str) -> Any:
@@ -318,8 +315,12 @@ def _write(target: Path, text: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_private(target, text)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"cannot write {target}: a part of its folder is a file, not a folder") from None
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except NbSessionsError as exc:  # a directory in the way, a full disk: the message names the path
+        raise UsageError(str(exc)) from None
 
 
 @command("export")
@@ -330,6 +331,8 @@ def export(nb: NotebookAgent, rest: str) -> None:
     ``--result VAR`` exports a ``Comparison`` or ``BatchResult`` from the notebook instead. Exports hold stored
     records only: never an API key.
     """
+    from nbsessions.explore import BatchResult, Comparison, export_result, export_session  # on use, not at load
+
     args = parse_rest(_EXPORT, rest)
     path = Path(args.path).expanduser().resolve() if args.path else None
     if args.result is not None:

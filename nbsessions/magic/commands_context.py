@@ -11,7 +11,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from nbsessions.errors import NbSessionsError
 from nbsessions.inspect_context import SentContext
-from nbsessions.magic.cellopts import CellOptions
+from nbsessions.magic.cellopts import CellOptions, check_flag_count
 from nbsessions.magic.commands import command, find_run, parse_rest, show_html
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.render_context import context_html, context_text, run_numbers
@@ -34,6 +34,9 @@ def context(nb: NotebookAgent, rest: str) -> None:
     cell, a dry run (``{expr}`` filled as in a cell; nothing is sent or stored)."""
     flags, found, prompt = _split_next(rest)
     args = parse_rest(_CONTEXT, flags)
+    check_flag_count(args.history, "--history", 0, "runs")
+    if args.no_history and args.history is not None:
+        raise UsageError("use either --history N or --no-history, not both")
     if found:
         if args.run is not None:
             raise UsageError(f"--next previews the next run: drop {args.run!r}, or drop --next to see that run")

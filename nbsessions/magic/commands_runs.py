@@ -78,15 +78,15 @@ def regenerate(nb: NotebookAgent, rest: str) -> None:
     args = parse_rest(_REGENERATE, rest)
     session = nb.require_active()
     target = _run_of(nb, session, args.run)
-    model = nb.chosen_model(args.model)
-    if args.model is None:
-        nb.use_model(model)
-    try:  # without -m, the model that made the run answers again (the agent finds it from the run's record)
-        stream = nb.agent.regenerate(session.session_id, target.run_id if target else None,
-                                     model=model if args.model else None, stream=True)
+    # Without -m, the model that made the run answers again (the agent finds it from the run's record): the
+    # notebook's default is not asked for, so a base_url with no default model still regenerates.
+    model = nb.chosen_model(args.model) if args.model is not None else None
+    try:
+        stream = nb.agent.regenerate(session.session_id, target.run_id if target else None, model=model,
+                                     stream=True)
     except (NbSessionsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    nb.show(stream, session, model if args.model else nb.agent.model_of(stream.run))
+    nb.show(stream, session, model or nb.agent.model_of(stream.run))
 
 
 _VARIANTS = MagicArgumentParser(prog="%agent variants")

@@ -11,22 +11,24 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
+import threading
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.process import arg_split
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
 from nbsessions.agent import Agent
-from nbsessions.errors import InvalidInputError, StorageError
+from nbsessions.errors import InvalidInputError, StorageError, storage_warnings_as_lines
 from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
-from nbsessions.magic.cellopts import CellOptions
+from nbsessions.magic.cellopts import CellOptions, check_flag_count, split_args
 from nbsessions.magic.commands import run_command, unquote
-from nbsessions.magic.experiments import run_batch, run_compare
 from nbsessions.magic.notebook import NotebookAgent
+from nbsessions.magic.shown import redacted_output
 from nbsessions.magic.teamcells import run_registered
+from nbsessions.redact import redact
 
 
 @magics_class
@@ -62,6 +64,8 @@ class AgentMagics(Magics):
                    "user. Empty: no user.").tag(config=True)
     update_interval = Float(0.1, help="Seconds between in-place updates of a streaming reply (the final one "
                             "always shows).").tag(config=True)
+
+    warming: threading.Thread | None = None  # ``warm_up`` started by ``load_ipython_extension``
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -160,10 +164,14 @@ class AgentMagics(Magics):
             %agent db [PATH] | user [NAME] | model [NAME] | panel
         """
         try:
-            return self._dispatch(line, cell)
+            with storage_warnings_as_lines(sys.stderr.write), redacted_output(self.shell):  # a torn last line: one
+                value = self._dispatch(line, cell)  # plain line; every output redacted
         except (StorageError, InvalidInputError) as exc:  # an unusable store (or a database server that went
             # away: the next cell reconnects) or a bad value: one red line
-            raise UsageError(str(exc)) from None
+            raise UsageError(redact(str(exc))) from None
+        except UsageError as exc:  # shown by IPython after the block: a name or a value in it may quote a key
+            raise UsageError(redact(str(exc))) from None
+        return redact(value) if isinstance(value, str) else value
 
     def _dispatch(self, line: str, cell: str | None) -> Any:
         if cell is None:
@@ -173,17 +181,18 @@ class AgentMagics(Magics):
         if opts.registered is not None:
             run = run_registered(self.notebook, opts, cell)
             return run.content if opts.result else None
-        if opts.over is not None:
-            return run_batch(self.notebook, opts, cell)
-        if opts.comparing:
-            return run_compare(self.notebook, opts, cell)
+        if opts.over is not None or opts.comparing:
+            from nbsessions.magic import experiments  # prompt experiments load on their first cell
+
+            run = experiments.run_batch if opts.over is not None else experiments.run_compare
+            return run(self.notebook, opts, cell)
         run = self.notebook.run_cell(opts, cell)
         return run.content if opts.result else None
 
 
 def parse_cell_line(magic: Any, line: str) -> CellOptions:
     """The ``%%agent`` line as ``CellOptions``; contradictions are a ``UsageError`` (one red line)."""
-    args = magic.parser.parse_args([unquote(token) for token in arg_split(line)])
+    args = magic.parser.parse_args([unquote(token) for token in split_args(line)])
     for flag, value in (("-m", args.model), ("-s", args.session), ("-u", args.user), ("-o", args.output)):
         if value is not None and not value.strip():
             raise UsageError(f"{flag} needs a value: an empty one would be silently ignored")
@@ -192,8 +201,7 @@ def parse_cell_line(magic: Any, line: str) -> CellOptions:
     _check_history_flags(args)
     _check_modes(args)
     registered = _check_registered(args)
-    if args.concurrency is not None and args.concurrency < 1:
-        raise UsageError("--concurrency needs 1 or more runs at once")
+    check_flag_count(args.concurrency, "--concurrency", 1, "runs at once")
     return CellOptions(session=args.session, user=args.user, model=args.model, new=args.new,
                        history=0 if args.no_history else args.history, history_messages=args.history_messages,
                        history_tokens=args.history_tokens, system=args.system, state=args.state,
@@ -211,12 +219,9 @@ def _check_history_flags(args: Any) -> None:
         raise UsageError("--no-history sends no history: drop --history-messages / --history-tokens")
     if args.history is not None and args.history_messages is not None:
         raise UsageError("use either --history N (runs) or --history-messages N (messages), not both")
-    if args.history is not None and args.history < 0:
-        raise UsageError("--history needs 0 or more runs")
-    if args.history_messages is not None and args.history_messages < 0:
-        raise UsageError("--history-messages needs 0 or more messages")
-    if args.history_tokens is not None and args.history_tokens < 1:
-        raise UsageError("--history-tokens needs a budget of 1 or more tokens")
+    check_flag_count(args.history, "--history", 0, "runs")
+    check_flag_count(args.history_messages, "--history-messages", 0, "messages")
+    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens")
 
 
 _ONE_RUN_ONLY = (("new", "--new"), ("state", "--state"), ("history", "--history"),
@@ -303,12 +308,26 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
     return key, [_setting_value(v) for v in items]
 
 
+def warm_up() -> None:
+    """Import the ``openai`` SDK (~0.5 s) and build the Markdown renderer: what the first ``%%agent`` cell needs
+    beyond the extension itself, done while the user writes that cell. A failure here is left for the cell to
+    report in its own words."""
+    with contextlib.suppress(Exception):
+        import openai  # noqa: F401
+    with contextlib.suppress(Exception):
+        from nbsessions.render import markdown_to_html
+
+        markdown_to_html("")
+
+
 def load_ipython_extension(ip: Any) -> AgentMagics:
-    """Register ``AgentMagics`` and the cell-id hooks on ``ip``."""
+    """Register ``AgentMagics`` and the cell-id hooks on ``ip``, then warm up the first cell in the background."""
     magics = AgentMagics(shell=ip)
     ip.register_magics(magics)
     ip.events.register("pre_run_cell", magics.pre_run_cell)
     ip.events.register("post_run_cell", magics.post_run_cell)
+    magics.warming = threading.Thread(target=warm_up, name="nbsessions-warm-up", daemon=True)
+    magics.warming.start()
     return magics
 
 
