@@ -96,6 +96,8 @@ class StepOutput:
     step_type: str | None = None
     executor_name: str | None = None
     step_run_id: str | None = None
+    metrics: Metrics | None = None  # an agent or team step's run metrics (a function step has none)
+    executor_type: str | None = None
 
 
 @dataclass
@@ -109,12 +111,14 @@ class StepRecord:
     output: str | None = None
     error: str | None = None
     run_id: str | None = None  # an agent or team step's run, nested under the workflow run
+    metrics: dict[str, Any] | None = None  # that run's metrics, as ``Metrics.to_dict``
+    attempts: int | None = None  # when the step was tried more than once (``Step(max_retries=...)``)
 
     def to_dict(self) -> dict[str, Any]:
         """The dict shape stored since before this record: the parts a step has not got yet are left out."""
         data = {"name": self.name, "kind": self.kind, "input": self.input, "status": self.status.value}
-        data.update({k: v for k, v in (("run_id", self.run_id), ("output", self.output), ("error", self.error))
-                     if v is not None})
+        data.update({k: v for k, v in (("run_id", self.run_id), ("output", self.output), ("error", self.error),
+                                       ("metrics", self.metrics), ("attempts", self.attempts)) if v is not None})
         return data
 
     @classmethod
@@ -203,7 +207,9 @@ class RunOutput:
     def step_results(self) -> list[StepOutput]:
         """A workflow run's steps as ``StepOutput`` records, in order (Agno's ``WorkflowRunOutput.step_results``)."""
         return [StepOutput(step_name=s.name, content=s.output, success=s.status == RunStatus.completed,
-                           error=s.error, step_type=s.kind, step_run_id=s.run_id) for s in self.steps]
+                           error=s.error, step_type=s.kind, executor_type=s.kind, step_run_id=s.run_id,
+                           metrics=Metrics.from_dict(s.metrics) if s.metrics is not None else None)
+                for s in self.steps]
 
     @property
     def is_paused(self) -> bool:

@@ -410,7 +410,8 @@ def test_workflow_history_reaches_agent_steps(model, openai_server):
     workflow.run(input="A story about a husky named Max")
     workflow.run(input="Now one about his sister")
     prompt = openai_server.last.body["messages"][-1]["content"]
-    assert "Input: A story about a husky named Max" in prompt and prompt.endswith("Now one about his sister")
+    assert "User input: A story about a husky named Max" in prompt  # Agno's <workflow_history_context>
+    assert prompt.endswith("</workflow_history_context>\nNow one about his sister")
 
 
 def test_a_workflow_agent_runs_the_workflow_or_answers_from_its_history(model, openai_server):
