@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -114,7 +113,7 @@ def table(results: list[tuple[str, float, bool]], repeat: int) -> str:
     single = results[0][1]
     lines = [f"`python benchmarks/bench_async.py`: {RUNS} runs, {LATENCY_MS:.0f} ms server latency (server in its "
              f"own process); ideal {IDEAL * 1000:.0f} ms (one latency); median of {repeat}. "
-             f"{cli.measured_on()}, load average {os.getloadavg()[0]:.1f}.", "",
+             f"{cli.measured_on()}.", "",
              "| run | wall time | / 200 ms | / one run alone | / raw SDK | target | met |",
              "|---|---|---|---|---|---|---|"]
     raw = results[1][1]

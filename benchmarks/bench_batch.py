@@ -2,8 +2,10 @@
 
     python benchmarks/bench_batch.py [--repeat N] [--server process|thread] [--no-readme]
 
-The ideal is 100 / 8 × 50 ms = 625 ms (latency only, no overhead); ``batch`` should stay within 1.5× of it.
-A baseline from the same run — the same 100 streaming calls through the raw ``openai`` SDK on 8 threads — shows
+The ideal is 100 / 8 × 50 ms = 625 ms (latency only, no overhead); ``batch`` should stay within 1.5× of it, also
+the **first** batch of a new process (after a one-row ``batch`` as a warm-up, as a user tries a template on one row
+first): each such sample is a new Python process. ``batch`` runs with its default retries, as a user's does. A
+baseline from the same run — the same 100 streaming calls through the raw ``openai`` SDK on 8 threads — shows
 how much of the gap is the SDK and the machine rather than nbsessions. The server (``tests/openai_server.py``,
 loaded by path) runs in its own process by default, as a real one would: in this process its threads would
 compete with the client for the GIL. The table goes into benchmarks/README.md between the ``bench_batch``
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,9 +91,37 @@ def nbsessions_batch(base_url: str, db_factory: Callable[[], Any]) -> Callable[[
         db = db_factory()
         agent = Agent(model=OpenAIChat("bench", base_url=base_url, api_key=KEY, max_retries=0), db=db)
         result = batch(agent, "prompt {i}", [{"i": i} for i in range(PROMPTS)], concurrency=CONCURRENCY,
-                       retries=0, progress=False)
+                       progress=False)
         db.close()
         assert result.counts() == {"completed": PROMPTS}, result.counts()
+
+    return run
+
+
+FIRST_BATCH = """
+import sys, time
+from nbsessions import Agent, InMemoryDb
+from nbsessions.explore import batch
+from nbsessions.llm import OpenAIChat
+
+agent = Agent(model=OpenAIChat("bench", base_url=sys.argv[1], api_key="bench-key"), db=InMemoryDb())
+batch(agent, "prompt {i}", [{"i": 0}], progress=False)  # the warm-up: one row
+t0 = time.perf_counter()
+result = batch(agent, "prompt {i}", [{"i": i} for i in range(int(sys.argv[2]))], concurrency=int(sys.argv[3]),
+               progress=False)
+print(time.perf_counter() - t0)
+assert result.counts() == {"completed": int(sys.argv[2])}, result.counts()
+"""
+
+
+def first_batch(base_url: str) -> Callable[[], float]:
+    """A new process: a one-row batch, then the timed 100-row one (the child times it; the parent's clock also
+    holds the interpreter's start and the imports, which are not the batch's)."""
+    def run() -> float:
+        out = subprocess.run([sys.executable, "-c", FIRST_BATCH, base_url, str(PROMPTS), str(CONCURRENCY)],
+                             env={**os.environ, "PYTHONPATH": str(HERE.parent)}, capture_output=True, text=True,
+                             timeout=300, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
 
     return run
 
@@ -106,17 +138,22 @@ def measure(repeat: int, where: str) -> list[tuple[str, float, bool | None]]:
         ]
         for _, fn, _ in cases:  # warm up: imports, connection pools, first requests
             fn()
-        return [(name, median_time(fn, repeat), target) for name, fn, target in cases]
+        results = [(name, median_time(fn, repeat), target) for name, fn, target in cases]
+        cold = first_batch(base_url)
+        results.append(("first `batch` of a new process (after a one-row `batch`), InMemoryDb",
+                        statistics.median(cold() for _ in range(repeat)), True))
+        return results
 
 
 def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str) -> str:
+    raw = results[0][1]
     lines = [f"`python benchmarks/bench_batch.py`: {PROMPTS} prompts, concurrency {CONCURRENCY}, {LATENCY_MS:.0f} ms "
              f"server latency (server in its own {'process' if where == 'process' else 'thread'}); ideal "
              f"{IDEAL * 1000:.0f} ms; median of {repeat}. {cli.measured_on()}.", "",
-             "| run | wall time | / ideal | target | met |", "|---|---|---|---|---|"]
+             "| run | wall time | / ideal | / raw SDK | target | met |", "|---|---|---|---|---|---|"]
     for name, seconds, targeted in results:
         ratio, target, met = cli.against_ideal(seconds, IDEAL, TARGET, targeted)
-        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio} | {target} | {met} |")
+        lines.append(f"| {name} | {seconds * 1000:.0f} ms | {ratio} | {seconds / raw:.2f}× | {target} | {met} |")
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ from tinydb import TinyDB  # noqa: E402
 from nbsessions import Agent  # noqa: E402
 from nbsessions.db import InMemoryDb, TinyDb  # noqa: E402
 from nbsessions.llm import FunctionModel, OfflineModel  # noqa: E402
+from nbsessions.redact import redact_data  # noqa: E402
 from nbsessions.schema import RunOutput, Session, new_id  # noqa: E402
 
 START, END = "<!-- bench_storage -->", "<!-- /bench_storage -->"
@@ -39,11 +40,14 @@ section. Each number is compared with a baseline measured in the same run:
   bytes the journal appends (so the ratio is our overhead: lock, serialisation, bookkeeping).
 - **growth**: `Agent.run` with history on (3 runs) in a session of 10,000 runs against one of 100.
 - **OpenAIChat**: `Agent.run` against a raw `openai` SDK call of the same kind (not streamed) with the same
-  messages, both to a loopback server (`tests/openai_server.py`). With `TinyDb` each run appends twice: the run
-  as it starts (buffered, no fsync) and the run as it ends together with its session's new `updated_at`
-  (fsync'd); the floor row subtracts the cost of those bare writes.
+  messages, calls alternating, both to a loopback server (`tests/openai_server.py`) in its own process; targets
+  <= 1.2x in memory and <= 1.4x on `TinyDb`. With `TinyDb` each run appends twice: the run as it starts
+  (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the floor
+  row subtracts the cost of those bare writes.
 - **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
   against the bare minimum of a run in the same process: the same model call and two stores of the run.
+- **redaction**: the machinery row's `Agent.run` with a 178-character key in `OPENAI_API_KEY` (so every record
+  written is scanned for its 8-character pieces) against the same with no key, samples alternated.
 - **long reply**: streaming a reply of 20,000 deltas (offline function model, in memory) against one of 2,000,
   per delta: a reply is kept growing in place, not re-joined from all its parts on every delta.
 - **open**: a new `TinyDb` on a file of 10,000 runs in 100 sessions, then `list_sessions()`.
@@ -141,17 +145,17 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
     """
     try:
         import openai
-        from openai_server import OpenAIServer
+        from loopback import server_in_process
 
         from nbsessions.llm.openai import OpenAIChat, chat_message
     except ImportError as exc:
         return [("Agent.run vs raw openai SDK", f"skipped ({exc})", "", "", "<= +1 ms", None)]
     rows = []
-    with OpenAIServer() as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="bench")
-        cases = [("TinyDb", 100, TinyDb(tmp / "openai-100.json")), ("TinyDb", 10_000, TinyDb(tmp / "openai-10k.json")),
-                 ("InMemoryDb", 100, InMemoryDb())]
-        for name, stored, db in cases:
+    with server_in_process(0) as base_url:
+        client = openai.OpenAI(base_url=base_url, api_key="bench")
+        cases = [("InMemoryDb", 100, InMemoryDb(), 1.2), ("TinyDb", 100, TinyDb(tmp / "openai-100.json"), 1.4),
+                 ("TinyDb", 10_000, TinyDb(tmp / "openai-10k.json"), 1.4)]
+        for name, stored, db, target in cases:
             if isinstance(db, TinyDb):
                 (sid,) = prefill(db, template, 1, stored)
             else:
@@ -159,7 +163,7 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
                 db.upsert_session(Session(session_id=sid))
                 for run in runs_like(template, sid, stored):
                     db.upsert_run(RunOutput.from_dict(run))
-            agent = Agent(model=OpenAIChat(id="bench-model", base_url=server.base_url, api_key="bench"), db=db,
+            agent = Agent(model=OpenAIChat(id="bench-model", base_url=base_url, api_key="bench"), db=db,
                           add_history_to_context=True, num_history_runs=3)
             for i in range(5):
                 last = agent.run(f"warm up {i}", session_id=sid)
@@ -185,16 +189,16 @@ def bench_openai(tmp: Path, template: dict[str, Any], n: int) -> list[cli.Row]:
                     floor.append(timed(durable_floor))
             os.close(fd)
             diff = median_ms(ours) - median_ms(base)
-            label = f"Agent.run via OpenAIChat ({name}, {stored:,} runs stored), median"
-            rows.append((label, f"{median_ms(ours):.2f} ms", f"{median_ms(base):.2f} ms raw SDK", f"{diff:+.2f} ms",
-                         "<= +1 ms" if not floor else "see next row", diff <= 1.0 if not floor else None))
-            if floor:  # the disk's own cost of a durable run is not overhead: judged beyond it
+            ratio = median_ms(ours) / median_ms(base)
+            label = f"Agent.run vs raw openai SDK, {name} ({stored:,} runs stored), median"
+            rows.append((label, f"{median_ms(ours):.2f} ms", f"{median_ms(base):.2f} ms raw SDK",
+                         f"{ratio:.2f}x ({diff:+.2f} ms)", f"<= {target}x", ratio <= target))
+            if floor:  # the disk's own cost of a durable run, for comparison
                 beyond = diff - median_ms(floor)
                 rows.append(("  the same, beyond writing the run twice with one fsync", f"{beyond:+.2f} ms",
-                             f"{median_ms(floor):.2f} ms for 2 writes + 1 fsync", f"{beyond:+.2f} ms", "<= +1 ms",
-                             beyond <= 1.0))
+                             f"{median_ms(floor):.2f} ms for 2 writes + 1 fsync", f"{beyond:+.2f} ms",
+                             "for comparison", None))
             db.close()
-            server.reset()
     return rows
 
 
@@ -220,6 +224,32 @@ def bench_agent_machinery(n: int) -> list[cli.Row]:
     diff = median_ms(ours) - median_ms(base)
     return [("Agent.run machinery, no tools/summaries/state in use (history on)", f"{median_ms(ours):.3f} ms",
              f"{median_ms(base):.3f} ms model call + 2 stores", f"{diff:+.3f} ms", "<= +1 ms", diff <= 1.0)]
+
+
+def bench_redaction(template: dict[str, Any], n: int) -> list[cli.Row]:
+    """What the redaction step costs a run: Agent.run (as in the machinery row) with an OpenAI-sized key
+    configured against none, samples alternated; and one stored run's record scanned for the key."""
+    key = "sk-proj-" + "Qm7vR2xT9LpW4sZ8nK3jH6fD1cB5yA0eUw" * 5  # 178 characters, as long as project keys
+    agent = Agent(model=OfflineModel(), db=InMemoryDb(), add_history_to_context=True)
+    sid = agent.run("warm up").session_id
+    saved = os.environ.pop("OPENAI_API_KEY", None)
+    plain, keyed, scan = [], [], []
+    try:
+        for _ in range(n):
+            plain.append(timed(lambda: agent.run("prompt", session_id=sid)))
+            os.environ["OPENAI_API_KEY"] = key
+            keyed.append(timed(lambda: agent.run("prompt", session_id=sid)))
+            scan.append(timed(lambda: redact_data(template)))
+            del os.environ["OPENAI_API_KEY"]
+    finally:
+        if saved is not None:
+            os.environ["OPENAI_API_KEY"] = saved
+    diff = median_ms(keyed) - median_ms(plain)
+    size = len(json.dumps(template))
+    return [("Agent.run with a 178-character API key configured (every write redacted)", f"{median_ms(keyed):.3f} ms",
+             f"{median_ms(plain):.3f} ms with no key", f"{diff:+.3f} ms", "<= +0.2 ms", diff <= 0.2),
+            (f"redaction scan of one stored run ({size:,} B), key configured", f"{median_ms(scan) * 1000:.1f} us",
+             "", "", "for comparison", None)]
 
 
 def bench_long_reply(repeats: int) -> list[cli.Row]:
@@ -335,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     with cli.workdir(args) as tmp:
         template = template_run(tmp)
         steps = [(bench_append, (tmp, template, 800 // scale)), (bench_growth, (tmp, template, 200 // scale)),
-                 (bench_agent_machinery, (1000 // scale,)), (bench_long_reply, (8 // scale,)),
+                 (bench_agent_machinery, (1000 // scale,)), (bench_redaction, (template, 1000 // scale)),
+                 (bench_long_reply, (8 // scale,)),
                  (bench_openai, (tmp, template, 300 // scale)),
                  (bench_cold_open, (tmp, template, 8 // scale * 2 or 3)),
                  (bench_stock, (tmp, template, 12 // scale)), (bench_agno, (tmp, 200 // scale + 10))]

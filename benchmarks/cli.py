@@ -54,7 +54,7 @@ MET = {True: "yes", False: "**no**", None: ""}  # a row's target: met, missed, o
 def measured_on() -> str:
     """When and on what the numbers were taken, for the line above a table."""
     return (f"Measured {time.strftime('%Y-%m-%d')} on Python {platform.python_version()}, {platform.system()}, "
-            f"{os.cpu_count()} CPUs")
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} as the table was written")
 
 
 def table(preface: str, rows: Sequence[Row], ratio: str = "ratio") -> str:

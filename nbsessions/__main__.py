@@ -3,7 +3,7 @@
 ``DB`` is a file or a ``postgresql://`` URL. Only ``copy`` writes, and only to its target; the other commands
 never change the store (a missing or empty file is refused rather than created).
 Model text is untrusted, so terminal control characters are stripped before anything is printed to a terminal;
-tables use ``rich`` when it is installed, plain text otherwise.
+tables use ``rich`` on a terminal when it is installed, plain text otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from nbsessions.db.base import BaseDb
+from nbsessions.db.memory import InMemoryDb
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import is_postgres_url, mask_url, open_store
 from nbsessions.errors import NbSessionsError, SessionNotFoundError, StorageError, storage_warnings_as_lines
@@ -36,10 +37,11 @@ def clean(text: object) -> str:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, plain: bool = False) -> None:
-    """A table with ``rich`` when it is importable (and not ``plain``), aligned plain text otherwise."""
+    """A table with ``rich`` on a terminal when it is importable (and not ``plain``), aligned plain text otherwise:
+    a pipe or a file gets text that ``grep`` and ``cut`` can read."""
     rows = [[clean(c) for c in row] for row in rows]
     try:
-        if plain:
+        if plain or not (hasattr(out, "isatty") and out.isatty()):
             raise ImportError
         from rich.console import Console
         from rich.table import Table
@@ -135,7 +137,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"needs 1 or more, not {value}")
+    if value > sys.maxsize:
+        raise argparse.ArgumentTypeError(f"is too large: at most {sys.maxsize}")
     return value
+
+
+def _name(text: str) -> str:
+    """``-u``/``SESSION``: something to match; an empty one would match every session or none."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a name, an id or an id prefix")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,26 +156,27 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("ls", help="list sessions, newest first (* marks the notebook's active one)")
     ls.add_argument("db", metavar="DB")
-    ls.add_argument("-u", "--user", help="only this user's sessions")
+    ls.add_argument("-u", "--user", type=_name, help="only this user's sessions")
     ls.add_argument("-n", "--limit", type=_count, help="at most this many sessions")
     ls.add_argument("--plain", action="store_true", help="aligned plain text even when rich is installed")
     show = sub.add_parser("show", help="one session's runs: prompt, reply, footer")
     show.add_argument("db", metavar="DB")
-    show.add_argument("session", metavar="SESSION", help="id, id prefix or name")
-    show.add_argument("-u", "--user", help="only look among this user's sessions")
+    show.add_argument("session", metavar="SESSION", type=_name, help="id, id prefix or name")
+    show.add_argument("-u", "--user", type=_name, help="only look among this user's sessions")
     show.add_argument("--last", type=_count, help="only the newest N runs")
     show.add_argument("--full", action="store_true", help="whole prompts and replies, not one line each")
     export = sub.add_parser("export", help="one session as md, json, csv or ipynb (a notebook)")
     export.add_argument("db", metavar="DB")
-    export.add_argument("session", metavar="SESSION", help="id, id prefix or name")
-    export.add_argument("-u", "--user", help="only look among this user's sessions")
+    export.add_argument("session", metavar="SESSION", type=_name, help="id, id prefix or name")
+    export.add_argument("-u", "--user", type=_name, help="only look among this user's sessions")
     export.add_argument("-f", "--format", choices=["md", "json", "csv", "ipynb"], default="md")
     export.add_argument("-o", "--output", metavar="PATH", help="write here instead of to stdout")
     copy = sub.add_parser("copy", help="merge sessions and runs into another store (file or postgresql:// URL); "
                           "the target's newer changes are kept, and running it again changes nothing")
     copy.add_argument("db", metavar="SRC")
     copy.add_argument("target", metavar="DST", help="created when missing")
-    copy.add_argument("-u", "--user", help="only this user's sessions (with --owner: after owners are given)")
+    copy.add_argument("-u", "--user", type=_name,
+                      help="only this user's sessions (with --owner: after owners are given)")
     copy.add_argument("--owner", metavar="USER", help="give sessions that have no user (a notebook file's) to USER")
     copy.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -185,7 +197,16 @@ COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export, "copy": cmd_co
 def open_db(path: str) -> BaseDb:
     """Open an existing database; refuse to create one (TinyDb would create a missing or empty file)."""
     if is_postgres_url(path):
-        return open_store(path)
+        from nbsessions.db.postgres_schema import NoSchema
+
+        try:
+            return open_store(path, read_only=True)  # creates no schema: readers write nothing
+        except NoSchema:
+            empty = InMemoryDb()  # nothing stored there yet: an empty store to list
+            empty.path = mask_url(path)
+            return empty
+    if not path.strip():
+        raise StorageError("the database path is empty: give a *.nbsessions.json file")
     try:
         info = os.stat(path)
     except OSError as exc:

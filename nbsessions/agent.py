@@ -31,7 +31,7 @@ from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summa
 from nbsessions.system_message import SystemPrompt, build_system_message, check_instructions
 from nbsessions.tools import RunContext, Tool, make_tool, runtime_state, update_session_state
 from nbsessions.unsupported import refuse_unsupported
-from nbsessions.validate import check_count, check_json, check_prompt, check_text, check_user_id, refuse_secrets
+from nbsessions.validate import check_count, check_run_input, check_state, check_text, check_user_id
 from nbsessions.variants import VariantsMixin
 
 if TYPE_CHECKING:
@@ -97,8 +97,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         ``num_past_sessions_to_search`` are Agno 3's names for ``search_session_history`` /
         ``num_history_sessions``; ``cache_session`` is accepted: every read goes to the store anyway).
         ``description`` ... ``system_message`` build the system message as Agno's do (``system_message.py``);
-        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno).
-        ``model`` may be a name (``"gpt-5.2"``, ``"openai:gpt-4o"``) and ``db`` a path or URL (``arguments.py``)."""
+        ``metadata`` is merged into the session's metadata (the session's own values win, as in Agno)."""
         refuse_unsupported(type(self).__name__, unsupported)
         model, summary_model = as_model(model), as_model(summary_model, "summary_model")
         check_instructions(instructions)
@@ -107,13 +106,17 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                                           add_name_to_context, use_instruction_tags, system_message)
         check_count(tool_call_limit, "tool_call_limit")
         if metadata is not None:
-            check_json(metadata, "metadata")
+            check_state(metadata, "metadata")
         self.tool_call_limit, self.metadata, self.debug_mode = tool_call_limit, metadata, debug_mode
         if debug_mode:
             run_log.enable()
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         check_user_id(user_id)
+        check_count(num_history_sessions if num_history_sessions is not None else num_past_sessions_to_search,
+                    "num_history_sessions")
+        if name is not None:
+            check_text(name, "name")
         for what, count in (("num_history_runs", num_history_runs), ("num_history_messages", num_history_messages),
                             ("max_history_tokens", max_history_tokens)):
             check_count(count, what)
@@ -174,13 +177,12 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                num_history_runs: int | None, num_history_messages: int | None, max_history_tokens: int | None,
                **options: Any) -> Execution:
         """Check the prompt, open the session and store the new run: what ``run`` and ``arun`` share."""
-        check_prompt(input)
         options["model"] = as_model(options.get("model"))
         self._check_parent(options.get("parent_run_id"), options.get("session_id"))
-        self._check_run_input(input, options.get("user_id"), session_state, options.get("instructions"),
-                              options.get("model"), (num_history_runs, num_history_messages, max_history_tokens))
+        check_run_input(input, options, session_state, (num_history_runs, num_history_messages, max_history_tokens),
+                        (options["model"] or self.model).secrets())
         if options.get("metadata") is not None:
-            check_json(options["metadata"], "metadata")
+            check_state(options["metadata"], "metadata")
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
         return self._prepare(input, session_state=session_state, history=history, **options)
@@ -203,24 +205,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         given["model"] = as_model(given["model"])
         history = self._history_policy(given.pop("add_history_to_context"), given.pop("num_history_runs"),
                                        given.pop("num_history_messages"), given.pop("max_history_tokens"))
-        run, chosen, _ = self._plan(input or "", session_id=session_id, history=history, execution_count=None,
-                                    tags=None, parent_run_id=None, dry_run=True, **given)
+        run, chosen, _ = self._plan(check_text(input or "", "the prompt"), session_id=session_id, history=history,
+                                    execution_count=None, tags=None, parent_run_id=None, dry_run=True, **given)
         return run_context(run, count_tokens=self.token_counter, tools=[t.spec() for t in self.tools.values()],
                            context_window=chosen.context_window, preview=True)
-
-    def _check_run_input(self, prompt: str, user_id: Any, session_state: Any, instructions: Any,
-                         model: Model | None, counts: tuple[Any, ...]) -> None:
-        """Everything a run is given, checked before a session is opened or a run written."""
-        check_text(prompt, "the prompt")
-        check_user_id(user_id)
-        if session_state is not None:
-            check_json(session_state, "session_state")
-        if instructions is not None:
-            check_text(instructions, "instructions")
-        for what, count in zip(("num_history_runs", "num_history_messages", "max_history_tokens"), counts,
-                               strict=True):
-            check_count(count, what)
-        refuse_secrets(prompt, (model or self.model).secrets())
 
     def cancel_run(self, run_id: str) -> None:
         """Ask a running run (in another thread) to stop; it is stored as cancelled with its partial reply."""
@@ -309,15 +297,11 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         return run, model, session.session_state
 
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        """The run, ready to go: stored only once its stream is iterated (``_store_start``)."""
+        """The run, ready to go: stored only once its stream is iterated (``run_writes.begin``)."""
         execution = self._start(run, model, session_state)
-        execution.begin = self._store_start
+        execution.begin = lambda e: run_writes.begin(self.db, e.run, self._emit,
+                                                     log=self.debug_mode or e.run.run_id in self._debug_runs)
         return execution
-
-    def _store_start(self, execution: Execution) -> None:
-        run = execution.run
-        if run_writes.begin(self.db, run, self._emit) and (self.debug_mode or run.run_id in self._debug_runs):
-            run_log.log_sent(run)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         state = {**session_state, **runtime_state(run.run_id, run.session_id, run.user_id)}  # Agno's run keys

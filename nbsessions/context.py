@@ -85,7 +85,8 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
         return []
     window = num_runs + 1  # the common case: the newest runs are all usable
     while True:
-        recent, found = after_run(db.list_runs(session_id, last=window), after)
+        # their own messages are enough: no history references resolved
+        recent, found = after_run(db.list_runs(session_id, last=window, resolve_history=False), after)
         usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)]
         if len(usable) >= num_runs or found or len(recent) < window:
             return usable[-num_runs:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nbsessions.errors import InvalidInputError
 from nbsessions.llm.base import ToolCall
 from nbsessions.requirement import RunRequirement, ToolExecution, input_schema
 from nbsessions.tools import Tool
@@ -24,6 +25,9 @@ def paused_run_reference(run_response: Any, run_id: str | None,
     """(run id, answered requirements) from either of Agno's call shapes, or nbsessions' ``continue_run(run_id)``."""
     if isinstance(run_response, str):
         run_id, run_response = run_response, None
+    if run_response is not None and not hasattr(run_response, "run_id"):
+        raise InvalidInputError(f"continue_run takes the paused RunOutput or its run id, not "
+                                f"{type(run_response).__name__}")
     if run_response is not None:
         run_id = run_id or run_response.run_id
         if requirements is None:

@@ -12,6 +12,7 @@ and length of the secrets; with no secret configured it costs nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterable
@@ -29,14 +30,19 @@ DEFAULT_ENV = ("OPENAI_API_KEY",)
 _lock = threading.Lock()
 _values: set[str] = set()
 _env_names: set[str] = set(DEFAULT_ENV)
-_cache: tuple[frozenset[str], _Matcher | None] | None = None
+_built: dict[frozenset[str], _Matcher] = {}
+_version = 0  # bumped by every change of the registered values or variables
+_cache: tuple[_Matcher | None, tuple[Any, ...]] | None = None  # the last answer of _matcher() and its inputs
 
 
 class _Matcher:
     """Every ``MIN_LENGTH``-window of some secrets in one automaton; finds the spans they cover in a text."""
 
     def __init__(self, secrets: frozenset[str]):
-        windows = {s[i:i + MIN_LENGTH] for s in secrets for i in range(len(s) - MIN_LENGTH + 1)}
+        # each secret as written and as JSON writes it (a quote or a backslash escaped), so a record can be
+        # checked as one JSON text and a JSON export is caught too
+        forms = secrets | {json.dumps(s, ensure_ascii=False)[1:-1] for s in secrets}
+        windows = {s[i:i + MIN_LENGTH] for s in forms for i in range(len(s) - MIN_LENGTH + 1)}
         self._automaton = ahocorasick_rs.AhoCorasick(sorted(windows))
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -59,6 +65,7 @@ def register(*secrets: str | None) -> None:
     if new:
         with _lock:
             _values.update(new)
+            _bump()
 
 
 def register_env(*names: str | None) -> None:
@@ -67,6 +74,7 @@ def register_env(*names: str | None) -> None:
     if new:
         with _lock:
             _env_names.update(new)
+            _bump()
 
 
 def forget() -> None:
@@ -75,23 +83,36 @@ def forget() -> None:
         _values.clear()
         _env_names.clear()
         _env_names.update(DEFAULT_ENV)
+        _bump()
+
+
+def _bump() -> None:
+    global _version
+    _version += 1
 
 
 def configured(extra: Iterable[str | None] = ()) -> frozenset[str]:
     """The secrets in force now: registered values, the registered variables' values, and ``extra``."""
-    environ = os.environ
-    found = {environ.get(name) for name in tuple(_env_names)} | set(_values) | set(extra)
+    found = {os.environ.get(name) for name in tuple(_env_names)} | set(_values) | set(extra)
     return frozenset(s for s in found if isinstance(s, str) and len(s) >= MIN_LENGTH)
 
 
 def _matcher(extra: Iterable[str | None] = ()) -> _Matcher | None:
+    """The automaton of the secrets in force (and ``extra``); the common call, with no ``extra``, builds no set
+    unless a variable's value or the registered values changed since the last call."""
     global _cache
-    secrets = configured(extra)
+    values = (tuple(map(os.environ.get, tuple(_env_names))), _version)
     cached = _cache
-    if cached is not None and cached[0] == secrets:
-        return cached[1]
-    matcher = _Matcher(secrets) if secrets else None
-    _cache = (secrets, matcher)
+    if not extra and cached is not None and cached[1] == values:
+        return cached[0]
+    secrets = configured(extra)
+    matcher = _built.get(secrets) if secrets else None
+    if secrets and matcher is None:
+        if len(_built) >= 16:  # a few sets of secrets in one process; never a growing pile of automata
+            _built.clear()
+        matcher = _built[secrets] = _Matcher(secrets)
+    if not extra:
+        _cache = (matcher, values)
     return matcher
 
 
@@ -157,9 +178,13 @@ def redact_data(value: Any) -> Any:
     matcher = _matcher()
     if matcher is None:
         return value
-    strings: list[str] = []
-    _collect(value, strings)
-    if not strings or not matcher.spans("\0".join(strings)):
+    try:  # one pass in C over every string and key; a piece of a secret shows in it as written or escaped
+        text = json.dumps(value, ensure_ascii=False, default=str, check_circular=False)
+    except (TypeError, ValueError, RecursionError):
+        strings: list[str] = []
+        _collect(value, strings)
+        text = "\0".join(strings)
+    if not matcher.spans(text):
         return value
     return _rebuilt(value)
 

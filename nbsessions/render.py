@@ -18,6 +18,7 @@ import nh3
 
 from nbsessions import formatting as fmt
 from nbsessions import highlight
+from nbsessions.redact import redact
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ def sanitize_html(fragment: str) -> str:
 
 def markdown_to_html(text: str) -> str:
     """Model Markdown as HTML that is safe to show in a trusted output or an HTML widget."""
-    return highlight.colour_sanitised(sanitize_html(_markdown().render(text or "")))
+    return highlight.colour_sanitised(sanitize_html(_markdown().render(redact(text or ""))))  # secrets first:
+    # Markdown and escaping would cut a key's characters apart
 
 
 format_cost = fmt.cost  # kept under this name: the footer's word for it
@@ -93,7 +95,7 @@ def format_footer(run: RunOutput, session_label: str) -> str:
     ]
     if run.status != RunStatus.completed:
         parts.append(run.status.value + (f": {run.error}" if run.error else ""))
-    return " · ".join(parts)
+    return redact(" · ".join(parts))
 
 
 def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, str]:
@@ -103,7 +105,7 @@ def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, 
     With ``session_label`` the footer is added (a finished run); without it, the reply is still streaming.
     """
     body = markdown_to_html(run.content)
-    plain = run.content
+    plain = redact(run.content)
     if session_label is not None:
         footer = format_footer(run, session_label)
         body += f'<div class="nbsessions-footer" style="opacity:.7;font-size:85%">{html.escape(footer)}</div>'

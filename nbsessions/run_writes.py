@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbsessions import run_log
 from nbsessions.errors import RunNotPausedError, StorageError
 from nbsessions.schema import RunOutput, RunStatus
 
@@ -30,13 +31,15 @@ RETRY_FIRST, RETRY_MOST = 0.25, 5.0  # seconds between attempts: doubling from t
 Emit = Callable[[str, str], None]  # the runner's ``_emit(event, session_id)``
 
 
-def begin(db: BaseDb, run: RunOutput, emit: Emit) -> bool:
-    """Store a new run as running, unless its session is gone (then the run is marked cancelled, not stored)."""
-    if db.upsert_run_if_session(run, durable=False):  # the outcome is written durably when the run ends
-        emit("run", run.session_id)
-        return True
-    run.status, run.error = RunStatus.cancelled, DELETED
-    return False
+def begin(db: BaseDb, run: RunOutput, emit: Emit, *, log: bool = False) -> None:
+    """Store a new run as running, unless its session is gone (then the run is marked cancelled, not stored);
+    ``log``: the runner's ``debug_mode``, which logs what the run sends."""
+    if not db.upsert_run_if_session(run, durable=False):  # the outcome is written durably when the run ends
+        run.status, run.error = RunStatus.cancelled, DELETED
+        return
+    emit("run", run.session_id)
+    if log:
+        run_log.log_sent(run)
 
 
 def claim(db: BaseDb, run: RunOutput, emit: Emit) -> None:

@@ -84,6 +84,13 @@ class Message:
         return Message(**{**fields, **changes})
 
 
+def _with_origin(message: Message, origin: tuple[str, int] | None) -> Message:
+    """A message read from a store, told where it came from. No second copy: a store's records are private copies
+    already, and the messages taken from other runs were copied as they were resolved."""
+    message.origin = origin
+    return message
+
+
 @dataclass
 class StepOutput:
     """Agno's ``StepOutput``: what one workflow step produced (a function step may return one)."""
@@ -270,7 +277,7 @@ class RunOutput:
         """``sources`` maps each referenced run id to its ``own_message_dicts`` (see the module docstring)."""
         kwargs = _pick(cls, data, ("run_id", "session_id"))
         kwargs["status"] = RunStatus(kwargs.get("status", RunStatus.pending))
-        kwargs["messages"] = [Message.from_dict(m).copy(origin=origin)
+        kwargs["messages"] = [_with_origin(Message.from_dict(m), origin)
                               for m, origin in resolved_messages(data, sources or {})]
         kwargs["metrics"] = Metrics.from_dict(kwargs.get("metrics"))
         kwargs["tags"] = list(kwargs.get("tags") or [])

@@ -17,7 +17,7 @@ from nbsessions.llm.base import Model
 from nbsessions.metrics import SessionMetrics
 from nbsessions.schema import Message, Metrics, RunOutput, Session, SessionSummary, new_id
 from nbsessions.transcript import session_messages
-from nbsessions.validate import check_json, check_text, check_user_id
+from nbsessions.validate import check_count, check_state, check_text, check_user_id
 
 CELLS_KEY = "cells"  # session.metadata[CELLS_KEY] maps a notebook cell id to its newest run
 Listener = Callable[[str, str], None]
@@ -49,9 +49,8 @@ class SessionsMixin:
         """
         self._listeners.append(listener)
         if other_kernels:
-            user = self.user_id
-
             def relay(event: str, session_id: str, owner: str | None) -> None:
+                user = self.user_id  # as it is now: `%agent user carol` makes the panel follow carol's writes
                 if user is None or owner is None or owner == user:  # never another user's session
                     listener(event, session_id)
 
@@ -162,6 +161,8 @@ class SessionsMixin:
                      sort: str = "updated_at", descending: bool = True) -> list[Session]:
         """Sessions of ``user_id`` (default: the agent's user; ``None`` on both means every user's)."""
         user = user_id if user_id is not None else self.user_id
+        check_count(limit, "limit")
+        check_count(offset, "offset")
         return self.db.list_sessions(user_id=user, limit=limit, offset=offset, sort=sort,
                                      descending=descending)
 
@@ -169,7 +170,7 @@ class SessionsMixin:
                        session_state: dict[str, Any] | None = None, notebook: str | None = None,
                        metadata: dict[str, Any] | None = None) -> Session:
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         if session_name is not None:
             check_text(session_name, "session_name")
         check_user_id(user_id)
@@ -183,6 +184,7 @@ class SessionsMixin:
 
     def get_runs(self, session_id: str | None = None, *, last: int | None = None) -> list[RunOutput]:
         """Every run of the session — errors, cancelled, superseded and nested ones too — oldest first."""
+        check_count(last, "last")
         sid = self._current(session_id)
         self._session(sid)
         return self.db.list_runs(sid, last=last)
@@ -197,6 +199,8 @@ class SessionsMixin:
                              skip_statuses: list[Any] | None = None,
                              skip_history_messages: bool = True) -> list[Message]:
         """Messages the session's runs sent and received, one system message first (Agno's ``get_messages``)."""
+        check_count(last_n_runs, "last_n_runs")
+        check_count(limit, "limit")
         return session_messages(self.get_runs(session_id), last_n_runs=last_n_runs, limit=limit,
                                 skip_roles=skip_roles, skip_statuses=skip_statuses,
                                 skip_history_messages=skip_history_messages)
@@ -213,7 +217,7 @@ class SessionsMixin:
         if not isinstance(session_state_updates, dict):
             raise TypeError("update_session_state(session_state_updates, session_id=None): "
                             "the updates come first and must be a dict")
-        check_json(session_state_updates, "session_state")
+        check_state(session_state_updates, "session_state")
         if isinstance(remove, str):
             raise TypeError("remove takes a collection of keys, not one string")
         sid = self._current(session_id)

@@ -42,6 +42,13 @@ def with_input(entry: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "content": data.get("input")} if entry.get("content_is_input") else entry
 
 
+def without_history(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored run without the history it sent (references and full copies alike): its system prompt and the
+    messages it added itself, all that a later run takes from it."""
+    return {**data, "messages": [m for m in data.get("messages") or ()
+                                 if not is_history_ref(m) and not m.get("from_history")]}
+
+
 def history_ref_ids(data: dict[str, Any]) -> set[str]:
     """The runs a stored run refers to for its history."""
     return {m["ref"] for m in data.get("messages") or () if is_history_ref(m)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nbsessions.errors import InvalidInputError
@@ -40,6 +40,7 @@ def check_prompt(value: Any) -> None:
         raise InvalidInputError(f"the prompt must be a string, not {kind_of(value)}")
     if not value.strip():
         raise InvalidInputError("the prompt is empty: give the model something to answer")
+    check_text(value, "the prompt")
 
 
 def check_json(value: Any, what: str) -> None:
@@ -52,20 +53,47 @@ def check_json(value: Any, what: str) -> None:
         raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
-def check_count(value: Any, what: str) -> None:
-    """None, or a whole number of at least 0 (a history length, a token budget)."""
+def check_count(value: Any, what: str, least: int = 0) -> None:
+    """None, or a whole number of at least ``least`` (a history length, a token budget)."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"{what} must be a whole number of at least 0, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        shown = "a number too long to show" if isinstance(value, int) and abs(value) >= 10**30 else repr(value)
+        raise InvalidInputError(f"{what} must be a whole number of at least {least}, not {shown}")
     if value > sys.maxsize:  # islice and friends take no more; the number itself may be too long to print
         raise InvalidInputError(f"{what} is too large: at most {sys.maxsize}")
+
+
+def check_state(value: Any, what: str) -> None:
+    """Session state or metadata: a dict of JSON (``check_json``), not a list or a string."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a dict, not {kind_of(value)}")
+    check_json(value, what)
 
 
 def check_user_id(value: Any) -> None:
     """None (no user), or a non-empty string."""
     if value is not None:
         check_text(value, "user_id", empty=False)
+
+
+def check_run_input(prompt: Any, options: Mapping[str, Any], session_state: Any, counts: tuple[Any, ...],
+                    secrets: Iterable[str | None]) -> None:
+    """Everything a run is given (``options``: its ``RunOptions``), checked before a session is opened or a run
+    written."""
+    check_prompt(prompt)
+    check_user_id(options.get("user_id"))
+    if session_state is not None:
+        check_state(session_state, "session_state")
+    for what in ("instructions", "session_id"):
+        if options.get(what) is not None:
+            check_text(options[what], what)
+    tags = options.get("tags")
+    if tags is not None and (not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags)):
+        raise InvalidInputError(f"tags must be a list of strings, not {tags!r:.60}")
+    for what, count in zip(("num_history_runs", "num_history_messages", "max_history_tokens"), counts, strict=True):
+        check_count(count, what)
+    refuse_secrets(prompt, secrets)
 
 
 def refuse_secrets(text: str, secrets: Iterable[str | None] = ()) -> None:

@@ -28,7 +28,7 @@ from nbsessions.schema import RunOutput, RunStatus, StepOutput, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.step_runner import StepsRun, adrive, drive, drive_stream
 from nbsessions.steps import Step, StepFunction, StepInput, WorkflowError, as_step
-from nbsessions.validate import check_json, check_text, check_user_id
+from nbsessions.validate import check_state, check_text, check_user_id
 from nbsessions.workflow_agent import WorkflowAgent, agent_call, answer_with
 from nbsessions.workflow_events import WorkflowCompletedEvent, WorkflowErrorEvent, WorkflowStartedEvent
 
@@ -52,7 +52,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             raise ValueError("a workflow needs at least one step")
         prepared = [as_step(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         self.db = as_db(db)
         self.name = name
         self.description = description
@@ -165,7 +165,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                    session_state: dict[str, Any] | None, cell_id: str | None,
                    additional_data: dict[str, Any] | None) -> StepsRun:
         if additional_data is not None:
-            check_json(additional_data, "additional_data")
+            check_state(additional_data, "additional_data")
         run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
         return StepsRun(self, run, state, initial, additional_data)
 
@@ -178,7 +178,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         check_text(input, "the workflow input")
         check_user_id(user_id)
         if session_state is not None:
-            check_json(session_state, "session_state")
+            check_state(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id
         session = self._open_session(self._session_for_run(session_id), user)
         if session_state:

@@ -51,6 +51,7 @@ def main(folder: Path) -> None:
         "compact": attempt(db.compact),
         "export_new": attempt(lambda: export_session(agent, run.session_id, "md", folder / "new.md")),
         "export_over": attempt(lambda: export_session(agent, run.session_id, "json", folder / "old.md")),
+        "run": attempt(lambda: agent.run("a run on a full disk " * 3000, session_id=run.session_id)),
     }
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -58,7 +59,11 @@ def main(folder: Path) -> None:
     report["cli"] = {"code": code, "stderr": err.getvalue()}
     report["unchanged"] = snapshot(folder) == before
     report["names"] = sorted(p.name for p in folder.iterdir())
+    (folder / "filler").unlink()  # space again: the store goes on where it was
+    agent.run("after the disk had room again", session_id=run.session_id)
     db.close()
+    with TinyDb(path) as reopened:
+        report["after"] = [r.input[:10] for r in reopened.list_runs(run.session_id)]
     print(json.dumps(report))
 
 

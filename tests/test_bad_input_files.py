@@ -58,8 +58,11 @@ def test_on_a_full_disk_compaction_and_exports_fail_whole_naming_the_path(tmp_pa
                                "left on device; nothing was written"}
     assert report["cli"] == {"code": 1, "stderr": f"nbsessions: could not write {folder}/cli.md: No space left on "
                              "device; nothing was written\n"}
+    assert report["run"]["type"] == "StorageError"
+    assert report["run"]["message"].startswith(f"could not write to {folder}/s.json: No space left on device")
     assert report["unchanged"]  # the database and the earlier export byte for byte; no half-written file
     assert report["names"] == [".s.json.lock", "filler", "old.md", "s.json"]
+    assert report["after"] == ["hello hell", "after the "]
 
 
 # -- odd and huge strings ----------------------------------------------------------------------------
@@ -129,7 +132,7 @@ def stored(tmp_path):
     return path, run.session_id
 
 
-@pytest.mark.parametrize("command", [["ls"], ["show", "SID"], ["export", "SID", "-f", "json"]])
+@pytest.mark.parametrize("command", [["ls", "--plain"], ["show", "SID"], ["export", "SID", "-f", "json"]])
 def test_cli_readers_create_no_lock_file_beside_the_database(stored, capsys, command):
     path, sid = stored
     before = sorted(os.listdir(path.parent))

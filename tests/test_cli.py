@@ -61,7 +61,7 @@ def session_ids(path: Path) -> dict[str, str]:
 
 
 def test_ls_lists_sessions_with_runs_and_marks_the_active_one(dbfile, monkeypatch):
-    monkeypatch.setitem(sys.modules, "rich", None)  # plain text when rich is not installed
+    monkeypatch.setitem(sys.modules, "rich", None)  # plain text when rich is not installed (and in a pipe)
     code, out = cli("ls", str(dbfile))
     assert code == 0
     lines = out.splitlines()
@@ -124,8 +124,9 @@ def test_a_missing_or_empty_file_is_an_error_and_is_not_created(tmp_path, capsys
 def test_unknown_and_ambiguous_sessions_are_reported(dbfile, capsys):
     assert cli("show", str(dbfile), "nope")[0] == 1
     assert "no session 'nope'" in capsys.readouterr().err
-    assert cli("show", str(dbfile), "")[0] == 1  # every id starts with ""
-    assert "matches 2 sessions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:  # every id starts with "": refused rather than matched
+        cli("show", str(dbfile), "")
+    assert caught.value.code == 2 and "SESSION: is empty" in capsys.readouterr().err
 
 
 def test_a_repeated_name_shows_the_newest_session_as_the_magic_does(tmp_path):
@@ -140,7 +141,12 @@ def test_a_repeated_name_shows_the_newest_session_as_the_magic_does(tmp_path):
     assert code == 0 and f"session  {newer.session_id}" in out and older.session_id not in out
 
 
-def test_tables_use_rich_when_it_is_installed_without_reading_markup(dbfile, monkeypatch):
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_use_rich_on_a_terminal_when_it_is_installed_without_reading_markup(dbfile, monkeypatch):
     rendered: list[tuple] = []
 
     class Text(str):
@@ -164,8 +170,9 @@ def test_tables_use_rich_when_it_is_installed_without_reading_markup(dbfile, mon
                "rich.table": types.SimpleNamespace(Table=Table), "rich.text": types.SimpleNamespace(Text=Text)}
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
-    assert cli("ls", str(dbfile))[0] == 0
-    assert cli("ls", str(dbfile), "--plain")[0] == 0  # not through rich
+    assert main(["ls", str(dbfile)], out=Terminal()) == 0
+    assert main(["ls", str(dbfile), "--plain"], out=Terminal()) == 0  # not through rich
+    assert cli("ls", str(dbfile))[0] == 0  # a pipe: not through rich either
     (headers, rows), = rendered
     assert headers[1:3] == ("id", "name") and len(rows) == 2
     assert all(type(cell) is Text for row in rows for cell in row)

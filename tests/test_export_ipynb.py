@@ -16,7 +16,7 @@ from nbsessions.explore import export_session
 from nbsessions.llm import OpenAIChat
 from nbsessions.templating import fill_prompt
 
-SECRET = "sk-test-never-in-a-notebook-0123456789"
+SECRET = "sk-test-Qx7pLm2vRt-0123456789"  # random-looking: every 8-character piece of a key is redacted
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def mixed_session(tmp_path, openai_server):
     with pytest.raises(ModelError):
         agent.run("Will fail", session_id=sid)
     stream = agent.run("Stopped early", session_id=sid, stream=True)
+    next(stream)  # a stream stores its run once iterated; closed after that, the run is cancelled
     stream.close()
     yield agent, sid
     db.close()

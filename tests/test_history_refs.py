@@ -61,7 +61,7 @@ def stored_messages(db, run_id: str) -> list[dict]:
     if isinstance(db, TinyDb):
         return db.tinydb.storage.load("runs", run_id)["messages"]
     if type(db).__name__ == "PostgresDb":
-        with db._pool.connection() as conn:
+        with db._connection("read a run") as conn:
             return conn.execute("SELECT data FROM nbsessions.runs WHERE run_id = %s", [run_id]).fetchone()[0][
                 "messages"]
     return db._runs[run_id]["messages"]
@@ -304,3 +304,20 @@ def test_a_long_prompt_is_stored_once_and_reads_back_whole(db):
     assert [m.to_dict() for m in db.get_run(first.run_id).messages] == sent_then_added(recorder, first)
     assert [m.content for m in db.get_run(second.run_id).messages if m.from_history][0] == prompt
     assert_reads_as_sent(db, agent, recorder, first.session_id)
+
+
+def test_list_runs_without_history_gives_each_runs_own_messages_and_the_next_run_still_sends_them(db):
+    model = RecordingModel()
+    agent = Agent(model=model, db=db, add_history_to_context=True, num_history_runs=3, instructions="Be brief.")
+    runs = [agent.run(f"question {i}") for i in range(4)]
+    sid = runs[0].session_id
+    full = db.list_runs(sid, last=2)
+    own = db.list_runs(sid, last=2, resolve_history=False)
+    assert [r.run_id for r in own] == [r.run_id for r in full]
+    assert any(m.from_history for r in full for m in r.messages)
+    for short, whole in zip(own, full, strict=True):
+        assert [m.to_dict() for m in short.messages] == [m.to_dict() for m in whole.messages if not m.from_history]
+    agent.run("question 4")
+    sent = [(m.role, m.content) for m in model.requests[-1]]
+    assert sent[0] == ("system", "Be brief.") and sent[-1] == ("user", "question 4")
+    assert [c for r, c in sent[1:-1] if r == "user"] == ["question 1", "question 2", "question 3"]

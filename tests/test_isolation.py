@@ -106,3 +106,50 @@ def test_cli_show_export_and_ls_filter_by_user(nb, workdir, alice, capsys):
     assert json.loads(capsys.readouterr().out)["session"]["user_id"] == "alice"
     assert cli(["show", path, "hers"]) == 0  # the file's owner reads everything
     assert "my secret plan" in capsys.readouterr().out
+
+
+def nothing_of(session, text: str) -> bool:
+    """No 8-character piece of the session's id, nor its name, in ``text``."""
+    sid = session.session_id.replace("-", "")
+    return (not session.session_name or session.session_name not in text) and not any(
+        sid[i:i + 8] in text.replace("-", "") for i in range(len(sid) - 7))
+
+
+def test_refusals_of_another_users_run_name_nothing_of_theirs(workdir):
+    from nbsessions import Agent, FunctionModel, SessionAccessError
+    from nbsessions.llm.base import ToolCall
+    from nbsessions.tools import tool
+
+    @tool(requires_confirmation=True)
+    def launch() -> str:
+        """Launch."""
+        return "launched"
+
+    model = FunctionModel(lambda messages: ToolCall("c1", "launch", "{}"))
+    db = TinyDb(workdir / "api.nbsessions.json")
+    hers = Agent(model, db, user_id="alice", tools=[launch])
+    paused = hers.run("start", session_id=None)
+    session = hers.get_session()
+    his = Agent(model, db, user_id="bob", tools=[launch])
+    attempts = [lambda: his.continue_run(paused.run_id, approve=True),
+                lambda: his.regenerate(session.session_id, paused.run_id),
+                lambda: his.choose_variant(paused.run_id),
+                lambda: his.fork_session(session.session_id, paused.run_id),
+                lambda: his.get_run_output(paused.run_id, session.session_id),
+                lambda: his.get_session(session.session_id)]
+    for attempt in attempts:
+        with pytest.raises(SessionAccessError) as refused:
+            attempt()
+        assert nothing_of(session, str(refused.value)), str(refused.value)
+    assert hers.get_run_output(paused.run_id).status.value == "paused"  # nothing changed
+
+
+def test_a_panel_opened_as_another_user_shows_nothing_of_the_active_sessions_owner(nb, workdir):
+    nb.run("%agent user alice")
+    nb.run("%%agent --new hers\nmy secret plan")
+    with TinyDb(workdir / "nbsessions.json") as db:
+        (session,) = db.list_sessions()
+    nb.run("%config AgentMagics.user = 'bob'")  # the active session stays alice's
+    panel = nb.run("%agent panel").result.result
+    assert panel.agent.user_id == "bob"
+    assert "another user" in panel.status.value and nothing_of(session, panel.status.value), panel.status.value

@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 from worker_protocol import Worker
 
-from nbsessions import Agent, FunctionModel, RunStatus, Workflow, WorkflowAgent, WorkflowError, tool
+from nbsessions import (
+    Agent,
+    FunctionModel,
+    InMemoryDb,
+    RunStatus,
+    Workflow,
+    WorkflowAgent,
+    WorkflowError,
+    run_writes,
+    tool,
+)
 from nbsessions.db.urls import open_store
 from nbsessions.errors import ModelError, NbSessionsError, RunNotPausedError
 from nbsessions.events import RunCancelledEvent
@@ -245,3 +255,87 @@ def test_a_failing_team_leader_and_agent_end_their_runs_as_error(db, asynchronou
         with pytest.raises(ModelError, match="503") as caught:
             asyncio.run(runner.arun("go")) if asynchronous else runner.run("go")
         assert db.get_run(caught.value.run.run_id).status == RunStatus.error
+
+
+# -- a final write while the store is down --------------------------------------------------------------------
+@pytest.mark.postgres
+def test_a_final_write_while_postgresql_is_down_is_stored_once_it_is_back(postgres_url, postgres_server):
+    from nbsessions.db.postgres import PostgresDb
+
+    gate = Gate()
+    with PostgresDb(postgres_url, timeout=1) as db:
+        agent = Agent(model=FunctionModel(gate.reply), db=db)
+        stream = agent.run("write a lot", stream=True)
+        events: list[object] = []
+        consumer = threading.Thread(target=lambda: events.extend(stream))
+        with pytest.warns(RuntimeWarning, match="ended completed but could not be stored"):
+            consumer.start()
+            assert gate.first_sent.wait(60)
+            postgres_server.stop()
+            try:
+                gate.release()
+                consumer.join()
+                assert stream.run.status == RunStatus.completed  # the run ended; the stream said so
+                assert run_writes.pending() == 1
+            finally:
+                postgres_server.start_again()
+        assert run_writes.flush(timeout=60), "the kept final write was never stored"
+        stored = db.get_run(stream.run.run_id)
+        assert stored.status == RunStatus.completed and stored.content == "first part second part"
+
+
+# -- the async API never blocks the event loop on storage -----------------------------------------------------
+class WhereCalled(InMemoryDb):
+    """A real in-memory store that notes the thread of every call made to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+
+
+def _noting(name: str):
+    def method(self, *args, **kwargs):
+        self.calls.append((name, threading.get_ident()))
+        return getattr(InMemoryDb, name)(self, *args, **kwargs)
+
+    return method
+
+
+for _name in ("get_session", "list_sessions", "create_session", "upsert_session", "update_session",
+              "delete_session", "upsert_run", "upsert_run_if_session", "claim_run", "get_run", "list_runs",
+              "session_totals", "get_meta", "set_meta"):
+    setattr(WhereCalled, _name, _noting(_name))
+
+
+def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
+    db = WhereCalled()
+
+    @tool(requires_confirmation=True)
+    def drop_table(name: str) -> str:
+        """Drop a table."""
+        return f"dropped {name}"
+
+    agent = Agent(model=FunctionModel(asks_to_drop), db=db, tools=[drop_table], add_history_to_context=True)
+    helper = Agent(model=FunctionModel(lambda m: "helped"), name="helper")
+    team = Team([helper], model=FunctionModel(lambda m, tools=None: "team answer"), db=db)
+    workflow = Workflow(steps=[Agent(model=FunctionModel(lambda m: "step one")), lambda step_input: "two"], db=db,
+                        agent=WorkflowAgent(model=FunctionModel(lambda m: "from history")))
+
+    async def main() -> int:
+        paused = await agent.arun("drop it")
+        await agent.acontinue_run(paused.run_id, approve=True)
+        more = await asyncio.gather(*(agent.arun(f"drop {i}") for i in range(5)))
+        async for _ in agent.acontinue_run(more[0].run_id, approve=True, stream=True):
+            pass
+        await team.arun("together")
+        await workflow.arun("go")
+        await Workflow(steps=[lambda step_input: "plain"], db=db).arun("go")
+        await agent.aget_chat_history()
+        await agent.aget_session_state()
+        await agent.aupdate_session_state({"k": 1})
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    called = {name for name, _ in db.calls}
+    assert {"create_session", "upsert_run_if_session", "claim_run", "list_runs", "update_session"} <= called
+    assert [name for name, thread in db.calls if thread == loop_thread] == []

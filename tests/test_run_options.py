@@ -76,11 +76,13 @@ def test_every_option_given_to_arun_reaches_the_stored_run():
     db = InMemoryDb()
     model = RecordingModel(id="other")
     agent = Agent(model=RecordingModel(), db=db, instructions="agent's own")
+    parent = Agent(model=RecordingModel(), db=db).run("parent", session_id="s1", user_id="u1")
     run = asyncio.run(agent.arun("hi", session_id="s1", user_id="u1", session_state={"k": 1}, instructions="ours",
-                                 model=model, cell_id="c1", execution_count=7, tags=["t"], parent_run_id="p"))
+                                 model=model, cell_id="c1", execution_count=7, tags=["t"],
+                                 parent_run_id=parent.run_id))
     stored = db.get_run(run.run_id)
     assert (stored.session_id, stored.user_id, stored.model, stored.cell_id, stored.execution_count, stored.tags,
-            stored.parent_run_id) == ("s1", "u1", "other", "c1", 7, ["t"], "p")
+            stored.parent_run_id) == ("s1", "u1", "other", "c1", 7, ["t"], parent.run_id)
     assert model.prompts == [["ours", "hi"]] and agent.model.requests == []
     assert db.get_session("s1").session_state == {"k": 1}
 

@@ -12,11 +12,12 @@ from ipywidgets import HTML
 from notebook_shell import Notebook
 
 from nbsessions import Agent, ModelError, TinyDb
-from nbsessions.explore import export_session
+from nbsessions.explore import compare, export_result, export_session
 from nbsessions.llm.openai import OpenAIChat
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.widget_tree import descendants
 from nbsessions.redact import MARK, StreamRedactor, leaks, redact, redact_data
+from nbsessions.render import reply_bundle
 from nbsessions.tools import tool
 
 KEY = "sk-proj-Qm7vR2xT9LpW4sZ8nK3jH6fD1cB5yA0eUw"
@@ -91,7 +92,7 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
     agent.run("Look it up")
     keyed.script({"content": "", "tool_calls": [{"name": "fetch_token", "arguments": "{}"}]}, f"got {KEY}")
     paused = agent.run("Fetch the token")
-    assert paused.is_paused
+    assert paused.status.value == "paused"
     agent.continue_run(paused.run_id, approve=True)
     agent.update_session_state({"again": f"k={KEY}"})
     agent.set_session_name(session_name=f"session {KEY}")
@@ -105,6 +106,11 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
 
     for fmt in ("md", "json", "csv", "ipynb"):
         shown[f"export {fmt}"] = export_session(agent, agent.session_id, fmt, workdir / f"export.{fmt}")
+    keyed.script(f"compared: {KEY}")
+    result = compare(agent, "Compare it", models=[model], progress=False)
+    shown["comparison"] = result._repr_html_() + repr(result) + reply_bundle(result[0].run, "s")["text/plain"]
+    for fmt in ("md", "json", "csv"):
+        shown[f"comparison {fmt}"] = export_result(result, fmt, workdir / f"comparison.{fmt}")
     panel = SessionPanel(agent)
     panel.select(agent.session_id)
     shown["panel"] = "\n".join(w.value for w in [panel, *descendants(panel)] if isinstance(w, HTML))
@@ -173,3 +179,28 @@ def test_templates_that_reach_the_key_are_refused_and_nothing_is_sent(keyed, key
     ran = nb.run("%%agent --new\nSay {short} please")  # two characters of the key are not a piece of it
     assert ran.result.success and keyed.calls
     assert leaked({f"call {i}": json.dumps(c.body) for i, c in enumerate(keyed.calls)}) == {}
+
+
+@pytest.mark.parametrize("password", ["Bob#Pw/Sec2x", "p@ss@w0rd!xyz", "Bob?Pw=Sec2&q", "sp ace:pass@wd"])
+def test_a_database_password_that_is_not_percent_encoded_is_masked_wherever_the_url_is_printed(
+        password, nb, capsys):
+    from nbsessions.__main__ import main
+    from nbsessions.db.postgres import PostgresDb
+    from nbsessions.db.urls import mask_url
+    from nbsessions.errors import StorageError
+
+    url = f"postgresql://bob:{password}@127.0.0.1:1/db"
+    pieces = {password[i:i + 8] for i in range(len(password) - 7)}
+    assert mask_url(f"at {url} today") == "at postgresql://bob:***@127.0.0.1:1/db today" or " " in password
+    shown: dict[str, str] = {}
+    with pytest.raises(StorageError) as failed:
+        PostgresDb(url, timeout=1).list_sessions()
+    shown["api"] = str(failed.value) + repr(failed.value)
+    for line in (f"%agent db {url}", "%agent", "%%agent\nhello", "%agent sessions"):
+        ran = nb.run(line)
+        shown[line.replace(password, "<pw>")] = ran.stdout + ran.stderr + str(ran.result.error_in_exec) + "".join(
+            json.dumps(o.data) for o in ran.outputs)
+    main(["ls", url])
+    shown["cli ls"] = "".join(capsys.readouterr())
+    assert "bob:***@" in shown["api"] + shown["cli ls"]
+    assert {where: text for where, text in shown.items() if any(p in text for p in pieces)} == {}

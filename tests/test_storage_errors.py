@@ -161,13 +161,15 @@ def test_a_full_disk_is_one_storage_error_and_every_confirmed_run_survives(tmp_p
         agent = Agent(model=RecordingModel(), db=db)
         first = agent.run("kept")
         fill(folder)
+        before = path.read_bytes()
         with pytest.raises(StorageError) as caught:
             agent.run("x" * 100_000, session_id=first.session_id)
         assert str(path) in str(caught.value) and "No space left" in str(caught.value)
         assert "\n" not in str(caught.value)
+        assert path.read_bytes() == before  # the part that fit was cut back: no torn line left behind
         db.close()
         os.unlink(folder / "filler")
-        with pytest.warns(RuntimeWarning, match="incomplete last line"), TinyDb(path) as reopened:
+        with TinyDb(path) as reopened:
             runs = reopened.list_runs(first.session_id)
         assert [(r.input, r.content) for r in runs] == [("kept", "echo kept")]
 

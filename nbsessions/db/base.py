@@ -20,8 +20,9 @@ from nbsessions.db.journal_format import apply_update
 from nbsessions.db.journal_format import merge_patch as merge_patch  # one merge for every store
 from nbsessions.errors import SessionAccessError
 from nbsessions.liveness import why_unfinished
+from nbsessions.redact import redact, redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, now
-from nbsessions.stored_history import history_ref_ids, own_message_dicts
+from nbsessions.stored_history import history_ref_ids, own_message_dicts, without_history
 
 SESSION_SORT_KEYS = ("updated_at", "created_at", "session_name")
 
@@ -63,7 +64,8 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         raise TypeError("state_delete takes a collection of keys, not one string")
     values = copy.deepcopy(fields)
     if fields.get("session_name"):
-        values["session_name"] = unique_name(fields["session_name"], taken(values.get("user_id", data.get("user_id"))))
+        values["session_name"] = unique_name(redact(fields["session_name"]),  # unique as it is kept
+                                             taken(values.get("user_id", data.get("user_id"))))
     change: dict[str, Any] = {"set": {**values, "updated_at": now()}}
     if state_patch:
         change["put"] = {"session_state": copy.deepcopy(dict(state_patch))}
@@ -72,7 +74,7 @@ def session_change(data: Mapping[str, Any], *, taken: TakenNames, state_patch: M
         change["drop"] = {"session_state": deleted}
     if metadata_patch:
         change["merge"] = {"metadata": copy.deepcopy(dict(metadata_patch))}
-    return change
+    return redact_data(change)  # the change is what a store keeps, as a record's to_dict is: never a secret
 
 
 def unique_name(name: str | None, taken: Iterable[str | None]) -> str | None:
@@ -134,11 +136,13 @@ def change_in_table(sessions: Mapping[str, Mapping[str, Any]], session_id: str,
 
 
 def check_session_owner(stored_user: str | None, session_id: str, user_id: str | None) -> None:
-    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user."""
+    """Refuse a session of another user: ``user_id=None`` means the caller does not scope by user.
+
+    The refusal names nothing of the owner's, not even the session's id: the caller may have given a run id,
+    and the session it belongs to is not theirs to learn."""
     if user_id is not None and stored_user != user_id:
         raise SessionAccessError(
-            f"session {session_id[:8]} belongs to another user; "
-            f"open it as its owner or start a new session for {user_id!r}")
+            f"that session belongs to another user; open it as its owner or start a new session for {user_id!r}")
 
 
 RunFetcher = Callable[[set[str]], Mapping[str, dict[str, Any]]]
@@ -146,7 +150,7 @@ RunFetcher = Callable[[set[str]], Mapping[str, dict[str, Any]]]
 
 
 def runs_from_records(records: Iterable[dict[str, Any]], fetch: RunFetcher,
-                      ids: Iterable[str] | None = None) -> list[RunOutput]:
+                      ids: Iterable[str] | None = None, *, resolve_history: bool = True) -> list[RunOutput]:
     """Runs from their stored records, history references resolved: every store reads runs through this.
 
     A stored run keeps only its own messages and references to the runs it took history from
@@ -155,7 +159,7 @@ def runs_from_records(records: Iterable[dict[str, Any]], fetch: RunFetcher,
     which are always stored in full, so resolution never recurses. A bad record raises ``ValueError`` naming
     its id (from ``ids`` when given: the key it is stored under).
     """
-    records = list(records)
+    records = list(records) if resolve_history else [without_history(r) for r in records]
     wanted = set().union(*(history_ref_ids(r) for r in records)) if records else set()
     known = {r["run_id"]: r for r in records if r.get("run_id") in wanted}
     if wanted - known.keys():
@@ -257,8 +261,12 @@ class BaseDb(ABC):
         """One run, its ``messages`` exactly as sent (history resolved from the runs it came from)."""
 
     @abstractmethod
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
-        """Runs of a session, oldest first, history resolved; ``last=N`` reads only the newest N (cost O(N))."""
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
+        """Runs of a session, oldest first, history resolved; ``last=N`` reads only the newest N (cost O(N)).
+
+        ``resolve_history=False`` leaves out the history each run took from earlier ones (their own messages
+        only): what a new run reads of its history runs, without resolving (or fetching) their history too."""
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
         """Number of top-level runs and metrics summed over completed ones: what a session list shows.

@@ -41,11 +41,10 @@ from nbsessions.db.journal_format import (
     parse_body,
     parse_header,
     parse_record,
-    refuse_before_locking,
-    write_all,
     write_snapshot,
     written_update,
 )
+from nbsessions.db.journal_guard import append_whole, refuse_before_locking
 from nbsessions.db.journal_index import Doc, JournalIndex, Pending
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
 from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
@@ -78,6 +77,7 @@ class JournalStorage(Storage):
         self._group_by = dict(group_by or {})
         self._rlock = threading.RLock()
         self._lock_depth = 0
+        self._reading_depth = 0  # reads nested in ``reading()`` (under ``_rlock``)
         self._file: OpenFile | None = None
         self._closed = False
         self.generation = 0  # +1 on every change seen, so caches (TinyDB's query cache) know when to drop
@@ -135,10 +135,16 @@ class JournalStorage(Storage):
     # -- the narrow API -------------------------------------------------------------------------
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
-        """Hold the thread lock with other processes' appends applied: reads inside see one state."""
+        """Hold the thread lock with other processes' appends applied: reads inside see one state. Nested in a
+        read or under the file lock, the state is already current: no ``stat`` again (a run's reads nest)."""
         with self._rlock:
-            self._refresh()
-            yield
+            if not self._reading_depth and not self._lock_depth:
+                self._refresh()
+            self._reading_depth += 1
+            try:
+                yield
+            finally:
+                self._reading_depth -= 1
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -214,18 +220,13 @@ class JournalStorage(Storage):
             if self._nrecords > max(self.compact_min_lines, 2 * self._index.ndocs):
                 try:
                     self._compact_locked()
-                except OSError as exc:  # the commit is durable already; compaction can wait for the next one
-                    warnings.warn(f"{self.path}: could not compact ({exc}); will try again later",
-                                  StorageWarning, stacklevel=3)
+                except (OSError, StorageError) as exc:  # the commit is durable; compaction can wait for the next
+                    warnings.warn(f"{exc}; will try again later", StorageWarning, stacklevel=3)
 
     def compact(self) -> None:
         """Rewrite the live documents into a new file that atomically replaces the journal (or leaves it be)."""
         with self.transaction():
-            try:
-                self._compact_locked()
-            except OSError as exc:
-                raise StorageError(f"could not compact {self.path}: {exc.strerror or exc}; the database was left "
-                                   "as it was") from None
+            self._compact_locked()
 
     # -- state ----------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -370,12 +371,10 @@ class JournalStorage(Storage):
             os.ftruncate(fd, self._offset)
         at = self._offset
         try:
-            write_all(fd, payload)
-            if durable:
-                os.fsync(fd)
+            append_whole(fd, payload, at, durable)
         except OSError as exc:
-            self._seen_size = -1  # force a resync: the file may now hold a torn line
-            raise StorageError(f"could not write to {self.path}: {exc}") from exc
+            self._seen_size = -1  # force a resync
+            raise StorageError(f"could not write to {self.path}: {exc.strerror or exc}; nothing was written") from exc
         self._offset += len(payload)
         self._seen_size = self._offset
         return at

@@ -290,21 +290,6 @@ def parse_header(path: str, raw: bytes) -> dict[str, Any]:
     return header
 
 
-def refuse_before_locking(path: str) -> None:
-    """A folder, or a file whose complete first line is not our header, is refused before the lock file beside
-    it is made: a refused path leaves nothing behind. (A first line still being written is left to the locked
-    read.)"""
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a directory")
-    try:
-        with open(path, "rb") as f:
-            first = f.readline(1 << 16)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
-    if first.endswith(b"\n"):
-        parse_header(path, first[:-1])
-
-
 def header_line(fields: dict[str, Any]) -> bytes:
     extra = {k: v for k, v in fields.items() if k not in ("nbsessions", "format")}
     header = {"nbsessions": FORMAT_VERSION, "format": "journal", **extra}
@@ -329,8 +314,17 @@ Moved = list[tuple[dict[str, Any], str, LazyDoc]]
 """(table, id, the document's place in the new file) for each document compaction moved."""
 
 
-def write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[str, Any]],
-                   encode: Callable[[str, str, Any], tuple[bytes, LazyDoc | None]]) -> tuple[OpenFile, int, Moved]:
+def write_snapshot(path: str, *args: Any) -> tuple[OpenFile, int, Moved]:
+    """``_write_snapshot``; a failure (a full disk) is one ``StorageError`` naming the file, left as it was."""
+    try:
+        return _write_snapshot(path, *args)
+    except OSError as exc:
+        raise StorageError(f"could not compact {path}: {exc.strerror or exc}; the database was left as it was") \
+            from None
+
+
+def _write_snapshot(path: str, mode: int, header: bytes, tables: dict[str, dict[str, Any]],
+                    encode: Callable[[str, str, Any], tuple[bytes, LazyDoc | None]]) -> tuple[OpenFile, int, Moved]:
     """Compaction's file work: the live documents into ``<path>.compact.tmp``, fsync'd, then ``os.replace``.
 
     Returns the new file (open for appends), its size, and where each not-yet-parsed document now is; the

@@ -12,14 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import select
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from nbsessions.db.base import (
     BaseDb,
@@ -29,9 +26,10 @@ from nbsessions.db.base import (
     runs_from_records,
     unique_name,
 )
+from nbsessions.db.postgres_conn import Connections
 from nbsessions.db.postgres_listen import ChangeFeed, ChangeListener
-from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, migrate
-from nbsessions.db.urls import mask_url, scrub, url_password
+from nbsessions.db.postgres_schema import NAMES_LOCK_KEY, SCHEMA, check_readable, migrate
+from nbsessions.db.urls import mask_url, url_password
 from nbsessions.errors import SessionNotFoundError, StorageError
 from nbsessions.redact import register
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
@@ -48,9 +46,11 @@ _UPSERT_RUN = (f"INSERT INTO {_R} (run_id, session_id, user_id, parent_run_id, s
                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::json) ON CONFLICT (run_id) DO UPDATE SET "
                "session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id, parent_run_id = EXCLUDED.parent_run_id, "
                "status = EXCLUDED.status, metrics = EXCLUDED.metrics, data = EXCLUDED.data")
+_RUN_IF_SESSION = (f"WITH s AS (UPDATE {_S} SET updated_at = %s WHERE session_id = %s RETURNING 1) "
+                   + _UPSERT_RUN.replace("VALUES (", "SELECT ").replace(
+                       "::json) ON", "::json WHERE EXISTS (SELECT 1 FROM s) ON") + " RETURNING 1")
 _TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")  # Metrics' order
 _METRIC_FIELDS = {*_TOKENS, "time_to_first_token", "duration", "cost", "tokens_estimated"}  # what the SQL sums
-_CHECK_AFTER = 2.0  # seconds idle after which a pooled connection is tested before use (a server may have restarted)
 
 
 def _dumps(data: Any) -> str:
@@ -71,108 +71,27 @@ class PostgresDb(BaseDb):
     ``timeout`` how long an operation waits for one (a server that is down is reported after that).
     """
 
-    def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0) -> None:
-        self._secret = url_password(url)
-        register(self._secret)  # redacted wherever a record or a message goes, not only in this store's errors
+    def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0,
+                 read_only: bool = False) -> None:
+        """``read_only``: never create or migrate the schema, and the server refuses writes (``NoSchema`` when
+        nbsessions never wrote to the database)."""
+        register(url_password(url))  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show
         self.meta_scope = meta_scope
         self.origin = new_id()  # tags this store's writes, so its own notifications are not echoed back
-        self._conninfo = url
-        self._timeout = timeout
-        self._last_used: dict[int, float] = {}  # id(connection) -> when it last answered
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
-                                    kwargs={"autocommit": True}, configure=self._configure, name="nbsessions")
-        try:
-            with self._errors("open"):
-                with self._listen_connection() as conn:  # fails at once, saying why (a pool would retry)
-                    self.schema_version = migrate(conn)
-                self._pool.open(wait=True, timeout=timeout)
-        except BaseException:
-            self._pool.close()  # else its workers keep trying to connect in the background
-            raise
-        self._feed = ChangeFeed(self._listen_connection, self.origin, meta_scope)
+        self._conns = Connections(url, self.url, self.origin, pool_size=pool_size, timeout=timeout,
+                                  read_only=read_only)
+        with self._conns.errors("open"), self._conns.direct() as conn:  # fails at once, saying why (a pool
+            self.schema_version = check_readable(conn) if read_only else migrate(conn)  # would retry)
+        self._conns.open()
+        self._feed = ChangeFeed(self._conns.direct, self.origin, meta_scope)
 
     def __repr__(self) -> str:
         return f"PostgresDb({self.url!r})"
 
-    # -- connections ----------------------------------------------------------------------------
-    def _configure(self, conn: psycopg.Connection) -> None:
-        conn.execute("SELECT set_config('nbsessions.origin', %s, false)", [self.origin])
-        self._last_used[id(conn)] = time.monotonic()
-
-    def _usable(self, conn: psycopg.Connection) -> bool:
-        """Whether a pooled connection can take a query, costing no round trip in the common case.
-
-        An idle connection has nothing to read; a server that shut down or restarted has sent it an error and
-        closed it, so a readable socket means the connection must be tested (``SELECT`` nothing) before use. One
-        idle for a while is tested too: a server that vanished without a word (a crashed host) sends nothing.
-        """
-        if conn.closed or conn.broken:
-            return False
-        poller = select.poll()
-        poller.register(conn.fileno(), select.POLLIN)
-        if not poller.poll(0) and time.monotonic() - self._last_used.get(id(conn), 0.0) <= _CHECK_AFTER:
-            return True
-        try:
-            ConnectionPool.check_connection(conn)
-        except psycopg.Error:
-            return False
-        return True
-
-    def _listen_connection(self) -> psycopg.Connection:
-        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=max(1, int(self._timeout)))
-
-    @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Driver errors become one ``StorageError`` line naming the (masked) database; never the password."""
-        try:
-            yield
-        except PoolTimeout:
-            raise StorageError(self._message(doing, self._why_unreachable())) from None
-        except psycopg.OperationalError as exc:
-            if doing == "open":  # never connected: the reason alone (bad password, no server...)
-                raise StorageError(self._message(doing, str(exc))) from None
-            with contextlib.suppress(Exception):  # the server went away: drop every idle connection it broke
-                self._pool.check()  # too, so the next operation starts on a fresh one
-            why = f"{exc} (the connection was lost; the next operation reconnects)"
-            raise StorageError(self._message(doing, why)) from None
-        except psycopg.Error as exc:
-            raise StorageError(self._message(doing, str(exc))) from None
-
-    def _message(self, doing: str, detail: str) -> str:
-        detail = " ".join(scrub(detail, self._secret).split())
-        return f"PostgreSQL {self.url}: cannot {doing}: {detail}"
-
-    def _why_unreachable(self) -> str:
-        """The pool only says it timed out; one direct attempt says why (server down, bad password...)."""
-        try:
-            psycopg.connect(self._conninfo, connect_timeout=2).close()
-        except psycopg.Error as exc:
-            return str(exc)
-        return f"no free connection within {self._timeout:g} s; the server is reachable again now"
-
-    @contextlib.contextmanager
-    def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
-        with self._errors(doing):
-            conn = self._live_connection()
-            try:
-                with conn:  # as the pool's own connection(): ends a transaction left open, keeps the connection
-                    yield conn
-            finally:
-                self._last_used[id(conn)] = time.monotonic()
-                self._pool.putconn(conn)
-
-    def _live_connection(self) -> psycopg.Connection:
-        """A pooled connection that works: dead ones (the server restarted since) are dropped and replaced at
-        once, so the first operation after the server is back succeeds instead of failing on a stale socket."""
-        deadline = time.monotonic() + self._timeout
-        while True:
-            conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.001))
-            if self._usable(conn):
-                return conn
-            conn.close()  # the pool sees it closed, forgets it and opens a new one in its worker
-            self._pool.putconn(conn)
+    def _connection(self, doing: str) -> contextlib.AbstractContextManager[psycopg.Connection]:
+        return self._conns.connection(doing)
 
     def _one(self, doing: str, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         with self._connection(doing) as conn:
@@ -260,8 +179,8 @@ class PostgresDb(BaseDb):
         return [name for (name,) in rows]
 
     def delete_session(self, session_id: str) -> bool:
-        """The session row first (its lock orders this against a run being written), then, in a statement
-        that sees what such a writer committed, the runs: no run of the session is left behind."""
+        """The session row first (locking out a run being written), then, in a statement that sees what such a
+        writer committed, the runs: no run of the session is left behind."""
         with self._connection("delete a session") as conn, conn.transaction():
             row = conn.execute(f"DELETE FROM {_S} WHERE session_id = %s RETURNING 1", [session_id]).fetchone()
             conn.execute(f"DELETE FROM {_R} WHERE session_id = %s", [session_id])
@@ -271,8 +190,7 @@ class PostgresDb(BaseDb):
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         """The run and its session's ``updated_at`` in one statement; ``durable=False`` skips the WAL flush wait."""
         sql = f"WITH run AS ({_UPSERT_RUN}) UPDATE {_S} SET updated_at = %s WHERE session_id = %s"
-        params = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
-                  _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True)), now(), run.session_id]
+        params = [*self._run_values(run), now(), run.session_id]
         with self._connection("store a run") as conn:
             if durable:
                 conn.execute(sql, params)
@@ -282,37 +200,40 @@ class PostgresDb(BaseDb):
                 conn.execute(sql, params)
 
     def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
-        """Bump the session's ``updated_at`` (locking its row) and store the run only if that found the session,
-        in one transaction: a concurrent ``delete_session`` waits for it, or it finds the session gone."""
-        return self._conditional_run("store a run", run, durable, "")
+        """One statement: bump the session's ``updated_at`` (locking its row) and insert or replace the run only if
+        that found the session. A concurrent ``delete_session`` (session row first) waits for it, then deletes the
+        run too; or it went first, and this finds no session and stores nothing."""
+        params = [now(), run.session_id, *self._run_values(run)]
+        with self._connection("store a run") as conn, conn.transaction() if not durable else contextlib.nullcontext():
+            if not durable:  # a started run: no wait for the WAL flush, its outcome is written durably
+                conn.execute("SET LOCAL synchronous_commit = off")
+            return conn.execute(_RUN_IF_SESSION, params).fetchone() is not None
 
     def claim_run(self, run: RunOutput) -> bool:
-        """``UPDATE … WHERE status = 'paused'``: a second continue waits on the row lock, then finds it running."""
-        return self._conditional_run("continue a run", run, True, "WHERE runs.status = 'paused'")
-
-    def _conditional_run(self, doing: str, run: RunOutput, durable: bool, where: str) -> bool:
-        data = [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
-                _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True))]
-        with self._connection(doing) as conn, conn.transaction():
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
+        """``UPDATE … WHERE status = 'paused'``: a second continue waits on the row lock, then finds it running
+        (the session row locked first, as ``delete_session`` does, so the two never deadlock)."""
+        values = self._run_values(run)
+        with self._connection("continue a run") as conn, conn.transaction():
             if conn.execute(f"UPDATE {_S} SET updated_at = %s WHERE session_id = %s RETURNING 1",
                             [now(), run.session_id]).fetchone() is None:
                 return False
-            if not where:
-                conn.execute(_UPSERT_RUN, data)
-                return True
-            if conn.execute(f"UPDATE {_R} AS runs SET status = %s, metrics = %s::jsonb, data = %s::json "
-                            f"{where} AND run_id = %s RETURNING 1", [*data[4:], run.run_id]).fetchone() is None:
+            if conn.execute(f"UPDATE {_R} SET status = %s, metrics = %s::jsonb, data = %s::json "
+                            "WHERE run_id = %s AND status = 'paused' RETURNING 1",
+                            [*values[4:], run.run_id]).fetchone() is None:
                 raise psycopg.Rollback  # not claimed: the session's updated_at stays as it was too
             return True
         return False  # rolled back
 
+    @staticmethod
+    def _run_values(run: RunOutput) -> list[Any]:
+        return [run.run_id, run.session_id, run.user_id, run.parent_run_id, run.status.value,
+                _dumps(run.metrics.to_dict()), _dumps(run.to_dict(history_refs=True))]
     def get_run(self, run_id: str) -> RunOutput | None:
         row = self._one("read a run", f"SELECT data FROM {_R} WHERE run_id = %s", [run_id])
         return self._runs([row[0]])[0] if row else None
 
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
         if last is None:
             rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq", [session_id])
         elif last <= 0:
@@ -320,12 +241,12 @@ class PostgresDb(BaseDb):
         else:
             rows = self._all("list runs", f"SELECT data FROM {_R} WHERE session_id = %s ORDER BY seq DESC "
                              "LIMIT %s", [session_id, last])[::-1]
-        return self._runs([data for (data,) in rows])
+        return self._runs([data for (data,) in rows], resolve_history)
 
-    def _runs(self, records: list[dict[str, Any]]) -> list[RunOutput]:
+    def _runs(self, records: list[dict[str, Any]], resolve_history: bool = True) -> list[RunOutput]:
         """Records to runs, the history they reference fetched in one more query (``runs_from_records``)."""
         try:
-            return runs_from_records(records, self._fetch)
+            return runs_from_records(records, self._fetch, resolve_history=resolve_history)
         except ValueError as exc:
             raise StorageError(f"PostgreSQL {self.url}: {exc}") from exc
 
@@ -381,7 +302,7 @@ class PostgresDb(BaseDb):
 
     def close(self) -> None:
         self._feed.close()
-        self._pool.close()
+        self._conns.close()
 
     def _session(self, data: dict[str, Any], updated_at: float) -> Session:
         """The stored document with the ``updated_at`` column, which storing a run bumps without a rewrite."""

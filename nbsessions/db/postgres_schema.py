@@ -114,6 +114,43 @@ def migrate(conn: Any) -> int:
     _check_not_newer(version)
     if version == len(MIGRATIONS):
         return version
+    try:
+        return _apply_migrations(conn)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "42501":  # insufficient_privilege
+            raise
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        pending = MIGRATIONS[version]
+        raise MigrationRefused(
+            f"the database is at nbsessions schema version {version} and this nbsessions needs "
+            f"{len(MIGRATIONS)}, but role {role!r} may not apply migration {version + 1} ({pending[0]}): {exc}. "
+            "Open it once as a role that may (its owner or an admin), or grant this one CREATE on the database"
+        ) from None
+
+
+def check_readable(conn: Any) -> int:
+    """A reader's ``migrate``: the version, never a change. ``NoSchema`` when nbsessions never wrote here, a
+    clear refusal when the schema is older than this nbsessions reads (a kernel opening it migrates it)."""
+    version = current_version(conn)
+    _check_not_newer(version)
+    if version == 0:
+        raise NoSchema("no nbsessions schema in this database: nothing was stored here yet")
+    if version < len(MIGRATIONS):
+        raise StorageError(f"the database is at nbsessions schema version {version}, older than this nbsessions "
+                           f"reads ({len(MIGRATIONS)}); a reader changes nothing: open it once from a kernel "
+                           "(or copy into it) to migrate it")
+    return version
+
+
+class NoSchema(StorageError):
+    """A database nbsessions never wrote to (a reader does not create the schema)."""
+
+
+class MigrationRefused(StorageError):
+    """The schema needs a migration that the connected role has no right to run."""
+
+
+def _apply_migrations(conn: Any) -> int:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")

@@ -19,6 +19,7 @@ from nbsessions.db.base import BaseDb, change_in_table, check_sort, create_in_ta
 from nbsessions.db.journal import JournalStorage, Op
 from nbsessions.db.journal_format import Update, apply_update
 from nbsessions.errors import SessionNotFoundError, StorageError
+from nbsessions.redact import redact_data
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session, new_id, now
 
 SESSIONS, RUNS, META = "sessions", "runs", "meta"
@@ -229,7 +230,8 @@ class TinyDb(BaseDb):
             if found is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
             session = self._load(Session, copy.deepcopy(apply_update(*found)), session_id)
-            self._store.commit([(self._sessions, session_id, Update(found[1]))])  # the change, not the whole session
+            change = Update(redact_data(found[1]))  # the change, not the whole session; as to_dict, no secret
+            self._store.commit([(self._sessions, session_id, change)])
         return session
 
     def delete_session(self, session_id: str) -> bool:
@@ -251,7 +253,7 @@ class TinyDb(BaseDb):
 
     def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
         with self._store.transaction():  # under the file lock: a delete in another kernel is before or after
-            if self._store.get(self._sessions, run.session_id) is None:
+            if not self._store.has(self._sessions, run.session_id):  # without parsing it
                 return False
             self.upsert_run(run, durable=durable)
             return True
@@ -268,18 +270,20 @@ class TinyDb(BaseDb):
             data = self._store.load(RUNS, run_id)
             return self._runs([(run_id, data)])[0] if data is not None else None
 
-    def list_runs(self, session_id: str, *, last: int | None = None) -> list[RunOutput]:
+    def list_runs(self, session_id: str, *, last: int | None = None, resolve_history: bool = True
+                  ) -> list[RunOutput]:
         with self._store.reading():  # the runs and the ones they refer to, from one state of the file
             records = [(i, self._store.load(RUNS, i)) for i in self._store.group(RUNS, session_id, last=last)]
-            return self._runs([(i, r) for i, r in records if r is not None])
+            return self._runs([(i, r) for i, r in records if r is not None], resolve_history)
 
-    def _runs(self, records: list[tuple[str, dict[str, Any]]]) -> list[RunOutput]:
+    def _runs(self, records: list[tuple[str, dict[str, Any]]], resolve_history: bool = True) -> list[RunOutput]:
         def fetch(run_ids: set[str]) -> dict[str, dict[str, Any]]:
             found = ((i, self._store.load(RUNS, i)) for i in run_ids)
             return {i: data for i, data in found if data is not None}
 
         try:
-            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records])
+            return runs_from_records([r for _, r in records], fetch, [i for i, _ in records],
+                                     resolve_history=resolve_history)
         except ValueError as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
 

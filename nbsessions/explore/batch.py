@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbsessions import theme
+from nbsessions.errors import InvalidInputError
 from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks
 from nbsessions.explore.compare import resolve_model
@@ -21,6 +22,7 @@ from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.schema import EXPERIMENT_KEY, RunOutput
 from nbsessions.templating import TemplateError, fill_prompt
+from nbsessions.validate import check_count, kind_of
 
 if TYPE_CHECKING:
     from nbsessions.agent import Agent
@@ -163,6 +165,9 @@ def batch(
     runs, so a missing field fails at once. ``on_row(row)`` is called in the calling thread as each row ends.
     Ctrl-C stops cleanly: finished rows are kept, runs in flight are cancelled, the rest are marked not run.
     """
+    if not isinstance(template, str):
+        raise InvalidInputError(f"the template must be a string, not {kind_of(template)}")
+    check_count(concurrency, "concurrency", least=1)
     data = as_rows(rows)
     model_obj = resolve_model(agent, model) if model is not None else None
     secrets = (model_obj or agent.model).secrets()

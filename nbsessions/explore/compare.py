@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbsessions import theme
+from nbsessions.errors import InvalidInputError
 from nbsessions.explore import tables
 from nbsessions.explore.checks import Check, CheckLike, CheckResult, as_checks
 from nbsessions.explore.runner import CheckedRun, Job, JobStatus, Outcome, RetryPolicy, Runner
@@ -20,7 +21,7 @@ from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
 from nbsessions.llm.resolve import model_from_name
 from nbsessions.schema import EXPERIMENT_KEY, RunOutput
-from nbsessions.validate import refuse_secrets
+from nbsessions.validate import check_count, refuse_secrets
 
 if TYPE_CHECKING:
     from nbsessions.agent import Agent
@@ -182,6 +183,9 @@ def compare(
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("the prompt is empty: give the models something to answer")
     check_list = as_checks(checks)
+    if isinstance(models, str):
+        raise InvalidInputError(f"models must be a list of models or names, such as [{models!r}]")
+    check_count(concurrency, "concurrency", least=1)
     model_list = [resolve_model(agent, m) for m in (models or [agent.model])]
     for model in model_list:  # a key in the prompt would be sent to every model: refuse before any run
         refuse_secrets(prompt, model.secrets())

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbsessions.errors import SessionNotFoundError
+from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.explore import tables
 from nbsessions.explore.batch import BatchResult
 from nbsessions.explore.compare import Comparison
@@ -25,6 +25,7 @@ from nbsessions.formatting import one_line, seconds, when_precise
 from nbsessions.redact import redact
 from nbsessions.render import format_cost
 from nbsessions.schema import RunOutput, Session
+from nbsessions.validate import kind_of
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
@@ -33,6 +34,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    if not isinstance(fmt, str):
+        raise InvalidInputError(f"the export format must be one of {', '.join(allowed)}, not {kind_of(fmt)}")
     fmt = fmt.lower().lstrip(".")
     fmt = "md" if fmt == "markdown" else fmt
     if fmt in SESSION_ONLY and fmt not in allowed:

@@ -13,6 +13,7 @@ from typing import Any
 from nbsessions import theme
 from nbsessions.explore.checks import CheckResult
 from nbsessions.formatting import seconds
+from nbsessions.redact import redact
 from nbsessions.render import format_cost, markdown_to_html
 from nbsessions.schema import Metrics, RunOutput
 
@@ -54,7 +55,7 @@ def percent(rate: float | None) -> str:
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(redact(str(text)), quote=True)
 
 
 def status_html(status: str, error: str | None) -> str:

@@ -109,6 +109,8 @@ def user(nb: NotebookAgent, rest: str) -> None:
     if not rest:
         print(f"user: {nb.user or '(none)'}")
         return
+    if rest != "--clear" and not unquote(rest).strip():
+        raise UsageError("%agent user needs a name (or --clear for no user)")
     nb.settings.user = "" if rest == "--clear" else unquote(rest)  # the Agent acts as this user from now on
     session = nb.active_session()
     if session is None and nb.agent.active_session_id is not None:  # the active one is another user's

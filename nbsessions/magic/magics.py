@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
 import threading
@@ -22,6 +23,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, vali
 
 from nbsessions.agent import Agent
 from nbsessions.errors import InvalidInputError, StorageError, storage_warnings_as_lines
+from nbsessions.llm.openai_wire import is_openai_endpoint
 from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
 from nbsessions.magic.cellopts import CellOptions, check_flag_count, split_args
 from nbsessions.magic.commands import run_command, unquote
@@ -221,7 +223,7 @@ def _check_history_flags(args: Any) -> None:
         raise UsageError("use either --history N (runs) or --history-messages N (messages), not both")
     check_flag_count(args.history, "--history", 0, "runs")
     check_flag_count(args.history_messages, "--history-messages", 0, "messages")
-    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens")
+    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens", "a budget of ")
 
 
 _ONE_RUN_ONLY = (("new", "--new"), ("state", "--state"), ("history", "--history"),
@@ -308,12 +310,21 @@ def parse_sweep(text: str) -> tuple[str, list[Any]]:
     return key, [_setting_value(v) for v in items]
 
 
-def warm_up() -> None:
-    """Import the ``openai`` SDK (~0.5 s) and build the Markdown renderer: what the first ``%%agent`` cell needs
-    beyond the extension itself, done while the user writes that cell. A failure here is left for the cell to
-    report in its own words."""
+def warm_up(magics: AgentMagics) -> None:
+    """Import the ``openai`` SDK, its HTTP transport and the API's resource module (together ~1 s), and build the
+    Markdown renderer: what the first ``%%agent`` cell needs beyond the extension itself, done while the user
+    writes that cell. The API is chosen as a model would choose it, from the settings at the time the SDK has
+    loaded. A failure here is left for the cell to report in its own words."""
     with contextlib.suppress(Exception):
-        import openai  # noqa: F401
+        import openai
+
+        chat = magics.api == "chat" or (magics.api == "auto" and not is_openai_endpoint(
+            magics.base_url or os.environ.get("OPENAI_BASE_URL")))
+        client = openai.OpenAI(api_key="nbsessions-warm-up", base_url="http://127.0.0.1:9/v1", max_retries=0)
+        try:  # building a client sends nothing; the SDK loads a resource on first access
+            _ = client.chat.completions if chat else client.responses
+        finally:
+            client.close()
     with contextlib.suppress(Exception):
         from nbsessions.render import markdown_to_html
 
@@ -326,7 +337,7 @@ def load_ipython_extension(ip: Any) -> AgentMagics:
     ip.register_magics(magics)
     ip.events.register("pre_run_cell", magics.pre_run_cell)
     ip.events.register("post_run_cell", magics.post_run_cell)
-    magics.warming = threading.Thread(target=warm_up, name="nbsessions-warm-up", daemon=True)
+    magics.warming = threading.Thread(target=warm_up, args=(magics,), name="nbsessions-warm-up", daemon=True)
     magics.warming.start()
     return magics
 

@@ -279,8 +279,7 @@ class NotebookAgent(ModelChoice):
         if opts.new is None:
             session = self.find_session(opts.session, user) if opts.session else self.active_session()
         if session is not None and user is not None and session.user_id != user:  # before its state is read
-            raise UsageError(f"session {session_label(session)} belongs to another user: "
-                             "add --new, or pick one of yours with -s")
+            raise UsageError("that session belongs to another user: add --new, or pick one of yours with -s")
         secrets = (model or self.agent.model).secrets()
         try:
             prompt = check_text(fill_prompt(prompt, self.user_ns, {**(session.session_state if session else {}),

@@ -33,6 +33,7 @@ from nbsessions.panel.run_tree import RUNS_PER_PAGE, read_page
 from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
 from nbsessions.panel.widget_tree import descendants
+from nbsessions.redact import redact
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 _ERROR_COLOUR = theme.ERROR
@@ -81,8 +82,13 @@ class SessionPanel(VBox):
     def refresh(self) -> None:
         """Re-read everything from the store, including the active session another kernel may have set."""
         with self._lock:
-            self._set_selected(self.agent.active_session_id)
-            self._redraw()
+            try:
+                self._set_selected(self.agent.active_session_id)
+            except NbSessionsError as exc:  # the store is unreachable: say so, keep showing what we have
+                self._say(str(exc), error=True)
+                return
+            if self._redraw() and self.status.style.text_color == _ERROR_COLOUR:
+                self._say(None)  # the store answers again: the error shown is over
 
     def select(self, session_id: str) -> None:
         """Show ``session_id`` and make it the active session for the next ``%%agent`` cell."""
@@ -122,7 +128,17 @@ class SessionPanel(VBox):
             self.history.page = 0
         self.selected = session_id
 
-    def _redraw(self, detail: bool = True) -> None:
+    def _redraw(self, detail: bool = True) -> bool:
+        """Redraw from the store; a store error (a database down) goes to the status line, never out of a widget
+        callback, where it would be lost (JupyterLab shows nothing and the click seems to freeze). False then."""
+        try:
+            self._draw(detail)
+        except NbSessionsError as exc:
+            self._say(str(exc), error=True)
+            return False
+        return True
+
+    def _draw(self, detail: bool) -> None:
         totals: dict[str, tuple[int, Metrics]] = {}
 
         def cached_totals(session_id: str) -> tuple[int, Metrics]:
@@ -164,7 +180,7 @@ class SessionPanel(VBox):
         self.actions.show(session, runs, first, count)
 
     def _say(self, message: str | None, *, error: bool = False) -> None:
-        self.status.value = message or ""
+        self.status.value = redact(message or "")  # a name or an error may quote a key
         self.status.style.text_color = _ERROR_COLOUR if error else None
 
     # -- events --------------------------------------------------------------------------------
@@ -198,7 +214,8 @@ class SessionPanel(VBox):
                 error = str(exc)
             finally:
                 self._acting = False
-            self._redraw()
+            if not self._redraw() and not error:
+                return  # the store error is on the status line
             if error and report is not None:
                 report.value = error
             self._say(error or message, error=bool(error))
