@@ -6,6 +6,7 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -185,6 +186,8 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
             check_state(options["metadata"], "metadata")
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
+        if history is not None and options.get("parent_run_id"):  # a member's: its own runs in the team (Agno)
+            history = dataclasses.replace(history, member_of=self.agent_id)
         return self._prepare(input, session_state=session_state, history=history, **options)
 
     def get_run_context(self, run_id: str) -> SentContext:

@@ -13,7 +13,7 @@ from typing import Any
 
 from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import estimate_tokens
-from nbsessions.schema import Message, RunOutput
+from nbsessions.schema import Message, RunOutput, RunStatus
 
 TokenCounter = Callable[[str], int]
 SUMMARY_HEADING = "Summary of the conversation so far:\n"
@@ -33,6 +33,7 @@ class HistoryPolicy:
     messages: int | None = None
     max_tokens: int | None = None
     count_tokens: TokenCounter = estimate_tokens
+    member_of: str | None = None  # a team member's run: its history is that agent's own earlier member runs
 
 
 class _KeepMissing(dict):
@@ -74,8 +75,14 @@ def after_run(runs: list[RunOutput], run_id: str | None) -> tuple[list[RunOutput
     return runs[ids.index(run_id) + 1:], True
 
 
+def _usable(run: RunOutput, member_of: str | None) -> bool:
+    if member_of is None:
+        return run.is_history
+    return run.agent_id == member_of and run.parent_run_id is not None and run.status == RunStatus.completed
+
+
 def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: str | None = None,
-                 after: str | None = None) -> list[RunOutput]:
+                 after: str | None = None, member_of: str | None = None) -> list[RunOutput]:
     """The newest ``num_runs`` runs that may serve as history (stored after the run ``after``), oldest first.
 
     Reads from the newest end only, widening the window while failed or superseded runs are in the way,
@@ -87,7 +94,7 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
     while True:
         # their own messages are enough: no history references resolved
         recent, found = after_run(db.list_runs(session_id, last=window, resolve_history=False), after)
-        usable = [r for r in recent if r.is_history and (exclude_cell is None or r.cell_id != exclude_cell)]
+        usable = [r for r in recent if _usable(r, member_of) and (exclude_cell is None or r.cell_id != exclude_cell)]
         if len(usable) >= num_runs or found or len(recent) < window:
             return usable[-num_runs:]
         window *= 4
@@ -150,7 +157,8 @@ def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, sys
     budget = None
     if policy.max_tokens is not None:
         budget = max(0, policy.max_tokens - policy.count_tokens(system or "") - policy.count_tokens(prompt))
-    selected = history_runs(db, session_id, runs, exclude_cell=exclude_cell, after=summary_through)
+    selected = history_runs(db, session_id, runs, exclude_cell=exclude_cell, after=summary_through,
+                            member_of=policy.member_of)
     history = history_messages(selected,
                                max_messages=policy.messages, max_tokens=budget, count_tokens=policy.count_tokens)
     return build_messages(system, history, prompt)

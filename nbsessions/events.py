@@ -76,11 +76,11 @@ class BaseAgentRunEvent:
 
     @property
     def is_paused(self) -> bool:
-        return self.event == RunEvent.run_paused.value
+        return self.event.removeprefix("Team") == RunEvent.run_paused.value  # a team's are TeamRun...
 
     @property
     def is_cancelled(self) -> bool:
-        return self.event == RunEvent.run_cancelled.value
+        return self.event.removeprefix("Team") == RunEvent.run_cancelled.value
 
 
 @dataclass
@@ -191,6 +191,7 @@ class RunCancelledEvent(BaseAgentRunEvent):
     reason: str | None = None
 
 
-ALWAYS_STREAMED = frozenset({RunEvent.run_content.value, RunEvent.run_paused.value, RunEvent.run_error.value,
-                             RunEvent.run_cancelled.value})
+_ALWAYS = (RunEvent.run_content.value, RunEvent.run_paused.value, RunEvent.run_error.value,
+           RunEvent.run_cancelled.value)
+ALWAYS_STREAMED = frozenset({*_ALWAYS, *(f"Team{name}" for name in _ALWAYS)})
 """Sent with ``stream=True`` alone, as Agno does; the rest need ``stream_events=True``."""

@@ -123,6 +123,9 @@ class Execution:
     tool_call_limit: int | None = None  # Agno's: at most this many tool calls run in one run
     tool_calls_made: int = 0
     limit_told: bool = False  # the model was already told the limit was reached
+    event_prefix: str = ""  # "Team" for a team's run: Agno names its events TeamRunStarted...
+    stopped_with: list[str] = field(default_factory=list)  # results of ``stop_after_tool_call`` tools this round
+    forwarded: Callable[[], list[Any]] | None = None  # a team's: its members' events, sent on after each call
 
     def steps(self) -> Steps:
         """The run as a conversation with its driver: yields events and requests, receives what was asked for.
@@ -175,8 +178,10 @@ class Execution:
 
     def event(self, kind: type[BaseAgentRunEvent], **fields: Any) -> BaseAgentRunEvent:
         """An event of this run, stamped with who and where."""
-        return kind(agent_id=self.agent_id, agent_name=self.agent_name or "", run_id=self.run.run_id,
-                    parent_run_id=self.run.parent_run_id, session_id=self.run.session_id, **fields)
+        event = kind(agent_id=self.agent_id, agent_name=self.agent_name or "", run_id=self.run.run_id,
+                     parent_run_id=self.run.parent_run_id, session_id=self.run.session_id, **fields)
+        event.event = self.event_prefix + event.event
+        return event
 
     def _end(self, status: RunStatus, error: str | None) -> StoreCall:
         """The run's final write, for the driver to make: ``finish`` stores the outcome, exactly once."""
@@ -219,6 +224,10 @@ class Execution:
                 if requirement is not None:
                     waiting.append(requirement)
             self.limit_told = self.tool_call_limit is not None and self.tool_calls_made > self.tool_call_limit
+            if self.stopped_with and not waiting:  # Agno's stop_after_tool_call: the result is the reply
+                for text in self.stopped_with:
+                    yield self._content(text)
+                return RunStatus.completed
             if waiting:
                 self.run.requirements = waiting
                 return RunStatus.paused
@@ -268,8 +277,11 @@ class Execution:
             result = f"error: there is no tool named {call.name!r}"
         elif arguments is not None:
             result = yield ToolRequest(tool, arguments, self.context)
+            yield from self.forwarded() if self.forwarded is not None else ()
         record.result = result
         record.tool_call_error = result.startswith("error:")
+        if tool is not None and tool.stop_after_tool_call and not record.tool_call_error:
+            self.stopped_with.append(result)
         self.tool_result(call.id, result)
         yield self.event(ToolCallCompletedEvent, tool=record, content=result)
         return None

@@ -57,6 +57,7 @@ class Tool:
     user_input_fields: list[str] = field(default_factory=list)
     external_execution: bool = False
     async_function: Callable[..., Any] | None = None  # what ``arun`` awaits instead of ``function``, if given
+    stop_after_tool_call: bool = False  # Agno's: the tool's result is the run's reply, the model is not asked again
 
     @property
     def pauses(self) -> bool:
@@ -168,10 +169,12 @@ def make_tool(fn: Callable[..., Any], **flags: Any) -> Tool:
 
 def tool(fn: Callable[..., Any] | None = None, *, requires_confirmation: bool = False,
          requires_user_input: bool = False, user_input_fields: list[str] | None = None,
-         external_execution: bool = False) -> Any:
-    """Mark a function as a tool, optionally one that pauses the run for a human (``@tool`` or ``@tool(...)``)."""
+         external_execution: bool = False, stop_after_tool_call: bool = False) -> Any:
+    """Mark a function as a tool, optionally one that pauses the run for a human (``@tool`` or ``@tool(...)``)
+    or whose result ends the run as its reply (``stop_after_tool_call``)."""
     flags = {"requires_confirmation": requires_confirmation, "requires_user_input": requires_user_input,
-             "user_input_fields": list(user_input_fields or []), "external_execution": external_execution}
+             "user_input_fields": list(user_input_fields or []), "external_execution": external_execution,
+             "stop_after_tool_call": stop_after_tool_call}
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
         f.__nbsessions_tool__ = flags  # type: ignore[attr-defined]

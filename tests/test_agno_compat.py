@@ -447,7 +447,12 @@ def test_a_team_run_exposes_member_responses(model, openai_server):
     response = team.run("Find some facts")
     assert response.content == "The researcher found facts."
     assert [(r.agent_name, r.content) for r in response.member_responses] == [("Researcher", "Facts found.")]
-    assert [r.content for r in team.get_last_run_output().member_responses] == ["Facts found."]
+    assert team.get_last_run_output().member_responses == []  # Agno stores them only when asked to
+    keeping = Team(members=[researcher], model=model("leader"), store_member_responses=True)
+    openai_server.script({"tool_calls": [{"name": "ask_researcher", "arguments": '{"task": "find facts"}'}]},
+                         "Facts found.", "The researcher found facts.")
+    keeping.run("Find some facts")
+    assert [r.content for r in keeping.get_last_run_output().member_responses] == ["Facts found."]
 
 
 def test_a_workflow_agent_runs_the_steps_from_arun_too(model, openai_server):

@@ -74,8 +74,7 @@ def test_a_failing_member_is_reported_to_the_leader_and_kept(db):
 
 
 def test_team_arguments_are_checked():
-    with pytest.raises(ValueError, match="at least one"):
-        Team(members=[])
+    assert Team(members=[]).run("hi").content  # Agno: with no members the leader answers alone
     with pytest.raises(ValueError, match="mode"):
         Team(members=[member("a")], mode="vote")
 
