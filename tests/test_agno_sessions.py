@@ -295,3 +295,20 @@ def test_fork_session_with_agnos_keywords_returns_the_new_session_id(model, open
     assert isinstance(new_sid, str) and new_sid != original_sid
     assert len(agent.get_session(original_sid).runs) == 2 and len(agent.get_session(new_sid).runs) == 3
     assert agent.fork_session(source_session_id=original_sid, user_id="demo-user") not in (new_sid, original_sid)
+
+
+@pytest.mark.postgres
+def test_postgres_takes_agnos_db_url_and_keeps_tool_calls_and_whole_second_times(postgres_url, model, openai_server):
+    from nbsessions import PostgresDb
+
+    def get_weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    db = PostgresDb(db_url=postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    agent = Agent(model=model(), db=db, tools=[get_weather])
+    openai_server.script(call("get_weather", city="Oslo"), "Sunny.")
+    run = agent.run("Weather in Oslo?")
+    stored = agent.get_last_run_output()
+    assert stored.created_at == run.created_at and isinstance(stored.created_at, int)
+    assert [(t.tool_name, t.result) for t in stored.tools] == [("get_weather", "sunny in Oslo")]
+    db.close()
