@@ -7,6 +7,9 @@ one) and measures:
 
 - **store**: ``PostgresDb.upsert_run`` against a bare ``INSERT`` of the same JSON text with psycopg, one commit
   each, interleaved: what the store adds to the server's own cost of a durable write (target <= +1 ms);
+- **commits**: WAL flushes per ``Agent.run`` (the server's own count, ``pg_stat_wal``) against those of a bare
+  ``INSERT`` + commit: one durable commit per run (target); the "running" record is committed without waiting
+  for the disk, and the run's end is the one durable write;
 - **overhead**: ``Agent.run`` (offline model, history on) on ``PostgresDb`` against the same on ``TinyDb``, calls
   interleaved, both durable (a WAL flush per commit, an fsync per run): on one machine this mostly compares the
   server's commit with the journal's fsync;
@@ -94,6 +97,63 @@ def bench_store(url: str, template: dict[str, Any], n: int) -> list[Row]:
     diff = median_ms(ours) - median_ms(bare)
     return [(f"PostgresDb.upsert_run ({len(text):,} B), median", f"{median_ms(ours):.2f} ms",
              f"{median_ms(bare):.2f} ms bare INSERT + commit", f"{diff:+.2f} ms", "<= +1 ms", diff <= 1.0)]
+
+
+def _server_counts(url: str, work: Any) -> tuple[int, int]:
+    """WAL flushes (durable commits: ``pg_stat_wal.wal_sync``, the server runs with ``fsync=on``) and
+    committed transactions of this database during ``work()``, which must close its connections: a backend
+    hands its counts to the server's statistics as it exits, so they are read once its sessions are gone."""
+    import psycopg
+
+    def counts(conn: Any) -> tuple[int, int]:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()").fetchone()[0]:
+            time.sleep(0.01)  # the closed sessions' backends are still exiting (and reporting)
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        syncs = conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0]
+        xacts = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return syncs, xacts.fetchone()[0]
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = counts(conn)
+        work()
+        after = counts(conn)
+    return after[0] - before[0], after[1] - before[1] - 2  # less this connection's own two reads
+
+
+def bench_commits(url: str, template: dict[str, Any], n: int) -> list[Row]:
+    """How many durable commits an ``Agent.run`` costs the server, against a bare INSERT's one each."""
+    import json
+
+    import psycopg
+
+    from nbsessions.db.postgres import PostgresDb
+
+    with PostgresDb(url) as pg:
+        sid = fill(pg, template, 100)
+
+    def runs() -> None:
+        with PostgresDb(url) as pg:
+            call = agent_calls(pg, sid)
+            for i in range(n):
+                call(i)
+
+    def inserts() -> None:
+        text = json.dumps(template, ensure_ascii=False)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS bare_commits (id serial PRIMARY KEY, data json)")
+            for _ in range(n):
+                conn.execute("INSERT INTO bare_commits (data) VALUES (%s::json)", [text])
+
+    warm = 3  # agent_calls' warm-up runs, counted with the measured ones
+    (syncs, xacts), (base_syncs, _) = _server_counts(url, runs), _server_counts(url, inserts)
+    per_run, per_insert = syncs / (n + warm), base_syncs / (n + 1)  # + 1: the CREATE TABLE
+    return [("PostgresDb: durable commits (WAL flushes) per Agent.run, history on", f"{per_run:.2f}",
+             f"{per_insert:.2f} per bare INSERT + commit", f"{per_run / per_insert:.2f}x",
+             "<= 1 per run (1.1x: the WAL writer's background flushes count too)",
+             per_run / per_insert <= 1.1),
+            ("PostgresDb: transactions per Agent.run (reads included; the started run's commit does not wait "
+             "for the disk)", f"{xacts / (n + warm):.1f}", "–", "–", "for comparison", None)]
 
 
 def bench_growth(url: str, template: dict[str, Any], n: int) -> list[Row]:
@@ -188,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(name)
             template = template_run(tmp)
             steps = [(bench_store, (server.create_database()[0], template, 300 // scale)),
+                     (bench_commits, (server.create_database()[0], template, 200 // scale)),
                      (bench_overhead, (server.create_database()[0], tmp, template, 200 // scale)),
                      (bench_growth, (server.create_database()[0], template, 200 // scale)),
                      (bench_concurrency, (server.create_database()[0], tmp, template, 200 // scale))]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from nbsessions.db.base import BaseDb
+from nbsessions.db.journal_guard import not_a_file
 from nbsessions.db.memory import InMemoryDb
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import is_postgres_url, mask_url, open_store
@@ -214,15 +215,10 @@ def open_db(path: str) -> BaseDb:
     if stat.S_ISDIR(info.st_mode):
         raise StorageError(f"{path} is a directory, not a database file: give the *.nbsessions.json file in it")
     if not stat.S_ISREG(info.st_mode):
-        raise StorageError(f"{path} is {_KINDS.get(stat.S_IFMT(info.st_mode), 'a special file')}, not a "
-                           "database file")
+        raise StorageError(not_a_file(path, info.st_mode))
     if info.st_size == 0:
         raise StorageError(f"{path} is empty: not an nbsessions database")
     return TinyDb(path, read_only=True)  # reads a file (or folder) it may not write, and creates nothing
-
-
-_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device"}
 
 
 def _missing(path: str, exc: OSError) -> str:

@@ -106,6 +106,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
                                           add_datetime_to_context, datetime_format, timezone_identifier,
                                           add_name_to_context, use_instruction_tags, system_message)
         check_count(tool_call_limit, "tool_call_limit")
+        check_count(session_summary_every, "session_summary_every", least=1)
         if metadata is not None:
             check_state(metadata, "metadata")
         self.tool_call_limit, self.metadata, self.debug_mode = tool_call_limit, metadata, debug_mode

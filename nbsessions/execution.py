@@ -32,6 +32,7 @@ from nbsessions.events import (
 from nbsessions.hitl import call_for, parse_arguments, requirement_for
 from nbsessions.llm.base import Model, ToolCall, Usage
 from nbsessions.llm.prices import cost_of
+from nbsessions.redact import leaks
 from nbsessions.requirement import RunRequirement, ToolExecution
 from nbsessions.schema import Message, RunOutput, RunStatus
 from nbsessions.tools import RunContext, Tool, stored_part
@@ -158,7 +159,8 @@ class Execution:
             yield self.event(RunErrorEvent, content=self.run.error, error_type=type(exc).__name__)
             typed = ({"status_code": exc.status_code, "retry_after": exc.retry_after, "kind": exc.kind}
                      if isinstance(exc, ModelError) else {})
-            raise ModelError(self.run.error or "model failed", run=self.run, **typed) from exc
+            cause = None if leaks(str(exc)) else exc  # a traceback shows the cause: never one quoting a key
+            raise ModelError(self.run.error or "model failed", run=self.run, **typed) from cause
         except GeneratorExit:  # closed without its driver (collected): no driver left to make the write
             self.finish(self, RunStatus.cancelled, "cancelled before the reply ended")
             raise

@@ -38,6 +38,8 @@ def write_private(path: str | os.PathLike[str], text: str) -> None:
         raise InvalidInputError(f"{os.fspath(path)} is a directory: give a file path such as "
                                 f"{os.path.join(os.fspath(path), 'session.md')}")
     folder, name = os.path.split(target)
+    if os.path.exists(target) and not os.access(target, os.W_OK):  # replacing it would get around that
+        raise StorageError(f"could not write {os.fspath(path)}: it is read-only; nothing was written")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # created 0600
         try:

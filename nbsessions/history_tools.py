@@ -6,6 +6,8 @@ user's other sessions (previews, then one in full). They never reach another use
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from typing import Any
 
@@ -15,6 +17,13 @@ from nbsessions.transcript import session_messages
 Owner = Any  # an Agent (or anything with ``db`` and ``get_runs``): this layer sits below the agent
 
 PREVIEW_CHARS = 200
+
+
+def _store_tool(fn: Any) -> Tool:
+    """A tool that reads the store: under ``arun`` it runs in a worker thread, never on the event loop."""
+    tool = make_tool(fn)
+    tool.async_function = functools.partial(asyncio.to_thread, fn)
+    return tool
 
 
 def _short(text: str | None) -> str:
@@ -35,7 +44,7 @@ def chat_history_tool(owner: Owner) -> Tool:
             history = history[-2 * num_chats:] if num_chats > 0 else []
         return json.dumps(history, ensure_ascii=False)
 
-    return make_tool(get_chat_history)
+    return _store_tool(get_chat_history)
 
 
 def _own_sessions(owner: Owner, user_id: str | None, limit: int) -> list:
@@ -80,4 +89,4 @@ def past_session_tools(owner: Owner, num_sessions: int | None, num_runs: int = 3
             runs = runs[:num_runs]
         return "\n\n".join(f"User: {r.input}\nAssistant: {r.content}" for r in runs) or "The session is empty."
 
-    return [make_tool(search_past_sessions), make_tool(read_past_session)]
+    return [_store_tool(search_past_sessions), _store_tool(read_past_session)]

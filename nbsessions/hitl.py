@@ -57,6 +57,7 @@ def requirement_for(call: ToolCall, tool: Tool) -> RunRequirement:
     elif tool.requires_user_input:
         execution.requires_user_input = True
         execution.user_input_schema = input_schema(tool.parameters, arguments)
+        execution.user_input_fields = list(tool.user_input_fields) or None
     else:
         execution.requires_confirmation = True
     return RunRequirement(execution)

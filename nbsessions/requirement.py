@@ -54,6 +54,7 @@ class ToolExecution:
     user_input_schema: list[UserInputField] | None = None
     answered: bool | None = None
     external_execution_required: bool | None = None
+    user_input_fields: list[str] | None = None  # the fields the tool asks the human for (None: every argument)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -99,9 +100,10 @@ class RunRequirement:
 
     @property
     def field_names(self) -> list[str]:
-        """The names of the fields the human is asked for: the schema's fields the model did not fill."""
-        given = self.tool_execution.tool_args or {}
-        return [f.name for f in self.user_input_schema or [] if f.name not in given]
+        """The names of the fields the human is asked for: the tool's ``user_input_fields``, else every field."""
+        names = [f.name for f in self.user_input_schema or []]
+        asked = self.tool_execution.user_input_fields
+        return [n for n in names if n in asked] if asked else names
 
     # -- what it waits for -------------------------------------------------------------------------
     @property

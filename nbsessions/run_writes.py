@@ -12,13 +12,14 @@ later, as left by a process that died.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nbsessions import run_log
-from nbsessions.errors import RunNotPausedError, StorageError
+from nbsessions.errors import RunNotPausedError, SessionNotFoundError, StorageError
 from nbsessions.schema import RunOutput, RunStatus
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def store_outcome(db: BaseDb, run: RunOutput, changes: dict[str, Any], deleted: 
 
     def after() -> None:
         if changes or deleted:
-            db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
+            with contextlib.suppress(SessionNotFoundError):  # deleted just after the run: it went with it
+                db.update_session(run.session_id, state_patch=changes, state_delete=deleted)
 
     try:
         if not db.upsert_run_if_session(run):

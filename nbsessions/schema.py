@@ -14,15 +14,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
 from nbsessions.metrics import Metrics
-from nbsessions.redact import redact_data
+from nbsessions.redact import redact, redact_data
 from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
+
+
+def _redacted_repr(record: Any) -> str:
+    """The dataclass repr with secrets redacted: a record shown in a notebook (the value of a cell) is an output."""
+    shown = ", ".join(f"{f.name}={getattr(record, f.name)!r}" for f in dataclass_fields(record) if f.repr)
+    return redact(f"{type(record).__name__}({shown})")
 
 
 def new_id() -> str:
@@ -66,6 +73,8 @@ class Message:
     from_history: bool = False
     origin: tuple[str, int] | None = field(default=None, compare=False, repr=False)
     """For a history message: (run_id, index among that run's own messages), so a store can keep a reference."""
+
+    __repr__ = _redacted_repr
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content, "tool_calls": _copied(self.tool_calls),
@@ -183,6 +192,8 @@ class RunOutput:
     _load_members: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
     tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
     writer: dict[str, Any] | None = None  # a running run's process (liveness.current_writer), to tell a dead one
+
+    __repr__ = _redacted_repr
 
     @property
     def is_history(self) -> bool:
@@ -321,6 +332,8 @@ class Session:
     # set by whoever loaded the session: listing sessions never reads run bodies, ``runs`` does on first use
     _load_runs: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
     _runs: list[RunOutput] | None = field(default=None, init=False, repr=False, compare=False)
+
+    __repr__ = _redacted_repr
 
     @property
     def session_data(self) -> dict[str, Any]:

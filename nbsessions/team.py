@@ -178,7 +178,10 @@ class Team(Agent):
 
     def _member_answer(self, member: Agent, context: RunContext, run: RunOutput) -> str:
         self._count(context.run_id, run)
-        stored = self.db.get_session(context.session_id).session_state
+        session = self.db.get_session(context.session_id)
+        if session is None:  # deleted while the member ran: the team's run ends cancelled too, unstored
+            return run.error or "the session was deleted"
+        stored = session.session_state
         for key in [k for k in stored_part(context.session_state) if k not in stored]:  # a member's tool deleted it
             del context.session_state[key]
         context.session_state.update(stored)

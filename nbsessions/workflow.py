@@ -30,7 +30,12 @@ from nbsessions.step_runner import StepsRun, adrive, drive, drive_stream
 from nbsessions.steps import Step, StepFunction, StepInput, WorkflowError, as_step
 from nbsessions.validate import check_state, check_text, check_user_id
 from nbsessions.workflow_agent import WorkflowAgent, agent_call, answer_with
-from nbsessions.workflow_events import WorkflowCompletedEvent, WorkflowErrorEvent, WorkflowStartedEvent
+from nbsessions.workflow_events import (
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowStartedEvent,
+)
 
 __all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
 
@@ -98,14 +103,13 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         if stream:
             return self._stream(input, session_id, user_id, session_state, cell_id, additional_data, stream_events)
         steps = self._steps_run(input, session_id, user_id, session_state, cell_id, additional_data)
-        started = time.perf_counter()
+        started, failure = time.perf_counter(), None
         try:
             drive(self._work(steps, lambda query: drive(steps.steps(query))))
         except BaseException as exc:
-            raise self._failed(steps.run, exc) from exc
-        finally:
-            self._end(steps, started)
-        return steps.run
+            failure = self._failed(steps.run, exc)
+        self._end(steps, started)
+        return self._outcome(steps.run, failure)
 
     async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
                    session_state: dict[str, Any] | None = None, cell_id: str | None = None,
@@ -120,14 +124,13 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         async def run_steps(query: str) -> str:
             return await adrive(steps.steps(query))
 
-        started = time.perf_counter()
+        started, failure = time.perf_counter(), None
         try:
             await adrive(self._work(steps, run_steps))
         except BaseException as exc:
-            raise self._failed(steps.run, exc) from exc
-        finally:
-            await asyncio.to_thread(self._end, steps, started)
-        return steps.run
+            failure = self._failed(steps.run, exc)
+        await asyncio.to_thread(self._end, steps, started)
+        return self._outcome(steps.run, failure)
 
     def _stream(self, input: str, session_id: str | None, user_id: str | None, session_state: dict[str, Any] | None,
                 cell_id: str | None, additional_data: dict[str, Any] | None, stream_events: bool) -> Iterator[Any]:
@@ -135,17 +138,23 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         steps = self._steps_run(input, session_id, user_id, session_state, cell_id, additional_data)
         run, started = steps.run, time.perf_counter()
         yield steps.event(WorkflowStartedEvent)
+        failure: BaseException | None = None
         try:
             yield from drive_stream(self._work(steps, lambda query: drive(steps.steps(query))), stream_events)
         except BaseException as exc:
             failure = self._failed(run, exc)
-            self._end(steps, started)
-            if isinstance(exc, Exception):
-                yield steps.event(WorkflowErrorEvent, error=run.error, error_type=type(exc).__name__)
-            raise failure from exc
         self._end(steps, started)
-        yield steps.event(WorkflowCompletedEvent, content=run.content, step_results=run.step_results,
-                          metrics=run.metrics)
+        if failure is None:
+            yield steps.event(WorkflowCompletedEvent, content=run.content, step_results=run.step_results,
+                              metrics=run.metrics)
+        elif not isinstance(failure, Exception):
+            raise failure  # Ctrl-C or a closed stream: stored as cancelled, nothing more to say
+        elif run.error == DELETED:
+            yield steps.event(WorkflowCancelledEvent, reason=run.error)
+        else:
+            cause = failure.__cause__ or failure
+            yield steps.event(WorkflowErrorEvent, error=run.error, error_type=type(cause).__name__)
+            raise failure
 
     def print_response(self, input: str, *, stream: bool | None = None, markdown: bool = True,
                        show_time: bool = True, show_step_details: bool = True, **options: Any) -> None:
@@ -192,6 +201,14 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         return run, state, copy.deepcopy(state)
 
     @staticmethod
+    def _outcome(run: RunOutput, failure: BaseException | None) -> RunOutput:
+        """The stored run, or what ended it raised — but a run whose session was deleted under it just ends
+        cancelled (what failed then was the steps finding their session gone)."""
+        if failure is None or (run.error == DELETED and isinstance(failure, Exception)):
+            return run
+        raise failure
+
+    @staticmethod
     def _failed(run: RunOutput, exc: BaseException) -> BaseException:
         """What ended the steps, recorded on the run: Ctrl-C or a cancelled task as cancelled (and raised as they
         are); any other failure — a step, the workflow agent's model, the workflow's own code — as ``error``,
@@ -205,7 +222,9 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                 step.status, step.error = run.status, run.error
         if isinstance(exc, WorkflowError) or not isinstance(exc, Exception):
             return exc
-        return WorkflowError(run.error or "the workflow failed", run)
+        failure = WorkflowError(run.error or "the workflow failed", run)
+        failure.__cause__ = exc
+        return failure
 
     def _end(self, steps: StepsRun, started: float) -> None:
         """Whatever ended the steps, the run is stored as it ended — unless its session was deleted meanwhile."""

@@ -11,6 +11,9 @@ stdin (the test sends one to every worker at once, so they start together), one 
 - ``{"cmd": "continue", "run": R, "log": F}``: continues paused run R with ``approve=True``; the approved tool
   appends a line to file F each time its body runs. Replies ``{"status": ...}`` or ``{"error": message}``.
 
+- ``{"cmd": "delete", "session": S}``: deletes session S (as another kernel's panel would); replies
+  ``{"deleted": bool}``.
+
 ``PATH`` may be a ``postgresql://`` URL: the same commands then run on that database.
 """
 
@@ -67,10 +70,15 @@ def continue_approved(db: BaseDb, run: str, log: str) -> None:
         reply(error=str(exc))
 
 
+def delete(db: BaseDb, session: str) -> None:
+    reply(deleted=Agent(db=db).delete_session(session))
+
+
 def main(path: str) -> None:
     db = open_store(path)
     reply(ready=True)
-    serve(db, {"cells": rerun_cells, "open": open_as, "name": name_twice, "continue": continue_approved})
+    serve(db, {"cells": rerun_cells, "open": open_as, "name": name_twice, "continue": continue_approved,
+                "delete": delete})
     db.close()
 
 

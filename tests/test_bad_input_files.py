@@ -84,6 +84,15 @@ def test_nul_bytes_and_50_mb_strings_in_prompts_state_and_names_read_back_exactl
         assert [db.get_run(i).input for i in ids] == [nul, big]
 
 
+def test_nul_bytes_through_the_magic_read_back_exactly(nb, workdir):
+    for cell in ("%%agent\nabc\x00def", '%%agent --state \'{"k": "a\\u0000b"}\'\nhi', "%agent rename x\x00y"):
+        assert nb.run(cell).result.success, cell
+    with TinyDb(workdir / "nbsessions.json") as db:
+        (session,) = db.list_sessions()
+        assert session.session_name == "x\x00y" and session.session_state == {"k": "a\x00b"}
+        assert [r.input for r in db.list_runs(session.session_id)] == ["abc\x00def", "hi"]
+
+
 # -- a huge flag line --------------------------------------------------------------------------------
 def test_the_flag_line_splits_exactly_as_ipython_splits_it():
     """``split_args`` replaces IPython's ``arg_split`` (quadratic); on every line, both give the same words or

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ def world(tmp_path):
         run = agent.run("hello")
     (tmp_path / "a-folder").mkdir()
     (tmp_path / "note.txt").write_text("not a database\n")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone.json")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "empty.json").write_bytes(b"")
     return tmp_path, path, run.session_id, run.run_id
 
 
@@ -82,6 +88,8 @@ API_CASES: dict[str, Case] = {
     "db-a-folder": lambda a, s, r, f: Agent(model=RecordingModel(), db=str(f / "a-folder")),
     "db-under-a-file": lambda a, s, r, f: Agent(model=RecordingModel(), db=str(f / "note.txt" / "x.json")),
     "db-not-a-database": lambda a, s, r, f: Agent(model=RecordingModel(), db=f / "note.txt"),
+    "db-a-pipe": lambda a, s, r, f: Agent(model=RecordingModel(), db=f / "pipe"),
+    "db-a-symlink-loop": lambda a, s, r, f: Agent(model=RecordingModel(), db=f / "loop"),
     "db-path-and-bad-user": lambda a, s, r, f: Agent(model=RecordingModel(), db=f / "new.json", user_id=7),
     "user-int": _agent(user_id=7),
     "user-empty": _agent(user_id=""),
@@ -96,6 +104,11 @@ API_CASES: dict[str, Case] = {
     "messages-huge": _agent(num_history_messages=HUGE),
     "tokens-negative": _agent(max_history_tokens=-5),
     "tool-call-limit-negative": _agent(tool_call_limit=-1),
+    "tool-call-limit-huge": _agent(tool_call_limit=HUGE),
+    "summary-every-zero": _agent(enable_session_summaries=True, session_summary_every=0),
+    "summary-every-huge": _agent(enable_session_summaries=True, session_summary_every=HUGE),
+    "runs-last-huge": lambda a, s, r, f: a.get_runs(s, last=HUGE),
+    "sessions-limit-huge": lambda a, s, r, f: a.get_sessions(limit=HUGE),
     "state-nan": _agent(session_state={"a": NAN}),
     "state-object": _agent(session_state={"a": object()}),
     "state-surrogate": _agent(session_state={"a": SURROGATE}),
@@ -312,6 +325,7 @@ MAGIC_CASES = [
     "%agent tools nope",
     "%agent register t x",
     "%agent db a-folder",
+    "%agent db pipe",
     "%agent db nbsessions.json/inner.json",
     "%agent model 'gpt 5'",
     "%agent sessions --bogus",
@@ -352,8 +366,21 @@ def notebook(tmp_path_factory):
         assert nb.run(SETUP).result.success
         assert nb.run("%%agent\nfirst").result.success
         (folder / "a-folder").mkdir()
+        os.mkfifo(folder / "pipe")
         yield nb, folder
         nb.close()
+
+
+@pytest.mark.parametrize("setting", ["history", "history_tokens", "summaries"])
+@pytest.mark.parametrize("value", [-1, HUGE])
+def test_a_bad_count_in_config_is_refused_there_and_the_next_cell_still_runs(notebook, caplog, setting, value):
+    """``%config`` reports a refused value through IPython's log, in one line."""
+    nb, folder = notebook
+    nb.run(f"%config AgentMagics.{setting} = {value}")
+    assert [r.getMessage() for r in caplog.records] == [f"AgentMagics.{setting} must be 0 or more (and at most "
+                                                        f"{sys.maxsize})"]
+    assert getattr(nb.magics, setting) != value
+    assert nb.run(f"%%agent\nafter %config {setting} = {value}").result.success
 
 
 @pytest.mark.parametrize("cell", MAGIC_CASES, ids=[re.sub(r"\s+", " ", c)[:60] for c in MAGIC_CASES])
@@ -402,6 +429,8 @@ def _cli_cases(folder: Path, db: str, sid: str) -> dict[str, list[str]]:
         "copy-into-folder": ["copy", db, str(folder / "a-folder")],
         "copy-into-a-file-as-folder": ["copy", db, str(folder / "note.txt" / "x.json")],
         "copy-into-not-a-database": ["copy", db, str(folder / "note.txt")],
+        "copy-into-a-pipe": ["copy", db, str(folder / "pipe")],
+        "copy-into-a-symlink-loop": ["copy", db, str(folder / "loop")],
         "ls-empty-path": ["ls", ""],
         "ls-empty-user": ["ls", db, "-u", ""],
         "ls-limit-huge": ["ls", db, "-n", str(HUGE)],
@@ -419,7 +448,8 @@ SAYS = {"ls-missing": "no such database file", "ls-folder": "is a directory", "l
         "ls-dangling-symlink": "is a symlink to", "ls-fifo": "is a named pipe", "ls-empty-file": "is empty",
         "ls-not-a-database": "is not an nbsessions database", "export-to-folder": "is a directory",
         "export-to-db-folder": "is a directory", "export-from-folder": "is a directory",
-        "copy-into-folder": "is a directory", "export-into-missing-folder": "x.md"}
+        "copy-into-folder": "is a directory", "export-into-missing-folder": "x.md",
+        "copy-into-a-pipe": "is a named pipe", "copy-into-a-symlink-loop": "is a symlink loop"}
 """What the line says, where the point is to name what the path is."""
 
 CLI_NAMES = sorted(_cli_cases(Path("."), "db", "sid"))
@@ -428,11 +458,6 @@ CLI_NAMES = sorted(_cli_cases(Path("."), "db", "sid"))
 @pytest.mark.parametrize("name", CLI_NAMES)
 def test_bad_cli_input_is_one_line_and_writes_nothing(world, capsys, name):
     folder, path, sid, _ = world
-    (folder / "loop").symlink_to(folder / "loop2")
-    (folder / "loop2").symlink_to(folder / "loop")
-    (folder / "dangling").symlink_to(folder / "gone.json")
-    os.mkfifo(folder / "pipe")
-    (folder / "empty.json").write_bytes(b"")
     before = snapshot(folder)
     try:
         code = main(_cli_cases(folder, str(path), sid)[name])

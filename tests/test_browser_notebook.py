@@ -128,8 +128,13 @@ def test_a_team_runs_member_fold_unfolded_in_the_browser_stays_unfolded_when_a_r
                       ".requestExecute({code: 'team.run(\"report on coffee\", session_id=first.session_id)'}).done")
         expect(folds).to_have_count(2)  # a run arrived: History redrew
         expect(folds.get_by_text("writer did write it up")).to_have_count(2)
-        expect(folds.nth(1).get_by_text("writer did write it up")).to_be_visible()  # the older run, still open
-        expect(folds.nth(0).get_by_text("writer did write it up")).to_be_hidden()  # the new run's, folded
+
+        def fold_of(prompt: str, fresh: str = ""):
+            run = page.locator(".nbsessions-panel .nbsessions-history .nbsessions-run", has_text=prompt)
+            return run.locator(f".nbsessions-members{fresh}").get_by_text("writer did write it up")
+
+        expect(fold_of("report on tea")).to_be_visible()  # the older run, still open
+        expect(fold_of("report on coffee")).to_be_hidden()  # the new run's, folded
 
         page.evaluate("() => document.querySelectorAll('.nbsessions-members').forEach(e => e.dataset.drawn = 'before')")
         page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute("
@@ -137,6 +142,6 @@ def test_a_team_runs_member_fold_unfolded_in_the_browser_stays_unfolded_when_a_r
                       "panel.select(first.session_id)'}).done")  # every widget of History drawn anew
         folds = page.locator(".nbsessions-panel .nbsessions-history .nbsessions-members:not([data-drawn])")
         expect(folds).to_have_count(2)
-        expect(folds.nth(1).get_by_text("writer did write it up")).to_be_visible()  # the kernel heard the click
-        expect(folds.nth(0).get_by_text("writer did write it up")).to_be_hidden()
+        expect(fold_of("report on tea", ":not([data-drawn])")).to_be_visible()  # the kernel heard the click
+        expect(fold_of("report on coffee", ":not([data-drawn])")).to_be_hidden()
         assert page.evaluate("() => typeof window.__xss") == "undefined" and dialogs == []

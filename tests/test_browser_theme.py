@@ -42,27 +42,62 @@ nb_agent = get_ipython().magics_manager.registry["AgentMagics"].agent
 reply = "Try:\\n\\n```python\\ndef f(x):\\n    return x + 1  # add\\n```"
 nb_agent.run("Show code.", session_id=nb_agent.active_session_id, model=FunctionModel(lambda m: reply)).status.value
 """
-# WCAG 2 contrast of an element's text against the first opaque background behind it (SVG text: its fill).
+# Runs that carry badges (an error, a run left paused) and a %agent history listing that colours the error.
+BADGES = """\
+from nbsessions import RunOutput, RunStatus
+nb_agent = get_ipython().magics_manager.registry["AgentMagics"].agent
+for status, error in ((RunStatus.error, "the server said no"), (RunStatus.paused, None)):
+    nb_agent.db.upsert_run(RunOutput(session_id=nb_agent.active_session_id, status=status,
+                                     input=f"a {status.value} run", error=error))
+"""
+# WCAG 2 contrast of an element's text against the first opaque background behind it (SVG text: its fill); a
+# translucent text colour is blended over that background first, and color(srgb ...) values (what color-mix()
+# computes to) are read on their 0-1 scale.
 CONTRAST = """(selector) => {
-  const rgb = (s) => { const m = s.match(/[\\d.]+/g); return m ? m.map(Number) : null; };
+  const rgb = (s) => {
+    const m = s.match(/[\\d.]+/g);
+    if (!m) return null;
+    const v = m.map(Number);
+    const c = s.startsWith('color(') ? [v[0] * 255, v[1] * 255, v[2] * 255] : v.slice(0, 3);
+    return [...c, v.length > 3 ? v[3] : 1];
+  };
+  const blend = (fg, bg) => fg.slice(0, 3).map((v, i) => v * fg[3] + bg[i] * (1 - fg[3]));
   const lum = ([r, g, b]) => { const c = [r, g, b].map(v => { v /= 255;
       return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
     return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; };
   const background = (el) => {
     for (let e = el; e; e = e.parentElement) {
       const c = rgb(getComputedStyle(e).backgroundColor);
-      if (c && (c.length < 4 || c[3] > 0.5)) return c;
+      if (c && c[3] > 0.5) return c;
     }
-    return [255, 255, 255];
+    return [255, 255, 255, 1];
   };
-  return [...document.querySelectorAll(selector)].map(el => {
+  return [...document.querySelectorAll(selector)].filter(el => el.getClientRects().length).map(el => {
     const style = getComputedStyle(el);
-    const fg = rgb(el instanceof SVGElement ? style.fill : style.color);
-    const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
-    return {text: el.textContent.trim().slice(0, 40), ratio: (a + 0.05) / (b + 0.05)};
+    const bg = background(el);
+    const fg = blend(rgb(el instanceof SVGElement ? style.fill : style.color), bg);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    return {selector, text: el.textContent.trim().slice(0, 40), ratio: (a + 0.05) / (b + 0.05)};
   });
 }"""
-CHECKED = (".nbsessions-compare th", ".nbsessions-batch th", "svg.nbsessions-chart text")
+CHECKED = (".nbsessions-compare th", ".nbsessions-batch th", "svg.nbsessions-chart text",
+           ".nbsessions-compare td > span", ".nbsessions-batch td > span", ".nbsessions-panel .nbsessions-badge",
+           ".nbsessions-panel .nbsessions-error", ".nbsessions-error-run", ".nbsessions-panel .lm-TabBar-tabLabel",
+           ".nbsessions-panel .jupyter-widget-Collapse-header")
+# Every one of these must be measured in both themes: a selector that finds nothing checks nothing.
+MUST_FIND = (".nbsessions-panel .nbsessions-badge", ".nbsessions-panel .nbsessions-error", ".nbsessions-error-run",
+             ".nbsessions-panel .lm-TabBar-tabLabel", ".nbsessions-panel .jupyter-widget-Collapse-header",
+             ".nbsessions-batch td > span")
+# Any box between the State tab's editor and the panel that scrolls sideways (its content wider than it).
+SIDEWAYS = """() => {
+  const found = [];
+  for (let e = document.querySelector('.nbsessions-panel .widget-textarea'); e; e = e.parentElement) {
+    const overflow = getComputedStyle(e).overflowX;
+    if ((overflow === 'auto' || overflow === 'scroll') && e.scrollWidth > e.clientWidth + 1) found.push(e.className);
+    if (e.classList.contains('nbsessions-panel')) break;
+  }
+  return found;
+}"""
 
 
 def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, chromium):
@@ -74,6 +109,8 @@ def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, 
              "rows = [{'city': 'Oslo'}, {'city': 'Lima'}]",
              "%%agent --over rows\nWeather in {city}",
              CODE_REPLY,
+             BADGES,
+             "%agent history 3",
              "%agent panel",
              SERVED_PAUSE]
     ratios: dict[str, list[dict]] = {}
@@ -92,6 +129,9 @@ def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, 
         expect(paused).to_have_count(0)
         expect(history).to_contain_text("Published on the served model.")
         expect(history).to_contain_text("served-model")
+        panel.get_by_role("tab", name="State").click()
+        expect(panel.get_by_role("button", name="Save state")).to_be_visible()
+        assert page.evaluate(SIDEWAYS) == []  # no sideways scrollbar under "Save state"
         panel.get_by_role("tab", name="Metrics").click()
         expect(panel.locator("svg.nbsessions-chart text").first).to_be_visible()
 
@@ -101,7 +141,10 @@ def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, 
             light = "true" if theme.endswith("Light") else "false"
             page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
             page.wait_for_function("() => !document.querySelector('link[href*=\"themes\"][data-loading]')")
-            measured = [r for selector in CHECKED for r in page.evaluate(CONTRAST, selector)]
+            measured = []
+            for tab in ("History", "Metrics"):  # what a tab shows is measured while it is shown
+                panel.get_by_role("tab", name=tab).click()
+                measured += [r for selector in CHECKED for r in page.evaluate(CONTRAST, selector)]
             ratios[theme] = measured
             name = "dark" if light == "false" else "light"
             panel.screenshot(path=str(OUTPUT_DIR / f"panel-{name}.png"))
@@ -110,6 +153,7 @@ def test_both_themes_stay_readable_and_approve_keeps_the_runs_model(jupyterlab, 
 
     for theme, measured in ratios.items():
         assert len(measured) >= 6, f"{theme}: headers and chart labels were not found"
+        assert {m["selector"] for m in measured} >= set(MUST_FIND), f"{theme}: not all were measured"
         low = [m for m in measured if m["ratio"] < 4.5]
         assert low == [], f"{theme}: below 4.5:1 contrast: {low}"
 

@@ -152,4 +152,5 @@ def test_a_panel_opened_as_another_user_shows_nothing_of_the_active_sessions_own
     nb.run("%config AgentMagics.user = 'bob'")  # the active session stays alice's
     panel = nb.run("%agent panel").result.result
     assert panel.agent.user_id == "bob"
-    assert "another user" in panel.status.value and nothing_of(session, panel.status.value), panel.status.value
+    assert panel.selected != session.session_id and session.session_id not in panel.sessions.shown_ids
+    assert nothing_of(session, panel.status.value), panel.status.value

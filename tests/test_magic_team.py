@@ -176,7 +176,7 @@ def test_team_cells_continue_the_conversation_and_history_shows_members_folded(n
     assert ("user", "First question") in history and ("user", "Second question") in history
     shown = nb.run("%agent history").outputs[0].data
     top = [line for line in shown["text/plain"].splitlines() if line.startswith("── ")]
-    assert len(top) == 3 and "team · completed" in top[1] and "team · completed" in top[2]
+    assert len(top) == 3 and "team · completed" in top[0] and "team · completed" in top[1]  # newest first
     nested = [line for line in shown["text/plain"].splitlines() if line.startswith("    ── researcher · ")]
     assert len(nested) == 2  # one member run under each team run, indented, named
     assert shown["text/html"].count("<details><summary") == 2 and "1 member run<" in shown["text/html"]
@@ -316,7 +316,7 @@ def test_workflow_steps_and_team_steps_nest_in_history(nb, workdir):
     ("%%agent --team research\nAbout {undefined_thing}", "UsageError: unknown name 'undefined_thing'"),
     ("%%agent --workflow flow -s nosuch\nHi", "UsageError: no session 'nosuch'"),
     ("%%agent --workflow flow\n  \n", "UsageError: the cell has no prompt"),
-    ("%%agent --team research -u bob\nHi", "UsageError: session first ("),
+    ("%%agent --team research -u bob\nHi", "UsageError: that session belongs to another user"),  # not named
 ])
 def test_bad_team_and_workflow_cells_are_one_red_line_and_write_nothing(nb, workdir, cell, message):
     registered(nb, research=research_team(), flow=pipeline())

@@ -26,7 +26,7 @@ from nbsessions.panel.paused_run import PausedRun, parse_value
 from nbsessions.schema import Metrics, StepRecord
 from nbsessions.team import Team
 from nbsessions.tools import tool
-from nbsessions.workflow import StepInput, Workflow, WorkflowError
+from nbsessions.workflow import Step, StepInput, Workflow, WorkflowError
 
 XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
              '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '
@@ -298,7 +298,7 @@ def test_rename_to_nothing_is_refused_and_changes_nothing(agent):
     panel = rename_in_panel(agent, session.session_id, "   ")
     assert agent.get_session(session.session_id).session_name == "keep"
     assert "empty" in panel.status.value
-    assert panel.status.style.text_color == theme.ERROR
+    assert panel.status.style.text_color == theme.ERROR_LABEL
 
 
 def test_buttons_that_need_a_session_are_disabled_without_one(agent):
@@ -736,7 +736,7 @@ def test_a_missing_answer_is_shown_on_the_card_and_nothing_runs_or_changes(db, p
     card.submit.click()
 
     assert card.message.value == "fill in amount first"
-    assert panel.status.value == "fill in amount first" and panel.status.style.text_color == theme.ERROR
+    assert panel.status.value == "fill in amount first" and panel.status.style.text_color == theme.ERROR_LABEL
     assert snapshot(agent, run.session_id) == before and ledger == []
     assert panel.history.paused == [card] and card.fields["memo"].value == "rent"  # the user's typing stays
 
@@ -753,7 +753,7 @@ def test_an_answer_the_agent_refuses_is_shown_inline_and_changes_nothing(db, dro
     card.approve.click()  # the card is stale: the run is no longer paused
 
     assert "is completed, not paused" in card.message.value
-    assert "is completed, not paused" in panel.status.value and panel.status.style.text_color == theme.ERROR
+    assert "is completed, not paused" in panel.status.value and panel.status.style.text_color == theme.ERROR_LABEL
     assert snapshot(agent, run.session_id) == before and ledger == []
     assert panel.history.paused == []  # the redraw shows the run as it now is
 
@@ -894,7 +894,7 @@ def test_an_older_run_regenerated_groups_its_variants_where_it_stands(db):
     panel.history.regenerate_from.value = first.run_id
     panel.history.regenerate.click()
 
-    plain, sent, group = panel.history.body.children  # newest on top: the second run and its Sent view
+    (plain, sent), (group,) = panel.history.entries  # newest on top: the second run and its Sent view
     assert group is panel.history.variant_groups[0] and isinstance(plain, HTML)
     assert sent is panel.history.sent_views[0] and "second question" in sent.children[0].value
     assert columns(group) == ["answer 1 / Keep this one", "answer 3 / kept in history"]
@@ -917,7 +917,7 @@ def test_a_failed_regeneration_is_reported_and_cannot_be_kept(db):
     run = agent.run("Name a colour")
     panel = panel_on(agent, run.session_id)
     panel.history.regenerate.click()
-    assert panel.status.value == "503: overloaded on call 2" and panel.status.style.text_color == theme.ERROR
+    assert panel.status.value == "503: overloaded on call 2" and panel.status.style.text_color == theme.ERROR_LABEL
     group, = panel.history.variant_groups
     assert columns(group) == ["answer 1 / kept in history", "503: overloaded on call 2 / "]
     assert group.keep_buttons == {}
@@ -1124,10 +1124,11 @@ def test_a_failing_step_shows_its_error_badge_and_keeps_the_steps_before_it(db):
     def broken(messages):
         raise ModelError("429 rate limited: retry in 7 s", status_code=429)
 
-    flow = Workflow(steps=[shout, explode, shout], db=db)
+    flow = Workflow(steps=[shout, Step(name="explode", executor=explode, max_retries=0), shout], db=db)
     with pytest.raises(WorkflowError):
         flow.run("data")
-    failed = Workflow(steps=[Agent(model=FunctionModel(broken, id="flaky-model"), name="flaky")], db=db)
+    flaky = Agent(model=FunctionModel(broken, id="flaky-model"), name="flaky")
+    failed = Workflow(steps=[Step(name="flaky", agent=flaky, max_retries=0)], db=db)  # Agno retries 3 times
     with pytest.raises(WorkflowError) as caught:
         failed.run("x", session_id=flow.get_sessions()[0].session_id)
     panel = SessionPanel(db=db)

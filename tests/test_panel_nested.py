@@ -122,6 +122,6 @@ def test_a_session_without_nested_runs_draws_each_run_as_one_html_widget_as_befo
     panel = SessionPanel(agent)
     panel.select(first.session_id)
     assert panel.history.folds == []
-    assert [type(w).__name__ for w in panel.history.body.children if not isinstance(w, HTML)] == [
-        "SentView", "SentView"]
+    assert [[type(w).__name__ for w in entry] for entry in panel.history.entries] == [
+        ["HTML", "SentView"], ["HTML", "SentView"]]
     panel.close()

@@ -170,6 +170,26 @@ def test_deleting_the_session_while_its_run_streams_stores_nothing_and_ends_the_
         assert b"second part" not in Path(db.path).read_bytes()  # the reply never reached the file
 
 
+@pytest.mark.parametrize("store", ["tinydb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_another_kernel_deleting_the_session_mid_stream_leaves_no_run(store, tmp_path, request):
+    target = str(tmp_path / "sessions.json") if store == "tinydb" else request.getfixturevalue("postgres_url")
+    kernel = Worker("agent_worker.py", target)
+    try:
+        with open_store(target) as db:
+            for round_no in range(5):
+                agent = Agent(model=FunctionModel(lambda m: iter(["first part ", "second part"])), db=db)
+                stream = agent.run(f"round {round_no}", stream=True)
+                assert str(next(stream)) == "first part "  # the run is stored as running, its reply half-way
+                assert kernel.call(cmd="delete", session=stream.run.session_id) == {"deleted": True}
+                rest = list(stream)
+                assert isinstance(rest[-1], RunCancelledEvent) and rest[-1].reason == DELETED
+                assert db.get_run(stream.run.run_id) is None and db.list_runs(stream.run.session_id) == []
+    finally:
+        kernel.close()
+    with open_store(target) as db:
+        assert db.list_sessions() == []
+
+
 def test_an_async_run_of_a_session_deleted_mid_stream_is_not_stored(db):
     gate = Gate()
     agent = Agent(model=FunctionModel(gate.reply), db=db)
@@ -186,13 +206,14 @@ def test_an_async_run_of_a_session_deleted_mid_stream_is_not_stored(db):
     assert db.get_run(run.run_id) is None and db.list_runs(run.session_id) == []
 
 
-def test_a_workflow_run_of_a_session_deleted_mid_run_is_not_stored(db):
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_workflow_run_of_a_session_deleted_mid_run_is_not_stored(db, asynchronous):
     def deletes_its_session(step_input, run_context) -> str:
         Agent(db=db).delete_session(run_context.session_id)
         return "done"
 
-    workflow = Workflow(steps=[deletes_its_session], db=db)
-    run = workflow.run("go")
+    workflow = Workflow(steps=[deletes_its_session, Agent(model=FunctionModel(lambda m: "next"))], db=db)
+    run = asyncio.run(workflow.arun("go")) if asynchronous else workflow.run("go")  # no exception: it ended
     assert run.status == RunStatus.cancelled and run.error == DELETED
     assert db.get_run(run.run_id) is None and db.list_runs(run.session_id) == []
 
@@ -316,6 +337,13 @@ def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
         return f"dropped {name}"
 
     agent = Agent(model=FunctionModel(asks_to_drop), db=db, tools=[drop_table], add_history_to_context=True)
+
+    def reads_history(messages):
+        if messages[-1].role == "tool":
+            return "read"
+        return [ToolCall("h1", "get_chat_history", "{}"), ToolCall("h2", "search_past_sessions", "{}")]
+
+    reader = Agent(model=FunctionModel(reads_history), db=db, read_chat_history=True, search_past_sessions=True)
     helper = Agent(model=FunctionModel(lambda m: "helped"), name="helper")
     team = Team([helper], model=FunctionModel(lambda m, tools=None: "team answer"), db=db)
     workflow = Workflow(steps=[Agent(model=FunctionModel(lambda m: "step one")), lambda step_input: "two"], db=db,
@@ -328,6 +356,7 @@ def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
         async for _ in agent.acontinue_run(more[0].run_id, approve=True, stream=True):
             pass
         await team.arun("together")
+        assert (await reader.arun("what did we say?")).content == "read"
         await workflow.arun("go")
         await Workflow(steps=[lambda step_input: "plain"], db=db).arun("go")
         await agent.aget_chat_history()
@@ -339,3 +368,19 @@ def test_the_async_api_makes_no_store_call_on_the_event_loop_thread():
     called = {name for name, _ in db.calls}
     assert {"create_session", "upsert_run_if_session", "claim_run", "list_runs", "update_session"} <= called
     assert [name for name, thread in db.calls if thread == loop_thread] == []
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_run_whose_tool_deletes_its_session_returns_cancelled_and_stores_nothing(db, asynchronous):
+    def deletes_it(run_context) -> str:
+        """Delete this session."""
+        Agent(db=db).delete_session(run_context.session_id)
+        return "gone"
+
+    def model(messages):
+        return "after" if messages[-1].role == "tool" else ToolCall("d1", "deletes_it", "{}")
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[deletes_it])
+    run = asyncio.run(agent.arun("go")) if asynchronous else agent.run("go")
+    assert run.status == RunStatus.cancelled and run.error == DELETED
+    assert db.get_run(run.run_id) is None and db.get_session(run.session_id) is None

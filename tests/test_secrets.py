@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pathlib
 import traceback
 
 import pytest
@@ -76,10 +77,14 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
         """Look the key up."""
         return f"found {KEY}"
 
+    def broken() -> str:
+        """Fail, quoting the key."""
+        raise RuntimeError(f"cannot use {KEY}")
+
     model = OpenAIChat("local-model", base_url=keyed.base_url, api_key_env="OPENAI_API_KEY", max_retries=0)
     db = TinyDb(workdir / "s.nbsessions.json")
     agent = Agent(model, db, instructions=f"Authenticate with {KEY}.", session_state={"token": KEY},
-                  metadata={"key": KEY, KEY: "as a key"}, tools=[lookup, fetch_token], debug_mode=True,
+                  metadata={"key": KEY, KEY: "as a key"}, tools=[lookup, fetch_token, broken], debug_mode=True,
                   add_history_to_context=True)
     shown: dict[str, str] = {}
     caplog.set_level(logging.DEBUG, logger="nbsessions.debug")
@@ -95,7 +100,13 @@ def test_a_whole_session_keeps_and_shows_no_piece_of_the_key(keyed, workdir, cap
     assert paused.status.value == "paused"
     agent.continue_run(paused.run_id, approve=True)
     agent.update_session_state({"again": f"k={KEY}"})
+    shown["reprs"] = repr(paused) + repr(agent.get_session()) + repr(agent.get_last_run_output())
     agent.set_session_name(session_name=f"session {KEY}")
+    keyed.script({"content": "", "tool_calls": [{"name": "broken", "arguments": "{}"}]}, "after the failure")
+    try:
+        agent.run("Break it")
+    except Exception as exc:  # a failing tool is the model's to see, or the run's error: shown either way
+        shown["tool failure"] = "".join(traceback.format_exception(exc))
     for status in STATUSES:
         keyed.fail_next(f"error-{status}")
         with pytest.raises(ModelError) as failed:
@@ -133,12 +144,25 @@ def keyed_notebook(keyed, workdir):
     notebook.close()
 
 
+TOOL_CELL = '''
+import os
+from nbsessions.tools import tool
+
+@tool(requires_confirmation=True)
+def fetch_token() -> str:
+    """Return the service token."""
+    return "token=" + os.environ["OPENAI_API_KEY"]
+'''
+
+
 def test_the_magics_cell_outputs_show_no_piece_of_the_key(keyed, keyed_notebook, workdir):
     nb = keyed_notebook
     cells = [f"%%agent --new 'n {KEY}' --state '{{\"t\": \"{KEY}\"}}'\nSay hello",
              "%%agent\nEcho the key", "%agent state", "%agent sessions", "%agent history", "%agent export md",
-             "%agent export json", "%agent", f"%agent rename r{KEY}"]
-    keyed.script("hello", f"the key: {KEY}")
+             "%agent export json", "%agent", f"%agent rename r{KEY}", TOOL_CELL, "%agent tools fetch_token",
+             "%%agent\nFetch the token", "%agent continue --approve", "%agent history", "%agent context"]
+    fetch = {"content": "", "tool_calls": [{"name": "fetch_token", "arguments": "{}"}]}
+    keyed.script("hello", f"the key: {KEY}", fetch, f"fetched {KEY}")
     outputs: dict[str, str] = {}
     for status in (400, 403, 500):
         keyed.fail_next(f"error-{status}")
@@ -149,6 +173,7 @@ def test_the_magics_cell_outputs_show_no_piece_of_the_key(keyed, keyed_notebook,
             [ran.stdout, ran.stderr, str(ran.result.error_in_exec or "")]
             + [json.dumps(o.data) for o in ran.outputs])
     assert any("[redacted]" in text for text in outputs.values())
+    assert "fetched [redacted]" in "".join(outputs.values())  # the paused run was approved and went on
     assert leaked(outputs) == {}
     assert leaked(files_under(workdir)) == {}
 
@@ -204,3 +229,32 @@ def test_a_database_password_that_is_not_percent_encoded_is_masked_wherever_the_
     shown["cli ls"] = "".join(capsys.readouterr())
     assert "bob:***@" in shown["api"] + shown["cli ls"]
     assert {where: text for where, text in shown.items() if any(p in text for p in pieces)} == {}
+
+
+def stored_text(db, request) -> str:
+    """Everything a store holds, as text: its files, its tables."""
+    if getattr(db, "url", None):
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("postgres_url")) as conn:
+            return "\n".join(str(row) for table in ("sessions", "runs", "meta")
+                             for row in conn.execute(f"SELECT * FROM nbsessions.{table}").fetchall())
+    if getattr(db, "path", None):
+        return "\n".join(files_under(pathlib.Path(db.path).parent).values())
+    return json.dumps([db._sessions, db._runs, db._meta], default=str)
+
+
+def test_every_store_keeps_no_piece_of_the_key(db, keyed, request):
+    model = OpenAIChat("local-model", base_url=keyed.base_url, api_key_env="OPENAI_API_KEY", max_retries=0)
+    agent = Agent(model, db, instructions=f"Use {KEY}.", session_state={KEY: KEY}, metadata={"k": KEY[4:30]})
+    keyed.script(f"the key {KEY}")
+    agent.run("Echo it")
+    keyed.fail_next("error-400")
+    with pytest.raises(ModelError):
+        agent.run("Fail")
+    agent.update_session_state({"more": KEY[1:]}, )
+    agent.set_session_name(session_name=f"named {KEY}")
+    agent.fork_session(agent.session_id)
+    text = stored_text(db, request)
+    assert "[redacted]" in text and agent.session_id in text
+    assert leaked({type(db).__name__: text}) == {}

@@ -8,9 +8,8 @@ the storage tails what other processes appended (and re-reads the file from scra
 replaced it), so two kernels on one file lose nothing. When most lines are superseded, the live documents are
 rewritten into a fresh file that atomically replaces the old one.
 
-A torn last line (a crash mid-append: bytes after the last newline) is skipped with a warning and cut off, under
-the lock, before the next append; any bad complete line, the last one included, is damage: it stops with
-``CorruptDatabaseError`` and the file is never written to.
+A torn last line (bytes after the last newline: a crash mid-append) is skipped with a warning and cut off before
+the next append; a bad complete line is damage: ``CorruptDatabaseError``, and the file is never written to.
 """
 
 from __future__ import annotations
@@ -68,9 +67,8 @@ class JournalStorage(Storage):
     def __init__(self, path: str | os.PathLike[str], *, group_by: Mapping[str, str] | None = None,
                  compact_min_lines: int = 1000, lock_timeout: float = 30.0, create_dirs: bool = True,
                  read_only: bool = False) -> None:
-        # The real file, not a symlink to it: the lock and compaction's os.replace must name the file itself, or
-        # a process opening the link and one opening the target would lock apart and compaction would replace
-        # the link with a copy, splitting the database in two.
+        # The real file, not a symlink: the lock and compaction's os.replace must name the file itself, or a process
+        # opening the link and one opening the target would lock apart, and compaction would split the database.
         self.path = os.path.realpath(os.fspath(path))
         self.compact_min_lines = compact_min_lines
         self.read_only = read_only
@@ -116,8 +114,8 @@ class JournalStorage(Storage):
     def read(self) -> dict[str, dict[str, Any]] | None:
         """The whole state as a deep copy, because stock TinyDB code mutates what it reads."""
         with self.reading():
-            tables = {name: self._index.parsed(name) for name in list(self._index.tables)}
-            return {name: copy.deepcopy(docs) for name, docs in tables.items() if docs} or None
+            return {name: copy.deepcopy(docs) for name in list(self._index.tables)
+                    if (docs := self._index.parsed(name))} or None
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         """Append only the documents that differ from the current state (stock TinyDB writes everything)."""

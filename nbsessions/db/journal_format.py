@@ -224,6 +224,8 @@ def open_error(path: str, exc: OSError, read_only: bool = False) -> str:
         return f"cannot {verb} {path}: {where} is read-only ({exc.strerror}); pick a writable path or fix it"
     if exc.errno == errno.ENOENT and read_only:
         return f"{path}: no such database file"
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symlink loop (links that lead back to themselves), not a database file"
     if isinstance(exc, FileExistsError | NotADirectoryError):
         return f"cannot create {path}: a part of its folder is a file, not a folder"
     if exc.errno == errno.ENOSPC:

@@ -30,8 +30,8 @@ class FileLock:
                  shared_ok: bool = False) -> None:
         self.path, self.timeout, self.poll_interval = path, timeout, poll_interval
         self.shared_ok = shared_ok
-        """A reader's lock, which creates nothing: the lock file opened read-only when it exists (every writer
-        makes it when it opens the database), no lock while it does not (looked for again at each acquire)."""
+        """A reader's lock, which creates nothing: the lock file opened when it exists (every writer makes it
+        when it opens the database), no lock while it does not (looked for again at each acquire)."""
         self._fd: int | None = None
         self._pid = -1
         self._fallback = None if fcntl is not None else filelock.FileLock(path, timeout=timeout, mode=0o600)
@@ -42,12 +42,7 @@ class FileLock:
             if not self.shared_ok:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             else:
-                try:
-                    self._fd = os.open(self.path, os.O_RDONLY)  # flock needs no write access
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOENT, errno.EACCES, errno.EPERM):
-                        raise
-                    self._fd = -1  # no writer has opened the file since its lock file went: nothing to lock
+                self._fd = _open_existing(self.path)
             self._pid = os.getpid()
         return self._fd
 
@@ -81,6 +76,21 @@ class FileLock:
         if self._fd is not None and self._fd != -1 and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None
+
+
+def _open_existing(path: str) -> int:
+    """A reader's descriptor on the lock file, never creating it: read-write where allowed (NFS emulates
+    ``flock`` with locks that need it), else read-only; -1 when it does not exist (no writer has opened the
+    database since it went) or cannot be opened at all."""
+    for flags in (os.O_RDWR, os.O_RDONLY):
+        try:
+            return os.open(path, flags)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            if exc.errno == errno.ENOENT:
+                return -1
+    return -1
 
 
 def lock_path(path: str) -> str:

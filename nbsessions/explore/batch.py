@@ -93,6 +93,12 @@ class BatchResult:
         return (f"BatchResult({len(self.rows)} rows: {counts or 'none'}; pass rate {tables.percent(self.pass_rate)}"
                 + ("; interrupted" if self.interrupted else "") + ")")
 
+    def caption(self) -> str:
+        """The table's caption in words, as compare's: ``3 rows: 2 completed, 1 error · pass rate 67%``."""
+        counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in self.counts().items())
+        return (f"{len(self.rows)} rows: {counts or 'none'} · pass rate {tables.percent(self.pass_rate)}"
+                + (" · interrupted" if self.interrupted else ""))
+
     def to_records(self) -> list[dict[str, Any]]:
         """One flat dict per row: the row's own fields first, then the result (``row.<name>`` on a clash)."""
         out = []
@@ -112,21 +118,25 @@ class BatchResult:
 
     def _repr_html_(self) -> str:
         td, th = f'<td style="{theme.CELL}">', f'<th style="{theme.HEADER_CELL}">'
-        heads = ["#", "prompt", "reply", "status", "tokens", "latency", "cost", *self.check_names]
+        short = f'<td style="{theme.CELL};white-space:nowrap">'  # numbers never wrap: names wrap instead
+        named = f'<th style="{theme.HEADER_CELL};max-width:9em;overflow-wrap:anywhere">'  # a long check's name
+        heads = [(th, h) for h in ("#", "prompt", "reply", "status", "tokens", "latency", "cost")]
+        heads += [(named, name) for name in self.check_names]
         lines = []
         for r in self.rows[:HTML_ROWS]:
             usage = tables.usage_html(r.run)
-            cells = [str(r.index), tables.esc(shorten(r.prompt, 120)), tables.reply_html(r.content, r.error, limit=300),
-                     tables.status_html(r.status.value, r.error), *usage,
-                     *(tables.check_html(c) for c in r.checks)]
-            lines.append("<tr>" + "".join(f"{td}{c}</td>" for c in cells) + "</tr>")
+            cells = [(td, str(r.index)), (td, tables.esc(shorten(r.prompt, 120))),
+                     (td, tables.reply_html(r.content, r.error, limit=300)),
+                     (td, tables.status_html(r.status.value, r.error)), *((short, u) for u in usage),
+                     *((td, tables.check_html(c)) for c in r.checks)]
+            lines.append("<tr>" + "".join(f"{cell}{c}</td>" for cell, c in cells) + "</tr>")
         more = len(self.rows) - HTML_ROWS
         rates = " · ".join(f"{tables.esc(n)} {tables.percent(v)}" for n, v in self.check_pass_rates().items())
-        summary = tables.esc(repr(self)) + (f"<br>per check: {rates}" if rates else "")
+        summary = tables.esc(self.caption()) + (f"<br>per check: {rates}" if rates else "")
         if more > 0:
             summary += f"<br>{more} more rows: see .to_records() or .to_pandas()"
         return (f'<div class="nbsessions-batch"><table style="{tables.TABLE_STYLE}"><thead><tr>'
-                + "".join(f"{th}{tables.esc(h)}</th>" for h in heads) + "</tr></thead><tbody>" + "".join(lines)
+                + "".join(f"{cell}{tables.esc(h)}</th>" for cell, h in heads) + "</tr></thead><tbody>" + "".join(lines)
                 + f'</tbody></table><div style="opacity:.7;margin-top:4px">{summary}</div></div>')
 
 

@@ -121,12 +121,12 @@ def split_args(line: str) -> list[str]:
         at = found.end()
 
 
-def check_flag_count(value: int | None, flag: str, least: int, unit: str, lead: str = "") -> None:
+def check_flag_count(value: int | None, flag: str, least: int, unit: str) -> None:
     """A count given to a flag (``--history N``): at least ``least``, and no larger than a count can be."""
     if value is None:
         return
     if value < least:
-        raise UsageError(f"{flag} needs {lead}{least} or more {unit}")
+        raise UsageError(f"{flag} needs {least} or more {unit}")
     if value > sys.maxsize:
         raise UsageError(f"{flag} is too large: at most {sys.maxsize} {unit}")
 

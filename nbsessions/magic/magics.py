@@ -80,8 +80,8 @@ class AgentMagics(Magics):
 
     @validate("history", "history_tokens", "summaries")
     def _check_count(self, proposal: Any) -> int:
-        if proposal["value"] < 0:
-            raise TraitError(f"AgentMagics.{proposal['trait'].name} must be 0 or more")
+        if not 0 <= proposal["value"] <= sys.maxsize:
+            raise TraitError(f"AgentMagics.{proposal['trait'].name} must be 0 or more (and at most {sys.maxsize})")
         return proposal["value"]
 
     @validate("api_key_env")
@@ -223,7 +223,7 @@ def _check_history_flags(args: Any) -> None:
         raise UsageError("use either --history N (runs) or --history-messages N (messages), not both")
     check_flag_count(args.history, "--history", 0, "runs")
     check_flag_count(args.history_messages, "--history-messages", 0, "messages")
-    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens", "a budget of ")
+    check_flag_count(args.history_tokens, "--history-tokens", 1, "tokens")
 
 
 _ONE_RUN_ONLY = (("new", "--new"), ("state", "--state"), ("history", "--history"),

@@ -172,13 +172,15 @@ class _Tree:
             inner_plain, inner_html = self.folded(run, kids, depth + 1)
             plain.append(inner_plain)
             body += inner_html
+        failed = run.status == RunStatus.error
+        look = f'class="nbsessions-error-run" style="color:{theme.ERROR}"' if failed else 'style="opacity:.7"'
         return ("\n".join(plain),
-                f'<div class="nbsessions-run"><div style="opacity:.7">{html.escape(head)}</div>{body}</div>')
+                f'<div class="nbsessions-run"><div {look}>{html.escape(head)}</div>{body}</div>')
 
 
 def history_view(runs: list[RunOutput], label: str, last: int) -> tuple[str, str]:
-    """The newest ``last`` top-level runs of a session (``runs``: all of them, oldest first), each with the runs
-    it made folded under it; nested runs are never listed on their own."""
+    """The newest ``last`` top-level runs of a session (``runs``: all of them, oldest first), newest first as in
+    the panel, each with the runs it made folded under it; nested runs are never listed on their own."""
     tree = _Tree(runs, label)
-    parts = [tree.run(run) for run in (tree.top[-last:] if last > 0 else [])]
+    parts = [tree.run(run) for run in reversed(tree.top[-last:] if last > 0 else [])]
     return "\n\n".join(p for p, _ in parts), "".join(f"{h}<hr>" for _, h in parts)

@@ -25,7 +25,7 @@ _OTHER = theme.MUTED
 
 
 def badge(word: str, colour: str) -> str:
-    return (f'<span class="nbsessions-badge" style="background:{colour};color:{theme.INVERSE_TEXT};border-radius:3px;'
+    return (f'<span class="nbsessions-badge" style="background:{colour};color:{theme.BADGE_TEXT};border-radius:3px;'
             f'padding:0 5px;font-size:80%;margin-left:4px">{html.escape(word)}</span>')
 
 

@@ -1,13 +1,13 @@
 """The History tab: a session's transcript, 50 top-level runs per page, newest page and newest run first.
 
-A plain run is drawn as HTML (``run_html``) with its folded Sent view (``SentView``) under it. A team's member
-runs and a workflow's step runs are folded under their run (``nested_html``'s ``Fold``), never entries of their
-own. Two
-kinds of run get widgets of their own, in transcript order: a paused run (``PausedRun``: Approve / Reject,
-fields, results) and the variants of one prompt (``VariantGroup``: side by side, "Keep this one"). Every entry's
-widgets are kept while what they show is unchanged, so a live redraw makes widgets only for what changed, and a
-cell running elsewhere does not wipe what the user is typing into a paused run's fields. Which Sent views and
-folds of nested runs the user unfolded is remembered (by run id), so one stays unfolded when its run is drawn anew.
+A plain run is drawn as HTML (``run_html``) with its folded Sent view (``SentView``) under it, in a slot that
+History keeps and refills (``history_slots``: what keeps a long session's redraws cheap in the browser). A team's
+member runs and a workflow's step runs are folded under their run (``nested_html``'s ``Fold``), never entries of
+their own. Two kinds of run get widgets of their own, in transcript order: a paused run (``PausedRun``: Approve /
+Reject, fields, results) and the variants of one prompt (``VariantGroup``: side by side, "Keep this one"). Every
+entry is left alone while what it shows is unchanged, so a live redraw touches only what changed, and a cell
+running elsewhere does not wipe what the user is typing into a paused run's fields. Which Sent views and folds of
+nested runs the user unfolded is remembered (by run id), so one stays unfolded when its run is drawn anew.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from collections.abc import Callable
 from ipywidgets import HTML, Button, Dropdown, HBox, Label, Layout, VBox, Widget
 
 from nbsessions.panel import formatting as fmt
-from nbsessions.panel.nested_html import Fold, Folding, tree_markup, tree_widget
+from nbsessions.panel.history_slots import EntrySlot, Placement, RunSlot, Slots
+from nbsessions.panel.nested_html import Fold, Folding, tree_markup, tree_piece, tree_widget
 from nbsessions.panel.paused_run import OnContinue, PausedRun
 from nbsessions.panel.run_html import clip, render_summary
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, Nested, tree_key
-from nbsessions.panel.sent_view import SentView, sent_view
+from nbsessions.panel.sent_view import SentView, sent_parts, sent_view
+from nbsessions.panel.styles import set_hidden
 from nbsessions.panel.variants_view import Member, VariantGroup
 from nbsessions.panel.widget_tree import SharedLooks, close_tree, descendants
 from nbsessions.schema import RunOutput, RunStatus, Session
@@ -77,15 +79,16 @@ class HistoryView(VBox):
         self.page = 0
         self.total = 0
         self._on_continue, self._on_keep, self._on_regenerate = on_continue, on_keep, on_regenerate
-        self._entries: dict[tuple, Entry] = {}  # the widgets on screen, by what they show
         self._unfolded: set[str] = set()  # what the user unfolded: run ids (Sent views) and ``Fold`` keys
-        self._note = HTML()  # "no runs yet" and other messages in place of runs
-        self._looks = SharedLooks()
-        self._folding = Folding(self._looks, self._unfolded, self._toggled)
+        self._looks = SharedLooks()  # for the slots' widgets only: they live as long as History
+        self._folding = Folding(self._unfolded, self._toggled)
         self._nested: Nested = {}  # runs nested under the page's runs (team members, workflow steps)
         self._labels: dict[str, str] = {}  # run id -> "#N" on this page: how Sent views name history's runs
-        self.summary = HTML()
-        self.body = VBox(layout=Layout(max_height="600px", overflow="auto", display="block"))
+        self.summary = self._looks.html("")
+        self._note = self._looks.html("")  # "no runs yet" and other messages in place of runs
+        self.slots = Slots()
+        self.body = VBox([self.summary, self._note, self.slots],
+                         layout=Layout(max_height="600px", overflow="auto", display="block"))
         self.body.add_class("nbsessions-history")
         self.newer = Button(description="◀ newer", layout=Layout(width="90px"))
         self.older = Button(description="older ▶", layout=Layout(width="90px"))
@@ -107,19 +110,16 @@ class HistoryView(VBox):
         """``runs``: the page's top-level runs, oldest first; ``nested``: the runs folded under them, by parent."""
         first = total - page * RUNS_PER_PAGE - len(runs) + 1
         self.page, self.total, self._nested = page, total, nested or {}
-        self.summary.value = render_summary(session)
-        children: list[Widget] = [self.summary] if self.summary.value else []
-        entries: dict[tuple, Entry] = {}
+        _show(self.summary, render_summary(session))
+        _show(self._note, "" if runs else NO_RUNS)
         self._labels = {run.run_id: f"#{number}" for number, run in enumerate(runs, start=first)}
-        if not runs:
-            children.append(self._say(NO_RUNS))
+        entries = []
         for kind, members in reversed(plan_blocks(runs, first)):  # newest first: no scrolling to the latest
             groups = [[m] for m in reversed(members)] if kind == "runs" else [members]  # a plain run each
             for group in groups:
                 key = (kind, *(tree_key(run, number, self._nested) for number, run in group))
-                entries[key] = self._entries.pop(key, None) or self._make(kind, group)
-                children.extend(entries[key])
-        self._replace(entries, children)
+                entries.append(self._entry(key, kind, group))
+        self.slots.place(entries)
         self.page_info.value = fmt.page_label(first, len(runs), total, "runs")
         self.newer.disabled = page == 0
         self.older.disabled = first <= 1
@@ -127,46 +127,70 @@ class HistoryView(VBox):
 
     def clear(self, message: str) -> None:
         self.page, self.total, self._nested = 0, 0, {}
-        self._replace({}, [self._say(f"<p><i>{html.escape(message)}</i></p>")])
+        _show(self.summary, "")
+        _show(self._note, f"<p><i>{html.escape(message)}</i></p>")
+        self.slots.place([])
         self.page_info.value = ""
         self.newer.disabled = self.older.disabled = True
         self._offer_regenerate([], 0)
 
     @property
+    def entries(self) -> list[Entry]:
+        """What each entry on the page shows, in display order (newest first): a plain run's HTML and Sent view,
+        a paused run's card, a variant group, or a run with folds (and its Sent view)."""
+        return [slot.shown for slot in self.slots.shown]
+
+    @property
     def markup(self) -> str:
         """All the HTML on the page, in order: what a reader of the transcript sees, for tests and exports."""
-        return tree_markup(self.body)
+        notes = "".join(w.value for w in (self.summary, self._note))
+        return notes + "".join(tree_markup(widget) for entry in self.entries for widget in entry)
+
+    @property
+    def shown_widgets(self) -> list[Widget]:
+        """Every widget of the page's entries, in display order."""
+        return [w for entry in self.entries for top in entry for w in (top, *descendants(top))]
 
     @property
     def paused(self) -> list[PausedRun]:
-        """The paused-run cards on the page, oldest first (also those inside a variant group)."""
-        return [w for w in descendants(self.body) if isinstance(w, PausedRun)]
+        """The paused-run cards on the page, newest first (also those inside a variant group)."""
+        return [w for w in self.shown_widgets if isinstance(w, PausedRun)]
 
     @property
     def variant_groups(self) -> list[VariantGroup]:
-        return [w for w in self.body.children if isinstance(w, VariantGroup)]
+        return [w for entry in self.entries for w in entry if isinstance(w, VariantGroup)]
 
     @property
     def sent_views(self) -> list[SentView]:
         """The Sent views on the page, in display order (newest run first)."""
-        return [w for w in descendants(self.body) if isinstance(w, SentView)]
+        return [w for w in self.shown_widgets if isinstance(w, SentView)]
 
     @property
     def folds(self) -> list[Fold]:
         """The folds of nested runs on the page (member runs, step runs), in display order."""
-        return [w for w in descendants(self.body) if isinstance(w, Fold)]
+        return [w for w in self.shown_widgets if isinstance(w, Fold)]
 
     def close(self) -> None:
-        for widget in [self._note, *(w for entry in self._entries.values() for w in entry), self.summary]:
+        self.slots.close()
+        for widget in (self._note, self.summary):
             close_tree(widget)
-        self._folding.close()
         self._looks.close()
         super().close()
 
     # -- pieces --------------------------------------------------------------------------------
-    def _say(self, markup: str) -> HTML:
-        self._note.value = markup
-        return self._note
+    def _entry(self, key: tuple, kind: str, members: list[Member]) -> Placement:
+        """How ``Slots.place`` puts one entry on the page: in a slot it refills, or in a new one."""
+        number, run = members[0]
+        if kind == "runs" and not self._nested.get(run.run_id):
+            def parts() -> tuple:
+                markup = str(tree_piece(run, number, self._nested, self._folding))
+                return number, markup, sent_parts(run, self._labels), run.run_id, run.run_id in self._unfolded
+
+            return Placement(key, number, run.run_id, RunSlot, lambda slot: slot.fill(key, *parts()),
+                             lambda: RunSlot(self._looks, self._toggled, *parts()))
+        return Placement(key, number, run.run_id, EntrySlot,
+                         lambda slot: slot.fill(key, number, self._make(kind, members)),
+                         lambda: EntrySlot(number, self._make(kind, members)))
 
     def _make(self, kind: str, members: list[Member]) -> Entry:
         number, run = members[0]
@@ -179,8 +203,7 @@ class HistoryView(VBox):
 
     def _sent(self, run: RunOutput) -> SentView | None:
         """The run's Sent view, unfolded when the user left it so (by run id)."""
-        return sent_view(run, self._looks, self._labels, unfolded=run.run_id in self._unfolded,
-                         on_toggle=self._toggled)
+        return sent_view(run, self._labels, unfolded=run.run_id in self._unfolded, on_toggle=self._toggled)
 
     def _toggled(self, run_id: str, unfolded: bool) -> None:
         (self._unfolded.add if unfolded else self._unfolded.discard)(run_id)
@@ -189,14 +212,6 @@ class HistoryView(VBox):
         if is_waiting(run):
             return PausedRun(run, number, self._on_continue, prompt=False)
         return tree_widget(run, number, self._nested, self._folding, prompt=False)
-
-    def _replace(self, entries: dict[tuple, Entry], children: list[Widget]) -> None:
-        for stale in self._entries.values():  # what the page no longer shows
-            for widget in stale:
-                close_tree(widget)
-        self._entries = entries
-        if tuple(children) != self.body.children:
-            self.body.children = children
 
     def _offer_regenerate(self, runs: list[RunOutput], first: int) -> None:
         """Runs of the page that can be asked again, newest first. The newest is the default, and stays so as
@@ -210,3 +225,10 @@ class HistoryView(VBox):
             ids = [run_id for _label, run_id in options]
             self.regenerate_from.value = current if picked and current in ids else (ids[0] if ids else None)
         self.regenerate_from.disabled = self.regenerate.disabled = not options
+
+
+def _show(widget: HTML, markup: str) -> None:
+    """Fill a long-lived HTML widget, hidden while it has nothing to say."""
+    with widget.hold_sync():
+        widget.value = markup
+        set_hidden(widget, not markup)

@@ -16,7 +16,7 @@ from ipywidgets import HTML, VBox
 from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.render import format_cost
-from nbsessions.schema import Metrics, RunOutput
+from nbsessions.schema import Metrics, RunOutput, RunStatus
 
 CHART_WIDTH, CHART_HEIGHT, PAD = 640, 150, 28
 _CELL = "padding:1px 8px;text-align:right"
@@ -25,14 +25,16 @@ _TOKEN_COLOUR, _LATENCY_COLOUR = "#64b5f6", "#e65100"
 
 def render_totals(runs: int, totals: Metrics) -> str:
     approx = totals.tokens_estimated
-    items = [("runs", str(runs)), ("input tokens", fmt.tokens(totals.input_tokens, approx)),
+    items = [("input tokens", fmt.tokens(totals.input_tokens, approx)),
              ("output tokens", fmt.tokens(totals.output_tokens, approx)),
              ("total tokens", fmt.tokens(totals.total_tokens, approx)),
              ("avg TTFT", fmt.seconds(totals.time_to_first_token)), ("total time", fmt.seconds(totals.duration)),
              ("cost", format_cost(totals.cost))]
     cells = "".join(f'<span style="margin-right:18px;white-space:nowrap"><b>{value}</b> {name}</span>'
                     for name, value in items)
-    return f'<div class="nbsessions-totals">Session totals (completed runs): {cells}</div>'
+    noun = "run" if runs == 1 else "runs"
+    return (f'<div class="nbsessions-totals"><b>{runs}</b> {noun} in this session; totals over its completed '
+            f'runs only: {cells}</div>')
 
 
 def render_table(runs: list[RunOutput], first_number: int) -> str:
@@ -53,12 +55,13 @@ def render_table(runs: list[RunOutput], first_number: int) -> str:
 
 
 def render_chart(runs: list[RunOutput], first_number: int) -> str:
-    """Bars: total tokens per run (left scale); line: duration per run (right scale)."""
+    """Bars: total tokens per run (left scale); line: duration per completed run (right scale)."""
     if not runs:
         return ""
     inner_w, inner_h = CHART_WIDTH - 2 * PAD, CHART_HEIGHT - 2 * PAD
     max_tokens = max(max(r.metrics.total_tokens for r in runs), 1)
-    max_seconds = max(max(r.metrics.duration or 0.0 for r in runs), 1e-9)
+    timed = [r for r in runs if r.status == RunStatus.completed]  # an error's time says nothing of latency
+    max_seconds = max(max((r.metrics.duration or 0.0 for r in timed), default=0.0), 1e-9)
     step = inner_w / len(runs)
     bar_w = max(step * 0.7, 1.0)
     parts, points = [], []
@@ -69,7 +72,7 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
         tip = f"#{first_number + i}: {fmt.tokens(m.total_tokens, m.tokens_estimated)} tokens, {fmt.seconds(m.duration)}"
         parts.append(f'<rect x="{x:.1f}" y="{PAD + inner_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                      f'fill="{_TOKEN_COLOUR}"><title>{tip}</title></rect>')
-        if m.duration is not None:
+        if m.duration is not None and run.status == RunStatus.completed:
             y = PAD + inner_h - inner_h * m.duration / max_seconds
             points.append(f"{x + bar_w / 2:.1f},{y:.1f}")
     if points:

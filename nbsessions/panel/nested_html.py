@@ -6,9 +6,9 @@ step unfolds the run it made. Replies, tasks and step outputs go through ``markd
 statuses and errors are escaped: a step function or a model chooses every byte of them. Only the structure
 (blocks, labels, numbers) is ours.
 
-``tree_widget`` draws a run with nested runs as widgets: each fold is a ``Fold`` (an ``Accordion``, its title plain
+``tree_piece`` draws a run with nested runs as widgets: each fold is a ``Fold`` (an ``Accordion``, its title plain
 text) whose unfolding the kernel hears, so History keeps it unfolded, by key, when it draws the run anew. A run
-without nested runs stays one HTML block, as cheap as before.
+without nested runs stays one HTML string, which History shows in a widget it keeps.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from nbsessions import theme
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, run_parts, tool_calls
 from nbsessions.panel.run_tree import Nested
-from nbsessions.panel.widget_tree import SharedLooks
 from nbsessions.render import markdown_to_html
 from nbsessions.schema import RunOutput, RunStatus, StepRecord
 
@@ -140,9 +139,9 @@ class Fold(Accordion):
     """Member runs or a step's run, folded; the title is plain text (the browser never parses it) and
     ``on_toggle(key, unfolded)`` hears the user unfold or fold it."""
 
-    def __init__(self, key: str, css: str, title: str, body: Widget, looks: SharedLooks, *, unfolded: bool,
-                 on_toggle: OnToggle) -> None:
-        super().__init__([body], titles=(title,), selected_index=0 if unfolded else None, layout=looks.spaced)
+    def __init__(self, key: str, css: str, title: str, body: Widget, *, unfolded: bool, on_toggle: OnToggle) -> None:
+        super().__init__([body], titles=(title,), selected_index=0 if unfolded else None,
+                         layout=Layout(margin="0 0 6px 0"))
         self.key, self.css = key, css
         self.add_class(css)
         self.observe(lambda change: on_toggle(key, change["new"] == 0), "selected_index")
@@ -156,42 +155,39 @@ Piece = str | Widget  # safe HTML, or a widget (a block with a fold inside)
 
 
 class Folding:
-    """What drawing folds needs from History: the page's shared looks (and the blocks' layouts, shared too: close
-    them with the view), the keys of the folds the user left unfolded (read when a fold is made) and whom to tell
-    when one is unfolded or folded."""
+    """What drawing folds needs from History: the keys of the folds the user left unfolded (read when a fold is
+    made) and whom to tell when one is unfolded or folded. Every widget it makes has looks of its own: a run's
+    folds are replaced, and closed with ``close_tree``, whenever that run changes."""
 
-    def __init__(self, looks: SharedLooks, unfolded: Collection[str], on_toggle: OnToggle) -> None:
-        self.looks, self.unfolded, self.on_toggle = looks, unfolded, on_toggle
-        self._layouts: dict[str, Layout] = {}  # made when first needed: a page without nested runs makes none
+    def __init__(self, unfolded: Collection[str], on_toggle: OnToggle) -> None:
+        self.unfolded, self.on_toggle = unfolded, on_toggle
 
     def widgets(self, pieces: list[Piece]) -> list[Widget]:
         """Each run of HTML pieces in a row as one HTML widget: a fold of plain member runs costs one."""
         out: list[Widget] = []
         for is_html, group in groupby(pieces, key=lambda piece: isinstance(piece, str)):
             parts = list(group)
-            out += [self.looks.html("".join(parts))] if is_html else parts
+            out += [HTML("".join(parts))] if is_html else parts
         return out
 
     def block(self, css: str, pieces: list[Piece]) -> Block:
-        if css in BOXES and css not in self._layouts:
-            self._layouts[css] = Layout(**BOXES[css])
-        return Block(css, self.widgets(pieces), self._layouts.get(css, self.looks.layout))
+        return Block(css, self.widgets(pieces), Layout(**BOXES.get(css, {})))
 
     def fold(self, key: str, css: str, title: str, pieces: list[Piece]) -> Fold:
         widgets = self.widgets(pieces)
-        body = widgets[0] if len(widgets) == 1 else VBox(widgets, layout=self.looks.layout)
-        return Fold(key, css, title, body, self.looks, unfolded=key in self.unfolded, on_toggle=self.on_toggle)
+        body = widgets[0] if len(widgets) == 1 else VBox(widgets)
+        return Fold(key, css, title, body, unfolded=key in self.unfolded, on_toggle=self.on_toggle)
 
-    def close(self) -> None:
-        for layout in self._layouts.values():
-            layout.close()
-        self._layouts = {}
+
+def tree_piece(run: RunOutput, number: int, nested: Nested, folding: Folding, *, prompt: bool = True) -> Piece:
+    """A top-level run as one HTML string when nothing is nested under it, else as a ``Block`` with its folds."""
+    return _piece(run, number, nested, folding, prompt=prompt)
 
 
 def tree_widget(run: RunOutput, number: int, nested: Nested, folding: Folding, *, prompt: bool = True) -> Widget:
-    """A top-level run with what is nested under it, its folds widgets; one HTML widget when nothing is nested."""
+    """The same as a widget: an HTML widget of its own when nothing is nested."""
     piece = _piece(run, number, nested, folding, prompt=prompt)
-    return folding.looks.html(piece) if isinstance(piece, str) else piece
+    return HTML(piece) if isinstance(piece, str) else piece
 
 
 def _piece(run: RunOutput, number: int | None, nested: Nested, folding: Folding, *, prompt: bool = True,

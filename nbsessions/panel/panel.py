@@ -32,11 +32,12 @@ from nbsessions.panel.paused_run import PausedRun
 from nbsessions.panel.run_tree import RUNS_PER_PAGE, read_page
 from nbsessions.panel.session_list import ALL_USERS, SessionList
 from nbsessions.panel.state_editor import StateEditor
-from nbsessions.panel.widget_tree import descendants
+from nbsessions.panel.styles import with_stylesheet
+from nbsessions.panel.widget_tree import close_with_looks, descendants
 from nbsessions.redact import redact
 from nbsessions.schema import Metrics, RunOutput, RunStatus
 
-_ERROR_COLOUR = theme.ERROR
+_ERROR_COLOUR = theme.ERROR_LABEL
 
 
 class SessionPanel(VBox):
@@ -71,7 +72,7 @@ class SessionPanel(VBox):
         shown = (mask_url(agent.db.path) if is_postgres_url(agent.db.path) else Path(agent.db.path).name
                  ) if agent.db.path else "in memory"
         where = Label(f"store: {shown}", tooltip=str(agent.db.path or ""), style=LabelStyle(text_color=theme.DIM))
-        super().__init__([HBox([HTML("<b>Sessions</b>"), where, self.refresh_button],
+        super().__init__([HBox([HTML(with_stylesheet("<b>Sessions</b>")), where, self.refresh_button],
                                layout=Layout(align_items="center")),
                           self.sessions, self.actions, self.status, self.tabs])
         self.add_class("nbsessions-panel")
@@ -87,8 +88,9 @@ class SessionPanel(VBox):
             except NbSessionsError as exc:  # the store is unreachable: say so, keep showing what we have
                 self._say(str(exc), error=True)
                 return
-            if self._redraw() and self.status.style.text_color == _ERROR_COLOUR:
-                self._say(None)  # the store answers again: the error shown is over
+            if self.status.style.text_color == _ERROR_COLOUR:
+                self._say(None)  # an error shown is over unless the redraw meets it (or another) again
+            self._redraw()
 
     def select(self, session_id: str) -> None:
         """Show ``session_id`` and make it the active session for the next ``%%agent`` cell."""
@@ -119,8 +121,9 @@ class SessionPanel(VBox):
                     runner.remove_listener(listener)
             self._followed.clear()
         for widget in reversed(descendants(self)):
-            widget.close()
+            close_with_looks(widget)
         super().close()
+        self.layout.close()
 
     # -- drawing -------------------------------------------------------------------------------
     def _set_selected(self, session_id: str | None) -> None:
@@ -190,6 +193,7 @@ class SessionPanel(VBox):
             with self._lock:
                 if self._acting or self._closed:  # our own write: the action redraws once it is done
                     return
+                self._say(None)  # what the last click did is stale once a cell or another kernel acts
                 if event == "active":
                     self._set_selected(session_id or None)
                 elif event == "deleted" and session_id == self.selected:

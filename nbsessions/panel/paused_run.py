@@ -59,7 +59,7 @@ class PausedRun(VBox):
         self.pending = [r for r in run.requirements if not r.resolved]
         self.fields: dict[str, Text] = {}  # one box per field name: continue_run takes one user_input dict
         self.results: dict[str, Textarea] = {}  # tool call id → its externally computed result
-        self.message = Label(style=LabelStyle(text_color=theme.ERROR))
+        self.message = Label(style=LabelStyle(text_color=theme.ERROR_LABEL))
         rows: list = [HTML(render_run(run, number, prompt=prompt)), *([sent] if sent else [])]
         for requirement in self.pending:
             rows.append(self._ask(requirement))

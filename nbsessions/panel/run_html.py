@@ -92,7 +92,7 @@ def run_parts(run: RunOutput, number: int | None, *, prompt: bool = True, kind: 
               skip: frozenset[str] = frozenset()) -> tuple[str, str]:
     """What comes before a run's nested runs or steps (meta line, prompt, tool calls) and after them (reply,
     error): History puts folds that are widgets of their own between the two."""
-    error = f'<div style="{ERROR_STYLE}">{html.escape(run.error)}</div>' if run.error else ""
+    error = f'<div class="nbsessions-error" style="{ERROR_STYLE}">{html.escape(run.error)}</div>' if run.error else ""
     asked = render_prompt(run) if prompt else ""
     return (f'<div style="{META_STYLE}">{run_meta(run, number, kind)}</div>{asked}{render_tools(run, skip)}',
             f'<div class="nbsessions-reply">{markdown_to_html(run.content)}</div>{error}')

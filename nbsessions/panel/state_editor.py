@@ -51,11 +51,11 @@ class StateEditor(VBox):
         self._shown = ""  # the text last put in the editor, to tell the user's edits apart
         self._stored: dict[str, Any] | None = None  # the newer stored state, while an edit keeps it off screen
         self._saving: tuple[dict[str, Any], set[str]] | None = None
-        self.text = Textarea(rows=12, layout=Layout(width="100%"))
+        self.text = Textarea(rows=12, layout=Layout(width="auto"))  # 100% plus its margins scrolled sideways
         self.save = Button(description="Save state", icon="save")
         self.reload = Button(description="Reload", icon="refresh", tooltip="drop the unsaved edit, show the stored "
                              "state", layout=Layout(display="none"))
-        self.message = Label(style=LabelStyle(text_color=theme.ERROR))
+        self.message = Label(style=LabelStyle(text_color=theme.ERROR_LABEL))
         self.save.on_click(self._save)
         self.reload.on_click(self._reload)
         super().__init__([self.text, HBox([self.save, self.reload, self.message])])

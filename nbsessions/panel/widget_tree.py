@@ -1,5 +1,12 @@
 """Widget plumbing of the panel's views: the one walk over a widget tree (what the panel closes and what tests
-read come from the same traversal), and the looks many widgets of a page share."""
+read come from the same traversal), closing a tree with its looks, and the looks long-lived widgets share.
+
+Why closing matters in the browser: a view of a widget makes a view of its ``Layout`` (and of its style), and
+ipywidgets removes that one only when the ``Layout`` itself is closed, never with the view that made it. A
+``Layout`` left open keeps every view ever drawn with it, their DOM nodes and their listeners, alive. So a widget
+that is closed before the page closes its own layout and style with it, and only widgets that live as long as the
+page share theirs.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +24,28 @@ def descendants(widget: Widget) -> list[Widget]:
 
 
 def close_tree(widget: Widget) -> None:
-    """Close a widget and everything below it (children first), so no comm outlives the view that made it."""
-    for child in reversed(descendants(widget)):
-        child.close()
+    """Close a widget and everything below it (children first), each with its layout and style, so no comm and
+    no browser view outlives the view that made it."""
+    for item in reversed(descendants(widget)):
+        close_with_looks(item)
+    close_with_looks(widget)
+
+
+def close_with_looks(widget: Widget) -> None:
+    """Close one widget, then its layout and style (ipywidgets' ``close`` leaves those open)."""
     widget.close()
+    for look in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if isinstance(look, Widget):
+            look.close()
 
 
 class SharedLooks:
-    """One ``Layout`` and one ``HTMLStyle`` for the many HTML widgets of a page (and a spaced layout for blocks).
+    """One ``Layout`` and one ``HTMLStyle`` for the many HTML widgets a page keeps for its whole life (and a
+    spaced layout for its folds).
 
-    Each is a widget of its own, opened with the kernel: made afresh for every run's HTML and Sent view they
-    would triple what drawing a page of runs costs. Close them with the view that made them.
+    Each look is a widget of its own: made afresh for every one of a page's HTML widgets they would triple what
+    drawing it costs. Never give them to a widget that is closed before the page: the browser would keep its
+    views for as long as the shared look lives (see the module's docstring). Close them with the page.
     """
 
     def __init__(self) -> None:

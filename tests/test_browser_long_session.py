@@ -1,0 +1,72 @@
+"""In a real JupyterLab + headless Chromium: with the panel showing the session, each run costs the browser the
+same, the 40th as the 1st.
+
+Four rounds of ten ``%%agent`` cells run while ``%agent panel`` shows their session. After each round the browser
+collects its garbage (DevTools' ``HeapProfiler.collectGarbage``) and counts its DOM nodes, detached ones included
+(``Performance.getMetrics``): views the panel replaced but never freed would be counted there. What a round adds,
+and the time it takes, must stay within 1.5x of the first round's. Uses the fixtures of ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from browser_harness import KERNEL_IDLE, running_notebook
+
+pytestmark = pytest.mark.browser
+
+ROUNDS, PER_ROUND = 4, 10
+# Append cells at the end of the notebook and run them, oldest first; resolves when the last has run.
+RUN_CELLS = """async (sources) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const notebook = panel.content;
+  const start = notebook.model.cells.length;
+  notebook.model.sharedModel.insertCells(start, sources.map(source => ({cell_type: 'code', source})));
+  notebook.activeCellIndex = start;
+  await window.jupyterapp.commands.execute('notebook:run-all-below');
+}"""
+RUNS_SHOWN = """(count) => {
+  const history = document.querySelector('.nbsessions-panel .nbsessions-history');
+  const cells = [...document.querySelectorAll('.nbsessions-reply')].filter(e => !e.closest('.nbsessions-panel'));
+  return history && history.querySelectorAll('.nbsessions-run').length === count && cells.length === count;
+}"""
+
+PROMPTS_TOP_DOWN = """() => [...document.querySelectorAll('.nbsessions-panel .nbsessions-history .nbsessions-prompt')]
+  .map(e => [e.getBoundingClientRect().top, e.textContent.trim()]).sort((a, b) => a[0] - b[0]).map(p => p[1])"""
+
+
+def dom_nodes(cdp) -> int:
+    """Live DOM nodes after a full garbage collection, detached ones included."""
+    for _ in range(2):  # a second pass frees what the first one's finalisers released
+        cdp.send("HeapProfiler.collectGarbage")
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return int(next(m["value"] for m in metrics if m["name"] == "Nodes"))
+
+
+def test_each_run_costs_the_browser_the_same_with_the_panel_showing_its_session(jupyterlab, chromium):
+    cells = ["%load_ext nbsessions", "%%agent --new long\nround 0", "%agent panel"]
+    added: list[int] = []
+    seconds: list[float] = []
+    with running_notebook(jupyterlab, chromium, "long", cells) as page:
+        page.wait_for_function(RUNS_SHOWN, arg=1)
+        page.wait_for_function(KERNEL_IDLE)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        before = dom_nodes(cdp)
+        for round_ in range(1, ROUNDS + 1):
+            sources = [f"%%agent\nround {round_}, run {i}" for i in range(PER_ROUND)]
+            t0 = time.perf_counter()
+            page.evaluate(RUN_CELLS, sources)
+            page.wait_for_function(RUNS_SHOWN, arg=1 + round_ * PER_ROUND, polling=50)
+            seconds.append(time.perf_counter() - t0)
+            page.wait_for_function(KERNEL_IDLE)
+            after = dom_nodes(cdp)
+            added.append(after - before)
+            before = after
+        shown = page.evaluate(PROMPTS_TOP_DOWN)
+        assert shown[:2] == [f"round {ROUNDS}, run {PER_ROUND - 1}", f"round {ROUNDS}, run {PER_ROUND - 2}"]
+        assert shown[-1] == "round 0" and len(shown) == 1 + ROUNDS * PER_ROUND  # newest on top, as drawn
+    print(f"DOM nodes added per round: {added}; seconds per round: {[round(s, 2) for s in seconds]}")
+    assert added[-1] <= 1.5 * added[0], f"the DOM grows faster with each round: {added}"
+    assert seconds[-1] <= 1.5 * seconds[0], f"rounds get slower: {[round(s, 2) for s in seconds]}"
