@@ -150,6 +150,7 @@ def stored_step(step: StepRecord | dict[str, Any]) -> StepRecord:
 
 
 AGNO_PROVIDERS = {"openai": "OpenAI"}
+_ABSENT_WHEN_NONE = ("agent_id", "team_id", "workflow_id", "metadata")
 
 
 def whole_seconds() -> int:
@@ -204,9 +205,13 @@ class RunOutput:
         """Requirements and steps given as dicts (stored, or from another process) become records."""
         self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
         self.steps = [stored_step(s) for s in self.steps]
+        if self.tools or self.requirements:
+            self._link_tools()
+
+    def _link_tools(self) -> None:
+        """A waiting call is one object in ``tools`` and in its requirement, so answering it on either counts."""
         waiting = {r.tool_call_id: r.tool_execution for r in self.requirements}
         tools = [t if isinstance(t, ToolExecution) else ToolExecution.from_dict(t) for t in self.tools]
-        # a waiting call is one object in both lists, so answering it on ``tools`` answers the requirement
         self.tools = [waiting.get(t.tool_call_id, t) for t in tools]
         present = {id(t) for t in self.tools}
         self.tools += [t for t in waiting.values() if id(t) not in present]  # stored before ``tools`` was
@@ -270,17 +275,20 @@ class RunOutput:
             del data["writer"]
         if self.model_origin is None:
             del data["model_origin"]
-        data["requirements"] = [r.to_dict() for r in self.requirements]
-        waiting = {r.tool_call_id for r in self.requirements}  # stored once, in its requirement
-        data["tools"] = [t.to_dict() for t in self.tools if t.tool_call_id not in waiting]
-        data["steps"] = [s.to_dict() for s in self.steps]
-        for name in ("agent_id", "team_id", "workflow_id", "metadata"):
+        data["requirements"] = [r.to_dict() for r in self.requirements] if self.requirements else []
+        data["steps"] = [s.to_dict() for s in self.steps] if self.steps else []
+        if self.tools:
+            waiting = {r.tool_call_id for r in self.requirements}  # stored once, in its requirement
+            data["tools"] = [t.to_dict() for t in self.tools if t.tool_call_id not in waiting]
+        if not self.tools or not data["tools"]:
+            del data["tools"]
+        for name in _ABSENT_WHEN_NONE:
             if data[name] is None:
                 del data[name]  # no bytes for what most runs have not got
         if self.metadata is not None:
             data["metadata"] = _copied(self.metadata)
-        if not data["tools"]:
-            del data["tools"]
+        if self.content_type == "str":
+            del data["content_type"]  # the default, as Agno's runs are text
         return redact_data(data)  # what leaves the object is kept or shown somewhere: never a secret
 
     @classmethod
