@@ -12,7 +12,7 @@ import asyncio
 import copy
 import dataclasses
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
 from typing import Any
 
 from nbsessions.agent import Agent
@@ -111,13 +111,30 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         self._end(steps, started)
         return self._outcome(steps.run, failure)
 
-    async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
-                   session_state: dict[str, Any] | None = None, cell_id: str | None = None,
-                   additional_data: dict[str, Any] | None = None) -> RunOutput:
-        """``run`` on the event loop: agent and team steps run with ``arun``, ``async def`` steps are awaited.
+    def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
+             session_state: dict[str, Any] | None = None, cell_id: str | None = None,
+             additional_data: dict[str, Any] | None = None, stream: bool = False,
+             stream_events: bool = False) -> Coroutine[Any, Any, RunOutput] | AsyncIterator[Any]:
+        """``run`` on the event loop: ``await workflow.arun(...)`` runs agent and team steps with ``arun`` and
+        awaits ``async def`` steps; cancelling the task stores the run as cancelled with the steps done so far.
+        ``async for event in workflow.arun(..., stream=True)`` yields ``run``'s events (its steps run in a worker
+        thread)."""
+        if stream:
+            return self._astream(self._stream(input, session_id, user_id, session_state, cell_id, additional_data,
+                                              stream_events))
+        return self._arun(input, session_id, user_id, session_state, cell_id, additional_data)
 
-        Cancelling the task stores the run as cancelled with the steps done so far.
-        """
+    @staticmethod
+    async def _astream(events: Iterator[Any]) -> AsyncIterator[Any]:
+        try:
+            while (event := await asyncio.to_thread(next, events, _MISSING)) is not _MISSING:
+                yield event
+        finally:
+            await asyncio.to_thread(events.close)
+
+    async def _arun(self, input: str, session_id: str | None, user_id: str | None,
+                    session_state: dict[str, Any] | None, cell_id: str | None,
+                    additional_data: dict[str, Any] | None) -> RunOutput:
         steps = await asyncio.to_thread(self._steps_run, input, session_id, user_id, session_state, cell_id,
                                         additional_data)
 

@@ -108,3 +108,19 @@ def test_a_team_without_members_answers_alone(model, openai_server):
     team = Team(members=[], model=model())
     assert team.run("Hello").content == "echo: Hello"
     assert "tools" not in openai_server.last.body
+
+
+def test_async_team_streams_forward_members_events_too(model, openai_server):
+    import asyncio
+
+    researcher = Agent(name="Researcher", model=model())
+    team = Team(members=[researcher], model=model())
+    openai_server.script(ask("researcher", "find facts"), "Facts found.", "The researcher found facts.")
+
+    async def main():
+        return [e async for e in team.arun("Find some facts", stream=True, stream_events=True)]
+
+    events = asyncio.run(main())
+    assert events[0].event == "TeamRunStarted" and events[-1].event == "TeamRunCompleted"
+    assert "".join(e.content for e in events if e.event == "RunContent" and e.agent_name == "Researcher") \
+        == "Facts found."

@@ -171,3 +171,16 @@ def test_step_results_carry_each_agent_steps_metrics(model, openai_server):
     assert research.metrics.output_tokens > 0 and write.metrics.input_tokens > 0
     assert run.metrics.output_tokens == research.metrics.output_tokens + write.metrics.output_tokens
     assert run.workflow_id == workflow.agent_id
+
+
+def test_arun_stream_yields_the_same_events_for_async_code(model, openai_server):
+    import asyncio
+
+    workflow = research_and_write(model)
+
+    async def main():
+        return [e.event async for e in workflow.arun(input="AI trends", stream=True, stream_events=True)]
+
+    kinds = asyncio.run(main())
+    assert kinds[0] == "WorkflowStarted" and kinds[-1] == "WorkflowCompleted" and kinds.count("StepCompleted") == 2
+    assert asyncio.run(workflow.arun(input="again")).content == "echo: echo: again"
