@@ -71,6 +71,9 @@ class Team(Agent):
                  num_team_history_runs: int = 3, store_member_responses: bool = False,
                  show_members_responses: bool = False, **options: Any) -> None:
         members = list(members or [])
+        for member in members:
+            if not isinstance(member, Agent):
+                raise TypeError(f"a team member must be an Agent or a Team, not {type(member).__name__}")
         if mode not in MODES:
             raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
         lead = instructions or (None if not members else ROUTE_INSTRUCTIONS if mode == "route"
