@@ -57,6 +57,10 @@ class RunEvent(str, Enum):
     custom_event = "CustomEvent"
 
 
+TeamRunEvent = Enum("TeamRunEvent", {m.name: f"Team{m.value}" for m in RunEvent}, type=str)  # type: ignore[misc]
+TeamRunEvent.__doc__ = "Agno's team event names: a team's run sends ``TeamRunStarted``, ``TeamRunContent``..."
+
+
 @dataclass
 class BaseAgentRunEvent:
     """Fields every event carries, so a consumer of several runs' events can tell them apart."""

@@ -63,6 +63,9 @@ class Metrics:
         return out
 
 
+RunMetrics = Metrics  # Agno's name for one run's metrics
+
+
 @dataclass
 class SessionMetrics(Metrics):
     """A session's metrics (Agno's ``SessionMetrics``): the sum of its completed runs' ``Metrics``."""

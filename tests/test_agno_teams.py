@@ -8,6 +8,7 @@ import json
 import pytest
 
 from nbsessions import Agent, OpenAIChat, TinyDb
+from nbsessions.events import TeamRunEvent
 from nbsessions.team import Team, TeamMode
 
 
@@ -94,7 +95,8 @@ def test_team_streams_team_events_and_forwards_members_events(model, openai_serv
     openai_server.script(ask("researcher", "find facts"), "Facts found.", "The researcher found facts.")
     events = list(team.run("Find some facts", stream=True, stream_events=True))
     team_kinds = [e.event for e in events if e.run_id == events[0].run_id]
-    assert team_kinds[0] == "TeamRunStarted" and team_kinds[-1] == "TeamRunCompleted"
+    assert team_kinds[0] == TeamRunEvent.run_started and team_kinds[-1] == TeamRunEvent.run_completed.value
+    assert TeamRunEvent.run_content.value == "TeamRunContent"
     assert "TeamToolCallStarted" in team_kinds and "TeamRunContent" in team_kinds
     member = [e for e in events if e.run_id != events[0].run_id]
     assert [e.event for e in member][0] == "RunStarted" and member[0].agent_name == "Researcher"
