@@ -41,6 +41,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'nbsessions' has no attribute {name!r}")
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt "Agent sessions" sidebar (``jupyter labextension develop`` links it; a wheel installs it)."""
+    return [{"src": "labextension", "dest": "nbsessions"}]
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext nbsessions``: registers ``%%agent`` / ``%agent`` (IPython is imported only now)."""
     from nbsessions.magic.magics import load_ipython_extension as load

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import re
 import stat
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from nbsessions.context import newest_top_level
 from nbsessions.db.base import BaseDb
 from nbsessions.db.journal_guard import not_a_file
 from nbsessions.db.memory import InMemoryDb
@@ -24,17 +24,11 @@ from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import is_postgres_url, mask_url, open_store
 from nbsessions.errors import NbSessionsError, SessionNotFoundError, StorageError, storage_warnings_as_lines
 from nbsessions.formatting import shorten, when
+from nbsessions.formatting import strip_control as clean
 from nbsessions.listing import match_session
 from nbsessions.render import format_cost, format_footer, format_in_out
-from nbsessions.schema import RunOutput, Session
+from nbsessions.schema import Session
 from nbsessions.sessions import ACTIVE_SESSION_KEY
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops ESC, CSI and friends
-
-
-def clean(text: object) -> str:
-    """Text safe to print on a terminal: no escape sequences that could move the cursor or retitle the window."""
-    return _CONTROL.sub("", str(text))
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, plain: bool = False) -> None:
@@ -99,21 +93,7 @@ def cmd_show(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:
         prompt = run.input if args.full else shorten(run.input, 200)
         mark = " (superseded)" if run.superseded_by else ""
         out.write(clean(f"\n#{number} {when(run.created_at)}{mark}\n> {prompt}\n{reply or '(no reply)'}\n"
-                        f"— {format_footer(run, session.label)}") + "\n")
-
-
-def newest_top_level(db: BaseDb, session_id: str, last: int | None) -> list[RunOutput]:
-    """The newest ``last`` top-level runs (all when None), reading from the newest end only: ``--last 3`` on a
-    session of 20,000 runs builds a handful of runs, not 20,000. Nested member and step runs are skipped."""
-    if not last:
-        return [r for r in db.list_runs(session_id) if not r.parent_run_id]
-    window = last + 1
-    while True:
-        recent = db.list_runs(session_id, last=window)
-        top = [r for r in recent if not r.parent_run_id]
-        if len(top) >= last or len(recent) < window:
-            return top[-last:]
-        window *= 4
+                        f"— {format_footer(run, session.label_with_id)}") + "\n")
 
 
 def cmd_export(db: BaseDb, args: argparse.Namespace, out: TextIO) -> None:

@@ -90,14 +90,37 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
     """
     if num_runs <= 0:
         return []
-    window = num_runs + 1  # the common case: the newest runs are all usable
+
+    def wanted(run: RunOutput) -> bool:
+        return _usable(run, member_of) and (exclude_cell is None or run.cell_id != exclude_cell)
+
+    recent = newest_runs(db, session_id, num_runs + 1,  # the common case: the newest runs are all usable
+                         lambda runs: sum(map(wanted, runs)) >= num_runs, after=after,
+                         resolve_history=False)  # their own messages are enough
+    return [r for r in recent if wanted(r)][-num_runs:]
+
+
+def newest_runs(db: BaseDb, session_id: str, first: int, enough: Callable[[list[RunOutput]], bool], *,
+                after: str | None = None, **options: Any) -> list[RunOutput]:
+    """The newest runs of a session stored after the run ``after`` (all when None), oldest first, read from the
+    newest end: ``first`` runs, then a window widened ×4 until ``enough`` of them, the session's start or the run
+    ``after`` is reached, so the cost follows what is read, not how long the session is. ``options`` go to
+    ``list_runs``. Position, not ``created_at`` (whole seconds), says what came after."""
+    window = first
     while True:
-        # their own messages are enough: no history references resolved
-        recent, found = after_run(db.list_runs(session_id, last=window, resolve_history=False), after)
-        usable = [r for r in recent if _usable(r, member_of) and (exclude_cell is None or r.cell_id != exclude_cell)]
-        if len(usable) >= num_runs or found or len(recent) < window:
-            return usable[-num_runs:]
+        recent, found = after_run(db.list_runs(session_id, last=window, **options), after)
+        if len(recent) < window or found or enough(recent):
+            return recent
         window *= 4
+
+
+def newest_top_level(db: BaseDb, session_id: str, last: int | None) -> list[RunOutput]:
+    """The newest ``last`` top-level runs (all when None), reading from the newest end only: ``--last 3`` on a
+    session of 20,000 runs builds a handful of runs, not 20,000. Nested member and step runs are skipped."""
+    if not last:
+        return [r for r in db.list_runs(session_id) if not r.parent_run_id]
+    recent = newest_runs(db, session_id, last + 1, lambda runs: sum(not r.parent_run_id for r in runs) >= last)
+    return [r for r in recent if not r.parent_run_id][-last:]
 
 
 def own_messages(run: RunOutput) -> list[Message]:

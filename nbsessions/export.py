@@ -91,8 +91,7 @@ def session_markdown(session: Session, runs: list[RunOutput]) -> str:
 
     Team members' and workflow steps' runs follow the run they belong to, one heading level deeper.
     """
-    label = session.session_name or session.session_id[:8]
-    lines = [f"# {label}", "", f"- session: `{session.session_id}`"]
+    lines = [f"# {session.label}", "", f"- session: `{session.session_id}`"]
     if session.user_id:
         lines.append(f"- user: {session.user_id}")
     if session.notebook:
@@ -117,7 +116,7 @@ def session_markdown(session: Session, runs: list[RunOutput]) -> str:
             outcome = step.output if step.status == RunStatus.completed else step.error
             lines.append(f"- step {step.name} ({step.status.value}): {outcome or ''}")
         lines += [run.content or "_(no reply)_", ""]
-        lines += [f"_{format_footer(run, label)}_", ""]
+        lines += [f"_{format_footer(run, session.label_with_id)}_", ""]
     return "\n".join(lines)
 
 

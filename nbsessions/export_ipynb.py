@@ -13,8 +13,8 @@ import time
 from types import ModuleType
 from typing import Any
 
-from nbsessions.formatting import when
-from nbsessions.render import format_cost, reply_bundle
+from nbsessions.formatting import tokens, when
+from nbsessions.render import format_cost, format_in_out, reply_bundle
 from nbsessions.schema import Metrics, RunOutput, RunStatus, Session
 from nbsessions.templating import escape_prompt
 
@@ -57,11 +57,6 @@ def kernelspec() -> dict[str, str]:
     return {"name": KERNEL_NAME, "display_name": display_name, "language": "python"}
 
 
-def _label(session: Session) -> str:
-    short = session.session_id[:8]
-    return f"{session.session_name} ({short})" if session.session_name else short
-
-
 def _title(session: Session, top: list[RunOutput]) -> str:
     """Name, user, model(s), totals: what the notebook is, before any run."""
     totals = Metrics.total([r.metrics for r in top if r.status == RunStatus.completed])
@@ -78,7 +73,7 @@ def _title(session: Session, top: list[RunOutput]) -> str:
         f"- user: {html.escape(session.user_id) if session.user_id else '(none)'}",
         f"- model(s): {html.escape(models)}",
         f"- runs: {runs}",
-        f"- tokens: {totals.input_tokens:,} in / {totals.output_tokens:,} out · "
+        f"- tokens: {format_in_out(totals, ' in / ')} out · "
         f"{format_cost(totals.cost)} · created {when(session.created_at)}",
         "",
         "Exported by nbsessions. The outputs are the saved replies; to continue the session, point the notebook "
@@ -112,7 +107,8 @@ def _members(run: RunOutput, nested: list[RunOutput]) -> list[str]:
     """A team's member runs on one line, after its reply as in the cell."""
     if run.kind != "team":
         return []
-    members = [f"{m.agent_name or m.model or 'member'} · {m.metrics.total_tokens} tokens · {m.status.value}"
+    members = [f"{m.agent_name or m.model or 'member'} · {tokens(m.metrics.total_tokens, m.metrics.tokens_estimated)} "
+               f"tokens · {m.status.value}"
                for m in nested]
     return ["members: " + (" | ".join(members) or "no member was asked")]
 
@@ -141,7 +137,7 @@ def _outputs(run: RunOutput, label: str, nested: list[RunOutput]) -> list[Any]:
 def _run_cell(run: RunOutput, number: int, session: Session, nested: list[RunOutput]) -> Any:
     prompt = escape_prompt(run.input)
     cell = _v4().new_code_cell(source=f"%%agent -s {session.session_id[:8]}\n{prompt}",
-                            execution_count=number, outputs=_outputs(run, _label(session), nested))
+                            execution_count=number, outputs=_outputs(run, session.label_with_id, nested))
     cell.metadata["nbsessions"] = {"run_id": run.run_id, "status": run.status.value, "model": run.model,
                                    "kind": run.kind, "superseded_by": run.superseded_by,
                                    "created_at": run.created_at}

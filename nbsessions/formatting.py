@@ -8,10 +8,18 @@ formatted here; text a model wrote is sanitised where it is shown.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 import time
 
 UNKNOWN_COST = "cost n/a"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops ESC, CSI and friends
+
+
+def strip_control(text: object) -> str:
+    """Text without control characters (tabs and newlines kept): a model's or a user's text cannot move a
+    terminal's cursor, retitle its window or hide what follows."""
+    return _CONTROL.sub("", str(text))
 
 
 def seconds(value: float | None) -> str:

@@ -7,7 +7,6 @@ characters (terminal escape sequences) are still dropped from the model's text. 
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from nbsessions import formatting as fmt
@@ -18,12 +17,10 @@ from nbsessions.schema import RunOutput, RunStatus
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def printable(text: str) -> str:
     """Model text without control characters (newlines and tabs kept), and without secrets."""
-    return redact(_CONTROL.sub("", text))
+    return redact(fmt.strip_control(text))
 
 
 def footer(run: RunOutput) -> str:
@@ -45,7 +42,7 @@ def _show(item: Any, shown: StreamRedactor) -> RunOutput | None:
     """Print a streamed event's text; the run itself (the stream's last item) is returned, not printed."""
     if isinstance(item, RunOutput):
         return item
-    print(shown.feed(_CONTROL.sub("", str(item))), end="", flush=True)
+    print(shown.feed(fmt.strip_control(item)), end="", flush=True)
     return None
 
 
@@ -117,7 +114,7 @@ def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool =
             streamed_text = False
         elif kind == "RunContent" and getattr(event, "parent_run_id", None) == run_id:
             streamed_text = True
-            print(shown.feed(_CONTROL.sub("", str(event))), end="", flush=True)
+            print(shown.feed(fmt.strip_control(event)), end="", flush=True)
         elif kind == "StepCompleted" and not streamed_text and (show_step_details or event.step_index is None):
             print(printable(str(event.content or "")), flush=True)  # a function step's output arrives whole
     print(shown.flush(), end="")

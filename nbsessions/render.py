@@ -72,14 +72,9 @@ def markdown_to_html(text: str) -> str:
 format_cost = fmt.cost  # kept under this name: the footer's word for it
 
 
-def format_tokens(count: int, estimated: bool = False) -> str:
-    """A token count; ``~`` marks one estimated from the text because the server sent no usage."""
-    return f"~{count}" if estimated else str(count)
-
-
 def format_in_out(m: Metrics, sep: str = " / ") -> str:
     """Input and output tokens of a run or session, ``~`` on estimates."""
-    return format_tokens(m.input_tokens, m.tokens_estimated) + sep + format_tokens(m.output_tokens, m.tokens_estimated)
+    return fmt.tokens(m.input_tokens, m.tokens_estimated) + sep + fmt.tokens(m.output_tokens, m.tokens_estimated)
 
 
 def format_footer(run: RunOutput, session_label: str) -> str:
@@ -98,6 +93,28 @@ def format_footer(run: RunOutput, session_label: str) -> str:
     return redact(" · ".join(parts))
 
 
+def tool_calls_html(run: RunOutput) -> str:
+    """The tools a finished run called, with their arguments and results, folded under the reply in one
+    ``<details>``; "" when it called none. A model chose every byte of them: all escaped."""
+    own = [m for m in run.messages if not m.from_history]
+    results = {m.tool_call_id: m.content or "" for m in own if m.role == "tool" and m.tool_call_id}
+    calls = [(str(c.get("name") or "?"), str(c.get("arguments") or ""), results.get(c.get("id")))
+             for m in own if m.role == "assistant" and m.tool_calls for c in m.tool_calls]
+    if not calls:
+        return ""
+    names = ", ".join(dict.fromkeys(name for name, _a, _r in calls))
+    summary = f"{len(calls)} tool call{'' if len(calls) == 1 else 's'}: {names}"
+    rows = "".join(f"<div><code>{_esc(name)}</code><pre>{_esc(arguments)}</pre>"
+                   + (f"<div>→</div><pre>{_esc(result)}</pre>" if result is not None else "") + "</div>"
+                   for name, arguments, result in calls)
+    return (f'<details class="nbsessions-tools" style="font-size:85%;margin:4px 0"><summary>{_esc(summary)}'
+            f'</summary>{rows}</details>')
+
+
+def _esc(text: str) -> str:
+    return html.escape(redact(text))
+
+
 def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, str]:
     """A display bundle for a reply: sanitised HTML for Jupyter, raw text for terminals and logs.
 
@@ -107,6 +124,7 @@ def reply_bundle(run: RunOutput, session_label: str | None = None) -> dict[str, 
     body = markdown_to_html(run.content)
     plain = redact(run.content)
     if session_label is not None:
+        body += tool_calls_html(run)  # the plain text stays the reply and its footer, as a log reads it
         footer = format_footer(run, session_label)
         body += f'<div class="nbsessions-footer" style="opacity:.7;font-size:85%">{html.escape(footer)}</div>'
         plain += f"\n\n— {footer}"

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Mapping
 
 from nbsessions import theme
+from nbsessions.formatting import strip_control as _clean
+from nbsessions.formatting import tokens as fmt_tokens
 from nbsessions.inspect_context import SentContext, SentMessage
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n; drops terminal escape sequences
 _CELL = f'style="{theme.CELL}"'
 _HEAD = f'style="{theme.HEADER_CELL}"'
 _DIM = f'style="color:{theme.DIM};font-size:85%"'
 _PRE = (f'style="white-space:pre-wrap;word-break:break-word;margin:0;padding:4px 6px;font-family:{theme.CODE_FONT};'
         f'font-size:var(--jp-code-font-size,12px);background:{theme.CODE_BG};color:{theme.CODE_TEXT}"')
-
-
-def _clean(text: str) -> str:
-    return _CONTROL.sub("", text)
-
-
-def _tokens(count: int, estimated: bool) -> str:
-    return f"~{count:,}" if estimated else f"{count:,}"
 
 
 def source_label(run_id: str | None, labels: Mapping[str, str]) -> str:
@@ -42,7 +34,7 @@ def source_label(run_id: str | None, labels: Mapping[str, str]) -> str:
 def headline(ctx: SentContext) -> str:
     """``sent by run 1a2b3c4d · gpt-5.2 · ~412 tokens of 400,000 (0.1%) · …`` — the one line to read first."""
     who = "next run (preview, nothing sent)" if ctx.is_preview else f"sent by run {(ctx.run_id or '')[:8]}"
-    tokens = _tokens(ctx.total_tokens, ctx.tokens_estimated) + " tokens"
+    tokens = fmt_tokens(ctx.total_tokens, ctx.tokens_estimated) + " tokens"
     if ctx.context_window:
         tokens += f" of {ctx.context_window:,} ({(ctx.window_share or 0) * 100:.1f}% of the context window)"
     else:
@@ -52,8 +44,8 @@ def headline(ctx: SentContext) -> str:
         parts.append("~ estimated")
     if ctx.reported_input_tokens is not None:
         rounds = f" over {ctx.requests} requests" if ctx.requests > 1 else ""
-        mark = "~" if ctx.reported_estimated else ""
-        parts.append(f"provider reported {mark}{ctx.reported_input_tokens:,} input tokens{rounds}")
+        reported = fmt_tokens(ctx.reported_input_tokens, ctx.reported_estimated)
+        parts.append(f"provider reported {reported} input tokens{rounds}")
     return " · ".join(parts)
 
 
@@ -77,7 +69,7 @@ def context_text(ctx: SentContext, labels: Mapping[str, str] | None = None) -> s
     lines = [headline(ctx)]
     for i, m in enumerate(ctx.messages, 1):
         source = f" from {source_label(m.from_run_id, labels)}" if m.from_run_id else ""
-        lines += ["", f"[{i}] {m.part} ({m.role}){source} · {_tokens(m.tokens, ctx.tokens_estimated)} tokens",
+        lines += ["", f"[{i}] {m.part} ({m.role}){source} · {fmt_tokens(m.tokens, ctx.tokens_estimated)} tokens",
                   _content(m) or "(empty)"]
     tools = ", ".join(_tool_line(t) for t in ctx.tools) or "none"
     lines += ["", f"tools offered: {tools}"]
@@ -94,7 +86,7 @@ def context_html(ctx: SentContext, labels: Mapping[str, str] | None = None) -> s
         source = esc(source_label(m.from_run_id, labels))
         rows.append(f'<tr class="nbsessions-sent-{m.part.replace(" ", "-")}"><td {_CELL}>{i}</td>'
                     f"<td {_CELL}>{esc(m.part)}<br><span {_DIM}>{esc(m.role)}</span></td>"
-                    f"<td {_CELL}>{source}</td><td {_CELL}>{_tokens(m.tokens, ctx.tokens_estimated)}</td>"
+                    f"<td {_CELL}>{source}</td><td {_CELL}>{fmt_tokens(m.tokens, ctx.tokens_estimated)}</td>"
                     f"<td {_CELL}><pre {_PRE}>{esc(_clean(_content(m))) or '(empty)'}</pre></td></tr>")
     tools = "".join(f"<li><code>{esc(_clean(_tool_line(t)))}</code></li>" for t in ctx.tools)
     tools_html = f"<ul>{tools}</ul>" if tools else "<div>none</div>"

@@ -354,6 +354,12 @@ class Session:
         return self.session_name or self.session_id[:8]
 
     @property
+    def label_with_id(self) -> str:
+        """``name (1a2b3c4d)`` or just the short id: what footers and messages call a session, telling apart
+        two sessions of the same name."""
+        return f"{self.session_name} ({self.session_id[:8]})" if self.session_name else self.session_id[:8]
+
+    @property
     def experiment(self) -> dict[str, Any] | None:
         """``{"kind": "compare" | "batch", "from": session id | None}`` for a session an experiment made: lists
         hide these by default and show them under the session they came from."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbsessions.agent import Agent
+from nbsessions.context import newest_runs
 from nbsessions.errors import exception_line
 from nbsessions.resumable import Cursor
 from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, StepRecord
@@ -121,12 +122,18 @@ class StepsRun:
 
     def history(self, num_runs: int | None) -> list[tuple[str, str]]:
         """The session's earlier completed workflow runs as (input, output); all of them when ``num_runs`` is
-        None."""
-        last = None if num_runs is None else num_runs * 4 + 1  # from the newest end: cost follows what is read
-        runs = [r for r in self.workflow.db.list_runs(self.run.session_id, last=last)
-                if r.kind == "workflow" and r.is_history and r.run_id != self.run.run_id]
-        if num_runs is not None:
-            runs = runs[-num_runs:] if num_runs > 0 else []
+        None. Read from the newest end, so the cost follows what is asked for."""
+        def wanted(r: RunOutput) -> bool:
+            return r.kind == "workflow" and r.is_history and r.run_id != self.run.run_id
+
+        db, sid = self.workflow.db, self.run.session_id
+        if num_runs is None:
+            runs = [r for r in db.list_runs(sid) if wanted(r)]
+        elif num_runs <= 0:
+            runs = []
+        else:
+            recent = newest_runs(db, sid, num_runs + 1, lambda rs: sum(map(wanted, rs)) >= num_runs)
+            runs = [r for r in recent if wanted(r)][-num_runs:]
         return [(r.input, r.content) for r in runs]
 
     def _one(self, step: Step, query: str, previous: Any, outputs: dict[str, StepOutput]

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from nbsessions.context import after_run, own_messages
+from nbsessions.context import newest_runs, own_messages
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import SessionNotFoundError, exception_line
 from nbsessions.llm.base import Model
@@ -95,12 +95,8 @@ def write_summary(model: Model, previous: str | None, runs: list[RunOutput], pro
 
 
 def runs_after(db: BaseDb, session_id: str, after: str | None, window: int) -> list[RunOutput]:
-    """Runs stored after the run ``after``, read from the newest end so cost follows what is new."""
-    while True:
-        recent, found = after_run(db.list_runs(session_id, last=window), after)
-        if found or len(recent) < window:
-            return recent
-        window *= 4
+    """Runs stored after the run ``after``, read from the newest end so cost follows what is new, not the session."""
+    return newest_runs(db, session_id, window, lambda _: False, after=after)
 
 
 class Summarizer:

@@ -53,6 +53,16 @@ def check_json(value: Any, what: str) -> None:
         raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
+def loads(text: str) -> Any:
+    """``json.loads`` without Python's ``NaN`` and ``Infinity``, which no store or browser takes: a ``ValueError``
+    naming the word (a ``json.JSONDecodeError`` for any other mistake)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON: use a number, null or a string")
+
+
 def check_count(value: Any, what: str, least: int = 0) -> None:
     """None, or a whole number of at least ``least`` (a history length, a token budget)."""
     if value is None:

@@ -18,6 +18,7 @@ from typing import Any
 from nbsessions.agent import Agent
 from nbsessions.arguments import DbLike, as_db
 from nbsessions.async_api import AsyncSessionsMixin
+from nbsessions.context import newest_runs
 from nbsessions.db.base import BaseDb
 from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
@@ -258,9 +259,14 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
     def _history(self, session_id: str, before: str, num_runs: int | None = None) -> list[dict[str, str]]:
         """The newest earlier workflow runs of the session: {"input", "output"}, oldest first."""
         count = self.num_history_runs if num_runs is None else num_runs
-        runs = [r for r in self.db.list_runs(session_id, last=count * 4 + 1)
-                if r.kind == "workflow" and r.is_history and r.run_id != before]
-        return [{"input": r.input, "output": r.content} for r in runs[-count:]] if count > 0 else []
+        if count <= 0:
+            return []
+
+        def wanted(r: RunOutput) -> bool:
+            return r.kind == "workflow" and r.is_history and r.run_id != before
+
+        recent = newest_runs(self.db, session_id, count + 1, lambda runs: sum(map(wanted, runs)) >= count)
+        return [{"input": r.input, "output": r.content} for r in recent if wanted(r)][-count:]
 
     def _save_state(self, session_id: str, state: dict[str, Any], initial: dict[str, Any]) -> None:
         """Write the keys steps set and delete the keys they removed, as one patch; ``initial`` becomes ``state``."""

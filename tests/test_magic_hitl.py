@@ -85,6 +85,9 @@ def test_tools_from_the_notebook_are_called_by_the_model(served, openai_server):
     openai_server.script(call("word_count", text="a b c"), "There are 3 words.")
     ran = served.run("%%agent --new counting\nHow many words in 'a b c'?")
     assert ran.result.success and ran.final.startswith("There are 3 words.\n\n— local-model")
+    shown = ran.outputs[-1].data["text/html"]  # the tool and its arguments, folded under the reply
+    assert '<details class="nbsessions-tools"' in shown and "<summary>1 tool call: word_count</summary>" in shown
+    assert "{&quot;text&quot;: &quot;a b c&quot;}" in shown
     frames = [o.data["text/plain"] for o in ran.outputs]  # the cell's one output, frame by frame
     assert any(f.startswith("… local-model") and f.endswith("· calling word_count") for f in frames), frames
     first, second = openai_server.requests
@@ -375,6 +378,49 @@ def test_a_failed_name_leaves_the_session_unnamed_and_the_cell_fine(served, open
     assert len(openai_server.calls) == 3
 
 
+def cell_controls(ran):
+    """The Approve / Reject (or Continue) card a paused cell shows above its notice."""
+    from ipywidgets.widgets.widget import _instances
+
+    shown = [o.data["application/vnd.jupyter.widget-view+json"]["model_id"] for o in ran.outputs
+             if "application/vnd.jupyter.widget-view+json" in o.data]
+    return _instances[shown[-1]]
+
+
+def test_approve_in_the_paused_cell_continues_the_run_there_on_its_model(served, openai_server):
+    from IPython.utils.capture import capture_output
+
+    served.run(TOOLS)
+    served.run("%agent tools drop_table")
+    openai_server.script(call("drop_table", name="old"), "The table is gone.")
+    ran = served.run("%%agent --new ops\nDrop the old table.")
+    notice = ran.outputs[-1]
+    card = cell_controls(ran)
+    assert [b.description for b in card.buttons] == ["Approve", "Reject"] and card.comm is not None
+    with capture_output() as cap:
+        card.approve.click()
+    updates = {o.transient["display_id"]: o for o in cap.outputs if o.update}
+    reply = updates[notice.transient["display_id"]].data["text/plain"]
+    assert reply.startswith("The table is gone.") and "ops (" in reply  # the notice became the reply
+    assert card.comm is None and len(updates) == 2  # the buttons went with it
+    assert openai_server.last.body["model"] == "local-model"  # the model that made the run
+    agent = served.magics.notebook.agent
+    assert agent.get_runs(agent.active_session_id)[-1].status.value == "completed"
+
+
+def test_a_missing_field_is_said_on_the_cell_card_and_nothing_runs(served, openai_server):
+    served.run(TOOLS)
+    served.run("%agent tools book")
+    openai_server.script(call("book", flight="LX1"))
+    ran = served.run("%%agent --new trip\nBook me a seat.")
+    card = cell_controls(ran)
+    calls = len(openai_server.calls)
+    card.submit.click()
+    assert card.message.value.startswith("fill in ") and len(openai_server.calls) == calls
+    agent = served.magics.notebook.agent
+    assert agent.get_runs(agent.active_session_id)[-1].status.value == "paused"
+
+
 def test_a_paused_cell_shows_the_reply_once_the_panel_continues_the_run(served, openai_server):
     from IPython.utils.capture import capture_output
 
@@ -390,8 +436,9 @@ def test_a_paused_cell_shows_the_reply_once_the_panel_continues_the_run(served, 
     card, = panel.history.paused
     with capture_output() as cap:
         card.approve.click()
-    update, = [o for o in cap.outputs if o.update]
-    assert update.transient["display_id"] == notice.transient["display_id"]  # the paused cell's own output
+    updates = {o.transient["display_id"]: o for o in cap.outputs if o.update}
+    update = updates.pop(notice.transient["display_id"])  # the paused cell's own output
+    assert [o.data for o in updates.values()] == [{"text/plain": ""}]  # and its buttons went
     assert update.data["text/plain"].startswith("The table is gone.") and "is paused" not in update.data["text/plain"]
     assert "ops (" in update.data["text/plain"]  # with its footer
     with capture_output() as again:

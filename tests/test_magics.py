@@ -58,11 +58,11 @@ def test_footer_numbers_are_the_stored_metrics(served, openai_server, workdir):
     assert (run.metrics.input_tokens, run.metrics.output_tokens, run.metrics.cached_tokens) == (1234, 56, 7)
     label = f"costs ({run.session_id[:8]})"
     ttft, duration = fmt.seconds(run.metrics.time_to_first_token), fmt.seconds(run.metrics.duration)  # as stored
-    footer = f"local-model · {label} · 1234 in / 56 out tokens · TTFT {ttft} · {duration} · cost n/a"
+    footer = f"local-model · {label} · 1,234 in / 56 out tokens · TTFT {ttft} · {duration} · cost n/a"
     assert ran.final.endswith("— " + footer)
-    assert "1234 in / 56 out tokens" in ran.html[-1]
+    assert "1,234 in / 56 out tokens" in ran.html[-1]
     metrics = served.run("%agent metrics").stdout
-    assert "1234 in / 56 out / 1290 total (cached 7" in metrics
+    assert "1,234 in / 56 out / 1,290 total (cached 7" in metrics
 
 
 def test_no_stream_shows_the_reply_once_at_the_end(served, openai_server):

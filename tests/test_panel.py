@@ -426,7 +426,7 @@ def test_saving_state_keeps_keys_written_elsewhere_after_the_editor_loaded(agent
 @pytest.mark.parametrize("text, expected", [
     ('{"topic": ', "invalid JSON at line 1"),
     ("[1, 2]", "must be a JSON object"),
-    ('{"x": NaN}', "NaN is not valid JSON"),
+    ('{"x": NaN}', "NaN is not JSON"),
 ])
 def test_invalid_state_shows_an_inline_error_and_saves_nothing(agent, text, expected):
     session = agent.create_session("s", session_state={"topic": "ml"})

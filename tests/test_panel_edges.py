@@ -3,12 +3,19 @@ line, "1 messages", the order of ``%agent history`` and a batch table's caption 
 
 from __future__ import annotations
 
-from conftest import RecordingModel
+import json as _json
 
-from nbsessions import Agent, RunOutput, RunStatus
+from conftest import RecordingModel
+from xss import ActiveContent
+
+from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
 from nbsessions.explore.batch import batch
+from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
+from nbsessions.panel.sent_view import sent_parts
+from nbsessions.render import reply_bundle
 from nbsessions.schema import Metrics
+from nbsessions.tools import make_tool
 
 
 def test_metrics_say_how_many_runs_and_leave_failed_runs_off_the_latency_line(db):
@@ -43,8 +50,6 @@ def test_one_message_is_not_messages(db):
     agent = Agent(model=RecordingModel("ok"), db=db)
     run = agent.run("alone")
     run.messages = run.messages[:1]
-    from nbsessions.panel.sent_view import sent_parts
-
     line, _body = sent_parts(run)
     assert line.startswith("Sent · 1 message (0 from history)")
 
@@ -73,3 +78,47 @@ def test_a_batch_table_wraps_long_check_names_and_its_caption_is_words(db):
     assert "max-width:9em;overflow-wrap:anywhere\">a_check_with_a_very_long_name_indeed</th>" in table
     assert "white-space:nowrap\">TTFT" in table  # latency stays on one line
     assert "BatchResult(" not in table and "1 rows: 1 completed · pass rate 100%" in table
+
+
+def test_the_filter_finds_sessions_by_words_in_their_prompts_and_replies_and_follows_new_runs(db):
+    agent = Agent(model=RecordingModel("Zanzibar is an island."), db=db)
+    found = agent.run("Where is the spice island?", session_id=agent.create_session("travel").session_id)
+    other = agent.run("Something else", session_id=agent.create_session("other").session_id,
+                      model=RecordingModel("Nothing to see."))
+    panel = SessionPanel(agent)
+    panel.sessions.text_filter.value = "ZANZIBAR"  # a word of a reply, any case
+    assert panel.sessions.shown_ids == [found.session_id]
+    panel.sessions.text_filter.value = "spice island"  # words of a prompt
+    assert panel.sessions.shown_ids == [found.session_id]
+    panel.sessions.text_filter.value = "quokka"
+    assert panel.sessions.shown_ids == []
+    agent.run("Tell me about the quokka", session_id=other.session_id, model=RecordingModel("A small marsupial."))
+    panel.sessions.text_filter.value = "marsupial"  # a run that arrived, in a session read before
+    assert panel.sessions.shown_ids == [other.session_id]
+    panel.close()
+
+
+def test_a_finished_cell_and_its_exported_notebook_show_the_tools_it_called_folded_and_inert(nb, workdir):
+    hostile = '<img src=x onerror="alert(1)">'
+
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return f"found {city}"
+
+    def model(messages, tools):
+        if not any(m.role == "tool" for m in messages):
+            return ToolCall("call_1", "lookup", _json.dumps({"city": hostile}))
+        return "Done."
+
+    nb.run("%%agent --new tools\nhello")
+    agent = nb.shell.magics_manager.registry["AgentMagics"].agent
+    agent.tools["lookup"] = make_tool(lookup)
+    run = agent.run("look it up", session_id=agent.active_session_id, model=FunctionModel(model))
+    shown = reply_bundle(run, "tools")["text/html"]
+    assert "<summary>1 tool call: lookup</summary>" in shown and "found &lt;img src=x" in shown
+    checker = ActiveContent()
+    checker.feed(shown)
+    assert checker.found == []
+    nb.run("%agent export ipynb out.ipynb")
+    exported = (workdir / "out.ipynb").read_text()
+    assert "1 tool call: lookup" in exported and "onerror=\\\"alert" not in exported.replace("&quot;", "")

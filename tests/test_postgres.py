@@ -51,7 +51,7 @@ def test_schema_is_created_on_first_use_and_each_migration_recorded_once(fresh_u
         assert conn.execute("SELECT to_regclass('nbsessions.sessions')").fetchone()[0] is None
     with PostgresDb(fresh_url) as db:
         db.upsert_session(Session(session_name="first"))
-    expected = [(i, name) for i, (name, _sql) in enumerate(MIGRATIONS, 1)]
+    expected = [(m.number, m.name) for m in MIGRATIONS]
     assert versions(fresh_url) == expected
     with PostgresDb(fresh_url) as db:  # opening again applies nothing twice and keeps the data
         assert [s.session_name for s in db.list_sessions()] == ["first"]

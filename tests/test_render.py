@@ -103,6 +103,23 @@ def test_footer_marks_estimated_token_counts_with_a_tilde():
     assert " · 31 in / 5 out tokens · " in format_footer(run, "c")
 
 
+def test_token_counts_read_the_same_on_every_surface():
+    """Footer (cell and command line), `%agent metrics`, context view and panel once disagreed: 12345 vs 12,345."""
+    from nbsessions import formatting as fmt
+    from nbsessions.inspect_context import SentContext, SentMessage
+    from nbsessions.printing import footer as printed_footer
+    from nbsessions.render_context import context_text
+
+    run = RunOutput(session_id="s", model="m", status=RunStatus.completed,
+                    metrics=Metrics(input_tokens=12345, output_tokens=6789, total_tokens=19134))
+    assert fmt.tokens(12345) == "12,345" and fmt.tokens(12345, estimated=True) == "~12,345"
+    assert " · 12,345 in / 6,789 out tokens · " in format_footer(run, "c")
+    assert "12,345 in / 6,789 out" in printed_footer(run)
+    ctx = SentContext(session_id="s", run_id="r", model="m", provider="p", tokens_estimated=False,
+                      messages=[SentMessage(part="prompt", role="user", content="x", tokens=12345)])
+    assert "12,345 tokens" in context_text(ctx)
+
+
 def test_code_blocks_are_highlighted_with_the_editor_colours_of_the_theme():
     out = markdown_to_html("```python\ndef f(x):\n    return 'hi'  # note\n```\n\nand `inline`")
     assert '<span style="color:var(--jp-mirror-editor-keyword-color)">def</span>' in out

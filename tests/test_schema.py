@@ -74,3 +74,31 @@ def test_label_is_the_name_or_a_short_id():
     assert Session(session_name="Chat").label == "Chat"
     session = Session()
     assert session.label == session.session_id[:8]
+
+
+def test_one_session_label_names_the_session_and_its_short_id():
+    from nbsessions.schema import Session
+
+    named, unnamed = Session(session_id="1a2b3c4d-rest", session_name="eda"), Session(session_id="9f8e7d6c-rest")
+    assert (named.label, named.label_with_id) == ("eda", "eda (1a2b3c4d)")
+    assert unnamed.label == unnamed.label_with_id == "9f8e7d6c"
+
+
+def test_json_typed_by_people_refuses_nan_and_infinity_in_every_editor():
+    import json
+
+    import pytest
+
+    from nbsessions.panel.paused_run import parse_value
+    from nbsessions.panel.state_editor import parse_state
+    from nbsessions.validate import loads
+
+    assert loads('{"a": [1, null]}') == {"a": [1, None]}
+    for word in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValueError, match=f"{word} is not JSON"):
+            loads(f'{{"a": {word}}}')
+        with pytest.raises(ValueError, match=f"{word} is not JSON"):
+            parse_state(f'{{"a": {word}}}')
+        assert parse_value(word) == word  # a typed field keeps the word as text
+    with pytest.raises(json.JSONDecodeError):
+        loads("{")

@@ -122,6 +122,22 @@ def test_workflow_history_is_run_based(db):
     assert prompts[0].endswith("</workflow_history_context>\nfirst")
 
 
+def test_workflow_history_reaches_past_many_step_runs(db):
+    """Five agent steps store five nested runs per workflow run: a fixed window of ``4 × count`` runs once
+    found only the newest earlier run; the window now widens until ``count`` workflow runs are in it."""
+    seen = []
+
+    def remember(step: StepInput) -> str:
+        seen.append([h["input"] for h in step.history])
+        return "noted"
+
+    flow = Workflow(steps=[*(member(f"m{i}") for i in range(5)), remember], db=db, num_history_runs=3)
+    sid = flow.run("a").session_id
+    for prompt in "bcd":
+        flow.run(prompt, session_id=sid)
+    assert seen[-1] == ["a", "b", "c"]
+
+
 def test_a_failing_step_stops_the_run_names_it_and_keeps_earlier_outputs(db):
     def explode(step: StepInput) -> str:
         raise RuntimeError("disk full")

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from tinydb.storages import Storage
 
 from nbsessions.db.journal_format import (
-    FORMAT_VERSION,
     BadLine,
     LazyDoc,
     OpenFile,
@@ -45,6 +44,7 @@ from nbsessions.db.journal_format import (
 )
 from nbsessions.db.journal_guard import append_whole, refuse_before_locking
 from nbsessions.db.journal_index import Doc, JournalIndex, Pending
+from nbsessions.db.journal_migrations import migrate
 from nbsessions.db.lockfile import FileLock, LockTimeout, lock_path
 from nbsessions.errors import CorruptDatabaseError, StorageError, StorageWarning
 
@@ -207,8 +207,8 @@ class JournalStorage(Storage):
         updates = {i: written_update(encoded[i][2]) for i, (_, _, doc) in enumerate(ops) if isinstance(doc, Update)}
         payload = b"".join(line for _, _, line, _ in encoded)
         with self.transaction():
-            if (self._header or {}).get("nbsessions", FORMAT_VERSION) < FORMAT_VERSION and not self.read_only:
-                self._compact_locked()  # MIGRATIONS: an older file gets the current header before new records
+            if not self.read_only and migrate(self._header, self._index.tables):  # an older file's format
+                self._compact_locked()  # written under the current header before any new record
             at = self._append(payload, durable=durable)
             for i, (name, doc_id, line, doc) in enumerate(encoded):
                 self._apply(name, doc_id, updates.get(i) or (doc.placed(at, self._file) if doc is not None else None))

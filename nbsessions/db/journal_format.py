@@ -25,18 +25,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nbsessions.db.journal_migrations import FORMAT_VERSION as FORMAT_VERSION  # derived from the migrations
 from nbsessions.errors import CorruptDatabaseError, StorageError
-
-FORMAT_VERSION = 3
-"""Bumped only together with a named migration of older files (``MIGRATIONS``)."""
-
-MIGRATIONS = {
-    1: "history references: a run stores the history it sent as references to earlier runs "
-       "(schema.RunOutput.to_dict(history_refs=True)). Format-1 runs hold full copies, which format 2 still "
-       "reads as they are, so the migration rewrites the header only: on the first write to a format-1 file, "
-       "the journal is compacted into a format-2 file before anything new is appended.",
-}
-"""Version -> what changed on the way to the next one; the journal applies them in order on first write."""
 
 
 class BadLine(ValueError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbsessions.db.migrations import Registry
 from nbsessions.errors import StorageError
 
 SCHEMA = "nbsessions"
@@ -23,8 +24,13 @@ CHANNEL = "nbsessions"  # LISTEN/NOTIFY channel of change events
 _LOCK_KEY = 0x6E627365  # pg_advisory_xact_lock key: "nbse"
 NAMES_LOCK_KEY = 0x6E626E6D  # "nbnm", with a hash of the user: naming one user's sessions, one kernel at a time
 
-MIGRATIONS: list[tuple[str, str]] = [
-    ("sessions, runs and meta tables", f"""
+MIGRATIONS = Registry()
+"""The schema's migrations; the number and name of each applied one are rows of ``schema_version``."""
+
+
+@MIGRATIONS("sessions, runs and meta tables")
+def m001_tables(conn: Any) -> None:
+    conn.execute(f"""
         CREATE TABLE {SCHEMA}.sessions (
             session_id   text PRIMARY KEY,
             seq          bigserial NOT NULL,          -- insertion order: ties in a listing keep it
@@ -52,8 +58,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             value json,
             PRIMARY KEY (scope, key)
         );
-    """),
-    ("notify listeners of every change", f"""
+    """)
+
+
+@MIGRATIONS("notify listeners of every change")
+def m002_notify(conn: Any) -> None:
+    conn.execute(f"""
         CREATE FUNCTION {SCHEMA}.notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
             changed record;
@@ -80,15 +90,22 @@ MIGRATIONS: list[tuple[str, str]] = [
             FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.notify_change();
         CREATE TRIGGER meta_notify AFTER INSERT OR UPDATE OR DELETE ON {SCHEMA}.meta
             FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.notify_meta_change();
-    """),
-    ("runs keep their metrics in a column: session totals read no run bodies", f"""
+    """)
+
+
+@MIGRATIONS("runs keep their metrics in a column: session totals read no run bodies")
+def m003_metrics_column(conn: Any) -> None:
+    conn.execute(f"""
         ALTER TABLE {SCHEMA}.runs ADD COLUMN metrics json;
         UPDATE {SCHEMA}.runs SET metrics = data->'metrics';
-    """),
-    ("run metrics as jsonb: summing a session's totals parses each run's metrics once, not once per field", f"""
+    """)
+
+
+@MIGRATIONS("run metrics as jsonb: summing a session's totals parses each run's metrics once, not once per field")
+def m004_metrics_jsonb(conn: Any) -> None:
+    conn.execute(f"""
         ALTER TABLE {SCHEMA}.runs ALTER COLUMN metrics TYPE jsonb USING metrics::jsonb;
-    """),
-]
+    """)
 
 
 def current_version(conn: Any) -> int:
@@ -120,10 +137,10 @@ def migrate(conn: Any) -> int:
         if getattr(exc, "sqlstate", None) != "42501":  # insufficient_privilege
             raise
         role = conn.execute("SELECT current_user").fetchone()[0]
-        pending = MIGRATIONS[version]
+        pending = MIGRATIONS[version + 1]
         raise MigrationRefused(
             f"the database is at nbsessions schema version {version} and this nbsessions needs "
-            f"{len(MIGRATIONS)}, but role {role!r} may not apply migration {version + 1} ({pending[0]}): {exc}. "
+            f"{len(MIGRATIONS)}, but role {role!r} may not apply migration {pending.number} ({pending.name}): {exc}. "
             "Open it once as a role that may (its owner or an admin), or grant this one CREATE on the database"
         ) from None
 
@@ -160,7 +177,8 @@ def _apply_migrations(conn: Any) -> int:
                              applied_at timestamptz NOT NULL DEFAULT now())""")
         version = current_version(conn)  # another kernel may have migrated while we waited for the lock
         _check_not_newer(version)
-        for number, (name, sql) in enumerate(MIGRATIONS[version:], version + 1):
-            conn.execute(sql)
-            conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version, name) VALUES (%s, %s)", [number, name])
+        for step in MIGRATIONS.after(version):
+            step.apply(conn)
+            conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version, name) VALUES (%s, %s)",
+                         [step.number, step.name])
     return len(MIGRATIONS)

@@ -23,7 +23,7 @@ from nbsessions.export import FORMATS, SESSION_ONLY, fence_for, session_json, se
 from nbsessions.export_ipynb import session_ipynb
 from nbsessions.formatting import one_line, seconds, when_precise
 from nbsessions.redact import redact
-from nbsessions.render import format_cost
+from nbsessions.render import format_cost, format_in_out
 from nbsessions.schema import RunOutput, Session
 from nbsessions.validate import kind_of
 
@@ -127,10 +127,9 @@ def _md_cell(value: object) -> str:
 
 def _summary_row(label: str, status: str, run: RunOutput | None, checks: list) -> str:
     m = run.metrics if run is not None else None
-    approx = "~" if m and m.tokens_estimated else ""
-    tokens = f"{approx}{m.input_tokens} / {approx}{m.output_tokens}" if m else "–"
+    in_out = format_in_out(m) if m else "–"
     passed = f"{sum(c.passed for c in checks)}/{len(checks)}" if checks else "–"
-    cells = [label, status, tokens, seconds(m.duration if m else None), format_cost(m.cost if m else None),
+    cells = [label, status, in_out, seconds(m.duration if m else None), format_cost(m.cost if m else None),
              passed]
     return "| " + " | ".join(_md_cell(c) for c in cells) + " |"
 

@@ -14,7 +14,7 @@ from nbsessions import theme
 from nbsessions.explore.checks import CheckResult
 from nbsessions.formatting import seconds
 from nbsessions.redact import redact
-from nbsessions.render import format_cost, markdown_to_html
+from nbsessions.render import format_cost, format_in_out, markdown_to_html
 from nbsessions.schema import Metrics, RunOutput
 
 STATUS_COLOURS = {"completed": theme.SUCCESS, "error": theme.ERROR, "cancelled": theme.WARN, "not_run": theme.MUTED}
@@ -85,8 +85,7 @@ def usage_html(run: RunOutput | None) -> tuple[str, str, str]:
     if run is None:
         return "–", "–", "–"
     m = run.metrics
-    approx = "~" if m.tokens_estimated else ""
-    return (esc(f"{approx}{m.input_tokens} in / {approx}{m.output_tokens} out"),
+    return (esc(f"{format_in_out(m, ' in / ')} out"),
             esc(f"TTFT {seconds(m.time_to_first_token)} · {seconds(m.duration)}"),
             esc(format_cost(m.cost)))
 

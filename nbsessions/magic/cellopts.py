@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from nbsessions.errors import InvalidInputError
 from nbsessions.llm.base import Model
 from nbsessions.schema import Session
-from nbsessions.validate import check_json
+from nbsessions.validate import check_json, loads
 
 
 class Settings(Protocol):
@@ -83,7 +83,7 @@ class Prepared:
 def parse_object(text: str, what: str, example: str = '{"key": "value"}') -> dict[str, Any]:
     """A JSON object (``what`` names it in errors), or a one-line ``UsageError`` saying what is wrong with it."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"invalid {what} JSON ({exc.msg} at character {exc.pos}): give an object such as "
                          f"'{example}'") from None
@@ -131,16 +131,6 @@ def check_flag_count(value: int | None, flag: str, least: int, unit: str) -> Non
         raise UsageError(f"{flag} is too large: at most {sys.maxsize} {unit}")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON: use a number or null")
-
-
 def parse_state(text: str) -> dict[str, Any]:
     """A JSON object for session state, or a one-line ``UsageError`` saying what is wrong with it."""
     return parse_object(text, "state", '{"topic": "ml"}')
-
-
-def session_label(session: Session) -> str:
-    """``name (1a2b3c4d)`` or just the short id: what footers and messages call a session."""
-    short = session.session_id[:8]
-    return f"{session.session_name} ({short})" if session.session_name else short

@@ -22,9 +22,9 @@ from IPython.display import display
 from nbsessions.errors import NbSessionsError
 from nbsessions.export import FORMATS, SESSION_ONLY, write_private
 from nbsessions.formatting import seconds as _seconds
-from nbsessions.formatting import when
+from nbsessions.formatting import tokens, when
 from nbsessions.listing import group_experiments
-from nbsessions.magic.cellopts import parse_state, session_label, split_args
+from nbsessions.magic.cellopts import parse_state, split_args
 from nbsessions.magic.nested import history_view
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.render import format_cost, format_in_out
@@ -84,7 +84,7 @@ def status(nb: NotebookAgent) -> None:
     summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
     registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
     rows = [("database", location.label), ("  why", location.reason),
-            ("session", f"{session_label(session)}, {runs} runs" if session else "none yet"), ("model", model),
+            ("session", f"{session.label_with_id}, {runs} runs" if session else "none yet"), ("model", model),
             ("server", nb.server_line()), ("user", nb.user or "(none)"), ("tools", tools),
             ("summaries", summaries), ("registered", registered),
             ("subcommands", ", ".join(COMMANDS))]
@@ -117,7 +117,7 @@ def user(nb: NotebookAgent, rest: str) -> None:
         mine = nb.sessions()
         nb.agent.set_active_session(mine[0].session_id if mine else None)
         session = mine[0] if mine else None
-    where = f"active session: {session_label(session)}" if session else "the next %%agent cell starts a session"
+    where = f"active session: {session.label_with_id}" if session else "the next %%agent cell starts a session"
     if nb.panel is not None and hasattr(nb.panel, "refresh"):
         nb.panel.refresh()  # the panel shows the new user's sessions only
     print(f"user: {nb.user or '(none)'}; {where}")
@@ -196,13 +196,13 @@ def use(nb: NotebookAgent, rest: str) -> None:
     runs = len(nb.agent.get_runs(session.session_id))
     twins = sum(1 for s in nb.sessions() if s.session_name and s.session_name == session.session_name)
     note = f" (the newest of {twins} sessions with this name)" if twins > 1 else ""
-    print(f"active session: {session_label(session)}, {runs} runs{note}")
+    print(f"active session: {session.label_with_id}, {runs} runs{note}")
 
 
 @command("new")
 def new(nb: NotebookAgent, rest: str) -> None:
     session = nb.new_session(unquote(rest) or None)
-    print(f"new session {session_label(session)} is active")
+    print(f"new session {session.label_with_id} is active")
 
 
 @command("rename")
@@ -230,7 +230,7 @@ def fork(nb: NotebookAgent, rest: str) -> None:
     run_id = find_run(nb.agent.get_runs(session.session_id), unquote(rest)).run_id if rest else None
     forked = nb.agent.fork_session(session.session_id, run_id)
     nb.agent.set_active_session(forked.session_id)
-    print(f"forked {session_label(session)} into {session_label(forked)}, now active")
+    print(f"forked {session.label_with_id} into {forked.label_with_id}, now active")
 
 
 _DELETE = MagicArgumentParser(prog="%agent delete")
@@ -245,11 +245,11 @@ def delete(nb: NotebookAgent, rest: str) -> None:
     session = nb.find_session(" ".join(args.session), unique=True)
     runs = len(nb.agent.get_runs(session.session_id))
     if not args.yes:
-        print(f"this would delete session {session_label(session)} and its {runs} runs; nothing was deleted. "
+        print(f"this would delete session {session.label_with_id} and its {runs} runs; nothing was deleted. "
               f"To confirm: %agent delete {session.session_id[:8]} --yes")
         return
     nb.agent.delete_session(session.session_id)
-    print(f"deleted session {session_label(session)} and its {runs} runs")
+    print(f"deleted session {session.label_with_id} and its {runs} runs")
 
 
 # -- inspecting the active session -------------------------------------------------------------------
@@ -267,9 +267,9 @@ def history(nb: NotebookAgent, rest: str) -> None:
     session = nb.require_active()
     runs = nb.agent.get_runs(session.session_id)
     if not runs:
-        print(f"session {session_label(session)} has no runs yet")
+        print(f"session {session.label_with_id} has no runs yet")
         return
-    show_html(*history_view(runs, session_label(session), n))
+    show_html(*history_view(runs, session.label_with_id, n))
 
 
 @command("state")
@@ -292,11 +292,12 @@ def metrics(nb: NotebookAgent, rest: str) -> None:
     runs = nb.agent.get_runs(session.session_id)
     m = nb.agent.get_session_metrics(session.session_id)
     done = sum(1 for r in runs if r.status == RunStatus.completed)
-    approx = "~" if m.tokens_estimated else ""
-    print(f"session {session_label(session)}: {len(runs)} runs, {done} completed\n"
-          f"tokens: {approx}{m.input_tokens} in / {approx}{m.output_tokens} out / {approx}{m.total_tokens} total "
-          f"(cached {m.cached_tokens}, reasoning {m.reasoning_tokens})"
-          f"{' — ~ estimated: the server sent no usage' if approx else ''}\n"
+    est = m.tokens_estimated
+    print(f"session {session.label_with_id}: {len(runs)} runs, {done} completed\n"
+          f"tokens: {tokens(m.input_tokens, est)} in / {tokens(m.output_tokens, est)} out / "
+          f"{tokens(m.total_tokens, est)} total (cached {tokens(m.cached_tokens)}, "
+          f"reasoning {tokens(m.reasoning_tokens)})"
+          f"{' — ~ estimated: the server sent no usage' if est else ''}\n"
           f"time to first token (mean): {_seconds(m.time_to_first_token)} · duration (sum): "
           f"{_seconds(m.duration)} · {format_cost(m.cost)}")
 
@@ -354,4 +355,4 @@ def export(nb: NotebookAgent, rest: str) -> None:
     runs = len(nb.agent.get_runs(session.session_id))
     target = path or _default_path(nb, session.session_id[:8], args.format)
     _write(target, text)
-    print(f"exported {session_label(session)} ({runs} runs) to {target}")
+    print(f"exported {session.label_with_id} ({runs} runs) to {target}")

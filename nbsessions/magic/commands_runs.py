@@ -16,7 +16,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from nbsessions import theme
 from nbsessions.errors import NbSessionsError
-from nbsessions.magic.cellopts import parse_object, session_label
+from nbsessions.magic.cellopts import parse_object
 from nbsessions.magic.commands import command, find_run, parse_rest, show_html, unquote
 from nbsessions.magic.notebook import BACKGROUND_WAIT, NotebookAgent
 from nbsessions.magic.pauses import answers
@@ -57,7 +57,7 @@ def continue_(nb: NotebookAgent, rest: str) -> None:
         paused = [r for r in nb.agent.get_runs(session.session_id)
                   if r.status == RunStatus.paused and r.parent_run_id is None]  # a member's pause is its team's
         if not paused:
-            raise UsageError(f"nothing is paused in session {session_label(session)}: a run pauses when a tool "
+            raise UsageError(f"nothing is paused in session {session.label_with_id}: a run pauses when a tool "
                              "needs approval, input or an outside result")
         run = paused[-1]
     elif run.status != RunStatus.paused:
@@ -111,10 +111,10 @@ def variants(nb: NotebookAgent, rest: str) -> None:
     if run is None:
         runs = [r for r in nb.agent.get_runs(session.session_id, last=20) if r.input]
         if not runs:
-            raise UsageError(f"session {session_label(session)} has no runs yet")
+            raise UsageError(f"session {session.label_with_id} has no runs yet")
         run = runs[-1]
     group = nb.agent.variants(run.run_id)
-    cells = [_variant_cell(r, session_label(session)) for r in group]
+    cells = [_variant_cell(r, session.label_with_id) for r in group]
     td = f'<td style="{theme.CELL}">'
     th = f'<th style="{theme.HEADER_CELL}">'
     table = (f'<div class="nbsessions-variants"><blockquote>{markdown_to_html(run.input)}</blockquote>'
@@ -159,10 +159,10 @@ def summary(nb: NotebookAgent, rest: str) -> None:
                    "runs")
         else:
             how = f"the first one comes after {summarizer.every} completed runs"
-        print(f"no summary yet for session {session_label(session)}: {how}" + (f"\n{note}" if note else ""))
+        print(f"no summary yet for session {session.label_with_id}: {how}" + (f"\n{note}" if note else ""))
         return
     through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("run_id", "")
-    head = f"summary of {session_label(session)}" + (f", through run {through[:8]}" if through else "")
+    head = f"summary of {session.label_with_id}" + (f", through run {through[:8]}" if through else "")
     show_html(f"{head}\n{session.summary}" + (f"\n{note}" if note else ""),
               f'<div class="nbsessions-summary"><div style="opacity:.7">{html.escape(head)}</div>'
               f"{markdown_to_html(session.summary)}"

@@ -25,7 +25,7 @@ from nbsessions.explore.checks import Check, as_checks
 from nbsessions.explore.compare import Comparison, compare
 from nbsessions.llm.base import Model
 from nbsessions.llm.openai import RESERVED_SETTINGS
-from nbsessions.magic.cellopts import CellOptions, session_label
+from nbsessions.magic.cellopts import CellOptions
 from nbsessions.magic.cellrun import CellInterrupted
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.templating import TemplateError
@@ -139,5 +139,5 @@ def run_batch(nb: NotebookAgent, opts: CellOptions, body: str) -> None:
         except (NbSessionsError, ValueError) as exc:
             raise UsageError(str(exc)) from None
     if result.session_id and session is None:
-        print(f"rows stored in session {session_label(agent.get_session(result.session_id))}")
+        print(f"rows stored in session {agent.get_session(result.session_id).label_with_id}")
     _finish(nb, opts, result, "rows")

@@ -13,9 +13,9 @@ import json
 from collections import defaultdict
 
 from nbsessions import theme
-from nbsessions.formatting import one_line, when
+from nbsessions.formatting import one_line, tokens, when
 from nbsessions.formatting import seconds as _seconds
-from nbsessions.render import format_cost, format_footer, format_tokens, markdown_to_html
+from nbsessions.render import format_cost, format_footer, markdown_to_html
 from nbsessions.schema import RunOutput, RunStatus, StepRecord
 
 Bundle = dict[str, str]
@@ -58,7 +58,7 @@ def member_summary(team_run: RunOutput, members: list[RunOutput]) -> Bundle:
     if not members:
         parts = ["no member was asked"]
     else:
-        parts = [f"{name} · {format_tokens(run.metrics.total_tokens, run.metrics.tokens_estimated)} tokens · "
+        parts = [f"{name} · {tokens(run.metrics.total_tokens, run.metrics.tokens_estimated)} tokens · "
                  f"{run.status.value}"
                  for name, run in zip(member_names(team_run, members), members, strict=True)]
     text = "members: " + " | ".join(parts)
@@ -76,8 +76,8 @@ def workflow_footer(run: RunOutput, label: str, total: int | None = None) -> str
     steps = f"{done}/{total} steps" if total else f"{done} step{'' if done == 1 else 's'} completed"
     name = "workflow" if run.model in (None, "", "workflow") else f"workflow {run.model}"
     parts = [name, label, steps,
-             f"{format_tokens(m.input_tokens, m.tokens_estimated)} in / "
-             f"{format_tokens(m.output_tokens, m.tokens_estimated)} out tokens", _seconds(m.duration),
+             f"{tokens(m.input_tokens, m.tokens_estimated)} in / "
+             f"{tokens(m.output_tokens, m.tokens_estimated)} out tokens", _seconds(m.duration),
              format_cost(m.cost)]
     if run.status != RunStatus.completed:
         parts.append(run.status.value + (f": {one_line(run.error)}" if run.error else ""))

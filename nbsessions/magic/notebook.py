@@ -30,7 +30,7 @@ from nbsessions.errors import (
 )
 from nbsessions.listing import match_session
 from nbsessions.llm.base import Model
-from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state, session_label
+from nbsessions.magic.cellopts import CellOptions, Prepared, Settings, parse_state
 from nbsessions.magic.cellrun import CellInterrupted, show_run
 from nbsessions.magic.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
 from nbsessions.magic.modelchoice import ModelChoice
@@ -75,7 +75,8 @@ class NotebookAgent(ModelChoice):
         self._unnamed: set[str] = set()  # sessions this kernel started without a name: named after a run
         self._paused_models: dict[str, Model] = {}  # run id -> the model a paused run was started with
         self._paused_runners: dict[str, Agent] = {}  # run id -> the registered agent that paused it
-        self.paused_notices = PausedNotices(lambda run_id, sid: self.agent.get_run_output(run_id, session_id=sid))
+        self.paused_notices = PausedNotices(lambda run_id, sid: self.agent.get_run_output(run_id, session_id=sid),
+                                            self.continue_in_place)
         self.registry = Registry()  # teams, workflows and agents from %agent register
 
     # -- database ---------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ class NotebookAgent(ModelChoice):
 
         ``runner`` is a registered agent or team the run belongs to (``%agent continue`` resumes it there).
         """
-        label = session_label(session)
+        label = session.label_with_id
         try:
             run = show_run(stream, label, waiting=f"{waiting or model.id} · {label}",
                            live=self.settings.stream if live is None else live,
@@ -339,6 +340,20 @@ class NotebookAgent(ModelChoice):
             self._paused_runners.pop(run.run_id, None)
             self.name_new_session(run, model)
         return run
+
+    def continue_in_place(self, run_id: str, session_id: str, answers: dict[str, Any]) -> RunOutput:
+        """Resume a paused run from the buttons under its notice, on the model it started with, without
+        streaming (the click comes from the widget, not from a cell that could show a stream)."""
+        run = self.agent.get_run_output(run_id, session_id=session_id)
+        if run is None:
+            raise UsageError(f"run {run_id[:8]} is no longer stored")
+        model = self._paused_models.get(run_id) or self.agent.model_of(run)
+        runner = self._paused_runners.get(run_id, self.agent)
+        done = runner.continue_run(run_id, model=model, **answers)
+        if done.status != RunStatus.paused:
+            self._paused_models.pop(run_id, None)
+            self._paused_runners.pop(run_id, None)
+        return done
 
     def continue_paused(self, run: RunOutput, session: Session, answers: dict[str, Any]) -> RunOutput:
         """Resume a paused run with the user's answers, on the model it started with (this kernel's object, or

@@ -153,18 +153,73 @@ def _results(run: RunOutput, waiting: list[RunRequirement], given: dict[str, Any
             for call_id, value in per_call.items()}
 
 
+Answer = Callable[[str, str, dict[str, Any]], RunOutput]  # (run id, session id, answers) -> the run as it ends
+
+
 class PausedNotices:
     """The paused notices this kernel showed, kept current: a run continued elsewhere (the panel, another cell)
-    replaces its notice with the finished reply, so no cell keeps saying "paused" about a run that is done."""
+    replaces its notice with the finished reply, so no cell keeps saying "paused" about a run that is done.
 
-    def __init__(self, lookup: Callable[[str, str], RunOutput | None]) -> None:
-        self._lookup = lookup
+    With ``answer``, each notice has Approve / Reject (or Continue) and a box per requested field with it, the
+    panel's controls (``PausedRun``), above it: a click continues the run in place through ``answer``, and the notice
+    turns into the reply (or the next question) as when the panel continues it. The typed ``%agent continue``
+    line stays the alternative. Nothing the model wrote reaches these widgets but as text."""
+
+    def __init__(self, lookup: Callable[[str, str], RunOutput | None], answer: Answer | None = None) -> None:
+        self._lookup, self._answer = lookup, answer
         self._shown: dict[str, tuple[DisplayHandle, str]] = {}  # run id -> (its notice, the session label)
         self._sessions: dict[str, str] = {}  # run id -> its session
+        self._controls: dict[str, tuple[DisplayHandle, Any]] = {}  # run id -> (its controls' output, the card)
 
     def show(self, run: RunOutput, label: str) -> None:
+        """The controls first, then the notice: the cell's last output stays the notice (and then the reply)."""
+        if self._answer is not None:
+            card = self._card(run)
+            self._controls[run.run_id] = (display(card, display_id=True), card)
         self._shown[run.run_id] = (display(notice_bundle(run), raw=True, display_id=True), label)
         self._sessions[run.run_id] = run.session_id
+
+    def _card(self, run: RunOutput) -> Any:
+        from nbsessions.panel.paused_run import PausedRun  # ipywidgets loads only when a run pauses
+
+        return PausedRun(run, 0, self._clicked, controls_only=True)
+
+    def _clicked(self, card: Any, approve: bool | None) -> None:
+        """Approve / Reject / Continue under a notice: check the answers, continue, show what came of it."""
+        try:
+            user_input, results = card.answers()
+        except ValueError as exc:
+            card.message.value = str(exc)
+            return
+        for button in card.buttons:
+            button.disabled = True
+        card.message.value = "continuing: the model is answering…"
+        try:
+            given = {"approve": approve, "user_input": user_input or None, "results": results or None}
+            run = self._answer(card.run_id, self._sessions.get(card.run_id, ""), given)
+        except (NbSessionsError, ValueError, UsageError) as exc:
+            card.message.value = str(exc)
+            for button in card.buttons:
+                button.disabled = False
+            return
+        self._done(card.run_id, run)
+
+    def _done(self, run_id: str, run: RunOutput) -> None:
+        """The controls go; a run that paused again gets its new question and controls in the same place."""
+        handle, card = self._controls.pop(run_id, (None, None))
+        if run.status == RunStatus.paused and run_id in self._shown:
+            notice, _label = self._shown[run_id]
+            notice.update(notice_bundle(run), raw=True)
+            if handle is not None:
+                fresh = self._card(run)
+                handle.update(fresh)
+                self._controls[run_id] = (handle, fresh)
+        elif handle is not None:
+            handle.update({"text/plain": ""}, raw=True)
+        if card is not None:
+            from nbsessions.panel.widget_tree import close_tree
+
+            close_tree(card)
 
     def on_event(self, event: str, session_id: str) -> None:
         """An Agent listener: after a run event, refresh the notices of runs that are no longer paused."""
@@ -181,3 +236,5 @@ class PausedNotices:
                 continue
             del self._shown[run_id], self._sessions[run_id]
             handle.update(reply_bundle(run, label), raw=True)
+            if run_id in self._controls:  # answered elsewhere (the panel, %agent continue): no buttons left
+                self._done(run_id, run)

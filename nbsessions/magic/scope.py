@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbsessions.db.locate import DB_SUFFIX as DB_SUFFIX
+from nbsessions.db.locate import URL_ENV as URL_ENV
+from nbsessions.db.locate import db_path_for as db_path_for
+from nbsessions.db.locate import login_user as login_user
 from nbsessions.db.urls import is_postgres_url, mask_url
 
-DB_SUFFIX = ".nbsessions.json"
 FALLBACK_NAME = "nbsessions.json"
 VSCODE_NAME = "__vsc_ipynb_file__"
 JUPYTER_ENV = "JPY_SESSION_NAME"
-URL_ENV = "NBSESSIONS_DB_URL"
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,6 @@ class DbLocation:
     def target(self) -> str | Path:
         """What ``open_store`` opens."""
         return self.url if self.url is not None else self.path
-
-
-def db_path_for(notebook: str | os.PathLike[str]) -> Path:
-    """``analysis.ipynb`` → ``analysis.nbsessions.json`` in the same folder."""
-    nb = Path(notebook)
-    return nb.with_name(nb.stem + DB_SUFFIX)
 
 
 def _jupyter_notebook(value: str, cwd: Path) -> Path | None:
@@ -140,16 +136,3 @@ def configured_db(override: tuple[str, str] | None, db_url: str, db_path: str,
     if env.get(URL_ENV, "").strip():
         return env[URL_ENV], f"from ${URL_ENV}"
     return None, "set with %config AgentMagics.db_path"
-
-
-def login_user(environ: Mapping[str, str] | None = None) -> str:
-    """Who runs this kernel: JupyterHub's user name, else the system login. The default user of a shared store."""
-    env = os.environ if environ is None else environ
-    if env.get("JUPYTERHUB_USER"):
-        return env["JUPYTERHUB_USER"]
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

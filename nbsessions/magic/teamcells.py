@@ -17,7 +17,7 @@ from IPython.display import display
 
 from nbsessions.agent import Agent
 from nbsessions.errors import SessionAccessError
-from nbsessions.magic.cellopts import CellOptions, Prepared, session_label
+from nbsessions.magic.cellopts import CellOptions, Prepared
 from nbsessions.magic.cellrun import CellError, CellInterrupted, LiveOutput, waiting_bundle
 from nbsessions.magic.commands import command, parse_rest
 from nbsessions.magic.nested import member_summary, workflow_bundle
@@ -88,7 +88,7 @@ class _StepProgress:
 def _run_workflow(nb: NotebookAgent, flow: Workflow, name: str, ready: Prepared, session: Session,
                   output: str | None) -> RunOutput:
     """Run a workflow with the cell as input: the steps show as they finish, then the final output and footer."""
-    label, total = session_label(session), len(flow.steps)
+    label, total = session.label_with_id, len(flow.steps)
     out = LiveOutput()
     out.show(waiting_bundle(f"workflow {name}: {total} steps · {label}"))
     progress = _StepProgress(nb, out, label, total)

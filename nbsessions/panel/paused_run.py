@@ -20,6 +20,7 @@ from nbsessions import theme
 from nbsessions.panel.run_html import render_run
 from nbsessions.requirement import RunRequirement
 from nbsessions.schema import RunOutput
+from nbsessions.validate import loads
 
 OnContinue = Callable[["PausedRun", "bool | None"], None]
 _CARD_STYLE = f"border-left:3px solid {theme.WARN};padding-left:6px"
@@ -27,14 +28,10 @@ _KIND_WORDS = {"confirmation": "asks for approval", "user_input": "asks for inpu
                "external_execution": "runs outside: paste its result"}
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(name)
-
-
 def parse_value(text: str) -> Any:
     """A typed field: JSON when it parses (``5``, ``true``, ``[1, 2]``, ``"5"``), else the text as written."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return loads(text)
     except ValueError:
         return text
 
@@ -52,15 +49,15 @@ class PausedRun(VBox):
     """``on_continue(card, approve)``: approve is True / False for Approve / Reject, None for Continue."""
 
     def __init__(self, run: RunOutput, number: int, on_continue: OnContinue, *, prompt: bool = True,
-                 sent: Widget | None = None) -> None:
+                 sent: Widget | None = None, controls_only: bool = False) -> None:
         """``sent``: the run's Sent view, shown under the run (a card inside a variant group has none: the group
-        shows it once)."""
+        shows it once). ``controls_only``: the fields and buttons alone, under a paused cell's own notice."""
         self.run_id, self.number = run.run_id, number
         self.pending = [r for r in run.requirements if not r.resolved]
         self.fields: dict[str, Text] = {}  # one box per field name: continue_run takes one user_input dict
         self.results: dict[str, Textarea] = {}  # tool call id → its externally computed result
         self.message = Label(style=LabelStyle(text_color=theme.ERROR_LABEL))
-        rows: list = [HTML(render_run(run, number, prompt=prompt)), *([sent] if sent else [])]
+        rows: list = [] if controls_only else [HTML(render_run(run, number, prompt=prompt)), *([sent] if sent else [])]
         for requirement in self.pending:
             rows.append(self._ask(requirement))
         self.approve: Button | None = None  # only the buttons this run's questions need
@@ -78,7 +75,11 @@ class PausedRun(VBox):
             buttons = [self.submit]
         super().__init__([*rows, HBox([*buttons, self.message], layout=Layout(align_items="center"))],
                          layout=Layout(margin="4px 0"))
-        self.add_class("nbsessions-paused")
+        self.add_class("nbsessions-paused-controls" if controls_only else "nbsessions-paused")
+
+    @property
+    def buttons(self) -> list[Button]:
+        return [b for b in (self.approve, self.reject, self.submit) if b is not None]
 
     def _ask(self, requirement: RunRequirement) -> VBox:
         name = requirement.tool_name

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from ipywidgets import HTML, Accordion, Layout
 
+from nbsessions import formatting as fmt
 from nbsessions import theme
 from nbsessions.inspect_context import run_context
 from nbsessions.panel.styles import HIDDEN, set_hidden
@@ -79,7 +80,7 @@ def sent_parts(run: RunOutput, labels: Mapping[str, str] | None = None) -> Sent 
     ctx = run_context(run)
     if not ctx.messages:
         return None
-    tokens = f"{'~' if ctx.tokens_estimated else ''}{ctx.total_tokens:,} tokens"
+    tokens = f"{fmt.tokens(ctx.total_tokens, ctx.tokens_estimated)} tokens"
     window = f" of {ctx.context_window:,}" if ctx.context_window else ""
     history = sum(1 for m in ctx.messages if m.part == "history")
     count = len(ctx.messages)

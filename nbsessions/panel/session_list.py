@@ -1,4 +1,5 @@
-"""The session list: a notebook's sessions, newest first, filtered by user and text, paged.
+"""The session list: a notebook's sessions, newest first, filtered by user and text (names, ids, users, and words
+in prompts and replies: ``search``), paged.
 
 Names and user ids are shown in text-only widgets (Button, Label), so nothing a user or a model typed can
 become markup here; the one HTML cell per row holds numbers and dates only.
@@ -16,6 +17,7 @@ from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 from nbsessions.agent import Agent
 from nbsessions.listing import group_experiments
 from nbsessions.panel import formatting as fmt
+from nbsessions.panel.search import ContentIndex
 from nbsessions.render import format_cost
 from nbsessions.schema import Metrics, Session
 
@@ -79,7 +81,9 @@ class SessionList(VBox):
         self.page_size = page_size
         self.user_filter = Dropdown(options=[("all users", ALL_USERS)], value=ALL_USERS, description="User",
                                     layout=Layout(width="220px"))
-        self.text_filter = Text(placeholder="filter by name, id or user", layout=Layout(width="260px"))
+        self.text_filter = Text(placeholder="filter by name, id, user or words said",
+                                layout=Layout(width="260px"))
+        self.content = ContentIndex(agent)
         self.show_experiments = Checkbox(False, description="experiments", indent=False, layout=Layout(width="auto"),
                                          tooltip="also list the sessions compare and batch made, under their source")
         styles = (ButtonStyle(), LabelStyle(), HTMLStyle())  # shared by every row: fewer widgets to build
@@ -117,7 +121,8 @@ class SessionList(VBox):
             return False
         needle = self.text_filter.value.strip().lower()
         return not needle or any(needle in (text or "").lower()
-                                 for text in (session.session_name, session.session_id, session.user_id))
+                                 for text in (session.session_name, session.session_id, session.user_id)
+                                 ) or self.content.matches(session, needle)
 
     def _sync_users(self, sessions: list[Session]) -> None:
         """Offer every user seen in the store, keeping the current choice even if it has no sessions now."""
@@ -139,6 +144,7 @@ class SessionList(VBox):
         """Redraw the current page; ``totals(session_id)`` gives (run count, summed metrics) per row."""
         sessions = self._agent.get_sessions()
         self._sync_users(sessions)
+        self.content.forget({s.session_id for s in sessions})
         shown, self.hidden_experiments = group_experiments([s for s in sessions if self._matches(s)],
                                                            include=self.show_experiments.value)
         pages = max(1, -(-len(shown) // self.page_size))

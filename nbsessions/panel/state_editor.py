@@ -14,18 +14,15 @@ from ipywidgets import Button, HBox, Label, Layout, Textarea, VBox
 from ipywidgets.widgets.widget_string import LabelStyle
 
 from nbsessions import theme
+from nbsessions.validate import loads
 
 SaveState = Callable[[dict[str, Any], set[str]], None]
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON; use null or a string")
 
 
 def parse_state(text: str) -> dict[str, Any]:
     """The edited state, or ``ValueError`` with a message a user can act on (line and column)."""
     try:
-        value = json.loads(text or "{}", parse_constant=_reject_constant)
+        value = loads(text or "{}")
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(value, dict):

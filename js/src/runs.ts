@@ -1,0 +1,72 @@
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
+import { addCodeToolbars } from './codeblocks';
+import { runLine } from './format';
+import { InsertWhere } from './notebook';
+import { IRunRow } from './request';
+
+/** What a run card needs from the sidebar: the notebook actions its buttons call. */
+export interface IRunActions {
+  goToCell(cellId: string): Promise<boolean>;
+  putCode(code: string, where: InsertWhere): void;
+}
+
+function element(tag: string, className: string, text?: string): HTMLElement {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+/** The reply as Markdown through JupyterLab's own renderer, untrusted: its sanitiser strips scripts and handlers. */
+async function renderReply(rendermime: IRenderMimeRegistry, content: string, host: HTMLElement): Promise<void> {
+  const model = new MimeModel({ data: { 'text/markdown': content }, trusted: false });
+  const renderer = rendermime.createRenderer('text/markdown');
+  await renderer.renderModel(model);
+  host.appendChild(renderer.node);
+}
+
+/** One run: status, model, tokens, cost, time; the prompt as text; the reply rendered; Go to cell. */
+export async function runCard(run: IRunRow, rendermime: IRenderMimeRegistry, actions: IRunActions): Promise<HTMLElement> {
+  const card = element('div', 'nbs-run');
+  card.dataset.runId = run.run_id;
+  const meta = element('div', 'nbs-run-meta');
+  meta.appendChild(element('span', `nbs-status nbs-status-${run.status}`, run.status));
+  for (const part of runLine(run)) {
+    meta.appendChild(element('span', 'nbs-run-fact', part));
+  }
+  if (run.superseded_by) {
+    meta.appendChild(element('span', 'nbs-run-fact', 're-run since'));
+  }
+  card.appendChild(meta);
+  card.appendChild(element('div', 'nbs-prompt', run.input));
+  const reply = element('div', 'nbs-reply');
+  card.appendChild(reply);
+  if (run.error) {
+    card.appendChild(element('div', 'nbs-error', run.error));
+  }
+  if (run.cell_id) {
+    card.appendChild(gotoRow(run, actions));
+  }
+  if (run.content) {
+    await renderReply(rendermime, run.content, reply);
+    addCodeToolbars(reply, (code, where) => actions.putCode(code, where));
+  }
+  return card;
+}
+
+function gotoRow(run: IRunRow, actions: IRunActions): HTMLElement {
+  const row = element('div', 'nbs-run-actions');
+  const count = run.execution_count ? ` [${run.execution_count}]` : '';
+  const button = element('button', 'jp-Button jp-mod-styled jp-mod-reject nbs-goto', `Go to cell${count}`);
+  button.title = 'Make the cell that ran this prompt the active cell';
+  const note = element('span', 'nbs-goto-note');
+  button.addEventListener('click', async () => {
+    const found = await actions.goToCell(run.cell_id as string);
+    note.textContent = found ? '' : 'That cell is no longer in this notebook.';
+  });
+  row.appendChild(button);
+  row.appendChild(note);
+  return row;
+}
