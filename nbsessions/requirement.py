@@ -210,6 +210,16 @@ def input_schema(parameters: dict[str, Any], arguments: dict[str, Any]) -> list[
             for name, spec in properties.items()]
 
 
+def linked_tools(tools: list[Any], requirements: list[RunRequirement]) -> list[ToolExecution]:
+    """A run's tool calls as records, each waiting call the same object as in its requirement, so answering it
+    on either counts (runs stored before ``RunOutput.tools`` get their waiting calls listed)."""
+    waiting = {r.tool_call_id: r.tool_execution for r in requirements}
+    linked = [waiting.get(t.tool_call_id, t) for t in (
+        t if isinstance(t, ToolExecution) else ToolExecution.from_dict(t) for t in tools)]
+    present = {id(t) for t in linked}
+    return linked + [t for t in waiting.values() if id(t) not in present]
+
+
 def stored_requirement(data: dict[str, Any]) -> RunRequirement:
     """A requirement as stored; also reads the plain dicts stored before requirements were objects
     (``tool_call_id``, ``tool_name``, ``arguments`` as JSON text, ``kind``, ``fields``, ``resolved``, ``outcome``)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from nbsessions.metrics import Metrics
 from nbsessions.redact import redact, redact_data
-from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
+from nbsessions.requirement import RunRequirement, ToolExecution, linked_tools, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
 
@@ -206,15 +206,7 @@ class RunOutput:
         self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
         self.steps = [stored_step(s) for s in self.steps]
         if self.tools or self.requirements:
-            self._link_tools()
-
-    def _link_tools(self) -> None:
-        """A waiting call is one object in ``tools`` and in its requirement, so answering it on either counts."""
-        waiting = {r.tool_call_id: r.tool_execution for r in self.requirements}
-        tools = [t if isinstance(t, ToolExecution) else ToolExecution.from_dict(t) for t in self.tools]
-        self.tools = [waiting.get(t.tool_call_id, t) for t in tools]
-        present = {id(t) for t in self.tools}
-        self.tools += [t for t in waiting.values() if id(t) not in present]  # stored before ``tools`` was
+            self.tools = linked_tools(self.tools, self.requirements)
 
     @property
     def model_provider(self) -> str | None:
