@@ -92,6 +92,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         tool_call_limit: int | None = None,
         metadata: dict[str, Any] | None = None,
         debug_mode: bool = False,
+        telemetry: bool = False,  # Agno's switch; nbsessions sends no telemetry either way
         **unsupported: Any,
     ) -> None:
         """Agno's keywords where Agno has them (``id`` is ``agent_id``; ``search_past_sessions`` and

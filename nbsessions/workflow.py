@@ -53,7 +53,8 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
                  session_id: str | None = None, num_history_runs: int = 3,
                  add_workflow_history_to_steps: bool = False, agent: WorkflowAgent | None = None,
-                 id: str | None = None) -> None:
+                 id: str | None = None, telemetry: bool = False) -> None:
+        """``telemetry`` is Agno's switch, accepted as nbsessions sends no telemetry either way."""
         if not steps:
             raise ValueError("a workflow needs at least one step")
         prepared = [as_step(step, i) for i, step in enumerate(steps)]

@@ -19,8 +19,8 @@ def model(openai_server):
 def research_and_write(model, db=None):
     researcher = Agent(name="Researcher", model=model(), instructions="Research the topic")
     writer = Agent(name="Writer", model=model(), instructions="Write a short post")
-    return Workflow(name="Content Creation", db=db, steps=[Step(name="Research", agent=researcher),
-                                                         Step(name="Write", agent=writer)])
+    return Workflow(name="Content Creation", db=db, telemetry=False,  # as the cookbook passes it
+                    steps=[Step(name="Research", agent=researcher), Step(name="Write", agent=writer)])
 
 
 # -- cookbook 01_basic_workflows/01_sequence_of_steps: print_response, stream=True ------------------------------
