@@ -3,20 +3,38 @@
 from nbsessions.records.events import (
     ALWAYS_STREAMED,
     BaseAgentRunEvent,
+    ModelRequestCompletedEvent,
+    ModelRequestStartedEvent,
     RunCancelledEvent,
     RunCompletedEvent,
+    RunContentCompletedEvent,
     RunContentEvent,
     RunContinuedEvent,
     RunErrorEvent,
     RunEvent,
     RunPausedEvent,
     RunStartedEvent,
+    TeamRunEvent,
     ToolCallCompletedEvent,
     ToolCallStartedEvent,
+    ToolExecution,
+)
+from nbsessions.records.workflow_events import (
+    StepCompletedEvent,
+    StepErrorEvent,
+    StepStartedEvent,
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowRunEvent,
+    WorkflowStartedEvent,
 )
 
 __all__ = [
-    "ALWAYS_STREAMED", "BaseAgentRunEvent", "RunCancelledEvent", "RunCompletedEvent", "RunContentEvent",
-    "RunContinuedEvent", "RunErrorEvent", "RunEvent", "RunPausedEvent", "RunStartedEvent", "ToolCallCompletedEvent",
-    "ToolCallStartedEvent",
+    "ALWAYS_STREAMED", "BaseAgentRunEvent", "ModelRequestCompletedEvent", "ModelRequestStartedEvent",
+    "RunCancelledEvent", "RunCompletedEvent", "RunContentCompletedEvent", "RunContentEvent", "RunContinuedEvent",
+    "RunErrorEvent", "RunEvent", "RunPausedEvent", "RunStartedEvent", "StepCompletedEvent", "StepErrorEvent",
+    "StepStartedEvent", "TeamRunEvent", "ToolCallCompletedEvent", "ToolCallStartedEvent", "ToolExecution",
+    "WorkflowCancelledEvent", "WorkflowCompletedEvent", "WorkflowErrorEvent", "WorkflowRunEvent",
+    "WorkflowStartedEvent",
 ]
