@@ -6,6 +6,7 @@ It knows nothing of IPython or widgets; the magic and the panel are thin layers 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,23 +16,21 @@ from nbsessions.arguments import DbLike, ModelLike, as_db, as_model
 from nbsessions.async_api import AsyncRunsMixin
 from nbsessions.context import HistoryPolicy, TokenCounter, build_context
 from nbsessions.db.base import BaseDb
-from nbsessions.errors import RunNotPausedError, SessionNotFoundError
 from nbsessions.execution import Execution
 from nbsessions.history_tools import chat_history_tool, past_session_tools
-from nbsessions.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.inspect_context import SentContext, run_context
 from nbsessions.liveness import current_writer
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.printing import PrintingMixin
-from nbsessions.requirement import RunRequirement
+from nbsessions.resume import resume
 from nbsessions.run_options import ContextOptions, ContinueOptions, RunOptions, given_options, spelled_out
 from nbsessions.schema import RunOutput, RunStatus, new_id
 from nbsessions.sessions import SessionsMixin
 from nbsessions.streams import RunStream, complete
 from nbsessions.summary import SUMMARY_THROUGH_KEY, SessionSummaryManager, Summarizer
 from nbsessions.system_message import SystemPrompt, build_system_message, check_instructions
-from nbsessions.tools import RunContext, Tool, make_tool, update_session_state
+from nbsessions.tools import RunContext, Tool, make_tool, runtime_state, update_session_state
 from nbsessions.unsupported import refuse_unsupported
 from nbsessions.validate import check_count, check_run_input, check_state, check_text, check_user_id
 from nbsessions.variants import VariantsMixin
@@ -59,7 +58,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         max_history_tokens: int | None = None,
         token_counter: TokenCounter = estimate_tokens,
         enable_session_summaries: bool = False,
-        session_summary_every: int = 5,
+        session_summary_every: int | None = None,
         add_session_summary_to_context: bool | None = None,
         summary_model: Model | None = None,
         session_summary_manager: SessionSummaryManager | None = None,
@@ -93,6 +92,7 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         tool_call_limit: int | None = None,
         metadata: dict[str, Any] | None = None,
         debug_mode: bool = False,
+        telemetry: bool = False,  # Agno's switch; nbsessions sends no telemetry either way
         **unsupported: Any,
     ) -> None:
         """Agno's keywords where Agno has them (``id`` is ``agent_id``; ``search_past_sessions`` and
@@ -145,13 +145,17 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         self.add_session_state_to_context = add_session_state_to_context
         functions = list(tools or []) + ([update_session_state] if enable_agentic_state else [])
         self.tools: dict[str, Tool] = {t.name: t for t in map(make_tool, functions)}
-        self.summarizer = Summarizer(self.db, manager.model or summary_model or self.model, session_summary_every,
-                                     manager.session_summary_prompt) if enable_session_summaries else None
+        every = 1 if session_summary_every is None else session_summary_every
+        self.summarizer = Summarizer(  # Agno: after every run, before it returns; every N runs in the background
+            self.db, manager.model or summary_model or self.model, every, manager.session_summary_prompt,
+            background=session_summary_every is not None, manager=manager,
+        ) if enable_session_summaries else None
         self.session_state = dict(session_state or {})
         self.instructions = instructions
         self.name = name
         self.agent_id = agent_id or id or new_id()
         self._cancel_requested: set[str] = set()
+        self._debug_runs: set[str] = set()  # runs started with run(debug_mode=True)
         self._lock = threading.Lock()
         self._listeners = []
 
@@ -180,8 +184,12 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         self._check_parent(options.get("parent_run_id"), options.get("session_id"))
         check_run_input(input, options, session_state, (num_history_runs, num_history_messages, max_history_tokens),
                         (options["model"] or self.model).secrets())
+        if options.get("metadata") is not None:
+            check_state(options["metadata"], "metadata")
         history = self._history_policy(add_history_to_context, num_history_runs, num_history_messages,
                                        max_history_tokens)
+        if history is not None and options.get("parent_run_id"):  # a member's: its own runs in the team (Agno)
+            history = dataclasses.replace(history, member_of=self.agent_id)
         return self._prepare(input, session_state=session_state, history=history, **options)
 
     def get_run_context(self, run_id: str) -> SentContext:
@@ -218,10 +226,10 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         clone.db = db
         clone._listeners = []
         clone._relays = []
-        clone._cancel_requested = set()
+        clone._cancel_requested, clone._debug_runs = set(), set()
         clone._lock = threading.Lock()
         if self.summarizer is not None:
-            clone.summarizer = Summarizer(db, self.summarizer.model, self.summarizer.every, self.summarizer.prompt)
+            clone.summarizer = self.summarizer.on(db)
         return clone
 
     @property
@@ -241,13 +249,17 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
             count_tokens=self.token_counter,
         )
 
-    def _prepare(self, prompt: str, **options: Any) -> Execution:
+    def _prepare(self, prompt: str, *, debug_mode: bool | None = None, **options: Any) -> Execution:
         run, model, state = self._plan(prompt, **options)
+        if debug_mode:  # Agno's per-run switch: this run's messages and outcome are logged
+            run_log.enable()
+            with self._lock:
+                self._debug_runs.add(run.run_id)
         return self._launch(run, model, state)
 
     def _plan(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
-              cell_id, execution_count, tags, parent_run_id, dry_run: bool = False
-              ) -> tuple[RunOutput, Model, dict[str, Any]]:
+              cell_id, execution_count, tags, parent_run_id, add_session_state_to_context=None, metadata=None,
+              dry_run: bool = False) -> tuple[RunOutput, Model, dict[str, Any]]:
         """The run about to be sent, with its whole context; ``dry_run`` writes nothing (``preview_context``).
 
         The real run and the preview share this one path, so a preview cannot drift from what is sent.
@@ -267,12 +279,18 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
             if defaults:  # Agno: the agent's metadata are defaults, the session's own values win
                 session = self.db.update_session(session.session_id, metadata_patch=defaults)
         model = model or self.model
-        system = build_system_message(self.system_prompt, instructions if instructions is not None
-                                      else self.instructions, session.session_state, name=self.name,
-                                      add_session_state=self.add_session_state_to_context)
+        run_id, run_metadata = new_id(), {**(self.metadata or {}), **(metadata or {})} or None
+        variables = {**({"user_id": session.user_id} if session.user_id else {}), **(run_metadata or {}),
+                     **session.session_state, **runtime_state(run_id, session.session_id, session.user_id)}
+        system = build_system_message(
+            self.system_prompt, instructions if instructions is not None else self.instructions,
+            session.session_state, name=self.name, variables=variables,
+            add_session_state=self.add_session_state_to_context if add_session_state_to_context is None
+            else add_session_state_to_context)
         use_summary = self.add_session_summary_to_context and session.summary
-        through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("created_at") if use_summary else None
+        through = (session.metadata.get(SUMMARY_THROUGH_KEY) or {}).get("run_id") if use_summary else None
         run = RunOutput(
+            run_id=run_id, agent_id=self.agent_id, metadata=run_metadata,
             session_id=session.session_id, user_id=session.user_id, status=RunStatus.running, input=prompt,
             writer=current_writer(),
             messages=build_context(self.db, session.session_id, history, system, prompt, exclude_cell=cell_id,
@@ -286,15 +304,17 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
     def _launch(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         """The run, ready to go: stored only once its stream is iterated (``run_writes.begin``)."""
         execution = self._start(run, model, session_state)
-        execution.begin = lambda e: run_writes.begin(self.db, e.run, self._emit, log=self.debug_mode)
+        execution.begin = lambda e: run_writes.begin(self.db, e.run, self._emit,
+                                                     log=self.debug_mode or e.run.run_id in self._debug_runs)
         return execution
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
+        state = {**session_state, **runtime_state(run.run_id, run.session_id, run.user_id)}  # Agno's run keys
         context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id,
-                             session_state=copy.deepcopy(session_state))
+                             session_state=copy.deepcopy(state), metadata=run.metadata)
         return Execution(run=run, model=model, tools=self._run_tools(), context=context,
                          is_cancelled=self._is_cancelled, finish=self._finish,
-                         initial_state=copy.deepcopy(session_state), agent_id=self.agent_id,
+                         initial_state=copy.deepcopy(state), agent_id=self.agent_id,
                          agent_name=self.name or "", tool_call_limit=self.tool_call_limit)
 
     def _run_tools(self) -> dict[str, Tool]:
@@ -321,15 +341,16 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         self._add_nested_usage(run)
         if not run_writes.store_outcome(self.db, run, execution.state_changes(), execution.state_deletions()):
             return  # its session was deleted meanwhile: nothing of it is stored
-        if self.debug_mode:
+        if self.debug_mode or run.run_id in self._debug_runs:
             run_log.log_outcome(run)
+            self._debug_runs.discard(run.run_id)
         if status == RunStatus.completed and run.variant_of:
             self.choose_variant(run.run_id)
         elif status == RunStatus.completed and run.cell_id:
             self._supersede_cell(run)
         self._emit("run", run.session_id)
         if status == RunStatus.completed and self.summarizer is not None:
-            self.summarizer.after_run(run.session_id)  # after the reply is stored: never on its path
+            self.summarizer.after_run(run.session_id)  # after the reply is stored
 
     def _add_nested_usage(self, run: RunOutput) -> None:
         """Runs that start other runs (a team's) count their tokens and cost here; a plain agent has none."""
@@ -352,32 +373,8 @@ class Agent(PrintingMixin, VariantsMixin, AsyncRunsMixin, SessionsMixin):
         execution = self._resume(run_response, **given)
         return self._deliver(execution, bool(stream), bool(stream_events), yield_run_output)
 
-    def _resume(self, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
-                requirements: list[RunRequirement] | None = None, session_id: str | None = None,
-                approve: bool | None = None, user_input: dict[str, Any] | None = None,
-                results: dict[str, str] | None = None, model: Model | None = None) -> Execution:
-        """Check every answer against the stored run, then apply them: nothing runs unless all are there."""
-        run_id, given = paused_run_reference(run_response, run_id, requirements)
-        run = self._run(run_id)
-        if session_id and session_id != run.session_id:
-            raise SessionNotFoundError(f"run {run_id[:8]} is not in session {session_id[:8]}")
-        session = self._session(run.session_id)
-        if run.status == RunStatus.running:
-            raise RunNotPausedError(f"run {run_id[:8]} is no longer paused: another continue_run is running it")
-        if run.status != RunStatus.paused:
-            raise RunNotPausedError(f"run {run_id[:8]} is {run.status.value}, not paused: nothing to continue")
-        pending = [r for r in run.requirements if not r.resolved]
-        merge_answers(run.requirements, given)
-        apply_shortcuts(pending, approve, user_input or {}, results or {})
-        check_answered(pending, run.run_id)
-        model = model or self.model_of(run)
-        run.model, run.provider, run.model_origin = model.id, model.provider, model.origin()
-        execution = self._start(run, model, session.session_state)
-        execution.resolve()
-        execution.continued = True
-        run.status, run.writer = RunStatus.running, current_writer()
-        execution.begin = lambda e: run_writes.claim(self.db, e.run, self._emit)  # once, as the stream starts
-        return execution
+    def _resume(self, run_response: RunOutput | str | None = None, **answers: Any) -> Execution:
+        return resume(self, run_response, **answers)
 
     def _deliver(self, execution: Execution, stream: bool, stream_events: bool = False,
                  yield_run_output: bool = False) -> RunOutput | RunStream:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 SESSION_GETTERS = ("get_session", "get_sessions", "get_chat_history", "get_session_messages", "get_session_state",
                    "update_session_state", "get_session_summary", "get_session_metrics", "get_session_name",
-                   "set_session_name", "get_last_run_output", "get_run_output", "delete_session", "get_runs")
+                   "set_session_name", "get_last_run_output", "get_run_output", "delete_session", "get_runs",
+                   "fork_session")
 
 
 def _async_twin(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:

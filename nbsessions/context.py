@@ -13,7 +13,7 @@ from typing import Any
 
 from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import estimate_tokens
-from nbsessions.schema import Message, RunOutput
+from nbsessions.schema import Message, RunOutput, RunStatus
 
 TokenCounter = Callable[[str], int]
 SUMMARY_HEADING = "Summary of the conversation so far:\n"
@@ -33,6 +33,7 @@ class HistoryPolicy:
     messages: int | None = None
     max_tokens: int | None = None
     count_tokens: TokenCounter = estimate_tokens
+    member_of: str | None = None  # a team member's run: its history is that agent's own earlier member runs
 
 
 class _KeepMissing(dict):
@@ -65,9 +66,24 @@ def fill_from_state(text: str, state: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def after_run(runs: list[RunOutput], run_id: str | None) -> tuple[list[RunOutput], bool]:
+    """(the runs stored after ``run_id``, whether it was among them): runs are in storage order, and their
+    ``created_at`` is whole seconds, so position — not time — says what came after."""
+    ids = [r.run_id for r in runs]
+    if run_id is None or run_id not in ids:
+        return runs, False
+    return runs[ids.index(run_id) + 1:], True
+
+
+def _usable(run: RunOutput, member_of: str | None) -> bool:
+    if member_of is None:
+        return run.is_history
+    return run.agent_id == member_of and run.parent_run_id is not None and run.status == RunStatus.completed
+
+
 def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: str | None = None,
-                 after: float | None = None) -> list[RunOutput]:
-    """The newest ``num_runs`` runs that may serve as history, oldest first.
+                 after: str | None = None, member_of: str | None = None) -> list[RunOutput]:
+    """The newest ``num_runs`` runs that may serve as history (stored after the run ``after``), oldest first.
 
     Reads from the newest end only, widening the window while failed or superseded runs are in the way,
     so the cost follows what is read, not how long the session is.
@@ -76,8 +92,7 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
         return []
 
     def wanted(run: RunOutput) -> bool:
-        return (run.is_history and (exclude_cell is None or run.cell_id != exclude_cell)
-                and (after is None or run.created_at > after))
+        return _usable(run, member_of) and (exclude_cell is None or run.cell_id != exclude_cell)
 
     recent = newest_runs(db, session_id, num_runs + 1,  # the common case: the newest runs are all usable
                          lambda runs: sum(map(wanted, runs)) >= num_runs, after=after,
@@ -86,14 +101,15 @@ def history_runs(db: BaseDb, session_id: str, num_runs: int, *, exclude_cell: st
 
 
 def newest_runs(db: BaseDb, session_id: str, first: int, enough: Callable[[list[RunOutput]], bool], *,
-                after: float | None = None, **options: Any) -> list[RunOutput]:
-    """The newest runs of a session, oldest first, read from the newest end: ``first`` runs, then a window
-    widened ×4 until ``enough`` of them, the session's start or a run no newer than ``after`` is reached, so the
-    cost follows what is read, not how long the session is. ``options`` go to ``list_runs``."""
+                after: str | None = None, **options: Any) -> list[RunOutput]:
+    """The newest runs of a session stored after the run ``after`` (all when None), oldest first, read from the
+    newest end: ``first`` runs, then a window widened ×4 until ``enough`` of them, the session's start or the run
+    ``after`` is reached, so the cost follows what is read, not how long the session is. ``options`` go to
+    ``list_runs``. Position, not ``created_at`` (whole seconds), says what came after."""
     window = first
     while True:
-        recent = db.list_runs(session_id, last=window, **options)
-        if len(recent) < window or enough(recent) or (after is not None and recent[0].created_at <= after):
+        recent, found = after_run(db.list_runs(session_id, last=window, **options), after)
+        if len(recent) < window or found or enough(recent):
             return recent
         window *= 4
 
@@ -119,8 +135,8 @@ def history_messages(history: list[RunOutput], *, max_messages: int | None = Non
                      max_tokens: int | None = None, count_tokens: TokenCounter = estimate_tokens) -> list[Message]:
     """Flatten history runs into messages flagged ``from_history``, newest kept when a limit bites.
 
-    ``max_messages`` cuts message by message but never starts the history on a reply without its question;
-    ``max_tokens`` keeps whole exchanges, newest first, while they fit.
+    ``max_messages`` keeps exactly the newest that many, as Agno does (dropping only tool results cut off
+    from their call); ``max_tokens`` keeps whole exchanges, newest first, while they fit.
     """
     exchanges = [[m.copy(from_history=True, origin=(run.run_id, i)) for i, m in enumerate(own_messages(run))]
                  for run in history]
@@ -137,7 +153,7 @@ def history_messages(history: list[RunOutput], *, max_messages: int | None = Non
     messages = [m for exchange in exchanges for m in exchange]
     if max_messages is not None:
         messages = messages[-max_messages:] if max_messages > 0 else []
-        while messages and messages[0].role != "user":
+        while messages and messages[0].role == "tool":
             messages.pop(0)
     return messages
 
@@ -150,10 +166,11 @@ def build_messages(system: str | None, history: list[Message], prompt: str) -> l
 
 def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, system: str | None, prompt: str,
                   *, exclude_cell: str | None = None, summary: str | None = None,
-                  summary_through: float | None = None) -> list[Message]:
+                  summary_through: str | None = None) -> list[Message]:
     """The messages of a new run; ``policy=None`` means no history at all.
 
-    A session ``summary`` joins the system prompt and replaces the runs it covers (up to ``summary_through``).
+    A session ``summary`` joins the system prompt and replaces the runs it covers (up to the run
+    ``summary_through``).
     """
     if summary:
         system = (system + "\n\n" if system else "") + SUMMARY_HEADING + summary
@@ -163,7 +180,8 @@ def build_context(db: BaseDb, session_id: str, policy: HistoryPolicy | None, sys
     budget = None
     if policy.max_tokens is not None:
         budget = max(0, policy.max_tokens - policy.count_tokens(system or "") - policy.count_tokens(prompt))
-    selected = history_runs(db, session_id, runs, exclude_cell=exclude_cell, after=summary_through)
+    selected = history_runs(db, session_id, runs, exclude_cell=exclude_cell, after=summary_through,
+                            member_of=policy.member_of)
     history = history_messages(selected,
                                max_messages=policy.messages, max_tokens=budget, count_tokens=policy.count_tokens)
     return build_messages(system, history, prompt)

@@ -16,8 +16,11 @@ from typing import Any
 from nbsessions.errors import ModelError, exception_line
 from nbsessions.events import (
     BaseAgentRunEvent,
+    ModelRequestCompletedEvent,
+    ModelRequestStartedEvent,
     RunCancelledEvent,
     RunCompletedEvent,
+    RunContentCompletedEvent,
     RunContentEvent,
     RunContinuedEvent,
     RunErrorEvent,
@@ -32,7 +35,7 @@ from nbsessions.llm.prices import cost_of
 from nbsessions.redact import leaks
 from nbsessions.requirement import RunRequirement, ToolExecution
 from nbsessions.schema import Message, RunOutput, RunStatus
-from nbsessions.tools import RunContext, Tool
+from nbsessions.tools import RunContext, Tool, stored_part
 
 MAX_TOOL_ROUNDS = 12
 LIMIT_REACHED = "Tool call limit reached. Tool call {name} not executed. Don't try to execute it again."
@@ -121,6 +124,9 @@ class Execution:
     tool_call_limit: int | None = None  # Agno's: at most this many tool calls run in one run
     tool_calls_made: int = 0
     limit_told: bool = False  # the model was already told the limit was reached
+    event_prefix: str = ""  # "Team" for a team's run: Agno names its events TeamRunStarted...
+    stopped_with: list[str] = field(default_factory=list)  # results of ``stop_after_tool_call`` tools this round
+    forwarded: Callable[[], list[Any]] | None = None  # a team's: its members' events, sent on after each call
 
     def steps(self) -> Steps:
         """The run as a conversation with its driver: yields events and requests, receives what was asked for.
@@ -168,13 +174,16 @@ class Execution:
             waiting = [r for r in self.run.requirements if not r.resolved]
             yield self.event(RunPausedEvent, tools=[r.tool_execution for r in waiting], requirements=waiting)
         else:
+            yield self.event(RunContentCompletedEvent)
             yield self.event(RunCompletedEvent, content=self.run.content, metrics=self.run.metrics,
                              session_state=dict(self.context.session_state))
 
     def event(self, kind: type[BaseAgentRunEvent], **fields: Any) -> BaseAgentRunEvent:
         """An event of this run, stamped with who and where."""
-        return kind(agent_id=self.agent_id, agent_name=self.agent_name or "", run_id=self.run.run_id,
-                    parent_run_id=self.run.parent_run_id, session_id=self.run.session_id, **fields)
+        event = kind(agent_id=self.agent_id, agent_name=self.agent_name or "", run_id=self.run.run_id,
+                     parent_run_id=self.run.parent_run_id, session_id=self.run.session_id, **fields)
+        event.event = self.event_prefix + event.event
+        return event
 
     def _end(self, status: RunStatus, error: str | None) -> StoreCall:
         """The run's final write, for the driver to make: ``finish`` stores the outcome, exactly once."""
@@ -186,21 +195,27 @@ class Execution:
         for _ in range(MAX_TOOL_ROUNDS):
             text: list[str] = []
             calls: list[ToolCall] = []
+            yield self.event(ModelRequestStartedEvent, model=self.run.model, model_provider=self.run.provider)
             yield ModelRequest(self.run.messages, specs, self.streamed)
+            asked, used = time.perf_counter(), None
+            first: float | None = None
             while (item := (yield NEXT_ITEM)) is not END:
                 if self.is_cancelled(self.run.run_id):
                     raise Cancelled
                 if isinstance(item, Usage):
                     self.usage = item if self.usage is None else self.usage + item
+                    used = item if used is None else used + item
                 elif isinstance(item, ToolCall):
                     calls.append(item)
                 elif item:
+                    first = first or time.perf_counter() - asked
                     if not self.run.content:
                         self.run.metrics.time_to_first_token = time.perf_counter() - self.started
                     if not text and self.run.content and not self.run.content[-1:].isspace():
                         yield self._content("\n\n")  # text after a tool call or a pause starts a new paragraph
                     text.append(item)
                     yield self._content(item)
+            yield self._request_completed(used, first)
             self.run.messages.append(Message(role="assistant", content="".join(text) or None,
                                              tool_calls=[c.to_dict() for c in calls] or None))
             if not calls:
@@ -211,10 +226,23 @@ class Execution:
                 if requirement is not None:
                     waiting.append(requirement)
             self.limit_told = self.tool_call_limit is not None and self.tool_calls_made > self.tool_call_limit
+            if self.stopped_with and not waiting:  # Agno's stop_after_tool_call: the result is the reply
+                for text in self.stopped_with:
+                    yield self._content(text)
+                return RunStatus.completed
             if waiting:
                 self.run.requirements = waiting
                 return RunStatus.paused
         raise ModelError(f"the model was still calling tools after {MAX_TOOL_ROUNDS} rounds; stopped")
+
+    def _request_completed(self, used: Usage | None, first: float | None) -> BaseAgentRunEvent:
+        """What one request to the model cost (Agno's ``ModelRequestCompletedEvent``)."""
+        tokens = {} if used is None else {
+            "input_tokens": used.input_tokens, "output_tokens": used.output_tokens,
+            "total_tokens": used.input_tokens + used.output_tokens, "reasoning_tokens": used.reasoning_tokens,
+            "cache_read_tokens": used.cached_tokens}
+        return self.event(ModelRequestCompletedEvent, model=self.run.model, model_provider=self.run.provider,
+                          time_to_first_token=first, **tokens)
 
     def _within_limit(self) -> bool:
         self.tool_calls_made += 1
@@ -237,19 +265,25 @@ class Execution:
         """Run one tool call now (through the driver), or return what it waits for."""
         tool = self.tools.get(call.name)
         if tool is not None and tool.pauses:
-            return requirement_for(call, tool)
+            requirement = requirement_for(call, tool)
+            self.run.tools.append(requirement.tool_execution)  # the same object: an answer on either counts
+            return requirement
         try:
             arguments: dict[str, Any] | None = _arguments(call)
         except ValueError as exc:
             arguments, result = None, f"error: the arguments are not valid JSON: {exc}"
         record = ToolExecution(tool_call_id=call.id, tool_name=call.name, tool_args=arguments)
+        self.run.tools.append(record)  # Agno's ``RunOutput.tools``: every call, with its result
         yield self.event(ToolCallStartedEvent, tool=record)
         if tool is None:
             result = f"error: there is no tool named {call.name!r}"
         elif arguments is not None:
             result = yield ToolRequest(tool, arguments, self.context)
+            yield from self.forwarded() if self.forwarded is not None else ()
         record.result = result
         record.tool_call_error = result.startswith("error:")
+        if tool is not None and tool.stop_after_tool_call and not record.tool_call_error:
+            self.stopped_with.append(result)
         self.tool_result(call.id, result)
         yield self.event(ToolCallCompletedEvent, tool=record, content=result)
         return None
@@ -266,29 +300,32 @@ class Execution:
         for requirement in self.answered:
             answer = call_for(requirement)
             tool = self.tools.get(requirement.tool_name)
+            record = requirement.tool_execution  # also in ``run.tools``: its result is filled in there
             if isinstance(answer, str):
                 outcome = answer
+                if requirement.kind == "confirmation":  # rejected, as Agno marks it
+                    record.tool_call_error = True
+                    record.confirmation_note = record.confirmation_note or "Tool call was rejected"
             elif tool is None:
                 outcome = f"error: there is no tool named {requirement.tool_name!r}"
             else:
-                record = ToolExecution(tool_call_id=requirement.tool_call_id, tool_name=requirement.tool_name,
-                                       tool_args=answer)
                 yield self.event(ToolCallStartedEvent, tool=record)
                 outcome = yield ToolRequest(tool, answer, self.context)
-                record.result = outcome
+                record.tool_call_error = outcome.startswith("error:")
                 yield self.event(ToolCallCompletedEvent, tool=record, content=outcome)
+            record.result = outcome
             requirement.outcome = outcome
             self.tool_result(requirement.tool_call_id, outcome)
         self.answered = []
 
     def state_changes(self) -> dict[str, Any]:
         """Only the keys tools changed, so a concurrent writer's other keys survive the merge."""
-        state = self.context.session_state
+        state = stored_part(self.context.session_state)
         return {k: v for k, v in state.items() if k not in self.initial_state or self.initial_state[k] != v}
 
     def state_deletions(self) -> list[str]:
         """Keys tools removed (``run_context.session_state.pop(...)``): deleted in the store, not dropped."""
-        return [k for k in self.initial_state if k not in self.context.session_state]
+        return [k for k in stored_part(self.initial_state) if k not in self.context.session_state]
 
     def record_usage(self) -> None:
         m = self.run.metrics

@@ -16,6 +16,9 @@ from nbsessions.llm.base import ToolCall
 from nbsessions.requirement import RunRequirement, ToolExecution, input_schema
 from nbsessions.tools import Tool
 
+REJECTED = "Function call was rejected by the user"
+"""What the model is told of a rejected call without a note (Agno's ``reject_tool_call``)."""
+
 
 def paused_run_reference(run_response: Any, run_id: str | None,
                          requirements: list[Any] | None) -> tuple[str, list[Any]]:
@@ -53,7 +56,8 @@ def requirement_for(call: ToolCall, tool: Tool) -> RunRequirement:
         execution.external_execution_required = True
     elif tool.requires_user_input:
         execution.requires_user_input = True
-        execution.user_input_schema = input_schema(tool.parameters, list(tool.user_input_fields))
+        execution.user_input_schema = input_schema(tool.parameters, arguments)
+        execution.user_input_fields = list(tool.user_input_fields) or None
     else:
         execution.requires_confirmation = True
     return RunRequirement(execution)
@@ -130,6 +134,5 @@ def call_for(requirement: RunRequirement) -> str | dict[str, Any]:
     if requirement.kind == "confirmation":
         if tool.confirmed:
             return dict(tool.tool_args)
-        note = f": {tool.confirmation_note}" if tool.confirmation_note else ""
-        return f"the user rejected the call to {tool.tool_name}{note}"
+        return tool.confirmation_note or REJECTED  # Agno's tool result for a rejected call
     return {**tool.tool_args, **{f.name: f.value for f in requirement.user_input_schema or []}}

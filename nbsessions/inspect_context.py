@@ -106,7 +106,7 @@ def _guess_sources(db: BaseDb, run: RunOutput) -> dict[tuple[str, str], str]:
     messages to earlier runs' own messages."""
     sources: dict[tuple[str, str], str] = {}
     for earlier in db.list_runs(run.session_id):
-        if earlier.created_at >= run.created_at:
+        if earlier.run_id == run.run_id:
             break
         for m in own_messages(earlier):
             sources[(m.role, m.content or "")] = earlier.run_id

@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 _cache: dict[int, dict[str, Any]] = {}
-_LOADED = time.time()  # when this process loaded nbsessions: a writer-less run older than this is nobody's now
+# when this process loaded, in whole seconds as a run's created_at: older writer-less runs are nobody's now
+_LOADED = int(time.time())
 
 ENDED = "its process ended (killed or crashed) before the reply was complete"
 UNRECORDED = "left unfinished by an older nbsessions (which recorded no process), before this kernel started"

@@ -90,3 +90,40 @@ class PrintingMixin:
         async for item in self.arun(input, stream=True, yield_run_output=True, **given):
             run = _show(item, shown) or run
         return _end(run, streamed=shown) if run is not None else None
+
+
+def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool = True,
+                   show_step_details: bool = True, **options: Any) -> None:
+    """Agno's ``Workflow.print_response`` as plain text: the input, each step under its name (its reply as it
+    streams with ``stream=True``), then the workflow's footer (``show_time`` keeps its duration in it)."""
+    _start(input, True)
+    if not stream:
+        run = workflow.run(input, **options)
+        for number, step in enumerate(run.steps, 1):
+            if show_step_details:
+                print(f"Step {number}: {printable(step.name or '')}\n{printable(step.output or step.error or '')}\n")
+        if not show_step_details:
+            print(printable(run.content))
+        return _workflow_end(run, show_time)
+    shown, streamed_text, run_id = StreamRedactor(), False, None
+    for event in workflow.run(input, stream=True, stream_events=True, **options):
+        kind = getattr(event, "event", "")
+        run_id = getattr(event, "run_id", None) if kind == "WorkflowStarted" else run_id
+        if kind == "StepStarted" and show_step_details:
+            print(f"{shown.flush()}\nStep {event.step_index + 1}: {printable(event.step_name or '')}", flush=True)
+            streamed_text = False
+        elif kind == "RunContent" and getattr(event, "parent_run_id", None) == run_id:
+            streamed_text = True
+            print(shown.feed(fmt.strip_control(event)), end="", flush=True)
+        elif kind == "StepCompleted" and not streamed_text and (show_step_details or event.step_index is None):
+            print(printable(str(event.content or "")), flush=True)  # a function step's output arrives whole
+    print(shown.flush(), end="")
+    _workflow_end(workflow.get_run_output(run_id, options.get("session_id")), show_time)
+
+
+def _workflow_end(run: RunOutput, show_time: bool) -> None:
+    steps = f"{len(run.steps)} step{'s' * (len(run.steps) != 1)}"
+    parts = [run.model or "workflow", steps] + ([fmt.seconds(run.metrics.duration)] if show_time else [])
+    if run.status != RunStatus.completed:
+        parts.append(run.status.value + (f": {run.error}" if run.error else ""))
+    print("\n— " + printable(" · ".join(parts)), flush=True)

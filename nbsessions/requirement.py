@@ -54,6 +54,7 @@ class ToolExecution:
     user_input_schema: list[UserInputField] | None = None
     answered: bool | None = None
     external_execution_required: bool | None = None
+    user_input_fields: list[str] | None = None  # the fields the tool asks the human for (None: every argument)
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -99,8 +100,10 @@ class RunRequirement:
 
     @property
     def field_names(self) -> list[str]:
-        """The names of the fields a user-input tool asks for."""
-        return [f.name for f in self.user_input_schema or []]
+        """The names of the fields the human is asked for: the tool's ``user_input_fields``, else every field."""
+        names = [f.name for f in self.user_input_schema or []]
+        asked = self.tool_execution.user_input_fields
+        return [n for n in names if n in asked] if asked else names
 
     # -- what it waits for -------------------------------------------------------------------------
     @property
@@ -120,6 +123,7 @@ class RunRequirement:
 
     @property
     def needs_user_input(self) -> bool:
+        """While a field has no value (the model's arguments prefill the fields it was asked for)."""
         tool = self.tool_execution
         if not tool.requires_user_input or tool.answered:
             return False
@@ -197,17 +201,23 @@ class RunRequirement:
         return requirement
 
 
-def input_schema(parameters: dict[str, Any], fields: list[str]) -> list[UserInputField]:
-    """The fields a user-input tool asks for: ``fields``, or every parameter when none are named. They start
-    empty: the human gives them, whatever the model proposed in its arguments."""
+def input_schema(parameters: dict[str, Any], arguments: dict[str, Any]) -> list[UserInputField]:
+    """Every parameter of a user-input tool, as Agno lists them: those the model gave (the ``user_input_fields``
+    were hidden from it) prefilled with its values, the rest empty for the human."""
     properties = parameters.get("properties") or {}
-    asked = fields or list(properties)
-    schema = []
-    for name in asked:
-        spec = properties.get(name) or {}
-        schema.append(UserInputField(name=name, field_type=_PY_TYPES.get(spec.get("type", ""), str),
-                                     description=spec.get("description")))
-    return schema
+    return [UserInputField(name=name, field_type=_PY_TYPES.get(spec.get("type", ""), str),
+                           description=spec.get("description"), value=arguments.get(name))
+            for name, spec in properties.items()]
+
+
+def linked_tools(tools: list[Any], requirements: list[RunRequirement]) -> list[ToolExecution]:
+    """A run's tool calls as records, each waiting call the same object as in its requirement, so answering it
+    on either counts (runs stored before ``RunOutput.tools`` get their waiting calls listed)."""
+    waiting = {r.tool_call_id: r.tool_execution for r in requirements}
+    linked = [waiting.get(t.tool_call_id, t) for t in (
+        t if isinstance(t, ToolExecution) else ToolExecution.from_dict(t) for t in tools)]
+    present = {id(t) for t in linked}
+    return linked + [t for t in waiting.values() if id(t) not in present]
 
 
 def stored_requirement(data: dict[str, Any]) -> RunRequirement:

@@ -34,12 +34,15 @@ class ContextOptions(TypedDict, total=False):
     instructions: str | None
     model: Model | None
     cell_id: str | None
+    add_session_state_to_context: bool | None
+    metadata: dict[str, Any] | None
 
 
 class RunOptions(ContextOptions, total=False):
     """What a run takes besides its prompt and the streaming switches (Agno's names, nbsessions' additions)."""
 
     session_id: str | None
+    debug_mode: bool | None
     execution_count: int | None
     tags: list[str] | None
     parent_run_id: str | None

@@ -19,8 +19,9 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from nbsessions.metrics import Metrics
 from nbsessions.redact import redact, redact_data
-from nbsessions.requirement import RunRequirement, ToolExecution, stored_requirement
+from nbsessions.requirement import RunRequirement, ToolExecution, linked_tools, stored_requirement
 from nbsessions.stored_history import resolved_messages, stored_messages
 from nbsessions.transcript import session_messages
 
@@ -100,53 +101,6 @@ def _with_origin(message: Message, origin: tuple[str, int] | None) -> Message:
 
 
 @dataclass
-class Metrics:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    time_to_first_token: float | None = None
-    duration: float | None = None
-    cost: float | None = None
-    tokens_estimated: bool = False  # counts estimated from the text (``Usage.estimated``), shown with "~"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # numbers and one flag
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
-        return cls(**_pick(cls, data or {}))
-
-    def add_usage_of(self, other: Metrics) -> None:
-        """Add another record's tokens and cost: a nested run's to its parent (whose time already includes
-        the nested run's), each run's to a session's total (``total`` handles the times)."""
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.total_tokens += other.total_tokens
-        self.cached_tokens += other.cached_tokens
-        self.reasoning_tokens += other.reasoning_tokens
-        self.tokens_estimated = self.tokens_estimated or other.tokens_estimated
-        if other.cost is not None:
-            self.cost = (self.cost or 0.0) + other.cost
-
-    @classmethod
-    def total(cls, runs: list[Metrics]) -> Metrics:
-        """Session metrics: tokens, durations and costs summed, time to first token averaged.
-
-        Cost stays ``None`` only when no run has a known cost, so one local-model run does not hide the rest.
-        """
-        out = cls()
-        for m in runs:
-            out.add_usage_of(m)
-        ttfts = [m.time_to_first_token for m in runs if m.time_to_first_token is not None]
-        durations = [m.duration for m in runs if m.duration is not None]
-        out.time_to_first_token = sum(ttfts) / len(ttfts) if ttfts else None
-        out.duration = sum(durations) if durations else None
-        return out
-
-
-@dataclass
 class StepOutput:
     """Agno's ``StepOutput``: what one workflow step produced (a function step may return one)."""
 
@@ -158,6 +112,8 @@ class StepOutput:
     step_type: str | None = None
     executor_name: str | None = None
     step_run_id: str | None = None
+    metrics: Metrics | None = None  # an agent or team step's run metrics (a function step has none)
+    executor_type: str | None = None
 
 
 @dataclass
@@ -171,12 +127,14 @@ class StepRecord:
     output: str | None = None
     error: str | None = None
     run_id: str | None = None  # an agent or team step's run, nested under the workflow run
+    metrics: dict[str, Any] | None = None  # that run's metrics, as ``Metrics.to_dict``
+    attempts: int | None = None  # when the step was tried more than once (``Step(max_retries=...)``)
 
     def to_dict(self) -> dict[str, Any]:
         """The dict shape stored since before this record: the parts a step has not got yet are left out."""
         data = {"name": self.name, "kind": self.kind, "input": self.input, "status": self.status.value}
-        data.update({k: v for k, v in (("run_id", self.run_id), ("output", self.output), ("error", self.error))
-                     if v is not None})
+        data.update({k: v for k, v in (("run_id", self.run_id), ("output", self.output), ("error", self.error),
+                                       ("metrics", self.metrics), ("attempts", self.attempts)) if v is not None})
         return data
 
     @classmethod
@@ -191,12 +149,21 @@ def stored_step(step: StepRecord | dict[str, Any]) -> StepRecord:
     return step if isinstance(step, StepRecord) else StepRecord.from_dict(step)
 
 
+AGNO_PROVIDERS = {"openai": "OpenAI"}
+_ABSENT_WHEN_NONE = ("agent_id", "team_id", "workflow_id", "metadata")
+
+
+def whole_seconds() -> int:
+    """Agno's ``RunOutput.created_at``: whole epoch seconds (runs are ordered by storage, never by this)."""
+    return int(time.time())
+
+
 @dataclass
 class RunOutput:
     run_id: str = field(default_factory=new_id)
     session_id: str = ""
     user_id: str | None = None
-    created_at: float = field(default_factory=now)
+    created_at: int = field(default_factory=whole_seconds)
     status: RunStatus = RunStatus.pending
     input: str = ""
     content: str = ""
@@ -211,11 +178,17 @@ class RunOutput:
     superseded_by: str | None = None
     variant_of: str | None = None  # regenerated runs: the first run of the slot they are variants of
     agent_name: str | None = None  # the agent (or team member) that made the run
+    agent_id: str | None = None
+    team_id: str | None = None  # a team's run: the team's id (Agno's ``TeamRunOutput.team_id``)
+    workflow_id: str | None = None
+    content_type: str = "str"
+    metadata: dict[str, Any] | None = None  # the agent's and the run's ``metadata=`` (Agno's run metadata)
     parent_run_id: str | None = None  # a team member's run, or a workflow step's run, nests under this run
     kind: str = "agent"  # agent | team | workflow
     steps: list[StepRecord] = field(default_factory=list)  # a workflow run's steps, in order
     tags: list[str] = field(default_factory=list)
     requirements: list[RunRequirement] = field(default_factory=list)  # what a paused run waits for
+    tools: list[ToolExecution] = field(default_factory=list)  # every tool call of the run, executed or waiting
     # set by a team on its runs: member runs are read from the store when asked for
     _load_members: Callable[[], list[RunOutput]] | None = field(default=None, init=False, repr=False, compare=False)
     tools_offered: list[str] = field(default_factory=list)  # names of the tools the model was given
@@ -232,6 +205,13 @@ class RunOutput:
         """Requirements and steps given as dicts (stored, or from another process) become records."""
         self.requirements = [r if isinstance(r, RunRequirement) else stored_requirement(r) for r in self.requirements]
         self.steps = [stored_step(s) for s in self.steps]
+        if self.tools or self.requirements:
+            self.tools = linked_tools(self.tools, self.requirements)
+
+    @property
+    def model_provider(self) -> str | None:
+        """``provider`` as Agno names it ("OpenAI" for the OpenAI models; ours keep their own names)."""
+        return AGNO_PROVIDERS.get(self.provider or "", self.provider)
 
     @property
     def member_responses(self) -> list[RunOutput]:
@@ -242,7 +222,9 @@ class RunOutput:
     def step_results(self) -> list[StepOutput]:
         """A workflow run's steps as ``StepOutput`` records, in order (Agno's ``WorkflowRunOutput.step_results``)."""
         return [StepOutput(step_name=s.name, content=s.output, success=s.status == RunStatus.completed,
-                           error=s.error, step_type=s.kind, step_run_id=s.run_id) for s in self.steps]
+                           error=s.error, step_type=s.kind, executor_type=s.kind, step_run_id=s.run_id,
+                           metrics=Metrics.from_dict(s.metrics) if s.metrics is not None else None)
+                for s in self.steps]
 
     @property
     def is_paused(self) -> bool:
@@ -252,11 +234,6 @@ class RunOutput:
     def active_requirements(self) -> list[RunRequirement]:
         """What the paused run still waits for: requirements not answered yet."""
         return [r for r in self.requirements if not r.is_resolved()]
-
-    @property
-    def tools(self) -> list[ToolExecution]:
-        """The tool calls that paused the run (the other calls are in ``messages``)."""
-        return [r.tool_execution for r in self.requirements]
 
     @property
     def tools_requiring_confirmation(self) -> list[ToolExecution]:
@@ -290,8 +267,20 @@ class RunOutput:
             del data["writer"]
         if self.model_origin is None:
             del data["model_origin"]
-        data["requirements"] = [r.to_dict() for r in self.requirements]
-        data["steps"] = [s.to_dict() for s in self.steps]
+        data["requirements"] = [r.to_dict() for r in self.requirements] if self.requirements else []
+        data["steps"] = [s.to_dict() for s in self.steps] if self.steps else []
+        if self.tools:
+            waiting = {r.tool_call_id for r in self.requirements}  # stored once, in its requirement
+            data["tools"] = [t.to_dict() for t in self.tools if t.tool_call_id not in waiting]
+        if not self.tools or not data["tools"]:
+            del data["tools"]
+        for name in _ABSENT_WHEN_NONE:
+            if data[name] is None:
+                del data[name]  # no bytes for what most runs have not got
+        if self.metadata is not None:
+            data["metadata"] = _copied(self.metadata)
+        if self.content_type == "str":
+            del data["content_type"]  # the default, as Agno's runs are text
         return redact_data(data)  # what leaves the object is kept or shown somewhere: never a secret
 
     @classmethod
@@ -306,6 +295,10 @@ class RunOutput:
         kwargs["requirements"] = list(kwargs.get("requirements") or [])
         kwargs["steps"] = [s for s in kwargs.get("steps") or [] if isinstance(s, dict)]  # junk never breaks a read
         kwargs["tools_offered"] = list(kwargs.get("tools_offered") or [])
+        kwargs["tools"] = [t for t in kwargs.get("tools") or [] if isinstance(t, dict)]
+        created = kwargs.get("created_at")
+        if isinstance(created, float):  # stored as float seconds before it was Agno's whole seconds
+            kwargs["created_at"] = int(created)
         return cls(**kwargs)
 
 
@@ -341,6 +334,11 @@ class Session:
     _runs: list[RunOutput] | None = field(default=None, init=False, repr=False, compare=False)
 
     __repr__ = _redacted_repr
+
+    @property
+    def session_data(self) -> dict[str, Any]:
+        """Agno's ``session.session_data``: the session's state and name under Agno's keys (live, not copies)."""
+        return {"session_state": self.session_state, "session_name": self.session_name}
 
     @property
     def label(self) -> str:

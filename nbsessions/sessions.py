@@ -14,6 +14,7 @@ from nbsessions.db.base import BaseDb, check_session_owner
 from nbsessions.errors import InvalidInputError, SessionNotFoundError
 from nbsessions.formatting import shorten
 from nbsessions.llm.base import Model
+from nbsessions.metrics import SessionMetrics
 from nbsessions.schema import Message, Metrics, RunOutput, Session, SessionSummary, new_id
 from nbsessions.transcript import session_messages
 from nbsessions.validate import check_count, check_state, check_text, check_user_id
@@ -236,10 +237,11 @@ class SessionsMixin:
             summarizer.wait()
         return self._session(self._current(session_id)).get_session_summary()
 
-    def get_session_metrics(self, session_id: str | None = None) -> Metrics:
+    def get_session_metrics(self, session_id: str | None = None) -> SessionMetrics:
+        """The session's completed runs' metrics summed (Agno's ``SessionMetrics``)."""
         sid = self._current(session_id)
         self._session(sid)
-        return self.db.session_totals(sid)[1]
+        return SessionMetrics(**self.db.session_totals(sid)[1].__dict__)
 
     def get_session_totals(self, session_id: str | None = None) -> tuple[int, Metrics]:
         """Top-level runs and metrics summed over completed ones: one row of a session list, owner-checked."""
@@ -299,11 +301,20 @@ class SessionsMixin:
         words = first.split()
         return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
 
-    def fork_session(self, session_id: str, run_id: str | None = None, *,
-                     session_name: str | None = None, metadata: dict[str, Any] | None = None) -> Session:
-        """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin."""
-        source = self._session(session_id)
+    def fork_session(self, session_id: str | None = None, run_id: str | None = None, *,
+                     source_session_id: str | None = None, user_id: str | None = None,
+                     session_name: str | None = None, metadata: dict[str, Any] | None = None) -> Session | str:
+        """Copy the session up to ``run_id`` (all runs when None) into a new session that remembers its origin.
+
+        Agno's form, ``fork_session(source_session_id=..., user_id=...)`` (or no session at all: the agent's
+        own), returns the new session's id as Agno does; ``fork_session(session_id, ...)`` returns the Session.
+        """
+        agno_form = session_id is None
+        session_id = session_id or source_session_id or self._current(None)
+        source = self._session(session_id, user_id)
         runs = _runs_up_to(self.db.list_runs(session_id), run_id, session_id)
+        if agno_form and not runs:
+            raise ValueError("Source session has no runs to fork.")
         fork = self.db.create_session(Session(
             session_name=session_name or f"{source.label} (fork)", user_id=source.user_id,
             agent_id=source.agent_id, agent_name=source.agent_name, session_state=dict(source.session_state),
@@ -322,7 +333,7 @@ class SessionsMixin:
             copy.messages = [_in_fork(m, new_ids) for m in run.messages]
             self.db.upsert_run(copy)
         self._emit("session", fork.session_id)
-        return fork
+        return fork.session_id if agno_form else fork
 
     def delete_session(self, session_id: str) -> bool:
         """Delete the session and its runs; if it was the active one, no session is active afterwards."""

@@ -36,11 +36,31 @@ class StepInput:
     previous_step_content: Any = None  # None for the first step, as in Agno
     previous_step_outputs: dict[str, StepOutput] = field(default_factory=dict)  # by step name, in order
     session_state: dict[str, Any] = field(default_factory=dict)
-    additional_data: dict[str, Any] | None = None
+    additional_data: dict[str, Any] | None = None  # ``workflow.run(..., additional_data={...})``
     history: list[dict[str, str]] = field(default_factory=list)  # earlier runs: {"input", "output"}
+    history_of: Callable[[int | None], list[tuple[str, str]]] | None = field(default=None, repr=False)
 
     def get_input_as_string(self) -> str:
         return self.input
+
+    def get_last_step_content(self) -> Any:
+        """The newest step's content; None for the first step (Agno's)."""
+        if not self.previous_step_outputs:
+            return None
+        return list(self.previous_step_outputs.values())[-1].content
+
+    def get_all_previous_content(self) -> str:
+        """Every earlier step's content under its name, as Agno joins them."""
+        return "\n\n".join(f"=== {name} ===\n{out.content}" for name, out in self.previous_step_outputs.items()
+                           if out.content)
+
+    def get_workflow_history(self, num_runs: int | None = None) -> list[tuple[str, str]]:
+        """The session's earlier completed workflow runs as (input, output), oldest first; all when None."""
+        return self.history_of(num_runs) if self.history_of is not None else []
+
+    def get_workflow_history_context(self, num_runs: int | None = None) -> str | None:
+        """The same as the text Agno puts before a step's input (``<workflow_history_context>``)."""
+        return history_context(self.get_workflow_history(num_runs))
 
     def get_step_output(self, step_name: str) -> StepOutput | None:
         return self.previous_step_outputs.get(step_name)
@@ -62,6 +82,21 @@ class StepInput:
         return {name: content_text(out.content) for name, out in self.previous_step_outputs.items()}
 
 
+def history_context(history: list[tuple[str, str]]) -> str | None:
+    """Agno's ``get_workflow_history_context`` text for earlier runs, None when there are none."""
+    if not history:
+        return None
+    parts = ["<workflow_history_context>"]
+    for i, (given, output) in enumerate(history, 1):
+        parts.append(f"[Workflow Run-{i}]")
+        if given:
+            parts.append(f"User input: {given}")
+        if output:
+            parts.append(f"Workflow output: {output}")
+        parts.append("")
+    return "\n".join([*parts, "</workflow_history_context>", ""])
+
+
 def content_text(content: Any) -> str:
     """How a step's content is stored and handed to an agent: text as is, other values as JSON when they can be."""
     if content is None:
@@ -76,15 +111,27 @@ def content_text(content: Any) -> str:
 
 @dataclass
 class Step:
-    """One step: an agent, a team or a function (``executor``), under a name shown in the run's steps."""
+    """One step: an agent, a team or a function (``executor``), under a name shown in the run's steps.
+
+    As in Agno, a failing step is tried again up to ``max_retries`` times, then fails the run — or, with
+    ``skip_on_failure``, is recorded as failed and the workflow goes on. ``add_workflow_history`` (None: the
+    workflow's ``add_workflow_history_to_steps``) puts the newest ``num_history_runs`` runs before an agent
+    step's input.
+    """
 
     name: str | None = None
     agent: Agent | None = None
     team: Agent | None = None
     executor: StepFunction | None = None
     description: str | None = None
+    max_retries: int = 3
+    skip_on_failure: bool = False
+    add_workflow_history: bool | None = None
+    num_history_runs: int = 3
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"Step {self.name or ''!s}: max_retries must be 0 or more")
         given = [x for x in (self.agent, self.team, self.executor) if x is not None]
         if len(given) != 1:
             raise ValueError(f"Step {self.name or ''!s} needs exactly one of agent=, team= or executor=")

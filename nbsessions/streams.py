@@ -166,8 +166,12 @@ class _AsyncPort:
             await close()
 
 
-def _wanted(event: Event, stream_events: bool) -> bool:
-    return stream_events or event.event in ALWAYS_STREAMED
+def _wanted(event: Event, stream_events: bool, run_id: str | None = None) -> bool:
+    """With ``stream_events`` every event; else the reply and how the run ended — never a nested run's (a team
+    member's events are forwarded only with ``stream_events``)."""
+    if stream_events:
+        return True
+    return event.event in ALWAYS_STREAMED and (run_id is None or event.run_id == run_id)
 
 
 class RunStream:
@@ -188,7 +192,7 @@ class RunStream:
         events = drive(self._execution.steps(), self._execution)
         try:
             for event in events:
-                if _wanted(event, self.stream_events):
+                if _wanted(event, self.stream_events, self.run.run_id):
                     yield event
         finally:
             events.close()
@@ -238,7 +242,7 @@ class AsyncRunStream:
         async with ctrl_c_cancels():
             try:
                 async for event in events:
-                    if _wanted(event, stream_events):
+                    if _wanted(event, stream_events, execution.run.run_id):
                         yield event
             finally:
                 await events.aclose()

@@ -89,11 +89,14 @@ def _additional_information(prompt: SystemPrompt, name: str | None) -> list[str]
 
 
 def build_system_message(prompt: SystemPrompt, instructions: Instructions, state: Mapping[str, Any], *,
-                         name: str | None = None, add_session_state: bool = False) -> str | None:
-    """The system message text, or None when there is nothing to say; ``{key}`` is filled from ``state``
-    where Agno fills it (everything before ``expected_output``, and a given ``system_message``)."""
+                         name: str | None = None, add_session_state: bool = False,
+                         variables: Mapping[str, Any] | None = None) -> str | None:
+    """The system message text, or None when there is nothing to say; ``{key}`` is filled from ``variables``
+    (default: ``state``) where Agno fills it (everything before ``expected_output``, and a given
+    ``system_message``)."""
+    values = state if variables is None else variables
     if prompt.system_message is not None:
-        return fill_from_state(prompt.system_message, state)
+        return fill_from_state(prompt.system_message, values)
     text = f"{prompt.description}\n" if prompt.description is not None else ""
     if prompt.role is not None:
         text += f"\n<your_role>\n{prompt.role}\n</your_role>\n\n"
@@ -106,7 +109,7 @@ def build_system_message(prompt: SystemPrompt, instructions: Instructions, state
     if information:
         text += "<additional_information>" + "".join(f"\n- {line}" for line in information)
         text += "\n</additional_information>\n\n"
-    text = fill_from_state(text, state)
+    text = fill_from_state(text, values)
     if prompt.expected_output is not None:
         text += f"<expected_output>\n{prompt.expected_output.strip()}\n</expected_output>\n\n"
     if prompt.additional_context is not None:

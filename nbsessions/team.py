@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from enum import Enum
 from typing import Any
 
 from nbsessions.agent import Agent
@@ -16,14 +17,36 @@ from nbsessions.db.base import BaseDb
 from nbsessions.errors import ModelError
 from nbsessions.execution import Execution
 from nbsessions.llm.base import Model
-from nbsessions.schema import Metrics, RunOutput, RunStatus
-from nbsessions.tools import RunContext, Tool
+from nbsessions.printing import printable
+from nbsessions.schema import Metrics, RunOutput, RunStatus, Session
+from nbsessions.tools import RunContext, Tool, stored_part
+
+
+class TeamMode(str, Enum):
+    """Agno's team modes that nbsessions has (``broadcast`` and ``tasks`` are refused by name)."""
+
+    coordinate = "coordinate"
+    route = "route"
+
 
 MODES = ("coordinate", "route")
 ROUTE_INSTRUCTIONS = ("You lead a team. Pick the one member best suited to the task and hand it the task with "
                       "its tool; then repeat that member's answer as your reply.")
 COORDINATE_INSTRUCTIONS = ("You lead a team. Hand parts of the task to the members best suited to them, with "
                            "their tools, then compose one answer from what they report.")
+
+
+def team_history_context(runs: list[RunOutput], current: str, num_runs: int) -> str | None:
+    """Agno's ``get_team_history_context``: the newest completed team runs before ``current``, as it formats them."""
+    done = [r for r in runs if r.parent_run_id is None and r.status == RunStatus.completed and r.run_id != current]
+    done = done[-num_runs:] if num_runs > 0 else []
+    if not done:
+        return None
+    parts = ["<team_history_context>"]
+    for i, run in enumerate(done, 1):
+        parts += [f"[run-{i}]"] + ([f"input: {run.input}"] if run.input else []) \
+            + ([f"response: {run.content}"] if run.content else []) + [""]
+    return "\n".join([*parts, "</team_history_context>", ""])
 
 
 def _member_name(agent: Agent, index: int) -> str:
@@ -35,24 +58,49 @@ class Team(Agent):
     """``Team(members=[...], model=leader_model, db=...)``; ``team.run(...)`` works as ``Agent.run`` does.
 
     ``mode="coordinate"`` lets the leader consult several members and compose; ``"route"`` hands the task to
-    one member whose answer becomes the team's.
+    one member whose answer becomes the team's. Agno's team options: ``respond_directly`` (a member's answer is
+    the team's reply, the leader is not asked again), ``determine_input_for_members=False`` (members get the
+    user's input as it is), ``add_team_history_to_members`` (the newest ``num_team_history_runs`` team runs
+    before a member's task), ``store_member_responses`` (a team run read back lists its member runs) and
+    ``show_members_responses`` (``print_response`` prints them). With no members the leader answers alone.
     """
 
-    def __init__(self, members: list[Agent], model: Model | None = None, db: BaseDb | None = None, *,
-                 mode: str = "coordinate", instructions: str | None = None, **options: Any) -> None:
-        if not members:
-            raise ValueError("a team needs at least one member agent")
+    def __init__(self, members: list[Agent] | None = None, model: Model | None = None, db: BaseDb | None = None,
+                 *, mode: str = "coordinate", instructions: str | None = None, respond_directly: bool = False,
+                 determine_input_for_members: bool = True, add_team_history_to_members: bool = False,
+                 num_team_history_runs: int = 3, store_member_responses: bool = False,
+                 show_members_responses: bool = False, **options: Any) -> None:
+        members = list(members or [])
+        for member in members:
+            if not isinstance(member, Agent):
+                raise TypeError(f"a team member must be an Agent or a Team, not {type(member).__name__}")
         if mode not in MODES:
             raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
-        lead = instructions or (ROUTE_INSTRUCTIONS if mode == "route" else COORDINATE_INSTRUCTIONS)
+        lead = instructions or (None if not members else ROUTE_INSTRUCTIONS if mode == "route"
+                                else COORDINATE_INSTRUCTIONS)
         super().__init__(model=model, db=db, instructions=lead, **options)
-        self.mode = mode
-        self._sources = (list(members), instructions, dict(options))
+        self.mode = TeamMode(mode).value
+        self.respond_directly, self.determine_input_for_members = respond_directly, determine_input_for_members
+        self.add_team_history_to_members, self.num_team_history_runs = add_team_history_to_members, \
+            num_team_history_runs
+        self.store_member_responses, self.show_members_responses = store_member_responses, show_members_responses
+        flags = {"respond_directly": respond_directly, "determine_input_for_members": determine_input_for_members,
+                 "add_team_history_to_members": add_team_history_to_members,
+                 "num_team_history_runs": num_team_history_runs, "store_member_responses": store_member_responses,
+                 "show_members_responses": show_members_responses}
+        self._sources = (members, instructions, {**options, **flags})
         self.members = {_member_name(agent, i): self._bind(agent) for i, agent in enumerate(members)}
         self._nested: dict[str, list[Metrics]] = {}
+        self._inputs: dict[str, str] = {}  # each running team run's input (``determine_input_for_members=False``)
+        self._member_events: dict[str, list[Any]] = {}  # members' events not yet forwarded, by team run
         self._nested_lock = threading.Lock()
         for name, member in self.members.items():
             self.tools[f"ask_{name}"] = self._member_tool(name, member)
+
+    @property
+    def team_id(self) -> str:
+        """Agno's name for a team's id (``Team(id=...)``)."""
+        return self.agent_id
 
     @property
     def kind(self) -> str:
@@ -63,10 +111,9 @@ class Team(Agent):
         return Team(members, self.model, db, mode=self.mode, instructions=instructions, **options)
 
     def _bind(self, member: Agent) -> Agent:
-        """The member as it runs inside the team: the team's store, no history of its own."""
-        bound = member.with_db(self.db)
-        bound.add_history_to_context = False
-        return bound
+        """The member as it runs inside the team: the team's store; with ``add_history_to_context`` its history
+        is its own earlier runs in the team's session (Agno's member history)."""
+        return member.with_db(self.db)
 
     def _member_tool(self, name: str, member: Agent) -> Tool:
         given = member.instructions if isinstance(member.instructions, str) else "\n".join(member.instructions or [])
@@ -83,28 +130,50 @@ class Team(Agent):
                     parameters={"type": "object", "properties": {"task": {
                         "type": "string", "description": "the task, with everything the member needs to know"}},
                         "required": ["task"]},
-                    function=ask, async_function=aask, wants_context=True)
+                    function=ask, async_function=aask, wants_context=True,
+                    stop_after_tool_call=self.respond_directly)
 
     def _ask(self, member: Agent, task: str, context: RunContext) -> str:
-        """Run a member in the team's session, nested under the team run; its failure is the leader's to see."""
+        """Run a member in the team's session, nested under the team run; its failure is the leader's to see.
+        Its events are kept for the team's stream, which forwards them (as Agno's do)."""
+        events, run = self._member_events.setdefault(context.run_id, []), None
         try:
-            run = member.run(task, **self._member_options(member, context))
+            for item in member.run(self._member_task(task, context), stream=True, stream_events=True,
+                                   yield_run_output=True, **self._member_options(member, context)):
+                run = item if isinstance(item, RunOutput) else run
+                events += [] if isinstance(item, RunOutput) else [item]
         except ModelError as exc:
             return self._member_failed(member, context, exc)
         return self._member_answer(member, context, run)
 
     async def _aask(self, member: Agent, task: str, context: RunContext) -> str:
         """``_ask`` inside ``arun``: the member runs on the event loop too."""
+        events, run = self._member_events.setdefault(context.run_id, []), None
         try:
-            run = await member.arun(task, **self._member_options(member, context))
+            task = await asyncio.to_thread(self._member_task, task, context)  # it reads the store
+            async for item in member.arun(task, stream=True, stream_events=True, yield_run_output=True,
+                                          **self._member_options(member, context)):
+                run = item if isinstance(item, RunOutput) else run
+                events += [] if isinstance(item, RunOutput) else [item]
         except ModelError as exc:
             return self._member_failed(member, context, exc)
         return await asyncio.to_thread(self._member_answer, member, context, run)  # it reads the store
 
+    def _member_task(self, task: str, context: RunContext) -> str:
+        """What the member is asked: the leader's task (or the user's input), after the team's history."""
+        if not self.determine_input_for_members:
+            task = self._inputs.get(context.run_id, task)
+        if self.add_team_history_to_members:
+            history = team_history_context(self.db.list_runs(context.session_id), context.run_id,
+                                           self.num_team_history_runs)
+            task = f"{history}\n\n{task}" if history else task
+        return task
+
     def _member_options(self, member: Agent, context: RunContext) -> dict[str, Any]:
-        member.session_state = context.session_state
+        state = stored_part(context.session_state)  # the team run's own keys are the member run's to set
+        member.session_state = state
         return {"session_id": context.session_id, "user_id": context.user_id, "parent_run_id": context.run_id,
-                "session_state": context.session_state or None}
+                "session_state": state or None}
 
     def _member_failed(self, member: Agent, context: RunContext, exc: ModelError) -> str:
         self._count(context.run_id, exc.run)
@@ -116,7 +185,7 @@ class Team(Agent):
         if session is None:  # deleted while the member ran: the team's run ends cancelled too, unstored
             return run.error or "the session was deleted"
         stored = session.session_state
-        for key in [k for k in context.session_state if k not in stored]:  # the member's tools deleted it
+        for key in [k for k in stored_part(context.session_state) if k not in stored]:  # a member's tool deleted it
             del context.session_state[key]
         context.session_state.update(stored)
         if run.status == RunStatus.paused:
@@ -131,12 +200,36 @@ class Team(Agent):
     def _add_nested_usage(self, run: RunOutput) -> None:
         with self._nested_lock:
             nested = self._nested.pop(run.run_id, [])
+            self._inputs.pop(run.run_id, None)
+            self._member_events.pop(run.run_id, None)
         for metrics in nested:
             run.metrics.add_usage_of(metrics)
 
     def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
         run._load_members = lambda: self.member_runs(run.run_id)  # Agno's member_responses, read on use
-        return super()._start(run, model, session_state)
+        run.team_id, run.agent_id = self.agent_id, None  # Agno's TeamRunOutput: a team_id, no agent_id
+        with self._nested_lock:
+            self._inputs[run.run_id] = run.input
+        execution = super()._start(run, model, session_state)
+        execution.event_prefix = "Team"  # TeamRunStarted, TeamRunContent... as Agno names a team's events
+        execution.forwarded = lambda: self._member_events.pop(run.run_id, [])
+        return execution
+
+    def get_session(self, session_id: str | None = None, user_id: str | None = None) -> Session:
+        """As Agno's ``TeamSession``: ``runs`` holds the team's runs and its members' runs, in order."""
+        session = super().get_session(session_id, user_id)
+        session._runs = self.db.list_runs(session.session_id)
+        return session
+
+    def print_response(self, input: str, *, stream: bool | None = None, markdown: bool | None = None,
+                       show_message: bool = True, show_members_responses: bool | None = None,
+                       **options: Any) -> None:
+        """``Agent.print_response``, then each member's reply (``show_members_responses``, as Agno's panel)."""
+        super().print_response(input, stream=stream, markdown=markdown, show_message=show_message, **options)
+        if self.show_members_responses if show_members_responses is None else show_members_responses:
+            run = Agent.get_last_run_output(self, options.get("session_id"))
+            for member in self.member_runs(run.run_id) if run is not None else []:
+                print(f"{printable(member.agent_name or 'member')}: {printable(member.content)}", flush=True)
 
     def get_run_output(self, run_id: str, session_id: str | None = None) -> RunOutput | None:
         return self._with_members(super().get_run_output(run_id, session_id))
@@ -145,8 +238,9 @@ class Team(Agent):
         return self._with_members(super().get_last_run_output(session_id))
 
     def _with_members(self, run: RunOutput | None) -> RunOutput | None:
-        """A team run read back from the store lists its member runs too, as one just made does."""
-        if run is not None:
+        """A team run read back from the store lists its member runs only with ``store_member_responses`` (Agno
+        keeps them on the stored team run only then); the member runs stay in the session either way."""
+        if run is not None and self.store_member_responses:
             run._load_members = lambda: self.member_runs(run.run_id)
         return run
 

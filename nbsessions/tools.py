@@ -15,6 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RUN_CONTEXT_PARAM = "run_context"
+RUNTIME_KEYS = ("current_user_id", "current_session_id", "current_run_id")
+"""What Agno adds to a run's session state while it runs (tools and ``{current_user_id}`` read them); never
+stored."""
+
+
+def runtime_state(run_id: str, session_id: str, user_id: str | None) -> dict[str, Any]:
+    """The run's own keys in its session state, as Agno's ``_inject_run_ids`` sets them."""
+    return {**({"current_user_id": user_id} if user_id else {}), "current_session_id": session_id,
+            "current_run_id": run_id}
+
+
+def stored_part(state: dict[str, Any]) -> dict[str, Any]:
+    """The state without the run's own keys: what may be written to the store."""
+    return {k: v for k, v in state.items() if k not in RUNTIME_KEYS}
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
                                list: "array", dict: "object"}
@@ -28,6 +42,7 @@ class RunContext:
     run_id: str
     user_id: str | None
     session_state: dict[str, Any]
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -42,14 +57,22 @@ class Tool:
     user_input_fields: list[str] = field(default_factory=list)
     external_execution: bool = False
     async_function: Callable[..., Any] | None = None  # what ``arun`` awaits instead of ``function``, if given
+    stop_after_tool_call: bool = False  # Agno's: the tool's result is the run's reply, the model is not asked again
 
     @property
     def pauses(self) -> bool:
         return self.requires_confirmation or self.requires_user_input or self.external_execution
 
     def spec(self) -> dict[str, Any]:
-        """The provider-neutral description sent to the model."""
-        return {"name": self.name, "description": self.description, "parameters": self.parameters}
+        """The provider-neutral description sent to the model; ``user_input_fields`` are the human's to fill,
+        so the model is not asked for them (as in Agno)."""
+        parameters = self.parameters
+        hidden = set(self.user_input_fields) if self.requires_user_input else set()
+        if hidden:
+            parameters = {**parameters, "required": [n for n in parameters.get("required", []) if n not in hidden],
+                          "properties": {n: p for n, p in parameters.get("properties", {}).items()
+                                         if n not in hidden}}
+        return {"name": self.name, "description": self.description, "parameters": parameters}
 
     def call(self, arguments: dict[str, Any], context: RunContext | None) -> str:
         """Run the function; its result (or its error) becomes text for the model, never a crashed run."""
@@ -146,10 +169,12 @@ def make_tool(fn: Callable[..., Any], **flags: Any) -> Tool:
 
 def tool(fn: Callable[..., Any] | None = None, *, requires_confirmation: bool = False,
          requires_user_input: bool = False, user_input_fields: list[str] | None = None,
-         external_execution: bool = False) -> Any:
-    """Mark a function as a tool, optionally one that pauses the run for a human (``@tool`` or ``@tool(...)``)."""
+         external_execution: bool = False, stop_after_tool_call: bool = False) -> Any:
+    """Mark a function as a tool, optionally one that pauses the run for a human (``@tool`` or ``@tool(...)``)
+    or whose result ends the run as its reply (``stop_after_tool_call``)."""
     flags = {"requires_confirmation": requires_confirmation, "requires_user_input": requires_user_input,
-             "user_input_fields": list(user_input_fields or []), "external_execution": external_execution}
+             "user_input_fields": list(user_input_fields or []), "external_execution": external_execution,
+             "stop_after_tool_call": stop_after_tool_call}
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
         f.__nbsessions_tool__ = flags  # type: ignore[attr-defined]
@@ -158,10 +183,10 @@ def tool(fn: Callable[..., Any] | None = None, *, requires_confirmation: bool = 
     return mark(fn) if fn is not None else mark
 
 
-def update_session_state(run_context: RunContext, updates: dict) -> str:
-    """Change the session state: top-level keys in updates replace the stored ones.
+def update_session_state(run_context: RunContext, session_state_updates: dict) -> str:
+    """Update the shared session state.  Provide any updates as a dictionary of key-value pairs.
 
-    updates: the keys and values to set in the session state
+    session_state_updates: The updates to apply to the shared session state. Should be a dictionary of key-value pairs.
     """
-    run_context.session_state.update(updates)
-    return json.dumps(run_context.session_state)
+    run_context.session_state.update(session_state_updates)
+    return f"Updated session state: {run_context.session_state}"  # Agno's reply, word for word

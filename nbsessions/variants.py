@@ -24,6 +24,7 @@ class VariantsMixin:
     db: BaseDb
     model: Model
     name: str | None
+    agent_id: str
     session_id: str | None
 
     if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class VariantsMixin:
             writer=current_writer(),
             messages=[m.copy() for m in target.messages[: prompt_at + 1]],  # copies keep history references
             model=model.id, provider=model.provider, model_origin=model.origin(), cell_id=target.cell_id,
-            kind=self.kind, agent_name=self.name,
+            kind=self.kind, agent_name=self.name, agent_id=self.agent_id,
             variant_of=target.variant_of or target.run_id, tags=list(target.tags),
         )
         return self._deliver(self._launch(run, model, self.get_session_state(target.session_id)), stream)

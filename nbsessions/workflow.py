@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
+import dataclasses
 import time
-from collections.abc import Generator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
 from typing import Any
 
 from nbsessions.agent import Agent
@@ -24,23 +23,20 @@ from nbsessions.db.base import BaseDb
 from nbsessions.errors import InvalidInputError, exception_line
 from nbsessions.liveness import current_writer
 from nbsessions.llm.offline import OfflineModel
-from nbsessions.resumable import Cursor
+from nbsessions.printing import print_workflow
 from nbsessions.run_writes import DELETED
-from nbsessions.schema import Message, RunOutput, RunStatus, StepOutput, StepRecord, new_id
+from nbsessions.schema import RunOutput, RunStatus, StepOutput, new_id
 from nbsessions.sessions import SessionsMixin
-from nbsessions.steps import (
-    Step,
-    StepFunction,
-    StepInput,
-    WorkflowError,
-    as_step,
-    as_step_output,
-    content_text,
-    function_options,
-)
-from nbsessions.tools import RunContext
+from nbsessions.step_runner import StepsRun, adrive, drive, drive_stream
+from nbsessions.steps import Step, StepFunction, StepInput, WorkflowError, as_step
 from nbsessions.validate import check_state, check_text, check_user_id
 from nbsessions.workflow_agent import WorkflowAgent, agent_call, answer_with
+from nbsessions.workflow_events import (
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowStartedEvent,
+)
 
 __all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
 
@@ -57,7 +53,8 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
                  session_id: str | None = None, num_history_runs: int = 3,
                  add_workflow_history_to_steps: bool = False, agent: WorkflowAgent | None = None,
-                 id: str | None = None) -> None:
+                 id: str | None = None, telemetry: bool = False) -> None:
+        """``telemetry`` is Agno's switch, accepted as nbsessions sends no telemetry either way."""
         if not steps:
             raise ValueError("a workflow needs at least one step")
         prepared = [as_step(step, i) for i, step in enumerate(steps)]
@@ -93,51 +90,112 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         if not isinstance(target, Agent) or target.db is self.db:
             return step
         rebound = target.with_db(self.db)
-        return Step(name=step.name, description=step.description, agent=rebound if step.agent else None,
-                    team=rebound if step.team else None)
+        return dataclasses.replace(step, agent=rebound if step.agent else None, team=rebound if step.team else None)
 
     def run(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
-            session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
-        """Run every step in order; a failing step stops the run, which is stored with what was done.
+            session_state: dict[str, Any] | None = None, cell_id: str | None = None,
+            additional_data: dict[str, Any] | None = None, stream: bool = False,
+            stream_events: bool = False) -> RunOutput | Iterator[Any]:
+        """Run every step in order; a failing step (after its retries) stops the run, which is stored with what
+        was done. ``stream=True`` returns the run's events instead (see ``workflow_events``), as Agno does.
 
-        ``cell_id``: a completed run replaces the previous run of the same notebook cell in the history.
+        ``additional_data`` reaches every function step as ``step_input.additional_data``; ``cell_id``: a
+        completed run replaces the previous run of the same notebook cell in the history.
         """
-        run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
+        if stream:
+            return self._stream(input, session_id, user_id, session_state, cell_id, additional_data, stream_events)
+        steps = self._steps_run(input, session_id, user_id, session_state, cell_id, additional_data)
         started, failure = time.perf_counter(), None
         try:
-            drive(self._work(run, state, initial, lambda query: drive(self._run_steps(run, state, initial, query))))
+            drive(self._work(steps, lambda query: drive(steps.steps(query))))
         except BaseException as exc:
-            failure = self._failed(run, exc)
-        self._end(run, state, initial, started)
-        return self._outcome(run, failure)
+            failure = self._failed(steps.run, exc)
+        self._end(steps, started)
+        return self._outcome(steps.run, failure)
 
-    async def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
-                   session_state: dict[str, Any] | None = None, cell_id: str | None = None) -> RunOutput:
-        """``run`` on the event loop: agent and team steps run with ``arun``, ``async def`` steps are awaited.
+    def arun(self, input: str, *, session_id: str | None = None, user_id: str | None = None,
+             session_state: dict[str, Any] | None = None, cell_id: str | None = None,
+             additional_data: dict[str, Any] | None = None, stream: bool = False,
+             stream_events: bool = False) -> Coroutine[Any, Any, RunOutput] | AsyncIterator[Any]:
+        """``run`` on the event loop: ``await workflow.arun(...)`` runs agent and team steps with ``arun`` and
+        awaits ``async def`` steps; cancelling the task stores the run as cancelled with the steps done so far.
+        ``async for event in workflow.arun(..., stream=True)`` yields ``run``'s events (its steps run in a worker
+        thread)."""
+        if stream:
+            return self._astream(self._stream(input, session_id, user_id, session_state, cell_id, additional_data,
+                                              stream_events))
+        return self._arun(input, session_id, user_id, session_state, cell_id, additional_data)
 
-        Cancelling the task stores the run as cancelled with the steps done so far.
-        """
-        run, state, initial = await asyncio.to_thread(self._begin, input, self._session_for_run(session_id),
-                                                      user_id, session_state, cell_id)
+    @staticmethod
+    async def _astream(events: Iterator[Any]) -> AsyncIterator[Any]:
+        try:
+            while (event := await asyncio.to_thread(next, events, _MISSING)) is not _MISSING:
+                yield event
+        finally:
+            await asyncio.to_thread(events.close)
+
+    async def _arun(self, input: str, session_id: str | None, user_id: str | None,
+                    session_state: dict[str, Any] | None, cell_id: str | None,
+                    additional_data: dict[str, Any] | None) -> RunOutput:
+        steps = await asyncio.to_thread(self._steps_run, input, session_id, user_id, session_state, cell_id,
+                                        additional_data)
 
         async def run_steps(query: str) -> str:
-            return await adrive(self._run_steps(run, state, initial, query))
+            return await adrive(steps.steps(query))
 
         started, failure = time.perf_counter(), None
         try:
-            await adrive(self._work(run, state, initial, run_steps))
+            await adrive(self._work(steps, run_steps))
+        except BaseException as exc:
+            failure = self._failed(steps.run, exc)
+        await asyncio.to_thread(self._end, steps, started)
+        return self._outcome(steps.run, failure)
+
+    def _stream(self, input: str, session_id: str | None, user_id: str | None, session_state: dict[str, Any] | None,
+                cell_id: str | None, additional_data: dict[str, Any] | None, stream_events: bool) -> Iterator[Any]:
+        """The run as Agno's events; nothing is stored until the stream is iterated."""
+        steps = self._steps_run(input, session_id, user_id, session_state, cell_id, additional_data)
+        run, started = steps.run, time.perf_counter()
+        yield steps.event(WorkflowStartedEvent)
+        failure: BaseException | None = None
+        try:
+            yield from drive_stream(self._work(steps, lambda query: drive(steps.steps(query))), stream_events)
         except BaseException as exc:
             failure = self._failed(run, exc)
-        await asyncio.to_thread(self._end, run, state, initial, started)
-        return self._outcome(run, failure)
+        self._end(steps, started)
+        if failure is None:
+            yield steps.event(WorkflowCompletedEvent, content=run.content, step_results=run.step_results,
+                              metrics=run.metrics)
+        elif not isinstance(failure, Exception):
+            raise failure  # Ctrl-C or a closed stream: stored as cancelled, nothing more to say
+        elif run.error == DELETED:
+            yield steps.event(WorkflowCancelledEvent, reason=run.error)
+        else:
+            cause = failure.__cause__ or failure
+            yield steps.event(WorkflowErrorEvent, error=run.error, error_type=type(cause).__name__)
+            raise failure
 
-    def _work(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], run_steps: Any
-              ) -> Generator[_StepCall, Any, Any]:
+    def print_response(self, input: str, *, stream: bool | None = None, markdown: bool = True,
+                       show_time: bool = True, show_step_details: bool = True, **options: Any) -> None:
+        """Agno's ``print_response``: the input, each step's output (``show_step_details``), the reply and a
+        footer, as plain text (``markdown`` only changes display in Agno). Options are ``run``'s."""
+        print_workflow(self, input, stream=bool(stream), show_time=show_time, show_step_details=show_step_details,
+                       **options)
+
+    def _work(self, steps: StepsRun, run_steps: Any) -> Generator[Any, Any, Any]:
         """The steps on the run's input — or, with a workflow agent, the agent, which runs them if it decides to."""
         if self.agent is None:
-            return (yield from self._run_steps(run, state, initial, run.input))
-        child = yield agent_call(self, run, run_steps)
-        return answer_with(run, child)
+            return (yield from steps.steps(steps.run.input))
+        child = yield agent_call(self, steps.run, run_steps)
+        return answer_with(steps.run, child)
+
+    def _steps_run(self, input: str, session_id: str | None, user_id: str | None,
+                   session_state: dict[str, Any] | None, cell_id: str | None,
+                   additional_data: dict[str, Any] | None) -> StepsRun:
+        if additional_data is not None:
+            check_state(additional_data, "additional_data")
+        run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
+        return StepsRun(self, run, state, initial, additional_data)
 
     def _begin(self, input: str, session_id: str | None, user_id: str | None,
                session_state: dict[str, Any] | None, cell_id: str | None
@@ -155,7 +213,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             session = self.db.update_session(session.session_id, state_patch=session_state)
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
                         writer=current_writer(), input=input, kind="workflow", model=self.name or "workflow",
-                        provider="workflow", cell_id=cell_id)
+                        provider="workflow", cell_id=cell_id, workflow_id=self.agent_id)
         self.db.upsert_run_if_session(run, durable=False)
         self._emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)
@@ -187,8 +245,9 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         failure.__cause__ = exc
         return failure
 
-    def _end(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], started: float) -> None:
+    def _end(self, steps: StepsRun, started: float) -> None:
         """Whatever ended the steps, the run is stored as it ended — unless its session was deleted meanwhile."""
+        run, state, initial = steps.run, steps.state, steps.initial
         run.metrics.duration = time.perf_counter() - started
         if not self.db.upsert_run_if_session(run):
             run.status, run.error = RunStatus.cancelled, DELETED
@@ -218,118 +277,6 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             self.db.update_session(session_id, state_patch=changes, state_delete=deleted)
         initial.clear()
         initial.update(copy.deepcopy(state))
-
-    def _run_steps(self, run: RunOutput, state: dict[str, Any], initial: dict[str, Any], query: str
-                   ) -> Generator[_StepCall, Any, str]:
-        """The steps in order on ``query``, as calls for ``run`` or ``arun`` to make (``yield``) — the logic is
-        written once. The run records each step and ends with the last step's content."""
-        history = self._history(run.session_id, run.run_id)
-        outputs: dict[str, StepOutput] = {}
-        previous: Any = None
-        for step in self.steps:
-            given = query if previous is None else content_text(previous)
-            record = StepRecord(name=step.name, kind=step.kind, input=given)
-            run.steps.append(record)
-            try:
-                output, child = yield from self._run_step(step, run, query, previous, state, initial, history,
-                                                          outputs)
-            except Exception as exc:  # a step's failure is recorded, never lost
-                record.status, record.error = RunStatus.error, exception_line(exc)
-                child_run = getattr(exc, "run", None)
-                if child_run is not None:
-                    record.run_id = child_run.run_id
-                    run.metrics.add_usage_of(child_run.metrics)
-                run.status = RunStatus.error
-                run.error = f"step {step.name!r} failed: {record.error}"
-                raise WorkflowError(run.error, run) from exc  # run() stores it, in its finally
-            if child is not None:
-                record.run_id = output.step_run_id = child.run_id
-                run.metrics.add_usage_of(child.metrics)
-            output.step_name = step.name
-            record.status, record.output = RunStatus.completed, content_text(output.content)
-            outputs[step.name] = output
-            previous = output.content
-            self.db.upsert_run_if_session(run, durable=False)  # steps show as they finish, not only at the end
-            self._emit("run", run.session_id)
-            if output.stop:
-                break
-        run.content = content_text(previous)
-        run.status = RunStatus.completed
-        # as an exchange, so a later agent run in the same session can use it as history
-        run.messages = [Message(role="user", content=run.input), Message(role="assistant", content=run.content)]
-        return run.content
-
-    def _run_step(self, step: Step, run: RunOutput, query: str, previous: Any, state: dict[str, Any],
-                  initial: dict[str, Any], history: list[dict[str, str]], outputs: dict[str, StepOutput]
-                  ) -> Generator[_StepCall, Any, tuple[StepOutput, RunOutput | None]]:
-        target = step.target
-        if isinstance(target, Agent):
-            prompt = query if previous is None else content_text(previous)
-            if self.add_workflow_history_to_steps and history:
-                earlier = "\n\n".join(f"Input: {h['input']}\nOutput: {h['output']}" for h in history)
-                prompt = f"Earlier runs of this workflow:\n{earlier}\n\nNow:\n{prompt}"
-            self._save_state(run.session_id, state, initial)  # the agent reads the state as steps left it
-            child = yield _StepCall(target, prompt, {"session_id": run.session_id, "user_id": run.user_id,
-                                                     "parent_run_id": run.run_id})
-            stored = self.db.get_session(run.session_id).session_state  # with the agent's sets and deletions
-            state.clear()
-            state.update(stored)
-            initial.clear()
-            initial.update(copy.deepcopy(stored))
-            if child.status != RunStatus.completed:
-                raise RuntimeError(f"{step.name} ended {child.status.value}")
-            return StepOutput(content=child.content, step_type=step.kind, executor_name=target.name), child
-        step_input = StepInput(input=query, previous_step_content=previous, previous_step_outputs=dict(outputs),
-                               session_state=state, history=history)
-        context = RunContext(session_id=run.session_id, run_id=run.run_id, user_id=run.user_id, session_state=state)
-        output = as_step_output((yield _StepCall(target, step_input, function_options(target, step_input, context))))
-        if not output.success:
-            raise RuntimeError(output.error or f"{step.name} reported failure")
-        output.step_type = "function"
-        return output, None
-
-
-@dataclass
-class _StepCall:
-    """One step's work, made by ``run`` (``run()``) or ``arun`` (``await arun()``): the only part that differs."""
-
-    target: Agent | StepFunction
-    given: Any  # the prompt for an agent or team, the StepInput for a function
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def run(self) -> Any:
-        if isinstance(self.target, Agent):
-            return self.target.run(self.given, **self.options)
-        result = self.target(self.given, **self.options)
-        if inspect.isawaitable(result):
-            getattr(result, "close", lambda: None)()
-            raise TypeError("this step is async: run the workflow with arun")
-        return result
-
-    async def arun(self) -> Any:
-        if isinstance(self.target, Agent):
-            return await self.target.arun(self.given, **self.options)
-        result = self.target(self.given, **self.options)
-        return await result if inspect.isawaitable(result) else result
-
-
-def drive(work: Generator[_StepCall, Any, Any]) -> Any:
-    """Make the calls ``work`` yields, in this thread; a call's failure is thrown back into ``work``."""
-    cursor = Cursor(work, throws_back=Exception)  # the step's failure goes back to the steps, which record it
-    for call in cursor:
-        with cursor.answering():
-            cursor.reply(call.run())
-    return cursor.value
-
-
-async def adrive(work: Generator[_StepCall, Any, Any]) -> Any:
-    """``drive`` on the event loop: agents with ``arun``, ``async def`` steps awaited. The steps' own code
-    between calls (it records the run in the store) is stepped in a worker thread, never on the loop."""
-    cursor = Cursor(work, throws_back=Exception)
-    while (call := await asyncio.to_thread(next, cursor, _MISSING)) is not _MISSING:
-        with cursor.answering():
-            cursor.reply(await call.arun())
-    return cursor.value
 
 
 _MISSING = object()

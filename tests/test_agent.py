@@ -284,7 +284,7 @@ def test_history_by_messages_and_by_token_budget_from_the_agent(db):
     budget.run("big", session_id=sid)
     budget.run("tiny", session_id=sid, max_history_tokens=2)  # under the last pair (1 + 2 tokens)
     agent.run("off", session_id=sid, add_history_to_context=False)
-    assert agent.model.history_counts == [0, 2, 4, 2, 0]  # one, two, three, m (at most 3 messages), off
+    assert agent.model.history_counts == [0, 2, 4, 3, 0]  # one, two, three, m (the newest 3 messages, as Agno), off
     assert budget.model.history_counts == [8, 0]  # big, tiny
 
 

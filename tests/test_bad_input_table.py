@@ -191,7 +191,7 @@ API_CASES: dict[str, Case] = {
     "export-under-a-file": lambda a, s, r, f: export_session(a, s, "md", f / "note.txt" / "x.md"),
     "export-into-missing-folder": lambda a, s, r, f: export_session(a, s, "csv", f / "missing" / "x.csv"),
     # teams, workflows, experiments
-    "team-no-members": lambda a, s, r, f: Team(members=[], db=a.db),
+    "team-member-not-an-agent": lambda a, s, r, f: Team(members=["researcher"], db=a.db),  # members=[] is Agno's
     "team-bad-mode": lambda a, s, r, f: Team(members=[Agent(model=RecordingModel())], mode="vote", db=a.db),
     "team-db-int": lambda a, s, r, f: Team(members=[Agent(model=RecordingModel())], db=3),
     "workflow-no-steps": lambda a, s, r, f: Workflow(steps=[], db=a.db),

@@ -76,10 +76,10 @@ def _contents(messages):
     return [m.content.split()[0] for m in messages]
 
 
-def test_message_cap_keeps_the_newest_and_never_starts_on_a_reply():
+def test_message_cap_keeps_exactly_the_newest_messages_as_agno_does():
     runs = _exchanges(InMemoryDb(), 3)
     assert _contents(history_messages(runs, max_messages=4)) == ["q1", "a1", "q2", "a2"]
-    assert _contents(history_messages(runs, max_messages=3)) == ["q2", "a2"]
+    assert _contents(history_messages(runs, max_messages=3)) == ["a1", "q2", "a2"]
     assert history_messages(runs, max_messages=0) == []
 
 

@@ -80,9 +80,12 @@ def test_stream_yields_only_content_events_whose_text_is_the_reply(weather_agent
 
 def test_stream_events_reports_the_run_in_agnos_order(weather_agent):
     events = list(weather_agent.run("weather?", stream=True, stream_events=True))
-    assert squeeze(kinds(events)) == ["RunStarted", "RunContent", "ToolCallStarted", "ToolCallCompleted",
-                                      "RunContent", "RunCompleted"]
+    assert squeeze(kinds(events)) == ["RunStarted", "ModelRequestStarted", "RunContent", "ModelRequestCompleted",
+                                      "ToolCallStarted", "ToolCallCompleted", "ModelRequestStarted", "RunContent",
+                                      "ModelRequestCompleted", "RunContentCompleted", "RunCompleted"]
     started, completed = events[0], events[-1]
+    first_request = next(e for e in events if e.event == RunEvent.model_request_completed)
+    assert first_request.model == "function" and first_request.output_tokens > 0
     assert started.model == "function" and started.agent_name == "forecaster"
     assert {event.run_id for event in events} == {started.run_id}
     tool_done = next(e for e in events if isinstance(e, ToolCallCompletedEvent))
@@ -155,8 +158,9 @@ def test_events_of_a_real_openai_stream(db, openai_server):
                          "cold in Oslo, sorry")
     agent = Agent(model=OpenAIChat(id="local", base_url=openai_server.base_url), db=db, tools=[get_weather])
     events = list(agent.run("weather?", stream=True, stream_events=True))
-    assert squeeze(kinds(events)) == ["RunStarted", "ToolCallStarted", "ToolCallCompleted", "RunContent",
-                                      "RunCompleted"]
+    assert squeeze(kinds(events)) == ["RunStarted", "ModelRequestStarted", "ModelRequestCompleted",
+                                      "ToolCallStarted", "ToolCallCompleted", "ModelRequestStarted", "RunContent",
+                                      "ModelRequestCompleted", "RunContentCompleted", "RunCompleted"]
     assert events[-1].content == "cold in Oslo, sorry"
     sent = openai_server.requests[1]["messages"]
     assert sent[-1] == {"role": "tool", "tool_call_id": sent[-2]["tool_calls"][0]["id"], "content": "warm in Oslo"}
@@ -293,7 +297,9 @@ def test_responses_api_arun_calls_tools_and_streams_events(openai_server, db):
         return [e async for e in agent.arun("weather?", stream=True, stream_events=True, yield_run_output=True)]
 
     items = asyncio.run(main())
-    assert squeeze(kinds(items[:-1])) == ["RunStarted", "ToolCallStarted", "ToolCallCompleted", "RunContent",
+    assert squeeze(kinds(items[:-1])) == ["RunStarted", "ModelRequestStarted", "ModelRequestCompleted",
+                                          "ToolCallStarted", "ToolCallCompleted", "ModelRequestStarted",
+                                          "RunContent", "ModelRequestCompleted", "RunContentCompleted",
                                           "RunCompleted"]
     assert items[-1].content == "cold in Oslo" and items[-1].metrics.input_tokens > 0
     assert openai_server.requests[1]["input"][-1] == {"type": "function_call_output", "output": "warm in Oslo",
@@ -444,7 +450,7 @@ def test_acontinue_run_resumes_a_paused_arun_in_agnos_two_shapes(deleting_agent)
     first, events = asyncio.run(main())
     assert first.status == RunStatus.completed and first.content == "done: deleted a.txt"
     assert kinds(events[:-1])[0] == "RunContinued" and kinds(events[:-1])[-1] == "RunCompleted"
-    assert events[-1].status == RunStatus.completed and "delete_file" in events[-1].content
+    assert events[-1].status == RunStatus.completed and "rejected" in events[-1].content
 
 
 def test_an_approved_async_tool_is_awaited_by_acontinue_run(db):

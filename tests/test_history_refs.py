@@ -99,9 +99,10 @@ def test_message_limits_cut_into_a_run_and_the_reference_starts_there(db):
     agent.run("two", session_id=sid)
     three = agent.run("three", session_id=sid)
     history = [m for m in db.get_run(three.run_id).messages if m.from_history]
-    assert [(m.role, m.content) for m in history] == [("user", "two"), ("assistant", "reply 2 to two")]
-    (ref,) = [m for m in stored_messages(db, three.run_id) if "ref" in m]
-    assert ref["start"] == 0 and ref["end"] == 2
+    assert [(m.role, m.content) for m in history] == [("assistant", "reply 1 to one"), ("user", "two"),
+                                                      ("assistant", "reply 2 to two")]  # Agno: the newest 3
+    first, second = [m for m in stored_messages(db, three.run_id) if "ref" in m]
+    assert (first["start"], first["end"]) == (1, 2) and (second["start"], second["end"]) == (0, 2)
 
 
 def test_superseded_cells_and_regenerated_variants_read_as_sent(db):

@@ -117,8 +117,8 @@ def test_tools_that_are_not_functions_are_refused_and_nothing_changes(served, li
 
 def test_agentic_state_lets_the_model_update_the_session_state(served, openai_server):
     served.run("%config AgentMagics.agentic_state = True")
-    assert "update_session_state(updates)" in served.run("%agent tools").stdout
-    openai_server.script(call("update_session_state", updates={"topic": "ml"}), "Noted.")
+    assert "update_session_state(session_state_updates)" in served.run("%agent tools").stdout
+    openai_server.script(call("update_session_state", session_state_updates={"topic": "ml"}), "Noted.")
     served.run("%%agent --new stateful\nRemember that the topic is ml.")
     assert json.loads(served.run("%agent state").stdout) == {"topic": "ml"}
     served.run("%config AgentMagics.agentic_state = False")
@@ -159,7 +159,7 @@ def test_a_rejected_call_never_runs_and_the_model_is_told(served, openai_server,
     served.run("%%agent --new ops\nDrop users.")
     served.run("%agent continue --reject")
     assert served.shell.user_ns["calls"] == []
-    assert openai_server.last.body["messages"][-1]["content"] == "the user rejected the call to drop_table"
+    assert openai_server.last.body["messages"][-1]["content"] == "Function call was rejected by the user"
     assert stored_runs(tmp_path / "nbsessions.json")[0].status == RunStatus.completed
 
 

@@ -26,7 +26,7 @@ from nbsessions.panel.paused_run import PausedRun, parse_value
 from nbsessions.schema import Metrics, StepRecord
 from nbsessions.team import Team
 from nbsessions.tools import tool
-from nbsessions.workflow import StepInput, Workflow, WorkflowError
+from nbsessions.workflow import Step, StepInput, Workflow, WorkflowError
 
 XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
              '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '
@@ -675,8 +675,8 @@ def test_reject_tells_the_model_and_never_calls_the_tool(db, drop_table, ledger)
     panel = panel_on(agent, run.session_id)
     panel.history.paused[0].reject.click()
     assert ledger == []
-    assert agent.db.get_run(run.run_id).content == "tool said: the user rejected the call to drop_table"
-    assert "the user rejected the call to drop_table" in panel.history.markup
+    assert agent.db.get_run(run.run_id).content == "tool said: Function call was rejected by the user"
+    assert "Function call was rejected by the user" in panel.history.markup
 
 
 def test_requested_fields_are_typed_as_text_and_read_as_json_when_they_parse(db, pay, ledger):
@@ -1124,10 +1124,11 @@ def test_a_failing_step_shows_its_error_badge_and_keeps_the_steps_before_it(db):
     def broken(messages):
         raise ModelError("429 rate limited: retry in 7 s", status_code=429)
 
-    flow = Workflow(steps=[shout, explode, shout], db=db)
+    flow = Workflow(steps=[shout, Step(name="explode", executor=explode, max_retries=0), shout], db=db)
     with pytest.raises(WorkflowError):
         flow.run("data")
-    failed = Workflow(steps=[Agent(model=FunctionModel(broken, id="flaky-model"), name="flaky")], db=db)
+    flaky = Agent(model=FunctionModel(broken, id="flaky-model"), name="flaky")
+    failed = Workflow(steps=[Step(name="flaky", agent=flaky, max_retries=0)], db=db)  # Agno retries 3 times
     with pytest.raises(WorkflowError) as caught:
         failed.run("x", session_id=flow.get_sessions()[0].session_id)
     panel = SessionPanel(db=db)

@@ -16,8 +16,10 @@ from nbsessions.db import InMemoryDb
 from nbsessions.run_options import ContextOptions, ContinueOptions, RunOptions
 
 CONTEXT_KEYWORDS = ["user_id", "session_state", "add_history_to_context", "num_history_runs", "num_history_messages",
-                    "max_history_tokens", "instructions", "model", "cell_id"]
-RUN_KEYWORDS = ["stream", "stream_events", "yield_run_output", *CONTEXT_KEYWORDS, "session_id", "execution_count",
+                    "max_history_tokens", "instructions", "model", "cell_id", "add_session_state_to_context",
+                    "metadata"]
+RUN_KEYWORDS = ["stream", "stream_events", "yield_run_output", *CONTEXT_KEYWORDS, "session_id", "debug_mode",
+                "execution_count",
                 "tags", "parent_run_id"]
 CONTINUE_KEYWORDS = ["stream", "stream_events", "yield_run_output", "run_id", "requirements", "session_id",
                      "approve", "user_input", "results", "model"]

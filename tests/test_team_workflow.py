@@ -74,8 +74,7 @@ def test_a_failing_member_is_reported_to_the_leader_and_kept(db):
 
 
 def test_team_arguments_are_checked():
-    with pytest.raises(ValueError, match="at least one"):
-        Team(members=[])
+    assert Team(members=[]).run("hi").content  # Agno: with no members the leader answers alone
     with pytest.raises(ValueError, match="mode"):
         Team(members=[member("a")], mode="vote")
 
@@ -118,7 +117,9 @@ def test_workflow_history_is_run_based(db):
     agent_flow = Workflow(steps=[member("m", lambda m: prompts.append(m[-1].content) or "ok")], db=db,
                           add_workflow_history_to_steps=True)
     agent_flow.run("first", session_id=sid)
-    assert "Input: a\nOutput: out:a" in prompts[0] and prompts[0].endswith("Now:\nfirst")
+    assert "[Workflow Run-1]\nUser input: a\nWorkflow output: out:a" in prompts[0]  # Agno's context text
+    assert prompts[0].startswith("<workflow_history_context>")
+    assert prompts[0].endswith("</workflow_history_context>\nfirst")
 
 
 def test_workflow_history_reaches_past_many_step_runs(db):
@@ -241,7 +242,9 @@ def test_workflow_steps_are_records_that_survive_tinydb_and_are_stored_as_before
     stored = [r["doc"] for r in rows if r["t"] == "runs" and r["id"] == run.run_id][-1]["steps"]
     assert stored == [{"name": "shout", "kind": "function", "input": "go", "status": "completed", "output": "GO"},
                       {"name": "m", "kind": "agent", "input": "GO", "status": "completed",
-                       "run_id": run.steps[1].run_id, "output": "m did GO"}]
+                       "run_id": run.steps[1].run_id, "output": "m did GO",
+                       "metrics": run.steps[1].metrics}]  # the step run's metrics, as Agno keeps them
+    assert back.step_results[1].metrics.output_tokens == run.steps[1].metrics["output_tokens"] > 0
 
 
 def test_step_dicts_from_an_older_file_load_as_records(tmp_path):

@@ -111,7 +111,7 @@ def test_a_key_a_tool_pops_is_deleted_in_the_store(db):
 
 
 def test_agentic_state_tool_and_state_in_context(db):
-    agent = Agent(model=call_then_answer("update_session_state", {"updates": {"mood": "happy"}}), db=db,
+    agent = Agent(model=call_then_answer("update_session_state", {"session_state_updates": {"mood": "happy"}}), db=db,
                   enable_agentic_state=True)
     run = agent.run("I am happy")
     assert agent.get_session_state(run.session_id) == {"mood": "happy"}
@@ -161,7 +161,7 @@ def test_rejection_tells_the_model_and_runs_nothing(db):
     agent = Agent(model=call_then_answer("send_email", {"to": "boss"}), db=db, tools=[send_email])
     paused = agent.run("email the boss")
     done = agent.continue_run(paused.run_id, approve=False)
-    assert calls == [] and done.content == "tool said: the user rejected the call to send_email"
+    assert calls == [] and done.content == "tool said: Function call was rejected by the user"
 
 
 def test_user_input_and_external_execution(db):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
@@ -71,10 +72,14 @@ class PostgresDb(BaseDb):
     ``timeout`` how long an operation waits for one (a server that is down is reported after that).
     """
 
-    def __init__(self, url: str, *, meta_scope: str = "", pool_size: int = 4, timeout: float = 5.0,
-                 read_only: bool = False) -> None:
+    def __init__(self, url: str | None = None, *, db_url: str | None = None, meta_scope: str = "",
+                 pool_size: int = 4, timeout: float = 5.0, read_only: bool = False) -> None:
         """``read_only``: never create or migrate the schema, and the server refuses writes (``NoSchema`` when
-        nbsessions never wrote to the database)."""
+        nbsessions never wrote to the database). ``db_url`` is Agno's name for ``url``; its SQLAlchemy driver
+        part (``postgresql+psycopg://``) is dropped, as libpq takes ``postgresql://``."""
+        if (url is None) == (db_url is None):
+            raise TypeError("PostgresDb needs one URL: PostgresDb(url) or PostgresDb(db_url=...)")
+        url = url if url is not None else re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", db_url or "")
         register(url_password(url))  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show

@@ -106,20 +106,20 @@ class _Sessions(Mapping[str, dict]):
     """The live sessions table as ``create_in_table`` / ``update_in_table`` read it: one session by id without
     touching the others; all of them only when a name is chosen. Do not mutate what it gives."""
 
-    def __init__(self, storage: JournalStorage) -> None:
-        self._storage = storage
+    def __init__(self, storage: JournalStorage, table: str = "sessions") -> None:
+        self._storage, self._table = storage, table
 
     def __getitem__(self, session_id: str) -> dict[str, Any]:
-        doc = self._storage.get(SESSIONS, session_id)
+        doc = self._storage.get(self._table, session_id)
         if doc is None:
             raise KeyError(session_id)
         return doc
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._storage.table(SESSIONS)))
+        return iter(list(self._storage.table(self._table)))
 
     def __len__(self) -> int:
-        return len(self._storage.table(SESSIONS))
+        return len(self._storage.table(self._table))
 
 
 class JournalTable(Table):
@@ -170,10 +170,24 @@ class TinyDb(BaseDb):
     by session in storage order, so history reads touch only the runs they return.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compact_min_lines: int = 1000,
-                 read_only: bool = False) -> None:
-        """``read_only``: never create, lock for writing or change the file (reads a read-only file or folder)."""
-        self.path = os.path.abspath(os.fspath(path))
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, db_file: str | os.PathLike[str] | None = None,
+                 session_table: str | None = None, id: str | None = None, compact_min_lines: int = 1000,
+                 read_only: bool = False, **agno_only: Any) -> None:
+        """``read_only``: never create, lock for writing or change the file (reads a read-only file or folder).
+
+        Agno's file-store keywords work: ``db_file`` is ``path`` and ``session_table`` names the sessions table
+        (runs stay in ``runs``, keyed by their own ids); ``id`` is kept as ``self.id``. Agno's other tables
+        (memories, metrics, knowledge...) are refused by name: nbsessions has none of those features.
+        """
+        for name in agno_only:
+            if name.endswith("_table") or name in ("db_url", "db_engine", "db_path"):
+                raise TypeError(f"TinyDb({name}=...) is Agno's, but nbsessions does not support it: remove it")
+            raise TypeError(f"TinyDb.__init__() got an unexpected keyword argument {name!r}")
+        if (path is None) == (db_file is None):
+            raise TypeError("TinyDb needs one file: TinyDb(path) or TinyDb(db_file=...)")
+        self.path = os.path.abspath(os.fspath(path if path is not None else db_file))
+        self.id = id
+        self._sessions = session_table or SESSIONS
         self.tinydb = JournalTinyDB(self.path, group_by={RUNS: "session_id"}, compact_min_lines=compact_min_lines,
                                     read_only=read_only)
         self._store: JournalStorage = self.tinydb.storage  # type: ignore[assignment]
@@ -183,47 +197,49 @@ class TinyDb(BaseDb):
 
     # -- sessions -------------------------------------------------------------------------------
     def get_session(self, session_id: str) -> Session | None:
-        data = self._store.load(SESSIONS, session_id)
+        data = self._store.load(self._sessions, session_id)
         return self._load(Session, data, session_id) if data is not None else None
 
     def list_sessions(self, *, user_id: str | None = None, limit: int | None = None, offset: int = 0,
                       sort: str = "updated_at", descending: bool = True) -> list[Session]:
         check_sort(sort)
         with self._store.reading():
-            rows = [s for s in self._store.table(SESSIONS).values() if user_id is None or s.get("user_id") == user_id]
+            rows = [s for s in self._store.table(self._sessions).values()
+                    if user_id is None or s.get("user_id") == user_id]
         rows.sort(key=lambda s: (s.get(sort) is None, 0 if s.get(sort) is None else s[sort]), reverse=descending)
         end = None if limit is None else offset + limit
         return [self._load(Session, copy.deepcopy(s), s.get("session_id")) for s in rows[offset:end]]
 
     def upsert_session(self, session: Session) -> None:
-        self._store.commit([(SESSIONS, session.session_id, session.to_dict())])
+        self._store.commit([(self._sessions, session.session_id, session.to_dict())])
 
     def create_session(self, session: Session) -> Session:
-        with self._store.transaction():  # under the file lock: two kernels opening one new id write it once,
-            data, new = create_in_table(_Sessions(self._store), session)  # two naming alike get two names
+        # under the file lock: two kernels opening one new id write it once, two naming alike get two names
+        with self._store.transaction():
+            data, new = create_in_table(_Sessions(self._store, self._sessions), session)
             if new:
-                self._store.commit([(SESSIONS, session.session_id, data)])
+                self._store.commit([(self._sessions, session.session_id, data)])
             return self._load(Session, copy.deepcopy(data), session.session_id)
 
     def update_session(self, session_id: str, *, state_patch: dict[str, Any] | None = None,
                        state_delete: Iterable[str] = (), metadata_patch: dict[str, Any] | None = None,
                        **fields: Any) -> Session:
         with self._store.transaction():  # holds the file lock with others' appends applied: nothing is lost
-            found = change_in_table(_Sessions(self._store), session_id, state_patch=state_patch,
+            found = change_in_table(_Sessions(self._store, self._sessions), session_id, state_patch=state_patch,
                                     state_delete=state_delete, metadata_patch=metadata_patch, **fields)
             if found is None:
                 raise SessionNotFoundError(f"no session {session_id!r} in {self.path}")
             session = self._load(Session, copy.deepcopy(apply_update(*found)), session_id)
             change = Update(redact_data(found[1]))  # the change, not the whole session; as to_dict, no secret
-            self._store.commit([(SESSIONS, session_id, change)])
+            self._store.commit([(self._sessions, session_id, change)])
         return session
 
     def delete_session(self, session_id: str) -> bool:
         with self._store.transaction():
-            existed = self._store.get(SESSIONS, session_id) is not None
+            existed = self._store.get(self._sessions, session_id) is not None
             ops: list[Op] = [(RUNS, run_id, None) for run_id in self._store.group(RUNS, session_id)]
             if existed:  # last, so an interrupted delete leaves the session listed and deletable again
-                ops.append((SESSIONS, session_id, None))
+                ops.append((self._sessions, session_id, None))
             self._store.commit(ops)
         return existed
 
@@ -231,13 +247,13 @@ class TinyDb(BaseDb):
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
         with self._store.transaction():  # the run and its session's updated_at in one append
             ops: list[Op] = [(RUNS, run.run_id, run.to_dict(history_refs=True))]
-            if self._store.has(SESSIONS, run.session_id):  # a change of one field: the session is not rewritten
-                ops.append((SESSIONS, run.session_id, Update({"set": {"updated_at": now()}})))
+            if self._store.has(self._sessions, run.session_id):  # a change of one field: the session is not rewritten
+                ops.append((self._sessions, run.session_id, Update({"set": {"updated_at": now()}})))
             self._store.commit(ops, durable=durable)
 
     def upsert_run_if_session(self, run: RunOutput, *, durable: bool = True) -> bool:
         with self._store.transaction():  # under the file lock: a delete in another kernel is before or after
-            if not self._store.has(SESSIONS, run.session_id):  # without parsing it
+            if not self._store.has(self._sessions, run.session_id):  # without parsing it
                 return False
             self.upsert_run(run, durable=durable)
             return True

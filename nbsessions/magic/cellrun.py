@@ -14,7 +14,7 @@ from collections.abc import Callable
 from IPython.display import DisplayHandle, clear_output, display
 
 from nbsessions.errors import ModelError, NbSessionsError
-from nbsessions.events import RunEvent
+from nbsessions.events import RunContentEvent, ToolCallStartedEvent
 from nbsessions.render import reply_bundle
 from nbsessions.schema import RunOutput, RunStatus
 from nbsessions.streams import RunStream
@@ -105,9 +105,9 @@ def show_run(stream: RunStream, label: str, *, waiting: str = "", live: bool = T
         if live:
             out.show(waiting_bundle(waiting))
         for event in stream.with_events():
-            if event.event == RunEvent.run_content:
+            if isinstance(event, RunContentEvent):  # a team's is TeamRunContent: the same record
                 out.progress(lambda: reply_bundle(stream.run))
-            elif event.event == RunEvent.tool_call_started and live and not stream.run.content:
+            elif isinstance(event, ToolCallStartedEvent) and live and not stream.run.content:
                 out.show(waiting_bundle(f"{waiting} · calling {event.tool.tool_name}"))  # escaped there
     except KeyboardInterrupt:
         stream.close()  # the Ctrl-C may have landed here rather than in the model: store the run as cancelled

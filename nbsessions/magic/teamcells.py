@@ -65,7 +65,7 @@ class _StepProgress:
     def __init__(self, nb: NotebookAgent, out: LiveOutput, label: str, total: int) -> None:
         self.agent, self.out, self.label, self.total = nb.agent, out, label, total  # reads are owner-checked
         self.session_id: str | None = None
-        self.started = time.time()
+        self.started = int(time.time())  # whole seconds, as a run's created_at
         self.run_id: str | None = None
 
     def __call__(self, event: str, session_id: str) -> None:
