@@ -24,7 +24,9 @@ def coder(messages):
 
 get_ipython().magics_manager.registry["AgentMagics"].notebook.register_model("coder", FunctionModel(coder))
 """
-CELLS = ["%load_ext nbsessions", SETUP, "%%agent --new loops -m coder\nHow do I loop?", "%agent panel"]
+# The second run comes after the panel is built: History redraws, and its new block gets its buttons too.
+CELLS = ["%load_ext nbsessions", SETUP, "%%agent --new loops -m coder\nHow do I loop?", "%agent panel",
+         "%%agent -m coder\nAnd again?", "%agent history"]
 CLIPBOARD = "() => navigator.clipboard.readText()"
 LOOKS = """(button) => {
     const probe = document.createElement('div');
@@ -57,7 +59,10 @@ def test_reply_code_blocks_copy_in_cells_and_panel(lab, chromium):
         cell_reply = page.locator(".jp-OutputArea-output .nbsessions-reply").first
         expect(cell_reply.locator("pre code")).to_have_text(CODE + "\n")
         history = page.locator(".nbsessions-panel .nbsessions-history")
-        expect(history.locator(".nbsessions-reply pre code")).to_have_text(CODE + "\n")
+        expect(history.locator(".nbsessions-reply pre code")).to_have_text([CODE + "\n"] * 2)
+        listing = page.locator(".jp-Notebook .jp-Cell").nth(5).locator(".nbsessions-run")  # %agent history
+        expect(listing).to_have_count(2)
+        expect(listing.locator(".nbs-reply-code-toolbar [data-action=copy]")).to_have_count(2)
 
         # The cell: one toolbar over the one block; a click puts exactly the code in the clipboard.
         copy = cell_reply.locator(".nbs-reply-code-toolbar [data-action=copy]")
@@ -68,8 +73,8 @@ def test_reply_code_blocks_copy_in_cells_and_panel(lab, chromium):
         assert page.evaluate(CLIPBOARD) == CODE
 
         # The panel's History, by keyboard: the button takes focus and Enter copies.
-        panel_copy = history.locator(".nbs-reply-code-toolbar [data-action=copy]")
-        expect(panel_copy).to_have_count(1)
+        expect(history.locator(".nbs-reply-code-toolbar [data-action=copy]")).to_have_count(2)  # one per block
+        panel_copy = history.locator(".nbs-reply-code-toolbar [data-action=copy]").first
         clear_clipboard(page)
         panel_copy.focus()
         assert page.evaluate("() => document.activeElement.dataset.action") == "copy"
