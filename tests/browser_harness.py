@@ -141,6 +141,24 @@ def jupyterlab_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 @contextmanager
+def lab_with_extension(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """``jupyterlab_server`` with this checkout's front end: the built ``nbsessions/labextension`` linked into its
+    data dir (ahead of any installed copy), and the server extension enabled in its config dir (both private)."""
+    built = REPO / "nbsessions" / "labextension"
+    if not (built / "package.json").exists():
+        skip_or_fail("the front end is not built: run `npm ci && npm run build:prod` in js/ (or pip install -e .)")
+    labextensions = tmp_path / "data" / "labextensions"
+    labextensions.mkdir(parents=True)
+    (labextensions / "nbsessions").symlink_to(built, target_is_directory=True)
+    server_config = tmp_path / "config" / "jupyter_server_config.d"
+    server_config.mkdir(parents=True)
+    (server_config / "nbsessions.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {"nbsessions.server": True}}}))
+    with jupyterlab_server(tmp_path) as lab:
+        yield lab
+
+
+@contextmanager
 def running_notebook(jupyterlab: dict, chromium: str, name: str, cells: list[str], *, height: int = 1400,
                      dialogs: list[str] | None = None) -> Iterator[Any]:
     """Write ``cells`` as ``NAME.ipynb``, open it in headless Chromium and run all its cells; yields the page.

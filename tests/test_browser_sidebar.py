@@ -18,7 +18,7 @@ import sys
 import textwrap
 
 import pytest
-from browser_harness import OUTPUT_DIR, REPO, jupyterlab_server, running_notebook, skip_or_fail, update_screenshot
+from browser_harness import OUTPUT_DIR, REPO, lab_with_extension, running_notebook, update_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -72,19 +72,8 @@ COLOURS = """() => {
 
 @pytest.fixture
 def lab_with_sidebar(tmp_path, chromium):
-    """JupyterLab with this checkout's sidebar: the built labextension linked into its data dir, and the server
-    extension enabled in its config dir (both private to this server)."""
-    built = REPO / "nbsessions" / "labextension"
-    if not (built / "package.json").exists():
-        skip_or_fail("the sidebar is not built: run `npm ci && npm run build:prod` in js/ (or pip install -e .)")
-    labextensions = tmp_path / "data" / "labextensions"
-    labextensions.mkdir(parents=True)
-    (labextensions / "nbsessions").symlink_to(built, target_is_directory=True)
-    server_config = tmp_path / "config" / "jupyter_server_config.d"
-    server_config.mkdir(parents=True)
-    (server_config / "nbsessions.json").write_text(json.dumps(
-        {"ServerApp": {"jpserver_extensions": {"nbsessions.server": True}}}))
-    with jupyterlab_server(tmp_path) as lab:
+    """JupyterLab with this checkout's sidebar (``browser_harness.lab_with_extension``)."""
+    with lab_with_extension(tmp_path) as lab:
         yield lab
 
 

@@ -8,6 +8,29 @@ const ACTIONS: [string, string, InsertWhere | 'copy'][] = [
   ['Replace active cell', "Replace the active cell's source with this code", 'replace']
 ];
 
+/** One toolbar button; ``data-action`` names what it does (the browser tests find buttons by it). */
+export function codeButton(label: string, title: string, action: string, onClick: () => void): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'jp-Button jp-mod-minimal nbs-code-action';
+  button.textContent = label;
+  button.title = title;
+  button.setAttribute('aria-label', title);
+  button.dataset.action = action;
+  button.addEventListener('click', onClick);
+  return button;
+}
+
+/** A Copy button: the code read when clicked (so a block redrawn in place copies what it shows now). */
+export function copyButton(code: () => string): HTMLButtonElement {
+  const button = codeButton('Copy', 'Copy the code', 'copy', () => {
+    Clipboard.copyToSystem(code());
+    button.textContent = 'Copied';
+    window.setTimeout(() => (button.textContent = 'Copy'), 1500);
+  });
+  return button;
+}
+
 /** A toolbar over each code block of a rendered reply: Copy, Insert below, Insert above, Replace active cell. */
 export function addCodeToolbars(root: HTMLElement, put: (code: string, where: InsertWhere) => void): void {
   root.querySelectorAll('pre').forEach(pre => {
@@ -15,21 +38,9 @@ export function addCodeToolbars(root: HTMLElement, put: (code: string, where: In
     const bar = document.createElement('div');
     bar.className = 'nbs-code-toolbar';
     for (const [label, title, action] of ACTIONS) {
-      const button = document.createElement('button');
-      button.className = 'jp-Button jp-mod-minimal nbs-code-action';
-      button.textContent = label;
-      button.title = title;
-      button.dataset.action = action === 'copy' ? 'copy' : `insert-${action}`;
-      button.addEventListener('click', () => {
-        if (action === 'copy') {
-          Clipboard.copyToSystem(code);
-          button.textContent = 'Copied';
-          window.setTimeout(() => (button.textContent = label), 1500);
-        } else {
-          put(code, action);
-        }
-      });
-      bar.appendChild(button);
+      bar.appendChild(action === 'copy'
+        ? copyButton(() => code)
+        : codeButton(label, title, `insert-${action}`, () => put(code, action)));
     }
     pre.parentElement?.insertBefore(bar, pre);
   });

@@ -2,6 +2,7 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { watchReplies } from './replycode';
 import { SessionsSidebar } from './sidebar';
 
 const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16">
@@ -28,4 +29,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** Copy and Insert below on every code block of a reply, in cell outputs and in the ``%agent panel`` widget. */
+const replyCode: JupyterFrontEndPlugin<void> = {
+  id: 'nbsessions:reply-code',
+  description: 'A Copy button on each code block of an nbsessions reply, in cells and in the panel.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    watchReplies(tracker);
+  }
+};
+
+export default [plugin, replyCode];

@@ -50,7 +50,7 @@ def copy_sessions(source: BaseDb, target: BaseDb, *, user_id: str | None = None,
     ``owner``: the user given to sessions (and their runs) that have none; ``user_id`` then selects after that,
     so ``user_id=owner`` takes the user's own sessions and the unowned ones.
     """
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm  # a terminal's bar, on ``out``: the CLI copies
 
     report = CopyReport()
     sessions = source.list_sessions(user_id=None if owner else user_id, sort="created_at", descending=False)

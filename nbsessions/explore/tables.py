@@ -7,6 +7,7 @@ details, prompts) is escaped, because any of it can carry text a model or a serv
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,9 +32,14 @@ def to_pandas(records: list[dict[str, Any]]) -> Any:
 
 
 def progress_bar(total: int, what: str) -> Any:
-    """A ``tqdm.auto`` bar: a widget in Jupyter, text in a terminal."""
-    from tqdm.auto import tqdm
-
+    """A widget in a Jupyter kernel, text on stderr elsewhere, decided per bar from the running shell:
+    ``tqdm.auto`` decides once per process, from whether ``ipykernel`` happens to have been imported."""
+    ipython = sys.modules.get("IPython")  # not imported: no shell, and no reason to import it
+    shell = ipython.get_ipython() if ipython is not None else None
+    if type(shell).__name__ == "ZMQInteractiveShell":
+        from tqdm.notebook import tqdm
+    else:
+        from tqdm.std import tqdm
     return tqdm(total=total, desc=what, unit="run")
 
 
