@@ -36,6 +36,7 @@ from nbsessions.records.validate import kind_of
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
+    from nbsessions.runs.agent import Agent
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -62,7 +63,7 @@ def _write(text: str, path: str | os.PathLike[str] | None) -> str:
 # -- sessions ------------------------------------------------------------------------------------------
 
 
-def load_session(source: Any, session_id: str) -> tuple[Session, list[RunOutput]]:
+def load_session(source: Agent | BaseDb, session_id: str) -> tuple[Session, list[RunOutput]]:
     """The session and its runs, from an Agent (which checks the owner) or straight from a store."""
     if hasattr(source, "get_runs"):
         return source.get_session(session_id), source.get_runs(session_id)
