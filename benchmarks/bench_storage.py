@@ -42,8 +42,9 @@ section. Each number is compared with a baseline measured in the same run:
 - **OpenAIChat**: `Agent.run` against a raw `openai` SDK call of the same kind (not streamed) with the same
   messages, calls alternating, both to a loopback server (`tests/openai_server.py`) in its own process; targets
   <= 1.2x in memory and <= 1.4x on `TinyDb`. With `TinyDb` each run appends twice: the run as it starts
-  (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the floor
-  row subtracts the cost of those bare writes.
+  (buffered, no fsync) and the run as it ends together with its session's new `updated_at` (fsync'd); the
+  fsyncs of the timed runs are counted (`os.fsync`/`os.fdatasync` wrapped: one per run, plus compaction's when the
+  journal has doubled) and the floor row subtracts the cost of those bare writes.
 - **machinery**: `Agent.run` (offline model, in-memory store, history on, no tools, summaries or state in use)
   against the bare minimum of a run in the same process: the same model call and two stores of the run.
 - **redaction**: the machinery row's `Agent.run` with a 178-character key in `OPENAI_API_KEY` (so every record
