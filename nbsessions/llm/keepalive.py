@@ -45,7 +45,6 @@ def http_client(**client_kwargs: Any) -> Any:
     import importlib
 
     import openai
-    from openai._constants import DEFAULT_CONNECTION_LIMITS
 
     base = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == "Client")  # httpx, or its successor
     httpx = importlib.import_module(base.__module__.partition(".")[0])
@@ -59,5 +58,6 @@ def http_client(**client_kwargs: Any) -> Any:
             response.stream = DrainedAtDone(response.stream)
             return response
 
-    return openai.DefaultHttpxClient(transport=KeepAliveTransport(limits=DEFAULT_CONNECTION_LIMITS),
+    limits = getattr(importlib.import_module("openai._constants"), "DEFAULT_CONNECTION_LIMITS", None)  # the SDK's
+    return openai.DefaultHttpxClient(transport=KeepAliveTransport(**({"limits": limits} if limits else {})),
                                      **client_kwargs)
