@@ -141,6 +141,9 @@ def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str
     lines = [f"`python benchmarks/bench_batch.py`: {PROMPTS} prompts, concurrency {CONCURRENCY}, {LATENCY_MS:.0f} ms "
              f"server latency (server in its own {'process' if where == 'process' else 'thread'}); ideal "
              f"{IDEAL * 1000:.0f} ms; median of {repeat}. {cli.measured_on()}.", "",
+             "The raw SDK opens a new connection for each streamed call (it closes the stream at `[DONE]`, before "
+             "the body's end); nbsessions' client reads those last bytes and keeps one connection per worker "
+             "(`tests/test_keepalive.py`).", "",
              "| run | wall time | / ideal | / raw SDK | target | met |", "|---|---|---|---|---|---|"]
     for name, seconds, targeted in results:
         ratio, target, met = cli.against_ideal(seconds, IDEAL, TARGET, targeted)
