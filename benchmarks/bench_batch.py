@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -58,14 +57,6 @@ def server_in_thread() -> Iterator[str]:
         server.latency_ms = LATENCY_MS
         yield server.base_url
 
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def raw_sdk(base_url: str) -> Callable[[], None]:
@@ -138,7 +129,7 @@ def measure(repeat: int, where: str) -> list[tuple[str, float, bool | None]]:
         ]
         for _, fn, _ in cases:  # warm up: imports, connection pools, first requests
             fn()
-        results = [(name, median_time(fn, repeat), target) for name, fn, target in cases]
+        results = [(name, cli.median_time(fn, repeat), target) for name, fn, target in cases]
         cold = first_batch(base_url)
         results.append(("first `batch` of a new process (after a one-row `batch`), InMemoryDb",
                         statistics.median(cold() for _ in range(repeat)), True))
@@ -150,6 +141,9 @@ def table(results: list[tuple[str, float, bool | None]], repeat: int, where: str
     lines = [f"`python benchmarks/bench_batch.py`: {PROMPTS} prompts, concurrency {CONCURRENCY}, {LATENCY_MS:.0f} ms "
              f"server latency (server in its own {'process' if where == 'process' else 'thread'}); ideal "
              f"{IDEAL * 1000:.0f} ms; median of {repeat}. {cli.measured_on()}.", "",
+             "The raw SDK opens a new connection for each streamed call (it closes the stream at `[DONE]`, before "
+             "the body's end); nbsessions' client reads those last bytes and keeps one connection per worker "
+             "(`tests/test_keepalive.py`).", "",
              "| run | wall time | / ideal | / raw SDK | target | met |", "|---|---|---|---|---|---|"]
     for name, seconds, targeted in results:
         ratio, target, met = cli.against_ideal(seconds, IDEAL, TARGET, targeted)

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -35,14 +31,6 @@ TARGET = 3.0  # parse ≤ 3× a json.loads of the same text
 START, END = "<!-- bench_flags -->", "<!-- /bench_flags -->"
 
 
-def best_time(fn: Callable[[], Any], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
-
 
 def measure(sizes: tuple[float, ...], repeat: int) -> list[tuple[float, float, float, float | None]]:
     """(MB, parse_cell_line seconds, json.loads seconds, arg_split seconds or None) per size."""
@@ -52,9 +40,9 @@ def measure(sizes: tuple[float, ...], repeat: int) -> list[tuple[float, float, f
         line = f"--state '{state}' -m offline"
         opts = parse_cell_line(AgentMagics.agent_magic, line)
         assert opts.state == state and opts.model == "offline", "the line was not split as written"
-        ours = best_time(lambda line=line: parse_cell_line(AgentMagics.agent_magic, line), repeat)
-        baseline = best_time(lambda state=state: json.loads(state), repeat)
-        old = best_time(lambda line=line: arg_split(line), 1) if mb <= OLD_UP_TO_MB else None
+        ours = cli.median_time(lambda line=line: parse_cell_line(AgentMagics.agent_magic, line), repeat)
+        baseline = cli.median_time(lambda state=state: json.loads(state), repeat)
+        old = cli.median_time(lambda line=line: arg_split(line), 1) if mb <= OLD_UP_TO_MB else None
         rows.append((mb, ours, baseline, old))
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +36,16 @@ def workdir(args: argparse.Namespace) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory() as tmp:
         yield Path(tmp)
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> float:
+    """The median wall time of ``repeat`` calls of ``fn``, in seconds."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
 
 
 def run_steps(steps: Sequence[tuple[Callable[..., list[Any]], tuple[Any, ...]]]) -> list[Any]:

@@ -30,6 +30,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("bench_start", "  the same in CPU time", "the same in CPU time of the whole process (all threads)"),
     ("bench_storage", "Agent.run vs raw openai SDK, InMemoryDb", "`Agent.run` vs a raw `openai` SDK call, in memory"),
     ("bench_storage", "Agent.run vs raw openai SDK, TinyDb", "`Agent.run` vs a raw `openai` SDK call, on `TinyDb`"),
+    ("bench_storage", "  fsyncs per Agent.run", "fsyncs per `Agent.run` on `TinyDb` (counted)"),
     ("bench_storage", "append one run", "append one run vs a bare `write+fsync` of the same bytes"),
     ("bench_storage", "Agent.run, history on, 10,000 runs", "`Agent.run` (history on) at 10,000 stored runs vs 100"),
     ("bench_storage", "Agent.run machinery", "the Agent's own machinery per run"),

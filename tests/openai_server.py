@@ -64,6 +64,7 @@ class Call:
     tool_calls: list[dict[str, str]] = field(default_factory=list)  # id, name, arguments as sent
     usage: dict[str, int] | None = None  # input_tokens, output_tokens, cached_tokens, reasoning_tokens as sent
     events: list[dict[str, Any]] = field(default_factory=list)  # SSE payloads sent (chat chunks or events)
+    connection: int = 0  # the client's port: calls with the same one came over one kept-alive connection
 
 
 class OpenAIServer:
@@ -433,6 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                "internal_server_error", "param": None, "code": None}})
         app = self.app
         call = app._record(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        call.connection = self.client_address[1]
         app._pause(app.latency_ms)
         if app.api_key is not None and self.headers.get("Authorization") != f"Bearer {app.api_key}":
             return self._status(401)

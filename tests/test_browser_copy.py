@@ -1,6 +1,7 @@
 """Copy (and Insert below) on the code blocks of replies, in a real JupyterLab with headless Chromium: in a
 ``%%agent`` cell's output and in the ``%agent panel`` History, by mouse and by keyboard, in both themes. The
 buttons come from this checkout's front end (``js/src/replycode.ts``); the kernel's HTML stays inert.
+``NBSESSIONS_UPDATE_SCREENSHOT=1`` copies the light theme's picture to ``docs/reply-copy.png`` (README's panel section).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from browser_harness import OUTPUT_DIR, lab_with_extension, running_notebook
+from browser_harness import OUTPUT_DIR, lab_with_extension, running_notebook, update_screenshot
 from xss import active_content
 
 pytestmark = pytest.mark.browser
@@ -82,6 +83,7 @@ def test_reply_code_blocks_copy_in_cells_and_panel(lab, chromium):
         expect(panel_copy).to_have_text("Copied")
         assert page.evaluate(CLIPBOARD) == CODE
         page.screenshot(path=str(OUTPUT_DIR / "reply-copy.png"))
+        update_screenshot("reply-copy.png", "reply-copy.png")
 
         # The payload around the code ran nothing, and what the kernel sent is still inert HTML (no button in it).
         assert page.evaluate("() => typeof window.__xss") == "undefined"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from threads import at_once
 
 from nbsessions.db.base import apply_session_update, merge_patch
 from nbsessions.records.errors import SessionAccessError, SessionNotFoundError
@@ -396,25 +397,6 @@ def test_records_come_back_exactly_as_written_key_order_and_odd_text_included(db
 
 
 # -- a run's status changes only by a conditional write -------------------------------------------
-def _at_once(count: int, work) -> list[object]:
-    """``work(i)`` from ``count`` threads released together; what each returned (or raised)."""
-    barrier, results = threading.Barrier(count), [None] * count
-
-    def call(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the test asserts on it
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def test_claim_run_moves_a_paused_run_to_running_once(db):
     session = make_session(db)
     run = make_run(db, session.session_id, content="waiting", status=RunStatus.paused)
@@ -445,7 +427,7 @@ def test_concurrent_claims_of_one_paused_run_let_exactly_one_win(db):
             mine = RunOutput.from_dict({**paused.to_dict(), "status": "running", "content": f"claimer {i}"})
             return db.claim_run(mine)
 
-        results = _at_once(4, claim)
+        results = at_once(4, claim)
         assert sorted(results, key=str) == [False, False, False, True], (round_no, results)
         assert db.get_run(paused.run_id).content == f"claimer {results.index(True)}"
 
@@ -479,7 +461,7 @@ def test_a_delete_racing_run_writes_leaves_no_run_behind(db):
                 return db.delete_session(session.session_id)
             return db.upsert_run_if_session(runs[i])
 
-        results = _at_once(len(runs) + 1, act)
+        results = at_once(len(runs) + 1, act)
         assert results[-1] is True, (round_no, results)
         assert db.list_runs(session.session_id) == []
         assert [db.get_run(r.run_id) for r in runs] == [None] * len(runs), (round_no, results)

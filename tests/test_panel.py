@@ -458,6 +458,7 @@ def test_history_shows_fifty_runs_per_page_newest_page_first(agent):
     h.older.click()
     assert h.page_info.value == "runs 21–70 of 120"
     assert "prompt 20" in h.markup and "prompt 70" not in h.markup
+    panel.tabs.selected_index = 2  # the Metrics tab
     assert panel.metrics.table.value.count("<tr>") == 51  # the metrics table follows the History page
 
     h.older.click()
@@ -529,6 +530,8 @@ def test_metrics_tab_shows_totals_table_and_chart(agent):
     panel = SessionPanel(agent)
     panel.select(session.session_id)
     m = panel.metrics
+    assert m.table.value == m.chart.value == ""  # drawn only once the tab is shown: not after every run meanwhile
+    panel.tabs.selected_index = 2
     assert "<b>4</b> runs" in m.totals.value
     assert "<b>33</b> total tokens" in m.totals.value  # completed runs only
     assert "<b>$0.0030</b> cost" in m.totals.value and "<b>1.50 s</b> total time" in m.totals.value
@@ -537,6 +540,15 @@ def test_metrics_tab_shows_totals_table_and_chart(agent):
     assert chart.tags.count("title") == 4 and "polyline" in chart.tags  # a bar (with its tip) per run
     assert chart.tags.count("rect") == 6 and 'fill="currentColor"' in m.chart.value  # + 2 legend swatches
     assert "#3: 12 tokens, 500 ms" in m.chart.value
+    add_runs(agent, session.session_id, 1)  # while shown, a run redraws the tab
+    panel.refresh()
+    assert m.table.value.count("<tr>") == 6 and "<b>5</b> runs" in m.totals.value
+    panel.tabs.selected_index = 0
+    add_runs(agent, session.session_id, 1)  # while hidden, only the totals line follows
+    panel.refresh()
+    assert m.table.value.count("<tr>") == 6 and "<b>6</b> runs" in m.totals.value
+    panel.tabs.selected_index = 2
+    assert m.table.value.count("<tr>") == 7
 
 
 def test_metrics_of_a_session_without_runs(agent):
@@ -1073,6 +1085,7 @@ def test_nested_runs_are_never_top_level_and_pages_count_top_level_runs(agent):
     assert h.markup.count('class="nbsessions-run"') == 50 and h.markup.count('class="nbsessions-nested-run"') == 150
     assert texts_of(h.markup, "nbsessions-run")[-1].startswith("#6 · team · 3 member runs")  # newest on top
     assert len(panel.actions.fork_from.options) == 51  # "all runs" and the 50 team runs, no member run
+    panel.tabs.selected_index = 2
     assert panel.metrics.table.value.count("<tr>") == 51
     assert "<td" + ' style="padding:1px 8px;text-align:right">team</td>' in panel.metrics.table.value
 
@@ -1096,6 +1109,7 @@ def test_a_workflow_run_lists_its_steps_in_order_and_folds_its_agent_step_run(db
     run = flow.run("raw text")
     panel = SessionPanel(db=db)
     panel.select(run.session_id)
+    panel.tabs.selected_index = 2  # its Metrics tab too
     markup = panel.history.markup
 
     assert panel.history.page_info.value == "runs 1–1 of 1"

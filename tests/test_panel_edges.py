@@ -25,6 +25,7 @@ def test_metrics_say_how_many_runs_and_leave_failed_runs_off_the_latency_line(db
                             metrics=Metrics(duration=30.0)))
     panel = SessionPanel(agent)
     panel.select(done.session_id)
+    panel.tabs.selected_index = 2
     totals = panel.metrics.totals.value
     assert "<b>2</b> runs in this session; totals over its completed runs only" in totals
     assert "Session totals (completed runs)" not in totals

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from threads import at_once
 from worker_protocol import Worker
 
 from nbsessions import (
@@ -40,25 +41,6 @@ def asks_to_drop(messages) -> object:
     if messages[-1].role == "tool":
         return f"done: {messages[-1].content}"
     return ToolCall("c1", "drop_table", '{"name": "old"}')
-
-
-def at_once(count: int, work) -> list[object]:
-    """``work(i)`` from ``count`` threads released together; what each returned or raised."""
-    barrier, results = threading.Barrier(count), [None] * count
-
-    def call(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - asserted on
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 # -- two continues of one paused run -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { addCodeToolbars } from './codeblocks';
+import { element } from './dom';
 import { runLine } from './format';
 import { InsertWhere } from './notebook';
 import { IRunRow } from './request';
@@ -8,15 +9,6 @@ import { IRunRow } from './request';
 export interface IRunActions {
   goToCell(cellId: string): Promise<boolean>;
   putCode(code: string, where: InsertWhere): void;
-}
-
-function element(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
 }
 
 /** The reply as Markdown through JupyterLab's own renderer, untrusted: its sanitiser strips scripts and handlers. */

@@ -3,6 +3,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
+import { element } from './dom';
 import { sessionLine } from './format';
 import { goToCell, InsertWhere, putCode } from './notebook';
 import { IRunList, ISessionList, ISessionRow, requestAPI } from './request';
@@ -12,15 +13,6 @@ import { NoImagesSanitizer } from './sanitize';
 const POLL_MS = 1000;
 const PAGE = 50; // runs shown at first; "Show older runs" adds as many again
 const SEARCH_DELAY_MS = 250;
-
-function element(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /**
  * The "Agent sessions" sidebar: the current notebook's sessions (read by the server extension, no kernel needed),

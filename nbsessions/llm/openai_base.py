@@ -139,8 +139,11 @@ class _OpenAIModel(OpenAIErrors, Model):
             if shared.client is None:
                 import openai
 
+                from nbsessions.llm.keepalive import http_client
+
                 shared.client = openai.OpenAI(api_key=self._resolve_key(), base_url=self.endpoint,
-                                              timeout=self.timeout, max_retries=self.max_retries)
+                                              timeout=self.timeout, max_retries=self.max_retries,
+                                              http_client=http_client())
             return shared.client
 
     def secrets(self) -> tuple[str, ...]:

@@ -96,19 +96,43 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
 
 
 class MetricsView(VBox):
-    """Totals cover the whole session; the table and chart cover the runs on the History page shown."""
+    """Totals cover the whole session; the table and chart cover the runs on the History page shown.
+
+    The table and chart grow with the page (up to 50 runs) and were redrawn after every run even while another tab
+    was shown: the browser rebuilt them per run for nothing, the cost of a run growing with the runs on the page.
+    They are drawn only while the tab is ``shown`` (the panel says when), and once more when it is shown again."""
 
     def __init__(self) -> None:
         self.totals = HTML()
         self.chart = HTML()
         self.table = HTML()
+        self._shown = False
+        self._page: tuple[list[RunOutput], int] | None = None  # the page to draw once the tab is shown
         super().__init__([self.totals, self.chart, self.table])
         self.clear()
 
+    @property
+    def shown(self) -> bool:
+        return self._shown
+
+    @shown.setter
+    def shown(self, shown: bool) -> None:
+        self._shown = shown
+        if shown and self._page is not None:
+            self._draw_page(*self._page)
+
     def show(self, run_count: int, totals: Metrics, runs: list[RunOutput], first_number: int) -> None:
         self.totals.value = render_totals(run_count, totals)
+        if self._shown:
+            self._draw_page(runs, first_number)
+        else:
+            self._page = (runs, first_number)
+
+    def _draw_page(self, runs: list[RunOutput], first_number: int) -> None:
+        self._page = None
         self.chart.value = render_chart(runs, first_number)
         self.table.value = render_table(runs, first_number) if runs else ""
 
     def clear(self) -> None:
+        self._page = None
         self.totals.value = self.chart.value = self.table.value = ""

@@ -68,6 +68,7 @@ class SessionPanel(VBox):
         self.state = StateEditor(self._save_state)
         self.metrics = MetricsView()
         self.tabs = Tab([self.history, self.state, self.metrics], titles=("History", "State", "Metrics"))
+        self.tabs.observe(self._tab_shown, "selected_index")
         self.refresh_button.on_click(lambda _b: self.refresh())
         shown = (mask_url(agent.db.path) if is_postgres_url(agent.db.path) else Path(agent.db.path).name
                  ) if agent.db.path else "in memory"
@@ -187,6 +188,11 @@ class SessionPanel(VBox):
         self.status.style.text_color = _ERROR_COLOUR if error else None
 
     # -- events --------------------------------------------------------------------------------
+    def _tab_shown(self, change: dict) -> None:
+        """The Metrics tab draws its table and chart only while shown (see ``MetricsView``)."""
+        with self._lock:
+            self.metrics.shown = change["new"] == 2
+
     def _on_event(self, event: str, session_id: str) -> None:
         """Agent listener: a cell ran, a session changed, or ``%agent use`` switched the active session."""
         try:

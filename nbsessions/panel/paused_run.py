@@ -66,6 +66,8 @@ class PausedRun(VBox):
         if any(r.kind == "confirmation" for r in self.pending):
             self.approve = Button(description="Approve", icon="check", button_style="success")
             self.reject = Button(description="Reject", icon="times", button_style="danger")
+            # ipywidgets' success green under its text is 4.1:1 (light) and 4.3:1 (dark): one darker green, 5.1:1
+            self.approve.style.button_color, self.approve.style.text_color = "#2e7d32", "#fff"
             self.approve.on_click(lambda _b: on_continue(self, True))
             self.reject.on_click(lambda _b: on_continue(self, False))
             buttons = [self.approve, self.reject]
