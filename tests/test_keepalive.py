@@ -9,7 +9,7 @@ from nbsessions import Agent
 from nbsessions.db import InMemoryDb
 from nbsessions.explore import batch
 from nbsessions.llm import OpenAIChat, OpenAIResponses
-from nbsessions.schema import Message
+from nbsessions.records.schema import Message
 
 
 @pytest.fixture(autouse=True)
