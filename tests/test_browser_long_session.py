@@ -11,9 +11,12 @@ Time is the page's main-thread busy time (``TaskDuration``, its own work: less s
 shared machine than wall time), a collection forced before each phase so none lands inside one. Some growth is
 not the panel's: the notebook gets longer by twenty cells a round, and JupyterLab lays it out again. So the panel's
 growth is held against the control's, measured in the same page on a notebook just as long, interleaved so a load
-change hits both: (panel round 4 / round 1) <= 1.5 x (control round 4 / round 1). A ratio of ratios rather than
-(panel - control) per round: that difference is a few tenths of a second between two noisy sums and swings by
-its own size from one run to the next, while the ratios stay within ~0.2. Uses the fixtures of ``conftest.py``.
+change hits both: (panel's last two rounds / its first two) <= 1.5 x (the same for the control). Rounds are
+taken in pairs because one round's busy time is a single sample that a collection or a layout pass can inflate by
+half (seen: 0.73 s then 1.08 s for rounds 3 and 4 of the same run); a pair halves such a spike's weight while a
+leak, which grows every round, still shows. A ratio of ratios rather than (panel - control) per round: that
+difference is a few tenths of a second between two noisy sums and swings by its own size from one run to the next.
+Uses the fixtures of ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -91,10 +94,11 @@ def test_each_run_costs_the_browser_the_same_with_the_panel_showing_its_session(
         assert shown[:2] == [f"round {ROUNDS}, run {PER_ROUND - 1}", f"round {ROUNDS}, run {PER_ROUND - 2}"]
         assert shown[-1] == "round 0" and len(shown) == 1 + ROUNDS * PER_ROUND  # newest on top, as drawn
     work = {phase: [round(s, 2) for s in values] for phase, values in busy.items()}
-    ratio = {phase: values[-1] / values[0] for phase, values in busy.items()}
+    ratio = {phase: sum(values[-2:]) / sum(values[:2]) for phase, values in busy.items()}
     print(f"DOM nodes added per round: {added}; panel seconds per round: {[round(s, 2) for s in seconds]}; "
-          f"page busy per round: {work}; round {ROUNDS} / round 1: {ratio}")
+          f"page busy per round: {work}; last two rounds / first two: {ratio}")
     assert added[-1] <= 1.5 * added[0], f"the DOM grows faster with each round: {added}"
     assert ratio["panel"] <= 1.5 * ratio["control"], f"the panel's rounds grow faster than the notebook's: {work}"
-    # Wall time, shaken by the machine's load: only the leak's kind of growth (8x round 1 before it was fixed).
-    assert seconds[-1] <= 2 * seconds[0], f"rounds get slower: {seconds}"
+    # Wall time, shaken by the machine's load: only the leak's kind of growth (8x round 1 before it was fixed),
+    # in pairs of rounds like the busy time.
+    assert sum(seconds[-2:]) <= 2 * sum(seconds[:2]), f"rounds get slower: {seconds}"
