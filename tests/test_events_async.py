@@ -475,7 +475,7 @@ def test_an_approved_async_tool_is_awaited_by_acontinue_run(db):
 
 
 def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
-    from nbsessions.runs.workflow import StepInput, Workflow
+    from nbsessions.runs.workflows.workflow import StepInput, Workflow
 
     async def thinker(messages):
         await asyncio.sleep(0)  # only the async transport can run this model
@@ -501,7 +501,7 @@ def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
 
 
 def test_cancelling_a_workflow_arun_stores_it_cancelled_with_the_steps_done(db):
-    from nbsessions.runs.workflow import Workflow
+    from nbsessions.runs.workflows.workflow import Workflow
 
     async def main():
         reached, never = asyncio.Event(), asyncio.Event()

@@ -49,7 +49,7 @@ def db_bytes(tmp_path) -> bytes:
 
 
 TOOLS = '''
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 calls = []
 
 def word_count(text: str) -> int:

@@ -14,7 +14,7 @@ from xss import ActiveContent
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
 from nbsessions.llm.base import ToolCall
 from nbsessions.magic.cellrun import CellInterrupted
-from nbsessions.runs.workflow import StepInput, Workflow
+from nbsessions.runs.workflows.workflow import StepInput, Workflow
 
 
 def leader(*handoffs: tuple[str, str], seen: list | None = None):
@@ -397,7 +397,7 @@ def test_member_runs_without_a_stored_name_are_named_by_the_leaders_calls():
 
 
 def test_a_paused_registered_agent_continues_with_its_own_tools(nb, workdir):
-    from nbsessions.runs.tools import tool
+    from nbsessions.runs.core.tools import tool
 
     dropped = []
 

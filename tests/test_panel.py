@@ -25,9 +25,9 @@ from nbsessions.panel.actions import WHOLE_SESSION
 from nbsessions.panel.paused_run import PausedRun, parse_value
 from nbsessions.records import theme
 from nbsessions.records.schema import Metrics, StepRecord
+from nbsessions.runs.core.tools import tool
 from nbsessions.runs.team import Team
-from nbsessions.runs.tools import tool
-from nbsessions.runs.workflow import Step, StepInput, Workflow, WorkflowError
+from nbsessions.runs.workflows.workflow import Step, StepInput, Workflow, WorkflowError
 
 XSS_REPLY = ('Sure! <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
              '[click me](javascript:window.__xss=3) <a href="javascript:alert(1)" onclick="x()">a</a> '

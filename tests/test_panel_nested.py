@@ -16,7 +16,7 @@ from nbsessions.panel import SessionPanel
 from nbsessions.panel.nested_html import Block, Fold
 from nbsessions.panel.widget_tree import descendants
 from nbsessions.runs.team import Team
-from nbsessions.runs.workflow import Workflow
+from nbsessions.runs.workflows.workflow import Workflow
 
 HOSTILE = '<img src=x onerror="window.__xss=21">'
 

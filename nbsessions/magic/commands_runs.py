@@ -22,8 +22,8 @@ from nbsessions.presentation.render import format_footer, markdown_to_html
 from nbsessions.records import theme
 from nbsessions.records.errors import NbSessionsError
 from nbsessions.records.schema import RunOutput, RunStatus, Session
+from nbsessions.runs.core.tools import Tool, make_tool
 from nbsessions.runs.summary import SUMMARY_THROUGH_KEY
-from nbsessions.runs.tools import Tool, make_tool
 
 
 def _run_of(nb: NotebookAgent, session: Session, prefix: str | None) -> RunOutput | None:

@@ -39,9 +39,9 @@ from nbsessions.records.errors import (
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 from nbsessions.records.validate import check_text
 from nbsessions.runs.agent import Agent, RunStream
+from nbsessions.runs.core.tools import make_tool, update_session_state
 from nbsessions.runs.listing import match_session
 from nbsessions.runs.summary import Summarizer
-from nbsessions.runs.tools import make_tool, update_session_state
 
 if TYPE_CHECKING:
     from nbsessions.panel.panel import SessionPanel  # ipywidgets is imported only when a panel is shown

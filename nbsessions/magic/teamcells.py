@@ -25,7 +25,7 @@ from nbsessions.records.errors import SessionAccessError
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.team import Team
-from nbsessions.runs.workflow import Workflow, WorkflowError
+from nbsessions.runs.workflows.workflow import Workflow, WorkflowError
 
 
 def run_registered(nb: NotebookAgent, opts: CellOptions, body: str) -> RunOutput:

@@ -17,20 +17,20 @@ from nbsessions.llm.base import Model
 from nbsessions.llm.offline import OfflineModel
 from nbsessions.records.schema import RunOutput, new_id
 from nbsessions.records.validate import check_state, check_text, check_user_id
-from nbsessions.runs import run_log
 from nbsessions.runs import variants as variant_slots
 from nbsessions.runs.agent_options import AGENT_DEFAULTS, AgentOptions, agent_options, summarizer_of, system_prompt_of
 from nbsessions.runs.arguments import DbLike, ModelLike, as_db, as_model
+from nbsessions.runs.core import run_log
+from nbsessions.runs.core.inspect_context import SentContext
+from nbsessions.runs.core.interrupts import caller_task
+from nbsessions.runs.core.streams import AsyncRunStream, RunStream, acomplete
+from nbsessions.runs.core.system_message import check_instructions
+from nbsessions.runs.core.tools import Tool, make_tool, update_session_state
 from nbsessions.runs.engine import RunEngine, deliver
-from nbsessions.runs.inspect_context import SentContext
-from nbsessions.runs.interrupts import caller_task
 from nbsessions.runs.printing import aprint_reply, print_reply
 from nbsessions.runs.run_options import ContextOptions, ContinueOptions, RunOptions, given_options, spelled_out
 from nbsessions.runs.session_api import SessionsApi
 from nbsessions.runs.sessions import Sessions
-from nbsessions.runs.streams import AsyncRunStream, RunStream, acomplete
-from nbsessions.runs.system_message import check_instructions
-from nbsessions.runs.tools import Tool, make_tool, update_session_state
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

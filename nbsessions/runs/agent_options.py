@@ -16,9 +16,9 @@ from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import Model, estimate_tokens
 from nbsessions.records.validate import check_count, check_state
 from nbsessions.runs.arguments import as_model
-from nbsessions.runs.context import TokenCounter
+from nbsessions.runs.core.context import TokenCounter
+from nbsessions.runs.core.system_message import SystemPrompt
 from nbsessions.runs.summary import SessionSummaryManager, Summarizer
-from nbsessions.runs.system_message import SystemPrompt
 from nbsessions.runs.unsupported import refuse_unsupported
 
 

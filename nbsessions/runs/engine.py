@@ -18,19 +18,20 @@ from nbsessions.llm.resolve import model_for
 from nbsessions.records.liveness import current_writer
 from nbsessions.records.schema import RunOutput, RunStatus, Session, new_id
 from nbsessions.records.validate import check_run_input, check_state, check_text
-from nbsessions.runs import run_log, run_writes, variants
+from nbsessions.runs import variants
 from nbsessions.runs.agent_options import AgentOptions
 from nbsessions.runs.arguments import as_model
-from nbsessions.runs.context import HistoryPolicy, build_context
-from nbsessions.runs.execution import Execution
-from nbsessions.runs.history_tools import chat_history_tool, past_session_tools
-from nbsessions.runs.inspect_context import SentContext, run_context
+from nbsessions.runs.core import run_log, run_writes
+from nbsessions.runs.core.context import HistoryPolicy, build_context
+from nbsessions.runs.core.execution import Execution
+from nbsessions.runs.core.history_tools import chat_history_tool, past_session_tools
+from nbsessions.runs.core.inspect_context import SentContext, run_context
+from nbsessions.runs.core.streams import RunStream, complete
+from nbsessions.runs.core.system_message import SystemPrompt, build_system_message
+from nbsessions.runs.core.tools import RunContext, Tool, runtime_state
 from nbsessions.runs.resume import answered_run
 from nbsessions.runs.sessions import Sessions
-from nbsessions.runs.streams import RunStream, complete
 from nbsessions.runs.summary import SUMMARY_THROUGH_KEY, Summarizer
-from nbsessions.runs.system_message import SystemPrompt, build_system_message
-from nbsessions.runs.tools import RunContext, Tool, runtime_state
 
 
 class EngineOwner(Protocol):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbsessions.records.errors import RunNotPausedError, SessionNotFoundError
 from nbsessions.records.schema import RunOutput, RunStatus, Session
-from nbsessions.runs.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
+from nbsessions.runs.core.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
 from nbsessions.runs.sessions import Sessions
 
 if TYPE_CHECKING:

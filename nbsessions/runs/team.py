@@ -17,10 +17,10 @@ from nbsessions.llm.base import Model
 from nbsessions.records.errors import ModelError
 from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session
 from nbsessions.runs.agent import Agent
+from nbsessions.runs.core.execution import Execution
+from nbsessions.runs.core.tools import RunContext, Tool, stored_part
 from nbsessions.runs.engine import RunEngine
-from nbsessions.runs.execution import Execution
 from nbsessions.runs.printing import printable
-from nbsessions.runs.tools import RunContext, Tool, stored_part
 
 
 class TeamMode(str, Enum):

@@ -10,7 +10,7 @@ from typing import Any
 
 from nbsessions.records.schema import RunOutput, Session
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.context import newest_top_level
+from nbsessions.runs.core.context import newest_top_level
 
 
 def words(query: str | None) -> list[str]:

@@ -15,8 +15,8 @@ from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import Model
 from nbsessions.records.schema import Message, RunOutput, RunStatus
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.steps import WorkflowError
-from nbsessions.runs.tools import make_tool
+from nbsessions.runs.core.tools import make_tool
+from nbsessions.runs.workflows.steps import WorkflowError
 
 DEFAULT_INSTRUCTIONS = """You are a workflow orchestration agent. Help the user by either:
 1. answering directly from the workflow history below, when the question is about earlier results (follow-ups,

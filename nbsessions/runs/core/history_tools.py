@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from nbsessions.db.base import BaseDb
 from nbsessions.records.schema import RunOutput, Session
 from nbsessions.records.transcript import session_messages
-from nbsessions.runs.tools import RunContext, Tool, make_tool
+from nbsessions.runs.core.tools import RunContext, Tool, make_tool
 
 
 class Owner(Protocol):

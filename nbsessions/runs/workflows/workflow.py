@@ -29,20 +29,20 @@ from nbsessions.records.workflow_events import (
 )
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.arguments import DbLike, as_db
-from nbsessions.runs.context import newest_runs
+from nbsessions.runs.core.context import newest_runs
+from nbsessions.runs.core.run_writes import DELETED
 from nbsessions.runs.printing import print_workflow
-from nbsessions.runs.run_writes import DELETED
 from nbsessions.runs.session_api import SessionsApi
 from nbsessions.runs.sessions import Sessions
-from nbsessions.runs.step_runner import StepsRun, adrive, drive, drive_stream
-from nbsessions.runs.steps import (
+from nbsessions.runs.workflows.step_runner import StepsRun, adrive, drive, drive_stream
+from nbsessions.runs.workflows.steps import (
     Step,
     StepFunction,
     StepInput,
     WorkflowError,
     as_step,
 )
-from nbsessions.runs.workflow_agent import WorkflowAgent, agent_call, answer_with
+from nbsessions.runs.workflows.workflow_agent import WorkflowAgent, agent_call, answer_with
 
 __all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
 

@@ -22,9 +22,10 @@ from nbsessions.records.workflow_events import (
     StepStartedEvent,
 )
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.context import newest_runs
-from nbsessions.runs.resumable import Cursor
-from nbsessions.runs.steps import (
+from nbsessions.runs.core.context import newest_runs
+from nbsessions.runs.core.resumable import Cursor
+from nbsessions.runs.core.tools import RunContext
+from nbsessions.runs.workflows.steps import (
     Step,
     StepFunction,
     StepInput,
@@ -34,7 +35,6 @@ from nbsessions.runs.steps import (
     function_options,
     history_context,
 )
-from nbsessions.runs.tools import RunContext
 
 Workflow = Any  # the workflow whose steps run (``workflow.py`` imports this module, not the reverse)
 _MISSING = object()
