@@ -3,10 +3,10 @@
 ``python spool_worker.py TARGET [FULL_FOLDER]``: opens TARGET (a TinyDB path or a ``postgresql://`` URL, with a
 1 s timeout), prints ``{"ready": true, "session": S}`` and runs one prompt in a new session whose state is
 ``{"keep": 1, "gone": 2}``. The model calls a tool that sets ``colour`` and ``told`` (quoting the API key, as
-the reply does) and drops ``gone``, then prints
-``{"replying": true}`` and, before its last words, waits for one line on stdin (the test stops PostgreSQL
-meanwhile) — or, given FULL_FOLDER, fills that folder's disk instead. It prints ``{"ended": STATUS, "run": ID,
-"pending": N}`` and exits normally: what the store never answered is left to the exit handlers.
+the reply does) and drops ``gone``, then prints ``{"replying": true}`` and, before its last words, waits for one
+line on stdin (the test stops PostgreSQL meanwhile) — or, given FULL_FOLDER, fills that folder's disk instead
+(and ends with 20000 dots). It prints ``{"ended": STATUS, "run": ID, "pending": N}`` and exits normally: what
+the store never answered is left to the exit handlers.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def main(target: str, full: Path | None) -> None:
             return ToolCall("c1", "remember", json.dumps({"colour": "teal"}))
         reply(replying=True)
         if full is not None:
-            fill(full)
+            fill(full)  # the reply below is longer than the room left in the file's last page
         else:
             sys.stdin.readline()
-        return f"teal it is (key {os.environ.get('OPENAI_API_KEY')})"
+        return f"teal it is (key {os.environ.get('OPENAI_API_KEY')})" + ("." * 20000 if full else "")
 
     db = PostgresDb(target, timeout=1) if target.startswith("postgresql://") else open_store(target)
     agent = Agent(model=FunctionModel(model), db=db, tools=[remember])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_bad_input_files import _private_mounts
 from test_secrets import KEY, files_under, leaked
 from worker_protocol import ROOT, Worker
 
@@ -211,3 +212,25 @@ def test_the_sidebars_server_reads_a_database_without_storing_what_was_kept(post
     with PostgresDb(postgres_url) as db:
         Agent(db=db)  # a kernel opening it does
         assert db.get_run(run.run_id).content == "kept" and spool_files() == []
+
+
+# -- a TinyDB file on a full disk ------------------------------------------------------------------------------
+def test_a_run_that_ended_on_a_full_disk_is_stored_by_the_next_process_once_there_is_room(tmp_path, state_home):
+    """A real full filesystem: a 1 MB tmpfs in a private mount namespace, filled while the model replies."""
+    unshare = _private_mounts()
+    if unshare is None:
+        pytest.skip("no private mount namespace (unshare) here: a full disk needs a tmpfs of its own")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]), "OPENAI_API_KEY": KEY}
+    done = subprocess.run([*unshare, sys.executable, str(HERE / "full_disk_spool.py"), str(disk)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    if done.returncode != 0 and "mount" in done.stderr and "nbsessions" not in done.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()[-200:]}")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ended"]["ended"] == "completed" and report["ended"]["pending"] == 1
+    assert len(report["kept"]) == 1 and report["kept"][0].endswith(".jsonl")
+    assert report["before"]["status"] == "interrupted"  # the file as the exited process left it
+    assert report["after"] == {"status": "completed", "content": "teal it is (key [redacted])" + "." * 20000,
+                               "state": {"keep": 1, "colour": "teal", "told": "key [redacted]"}}
