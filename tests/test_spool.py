@@ -138,6 +138,27 @@ def test_a_replay_never_writes_over_a_newer_state(tmp_path, dead_writer):
         assert spool_files() == []  # each stored or no longer applicable: none left
 
 
+def test_state_changes_kept_after_their_run_was_stored_are_still_applied(tmp_path, dead_writer):
+    """The run's write went through but not the state's (at exit, or in a replay killed between the two)."""
+    with TinyDb(tmp_path / "s.json") as db:
+        session = db.create_session(Session(session_state={"a": 0})).session_id
+        run = RunOutput(session_id=session, status=RunStatus.completed, writer=dead_writer, content="stored")
+        db.upsert_run(run)
+        final = FinalWrite(db, run, {"a": 1}, [])
+        final.run_stored = True  # as ``attempt`` leaves it when only the state write failed
+        with pytest.warns(RuntimeWarning, match="never answered"):
+            final.keep()
+        replayed = keep(db, session, dead_writer, "replayed", {"b": 2})
+        db.upsert_run(replayed)  # the killed replay had stored it, and noted so:
+        [path] = spool_files()
+        entry_id = json.loads(path.read_text().splitlines()[-1])["id"]
+        with open(path, "a") as f:
+            f.write(json.dumps({"v": spool.VERSION, "id": entry_id, "step": "stored"}) + "\n")
+        Agent(db=db)
+        assert db.get_session(session).session_state == {"a": 1, "b": 2}
+        assert spool_files() == []
+
+
 def test_unreadable_lines_are_skipped_with_one_warning_and_the_rest_is_stored(tmp_path, dead_writer):
     with TinyDb(tmp_path / "s.json") as db:
         session = db.create_session(Session()).session_id
