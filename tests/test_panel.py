@@ -351,7 +351,7 @@ def test_delete_asks_first_and_cancel_keeps_the_session(agent):
     run = agent.run("precious")
     panel = asked_to_delete(agent, run.session_id)
     assert panel.actions.confirm_box.layout.display is None
-    assert "1 runs" in panel.actions.confirm_text.value
+    assert "and its 1 run? " in panel.actions.confirm_text.value
     assert agent.db.get_session(run.session_id) is not None
 
     panel.actions.cancel.click()

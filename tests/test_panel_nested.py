@@ -125,3 +125,17 @@ def test_a_session_without_nested_runs_draws_each_run_as_one_html_widget_as_befo
     assert [[type(w).__name__ for w in entry] for entry in panel.history.entries] == [
         ["HTML", "SentView"], ["HTML", "SentView"]]
     panel.close()
+
+
+def test_delete_counts_the_top_level_runs_history_shows_not_the_member_runs_inside_them(db):
+    team = newsroom(db)
+    sid = team.run("report on tea").session_id  # one team run, two member runs nested in it
+    panel = SessionPanel(Agent(model=RecordingModel(), db=db))
+    panel.select(sid)
+    panel.actions.delete.click()
+    assert "and its 1 run? " in panel.actions.confirm_text.value
+    team.run("report on coffee", session_id=sid)
+    panel.select(sid)
+    panel.actions.delete.click()
+    assert "and its 2 runs? " in panel.actions.confirm_text.value
+    panel.close()

@@ -25,8 +25,8 @@ from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.presentation.export import FORMATS, SESSION_ONLY, write_private
 from nbsessions.presentation.render import format_cost, format_in_out
 from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.formatting import counted, tokens, when
 from nbsessions.records.formatting import seconds as _seconds
-from nbsessions.records.formatting import tokens, when
 from nbsessions.records.schema import RunOutput, RunStatus
 from nbsessions.runs.listing import group_experiments
 
@@ -243,13 +243,13 @@ def delete(nb: NotebookAgent, rest: str) -> None:
     """``%agent delete S --yes``: without ``--yes`` it only says what would go."""
     args = parse_rest(_DELETE, rest)
     session = nb.find_session(" ".join(args.session), unique=True)
-    runs = len(nb.agent.get_runs(session.session_id))
+    runs = counted(nb.agent.get_session_totals(session.session_id)[0], "run")  # top-level, as History shows
     if not args.yes:
-        print(f"this would delete session {session.label_with_id} and its {runs} runs; nothing was deleted. "
+        print(f"this would delete session {session.label_with_id} and its {runs}; nothing was deleted. "
               f"To confirm: %agent delete {session.session_id[:8]} --yes")
         return
     nb.agent.delete_session(session.session_id)
-    print(f"deleted session {session.label_with_id} and its {runs} runs")
+    print(f"deleted session {session.label_with_id} and its {runs}")
 
 
 # -- inspecting the active session -------------------------------------------------------------------
