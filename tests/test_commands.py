@@ -136,6 +136,25 @@ def test_db_switches_files_and_config_does_too(nb, tmp_path):
     assert len(stored_runs(tmp_path / "nbsessions.json")) == 1
 
 
+def test_db_takes_a_quoted_path_with_spaces_and_refuses_unquoted_words(nb, tmp_path):
+    (tmp_path / "my dir").mkdir()
+    out = nb.run('%agent db "my dir/s.json"').stdout
+    assert out.startswith(f"database: {tmp_path / 'my dir' / 's.json'} (0 sessions)")
+    assert nb.run("%%agent\nin the spaced folder").result.success
+    assert len(stored_runs(tmp_path / "my dir" / "s.json")) == 1
+    line = one_red_line(nb.run("%agent db my dir/s.json"))
+    assert line == ("UsageError: %agent db PATH takes one argument, not 2 ('my dir/s.json'): quote one that holds "
+                    "spaces")
+    assert f"database: {tmp_path / 'my dir' / 's.json'}" in nb.run("%agent db").stdout  # still the same one
+
+
+def test_commands_without_arguments_refuse_extra_words(nb):
+    nb.run("%%agent\nhello")
+    for name in ("panel", "metrics", "summary"):
+        line = one_red_line(nb.run(f"%agent {name} extra"))
+        assert line == f"UsageError: %agent {name} takes no argument, not 'extra'"
+
+
 def test_db_is_beside_the_notebook_jupyter_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

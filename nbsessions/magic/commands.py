@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,24 @@ def unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
+
+
+def one_word(rest: str, usage: str) -> str:
+    """The one argument of a command that takes a path, a model or a run id ("" for none): quoted when it holds
+    spaces (``%agent db "my dir/s.json"``); a second word is refused, never glued onto the first."""
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"{usage}: {str(exc).lower()} in {rest!r}") from None
+    if len(words) > 1:
+        raise UsageError(f"{usage} takes one argument, not {len(words)} ({rest!r}): quote one that holds spaces")
+    return words[0] if words else ""
+
+
+def no_words(rest: str, usage: str) -> None:
+    """Refuse what a command without arguments was given, rather than ignore it."""
+    if rest:
+        raise UsageError(f"{usage} takes no argument, not {rest!r}")
 
 
 def parse_rest(parser: MagicArgumentParser, rest: str) -> Any:
@@ -95,8 +114,9 @@ def status(nb: NotebookAgent) -> None:
 @command("db")
 def db(nb: NotebookAgent, rest: str) -> None:
     """``%agent db``: which store and why; ``%agent db PATH|postgresql://...``: use another one from now on."""
-    if rest:
-        nb.switch_db(unquote(rest))
+    path = one_word(rest, "%agent db PATH")
+    if path:
+        nb.switch_db(path)
         count = len(nb.agent.get_sessions(user_id=nb.user if nb.location.url else None))
         print(f"database: {nb.location.label} ({count} sessions{f' of {nb.user}' if nb.location.url else ''})")
         return
@@ -109,6 +129,8 @@ def user(nb: NotebookAgent, rest: str) -> None:
     if not rest:
         print(f"user: {nb.user or '(none)'}")
         return
+    if rest.startswith("-") and rest != "--clear":
+        raise UsageError(f"%agent user takes a name or --clear, not {rest!r}")
     if rest != "--clear" and not unquote(rest).strip():
         raise UsageError("%agent user needs a name (or --clear for no user)")
     nb.settings.user = "" if rest == "--clear" else unquote(rest)  # the Agent acts as this user from now on
@@ -127,8 +149,9 @@ def user(nb: NotebookAgent, rest: str) -> None:
 def model(nb: NotebookAgent, rest: str) -> None:
     """``%agent model NAME``: the model for new cells (``-m`` still wins for one cell)."""
     if rest:
-        chosen = nb.model(unquote(rest))
-        nb.settings.model = unquote(rest)
+        name = one_word(rest, "%agent model NAME")
+        chosen = nb.model(name)
+        nb.settings.model = name
         print(f"model: {chosen!r}")
         return
     name, source = nb.model_choice()
@@ -143,6 +166,7 @@ def panel(nb: NotebookAgent, rest: str) -> Any:
     """
     from nbsessions.panel import SessionPanel  # ipywidgets loads only when a panel is asked for
 
+    no_words(rest, "%agent panel")
     nb.close_panel()
     nb.panel = SessionPanel(agent=nb.agent)
     return nb.panel
@@ -227,7 +251,8 @@ def find_run(runs: list[RunOutput], prefix: str) -> RunOutput:
 def fork(nb: NotebookAgent, rest: str) -> None:
     """``%agent fork [RUN]``: a copy of the session up to RUN (id prefix; default all), made active."""
     session = nb.require_active()
-    run_id = find_run(nb.agent.get_runs(session.session_id), unquote(rest)).run_id if rest else None
+    prefix = one_word(rest, "%agent fork [RUN]")
+    run_id = find_run(nb.agent.get_runs(session.session_id), prefix).run_id if prefix else None
     forked = nb.agent.fork_session(session.session_id, run_id)
     nb.agent.set_active_session(forked.session_id)
     print(f"forked {session.label_with_id} into {forked.label_with_id}, now active")
@@ -288,6 +313,7 @@ def state(nb: NotebookAgent, rest: str) -> None:
 @command("metrics")
 def metrics(nb: NotebookAgent, rest: str) -> None:
     """Tokens, latency and cost of the active session, summed over its completed runs."""
+    no_words(rest, "%agent metrics")
     session = nb.require_active()
     runs = nb.agent.get_runs(session.session_id)
     m = nb.agent.get_session_metrics(session.session_id)
