@@ -38,7 +38,7 @@ def test_new_use_and_rename_switch_the_session_cells_continue(nb):
     nb.run("%agent new beta")
     assert active_label(nb).startswith("beta (")
     used = nb.run("%agent use alpha").stdout
-    assert used.startswith("active session: alpha (") and "1 runs" in used
+    assert used.startswith("active session: alpha (") and ", 1 run" in used
     assert "history messages in context: 2" in nb.run("%%agent\nsecond").final
     sid = active_label(nb).split("(")[1][:8]
     nb.run("%agent rename alpha renamed")
@@ -88,7 +88,7 @@ def test_fork_copies_the_session_up_to_a_run(nb, tmp_path):
     first = stored_runs(tmp_path / "nbsessions.json")[0]
     out = nb.run(f"%agent fork {first.run_id[:8]}").stdout
     assert out.startswith("forked main (") and "main (fork)" in out
-    assert "1 runs" in active_label(nb)
+    assert active_label(nb).endswith(", 1 run")
 
 
 def test_history_shows_every_run_newest_n(nb):

@@ -85,6 +85,12 @@ def run_command(nb: NotebookAgent, line: str) -> Any:
     return COMMANDS[name](nb, rest.strip())
 
 
+def run_count(nb: NotebookAgent, session_id: str) -> str:
+    """``1 run``, ``3 runs``: the session's top-level runs, as History numbers them (a team's member runs and a
+    workflow's step runs are inside theirs, not counted again)."""
+    return counted(nb.agent.get_session_totals(session_id)[0], "run")
+
+
 def show_html(text: str, html_text: str) -> None:
     display({"text/plain": text, "text/html": html_text}, raw=True)
 
@@ -98,12 +104,12 @@ def status(nb: NotebookAgent) -> None:
         model = f"{name} ({'no model configured and no OPENAI_API_KEY' if source == 'fallback' else source})"
     except UsageError as exc:
         model = f"not set: {exc}"
-    runs = len(nb.agent.get_runs(session.session_id)) if session else 0
+    runs = run_count(nb, session.session_id) if session else ""
     tools = ", ".join(nb.agent.tools) or "(none: %agent tools NAME)"
     summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
     registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
     rows = [("database", location.label), ("  why", location.reason),
-            ("session", f"{session.label_with_id}, {runs} runs" if session else "none yet"), ("model", model),
+            ("session", f"{session.label_with_id}, {runs}" if session else "none yet"), ("model", model),
             ("server", nb.server_line()), ("user", nb.user or "(none)"), ("tools", tools),
             ("summaries", summaries), ("registered", registered),
             ("subcommands", ", ".join(COMMANDS))]
@@ -217,10 +223,10 @@ def use(nb: NotebookAgent, rest: str) -> None:
     """``%agent use S``: new cells continue session S (by name or id prefix); remembered across restarts."""
     session = nb.find_session(unquote(rest))
     nb.agent.set_active_session(session.session_id)
-    runs = len(nb.agent.get_runs(session.session_id))
+    runs = run_count(nb, session.session_id)
     twins = sum(1 for s in nb.sessions() if s.session_name and s.session_name == session.session_name)
     note = f" (the newest of {twins} sessions with this name)" if twins > 1 else ""
-    print(f"active session: {session.label_with_id}, {runs} runs{note}")
+    print(f"active session: {session.label_with_id}, {runs}{note}")
 
 
 @command("new")
@@ -268,7 +274,7 @@ def delete(nb: NotebookAgent, rest: str) -> None:
     """``%agent delete S --yes``: without ``--yes`` it only says what would go."""
     args = parse_rest(_DELETE, rest)
     session = nb.find_session(" ".join(args.session), unique=True)
-    runs = counted(nb.agent.get_session_totals(session.session_id)[0], "run")  # top-level, as History shows
+    runs = run_count(nb, session.session_id)
     if not args.yes:
         print(f"this would delete session {session.label_with_id} and its {runs}; nothing was deleted. "
               f"To confirm: %agent delete {session.session_id[:8]} --yes")
@@ -315,11 +321,11 @@ def metrics(nb: NotebookAgent, rest: str) -> None:
     """Tokens, latency and cost of the active session, summed over its completed runs."""
     no_words(rest, "%agent metrics")
     session = nb.require_active()
-    runs = nb.agent.get_runs(session.session_id)
+    runs = [r for r in nb.agent.get_runs(session.session_id) if r.parent_run_id is None]  # members: in theirs
     m = nb.agent.get_session_metrics(session.session_id)
     done = sum(1 for r in runs if r.status == RunStatus.completed)
     est = m.tokens_estimated
-    print(f"session {session.label_with_id}: {len(runs)} runs, {done} completed\n"
+    print(f"session {session.label_with_id}: {counted(len(runs), 'run')}, {done} completed\n"
           f"tokens: {tokens(m.input_tokens, est)} in / {tokens(m.output_tokens, est)} out / "
           f"{tokens(m.total_tokens, est)} total (cached {tokens(m.cached_tokens)}, "
           f"reasoning {tokens(m.reasoning_tokens)})"
@@ -378,7 +384,7 @@ def export(nb: NotebookAgent, rest: str) -> None:
         return
     session = nb.require_active()
     text = export_session(nb.agent, session.session_id, args.format)
-    runs = len(nb.agent.get_runs(session.session_id))
+    runs = run_count(nb, session.session_id)
     target = path or _default_path(nb, session.session_id[:8], args.format)
     _write(target, text)
-    print(f"exported {session.label_with_id} ({runs} runs) to {target}")
+    print(f"exported {session.label_with_id} ({runs}) to {target}")
