@@ -12,23 +12,25 @@ from nbsessions.records.errors import (
     StorageError,
 )
 from nbsessions.records.events import RunEvent
-from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session, StepRecord
+from nbsessions.records.requirement import RunRequirement, ToolExecution, UserInputField
+from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session, SessionSummary, StepRecord
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.streams import AsyncRunStream, RunStream
-from nbsessions.runs.team import Team
-from nbsessions.runs.tools import RunContext, tool
+from nbsessions.runs.summary import SessionSummaryManager
+from nbsessions.runs.team import Team, TeamMode
+from nbsessions.runs.tools import RunContext, Tool, make_tool, tool, update_session_state
 from nbsessions.runs.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
-    "Metrics", "Model", "OpenAIChat", "OpenAIResponses", "PostgresDb", "TinyDb",
-    "ModelError", "NbSessionsError", "OfflineModel", "RunEvent", "RunOutput", "RunStatus", "RunStream", "Session",
-    "RunContext", "SessionAccessError", "SessionNotFoundError", "Step", "StepInput", "StepOutput", "StepRecord",
-    "StorageError",
-    "Team", "Usage",
-    "Workflow", "WorkflowAgent", "WorkflowError", "set_price", "tool",
+    "Metrics", "Model", "ModelError", "NbSessionsError", "OfflineModel", "OpenAIChat", "OpenAIResponses",
+    "PostgresDb", "RunContext", "RunEvent", "RunOutput", "RunRequirement", "RunStatus", "RunStream", "Session",
+    "SessionAccessError", "SessionNotFoundError", "SessionSummary", "SessionSummaryManager", "Step", "StepInput",
+    "StepOutput", "StepRecord", "StorageError", "Team", "TeamMode", "TinyDb", "Tool", "ToolExecution", "Usage",
+    "UserInputField", "Workflow", "WorkflowAgent", "WorkflowError", "make_tool", "set_price", "tool",
+    "update_session_state",
 ]
 
 

@@ -13,8 +13,15 @@ import sys
 
 import pytest
 
-from nbsessions import Agent, InMemoryDb, OpenAIChat, RunContext, SessionNotFoundError, TinyDb
-from nbsessions.summary import SessionSummaryManager
+from nbsessions import (
+    Agent,
+    InMemoryDb,
+    OpenAIChat,
+    RunContext,
+    SessionNotFoundError,
+    SessionSummaryManager,
+    TinyDb,
+)
 from nbsessions.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent
 
 
@@ -174,8 +181,7 @@ print(json.dumps({"paused": run_response.is_paused, "run_id": run_response.run_i
 '''
 CONTINUE = HITL_TOOLS + '''
 import json, sys
-from nbsessions import Agent, OpenAIChat, TinyDb
-from nbsessions.requirement import RunRequirement
+from nbsessions import Agent, OpenAIChat, RunRequirement, TinyDb
 path, base_url, paused = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 agent = Agent(model=OpenAIChat(id="gpt-5.2", base_url=base_url, api_key="k"), db=TinyDb(path),
               tools=[get_top_hackernews_stories, send_email, execute_shell_command])

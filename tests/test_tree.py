@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nbsessions"
 LAYERS = {"records", "runs", "presentation", "llm", "db", "magic", "panel", "explore", "server"}
-AGNO_PATHS = {"events.py", "workflow.py", "tools.py", "team.py", "summary.py", "requirement.py"}
+AGNO_PATHS = {"events.py", "workflow.py"}  # the rest of Agno's names import from ``nbsessions`` itself
 BUILT = {"labextension", "__pycache__"}  # the sidebar's prebuilt JavaScript (gitignored), bytecode
 
 
