@@ -5,8 +5,8 @@ document (or per change of some fields of one). Opening replays the records, che
 keeping in memory only where each live document's body is (``journal_index``): bodies are read when used.
 Each commit appends its records under ``.<file>.lock`` and fsyncs before returning. Before every read or write
 the storage tails what other processes appended (``journal_file``; it re-reads the file from scratch when a
-compaction elsewhere replaced it), so two kernels on one file lose nothing. When most lines are superseded, the live documents are
-rewritten into a fresh file that atomically replaces the old one.
+compaction elsewhere replaced it), so two kernels on one file lose nothing. When most lines are superseded, the
+live documents are rewritten into a fresh file that atomically replaces the old one.
 
 A torn last line (bytes after the last newline: a crash mid-append) is skipped with a warning and cut off before
 the next append; a bad complete line is damage: ``CorruptDatabaseError``, and the file is never written to.
