@@ -51,14 +51,10 @@ def _label(run: RunOutput, children: list[RunOutput], title: str) -> str:
     """The header's ``<b>writer</b> · team · 2 member runs``: who (escaped HTML), kind and what is nested."""
     detail = ""
     if run.kind == "workflow":
-        detail = _count(len(run.steps), "step")
+        detail = fmt.counted(len(run.steps), "step")
     elif children:
-        detail = _count(len(children), "member run" if run.kind == "team" else "nested run")
+        detail = fmt.counted(len(children), "member run" if run.kind == "team" else "nested run")
     return " · ".join(part for part in (title, fmt.kind_label(run.kind, detail)) if part)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 # -- teams -----------------------------------------------------------------------------------------
@@ -91,7 +87,7 @@ def _members_line(run: RunOutput, children: list[RunOutput], names: dict[str, st
     summed = Metrics.total([c.metrics for c in children])  # ``~`` when any member's count is estimated
     tokens = fmt.tokens(summed.total_tokens, summed.tokens_estimated)
     noun = "member run" if run.kind == "team" else "nested run"
-    return f"{_count(len(children), noun)}: {who} · {tokens} tokens"
+    return f"{fmt.counted(len(children), noun)}: {who} · {tokens} tokens"
 
 
 def _name(name: str | None) -> str:
