@@ -203,7 +203,7 @@ def test_a_new_panel_or_another_database_closes_the_panel_shown_before(nb, monke
     agent = nb.magics.agent
 
     def panels_listening() -> list:
-        return [f for f in agent._listeners if isinstance(getattr(f, "__self__", None), panels.SessionPanel)]
+        return [f for f in agent.sessions.listeners if isinstance(getattr(f, "__self__", None), panels.SessionPanel)]
 
     assert isinstance(first, RecordingPanel) and panels_listening() == [first._on_event]
     second = nb.run("%agent panel").result.result

@@ -18,7 +18,7 @@ from nbsessions.runs.tools import RunContext, Tool, make_tool
 
 
 class Owner(Protocol):
-    """What the tools read of the agent that has them (``agent.py`` imports this module and passes itself)."""
+    """What the tools read of the agent that has them (the run engine passes the agent's ``Sessions``)."""
 
     @property
     def db(self) -> BaseDb: ...

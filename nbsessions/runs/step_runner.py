@@ -82,7 +82,7 @@ class StepsRun:
             outputs[step.name] = output
             previous = output.content
             wf.db.upsert_run_if_session(run, durable=False)  # steps show as they finish, not only at the end
-            wf._emit("run", run.session_id)
+            wf.sessions.emit("run", run.session_id)
             yield self.event(StepCompletedEvent, step_name=step.name, step_index=index, content=output.content,
                               step_response=output)
             if output.stop:

@@ -17,6 +17,7 @@ from nbsessions.llm.base import Model
 from nbsessions.records.errors import ModelError
 from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session
 from nbsessions.runs.agent import Agent
+from nbsessions.runs.engine import RunEngine
 from nbsessions.runs.execution import Execution
 from nbsessions.runs.printing import printable
 from nbsessions.runs.tools import RunContext, Tool, stored_part
@@ -90,10 +91,7 @@ class Team(Agent):
                  "show_members_responses": show_members_responses}
         self._sources = (members, instructions, {**options, **flags})
         self.members = {_member_name(agent, i): self._bind(agent) for i, agent in enumerate(members)}
-        self._nested: dict[str, list[Metrics]] = {}
-        self._inputs: dict[str, str] = {}  # each running team run's input (``determine_input_for_members=False``)
-        self._member_events: dict[str, list[Any]] = {}  # members' events not yet forwarded, by team run
-        self._nested_lock = threading.Lock()
+        self.engine: TeamEngine = TeamEngine(self)
         for name, member in self.members.items():
             self.tools[f"ask_{name}"] = self._member_tool(name, member)
 
@@ -136,7 +134,7 @@ class Team(Agent):
     def _ask(self, member: Agent, task: str, context: RunContext) -> str:
         """Run a member in the team's session, nested under the team run; its failure is the leader's to see.
         Its events are kept for the team's stream, which forwards them (as Agno's do)."""
-        events, run = self._member_events.setdefault(context.run_id, []), None
+        events, run = self.engine.member_events.setdefault(context.run_id, []), None
         try:
             for item in member.run(self._member_task(task, context), stream=True, stream_events=True,
                                    yield_run_output=True, **self._member_options(member, context)):
@@ -148,7 +146,7 @@ class Team(Agent):
 
     async def _aask(self, member: Agent, task: str, context: RunContext) -> str:
         """``_ask`` inside ``arun``: the member runs on the event loop too."""
-        events, run = self._member_events.setdefault(context.run_id, []), None
+        events, run = self.engine.member_events.setdefault(context.run_id, []), None
         try:
             task = await asyncio.to_thread(self._member_task, task, context)  # it reads the store
             async for item in member.arun(task, stream=True, stream_events=True, yield_run_output=True,
@@ -162,7 +160,7 @@ class Team(Agent):
     def _member_task(self, task: str, context: RunContext) -> str:
         """What the member is asked: the leader's task (or the user's input), after the team's history."""
         if not self.determine_input_for_members:
-            task = self._inputs.get(context.run_id, task)
+            task = self.engine.inputs.get(context.run_id, task)
         if self.add_team_history_to_members:
             history = team_history_context(self.db.list_runs(context.session_id), context.run_id,
                                            self.num_team_history_runs)
@@ -176,11 +174,11 @@ class Team(Agent):
                 "session_state": state or None}
 
     def _member_failed(self, member: Agent, context: RunContext, exc: ModelError) -> str:
-        self._count(context.run_id, exc.run)
+        self.engine.count(context.run_id, exc.run)
         return f"error: {member.name or 'member'} failed: {exc}"
 
     def _member_answer(self, member: Agent, context: RunContext, run: RunOutput) -> str:
-        self._count(context.run_id, run)
+        self.engine.count(context.run_id, run)
         session = self.db.get_session(context.session_id)
         if session is None:  # deleted while the member ran: the team's run ends cancelled too, unstored
             return run.error or "the session was deleted"
@@ -191,29 +189,6 @@ class Team(Agent):
         if run.status == RunStatus.paused:
             return f"{member.name or 'member'} is waiting for a human; tell the user so"
         return run.content
-
-    def _count(self, parent_run_id: str, run: RunOutput | None) -> None:
-        if run is not None:
-            with self._nested_lock:
-                self._nested.setdefault(parent_run_id, []).append(run.metrics)
-
-    def _add_nested_usage(self, run: RunOutput) -> None:
-        with self._nested_lock:
-            nested = self._nested.pop(run.run_id, [])
-            self._inputs.pop(run.run_id, None)
-            self._member_events.pop(run.run_id, None)
-        for metrics in nested:
-            run.metrics.add_usage_of(metrics)
-
-    def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        run._load_members = lambda: self.member_runs(run.run_id)  # Agno's member_responses, read on use
-        run.team_id, run.agent_id = self.agent_id, None  # Agno's TeamRunOutput: a team_id, no agent_id
-        with self._nested_lock:
-            self._inputs[run.run_id] = run.input
-        execution = super()._start(run, model, session_state)
-        execution.event_prefix = "Team"  # TeamRunStarted, TeamRunContent... as Agno names a team's events
-        execution.forwarded = lambda: self._member_events.pop(run.run_id, [])
-        return execution
 
     def get_session(self, session_id: str | None = None, user_id: str | None = None) -> Session:
         """As Agno's ``TeamSession``: ``runs`` holds the team's runs and its members' runs, in order."""
@@ -227,7 +202,7 @@ class Team(Agent):
         """``Agent.print_response``, then each member's reply (``show_members_responses``, as Agno's panel)."""
         super().print_response(input, stream=stream, markdown=markdown, show_message=show_message, **options)
         if self.show_members_responses if show_members_responses is None else show_members_responses:
-            run = Agent.get_last_run_output(self, options.get("session_id"))
+            run = self.sessions.get_last_run_output(options.get("session_id"))
             for member in self.member_runs(run.run_id) if run is not None else []:
                 print(f"{printable(member.agent_name or 'member')}: {printable(member.content)}", flush=True)
 
@@ -250,3 +225,38 @@ class Team(Agent):
         if run is None:
             return []
         return [r for r in self.get_runs(run.session_id) if r.parent_run_id == run_id]
+
+
+class TeamEngine(RunEngine):
+    """A team's runs: each adds its members' usage and forwards their events, named as Agno names a team's."""
+
+    def __init__(self, team: Team) -> None:
+        super().__init__(team)
+        self.team = team
+        self.nested: dict[str, list[Metrics]] = {}
+        self.inputs: dict[str, str] = {}  # each running team run's input (``determine_input_for_members=False``)
+        self.member_events: dict[str, list[Any]] = {}  # members' events not yet forwarded, by team run
+        self.nested_lock = threading.Lock()
+
+    def count(self, parent_run_id: str, run: RunOutput | None) -> None:
+        if run is not None:
+            with self.nested_lock:
+                self.nested.setdefault(parent_run_id, []).append(run.metrics)
+
+    def add_nested_usage(self, run: RunOutput) -> None:
+        with self.nested_lock:
+            nested = self.nested.pop(run.run_id, [])
+            self.inputs.pop(run.run_id, None)
+            self.member_events.pop(run.run_id, None)
+        for metrics in nested:
+            run.metrics.add_usage_of(metrics)
+
+    def start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
+        run._load_members = lambda: self.team.member_runs(run.run_id)  # Agno's member_responses, read on use
+        run.team_id, run.agent_id = self.team.agent_id, None  # Agno's TeamRunOutput: a team_id, no agent_id
+        with self.nested_lock:
+            self.inputs[run.run_id] = run.input
+        execution = super().start(run, model, session_state)
+        execution.event_prefix = "Team"  # TeamRunStarted, TeamRunContent... as Agno names a team's events
+        execution.forwarded = lambda: self.member_events.pop(run.run_id, [])
+        return execution

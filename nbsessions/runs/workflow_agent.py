@@ -34,9 +34,9 @@ class WorkflowAgent(Agent):
                  num_history_runs: int = 5) -> None:
         if instructions and "{workflow_context}" not in instructions:
             instructions = f"{instructions}\n\n{{workflow_context}}"
-        super().__init__(model=model, instructions=instructions or DEFAULT_INSTRUCTIONS,
-                         num_history_runs=num_history_runs)
+        super().__init__(model=model, instructions=instructions or DEFAULT_INSTRUCTIONS)
         self.add_workflow_history = add_workflow_history
+        self.num_history_runs = num_history_runs  # the workflow's earlier runs it sees, in its instructions
 
 
 def workflow_context(history: list[dict[str, str]]) -> str:
