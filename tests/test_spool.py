@@ -8,6 +8,8 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,29 @@ def test_a_run_that_ended_on_a_full_disk_is_stored_by_the_next_process_once_ther
     assert report["before"]["status"] == "interrupted"  # the file as the exited process left it
     assert report["after"] == {"status": "completed", "content": "teal it is (key [redacted])" + "." * 20000,
                                "state": {"keep": 1, "colour": "teal", "told": "key [redacted]"}}
+
+
+def test_a_write_kept_while_a_replay_holds_the_file_lands_in_the_file_that_remains(tmp_path):
+    """An exiting process appending while a replay ends (and removes the file) must not write to the old one."""
+    key = f"tinydb {tmp_path / 's.json'}"
+    first = {"v": spool.VERSION, "id": "first", "run": {}}
+    spool.append(key, [first])
+    path = spool.path_for(key)
+    inode = os.stat(path).st_ino
+    with spool._locked(path, create=False) as fd:
+        assert fd is not None
+        appender = threading.Thread(target=spool.append, args=(key, [{**first, "id": "second"}]))
+        appender.start()
+        waiting = time.monotonic() + 60
+        while not blocked_on(inode) and appender.is_alive() and time.monotonic() < waiting:
+            pass  # until the kernel lists the appender as waiting for the lock (/proc/locks)
+        assert blocked_on(inode), "the appender never waited for the replay's lock"
+        path.unlink()  # what a replay does when nothing is left
+    appender.join()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["second"]
+
+
+def blocked_on(inode: int) -> bool:
+    """Whether some flock waits on that inode (a ``->`` line of /proc/locks)."""
+    with open("/proc/locks") as f:
+        return any(line.split()[1] == "->" and line.split()[6].endswith(f":{inode}") for line in f)
