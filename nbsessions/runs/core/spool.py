@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -39,13 +40,24 @@ VERSION = 1
 def folder() -> Path:
     """``$XDG_STATE_HOME/nbsessions/pending`` (``~/.local/state`` when unset): the user's own, kept across
     reboots, unlike a temporary folder."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state) / "nbsessions" / "pending"
+    return Path(_folder(os.environ.get("XDG_STATE_HOME") or ""))
 
 
 def path_for(key: str) -> Path:
     """One file per store: the key names a file or a database (never a password), hashed to a safe name."""
-    return folder() / (hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".jsonl")
+    return Path(_path(os.environ.get("XDG_STATE_HOME") or "", key))
+
+
+@functools.lru_cache(maxsize=16)
+def _folder(state: str) -> str:
+    return os.path.join(state or os.path.join(os.path.expanduser("~"), ".local", "state"), "nbsessions", "pending")
+
+
+@functools.lru_cache(maxsize=256)
+def _path(state: str, key: str) -> str:
+    """Cached: every ``Agent`` asks, and nearly always finds no file (one stat)."""
+    return os.path.join(_folder(state), hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+                        + ".jsonl")
 
 
 def entry(key: str, entry_id: str, run: RunOutput, changes: dict[str, Any], deleted: list[str],
@@ -158,9 +170,10 @@ def replay(db: BaseDb) -> None:
     key = db.spool_key()
     if key is None:
         return
-    path = path_for(key)
-    if not path.exists():  # nearly always: one stat
+    where = _path(os.environ.get("XDG_STATE_HOME") or "", key)
+    if not os.path.exists(where):  # nearly always: one stat
         return
+    path = Path(where)
     try:
         with _locked(path, create=False) as fd:
             if fd is not None:
