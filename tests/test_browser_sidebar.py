@@ -1,6 +1,6 @@
 """The "Agent sessions" sidebar in a real JupyterLab, in headless Chromium: listing with the kernel shut down,
-search, go to cell (also to a cell scrolled away, and to one since deleted), the code-block toolbar, and a run
-from another process showing up by itself.
+search, go to cell (also to a cell scrolled away, and to one since deleted), the code-block toolbar, a run
+from another process showing up by itself, and a team's member runs and a workflow's steps folded under their run.
 
 The JupyterLab under test loads the extension from this checkout: the prebuilt ``nbsessions/labextension``
 (``npm ci && npm run build:prod`` in ``js/``, which ``.ci/run`` and ``pip install -e .`` do) and the server
@@ -20,8 +20,11 @@ import textwrap
 import pytest
 from browser_harness import OUTPUT_DIR, REPO, lab_with_extension, running_notebook, update_screenshot
 
-from nbsessions import TinyDb
+from nbsessions import Agent, FunctionModel, TinyDb
+from nbsessions.llm.base import ToolCall
 from nbsessions.records.metrics import Metrics
+from nbsessions.runs.team import Team
+from nbsessions.runs.workflows.workflow import Workflow
 
 pytestmark = pytest.mark.browser
 
@@ -60,8 +63,11 @@ db.close()
 """
 KNOWN_METRICS = """\
 import sys
-from nbsessions import TinyDb
+from nbsessions import Agent, FunctionModel, TinyDb
+from nbsessions.llm.base import ToolCall
 from nbsessions.records.metrics import Metrics
+from nbsessions.runs.team import Team
+from nbsessions.runs.workflows.workflow import Workflow
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 db = TinyDb(sys.argv[1])
 priced = Session(session_name="priced")
@@ -230,3 +236,107 @@ def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_side
             assert colours["background"] == colours["layout1"] and colours["text"] == colours["font1"], colours
         assert dark["background"] != light["background"] and dark["text"] != light["text"]
     assert dialogs == []
+
+
+NESTED_COLOURS = """() => {
+    const probe = document.createElement('div');
+    document.body.appendChild(probe);
+    probe.style.color = 'var(--jp-ui-font-color2)';
+    probe.style.borderLeftColor = 'var(--jp-border-color2)';
+    const probed = getComputedStyle(probe);
+    const title = getComputedStyle(document.querySelector('#nbsessions-sidebar .nbs-fold-title'));
+    const card = getComputedStyle(document.querySelector('#nbsessions-sidebar .nbs-nested-run'));
+    const out = {title: title.color, font2: probed.color,
+                 border: card.borderLeftColor, border2: probed.borderLeftColor};
+    probe.remove();
+    return out;
+}"""
+
+
+def store_team_and_workflow(store) -> None:
+    """A session "team" (a team run: a researcher and a writer, the writer's reply hostile) and a session "flow" (a
+    workflow: a function step, then a team step whose run has member runs of its own)."""
+    def leader(messages, tools):
+        results = [m.content or "" for m in messages if m.role == "tool" and not m.from_history]
+        handoffs = (("researcher", "find **facts**"), ("writer", "write it up"))
+        if len(results) < len(handoffs):
+            name, task = handoffs[len(results)]
+            return ToolCall(f"call_{len(results)}", f"ask_{name}", json.dumps({"task": task}))
+        return "composed"
+
+    def member(name: str, reply: str) -> Agent:
+        return Agent(model=FunctionModel(lambda m: reply, id=f"{name}-model"), name=name)
+
+    def team(db) -> Team:
+        return Team(members=[member("researcher", "**found** them"), member("writer", HOSTILE_REPLY)], db=db,
+                    model=FunctionModel(leader, id="leader"))
+
+    with TinyDb(store) as db:
+        team(db).run("report on tea", session_id=Agent(db=db).create_session("team").session_id)
+        flow = Agent(db=db).create_session("flow").session_id
+        Workflow(steps=[lambda s: f"*{s.input.upper()}*", team(None)], db=db).run("topic", session_id=flow)
+
+
+HOSTILE_REPLY = ("Done <img src=x onerror=\"window.__xss=3\"><script>window.__xss=4</script> "
+                 "[link](javascript:window.__xss=5)")
+
+
+def test_nested_runs_fold_under_their_run_open_by_keyboard_and_stay_inert_in_both_themes(lab_with_sidebar, chromium):
+    from playwright.sync_api import expect
+
+    store = lab_with_sidebar["root"] / "nested.nbsessions.json"
+    store_team_and_workflow(store)
+    with running_notebook(lab_with_sidebar, chromium, "nested", ["1 + 1"], height=900) as page:
+        page.locator('.jp-SideBar [title="Agent sessions"]').click()
+        sidebar = page.locator("#nbsessions-sidebar")
+        sidebar.locator(".nbs-session", has_text="team").click()
+        top = sidebar.locator(".nbs-detail > .nbs-run")
+        expect(top).to_have_count(1)  # the member runs are not runs of the list
+        members = top.locator("details.nbs-members")
+        expect(members.locator("summary")).to_have_text("2 member runs")
+        expect(members).not_to_have_attribute("open", "")
+        cards = members.locator(".nbs-nested-run")
+        expect(cards.first).not_to_be_visible()  # folded
+
+        members.locator("summary").focus()  # keyboard: the fold's title is a focusable button
+        page.keyboard.press("Enter")
+        expect(cards).to_have_count(2)
+        expect(cards.first).to_be_visible()
+        expect(cards.locator(".nbs-run-who")).to_have_text(["researcher", "writer"])
+        expect(cards.first.locator(".nbs-status")).to_have_text("completed")
+        expect(cards.first.locator(".nbs-run-fact").first).to_have_text("researcher-model")
+        expect(cards.first.locator(".nbs-run-fact").nth(1)).to_have_text(re.compile(r"^~\d+ tokens$"))
+        expect(cards.first.locator(".nbs-task strong")).to_have_text("facts")  # the task, as Markdown
+        expect(cards.first.locator(".nbs-reply strong")).to_have_text("found")
+        expect(cards.nth(1).locator(".nbs-reply")).to_contain_text("Done")
+        detail = sidebar.locator(".nbs-detail")
+        assert detail.locator("img, script, a[href^='javascript']").count() == 0
+        assert page.evaluate("() => window.__xss") is None
+
+        with TinyDb(store) as db:  # a run landing redraws the runs: the fold the user opened stays open
+            session = next(s.session_id for s in db.list_sessions() if s.session_name == "team")
+            Agent(model=FunctionModel(lambda m: "later"), db=db).run("later", session_id=session)
+        expect(top).to_have_count(2)
+        expect(top.nth(1).locator("details.nbs-members")).to_have_attribute("open", "")
+
+        sidebar.locator(".nbs-session", has_text="flow").click()
+        steps = sidebar.locator(".nbs-detail > .nbs-run details.nbs-steps")
+        expect(steps.locator("> summary")).to_have_text("2 steps")
+        steps.locator("> summary").focus()
+        page.keyboard.press(" ")
+        step = steps.locator("> .nbs-step")
+        expect(step).to_have_count(2)
+        expect(step.first.locator(".nbs-step-name")).to_have_text("step 1 · <lambda> · function")
+        expect(step.first.locator(".nbs-step-output em")).to_have_text("TOPIC")
+        team_run = step.nth(1).locator("> .nbs-nested-run")
+        expect(team_run.locator("> .nbs-task")).to_have_text("TOPIC")
+        expect(team_run.locator("details.nbs-members > summary")).to_have_text("2 member runs")
+
+        light = page.evaluate(NESTED_COLOURS)
+        page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        page.wait_for_function(f"() => ({NESTED_COLOURS})().title !== {json.dumps(light['title'])}")
+        dark = page.evaluate(NESTED_COLOURS)
+        for colours in (light, dark):
+            assert colours["title"] == colours["font2"] and colours["border"] == colours["border2"], colours
+        assert page.evaluate("() => window.__xss") is None

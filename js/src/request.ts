@@ -44,6 +44,23 @@ export interface IRunRow {
   tokens_text: string;
   cost_text: string;
   duration_text: string;
+  /** A team's member runs (or a workflow's runs no step names yet), folded under the run; "2 member runs". */
+  nested: IRunRow[];
+  nested_text: string;
+  /** A workflow's steps in order, each with the run it made; "2 steps". */
+  steps: IStepRow[];
+  steps_text: string;
+}
+
+/** One step of a workflow run: name, kind, status, output (Markdown) or error, and the run it made. */
+export interface IStepRow {
+  number: number;
+  name: string;
+  kind: string;
+  status: string;
+  output: string | null;
+  error: string | null;
+  run: IRunRow | null;
 }
 
 export interface IStoreHead {

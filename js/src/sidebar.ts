@@ -28,6 +28,7 @@ export class SessionsSidebar extends Widget {
   private panel: NotebookPanel | null = null;
   private selected: string | null = null;
   private shown = PAGE;
+  private readonly openFolds = new Set<string>(); // nested runs the user unfolded, by run id
   private version = '';
   private busy = false;
   private timer = 0;
@@ -194,7 +195,8 @@ export class SessionsSidebar extends Widget {
         this.shell.activateById(this.panel.id); // the notebook comes to the front if another tab hid it
         return goToCell(this.panel, cellId);
       },
-      putCode: (code: string, where: InsertWhere) => this.panel && putCode(this.panel.content, code, where)
+      putCode: (code: string, where: InsertWhere) => this.panel && putCode(this.panel.content, code, where),
+      openFolds: this.openFolds
     };
     const cards = await Promise.all(answer.runs.map(run => runCard(run, this.rendermime, actions)));
     const heading = element('h3', 'nbs-detail-title', answer.session.name || '(unnamed session)');

@@ -1,6 +1,8 @@
 """What the sidebar receives: sessions and runs as plain JSON rows, and the search over names, prompts and replies.
 
-Rows carry only what the sidebar shows. Replies go out as the stored Markdown text: the browser renders them with
+Rows carry only what the sidebar shows. A team run's member runs and a workflow run's steps (and the runs its agent
+and team steps made) come inside their run's row, as the panel and ``%agent history`` fold them: a page counts
+top-level runs only. Replies go out as the stored Markdown text: the browser renders them with
 JupyterLab's own sanitising renderer, as untrusted output.
 """
 
@@ -10,9 +12,11 @@ from typing import Any
 
 from nbsessions.records import formatting as fmt
 from nbsessions.records.metrics import Metrics
-from nbsessions.records.schema import RunOutput, Session
+from nbsessions.records.schema import RunOutput, Session, StepRecord
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.core.context import newest_top_level
+from nbsessions.runs.core.context import newest_runs
+
+Nested = dict[str, list[RunOutput]]  # parent run id -> the runs nested under it, oldest first
 
 
 def words(query: str | None) -> list[str]:
@@ -62,9 +66,47 @@ def run_row(run: RunOutput) -> dict[str, Any]:
             "superseded_by": run.superseded_by, "kind": run.kind, "agent_name": run.agent_name, **shown(m)}
 
 
+def page_of_runs(agent: Agent, session_id: str, last: int) -> tuple[list[RunOutput], Nested]:
+    """The newest ``last`` top-level runs, oldest first, and the runs nested under them. Nested runs are stored
+    right after their parent, so the window that reaches the page's oldest run holds all of them: only the page
+    is read, never the whole session."""
+    recent = newest_runs(agent.db, session_id, last + 1, lambda runs: sum(not r.parent_run_id for r in runs) >= last)
+    nested: Nested = {}
+    for run in recent:
+        if run.parent_run_id:
+            nested.setdefault(run.parent_run_id, []).append(run)
+    return [r for r in recent if not r.parent_run_id][-last:], nested
+
+
+def tree_row(run: RunOutput, nested: Nested) -> dict[str, Any]:
+    """A run's row with what is folded under it: ``steps`` (a workflow's, each with the run it made) and
+    ``nested`` (a team's member runs; a workflow's runs no step names yet), each fold's title spelled by
+    ``records.formatting``. A run has one parent, so from a top-level run the recursion cannot loop."""
+    row, children = run_row(run), nested.get(run.run_id, [])
+    row["steps"], row["steps_text"] = [], ""
+    if run.kind == "workflow":
+        by_id = {child.run_id: child for child in children}
+        row["steps"] = [step_row(number, step, by_id.pop(step.run_id, None) if step.run_id else None, nested)
+                        for number, step in enumerate(run.steps, 1)]
+        row["steps_text"] = fmt.counted(len(run.steps), "step") if run.steps else ""
+        children = list(by_id.values())
+    row["nested"] = [tree_row(child, nested) for child in children]
+    noun = "member run" if run.kind == "team" else "nested run"
+    row["nested_text"] = fmt.counted(len(children), noun) if children else ""
+    return row
+
+
+def step_row(number: int, step: StepRecord, run: RunOutput | None, nested: Nested) -> dict[str, Any]:
+    """One step of a workflow: its name, kind, status, output (Markdown) or error, and the run it made."""
+    return {"number": number, "name": step.name or f"step {number}", "kind": step.kind or "?",
+            "status": step.status.value, "output": None if step.output is None else str(step.output),
+            "error": step.error, "run": None if run is None else tree_row(run, nested)}
+
+
 def list_runs(agent: Agent, session_id: str, last: int) -> dict[str, Any]:
-    """One session (owner-checked by the Agent) and its newest ``last`` top-level runs, newest first; ``more``
-    says older ones exist. Only those runs are read: a session of thousands of runs costs what its page costs."""
+    """One session (owner-checked by the Agent) and its newest ``last`` top-level runs, newest first, each with
+    the runs nested under it; ``more`` says older ones exist. Only those runs are read: a session of thousands of
+    runs costs what its page costs."""
     row = session_row(agent, agent.get_session(session_id))
-    runs = newest_top_level(agent.db, session_id, last)  # team members' and steps' runs do not fill the page
-    return {"session": row, "runs": [run_row(r) for r in reversed(runs)], "more": row["runs"] > len(runs)}
+    runs, nested = page_of_runs(agent, session_id, last)  # team members' and steps' runs do not fill the page
+    return {"session": row, "runs": [tree_row(r, nested) for r in reversed(runs)], "more": row["runs"] > len(runs)}
