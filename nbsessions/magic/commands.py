@@ -119,9 +119,12 @@ def status(nb: NotebookAgent) -> None:
 
 @command("db")
 def db(nb: NotebookAgent, rest: str) -> None:
-    """``%agent db``: which store and why; ``%agent db PATH|postgresql://...``: use another one from now on."""
+    """``%agent db``: which store and why; ``%agent db PATH|postgresql://...``: use another one from now on;
+    ``%agent db --default``: back to the notebook's own (or the configured) one."""
     path = one_word(rest, "%agent db PATH")
-    if path:
+    if path == "--default":
+        nb.switch_db(None)
+    elif path:
         nb.switch_db(path)
         count = len(nb.agent.get_sessions(user_id=nb.user if nb.location.url else None))
         print(f"database: {nb.location.label} ({count} sessions{f' of {nb.user}' if nb.location.url else ''})")

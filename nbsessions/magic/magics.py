@@ -163,7 +163,7 @@ class AgentMagics(Magics):
             %agent continue [RUN] [--approve|--reject] [--input JSON] [--results JSON]
             %agent regenerate [RUN] | variants [RUN] | keep RUN | tools [NAME ...] [--clear]
             %agent register [NAME VAR] [--remove NAME]
-            %agent db [PATH] | user [NAME] | model [NAME] | panel
+            %agent db [PATH|--default] | user [NAME] | model [NAME] | panel
         """
         try:
             with storage_warnings_as_lines(sys.stderr.write), redacted_output(self.shell):  # a torn last line: one

@@ -27,7 +27,7 @@ from nbsessions.magic.modelchoice import OFFLINE_NOTICE as OFFLINE_NOTICE
 from nbsessions.magic.modelchoice import ModelChoice
 from nbsessions.magic.pauses import PausedNotices
 from nbsessions.magic.registry import Registry
-from nbsessions.magic.scope import DbLocation, configured_db, locate_db, login_user
+from nbsessions.magic.scope import DbLocation, configured_db, locate_db, login_user, record_choice
 from nbsessions.presentation.templating import TemplateError, fill_prompt
 from nbsessions.records.errors import (
     InvalidInputError,
@@ -88,6 +88,7 @@ class NotebookAgent(ModelChoice):
         if self._location is None:
             path, why = configured_db(self._db_override, self.settings.db_url, self.settings.db_path)
             self._location = locate_db(path, reason=why, user_ns=self.user_ns)
+            record_choice(self._location)  # the server finds the notebook's store from this record
         return self._location
 
     @property
@@ -173,6 +174,7 @@ class NotebookAgent(ModelChoice):
         db = self._open(location)
         self.close()
         self._db_override, self._location = (path, why), location
+        record_choice(location)
         self._attach(db)
         return location
 

@@ -7,6 +7,7 @@ comes with the reason it was chosen — ``%agent db`` shows it, and users can se
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from nbsessions.db.locate import DB_SUFFIX as DB_SUFFIX
 from nbsessions.db.locate import URL_ENV as URL_ENV
 from nbsessions.db.locate import db_path_for as db_path_for
 from nbsessions.db.locate import login_user as login_user
+from nbsessions.db.locate import remove_pointer, write_pointer
 from nbsessions.db.urls import is_postgres_url, mask_url
 
 FALLBACK_NAME = "nbsessions.json"
@@ -136,3 +138,17 @@ def configured_db(override: tuple[str, str] | None, db_url: str, db_path: str,
     if env.get(URL_ENV, "").strip():
         return env[URL_ENV], f"from ${URL_ENV}"
     return None, "set with %config AgentMagics.db_path"
+
+
+def record_choice(location: DbLocation) -> None:
+    """Tell the Jupyter server which file this notebook uses (``db/locate.py``'s pointer beside the notebook): a
+    file other than the default is recorded, the default or a database URL (never recorded) removes the record.
+    Nothing is written when the notebook is unknown; a folder the kernel cannot write keeps today's behaviour."""
+    notebook = location.notebook
+    if notebook is None:
+        return
+    with contextlib.suppress(OSError):
+        if location.url is None and location.path != db_path_for(notebook):
+            write_pointer(notebook, location.path)
+        else:
+            remove_pointer(notebook)

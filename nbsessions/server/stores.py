@@ -1,7 +1,8 @@
 """A notebook's store, as the Jupyter server finds it: the same file or database the notebook's kernel writes.
 
 The request names a notebook by its path under the server's root (as JupyterLab's contents API does). Anything
-that resolves outside the root — ``..``, an absolute path, a symlink out — is refused before a file is touched.
+that resolves outside the root — ``..``, an absolute path, a symlink out — is refused before a file is touched, and
+so is a store pointer (a file chosen in the kernel, ``db/locate.py``) naming a file outside it.
 Stores stay open between requests (a TinyDB journal is replayed once, then only what other kernels appended is
 read), and the server never writes: files are opened read-only and a notebook without a store reads as empty.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from nbsessions.db import open_store
 from nbsessions.db.base import BaseDb
-from nbsessions.db.locate import db_path_for, env_db_url, login_user
+from nbsessions.db.locate import db_path_for, env_db_url, login_user, pointer_path_for, read_pointer
 from nbsessions.db.postgres_schema import NoSchema
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import mask_url, scrub, url_password
@@ -63,14 +64,39 @@ def resolve_notebook(root: str | os.PathLike[str], notebook: str) -> Path:
         raise PathRefused(f"not a notebook path under the server's root: {notebook}")
     base = Path(root).resolve()
     target = (base / relative).resolve()
-    if target != base and base not in target.parents:
+    if not inside(base, target):
         raise PathRefused(f"not a notebook path under the server's root: {notebook}")
     return target
 
 
+def inside(base: Path, target: Path) -> bool:
+    return target == base or base in target.parents
+
+
+def chosen_store(root: str | os.PathLike[str], notebook: Path) -> Path | None:
+    """The file the notebook's kernel chose (``%agent db PATH``), from the pointer it left beside the notebook, or
+    None without one. The pointer and the file it names must both resolve inside the root, symlinks followed,
+    as a notebook path must: a pointer is a file anyone who can write the folder can write."""
+    pointer = pointer_path_for(notebook)
+    if not os.path.lexists(pointer):
+        return None
+    base = Path(root).resolve()
+    if not inside(base, pointer.resolve()):
+        raise PathRefused(f"the store pointer {pointer.name} resolves outside the server's root")
+    chosen = (notebook.parent / read_pointer(pointer)).resolve()
+    if not inside(base, chosen) or chosen == base:
+        raise PathRefused(f"the store chosen in the kernel ({pointer.name}) is outside the server's root")
+    return chosen
+
+
 def locate(root: str | os.PathLike[str], notebook: str) -> NotebookStore:
-    """The store the magic would use for this notebook when nothing else is configured in the kernel."""
-    path = db_path_for(resolve_notebook(root, notebook))
+    """The store the magic uses for this notebook: the file its kernel chose, when it left a pointer, else the
+    default (the file beside the notebook, or ``$NBSESSIONS_DB_URL``)."""
+    target = resolve_notebook(root, notebook)
+    chosen = chosen_store(root, target)
+    if chosen is not None:  # a file the kernel chose wins over the database URL, as it does in the kernel
+        return NotebookStore(notebook, chosen)
+    path = db_path_for(target)
     url = env_db_url()
     if url:  # a shared database never mixes users: the magic's default user is the login (JupyterHub) name
         return NotebookStore(notebook, path, url, login_user())
