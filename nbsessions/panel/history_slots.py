@@ -26,8 +26,9 @@ from nbsessions.panel.widget_tree import SharedLooks, close_tree
 
 class RunSlot:
     """One plain run: an HTML widget and a Sent view, both refilled in place (``fill``). They sit in the slots'
-    box side by side and share one ``Layout`` carrying the slot's ``order``: a plain run costs no box. A free
-    slot is hidden by class (``styles.HIDDEN``)."""
+    box side by side and share one ``Layout`` carrying the slot's ``order``: a plain run costs no box. The Sent
+    view shows the slots' shared ``blank`` until first unfolded. A free slot is hidden by class
+    (``styles.HIDDEN``)."""
 
     def __init__(self, looks: SharedLooks, on_toggle: OnToggle, number: int, markup: str, sent: Sent | None,
                  run_id: str, unfolded: bool) -> None:
@@ -36,7 +37,7 @@ class RunSlot:
         self.layout = Layout(order=str(-number), margin="0 0 6px 0")
         self.html = HTML(markup, layout=self.layout, style=looks.style)
         self.sent = SentView(run_id, sent, unfolded=unfolded, layout=self.layout, body=looks.html,
-                             on_toggle=on_toggle)
+                             blank=looks.blank, on_toggle=on_toggle)
 
     @property
     def widgets(self) -> tuple[Widget, ...]:
