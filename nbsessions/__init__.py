@@ -15,11 +15,11 @@ from nbsessions.records.events import RunEvent
 from nbsessions.records.requirement import RunRequirement, ToolExecution, UserInputField
 from nbsessions.records.schema import Message, Metrics, RunOutput, RunStatus, Session, SessionSummary, StepRecord
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.streams import AsyncRunStream, RunStream
+from nbsessions.runs.core.streams import AsyncRunStream, RunStream
+from nbsessions.runs.core.tools import RunContext, Tool, make_tool, tool, update_session_state
 from nbsessions.runs.summary import SessionSummaryManager
 from nbsessions.runs.team import Team, TeamMode
-from nbsessions.runs.tools import RunContext, Tool, make_tool, tool, update_session_state
-from nbsessions.runs.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
+from nbsessions.runs.workflows.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
 
 __version__ = "0.1.0"
 

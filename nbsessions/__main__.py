@@ -27,7 +27,7 @@ from nbsessions.records.errors import NbSessionsError, SessionNotFoundError, Sto
 from nbsessions.records.formatting import shorten, when
 from nbsessions.records.formatting import strip_control as clean
 from nbsessions.records.schema import Session
-from nbsessions.runs.context import newest_top_level
+from nbsessions.runs.core.context import newest_top_level
 from nbsessions.runs.listing import match_session
 from nbsessions.runs.sessions import ACTIVE_SESSION_KEY
 

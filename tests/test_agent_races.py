@@ -14,7 +14,7 @@ from nbsessions import Agent, FunctionModel, Message, TinyDb
 from nbsessions.db import open_store
 from nbsessions.llm.base import ToolCall
 from nbsessions.records.errors import SessionAccessError
-from nbsessions.runs.tools import RunContext
+from nbsessions.runs.core.tools import RunContext
 
 pytestmark = pytest.mark.usefixtures("frequent_thread_switches")  # read-then-write windows get entered often
 

@@ -300,7 +300,7 @@ def test_session_summary_is_a_record_with_topics_and_enters_the_context(model, o
     assert summary.summary == "John lives in New York and likes basketball."
     assert summary.topics == ["John", "New York", "basketball"]
     assert summary.updated_at is not None
-    assert agent.add_session_summary_to_context is True  # Agno's default when summaries are on
+    assert agent.options["add_session_summary_to_context"] is True  # Agno's default when summaries are on
     agent.run("What do I like?", session_id="s1", user_id="john@example.com")
     system = openai_server.requests[-1]["messages"][0]
     assert system["role"] == "system" and "John lives in New York and likes basketball." in system["content"]

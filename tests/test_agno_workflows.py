@@ -8,7 +8,7 @@ import pytest
 from nbsessions import Agent, OpenAIChat, TinyDb
 from nbsessions.records.events import RunEvent
 from nbsessions.records.workflow_events import WorkflowRunEvent
-from nbsessions.runs.workflow import Step, StepInput, StepOutput, Workflow, WorkflowError
+from nbsessions.runs.workflows.workflow import Step, StepInput, StepOutput, Workflow, WorkflowError
 
 
 @pytest.fixture

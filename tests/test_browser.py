@@ -23,7 +23,7 @@ HUMAN_IN_THE_LOOP = f"""\
 import json
 from nbsessions import FunctionModel, tool
 from nbsessions.llm.base import ToolCall
-from nbsessions.runs.tools import make_tool
+from nbsessions.runs.core.tools import make_tool
 
 @tool(requires_confirmation=True)
 def publish(title: str) -> str:

@@ -18,7 +18,7 @@ SETUP = """\
 import json
 from nbsessions import FunctionModel
 from nbsessions.llm.base import ToolCall
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 
 calls = []
 

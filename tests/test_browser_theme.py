@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 from openai_server import OpenAIServer
 from nbsessions import OpenAIChat
-from nbsessions.runs.tools import make_tool, tool
+from nbsessions.runs.core.tools import make_tool, tool
 
 @tool(requires_confirmation=True)
 def publish(title: str) -> str:

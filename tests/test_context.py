@@ -1,6 +1,6 @@
 from nbsessions.db import InMemoryDb
 from nbsessions.records.schema import Message, RunOutput, RunStatus
-from nbsessions.runs.context import (
+from nbsessions.runs.core.context import (
     HistoryPolicy,
     build_context,
     build_messages,

@@ -202,6 +202,35 @@ def test_async_tools_are_awaited_by_arun_and_refused_by_run(db):
     assert "async tool" in agent.run("look").content
 
 
+def test_a_plain_tool_under_arun_runs_in_a_worker_thread_not_on_the_event_loop(db):
+    """Two concurrent ``arun``s each call a blocking plain tool that waits for the other's call: on the event loop
+    the first would block it, the second could never call its tool, and the wait would break."""
+    meeting = threading.Barrier(2, timeout=20)  # a guard against a hang, not a wait: both arrive at once
+    threads = set()
+
+    def wait_for_the_other(name: str) -> str:
+        """Wait until the other run calls this too."""
+        threads.add(threading.get_ident())
+        meeting.wait()
+        return f"{name} met"
+
+    def model(messages):
+        if messages[-1].role != "tool":
+            return ToolCall("c1", "wait_for_the_other", json.dumps({"name": messages[-1].content}))
+        return f"tool said: {messages[-1].content}"
+
+    agent = Agent(model=FunctionModel(model), db=db, tools=[wait_for_the_other])
+
+    async def main():
+        loop_thread = threading.get_ident()
+        runs = await asyncio.gather(agent.arun("a", session_id="s1"), agent.arun("b", session_id="s2"))
+        return runs, loop_thread
+
+    runs, loop_thread = asyncio.run(main())
+    assert [r.content for r in runs] == ["tool said: a met", "tool said: b met"]
+    assert len(threads) == 2 and loop_thread not in threads
+
+
 def test_cancelling_an_arun_task_stores_the_run_as_cancelled_with_its_partial_reply(db):
     async def main():
         reached = asyncio.Event()
@@ -475,7 +504,7 @@ def test_an_approved_async_tool_is_awaited_by_acontinue_run(db):
 
 
 def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
-    from nbsessions.runs.workflow import StepInput, Workflow
+    from nbsessions.runs.workflows.workflow import StepInput, Workflow
 
     async def thinker(messages):
         await asyncio.sleep(0)  # only the async transport can run this model
@@ -501,7 +530,7 @@ def test_workflow_arun_runs_agent_and_async_function_steps_on_the_loop(db):
 
 
 def test_cancelling_a_workflow_arun_stores_it_cancelled_with_the_steps_done(db):
-    from nbsessions.runs.workflow import Workflow
+    from nbsessions.runs.workflows.workflow import Workflow
 
     async def main():
         reached, never = asyncio.Event(), asyncio.Event()

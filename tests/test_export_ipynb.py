@@ -107,7 +107,7 @@ def test_team_members_and_workflow_steps_are_listed_under_their_run(db):
 
     from nbsessions.llm.base import ToolCall
     from nbsessions.runs.team import Team
-    from nbsessions.runs.workflow import StepInput, Workflow
+    from nbsessions.runs.workflows.workflow import StepInput, Workflow
 
     def leader(messages, tools):
         if any(m.role == "tool" and not m.from_history for m in messages):

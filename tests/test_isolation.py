@@ -118,7 +118,7 @@ def nothing_of(session, text: str) -> bool:
 def test_refusals_of_another_users_run_name_nothing_of_theirs(workdir):
     from nbsessions import Agent, FunctionModel, SessionAccessError
     from nbsessions.llm.base import ToolCall
-    from nbsessions.runs.tools import tool
+    from nbsessions.runs.core.tools import tool
 
     @tool(requires_confirmation=True)
     def launch() -> str:

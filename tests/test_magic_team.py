@@ -14,7 +14,7 @@ from xss import ActiveContent
 from nbsessions import Agent, FunctionModel, InMemoryDb, Message, ModelError, RunStatus, Team, TinyDb
 from nbsessions.llm.base import ToolCall
 from nbsessions.magic.cellrun import CellInterrupted
-from nbsessions.runs.workflow import StepInput, Workflow
+from nbsessions.runs.workflows.workflow import StepInput, Workflow
 
 
 def leader(*handoffs: tuple[str, str], seen: list | None = None):
@@ -183,6 +183,20 @@ def test_team_cells_continue_the_conversation_and_history_shows_members_folded(n
     newest = nb.run("%agent history 1").outputs[0].data["text/plain"]
     assert newest.count("\n── ") + newest.startswith("── ") == 1 and "Third question" in newest
     assert "Second question" not in newest and "researcher did dig" in newest
+
+
+def test_delete_counts_a_team_run_once_not_with_its_member_runs(nb, workdir):
+    registered(nb, research=research_team())
+    nb.run("%%agent --team research --new crew\nReport on tea")
+    assert len(db_runs(workdir)) == 3  # the team run and its two member runs
+    status = nb.run("%agent").stdout
+    assert re.search(r"^session: +crew \(\w{8}\), 1 run$", status, re.M), status
+    assert nb.run("%agent use crew").stdout.strip().endswith(", 1 run")
+    assert ": 1 run, 1 completed\n" in nb.run("%agent metrics").stdout
+    assert "(1 run) to " in nb.run("%agent export md").stdout
+    assert "and its 1 run; nothing was deleted" in nb.run("%agent delete crew").stdout
+    assert nb.run("%agent delete crew --yes").stdout.strip().endswith("and its 1 run")
+    assert db_runs(workdir) == []
 
 
 def test_a_failing_member_shows_in_the_member_line(nb, workdir):
@@ -397,7 +411,7 @@ def test_member_runs_without_a_stored_name_are_named_by_the_leaders_calls():
 
 
 def test_a_paused_registered_agent_continues_with_its_own_tools(nb, workdir):
-    from nbsessions.runs.tools import tool
+    from nbsessions.runs.core.tools import tool
 
     dropped = []
 

@@ -15,7 +15,7 @@ from nbsessions.panel import SessionPanel
 from nbsessions.panel.sent_view import sent_parts
 from nbsessions.presentation.render import reply_bundle
 from nbsessions.records.schema import Metrics
-from nbsessions.runs.tools import make_tool
+from nbsessions.runs.core.tools import make_tool
 
 
 def test_metrics_say_how_many_runs_and_leave_failed_runs_off_the_latency_line(db):

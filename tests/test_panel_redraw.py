@@ -22,7 +22,7 @@ from nbsessions.panel import SessionPanel
 from nbsessions.panel.run_tree import RUNS_PER_PAGE
 from nbsessions.panel.styles import PLACES
 from nbsessions.panel.widget_tree import descendants
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 
 
 def boxes(panel: SessionPanel) -> dict[Box, tuple[Widget, ...]]:

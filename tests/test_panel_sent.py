@@ -14,7 +14,7 @@ from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.sent_view import SentView
 from nbsessions.panel.widget_tree import descendants
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 
 
 def by_run(panel: SessionPanel) -> dict[str, SentView]:

@@ -107,7 +107,7 @@ def test_token_counts_read_the_same_on_every_surface():
     """Footer (cell and command line), `%agent metrics`, context view and panel once disagreed: 12345 vs 12,345."""
     from nbsessions.presentation.render_context import context_text
     from nbsessions.records import formatting as fmt
-    from nbsessions.runs.inspect_context import SentContext, SentMessage
+    from nbsessions.runs.core.inspect_context import SentContext, SentMessage
     from nbsessions.runs.printing import footer as printed_footer
 
     run = RunOutput(session_id="s", model="m", status=RunStatus.completed,

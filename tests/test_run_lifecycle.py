@@ -28,8 +28,8 @@ from nbsessions.llm.base import ToolCall
 from nbsessions.records.errors import ModelError, NbSessionsError, RunNotPausedError
 from nbsessions.records.events import RunCancelledEvent
 from nbsessions.records.schema import RunOutput
-from nbsessions.runs import run_writes
-from nbsessions.runs.run_writes import DELETED
+from nbsessions.runs.core import run_writes
+from nbsessions.runs.core.run_writes import DELETED
 from nbsessions.runs.team import Team
 
 ROUNDS = 20

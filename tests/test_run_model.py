@@ -9,7 +9,7 @@ from __future__ import annotations
 from nbsessions import Agent, OfflineModel, RunStatus
 from nbsessions.llm.openai import OpenAIChat, OpenAIResponses
 from nbsessions.panel import SessionPanel
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 
 
 @tool(requires_confirmation=True)

@@ -19,7 +19,7 @@ from nbsessions.panel import SessionPanel
 from nbsessions.panel.widget_tree import descendants
 from nbsessions.presentation.render import reply_bundle
 from nbsessions.records.redact import MARK, StreamRedactor, leaks, redact, redact_data
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 
 KEY = "sk-proj-Qm7vR2xT9LpW4sZ8nK3jH6fD1cB5yA0eUw"
 FRAGMENTS = [KEY[i:i + 8] for i in range(len(KEY) - 7)]
@@ -146,7 +146,7 @@ def keyed_notebook(keyed, workdir):
 
 TOOL_CELL = '''
 import os
-from nbsessions.runs.tools import tool
+from nbsessions.runs.core.tools import tool
 
 @tool(requires_confirmation=True)
 def fetch_token() -> str:

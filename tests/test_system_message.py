@@ -13,7 +13,7 @@ from conftest import RecordingModel
 from nbsessions import Agent, FunctionModel, ModelError, RunStatus, Team
 from nbsessions.llm.base import ToolCall
 from nbsessions.records.errors import InvalidInputError
-from nbsessions.runs.execution import LIMIT_REACHED
+from nbsessions.runs.core.execution import LIMIT_REACHED
 
 
 def system_sent(agent: Agent, prompt: str = "Hi", **options) -> str | None:

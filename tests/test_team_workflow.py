@@ -8,9 +8,9 @@ from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, Message, ModelError, RunStatus, StepRecord, TinyDb
 from nbsessions.llm.base import ToolCall
+from nbsessions.runs.core.tools import RunContext
 from nbsessions.runs.team import Team
-from nbsessions.runs.tools import RunContext
-from nbsessions.runs.workflow import StepInput, Workflow, WorkflowError
+from nbsessions.runs.workflows.workflow import StepInput, Workflow, WorkflowError
 
 
 def leader(*handoffs: tuple[str, str]):
@@ -184,7 +184,7 @@ def test_a_team_can_be_a_workflow_step(db):
 SCRIPT = textwrap.dedent("""
     import sys
     from nbsessions import TinyDb
-    from nbsessions.runs.workflow import Workflow
+    from nbsessions.runs.workflows.workflow import Workflow
 
     def step(s):
         s.session_state["seen"] = s.session_state.get("seen", []) + [s.input]

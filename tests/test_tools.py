@@ -7,7 +7,7 @@ from conftest import RecordingModel
 
 from nbsessions import Agent, FunctionModel, Message, RunStatus
 from nbsessions.llm.base import ToolCall
-from nbsessions.runs.tools import RunContext, make_tool, tool
+from nbsessions.runs.core.tools import RunContext, make_tool, tool
 
 
 def get_weather(city: str, unit: Literal["C", "F"] = "C") -> dict:

@@ -17,7 +17,7 @@ from nbsessions.presentation.render import reply_bundle
 from nbsessions.records.errors import ModelError, NbSessionsError
 from nbsessions.records.events import RunContentEvent, ToolCallStartedEvent
 from nbsessions.records.schema import RunOutput, RunStatus
-from nbsessions.runs.streams import RunStream
+from nbsessions.runs.core.streams import RunStream
 
 Bundle = dict[str, str]
 

@@ -14,7 +14,7 @@ from nbsessions.magic.commands import command, find_run, parse_rest, show_html
 from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.presentation.render_context import context_html, context_text, run_numbers
 from nbsessions.records.errors import NbSessionsError
-from nbsessions.runs.inspect_context import SentContext
+from nbsessions.runs.core.inspect_context import SentContext
 
 _CONTEXT = MagicArgumentParser(prog="%agent context", description="what a run sent; --next PROMPT: what the "
                                "next cell would send, without sending anything")

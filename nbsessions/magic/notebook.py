@@ -39,9 +39,9 @@ from nbsessions.records.errors import (
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 from nbsessions.records.validate import check_text
 from nbsessions.runs.agent import Agent, RunStream
+from nbsessions.runs.core.tools import make_tool, update_session_state
 from nbsessions.runs.listing import match_session
 from nbsessions.runs.summary import Summarizer
-from nbsessions.runs.tools import make_tool, update_session_state
 
 if TYPE_CHECKING:
     from nbsessions.panel.panel import SessionPanel  # ipywidgets is imported only when a panel is shown
@@ -119,8 +119,8 @@ class NotebookAgent(ModelChoice):
             return
         settings = self.settings
         agent.user_id = self.user  # every subcommand and the panel act as the notebook's user, owner-checked
-        agent.num_history_runs = settings.history
-        agent.max_history_tokens = settings.history_tokens or None
+        agent.options["num_history_runs"] = settings.history
+        agent.options["max_history_tokens"] = settings.history_tokens or None
         if settings.summaries <= 0 or (agent.summarizer is not None
                                        and agent.summarizer.every != settings.summaries):
             if agent.summarizer is not None:
@@ -128,7 +128,7 @@ class NotebookAgent(ModelChoice):
             agent.summarizer = None
         if settings.summaries > 0 and agent.summarizer is None:
             agent.summarizer = Summarizer(agent.db, agent.model, settings.summaries)
-        agent.add_session_summary_to_context = settings.summaries > 0
+        agent.options["add_session_summary_to_context"] = settings.summaries > 0
         functions = [*self.tools.values(), *([update_session_state] if settings.agentic_state else [])]
         agent.tools = {t.name: t for t in map(make_tool, functions)}
 

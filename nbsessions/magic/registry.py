@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from nbsessions.db.base import BaseDb
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.team import Team
-from nbsessions.runs.workflow import Workflow
+from nbsessions.runs.workflows.workflow import Workflow
 
 Runner = Agent | Workflow
 KINDS = ("team", "workflow", "agent")

@@ -25,7 +25,7 @@ from nbsessions.records.errors import SessionAccessError
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.team import Team
-from nbsessions.runs.workflow import Workflow, WorkflowError
+from nbsessions.runs.workflows.workflow import Workflow, WorkflowError
 
 
 def run_registered(nb: NotebookAgent, opts: CellOptions, body: str) -> RunOutput:
@@ -35,7 +35,7 @@ def run_registered(nb: NotebookAgent, opts: CellOptions, body: str) -> RunOutput
     target = nb.registry.get(name, kind)
     ready = nb.prepare(opts, body, resolve_model=False)
     runner = rebind(target, nb.agent.db)
-    runner.add_listener(nb.agent._emit)  # the panel listens to the notebook's agent: tell it about these runs
+    runner.add_listener(nb.agent.sessions.emit)  # the panel listens to the notebook's agent: tell it about these runs
     session = ready.session or nb.new_session(opts.new, ready.user)
     if isinstance(runner, Workflow):
         return _run_workflow(nb, runner, name, ready, session, opts.output)

@@ -22,7 +22,7 @@ from nbsessions.presentation.render_context import context_html
 from nbsessions.records import formatting as fmt
 from nbsessions.records import theme
 from nbsessions.records.schema import RunOutput
-from nbsessions.runs.inspect_context import run_context
+from nbsessions.runs.core.inspect_context import run_context
 
 SENT_STYLE = f"font-size:85%;color:{theme.TEXT}"
 OnToggle = Callable[[str, bool], None]  # (run id, unfolded)

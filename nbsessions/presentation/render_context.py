@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from nbsessions.records import theme
 from nbsessions.records.formatting import strip_control as _clean
 from nbsessions.records.formatting import tokens as fmt_tokens
-from nbsessions.runs.inspect_context import SentContext, SentMessage
+from nbsessions.runs.core.inspect_context import SentContext, SentMessage
 
 _CELL = f'style="{theme.CELL}"'
 _HEAD = f'style="{theme.HEADER_CELL}"'

@@ -7,15 +7,12 @@ characters (terminal escape sequences) are still dropped from the model's text. 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from nbsessions.records import formatting as fmt
 from nbsessions.records.redact import StreamRedactor, redact
 from nbsessions.records.schema import RunOutput, RunStatus
-from nbsessions.runs.run_options import RunOptions, given_options, spelled_out
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 
 def printable(text: str) -> str:
@@ -54,42 +51,29 @@ def _end(run: RunOutput, streamed: StreamRedactor | None) -> None:
     print(f"\n\n{footer(run)}", flush=True)
 
 
-class PrintingMixin:
-    """What ``Agent`` (and so ``Team``) adds for Agno's cookbook examples."""
+def print_reply(run: Callable[..., Any], input: str, *, stream: bool | None, show_message: bool,
+                options: dict[str, Any]) -> None:
+    """Agno's ``print_response`` through ``run`` (an agent's or a team's): the prompt (``show_message``), the
+    reply (as it streams with ``stream=True``) and a footer."""
+    _start(input, show_message)
+    if not stream:
+        return _end(run(input, **options), streamed=None)
+    outcome, shown = None, StreamRedactor()
+    for item in run(input, stream=True, yield_run_output=True, **options):
+        outcome = _show(item, shown) or outcome
+    return _end(outcome, streamed=shown) if outcome is not None else None
 
-    if TYPE_CHECKING:
-        def run(self, input: str, **options: Any) -> Any: ...
-        def arun(self, input: str, **options: Any) -> Any: ...
 
-    @spelled_out(RunOptions)
-    def print_response(self, input: str, *, stream: bool | None = None, markdown: bool | None = None,
-                       show_message: bool = True, **options: Unpack[RunOptions]) -> None:
-        """Print the prompt (``show_message``), the reply (as it streams with ``stream=True``) and a footer.
-
-        ``markdown`` is accepted as in Agno, where it only changes the display: here the reply is always
-        printed as the plain text the model wrote.
-        """
-        given = given_options(RunOptions, options, f"{type(self).__name__}.print_response")
-        _start(input, show_message)
-        if not stream:
-            return _end(self.run(input, **given), streamed=None)
-        run, shown = None, StreamRedactor()
-        for item in self.run(input, stream=True, yield_run_output=True, **given):
-            run = _show(item, shown) or run
-        return _end(run, streamed=shown) if run is not None else None
-
-    @spelled_out(RunOptions)
-    async def aprint_response(self, input: str, *, stream: bool | None = None, markdown: bool | None = None,
-                              show_message: bool = True, **options: Unpack[RunOptions]) -> None:
-        """``print_response`` for async code, through ``arun``."""
-        given = given_options(RunOptions, options, f"{type(self).__name__}.aprint_response")
-        _start(input, show_message)
-        if not stream:
-            return _end(await self.arun(input, **given), streamed=None)
-        run, shown = None, StreamRedactor()
-        async for item in self.arun(input, stream=True, yield_run_output=True, **given):
-            run = _show(item, shown) or run
-        return _end(run, streamed=shown) if run is not None else None
+async def aprint_reply(arun: Callable[..., Any], input: str, *, stream: bool | None, show_message: bool,
+                       options: dict[str, Any]) -> None:
+    """``print_reply`` for async code, through ``arun``."""
+    _start(input, show_message)
+    if not stream:
+        return _end(await arun(input, **options), streamed=None)
+    outcome, shown = None, StreamRedactor()
+    async for item in arun(input, stream=True, yield_run_output=True, **options):
+        outcome = _show(item, shown) or outcome
+    return _end(outcome, streamed=shown) if outcome is not None else None
 
 
 def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool = True,

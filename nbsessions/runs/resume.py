@@ -1,34 +1,36 @@
 """Resuming a paused run: every answer checked against the stored run before anything runs again.
 
-Split from the Agent so the rules for continuing (which run, whose answers, on which model) read at once.
+Split from the engine so the rules for continuing (which run, whose answers, on which model) read at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nbsessions.records.errors import RunNotPausedError, SessionNotFoundError
-from nbsessions.records.liveness import current_writer
-from nbsessions.records.schema import RunOutput, RunStatus
-from nbsessions.runs import run_writes
-from nbsessions.runs.execution import Execution
-from nbsessions.runs.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
+from nbsessions.records.schema import RunOutput, RunStatus, Session
+from nbsessions.runs.core.hitl import apply_shortcuts, check_answered, merge_answers, paused_run_reference
+from nbsessions.runs.sessions import Sessions
 
 if TYPE_CHECKING:
     from nbsessions.llm.base import Model
     from nbsessions.records.requirement import RunRequirement
 
 
-def resume(agent: Any, run_response: RunOutput | str | None = None, *, run_id: str | None = None,
-           requirements: list[RunRequirement] | None = None, session_id: str | None = None,
-           approve: bool | None = None, user_input: dict[str, Any] | None = None,
-           results: dict[str, str] | None = None, model: Model | None = None) -> Execution:
-    """The execution that continues ``agent``'s paused run; nothing runs unless every answer is there."""
+def answered_run(sessions: Sessions, run_response: RunOutput | str | None = None, *,
+                 default_model: Callable[[RunOutput], Model], run_id: str | None = None,
+                 requirements: list[RunRequirement] | None = None, session_id: str | None = None,
+                 approve: bool | None = None, user_input: dict[str, Any] | None = None,
+                 results: dict[str, str] | None = None, model: Model | None = None
+                 ) -> tuple[RunOutput, Model, Session]:
+    """The paused run with every answer applied, the model it continues on, and its session; refused — with
+    nothing run and the run still paused — unless it is paused, the caller's, and fully answered."""
     run_id, given = paused_run_reference(run_response, run_id, requirements)
-    run = agent._run(run_id)
+    run = sessions.stored_run(run_id)
     if session_id and session_id != run.session_id:
         raise SessionNotFoundError(f"run {run_id[:8]} is not in session {session_id[:8]}")
-    session = agent._session(run.session_id)
+    session = sessions.owned(run.session_id)
     if run.status == RunStatus.running:
         raise RunNotPausedError(f"run {run_id[:8]} is no longer paused: another continue_run is running it")
     if run.status != RunStatus.paused:
@@ -37,11 +39,6 @@ def resume(agent: Any, run_response: RunOutput | str | None = None, *, run_id: s
     merge_answers(run.requirements, given)
     apply_shortcuts(pending, approve, user_input or {}, results or {})
     check_answered(pending, run.run_id)
-    model = model or agent.model_of(run)
+    model = model or default_model(run)
     run.model, run.provider, run.model_origin = model.id, model.provider, model.origin()
-    execution = agent._start(run, model, session.session_state)
-    execution.resolve()
-    execution.continued = True
-    run.status, run.writer = RunStatus.running, current_writer()
-    execution.begin = lambda e: run_writes.claim(agent.db, e.run, agent._emit)  # once, as the stream starts
-    return execution
+    return run, model, session

@@ -65,14 +65,15 @@ def _hints(options: type) -> dict[str, Any]:
     return {name: getattr(hint, "__forward_arg__", hint) for name, hint in options.__annotations__.items()}
 
 
-def spelled_out(options: type) -> Callable[[Method], Method]:
-    """Decorator: the method's signature lists ``options``' keywords (default None) in place of ``**options``."""
+def spelled_out(options: type, defaults: Mapping[str, Any] | None = None) -> Callable[[Method], Method]:
+    """Decorator: the method's signature lists ``options``' keywords in place of ``**options``, each with its
+    default from ``defaults`` (None when not there)."""
 
     def decorate(method: Method) -> Method:
         signature = inspect.signature(method)
         parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
-                       for name, hint in _hints(options).items()]
+        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=(defaults or {}).get(name),
+                                         annotation=hint) for name, hint in _hints(options).items()]
         method.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         return method
 

@@ -17,7 +17,7 @@ from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import Model
 from nbsessions.records.errors import SessionNotFoundError, exception_line
 from nbsessions.records.schema import SUMMARY_THROUGH_KEY, Message, RunOutput
-from nbsessions.runs.context import newest_runs, own_messages
+from nbsessions.runs.core.context import newest_runs, own_messages
 
 log = logging.getLogger(__name__)
 

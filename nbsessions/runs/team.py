@@ -17,23 +17,30 @@ from nbsessions.llm.base import Model
 from nbsessions.records.errors import ModelError
 from nbsessions.records.schema import Metrics, RunOutput, RunStatus, Session
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.execution import Execution
+from nbsessions.runs.core.execution import Execution
+from nbsessions.runs.core.tools import RunContext, Tool, stored_part
+from nbsessions.runs.engine import RunEngine
 from nbsessions.runs.printing import printable
-from nbsessions.runs.tools import RunContext, Tool, stored_part
 
 
 class TeamMode(str, Enum):
-    """Agno's team modes that nbsessions has (``broadcast`` and ``tasks`` are refused by name)."""
+    """Agno's team modes that nbsessions has (``tasks`` is refused by name)."""
 
     coordinate = "coordinate"
     route = "route"
+    broadcast = "broadcast"
 
 
-MODES = ("coordinate", "route")
+MODES = ("coordinate", "route", "broadcast")
+BROADCAST_TOOL = "delegate_task_to_members"  # Agno's name for the one tool of a broadcast team
 ROUTE_INSTRUCTIONS = ("You lead a team. Pick the one member best suited to the task and hand it the task with "
                       "its tool; then repeat that member's answer as your reply.")
 COORDINATE_INSTRUCTIONS = ("You lead a team. Hand parts of the task to the members best suited to them, with "
                            "their tools, then compose one answer from what they report.")
+BROADCAST_INSTRUCTIONS = (f"You lead a team. Send the task to every member at once with {BROADCAST_TOOL}, then "
+                          "compose one answer from their replies, saying where they agree and where they differ.")
+LEAD_INSTRUCTIONS = {"route": ROUTE_INSTRUCTIONS, "coordinate": COORDINATE_INSTRUCTIONS,
+                     "broadcast": BROADCAST_INSTRUCTIONS}
 
 
 def team_history_context(runs: list[RunOutput], current: str, num_runs: int) -> str | None:
@@ -49,6 +56,24 @@ def team_history_context(runs: list[RunOutput], current: str, num_runs: int) -> 
     return "\n".join([*parts, "</team_history_context>", ""])
 
 
+def _team_mode(mode: Any, delegate_to_all_members: bool) -> str:
+    """Agno's rule: ``mode`` wins; without it ``delegate_to_all_members=True`` means broadcast."""
+    if mode is None:
+        return "broadcast" if delegate_to_all_members else "coordinate"
+    value = mode.value if isinstance(mode, TeamMode) else mode
+    if value == "tasks":
+        raise ValueError("Agno's team mode 'tasks' (a leader keeping a task list) is not supported: "
+                         f"use one of {', '.join(MODES)}")
+    if value not in MODES:
+        raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
+    return value
+
+
+def _labelled(answers: list[tuple[str, str]]) -> str:
+    """Every member's answer under its name, as the leader of a broadcast team reads them."""
+    return "\n\n".join(f"{name}: {answer}" for name, answer in answers)
+
+
 def _member_name(agent: Agent, index: int) -> str:
     raw = agent.name or f"member_{index + 1}"
     return "".join(c if c.isalnum() else "_" for c in raw.lower()).strip("_") or f"member_{index + 1}"
@@ -58,28 +83,29 @@ class Team(Agent):
     """``Team(members=[...], model=leader_model, db=...)``; ``team.run(...)`` works as ``Agent.run`` does.
 
     ``mode="coordinate"`` lets the leader consult several members and compose; ``"route"`` hands the task to
-    one member whose answer becomes the team's. Agno's team options: ``respond_directly`` (a member's answer is
-    the team's reply, the leader is not asked again), ``determine_input_for_members=False`` (members get the
-    user's input as it is), ``add_team_history_to_members`` (the newest ``num_team_history_runs`` team runs
-    before a member's task), ``store_member_responses`` (a team run read back lists its member runs) and
-    ``show_members_responses`` (``print_response`` prints them). With no members the leader answers alone.
+    one member whose answer becomes the team's; ``"broadcast"`` (or Agno's ``delegate_to_all_members=True``)
+    sends one task to every member and composes from all their answers. Agno's team options:
+    ``respond_directly`` (a member's answer is the team's reply, the leader is not asked again),
+    ``determine_input_for_members=False`` (members get the user's input as it is),
+    ``add_team_history_to_members`` (the newest ``num_team_history_runs`` team runs before a member's task),
+    ``store_member_responses`` (a team run read back lists its member runs) and ``show_members_responses``
+    (``print_response`` prints them). With no members the leader answers alone.
     """
 
     def __init__(self, members: list[Agent] | None = None, model: Model | None = None, db: BaseDb | None = None,
-                 *, mode: str = "coordinate", instructions: str | None = None, respond_directly: bool = False,
+                 *, mode: str | None = None, instructions: str | None = None, respond_directly: bool = False,
                  determine_input_for_members: bool = True, add_team_history_to_members: bool = False,
                  num_team_history_runs: int = 3, store_member_responses: bool = False,
-                 show_members_responses: bool = False, **options: Any) -> None:
+                 show_members_responses: bool = False, delegate_to_all_members: bool = False,
+                 **options: Any) -> None:
+        mode = _team_mode(mode, delegate_to_all_members)
         members = list(members or [])
         for member in members:
             if not isinstance(member, Agent):
                 raise TypeError(f"a team member must be an Agent or a Team, not {type(member).__name__}")
-        if mode not in MODES:
-            raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
-        lead = instructions or (None if not members else ROUTE_INSTRUCTIONS if mode == "route"
-                                else COORDINATE_INSTRUCTIONS)
+        lead = instructions or (LEAD_INSTRUCTIONS[mode] if members else None)
         super().__init__(model=model, db=db, instructions=lead, **options)
-        self.mode = TeamMode(mode).value
+        self.mode = mode
         self.respond_directly, self.determine_input_for_members = respond_directly, determine_input_for_members
         self.add_team_history_to_members, self.num_team_history_runs = add_team_history_to_members, \
             num_team_history_runs
@@ -90,11 +116,10 @@ class Team(Agent):
                  "show_members_responses": show_members_responses}
         self._sources = (members, instructions, {**options, **flags})
         self.members = {_member_name(agent, i): self._bind(agent) for i, agent in enumerate(members)}
-        self._nested: dict[str, list[Metrics]] = {}
-        self._inputs: dict[str, str] = {}  # each running team run's input (``determine_input_for_members=False``)
-        self._member_events: dict[str, list[Any]] = {}  # members' events not yet forwarded, by team run
-        self._nested_lock = threading.Lock()
-        for name, member in self.members.items():
+        self.engine: TeamEngine = TeamEngine(self)
+        if self.mode == "broadcast" and self.members:
+            self.tools[BROADCAST_TOOL] = self._broadcast_tool()
+        for name, member in self.members.items() if self.mode != "broadcast" else ():
             self.tools[f"ask_{name}"] = self._member_tool(name, member)
 
     @property
@@ -133,10 +158,31 @@ class Team(Agent):
                     function=ask, async_function=aask, wants_context=True,
                     stop_after_tool_call=self.respond_directly)
 
+    def _broadcast_tool(self) -> Tool:
+        """Agno's broadcast: one task to every member; under ``arun`` they run at once, under ``run`` in turn
+        (as Agno's), each a nested run of its own. The leader gets every answer, each under its member's name."""
+        names = ", ".join(self.members)
+
+        def delegate_task_to_members(task: str, run_context: RunContext) -> str:
+            return _labelled([(member.name or name, self._ask(member, task, run_context))
+                             for name, member in self.members.items()])
+
+        async def adelegate_task_to_members(task: str, run_context: RunContext) -> str:
+            answers = await asyncio.gather(*(self._aask(m, task, run_context) for m in self.members.values()))
+            return _labelled([(m.name or name, answer) for (name, m), answer in zip(self.members.items(), answers,
+                                                                                      strict=True)])
+
+        return Tool(name=BROADCAST_TOOL, description=f"Send one task to every member ({names}) and get each answer",
+                    parameters={"type": "object", "properties": {"task": {
+                        "type": "string", "description": "the task, with everything the members need to know"}},
+                        "required": ["task"]},
+                    function=delegate_task_to_members, async_function=adelegate_task_to_members,
+                    wants_context=True, stop_after_tool_call=self.respond_directly)
+
     def _ask(self, member: Agent, task: str, context: RunContext) -> str:
         """Run a member in the team's session, nested under the team run; its failure is the leader's to see.
         Its events are kept for the team's stream, which forwards them (as Agno's do)."""
-        events, run = self._member_events.setdefault(context.run_id, []), None
+        events, run = self.engine.member_events.setdefault(context.run_id, []), None
         try:
             for item in member.run(self._member_task(task, context), stream=True, stream_events=True,
                                    yield_run_output=True, **self._member_options(member, context)):
@@ -148,7 +194,7 @@ class Team(Agent):
 
     async def _aask(self, member: Agent, task: str, context: RunContext) -> str:
         """``_ask`` inside ``arun``: the member runs on the event loop too."""
-        events, run = self._member_events.setdefault(context.run_id, []), None
+        events, run = self.engine.member_events.setdefault(context.run_id, []), None
         try:
             task = await asyncio.to_thread(self._member_task, task, context)  # it reads the store
             async for item in member.arun(task, stream=True, stream_events=True, yield_run_output=True,
@@ -162,7 +208,7 @@ class Team(Agent):
     def _member_task(self, task: str, context: RunContext) -> str:
         """What the member is asked: the leader's task (or the user's input), after the team's history."""
         if not self.determine_input_for_members:
-            task = self._inputs.get(context.run_id, task)
+            task = self.engine.inputs.get(context.run_id, task)
         if self.add_team_history_to_members:
             history = team_history_context(self.db.list_runs(context.session_id), context.run_id,
                                            self.num_team_history_runs)
@@ -176,11 +222,11 @@ class Team(Agent):
                 "session_state": state or None}
 
     def _member_failed(self, member: Agent, context: RunContext, exc: ModelError) -> str:
-        self._count(context.run_id, exc.run)
+        self.engine.count(context.run_id, exc.run)
         return f"error: {member.name or 'member'} failed: {exc}"
 
     def _member_answer(self, member: Agent, context: RunContext, run: RunOutput) -> str:
-        self._count(context.run_id, run)
+        self.engine.count(context.run_id, run)
         session = self.db.get_session(context.session_id)
         if session is None:  # deleted while the member ran: the team's run ends cancelled too, unstored
             return run.error or "the session was deleted"
@@ -191,29 +237,6 @@ class Team(Agent):
         if run.status == RunStatus.paused:
             return f"{member.name or 'member'} is waiting for a human; tell the user so"
         return run.content
-
-    def _count(self, parent_run_id: str, run: RunOutput | None) -> None:
-        if run is not None:
-            with self._nested_lock:
-                self._nested.setdefault(parent_run_id, []).append(run.metrics)
-
-    def _add_nested_usage(self, run: RunOutput) -> None:
-        with self._nested_lock:
-            nested = self._nested.pop(run.run_id, [])
-            self._inputs.pop(run.run_id, None)
-            self._member_events.pop(run.run_id, None)
-        for metrics in nested:
-            run.metrics.add_usage_of(metrics)
-
-    def _start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
-        run._load_members = lambda: self.member_runs(run.run_id)  # Agno's member_responses, read on use
-        run.team_id, run.agent_id = self.agent_id, None  # Agno's TeamRunOutput: a team_id, no agent_id
-        with self._nested_lock:
-            self._inputs[run.run_id] = run.input
-        execution = super()._start(run, model, session_state)
-        execution.event_prefix = "Team"  # TeamRunStarted, TeamRunContent... as Agno names a team's events
-        execution.forwarded = lambda: self._member_events.pop(run.run_id, [])
-        return execution
 
     def get_session(self, session_id: str | None = None, user_id: str | None = None) -> Session:
         """As Agno's ``TeamSession``: ``runs`` holds the team's runs and its members' runs, in order."""
@@ -227,7 +250,7 @@ class Team(Agent):
         """``Agent.print_response``, then each member's reply (``show_members_responses``, as Agno's panel)."""
         super().print_response(input, stream=stream, markdown=markdown, show_message=show_message, **options)
         if self.show_members_responses if show_members_responses is None else show_members_responses:
-            run = Agent.get_last_run_output(self, options.get("session_id"))
+            run = self.sessions.get_last_run_output(options.get("session_id"))
             for member in self.member_runs(run.run_id) if run is not None else []:
                 print(f"{printable(member.agent_name or 'member')}: {printable(member.content)}", flush=True)
 
@@ -250,3 +273,38 @@ class Team(Agent):
         if run is None:
             return []
         return [r for r in self.get_runs(run.session_id) if r.parent_run_id == run_id]
+
+
+class TeamEngine(RunEngine):
+    """A team's runs: each adds its members' usage and forwards their events, named as Agno names a team's."""
+
+    def __init__(self, team: Team) -> None:
+        super().__init__(team)
+        self.team = team
+        self.nested: dict[str, list[Metrics]] = {}
+        self.inputs: dict[str, str] = {}  # each running team run's input (``determine_input_for_members=False``)
+        self.member_events: dict[str, list[Any]] = {}  # members' events not yet forwarded, by team run
+        self.nested_lock = threading.Lock()
+
+    def count(self, parent_run_id: str, run: RunOutput | None) -> None:
+        if run is not None:
+            with self.nested_lock:
+                self.nested.setdefault(parent_run_id, []).append(run.metrics)
+
+    def add_nested_usage(self, run: RunOutput) -> None:
+        with self.nested_lock:
+            nested = self.nested.pop(run.run_id, [])
+            self.inputs.pop(run.run_id, None)
+            self.member_events.pop(run.run_id, None)
+        for metrics in nested:
+            run.metrics.add_usage_of(metrics)
+
+    def start(self, run: RunOutput, model: Model, session_state: dict[str, Any]) -> Execution:
+        run._load_members = lambda: self.team.member_runs(run.run_id)  # Agno's member_responses, read on use
+        run.team_id, run.agent_id = self.team.agent_id, None  # Agno's TeamRunOutput: a team_id, no agent_id
+        with self.nested_lock:
+            self.inputs[run.run_id] = run.input
+        execution = super().start(run, model, session_state)
+        execution.event_prefix = "Team"  # TeamRunStarted, TeamRunContent... as Agno names a team's events
+        execution.forwarded = lambda: self.member_events.pop(run.run_id, [])
+        return execution

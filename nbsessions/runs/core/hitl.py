@@ -14,7 +14,7 @@ from typing import Any
 from nbsessions.llm.base import ToolCall
 from nbsessions.records.errors import InvalidInputError
 from nbsessions.records.requirement import RunRequirement, ToolExecution, input_schema
-from nbsessions.runs.tools import Tool
+from nbsessions.runs.core.tools import Tool
 
 REJECTED = "Function call was rejected by the user"
 """What the model is told of a rejected call without a note (Agno's ``reject_tool_call``)."""

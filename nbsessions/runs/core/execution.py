@@ -34,8 +34,8 @@ from nbsessions.records.events import (
 from nbsessions.records.redact import leaks
 from nbsessions.records.requirement import RunRequirement, ToolExecution
 from nbsessions.records.schema import Message, RunOutput, RunStatus
-from nbsessions.runs.hitl import call_for, parse_arguments, requirement_for
-from nbsessions.runs.tools import RunContext, Tool, stored_part
+from nbsessions.runs.core.hitl import call_for, parse_arguments, requirement_for
+from nbsessions.runs.core.tools import RunContext, Tool, stored_part
 
 MAX_TOOL_ROUNDS = 12
 LIMIT_REACHED = "Tool call limit reached. Tool call {name} not executed. Don't try to execute it again."

@@ -15,7 +15,7 @@ from typing import Any
 from nbsessions.llm.base import Model
 from nbsessions.records.events import ALWAYS_STREAMED, BaseAgentRunEvent
 from nbsessions.records.schema import RunOutput
-from nbsessions.runs.execution import (
+from nbsessions.runs.core.execution import (
     END,
     NEXT_ITEM,
     PREPARE,
@@ -26,8 +26,8 @@ from nbsessions.runs.execution import (
     StreamClosed,
     ToolRequest,
 )
-from nbsessions.runs.interrupts import ctrl_c_cancels
-from nbsessions.runs.resumable import Cursor
+from nbsessions.runs.core.interrupts import ctrl_c_cancels
+from nbsessions.runs.core.resumable import Cursor
 
 Event = BaseAgentRunEvent
 

@@ -6,6 +6,7 @@ A tool may ask for a human first (``requires_confirmation``, ``requires_user_inp
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import types
@@ -86,9 +87,14 @@ class Tool:
         return _text(result)
 
     async def acall(self, arguments: dict[str, Any], context: RunContext | None) -> str:
-        """As ``call``, from ``arun``: async tools (and ``async_function``) are awaited, plain ones called."""
+        """As ``call``, from ``arun``: async tools (and ``async_function``) are awaited; a plain function runs in
+        a worker thread, so a slow one (a web request, a query) does not stall the loop's other runs."""
+        kwargs = self._kwargs(arguments, context)
         try:
-            result = (self.async_function or self.function)(**self._kwargs(arguments, context))
+            if self.async_function is not None or inspect.iscoroutinefunction(self.function):
+                result = (self.async_function or self.function)(**kwargs)
+            else:
+                result = await asyncio.to_thread(self.function, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbsessions.records.errors import RunNotPausedError, SessionNotFoundError, StorageError
 from nbsessions.records.schema import RunOutput, RunStatus
-from nbsessions.runs import run_log
+from nbsessions.runs.core import run_log
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb

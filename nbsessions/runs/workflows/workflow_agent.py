@@ -15,8 +15,8 @@ from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import Model
 from nbsessions.records.schema import Message, RunOutput, RunStatus
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.steps import WorkflowError
-from nbsessions.runs.tools import make_tool
+from nbsessions.runs.core.tools import make_tool
+from nbsessions.runs.workflows.steps import WorkflowError
 
 DEFAULT_INSTRUCTIONS = """You are a workflow orchestration agent. Help the user by either:
 1. answering directly from the workflow history below, when the question is about earlier results (follow-ups,
@@ -34,9 +34,9 @@ class WorkflowAgent(Agent):
                  num_history_runs: int = 5) -> None:
         if instructions and "{workflow_context}" not in instructions:
             instructions = f"{instructions}\n\n{{workflow_context}}"
-        super().__init__(model=model, instructions=instructions or DEFAULT_INSTRUCTIONS,
-                         num_history_runs=num_history_runs)
+        super().__init__(model=model, instructions=instructions or DEFAULT_INSTRUCTIONS)
         self.add_workflow_history = add_workflow_history
+        self.num_history_runs = num_history_runs  # the workflow's earlier runs it sees, in its instructions
 
 
 def workflow_context(history: list[dict[str, str]]) -> str:

@@ -15,7 +15,7 @@ from nbsessions.db.base import BaseDb
 from nbsessions.llm.base import estimate_tokens
 from nbsessions.llm.prices import context_window_of
 from nbsessions.records.schema import Message, RunOutput
-from nbsessions.runs.context import SUMMARY_HEADING, TokenCounter, own_messages
+from nbsessions.runs.core.context import SUMMARY_HEADING, TokenCounter, own_messages
 
 LEGACY_ESTIMATING_PROVIDERS = frozenset({"offline", "function"})
 """Runs that the offline and function models stored before their usage was flagged ``estimated`` say so only by

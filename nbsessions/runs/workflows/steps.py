@@ -15,7 +15,7 @@ from typing import Any
 from nbsessions.records.errors import NbSessionsError
 from nbsessions.records.schema import RunOutput, StepOutput
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.tools import RunContext
+from nbsessions.runs.core.tools import RunContext
 
 StepFunction = Callable[..., Any]
 

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nbsessions.records.errors import InvalidInputError
-from nbsessions.runs.context import fill_from_state
+from nbsessions.runs.core.context import fill_from_state
 
 Instructions = str | list[str] | None
 MARKDOWN_LINE = "Use markdown to format your answers."

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from nbsessions.db.base import BaseDb
 from nbsessions.records.schema import RunOutput, Session
 from nbsessions.records.transcript import session_messages
-from nbsessions.runs.tools import RunContext, Tool, make_tool
+from nbsessions.runs.core.tools import RunContext, Tool, make_tool
 
 
 class Owner(Protocol):
-    """What the tools read of the agent that has them (``agent.py`` imports this module and passes itself)."""
+    """What the tools read of the agent that has them (the run engine passes the agent's ``Sessions``)."""
 
     @property
     def db(self) -> BaseDb: ...

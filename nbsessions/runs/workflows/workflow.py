@@ -29,25 +29,25 @@ from nbsessions.records.workflow_events import (
 )
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.arguments import DbLike, as_db
-from nbsessions.runs.async_api import AsyncSessionsMixin
-from nbsessions.runs.context import newest_runs
+from nbsessions.runs.core.context import newest_runs
+from nbsessions.runs.core.run_writes import DELETED
 from nbsessions.runs.printing import print_workflow
-from nbsessions.runs.run_writes import DELETED
-from nbsessions.runs.sessions import SessionsMixin
-from nbsessions.runs.step_runner import StepsRun, adrive, drive, drive_stream
-from nbsessions.runs.steps import (
+from nbsessions.runs.session_api import SessionsApi
+from nbsessions.runs.sessions import Sessions
+from nbsessions.runs.workflows.step_runner import StepsRun, adrive, drive, drive_stream
+from nbsessions.runs.workflows.steps import (
     Step,
     StepFunction,
     StepInput,
     WorkflowError,
     as_step,
 )
-from nbsessions.runs.workflow_agent import WorkflowAgent, agent_call, answer_with
+from nbsessions.runs.workflows.workflow_agent import WorkflowAgent, agent_call, answer_with
 
 __all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
 
 
-class Workflow(AsyncSessionsMixin, SessionsMixin):
+class Workflow(SessionsApi):
     """``Workflow(steps=[Step(...), agent, team, fn, ...], db=...)``; ``workflow.run(input)`` runs them in order.
 
     With ``agent=WorkflowAgent(...)`` the agent decides per input whether to answer from the workflow's earlier
@@ -79,7 +79,8 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         self.agent = agent.with_db(self.db) if agent is not None else None
         agents = [s.target for s in self.steps if isinstance(s.target, Agent)]
         self.model = agent.model if agent is not None else agents[0].model if agents else OfflineModel()
-        self._listeners = []
+        self.summarizer = None  # a workflow's runs are not summarised
+        self.sessions = Sessions(self)
 
     def with_db(self, db: BaseDb) -> Workflow:
         """The same workflow on another store, as ``Agent.with_db``: its steps, name and settings, no listeners."""
@@ -203,7 +204,7 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
                    additional_data: dict[str, Any] | None) -> StepsRun:
         if additional_data is not None:
             check_state(additional_data, "additional_data")
-        run, state, initial = self._begin(input, self._session_for_run(session_id), user_id, session_state, cell_id)
+        run, state, initial = self._begin(input, self.sessions.for_run(session_id), user_id, session_state, cell_id)
         return StepsRun(self, run, state, initial, additional_data)
 
     def _begin(self, input: str, session_id: str | None, user_id: str | None,
@@ -217,14 +218,14 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
         if session_state is not None:
             check_state(session_state, "session_state")
         user = user_id if user_id is not None else self.user_id
-        session = self._open_session(self._session_for_run(session_id), user)
+        session = self.sessions.open_session(self.sessions.for_run(session_id), user)
         if session_state:
             session = self.db.update_session(session.session_id, state_patch=session_state)
         run = RunOutput(session_id=session.session_id, user_id=session.user_id, status=RunStatus.running,
                         writer=current_writer(), input=input, kind="workflow", model=self.name or "workflow",
                         provider="workflow", cell_id=cell_id, workflow_id=self.agent_id)
         self.db.upsert_run_if_session(run, durable=False)
-        self._emit("run", run.session_id)
+        self.sessions.emit("run", run.session_id)
         state = copy.deepcopy(session.session_state)
         return run, state, copy.deepcopy(state)
 
@@ -263,8 +264,8 @@ class Workflow(AsyncSessionsMixin, SessionsMixin):
             return
         self._save_state(run.session_id, state, initial)
         if run.status == RunStatus.completed and run.cell_id:
-            self._supersede_cell(run)
-        self._emit("run", run.session_id)
+            self.sessions.supersede_cell(run)
+        self.sessions.emit("run", run.session_id)
 
     def _history(self, session_id: str, before: str, num_runs: int | None = None) -> list[dict[str, str]]:
         """The newest earlier workflow runs of the session: {"input", "output"}, oldest first."""

@@ -22,9 +22,10 @@ from nbsessions.records.workflow_events import (
     StepStartedEvent,
 )
 from nbsessions.runs.agent import Agent
-from nbsessions.runs.context import newest_runs
-from nbsessions.runs.resumable import Cursor
-from nbsessions.runs.steps import (
+from nbsessions.runs.core.context import newest_runs
+from nbsessions.runs.core.resumable import Cursor
+from nbsessions.runs.core.tools import RunContext
+from nbsessions.runs.workflows.steps import (
     Step,
     StepFunction,
     StepInput,
@@ -34,7 +35,6 @@ from nbsessions.runs.steps import (
     function_options,
     history_context,
 )
-from nbsessions.runs.tools import RunContext
 
 Workflow = Any  # the workflow whose steps run (``workflow.py`` imports this module, not the reverse)
 _MISSING = object()
@@ -82,7 +82,7 @@ class StepsRun:
             outputs[step.name] = output
             previous = output.content
             wf.db.upsert_run_if_session(run, durable=False)  # steps show as they finish, not only at the end
-            wf._emit("run", run.session_id)
+            wf.sessions.emit("run", run.session_id)
             yield self.event(StepCompletedEvent, step_name=step.name, step_index=index, content=output.content,
                               step_response=output)
             if output.stop:
