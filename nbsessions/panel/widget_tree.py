@@ -41,7 +41,7 @@ def close_with_looks(widget: Widget) -> None:
 
 class SharedLooks:
     """One ``Layout`` and one ``HTMLStyle`` for the many HTML widgets a page keeps for its whole life (and a
-    spaced layout for its folds, and one empty HTML widget that folded Sent views show).
+    spaced layout for the runs of its slots, and one empty HTML widget that folded Sent views show).
 
     Each look is a widget of its own: made afresh for every one of a page's HTML widgets they would triple what
     drawing it costs. Never give them to a widget that is closed before the page: the browser would keep its
