@@ -195,6 +195,9 @@ class TinyDb(BaseDb):
     def __repr__(self) -> str:
         return f"TinyDb({self.path!r})"
 
+    def spool_key(self) -> str | None:
+        return None if self._store.read_only else f"tinydb {self.path}"
+
     # -- sessions -------------------------------------------------------------------------------
     def get_session(self, session_id: str) -> Session | None:
         data = self._store.load(self._sessions, session_id)
