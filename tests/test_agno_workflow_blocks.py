@@ -1,0 +1,222 @@
+"""Agno's workflow blocks — Parallel, Condition, Loop, Router, Steps — in cookbook programs ported by changing
+imports, model and db only (cookbook/04_workflows/...): what each step is given, what is stored, the events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from conftest import RecordingModel
+
+from nbsessions import Agent, InMemoryDb, OpenAIChat
+from nbsessions.workflow import Condition, Parallel, Step, StepInput, StepOutput, Workflow
+
+
+@pytest.fixture
+def model(openai_server):
+    return lambda id="gpt-4o": OpenAIChat(id=id, base_url=openai_server.base_url, api_key="test-key")
+
+
+def named(run):
+    return [(s.name, s.kind, s.status.value) for s in run.steps]
+
+
+# -- cookbook 04_parallel_execution/parallel_basic.py ----------------------------------------------------------
+
+
+def parallel_basic(model, db=None):
+    researcher = Agent(name="Researcher", model=model())
+    writer = Agent(name="Writer", model=model())
+    reviewer = Agent(name="Reviewer", model=model())
+    research_hn_step = Step(name="Research HackerNews", agent=researcher)
+    research_web_step = Step(name="Research Web", agent=researcher)
+    write_step = Step(name="Write Article", agent=writer)
+    review_step = Step(name="Review Article", agent=reviewer)
+    return Workflow(name="Content Creation Pipeline", db=db, steps=[
+        Parallel(research_hn_step, research_web_step, name="Research Phase"), write_step, review_step])
+
+
+JOINED = "=== Research HackerNews ===\necho: AI news\n\n=== Research Web ===\necho: AI news"
+
+
+def test_parallel_basic_gives_the_writer_both_branches_and_stores_each_as_a_step(model, openai_server):
+    workflow = parallel_basic(model)
+    run = workflow.run("AI news")
+    assert run.status.value == "completed" and run.content == f"echo: echo: {JOINED}"
+    assert named(run) == [("Research Phase", "parallel", "completed"), ("Research HackerNews", "agent", "completed"),
+                          ("Research Web", "agent", "completed"), ("Write Article", "agent", "completed"),
+                          ("Review Article", "agent", "completed")]
+    assert run.steps[0].output.startswith("## Parallel Execution Results\n\n### ✅ SUCCESS: Research HackerNews\n")
+    nested = {r.run_id: r for r in workflow.db.list_runs(run.session_id) if r.parent_run_id == run.run_id}
+    assert {nested[s.run_id].content for s in run.steps[1:3]} == {"echo: AI news"}  # each branch its own run
+    assert run.metrics.output_tokens == sum(nested[s.run_id].metrics.output_tokens for s in run.steps[1:])
+
+
+def test_parallel_streams_block_events_around_its_branches_and_arun_gives_the_same_run(model, openai_server):
+    workflow = parallel_basic(model)
+    events = list(workflow.run("AI news", stream=True, stream_events=True))
+    kinds = [e.event for e in events if e.event.startswith(("Parallel", "Step"))]
+    assert kinds[0] == "ParallelExecutionStarted" and kinds[5] == "ParallelExecutionCompleted"
+    assert sorted(kinds[1:5]) == ["StepCompleted", "StepCompleted", "StepStarted", "StepStarted"]
+    started = next(e for e in events if e.event == "ParallelExecutionStarted")
+    branches = [e for e in events if e.event == "StepCompleted" and e.parent_step_id == started.step_id]
+    assert sorted(e.step_name for e in branches) == ["Research HackerNews", "Research Web"]
+    assert started.parallel_step_count == 2 and branches[0].nested_depth == 1
+    done = next(e for e in events if e.event == "ParallelExecutionCompleted")
+    assert [r.step_name for r in done.step_results] == ["Research HackerNews", "Research Web"]
+    assert events[-1].content == f"echo: echo: {JOINED}"
+    again = asyncio.run(workflow.arun("AI news"))
+    assert again.content == events[-1].content and named(again) == named(workflow.get_last_run_output())
+
+
+def test_parallel_branches_run_at_once_in_threads_and_as_tasks():
+    barrier = threading.Barrier(2, timeout=10)  # passes only when both branches wait at the same time
+
+    def left(step_input: StepInput) -> str:
+        barrier.wait()
+        return "left"
+
+    def right(step_input: StepInput) -> str:
+        barrier.wait()
+        return "right"
+
+    run = Workflow(steps=[Parallel(left, right, name="both"), lambda s: s.get_step_content("both")]).run("go")
+    assert run.content == '{"left": "left", "right": "right"}'
+
+    arrived: list[asyncio.Event] = []
+
+    async def meet(step_input: StepInput) -> str:
+        mine, other = (arrived[0], arrived[1]) if not arrived[0].is_set() else (arrived[1], arrived[0])
+        mine.set()
+        await asyncio.wait_for(other.wait(), 10)  # a sequential run would wait here forever
+        return "met"
+
+    async def main():
+        arrived.extend([asyncio.Event(), asyncio.Event()])
+        return await Workflow(steps=[Parallel(meet, Step(name="meet2", executor=meet))]).arun("go")
+
+    assert asyncio.run(main()).steps[0].output.count("✅ SUCCESS") == 2
+
+
+def test_state_changes_from_parallel_branches_and_their_agents_are_all_kept(frequent_thread_switches):
+    def writer(i):
+        def write(step_input: StepInput, session_state) -> str:
+            for n in range(50):
+                session_state[f"k{i}_{n}"] = n
+                session_state.setdefault("log", []).append((i, n))
+            return f"w{i}"
+        write.__name__ = f"write{i}"
+        return write
+
+    marker = Agent(name="marker", model=RecordingModel("ok"), enable_agentic_state=True)
+    db = InMemoryDb()
+    for round_ in range(5):
+        branches = [writer(i) for i in range(4)] + [Step(name="agent", agent=marker)]
+        workflow = Workflow(db=db, steps=[Parallel(*branches, name="writers")])
+        sid = f"s{round_}"
+        assert workflow.run("go", session_id=sid).status.value == "completed"
+        state = workflow.get_session_state(session_id=sid)
+        assert all(state[f"k{i}_{n}"] == n for i in range(4) for n in range(50)), round_
+        assert sorted(state["log"]) == sorted((i, n) for i in range(4) for n in range(50)), round_
+
+
+def test_a_failing_branch_is_recorded_and_the_others_and_the_workflow_go_on():
+    def broken(step_input: StepInput) -> str:
+        raise ValueError("source down")
+
+    def after(step_input: StepInput) -> str:
+        return str(step_input.get_step_output("fetch").success)
+
+    run = Workflow(steps=[Parallel(Step(name="fetch", executor=broken, max_retries=0), lambda s: "fine"),
+                          after]).run("go")
+    assert run.status.value == "completed" and run.content == "False"  # as Agno: the branch failed, not the run
+    assert named(run)[:2] == [("Parallel", "parallel", "error"), ("fetch", "function", "error")]
+    joined = run.steps[0].output
+    assert "### ❌ FAILURE: fetch\nStep fetch failed: source down\n\n### ✅ SUCCESS: <lambda>\nfine" in joined
+    assert run.steps[0].error == "fetch: source down"
+
+
+# -- cookbook 02_conditional_execution/condition_with_else.py --------------------------------------------------
+
+
+def is_technical_issue(step_input: StepInput) -> bool:
+    text = (step_input.input or "").lower()
+    tech_keywords = ["error", "bug", "crash", "not working", "broken", "install", "update", "timeout"]
+    return any(kw in text for kw in tech_keywords)
+
+
+def test_condition_with_else_runs_one_branch_and_follow_up_sees_its_last_step():
+    models = {name: RecordingModel(id=name) for name in ("diag", "eng", "general", "followup")}
+    diagnose_step = Step(name="Diagnose", agent=Agent(name="Diagnostic Agent", model=models["diag"]))
+    engineer_step = Step(name="Engineer", agent=Agent(name="Engineering Agent", model=models["eng"]))
+    general_step = Step(name="GeneralSupport", agent=Agent(name="General Support Agent", model=models["general"]))
+    followup_step = Step(name="FollowUp", agent=Agent(name="Follow-Up Agent", model=models["followup"]))
+    workflow = Workflow(name="Customer Support Router", steps=[
+        Condition(name="TechnicalTriage", evaluator=is_technical_issue, steps=[diagnose_step, engineer_step],
+                  else_steps=[general_step]),
+        followup_step])
+    tech = workflow.run("My app keeps crashing with a timeout error")
+    assert [s.name for s in tech.steps] == ["TechnicalTriage", "Diagnose", "Engineer", "FollowUp"]
+    assert models["eng"].prompts[-1][-1] == "echo My app keeps crashing with a timeout error"
+    assert tech.steps[0].output == "Condition TechnicalTriage completed with 2 results (if branch)"
+    assert tech.content == "echo echo echo My app keeps crashing with a timeout error"
+    general = asyncio.run(workflow.arun("How do I change my shipping address?"))
+    assert [s.name for s in general.steps] == ["TechnicalTriage", "GeneralSupport", "FollowUp"]
+    assert models["followup"].prompts[-1][-1] == "echo How do I change my shipping address?"
+    assert not models["diag"].requests[1:]  # the if-branch ran once, for the technical query only
+
+
+# -- cookbook 04_parallel_execution/parallel_with_condition.py (a Condition in a Parallel, and around one) -------
+
+
+def test_conditions_inside_and_around_parallel_blocks():
+    def should_conduct_research(step_input: StepInput) -> bool:
+        return "ai" in (step_input.input or step_input.previous_step_content or "").lower()
+
+    async def is_tech_related(step_input: StepInput) -> bool:  # an async evaluator, under arun
+        return "machine learning" in step_input.input.lower()
+
+    def step(name):
+        return Step(name=name, agent=Agent(name=name, model=RecordingModel(id=name)))
+
+    workflow = Workflow(name="Conditional Research Workflow", steps=[
+        Condition(name="ResearchCondition", evaluator=should_conduct_research, steps=[
+            Parallel(step("ResearchHackerNews"), Condition(evaluator=is_tech_related, steps=[step("ResearchWeb")]),
+                     name="ComprehensiveResearch"),
+            step("ResearchExa")]),
+        step("WriteContent")])
+    run = asyncio.run(workflow.arun("Latest AI developments in machine learning"))
+    assert [s.name for s in run.steps] == ["ResearchCondition", "ComprehensiveResearch", "ResearchHackerNews",
+                                           "Condition", "ResearchWeb", "ResearchExa", "WriteContent"]
+    exa = next(s for s in run.steps if s.name == "ResearchExa")
+    assert exa.input == ("=== ResearchHackerNews ===\necho Latest AI developments in machine learning\n\n"
+                         "=== Condition ===\necho Latest AI developments in machine learning")  # as Agno names it
+    sync = workflow.run("AI and machine learning")  # the async evaluator fails its branch, not the run
+    condition = next(s for s in sync.steps if s.name == "Condition")
+    assert condition.status.value == "error" and "run the workflow with arun" in condition.error
+    skipped = workflow.run("gardening")
+    assert [s.name for s in skipped.steps] == ["ResearchCondition", "WriteContent"]
+    assert skipped.steps[0].output == "Condition ResearchCondition not met - skipped 2 steps"
+
+
+# -- cookbook 06_advanced_concepts/session_state/state_in_condition.py ------------------------------------------
+
+
+def test_condition_evaluators_read_session_state_through_run_context():
+    from nbsessions import RunContext
+
+    def check_user_has_context(step_input: StepInput, run_context: RunContext) -> bool:
+        return run_context.session_state.get("has_been_greeted", False)
+
+    def mark_user_as_greeted(step_input: StepInput, run_context: RunContext) -> StepOutput:
+        run_context.session_state["has_been_greeted"] = True
+        run_context.session_state["greeting_count"] = run_context.session_state.get("greeting_count", 0) + 1
+        return StepOutput(content="greeted")
+
+    workflow = Workflow(db=InMemoryDb(), session_id="s", steps=[
+        Condition(name="Check", evaluator=check_user_has_context, steps=[lambda s: "welcome back"],
+                  else_steps=[Step(name="greet", executor=mark_user_as_greeted)])])
+    assert workflow.run("hi").content == "greeted"
+    assert workflow.run("hi again").content == "welcome back"
+    assert workflow.get_session_state() == {"has_been_greeted": True, "greeting_count": 1}
