@@ -10,7 +10,7 @@ import pytest
 from conftest import RecordingModel
 
 from nbsessions import Agent, InMemoryDb, OpenAIChat
-from nbsessions.workflow import Condition, Parallel, Step, StepInput, StepOutput, Workflow
+from nbsessions.workflow import Condition, Loop, Parallel, Router, Step, StepInput, StepOutput, Steps, Workflow
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_state_changes_from_parallel_branches_and_their_agents_are_all_kept(freq
 
     marker = Agent(name="marker", model=RecordingModel("ok"), enable_agentic_state=True)
     db = InMemoryDb()
-    for round_ in range(5):
+    for round_ in range(40):
         branches = [writer(i) for i in range(4)] + [Step(name="agent", agent=marker)]
         workflow = Workflow(db=db, steps=[Parallel(*branches, name="writers")])
         sid = f"s{round_}"
@@ -220,3 +220,195 @@ def test_condition_evaluators_read_session_state_through_run_context():
     assert workflow.run("hi").content == "greeted"
     assert workflow.run("hi again").content == "welcome back"
     assert workflow.get_session_state() == {"has_been_greeted": True, "greeting_count": 1}
+
+
+# -- cookbook 03_loop_execution/loop_basic.py (streamed through the OpenAI-compatible server) -------------------
+
+
+def research_evaluator(outputs: list[StepOutput]) -> bool:
+    if not outputs:
+        return False
+    for output in outputs:  # noqa: SIM110 - the cookbook's code as written
+        if output.content and len(output.content) > 200:
+            return True
+    return False
+
+
+def test_loop_basic_repeats_until_the_end_condition_and_streams_each_iteration(model, openai_server):
+    research_agent = Agent(name="Research Agent", model=model())
+    content_agent = Agent(name="Content Agent", model=model())
+    workflow = Workflow(name="Research and Content Workflow", steps=[
+        Loop(name="Research Loop", steps=[Step(name="Research HackerNews", agent=research_agent),
+                                          Step(name="Research Web", agent=research_agent)],
+             end_condition=research_evaluator, max_iterations=3),
+        Step(name="Create Content", agent=content_agent)])
+    short = "AI trends"
+    events = list(workflow.run(short, stream=True, stream_events=True))
+    loop = [(e.event, getattr(e, "iteration", None)) for e in events if e.event.startswith("Loop")]
+    assert loop == [("LoopExecutionStarted", None), ("LoopIterationStarted", 1), ("LoopIterationCompleted", 1),
+                    ("LoopIterationStarted", 2), ("LoopIterationCompleted", 2), ("LoopIterationStarted", 3),
+                    ("LoopIterationCompleted", 3), ("LoopExecutionCompleted", None)]  # short replies: 3 rounds
+    done = next(e for e in events if e.event == "LoopExecutionCompleted")
+    assert done.total_iterations == 3 and [len(r) for r in done.all_results] == [2, 2, 2]
+    run = workflow.get_last_run_output()
+    assert [s.name for s in run.steps].count("Research Web") == 3 and run.steps[-1].name == "Create Content"
+    assert run.steps[0].output == "Loop Research Loop completed 3 iterations with 6 total steps"
+    assert run.content == "echo: echo: echo: AI trends"  # each iteration starts from the loop's input
+    long = asyncio.run(workflow.arun("x" * 250))  # substantial research: the end condition stops the first round
+    assert [s.name for s in long.steps] == ["Research Loop", "Research HackerNews", "Research Web", "Create Content"]
+
+
+def test_loop_forward_iteration_output_and_an_async_end_condition_under_arun():
+    async def enough(outputs: list[StepOutput]) -> bool:
+        return outputs[-1].content.count("+") >= 3
+
+    workflow = Workflow(steps=[Loop(steps=[lambda s: (s.previous_step_content or s.input) + "+"],
+                                    end_condition=enough, max_iterations=10, forward_iteration_output=True)])
+    run = asyncio.run(workflow.arun("go"))
+    assert run.content == "go+++" and run.steps[0].output == "Loop Loop completed 3 iterations with 3 total steps"
+
+
+# -- cookbook 05_conditional_branching/router_with_loop.py and step_choices_parameter.py ------------------------
+
+
+def test_router_with_loop_picks_the_loop_or_the_simple_step():
+    hackernews = RecordingModel(lambda m: "hn " * 120, id="hn")  # over 300 characters: one loop round is enough
+    web, publisher = RecordingModel(id="web"), RecordingModel(id="publish")
+    research_hackernews = Step(name="research_hackernews", agent=Agent(name="HackerNews Researcher", model=hackernews))
+    research_web = Step(name="research_web", agent=Agent(name="Web Researcher", model=web))
+    publish_content = Step(name="publish_content", agent=Agent(name="Content Publisher", model=publisher))
+
+    def research_quality_check(outputs: list[StepOutput]) -> bool:
+        return any(output.content and len(output.content) > 300 for output in outputs)
+
+    deep_tech_research_loop = Loop(name="Deep Tech Research Loop", steps=[research_hackernews],
+                                   end_condition=research_quality_check, max_iterations=3)
+
+    def research_strategy_router(step_input: StepInput) -> list[Step]:
+        topic = (step_input.previous_step_content or step_input.input or "").lower()
+        if "tech" in topic and len(topic.split()) > 3:
+            return [deep_tech_research_loop]
+        return [research_web]
+
+    workflow = Workflow(name="Adaptive Research Workflow", db=InMemoryDb(), steps=[
+        Router(name="research_strategy_router", selector=research_strategy_router,
+               choices=[research_web, deep_tech_research_loop]),
+        publish_content])
+    deep = workflow.run("Latest developments in deep tech research trends")
+    assert [s.name for s in deep.steps] == ["research_strategy_router", "Deep Tech Research Loop",
+                                           "research_hackernews", "publish_content"]
+    assert publisher.prompts[-1][-1] == "hn " * 120 and not web.requests
+    events = list(workflow.run("cooking", stream=True, stream_events=True))
+    started = next(e for e in events if e.event == "RouterExecutionStarted")
+    assert started.selected_steps == ["research_web"] and publisher.prompts[-1][-1] == "echo cooking"
+    hn_run = workflow.db.get_run(deep.steps[2].run_id)
+    assert hn_run.parent_run_id == deep.run_id  # the loop's agent step stored in the workflow's store, nested
+
+
+def test_a_router_selector_may_ask_for_step_choices_and_answer_with_names():
+    def pick(step_input: StepInput, step_choices: list) -> str:
+        return step_choices[1].name if "b" in step_input.input else "first"
+
+    workflow = Workflow(steps=[Router(selector=pick, choices=[Step(name="first", executor=lambda s: "one"),
+                                                              Step(name="second", executor=lambda s: "two")])])
+    assert workflow.run("b").content == "two" and workflow.run("a").content == "one"
+
+
+# -- cookbook 01_basic_workflows/01_sequence_of_steps/workflow_using_steps.py ----------------------------------
+
+
+def test_workflow_using_steps_runs_the_sequence_and_prints_each_step(capsys):
+    def agent(name):
+        return Agent(name=name, model=RecordingModel(id=name))
+
+    article_creation_sequence = Steps(name="article_creation", steps=[
+        Step(name="research", agent=agent("Research Agent")), Step(name="writing", agent=agent("Writing Agent")),
+        Step(name="editing", agent=agent("Editor Agent"))])
+    article_workflow = Workflow(name="Article Creation Workflow", steps=[article_creation_sequence])
+    article_workflow.print_response(input="Write an article about renewable energy", markdown=True)
+    out = capsys.readouterr().out
+    assert "Step 4: editing\necho echo echo Write an article about renewable energy\n" in out
+    run = article_workflow.get_last_run_output()
+    assert run.content == "echo echo echo Write an article about renewable energy"
+    assert run.steps[0].output == "Steps article_creation completed with 3 results"
+
+
+# -- bad input and failures: one clear line, the run stored as error ----------------------------------------------
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Loop(steps=[str], max_iterations=0), "Loop: max_iterations must be 1 or more, not 0"),
+    (lambda: Loop(steps=[]), "Loop: steps= needs at least one step"),
+    (lambda: Parallel(name="p"), "Parallel 'p': Parallel(...) needs at least one step"),
+    (lambda: Condition(evaluator="input.contains('x')", steps=[str]), "CEL expressions are not supported"),
+    (lambda: Router(choices=[str]), "selector must be a function"),
+    (lambda: Steps(name="s", steps=[42]), "a step must be a Step, an Agent, a Team or a function, not int"),
+])
+def test_bad_blocks_are_refused_with_one_line(build, message):
+    with pytest.raises((ValueError, TypeError)) as refused:
+        build()
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_an_evaluator_or_selector_that_raises_ends_the_run_in_error():
+    from nbsessions import WorkflowError
+
+    def evaluator(step_input: StepInput) -> bool:
+        raise KeyError("topic")
+
+    db = InMemoryDb()
+    workflow = Workflow(db=db, steps=[lambda s: "first", Condition(name="check", evaluator=evaluator, steps=[str])])
+    with pytest.raises(WorkflowError, match="topic") as failed:
+        workflow.run("go")
+    stored = db.get_run(failed.value.run.run_id)
+    assert stored.status.value == "error" and named(stored)[1] == ("check", "condition", "error")
+    unknown = Workflow(steps=[Router(name="r", selector=lambda s: "nowhere", choices=[Step(name="a", executor=str)])])
+    with pytest.raises(WorkflowError, match="the selector chose 'nowhere', which is not among its choices"):
+        asyncio.run(unknown.arun("go"))
+
+
+# -- where the inner steps show: the panel's History, %agent history, exports --------------------------------------
+
+
+def test_inner_steps_show_in_the_panel_history_and_exports_like_any_steps(tmp_path):
+    import nbformat
+
+    from nbsessions import TinyDb
+    from nbsessions.explore import export_session
+    from nbsessions.magic.nested import history_view
+    from nbsessions.panel import SessionPanel
+
+    db = TinyDb(db_file=str(tmp_path / "w.json"))
+    researcher = Agent(name="Researcher", model=RecordingModel(id="researcher"))
+    workflow = Workflow(name="flow", db=db, steps=[
+        Parallel(Step(name="hn", agent=researcher), Step(name="web", agent=researcher), name="research"),
+        Condition(name="check", evaluator=True, steps=[lambda s: "checked"])])
+    run = workflow.run("tea")
+    text, _ = history_view(db.list_runs(run.session_id), "flow", 5)
+    assert [line.split(" · ")[1] for line in map(str.strip, text.splitlines()) if line.startswith("step ")] == [
+        "research", "hn", "web", "check", "<lambda>"]
+    panel = SessionPanel(db=db)
+    panel.select(run.session_id)
+    step_folds = [f for f in panel.history.folds if f.key.startswith("run:")]
+    assert sorted(f.key for f in step_folds) == sorted(f"run:{s.run_id}" for s in run.steps[1:3])
+    panel.close()
+    notebook = nbformat.reads(export_session(db, run.session_id, "ipynb"), as_version=4)
+    shown = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "step 2 · hn · agent · completed" in shown and "step 4 · check · condition · completed" in shown
+
+
+def test_aprint_response_runs_the_blocks_with_arun_and_prints_each_step(capsys):
+    async def evaluator(step_input: StepInput) -> bool:  # needs arun: print_response would fail this Condition
+        return True
+
+    def upper(step_input: StepInput) -> str:
+        return step_input.input.upper()
+
+    workflow = Workflow(name="Pipeline", steps=[Condition(name="gate", evaluator=evaluator, steps=[upper])])
+    asyncio.run(workflow.aprint_response("shout"))
+    out = capsys.readouterr().out
+    assert out.startswith("Message: shout\n") and "Step 2: upper\nSHOUT\n" in out and "Pipeline · 2 steps" in out
+    streamed = Workflow(name="Streamed", steps=[Condition(name="gate", evaluator=True, steps=[upper])])
+    asyncio.run(streamed.aprint_response("again", stream=True))  # a streamed run's steps run in a worker thread
+    out = capsys.readouterr().out
+    assert "AGAIN" in out and "Streamed · 2 steps" in out

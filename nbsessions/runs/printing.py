@@ -7,6 +7,7 @@ characters (terminal escape sequences) are still dropped from the model's text. 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -82,13 +83,7 @@ def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool =
     streams with ``stream=True``), then the workflow's footer (``show_time`` keeps its duration in it)."""
     _start(input, True)
     if not stream:
-        run = workflow.run(input, **options)
-        for number, step in enumerate(run.steps, 1):
-            if show_step_details:
-                print(f"Step {number}: {printable(step.name or '')}\n{printable(step.output or step.error or '')}\n")
-        if not show_step_details:
-            print(printable(run.content))
-        return _workflow_end(run, show_time)
+        return print_workflow_run(workflow.run(input, **options), show_time, show_step_details)
     shown, streamed_text, run_id = StreamRedactor(), False, None
     for event in workflow.run(input, stream=True, stream_events=True, **options):
         kind = getattr(event, "event", "")
@@ -103,6 +98,27 @@ def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool =
             print(printable(str(event.content or "")), flush=True)  # a function step's output arrives whole
     print(shown.flush(), end="")
     _workflow_end(workflow.get_run_output(run_id, options.get("session_id")), show_time)
+
+
+def print_workflow_run(run: RunOutput, show_time: bool = True, show_step_details: bool = True) -> None:
+    """A finished workflow run as ``print_response`` shows it: each step under its name, then the footer."""
+    for number, step in enumerate(run.steps, 1):
+        if show_step_details:
+            print(f"Step {number}: {printable(step.name or '')}\n{printable(step.output or step.error or '')}\n")
+    if not show_step_details:
+        print(printable(run.content))
+    _workflow_end(run, show_time)
+
+
+async def aprint_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool = True,
+                          show_step_details: bool = True, **options: Any) -> None:
+    """``print_workflow`` for async code: the run made with ``arun``; a streamed one printed from a worker
+    thread as its events come."""
+    if stream:
+        return await asyncio.to_thread(print_workflow, workflow, input, stream=True, show_time=show_time,
+                                       show_step_details=show_step_details, **options)
+    _start(input, True)
+    print_workflow_run(await workflow.arun(input, **options), show_time, show_step_details)
 
 
 def _workflow_end(run: RunOutput, show_time: bool) -> None:

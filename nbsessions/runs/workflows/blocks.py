@@ -14,6 +14,10 @@ from nbsessions.runs.workflows.steps import Step, as_step
 Node = Any  # a Step or a block
 
 
+def _label(block: object, name: str | None) -> str:
+    return f"{type(block).__name__} {name!r}" if name else type(block).__name__
+
+
 class _Block:
     """What the blocks share: a name, a description, their inner steps prepared as a workflow's are."""
 
@@ -24,7 +28,7 @@ class _Block:
 
     def _set(self, name: str | None, description: str | None, steps: Any, what: str) -> None:
         if not isinstance(steps, (list, tuple)) or not steps:
-            raise ValueError(f"{type(self).__name__} {name or ''}: {what} needs at least one step".replace("  ", " "))
+            raise ValueError(f"{_label(self, name)}: {what} needs at least one step")
         self.name, self.description = name, description
         self.steps = [prepare(item, i) for i, item in enumerate(steps)]
 
@@ -80,7 +84,7 @@ class Condition(_Block):
                  else_steps: list[Any] | None = None, name: str | None = None,
                  description: str | None = None) -> None:
         if not isinstance(evaluator, bool) and not callable(evaluator):
-            raise TypeError(f"Condition {name or ''}: evaluator must be a bool or a function of the StepInput, "
+            raise TypeError(f"{_label(self, name)}: evaluator must be a bool or a function of the StepInput, "
                             f"not {type(evaluator).__name__} (CEL expressions are not supported)")
         self._set(name, description, steps, "steps=")
         self.evaluator = evaluator
@@ -106,9 +110,9 @@ class Loop(_Block):
                  max_iterations: int = 3, end_condition: Callable[..., Any] | None = None,
                  forward_iteration_output: bool = False) -> None:
         if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
-            raise ValueError(f"Loop {name or ''}: max_iterations must be 1 or more, not {max_iterations!r}")
+            raise ValueError(f"{_label(self, name)}: max_iterations must be 1 or more, not {max_iterations!r}")
         if end_condition is not None and not callable(end_condition):
-            raise TypeError(f"Loop {name or ''}: end_condition must be a function of the iteration's outputs, "
+            raise TypeError(f"{_label(self, name)}: end_condition must be a function of the iteration's outputs, "
                             f"not {type(end_condition).__name__} (CEL expressions are not supported)")
         self._set(name, description, steps, "steps=")
         self.max_iterations, self.end_condition = max_iterations, end_condition
@@ -124,7 +128,7 @@ class Router(_Block):
     def __init__(self, selector: Callable[..., Any] | None = None, choices: list[Any] | None = None,
                  name: str | None = None, description: str | None = None) -> None:
         if not callable(selector):
-            raise TypeError(f"Router {name or ''}: selector must be a function of the StepInput returning the "
+            raise TypeError(f"{_label(self, name)}: selector must be a function of the StepInput returning the "
                             f"step(s) to run (CEL expressions are not supported)")
         self._set(name, description, choices, "choices=")
         self.selector = selector

@@ -31,7 +31,7 @@ from nbsessions.runs.agent import Agent
 from nbsessions.runs.arguments import DbLike, as_db
 from nbsessions.runs.core.context import newest_runs
 from nbsessions.runs.core.run_writes import DELETED
-from nbsessions.runs.printing import print_workflow
+from nbsessions.runs.printing import aprint_workflow, print_workflow
 from nbsessions.runs.session_api import SessionsApi
 from nbsessions.runs.sessions import Sessions
 from nbsessions.runs.workflows.blocks import Condition, Loop, Parallel, Router, Steps, bound, leaves, prepare
@@ -187,6 +187,13 @@ class Workflow(SessionsApi):
         print_workflow(self, input, stream=bool(stream), show_time=show_time, show_step_details=show_step_details,
                        **options)
 
+    async def aprint_response(self, input: str, *, stream: bool | None = None, markdown: bool = True,
+                              show_time: bool = True, show_step_details: bool = True, **options: Any) -> None:
+        """``print_response`` for async code: the steps run with ``arun`` (``async def`` steps, evaluators and
+        selectors awaited); ``stream=True`` prints the streamed run as its events come."""
+        await aprint_workflow(self, input, stream=bool(stream), show_time=show_time,
+                              show_step_details=show_step_details, **options)
+
     def _work(self, steps: StepsRun, run_steps: Any) -> Generator[Any, Any, Any]:
         """The steps on the run's input — or, with a workflow agent, the agent, which runs them if it decides to."""
         if self.agent is None:
@@ -279,13 +286,13 @@ class Workflow(SessionsApi):
 
     def _save_state(self, session_id: str, state: dict[str, Any], initial: dict[str, Any]) -> None:
         """Write the keys steps set and delete the keys they removed, as one patch; ``initial`` becomes ``state``."""
-        now = dict(state)  # one copy: a Parallel branch may be changing ``state`` in another thread
+        now = copy.deepcopy(dict(state))  # one copy, written and kept: a Parallel branch may be changing ``state``
         changes = {k: v for k, v in now.items() if initial.get(k, _MISSING) != v}
         deleted = [k for k in initial if k not in now]
         if changes or deleted:
             self.db.update_session(session_id, state_patch=changes, state_delete=deleted)
         initial.clear()
-        initial.update(copy.deepcopy(now))
+        initial.update(now)
 
 
 _MISSING = object()
