@@ -3,11 +3,13 @@ respond_directly, determine_input_for_members, team and member history, member r
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from nbsessions import Agent, OpenAIChat, TinyDb
+from nbsessions import Agent, FunctionModel, OpenAIChat, TinyDb
+from nbsessions.llm.base import ToolCall
 from nbsessions.records.events import TeamRunEvent
 from nbsessions.runs.team import Team, TeamMode
 
@@ -126,3 +128,64 @@ def test_async_team_streams_forward_members_events_too(model, openai_server):
     assert events[0].event == "TeamRunStarted" and events[-1].event == "TeamRunCompleted"
     assert "".join(e.content for e in events if e.event == "RunContent" and e.agent_name == "Researcher") \
         == "Facts found."
+
+
+# -- 02_modes/broadcast/01_basic.py -----------------------------------------------------------------------------
+
+
+def test_a_broadcast_team_sends_one_task_to_every_member_and_composes(model, openai_server, tmp_path, capsys):
+    optimist = Agent(name="Optimist", role="Focus on opportunities and positive outcomes.", model=model())
+    pessimist = Agent(name="Pessimist", role="Focus on risks and potential downsides.", model=model())
+    realist = Agent(name="Realist", role="Give a balanced, practical analysis.", model=model())
+    team = Team(name="Multi-Perspective Team", model=model(), mode=TeamMode.broadcast,
+                members=[optimist, pessimist, realist], show_members_responses=True, markdown=True,
+                instructions=["Synthesize the three perspectives into a balanced report."],
+                db=TinyDb(db_file=str(tmp_path / "team.json")))
+    broadcast = {"tool_calls": [{"name": "delegate_task_to_members",
+                                 "arguments": json.dumps({"task": "Should we launch in Europe?"})}]}
+    openai_server.script(broadcast, "Great upside.", "Costly risks.", "Worth a pilot.", "Balanced: run a pilot.")
+    team.print_response("Should our startup expand to Europe next year?")
+    leader_tools = [t["function"]["name"] for t in openai_server.requests[0]["tools"]]
+    assert leader_tools == ["delegate_task_to_members"]  # one tool, not one per member
+    member_tasks = [r["messages"][-1]["content"] for r in openai_server.requests[1:4]]
+    assert member_tasks == ["Should we launch in Europe?"] * 3
+    told = openai_server.requests[4]["messages"][-1]["content"]
+    assert told == "Optimist: Great upside.\n\nPessimist: Costly risks.\n\nRealist: Worth a pilot."
+    team_run, *members = team.get_session().runs
+    assert team_run.content == "Balanced: run a pilot."
+    assert [(m.agent_name, m.parent_run_id) for m in members] == [
+        ("Optimist", team_run.run_id), ("Pessimist", team_run.run_id), ("Realist", team_run.run_id)]
+    out = capsys.readouterr().out
+    assert "Optimist: Great upside." in out and "Realist: Worth a pilot." in out
+
+
+def test_under_arun_a_broadcast_team_s_members_answer_at_once(db):
+    """Each member waits until all three have been asked: run one after another, the first would wait forever."""
+    asked: list[str] = []
+    everyone = asyncio.Event()
+
+    def member_model(name: str):
+        async def answer(messages):
+            asked.append(name)
+            if len(asked) == 3:
+                everyone.set()
+            await asyncio.wait_for(everyone.wait(), timeout=20)  # a guard against a hang, not a wait
+            return f"{name} agrees"
+        return FunctionModel(answer)
+
+    def leader(messages):
+        if messages[-1].role != "tool":
+            return ToolCall("c1", "delegate_task_to_members", json.dumps({"task": "vote"}))
+        return f"summary of: {messages[-1].content}"
+
+    members = [Agent(name=n, model=member_model(n)) for n in ("Ann", "Bob", "Cy")]
+    team = Team(members=members, model=FunctionModel(leader), db=db, delegate_to_all_members=True)
+    run = asyncio.run(team.arun("decide"))
+    assert team.mode == "broadcast" and sorted(asked) == ["Ann", "Bob", "Cy"]
+    assert run.content == "summary of: Ann: Ann agrees\n\nBob: Bob agrees\n\nCy: Cy agrees"
+    assert len(team.member_runs(run.run_id)) == 3
+
+
+def test_agno_s_tasks_mode_is_refused_by_name():
+    with pytest.raises(ValueError, match="'tasks'.*not supported"):
+        Team(members=[Agent(name="a")], mode="tasks")

@@ -349,6 +349,18 @@ MAGIC_CASES = [
     "%%agent -s x --state '{}' --compare offline,offline\nhi",
     "%%agent --variants rows\nhi",
     "%%agent --checks x --compare offline,offline\nhi",
+    # extra words are refused, never glued onto the argument or ignored
+    "%agent db a b",
+    "%agent db 'my dir/s.json' extra",
+    "%agent db 'unclosed",
+    "%agent panel extra",
+    "%agent metrics extra",
+    "%agent summary extra",
+    "%agent model offline extra",
+    "%agent fork a b",
+    "%agent keep a b",
+    "%agent user --clear extra",
+    "%agent user --bogus",
 ]
 
 

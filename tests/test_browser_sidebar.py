@@ -20,6 +20,9 @@ import textwrap
 import pytest
 from browser_harness import OUTPUT_DIR, REPO, lab_with_extension, running_notebook, update_screenshot
 
+from nbsessions import TinyDb
+from nbsessions.records.metrics import Metrics
+
 pytestmark = pytest.mark.browser
 
 CODE = "print('from the sidebar')"
@@ -55,6 +58,19 @@ for i in range(51):
     agent.run(f"step {i}", session_id=long)
 db.close()
 """
+KNOWN_METRICS = """\
+import sys
+from nbsessions import TinyDb
+from nbsessions.records.metrics import Metrics
+from nbsessions.records.schema import RunOutput, RunStatus, Session
+db = TinyDb(sys.argv[1])
+priced = Session(session_name="priced")
+db.upsert_session(priced)
+db.upsert_run(RunOutput(session_id=priced.session_id, status=RunStatus.completed, input="priced run", content="ok",
+                        model="priced-model", metrics=Metrics(input_tokens=12_000, output_tokens=345,
+                                                              total_tokens=12_345, duration=1.2, cost=0.0123)))
+db.close()
+"""
 
 COLOURS = """() => {
     const sidebar = getComputedStyle(document.getElementById('nbsessions-sidebar'));
@@ -80,6 +96,12 @@ def lab_with_sidebar(tmp_path, chromium):
 def notebook_eval(page, body: str):
     """Run ``body`` with ``nb`` bound to the open notebook widget (its ``.content`` is the Notebook)."""
     return page.evaluate(f"async () => {{ const nb = window.jupyterapp.shell.currentWidget; {body} }}")
+
+
+def metrics_of(store, prompt: str) -> Metrics:
+    """The stored metrics of the run with this prompt (the store is shared: another reader may open it)."""
+    with TinyDb(store) as db:
+        return next(r.metrics for s in db.list_sessions() for r in db.list_runs(s.session_id) if r.input == prompt)
 
 
 def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_sidebar, chromium):
@@ -118,8 +140,13 @@ def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_side
         expect(run).to_have_count(1)
         expect(run.locator(".nbs-prompt")).to_have_text("How do I group a dataframe?")
         expect(run.locator(".nbs-status")).to_have_text("completed")
-        expect(run.locator(".nbs-run-meta")).to_contain_text("coder-1")
-        expect(run.locator(".nbs-run-meta")).to_contain_text("tokens")
+        facts = run.locator(".nbs-run-fact")
+        expect(facts.nth(0)).to_have_text("coder-1")
+        estimated = metrics_of(lab_with_sidebar["root"] / "sidebar.nbsessions.json", "How do I group a dataframe?")
+        assert estimated.tokens_estimated and estimated.cost is None and estimated.duration < 1
+        expect(facts.nth(1)).to_have_text(f"~{estimated.total_tokens:,} tokens")  # as the footer writes them
+        expect(facts.nth(2)).to_have_text("cost n/a")
+        expect(facts.nth(4)).to_have_text(f"{estimated.duration * 1000:.0f} ms")
         expect(run.locator(".nbs-reply pre code")).to_have_text(CODE)
         assert run.locator(".nbs-reply img, .nbs-reply a[href^='javascript']").count() == 0
         expect(run.locator(".nbs-reply a", has_text="chart")).to_have_attribute("href", "http://127.0.0.1:9/pixel.png")
@@ -181,6 +208,17 @@ def test_sidebar_lists_searches_jumps_inserts_and_follows_new_runs(lab_with_side
         expect(run).to_have_count(51)
         expect(run.last.locator(".nbs-prompt")).to_have_text("step 0")
         expect(sidebar.locator(".nbs-older")).to_have_count(0)
+
+        # Known numbers are written exactly as Python's records.formatting writes them everywhere else.
+        subprocess.run([sys.executable, "-c", KNOWN_METRICS, str(store)], check=True, env=env, timeout=60)
+        priced = sidebar.locator(".nbs-session", has_text="priced")
+        expect(priced).to_contain_text("1 run · 12,345 tokens · $0.0123 · ")
+        priced.click()
+        expect(run).to_have_count(1)
+        facts = run.locator(".nbs-run-fact")
+        expect(facts).to_have_count(5)
+        assert [facts.nth(i).inner_text() for i in (0, 1, 2, 4)] == ["priced-model", "12,345 tokens", "$0.0123",
+                                                                      "1.20 s"]
 
         # Both themes: the sidebar's colours are the theme's variables, so they follow a switch to the dark one.
         light = page.evaluate(COLOURS)

@@ -38,7 +38,7 @@ def test_new_use_and_rename_switch_the_session_cells_continue(nb):
     nb.run("%agent new beta")
     assert active_label(nb).startswith("beta (")
     used = nb.run("%agent use alpha").stdout
-    assert used.startswith("active session: alpha (") and "1 runs" in used
+    assert used.startswith("active session: alpha (") and ", 1 run" in used
     assert "history messages in context: 2" in nb.run("%%agent\nsecond").final
     sid = active_label(nb).split("(")[1][:8]
     nb.run("%agent rename alpha renamed")
@@ -88,7 +88,7 @@ def test_fork_copies_the_session_up_to_a_run(nb, tmp_path):
     first = stored_runs(tmp_path / "nbsessions.json")[0]
     out = nb.run(f"%agent fork {first.run_id[:8]}").stdout
     assert out.startswith("forked main (") and "main (fork)" in out
-    assert "1 runs" in active_label(nb)
+    assert active_label(nb).endswith(", 1 run")
 
 
 def test_history_shows_every_run_newest_n(nb):
@@ -134,6 +134,25 @@ def test_db_switches_files_and_config_does_too(nb, tmp_path):
     nb.run("%%agent\nthird")
     assert len(stored_runs(tmp_path / "third.json")) == 1
     assert len(stored_runs(tmp_path / "nbsessions.json")) == 1
+
+
+def test_db_takes_a_quoted_path_with_spaces_and_refuses_unquoted_words(nb, tmp_path):
+    (tmp_path / "my dir").mkdir()
+    out = nb.run('%agent db "my dir/s.json"').stdout
+    assert out.startswith(f"database: {tmp_path / 'my dir' / 's.json'} (0 sessions)")
+    assert nb.run("%%agent\nin the spaced folder").result.success
+    assert len(stored_runs(tmp_path / "my dir" / "s.json")) == 1
+    line = one_red_line(nb.run("%agent db my dir/s.json"))
+    assert line == ("UsageError: %agent db PATH takes one argument, not 2 ('my dir/s.json'): quote one that holds "
+                    "spaces")
+    assert f"database: {tmp_path / 'my dir' / 's.json'}" in nb.run("%agent db").stdout  # still the same one
+
+
+def test_commands_without_arguments_refuse_extra_words(nb):
+    nb.run("%%agent\nhello")
+    for name in ("panel", "metrics", "summary"):
+        line = one_red_line(nb.run(f"%agent {name} extra"))
+        assert line == f"UsageError: %agent {name} takes no argument, not 'extra'"
 
 
 def test_db_is_beside_the_notebook_jupyter_names(tmp_path, monkeypatch):

@@ -80,14 +80,14 @@ def test_the_targets_rename_and_state_survive_a_copy_after_the_file_gained_a_run
     with TinyDb(src) as db:
         Agent(model=RecordingModel(), db=db).run("second", session_id=sid)
     code, text = cli("copy", str(src), str(dst), "--no-progress")
-    assert code == 0 and text.startswith("copied 0 sessions and 1 runs")
+    assert code == 0 and text.startswith("copied 0 sessions and 1 run; ")
     with TinyDb(dst) as db:
         session = db.get_session(sid)
         assert (session.session_name, session.session_state) == ("renamed there", {"kept": True})
         assert sorted(r.input for r in db.list_runs(sid)) == ["first", "made in the target", "second"]
     with TinyDb(src) as db:  # now the file's fields change and the target's do not: the file's win
         db.update_session(sid, session_name="renamed here")
-    assert cli("copy", str(src), str(dst), "--no-progress")[1].startswith("copied 1 sessions and 0 runs")
+    assert cli("copy", str(src), str(dst), "--no-progress")[1].startswith("copied 1 session and 0 runs")
     with TinyDb(dst) as db:
         assert db.get_session(sid).session_name == "renamed here"
         assert len(db.list_runs(sid)) == 3
@@ -122,7 +122,7 @@ def test_owner_gives_unowned_sessions_to_a_user(tmp_path):
         sid = agent.run("notebook question").session_id
         db.create_session(Session(session_name="bob's own", user_id="bob"))
     code, text = cli("copy", str(src), str(dst), "--owner", "alice", "-u", "alice", "--no-progress")
-    assert code == 0 and text.startswith("copied 1 sessions and 1 runs")
+    assert code == 0 and text.startswith("copied 1 session and 1 run into")
     with TinyDb(dst) as db:
         assert [s.session_id for s in db.list_sessions(user_id="alice")] == [sid]
         assert [r.user_id for r in db.list_runs(sid)] == ["alice"]
@@ -133,7 +133,8 @@ def test_copy_of_one_users_sessions(tmp_path):
     src, dst = tmp_path / "a.json", tmp_path / "b.json"
     with TinyDb(src) as db:
         fill(db)
-    assert cli("copy", str(src), str(dst), "-u", "bob", "--no-progress")[1].startswith("copied 1 sessions and 1 runs")
+    copied = cli("copy", str(src), str(dst), "-u", "bob", "--no-progress")[1]
+    assert copied.startswith("copied 1 session and 1 run into")
     with TinyDb(dst) as db:
         assert [s.user_id for s in db.list_sessions()] == ["bob"]
 
@@ -192,7 +193,7 @@ def test_moving_in_as_the_readme_says_with_jupyterhub_user(workdir, monkeypatch,
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    assert copy("--owner", "alice").startswith("copied 1 sessions and 1 runs")
+    assert copy("--owner", "alice").startswith("copied 1 session and 1 run into")
     monkeypatch.setenv("JUPYTERHUB_USER", "alice")
     monkeypatch.setenv("NBSESSIONS_DB_URL", postgres_url)
     alice = Notebook()
@@ -216,7 +217,7 @@ def test_moving_in_as_the_readme_says_with_jupyterhub_user(workdir, monkeypatch,
         assert laptop.run("%%agent\nOne more on the laptop").result.success
     finally:
         laptop.close()
-    assert copy("--owner", "alice").startswith("copied 0 sessions and 1 runs")
+    assert copy("--owner", "alice").startswith("copied 0 sessions and 1 run; ")
     with PostgresDb(postgres_url) as db:
         (session,) = db.list_sessions(user_id="alice")
         assert session.session_name == "analysis on the hub"

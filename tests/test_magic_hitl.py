@@ -334,7 +334,7 @@ def session_line(nb) -> str:
 
 def test_new_sessions_are_named_after_their_first_completed_run_unless_named(nb):
     nb.run("%%agent\nPlot the monthly sales by region for the last year")
-    assert re.fullmatch(r"Plot the monthly sales by region… \(\w{8}\), 1 runs", session_line(nb))
+    assert re.fullmatch(r"Plot the monthly sales by region… \(\w{8}\), 1 run", session_line(nb))
     nb.run("%%agent --new mine\nSomething else entirely")
     assert session_line(nb).startswith("mine (")
     nb.run("%agent new")
@@ -373,7 +373,7 @@ def test_a_failed_name_leaves_the_session_unnamed_and_the_cell_fine(served, open
     openai_server.fail_next("", "error-401")  # the reply works, the title request fails
     ran = served.run("%%agent\nHello there")
     assert ran.result.success and ran.stdout == "" and ran.stderr == ""
-    assert re.fullmatch(r"\w{8}, 1 runs", session_line(served))
+    assert re.fullmatch(r"\w{8}, 1 run", session_line(served))
     served.run("%%agent\nSecond")  # one attempt only: no title request now
     assert len(openai_server.calls) == 3
 

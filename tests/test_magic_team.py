@@ -185,6 +185,20 @@ def test_team_cells_continue_the_conversation_and_history_shows_members_folded(n
     assert "Second question" not in newest and "researcher did dig" in newest
 
 
+def test_delete_counts_a_team_run_once_not_with_its_member_runs(nb, workdir):
+    registered(nb, research=research_team())
+    nb.run("%%agent --team research --new crew\nReport on tea")
+    assert len(db_runs(workdir)) == 3  # the team run and its two member runs
+    status = nb.run("%agent").stdout
+    assert re.search(r"^session: +crew \(\w{8}\), 1 run$", status, re.M), status
+    assert nb.run("%agent use crew").stdout.strip().endswith(", 1 run")
+    assert ": 1 run, 1 completed\n" in nb.run("%agent metrics").stdout
+    assert "(1 run) to " in nb.run("%agent export md").stdout
+    assert "and its 1 run; nothing was deleted" in nb.run("%agent delete crew").stdout
+    assert nb.run("%agent delete crew --yes").stdout.strip().endswith("and its 1 run")
+    assert db_runs(workdir) == []
+
+
 def test_a_failing_member_shows_in_the_member_line(nb, workdir):
     def broken(messages):
         raise ModelError("500 server error", status_code=500)

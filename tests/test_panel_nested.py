@@ -125,3 +125,38 @@ def test_a_session_without_nested_runs_draws_each_run_as_one_html_widget_as_befo
     assert [[type(w).__name__ for w in entry] for entry in panel.history.entries] == [
         ["HTML", "SentView"], ["HTML", "SentView"]]
     panel.close()
+
+
+def test_delete_counts_the_top_level_runs_history_shows_not_the_member_runs_inside_them(db):
+    team = newsroom(db)
+    sid = team.run("report on tea").session_id  # one team run, two member runs nested in it
+    panel = SessionPanel(Agent(model=RecordingModel(), db=db))
+    panel.select(sid)
+    panel.actions.delete.click()
+    assert "and its 1 run? " in panel.actions.confirm_text.value
+    team.run("report on coffee", session_id=sid)
+    panel.select(sid)
+    panel.actions.delete.click()
+    assert "and its 2 runs? " in panel.actions.confirm_text.value
+    panel.close()
+
+
+def test_estimated_token_counts_carry_the_tilde_in_run_headers_member_lines_and_step_runs(db):
+    flow = Workflow(steps=[newsroom(None)], db=db)  # every model here is a FunctionModel: counts are estimated
+    run = flow.run("topic")
+    team_run, = [r for r in db.list_runs(run.session_id) if r.kind == "team"]
+    members = [r for r in db.list_runs(run.session_id) if r.parent_run_id == team_run.run_id]
+    assert team_run.metrics.tokens_estimated and all(m.metrics.tokens_estimated for m in members)
+    panel = SessionPanel(db=db)
+    panel.select(run.session_id)
+    shown = "".join(w.value for w in descendants(panel.history.body) if isinstance(w, HTML))
+    m = run.metrics
+    assert f"~{m.input_tokens:,} in / ~{m.output_tokens:,} out tokens" in shown  # as the cell's footer writes it
+    step_fold, = [f for f in panel.history.folds if f.key.startswith("run:")]
+    assert step_fold.titles[0].startswith(f"its team run · leader · ~{team_run.metrics.total_tokens:,} tokens · ")
+    members_fold, = [f for f in panel.history.folds if f.key.startswith("members:")]
+    summed = sum(r.metrics.total_tokens for r in members)
+    assert members_fold.titles[0] == f"2 member runs: researcher, writer · ~{summed:,} tokens"
+    for member_run in members:
+        assert f"~{member_run.metrics.input_tokens:,} in / ~{member_run.metrics.output_tokens:,} out" in shown
+    panel.close()

@@ -12,6 +12,11 @@ export interface ISessionRow {
   runs: number;
   total_tokens: number;
   cost: number | null;
+  /** Spelled by the server's ``records.formatting``, as the footer, CLI and panel write them. */
+  tokens_estimated: boolean;
+  tokens_text: string;
+  cost_text: string;
+  duration_text: string;
 }
 
 /** One run of /nbsessions/api/sessions/ID/runs. */
@@ -34,6 +39,11 @@ export interface IRunRow {
   superseded_by: string | null;
   kind: string;
   agent_name: string | null;
+  /** Spelled by the server's ``records.formatting``, as the footer, CLI and panel write them. */
+  tokens_estimated: boolean;
+  tokens_text: string;
+  cost_text: string;
+  duration_text: string;
 }
 
 export interface IStoreHead {

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbsessions.db.base import BaseDb
+from nbsessions.records.formatting import counted
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 
 _UNFINISHED = (RunStatus.running, RunStatus.pending, RunStatus.paused)
@@ -40,7 +41,7 @@ class CopyReport:
         kept = f"; {self.kept_newer} kept the target's newer name and state" if self.kept_newer else ""
         skipped = (f"; skipped {len(self.skipped)} that belong to another user in the target "
                    f"({', '.join(self.skipped)})") if self.skipped else ""
-        return f"copied {self.sessions} sessions and {self.runs} runs{kept}{skipped}"
+        return f"copied {counted(self.sessions, 'session')} and {counted(self.runs, 'run')}{kept}{skipped}"
 
 
 def copy_sessions(source: BaseDb, target: BaseDb, *, user_id: str | None = None, owner: str | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from nbsessions.magic.notebook import NotebookAgent
 from nbsessions.presentation.export import FORMATS, SESSION_ONLY, write_private
 from nbsessions.presentation.render import format_cost, format_in_out
 from nbsessions.records.errors import NbSessionsError
+from nbsessions.records.formatting import counted, tokens, when
 from nbsessions.records.formatting import seconds as _seconds
-from nbsessions.records.formatting import tokens, when
 from nbsessions.records.schema import RunOutput, RunStatus
 from nbsessions.runs.listing import group_experiments
 
@@ -51,6 +52,24 @@ def unquote(text: str) -> str:
     return text
 
 
+def one_word(rest: str, usage: str) -> str:
+    """The one argument of a command that takes a path, a model or a run id ("" for none): quoted when it holds
+    spaces (``%agent db "my dir/s.json"``); a second word is refused, never glued onto the first."""
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"{usage}: {str(exc).lower()} in {rest!r}") from None
+    if len(words) > 1:
+        raise UsageError(f"{usage} takes one argument, not {len(words)} ({rest!r}): quote one that holds spaces")
+    return words[0] if words else ""
+
+
+def no_words(rest: str, usage: str) -> None:
+    """Refuse what a command without arguments was given, rather than ignore it."""
+    if rest:
+        raise UsageError(f"{usage} takes no argument, not {rest!r}")
+
+
 def parse_rest(parser: MagicArgumentParser, rest: str) -> Any:
     return parser.parse_args([unquote(token) for token in split_args(rest)])
 
@@ -66,6 +85,12 @@ def run_command(nb: NotebookAgent, line: str) -> Any:
     return COMMANDS[name](nb, rest.strip())
 
 
+def run_count(nb: NotebookAgent, session_id: str) -> str:
+    """``1 run``, ``3 runs``: the session's top-level runs, as History numbers them (a team's member runs and a
+    workflow's step runs are inside theirs, not counted again)."""
+    return counted(nb.agent.get_session_totals(session_id)[0], "run")
+
+
 def show_html(text: str, html_text: str) -> None:
     display({"text/plain": text, "text/html": html_text}, raw=True)
 
@@ -79,12 +104,12 @@ def status(nb: NotebookAgent) -> None:
         model = f"{name} ({'no model configured and no OPENAI_API_KEY' if source == 'fallback' else source})"
     except UsageError as exc:
         model = f"not set: {exc}"
-    runs = len(nb.agent.get_runs(session.session_id)) if session else 0
+    runs = run_count(nb, session.session_id) if session else ""
     tools = ", ".join(nb.agent.tools) or "(none: %agent tools NAME)"
     summaries = f"every {nb.settings.summaries} runs" if nb.settings.summaries else "off"
     registered = ", ".join(f"{e.name} ({e.kind})" for e in nb.registry) or "(none: %agent register NAME VAR)"
     rows = [("database", location.label), ("  why", location.reason),
-            ("session", f"{session.label_with_id}, {runs} runs" if session else "none yet"), ("model", model),
+            ("session", f"{session.label_with_id}, {runs}" if session else "none yet"), ("model", model),
             ("server", nb.server_line()), ("user", nb.user or "(none)"), ("tools", tools),
             ("summaries", summaries), ("registered", registered),
             ("subcommands", ", ".join(COMMANDS))]
@@ -95,8 +120,9 @@ def status(nb: NotebookAgent) -> None:
 @command("db")
 def db(nb: NotebookAgent, rest: str) -> None:
     """``%agent db``: which store and why; ``%agent db PATH|postgresql://...``: use another one from now on."""
-    if rest:
-        nb.switch_db(unquote(rest))
+    path = one_word(rest, "%agent db PATH")
+    if path:
+        nb.switch_db(path)
         count = len(nb.agent.get_sessions(user_id=nb.user if nb.location.url else None))
         print(f"database: {nb.location.label} ({count} sessions{f' of {nb.user}' if nb.location.url else ''})")
         return
@@ -109,6 +135,8 @@ def user(nb: NotebookAgent, rest: str) -> None:
     if not rest:
         print(f"user: {nb.user or '(none)'}")
         return
+    if rest.startswith("-") and rest != "--clear":
+        raise UsageError(f"%agent user takes a name or --clear, not {rest!r}")
     if rest != "--clear" and not unquote(rest).strip():
         raise UsageError("%agent user needs a name (or --clear for no user)")
     nb.settings.user = "" if rest == "--clear" else unquote(rest)  # the Agent acts as this user from now on
@@ -127,8 +155,9 @@ def user(nb: NotebookAgent, rest: str) -> None:
 def model(nb: NotebookAgent, rest: str) -> None:
     """``%agent model NAME``: the model for new cells (``-m`` still wins for one cell)."""
     if rest:
-        chosen = nb.model(unquote(rest))
-        nb.settings.model = unquote(rest)
+        name = one_word(rest, "%agent model NAME")
+        chosen = nb.model(name)
+        nb.settings.model = name
         print(f"model: {chosen!r}")
         return
     name, source = nb.model_choice()
@@ -143,6 +172,7 @@ def panel(nb: NotebookAgent, rest: str) -> Any:
     """
     from nbsessions.panel import SessionPanel  # ipywidgets loads only when a panel is asked for
 
+    no_words(rest, "%agent panel")
     nb.close_panel()
     nb.panel = SessionPanel(agent=nb.agent)
     return nb.panel
@@ -193,10 +223,10 @@ def use(nb: NotebookAgent, rest: str) -> None:
     """``%agent use S``: new cells continue session S (by name or id prefix); remembered across restarts."""
     session = nb.find_session(unquote(rest))
     nb.agent.set_active_session(session.session_id)
-    runs = len(nb.agent.get_runs(session.session_id))
+    runs = run_count(nb, session.session_id)
     twins = sum(1 for s in nb.sessions() if s.session_name and s.session_name == session.session_name)
     note = f" (the newest of {twins} sessions with this name)" if twins > 1 else ""
-    print(f"active session: {session.label_with_id}, {runs} runs{note}")
+    print(f"active session: {session.label_with_id}, {runs}{note}")
 
 
 @command("new")
@@ -227,7 +257,8 @@ def find_run(runs: list[RunOutput], prefix: str) -> RunOutput:
 def fork(nb: NotebookAgent, rest: str) -> None:
     """``%agent fork [RUN]``: a copy of the session up to RUN (id prefix; default all), made active."""
     session = nb.require_active()
-    run_id = find_run(nb.agent.get_runs(session.session_id), unquote(rest)).run_id if rest else None
+    prefix = one_word(rest, "%agent fork [RUN]")
+    run_id = find_run(nb.agent.get_runs(session.session_id), prefix).run_id if prefix else None
     forked = nb.agent.fork_session(session.session_id, run_id)
     nb.agent.set_active_session(forked.session_id)
     print(f"forked {session.label_with_id} into {forked.label_with_id}, now active")
@@ -243,13 +274,13 @@ def delete(nb: NotebookAgent, rest: str) -> None:
     """``%agent delete S --yes``: without ``--yes`` it only says what would go."""
     args = parse_rest(_DELETE, rest)
     session = nb.find_session(" ".join(args.session), unique=True)
-    runs = len(nb.agent.get_runs(session.session_id))
+    runs = run_count(nb, session.session_id)
     if not args.yes:
-        print(f"this would delete session {session.label_with_id} and its {runs} runs; nothing was deleted. "
+        print(f"this would delete session {session.label_with_id} and its {runs}; nothing was deleted. "
               f"To confirm: %agent delete {session.session_id[:8]} --yes")
         return
     nb.agent.delete_session(session.session_id)
-    print(f"deleted session {session.label_with_id} and its {runs} runs")
+    print(f"deleted session {session.label_with_id} and its {runs}")
 
 
 # -- inspecting the active session -------------------------------------------------------------------
@@ -288,12 +319,13 @@ def state(nb: NotebookAgent, rest: str) -> None:
 @command("metrics")
 def metrics(nb: NotebookAgent, rest: str) -> None:
     """Tokens, latency and cost of the active session, summed over its completed runs."""
+    no_words(rest, "%agent metrics")
     session = nb.require_active()
-    runs = nb.agent.get_runs(session.session_id)
+    runs = [r for r in nb.agent.get_runs(session.session_id) if r.parent_run_id is None]  # members: in theirs
     m = nb.agent.get_session_metrics(session.session_id)
     done = sum(1 for r in runs if r.status == RunStatus.completed)
     est = m.tokens_estimated
-    print(f"session {session.label_with_id}: {len(runs)} runs, {done} completed\n"
+    print(f"session {session.label_with_id}: {counted(len(runs), 'run')}, {done} completed\n"
           f"tokens: {tokens(m.input_tokens, est)} in / {tokens(m.output_tokens, est)} out / "
           f"{tokens(m.total_tokens, est)} total (cached {tokens(m.cached_tokens)}, "
           f"reasoning {tokens(m.reasoning_tokens)})"
@@ -352,7 +384,7 @@ def export(nb: NotebookAgent, rest: str) -> None:
         return
     session = nb.require_active()
     text = export_session(nb.agent, session.session_id, args.format)
-    runs = len(nb.agent.get_runs(session.session_id))
+    runs = run_count(nb, session.session_id)
     target = path or _default_path(nb, session.session_id[:8], args.format)
     _write(target, text)
-    print(f"exported {session.label_with_id} ({runs} runs) to {target}")
+    print(f"exported {session.label_with_id} ({runs}) to {target}")

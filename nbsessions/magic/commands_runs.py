@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from nbsessions.magic.cellopts import parse_object
-from nbsessions.magic.commands import command, find_run, parse_rest, show_html, unquote
+from nbsessions.magic.commands import command, find_run, no_words, one_word, parse_rest, show_html
 from nbsessions.magic.notebook import BACKGROUND_WAIT, NotebookAgent
 from nbsessions.magic.pauses import answers
 from nbsessions.presentation.render import format_footer, markdown_to_html
@@ -128,10 +128,11 @@ def variants(nb: NotebookAgent, rest: str) -> None:
 @command("keep")
 def keep(nb: NotebookAgent, rest: str) -> None:
     """``%agent keep RUN``: this variant's reply is the one later cells see as history."""
-    if not unquote(rest):
+    prefix = one_word(rest, "%agent keep RUN")
+    if not prefix:
         raise UsageError("give the variant to keep: %agent keep RUN (ids in %agent variants)")
     session = nb.require_active()
-    run = find_run(nb.agent.get_runs(session.session_id), unquote(rest))
+    run = find_run(nb.agent.get_runs(session.session_id), prefix)
     try:
         nb.agent.choose_variant(run.run_id)
     except ValueError as exc:
@@ -145,6 +146,7 @@ def keep(nb: NotebookAgent, rest: str) -> None:
 @command("summary")
 def summary(nb: NotebookAgent, rest: str) -> None:
     """The active session's running summary (``%config AgentMagics.summaries = N`` turns summaries on)."""
+    no_words(rest, "%agent summary")
     session = nb.require_active()
     summarizer = nb.agent.summarizer
     if summarizer is not None:

@@ -69,8 +69,8 @@ class ActionBar(VBox):
         if self._session is None:
             return
         self._pending = self._session.session_id
-        self.confirm_text.value = (f"Delete session “{self._session.label}” and its {self._run_count} runs? "
-                                   "This cannot be undone.")
+        runs = fmt.counted(self._run_count, "run")  # top-level runs, as History numbers them
+        self.confirm_text.value = f"Delete session “{self._session.label}” and its {runs}? This cannot be undone."
         self.confirm_box.layout.display = None
 
     def _confirmed(self, on_delete: Callable[[str], None]) -> None:

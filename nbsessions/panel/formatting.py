@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from nbsessions.records import theme
-from nbsessions.records.formatting import seconds, tokens, when, when_precise  # noqa: F401 (the views' names)
+from nbsessions.records.formatting import counted, seconds, tokens, when, when_precise  # noqa: F401 (the views' names)
 from nbsessions.records.schema import RunOutput, RunStatus
 
 _BADGE_COLOURS = {

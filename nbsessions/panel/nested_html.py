@@ -25,6 +25,7 @@ from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, run_p
 from nbsessions.panel.run_tree import Nested
 from nbsessions.presentation.render import markdown_to_html
 from nbsessions.records import theme
+from nbsessions.records.metrics import Metrics
 from nbsessions.records.schema import RunOutput, RunStatus, StepRecord
 
 STEP_STYLE = f"margin:4px 0;padding-left:8px;border-left:3px solid {theme.BORDER}"
@@ -50,14 +51,10 @@ def _label(run: RunOutput, children: list[RunOutput], title: str) -> str:
     """The header's ``<b>writer</b> · team · 2 member runs``: who (escaped HTML), kind and what is nested."""
     detail = ""
     if run.kind == "workflow":
-        detail = _count(len(run.steps), "step")
+        detail = fmt.counted(len(run.steps), "step")
     elif children:
-        detail = _count(len(children), "member run" if run.kind == "team" else "nested run")
+        detail = fmt.counted(len(children), "member run" if run.kind == "team" else "nested run")
     return " · ".join(part for part in (title, fmt.kind_label(run.kind, detail)) if part)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 # -- teams -----------------------------------------------------------------------------------------
@@ -87,9 +84,10 @@ def member_names(team_run: RunOutput, members: list[RunOutput]) -> tuple[dict[st
 def _members_line(run: RunOutput, children: list[RunOutput], names: dict[str, str]) -> str:
     """``2 member runs: researcher, writer · 19 tokens`` as plain text (the caller escapes it for HTML)."""
     who = ", ".join(names.get(c.run_id) or c.model or "?" for c in children)
-    tokens = fmt.tokens(sum(c.metrics.total_tokens for c in children))
+    summed = Metrics.total([c.metrics for c in children])  # ``~`` when any member's count is estimated
+    tokens = fmt.tokens(summed.total_tokens, summed.tokens_estimated)
     noun = "member run" if run.kind == "team" else "nested run"
-    return f"{_count(len(children), noun)}: {who} · {tokens} tokens"
+    return f"{fmt.counted(len(children), noun)}: {who} · {tokens} tokens"
 
 
 def _name(name: str | None) -> str:
@@ -121,7 +119,7 @@ def _step_head(number: int, step: StepRecord) -> str:
 def _step_run_line(child: RunOutput) -> str:
     """``its agent run · model · 12 tokens · 0.4 s`` as plain text (the caller escapes it for HTML)."""
     m = child.metrics
-    return (f"its {child.kind} run · {child.model or '?'} · {fmt.tokens(m.total_tokens)} tokens · "
+    return (f"its {child.kind} run · {child.model or '?'} · {fmt.tokens(m.total_tokens, m.tokens_estimated)} tokens · "
             f"{fmt.seconds(m.duration)}")
 
 

@@ -37,8 +37,9 @@ def run_meta(run: RunOutput, number: int | None, kind: str = "") -> str:
     m = run.metrics
     parts = [f"#{number}"] if number is not None else []
     parts += [kind] if kind else []
-    parts += [fmt.when_precise(run.created_at), f"{fmt.tokens(m.input_tokens)} in / "
-              f"{fmt.tokens(m.output_tokens)} out tokens", fmt.seconds(m.duration), html.escape(run.model or "?")]
+    parts += [fmt.when_precise(run.created_at), f"{fmt.tokens(m.input_tokens, m.tokens_estimated)} in / "
+              f"{fmt.tokens(m.output_tokens, m.tokens_estimated)} out tokens", fmt.seconds(m.duration),
+              html.escape(run.model or "?")]
     return " · ".join(parts) + fmt.run_badges(run)
 
 
@@ -113,5 +114,5 @@ def run_key(run: RunOutput, number: int) -> tuple:
     """Everything a run's block shows: a run whose key is unchanged need not be rendered again."""
     m = run.metrics
     return (number, run.run_id, run.status, run.superseded_by, run.variant_of, run.error, run.input, run.content,
-            run.model, run.created_at, m.input_tokens, m.output_tokens, m.duration, len(run.messages),
-            tuple(r.resolved for r in run.requirements))
+            run.model, run.created_at, m.input_tokens, m.output_tokens, m.tokens_estimated, m.duration,
+            len(run.messages), tuple(r.resolved for r in run.requirements))

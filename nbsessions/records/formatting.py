@@ -57,6 +57,11 @@ def tokens(count: int, estimated: bool = False) -> str:
     return f"~{count:,}" if estimated else f"{count:,}"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``: a count with its noun, singular for one (nouns here take a plain ``s``)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def one_line(text: object) -> str:
     """All whitespace (newlines included) as single spaces: for table cells and one-line summaries."""
     return " ".join(str(text).split())

@@ -101,8 +101,11 @@ class RunEngine:
             count_tokens=options["token_counter"],
         )
 
-    def plan(self, prompt: str, *, session_id, user_id, session_state, history, instructions, model,
-             cell_id, execution_count, tags, parent_run_id, add_session_state_to_context=None, metadata=None,
+    def plan(self, prompt: str, *, session_id: str | None, user_id: str | None,
+             session_state: dict[str, Any] | None, history: HistoryPolicy | None,
+             instructions: str | list[str] | None, model: Model | None, cell_id: str | None,
+             execution_count: int | None, tags: list[str] | None, parent_run_id: str | None,
+             add_session_state_to_context: bool | None = None, metadata: dict[str, Any] | None = None,
              dry_run: bool = False) -> tuple[RunOutput, Model, dict[str, Any]]:
         """The run about to be sent, with its whole context; ``dry_run`` writes nothing (``preview_context``).
 

@@ -24,17 +24,23 @@ from nbsessions.runs.printing import printable
 
 
 class TeamMode(str, Enum):
-    """Agno's team modes that nbsessions has (``broadcast`` and ``tasks`` are refused by name)."""
+    """Agno's team modes that nbsessions has (``tasks`` is refused by name)."""
 
     coordinate = "coordinate"
     route = "route"
+    broadcast = "broadcast"
 
 
-MODES = ("coordinate", "route")
+MODES = ("coordinate", "route", "broadcast")
+BROADCAST_TOOL = "delegate_task_to_members"  # Agno's name for the one tool of a broadcast team
 ROUTE_INSTRUCTIONS = ("You lead a team. Pick the one member best suited to the task and hand it the task with "
                       "its tool; then repeat that member's answer as your reply.")
 COORDINATE_INSTRUCTIONS = ("You lead a team. Hand parts of the task to the members best suited to them, with "
                            "their tools, then compose one answer from what they report.")
+BROADCAST_INSTRUCTIONS = (f"You lead a team. Send the task to every member at once with {BROADCAST_TOOL}, then "
+                          "compose one answer from their replies, saying where they agree and where they differ.")
+LEAD_INSTRUCTIONS = {"route": ROUTE_INSTRUCTIONS, "coordinate": COORDINATE_INSTRUCTIONS,
+                     "broadcast": BROADCAST_INSTRUCTIONS}
 
 
 def team_history_context(runs: list[RunOutput], current: str, num_runs: int) -> str | None:
@@ -50,6 +56,24 @@ def team_history_context(runs: list[RunOutput], current: str, num_runs: int) -> 
     return "\n".join([*parts, "</team_history_context>", ""])
 
 
+def _team_mode(mode: Any, delegate_to_all_members: bool) -> str:
+    """Agno's rule: ``mode`` wins; without it ``delegate_to_all_members=True`` means broadcast."""
+    if mode is None:
+        return "broadcast" if delegate_to_all_members else "coordinate"
+    value = mode.value if isinstance(mode, TeamMode) else mode
+    if value == "tasks":
+        raise ValueError("Agno's team mode 'tasks' (a leader keeping a task list) is not supported: "
+                         f"use one of {', '.join(MODES)}")
+    if value not in MODES:
+        raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
+    return value
+
+
+def _labelled(answers: list[tuple[str, str]]) -> str:
+    """Every member's answer under its name, as the leader of a broadcast team reads them."""
+    return "\n\n".join(f"{name}: {answer}" for name, answer in answers)
+
+
 def _member_name(agent: Agent, index: int) -> str:
     raw = agent.name or f"member_{index + 1}"
     return "".join(c if c.isalnum() else "_" for c in raw.lower()).strip("_") or f"member_{index + 1}"
@@ -59,28 +83,29 @@ class Team(Agent):
     """``Team(members=[...], model=leader_model, db=...)``; ``team.run(...)`` works as ``Agent.run`` does.
 
     ``mode="coordinate"`` lets the leader consult several members and compose; ``"route"`` hands the task to
-    one member whose answer becomes the team's. Agno's team options: ``respond_directly`` (a member's answer is
-    the team's reply, the leader is not asked again), ``determine_input_for_members=False`` (members get the
-    user's input as it is), ``add_team_history_to_members`` (the newest ``num_team_history_runs`` team runs
-    before a member's task), ``store_member_responses`` (a team run read back lists its member runs) and
-    ``show_members_responses`` (``print_response`` prints them). With no members the leader answers alone.
+    one member whose answer becomes the team's; ``"broadcast"`` (or Agno's ``delegate_to_all_members=True``)
+    sends one task to every member and composes from all their answers. Agno's team options:
+    ``respond_directly`` (a member's answer is the team's reply, the leader is not asked again),
+    ``determine_input_for_members=False`` (members get the user's input as it is),
+    ``add_team_history_to_members`` (the newest ``num_team_history_runs`` team runs before a member's task),
+    ``store_member_responses`` (a team run read back lists its member runs) and ``show_members_responses``
+    (``print_response`` prints them). With no members the leader answers alone.
     """
 
     def __init__(self, members: list[Agent] | None = None, model: Model | None = None, db: BaseDb | None = None,
-                 *, mode: str = "coordinate", instructions: str | None = None, respond_directly: bool = False,
+                 *, mode: str | None = None, instructions: str | None = None, respond_directly: bool = False,
                  determine_input_for_members: bool = True, add_team_history_to_members: bool = False,
                  num_team_history_runs: int = 3, store_member_responses: bool = False,
-                 show_members_responses: bool = False, **options: Any) -> None:
+                 show_members_responses: bool = False, delegate_to_all_members: bool = False,
+                 **options: Any) -> None:
+        mode = _team_mode(mode, delegate_to_all_members)
         members = list(members or [])
         for member in members:
             if not isinstance(member, Agent):
                 raise TypeError(f"a team member must be an Agent or a Team, not {type(member).__name__}")
-        if mode not in MODES:
-            raise ValueError(f"unknown team mode {mode!r}: use one of {', '.join(MODES)}")
-        lead = instructions or (None if not members else ROUTE_INSTRUCTIONS if mode == "route"
-                                else COORDINATE_INSTRUCTIONS)
+        lead = instructions or (LEAD_INSTRUCTIONS[mode] if members else None)
         super().__init__(model=model, db=db, instructions=lead, **options)
-        self.mode = TeamMode(mode).value
+        self.mode = mode
         self.respond_directly, self.determine_input_for_members = respond_directly, determine_input_for_members
         self.add_team_history_to_members, self.num_team_history_runs = add_team_history_to_members, \
             num_team_history_runs
@@ -92,7 +117,9 @@ class Team(Agent):
         self._sources = (members, instructions, {**options, **flags})
         self.members = {_member_name(agent, i): self._bind(agent) for i, agent in enumerate(members)}
         self.engine: TeamEngine = TeamEngine(self)
-        for name, member in self.members.items():
+        if self.mode == "broadcast" and self.members:
+            self.tools[BROADCAST_TOOL] = self._broadcast_tool()
+        for name, member in self.members.items() if self.mode != "broadcast" else ():
             self.tools[f"ask_{name}"] = self._member_tool(name, member)
 
     @property
@@ -130,6 +157,27 @@ class Team(Agent):
                         "required": ["task"]},
                     function=ask, async_function=aask, wants_context=True,
                     stop_after_tool_call=self.respond_directly)
+
+    def _broadcast_tool(self) -> Tool:
+        """Agno's broadcast: one task to every member; under ``arun`` they run at once, under ``run`` in turn
+        (as Agno's), each a nested run of its own. The leader gets every answer, each under its member's name."""
+        names = ", ".join(self.members)
+
+        def delegate_task_to_members(task: str, run_context: RunContext) -> str:
+            return _labelled([(member.name or name, self._ask(member, task, run_context))
+                             for name, member in self.members.items()])
+
+        async def adelegate_task_to_members(task: str, run_context: RunContext) -> str:
+            answers = await asyncio.gather(*(self._aask(m, task, run_context) for m in self.members.values()))
+            return _labelled([(m.name or name, answer) for (name, m), answer in zip(self.members.items(), answers,
+                                                                                      strict=True)])
+
+        return Tool(name=BROADCAST_TOOL, description=f"Send one task to every member ({names}) and get each answer",
+                    parameters={"type": "object", "properties": {"task": {
+                        "type": "string", "description": "the task, with everything the members need to know"}},
+                        "required": ["task"]},
+                    function=delegate_task_to_members, async_function=adelegate_task_to_members,
+                    wants_context=True, stop_after_tool_call=self.respond_directly)
 
     def _ask(self, member: Agent, task: str, context: RunContext) -> str:
         """Run a member in the team's session, nested under the team run; its failure is the leader's to see.

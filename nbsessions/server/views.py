@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbsessions.records import formatting as fmt
+from nbsessions.records.metrics import Metrics
 from nbsessions.records.schema import RunOutput, Session
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.core.context import newest_top_level
@@ -31,11 +33,18 @@ def session_matches(agent: Agent, session: Session, wanted: list[str]) -> bool:
     return not missing
 
 
+def shown(m: Metrics) -> dict[str, Any]:
+    """Tokens, cost and duration spelled by ``records.formatting``, as the footer, CLI and panel spell them: the
+    sidebar shows these strings rather than formatting the numbers again in TypeScript, so it cannot drift."""
+    return {"tokens_estimated": m.tokens_estimated, "tokens_text": fmt.tokens(m.total_tokens, m.tokens_estimated),
+            "cost_text": fmt.cost(m.cost), "duration_text": fmt.seconds(m.duration)}
+
+
 def session_row(agent: Agent, session: Session) -> dict[str, Any]:
     count, metrics = agent.get_session_totals(session.session_id)
     return {"session_id": session.session_id, "name": session.session_name or "", "user_id": session.user_id,
             "agent_name": session.agent_name, "created_at": session.created_at, "updated_at": session.updated_at,
-            "runs": count, "total_tokens": metrics.total_tokens, "cost": metrics.cost}
+            "runs": count, "total_tokens": metrics.total_tokens, "cost": metrics.cost, **shown(metrics)}
 
 
 def list_sessions(agent: Agent, query: str | None) -> list[dict[str, Any]]:
@@ -50,7 +59,7 @@ def run_row(run: RunOutput) -> dict[str, Any]:
             "content": run.content, "model": run.model, "provider": run.provider, "error": run.error,
             "input_tokens": m.input_tokens, "output_tokens": m.output_tokens, "total_tokens": m.total_tokens,
             "cost": m.cost, "duration": m.duration, "cell_id": run.cell_id, "execution_count": run.execution_count,
-            "superseded_by": run.superseded_by, "kind": run.kind, "agent_name": run.agent_name}
+            "superseded_by": run.superseded_by, "kind": run.kind, "agent_name": run.agent_name, **shown(m)}
 
 
 def list_runs(agent: Agent, session_id: str, last: int) -> dict[str, Any]:

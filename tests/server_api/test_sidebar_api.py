@@ -10,9 +10,10 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from nbsessions import Agent, TinyDb
+from nbsessions import Agent, RunOutput, RunStatus, Session, TinyDb
 from nbsessions.db.locate import db_path_for
 from nbsessions.llm import FunctionModel
+from nbsessions.records.metrics import Metrics
 
 API = ("nbsessions", "api")
 
@@ -70,6 +71,24 @@ async def test_lists_a_notebooks_sessions_newest_first_from_the_file_beside_it(j
     assert newest["content"] == "Reply to: And pivot it?"
     assert (newest["status"], newest["cell_id"], newest["execution_count"]) == ("completed", "cell-42", 7)
     assert newest["total_tokens"] > 0 and newest["model"]
+    # a FunctionModel's counts are estimated and it has no price: spelled as the footer spells them
+    assert newest["tokens_text"] == f"~{newest['total_tokens']:,}" and newest["cost_text"] == "cost n/a"
+    assert runs["session"]["tokens_text"] == f"~{runs['session']['total_tokens']:,}"
+
+
+async def test_rows_carry_tokens_cost_and_duration_spelled_as_every_other_surface_spells_them(jp_fetch, jp_root_dir):
+    notebook = write_notebook(jp_root_dir)
+    with TinyDb(db_path_for(notebook)) as db:
+        session = Session(session_name="priced")
+        db.upsert_session(session)
+        db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.completed, input="q", content="a",
+                                metrics=Metrics(input_tokens=12_000, output_tokens=345, total_tokens=12_345,
+                                                duration=1.2, cost=0.0000145)))
+    body = await get(jp_fetch, "sessions", session.session_id, "runs", path="analysis.ipynb")
+    run, = body["runs"]
+    assert (run["tokens_text"], run["cost_text"], run["duration_text"]) == ("12,345", "$0.0000145", "1.20 s")
+    assert run["tokens_estimated"] is False
+    assert (body["session"]["tokens_text"], body["session"]["cost_text"]) == ("12,345", "$0.0000145")
 
 
 async def test_a_notebook_without_a_store_lists_nothing_and_creates_nothing(jp_fetch, jp_root_dir):
