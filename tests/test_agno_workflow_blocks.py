@@ -412,3 +412,48 @@ def test_aprint_response_runs_the_blocks_with_arun_and_prints_each_step(capsys):
     asyncio.run(streamed.aprint_response("again", stream=True))  # a streamed run's steps run in a worker thread
     out = capsys.readouterr().out
     assert "AGAIN" in out and "Streamed · 2 steps" in out
+
+
+def test_a_workflow_cell_with_blocks_counts_the_steps_it_ran(nb):
+    def shout(step_input: StepInput) -> str:
+        return step_input.input.upper()
+
+    flow = Workflow(name="fan", steps=[Parallel(shout, Step(name="again", executor=shout), name="both"),
+                                       Step(name="last", executor=lambda s: s.get_step_content("both")["again"])])
+    nb.shell.push({"flow": flow})
+    assert nb.run("%agent register flow flow").result.success
+    ran = nb.run("%%agent --workflow flow --new fan\nquiet")
+    assert ran.result.success, ran.stderr
+    final = ran.outputs[-1].data["text/plain"]
+    assert "step 2 · shout · function · completed\n    QUIET" in final and "\n\nQUIET\n\n— workflow fan" in final
+    assert " · 4 steps completed · " in final  # not "4/2": a block's inner steps are known only as it runs
+
+
+def test_a_cancelled_parallel_keeps_its_branches_steps_in_the_stored_run():
+    async def main():
+        quick_done, never = asyncio.Event(), asyncio.Event()
+
+        async def quick(step_input: StepInput) -> str:
+            return "quick"
+
+        async def mark(step_input: StepInput) -> str:  # runs once quick's record is completed
+            quick_done.set()
+            await never.wait()
+
+        async def stuck(step_input: StepInput) -> str:
+            await never.wait()
+
+        db = InMemoryDb()
+        workflow = Workflow(db=db, steps=[Parallel(Steps(name="first", steps=[quick, mark]), stuck, name="both")])
+        task = asyncio.create_task(workflow.arun("go", session_id="s"))
+        await quick_done.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return db.list_runs("s")[-1]
+
+    stored = asyncio.run(main())
+    assert stored.status.value == "cancelled"
+    assert named(stored) == [("both", "parallel", "cancelled"), ("first", "steps", "cancelled"),
+                             ("quick", "function", "completed"), ("mark", "function", "cancelled"),
+                             ("stuck", "function", "cancelled")]

@@ -113,9 +113,11 @@ def _parallel(frame: _Frame, outputs: Outputs) -> Work:
     yield frame.event(ParallelExecutionStartedEvent, parallel_step_count=len(block.steps))
     scopes = [frame.scope.inside(frame.block_id, []) for _ in block.steps]
     works = [runner.branch(node, dict(outputs), scopes[i], i) for i, node in enumerate(block.steps)]
-    results: list[StepOutput] = yield Branches(works)
-    for scope in scopes:  # the branches' records, in the block's order whichever finished first
-        frame.scope.records.extend(scope.records)
+    def ended() -> None:  # the branches' records, in the block's order whichever finished first
+        for scope in scopes:
+            frame.scope.records.extend(scope.records)
+
+    results: list[StepOutput] = yield Branches(works, ended)
     output = _summary(results, _joined(results))
     output.executor_type = "parallel"
     yield frame.event(ParallelExecutionCompletedEvent, parallel_step_count=len(block.steps), step_results=results)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import queue
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -61,17 +61,30 @@ class Branches:
     (``run``) or as tasks (``arun``); the answer is each branch's result, in order."""
 
     works: list[Generator[Any, Any, Any]]
+    ended: Callable[[], None] = lambda: None  # called however the branches end, even interrupted or cancelled
 
     def run(self) -> list[Any]:
-        with ThreadPoolExecutor(max_workers=len(self.works), thread_name_prefix="parallel-step") as pool:
-            futures = [pool.submit(copy_context().run, drive, work) for work in self.works]
-            return [future.result() for future in futures]
+        try:
+            with ThreadPoolExecutor(max_workers=len(self.works), thread_name_prefix="parallel-step") as pool:
+                futures = [pool.submit(copy_context().run, drive, work) for work in self.works]
+                return [future.result() for future in futures]
+        finally:
+            self.ended()
 
     async def arun(self) -> list[Any]:
-        return list(await asyncio.gather(*(adrive(work) for work in self.works)))
+        try:
+            return list(await asyncio.gather(*(adrive(work) for work in self.works)))
+        finally:
+            self.ended()
 
     def stream(self, stream_events: bool) -> Generator[Any, Any, list[Any]]:
         """``run`` that yields every branch's events as they come, from one queue."""
+        try:
+            return (yield from self._stream(stream_events))
+        finally:
+            self.ended()
+
+    def _stream(self, stream_events: bool) -> Generator[Any, Any, list[Any]]:
         box: queue.Queue[Any] = queue.Queue()
 
         def one(work: Generator[Any, Any, Any]) -> Any:
