@@ -457,3 +457,15 @@ def test_a_cancelled_parallel_keeps_its_branches_steps_in_the_stored_run():
     assert named(stored) == [("both", "parallel", "cancelled"), ("first", "steps", "cancelled"),
                              ("quick", "function", "completed"), ("mark", "function", "cancelled"),
                              ("stuck", "function", "cancelled")]
+
+
+def test_streamed_print_response_numbers_blocks_and_inner_steps_as_they_are_stored(capsys):
+    def a(step_input: StepInput) -> str:
+        return "A"
+
+    workflow = Workflow(name="w", steps=[Loop(steps=[a], max_iterations=2), Steps(name="tail", steps=[a])])
+    workflow.print_response("go", stream=True)
+    streamed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Step ")]
+    workflow.print_response("go")
+    stored = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Step ")]
+    assert streamed == stored == ["Step 1: Loop", "Step 2: a", "Step 3: a", "Step 4: tail", "Step 5: a"]

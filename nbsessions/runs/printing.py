@@ -77,6 +77,10 @@ async def aprint_reply(arun: Callable[..., Any], input: str, *, stream: bool | N
     return _end(outcome, streamed=shown) if outcome is not None else None
 
 
+_BLOCK_STARTS = ("ParallelExecutionStarted", "ConditionExecutionStarted", "LoopExecutionStarted",
+                 "RouterExecutionStarted", "StepsExecutionStarted")
+
+
 def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool = True,
                    show_step_details: bool = True, **options: Any) -> None:
     """Agno's ``Workflow.print_response`` as plain text: the input, each step under its name (its reply as it
@@ -84,12 +88,14 @@ def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool =
     _start(input, True)
     if not stream:
         return print_workflow_run(workflow.run(input, **options), show_time, show_step_details)
-    shown, streamed_text, run_id = StreamRedactor(), False, None
+    shown, streamed_text, run_id, number = StreamRedactor(), False, None, 0
     for event in workflow.run(input, stream=True, stream_events=True, **options):
         kind = getattr(event, "event", "")
         run_id = getattr(event, "run_id", None) if kind == "WorkflowStarted" else run_id
-        if kind == "StepStarted" and show_step_details:
-            print(f"{shown.flush()}\nStep {event.step_index + 1}: {printable(event.step_name or '')}", flush=True)
+        if kind == "StepStarted" or kind in _BLOCK_STARTS:  # numbered as the stored steps are, blocks included
+            number += 1
+            if show_step_details:
+                print(f"{shown.flush()}\nStep {number}: {printable(event.step_name or '')}", flush=True)
             streamed_text = False
         elif kind == "RunContent" and getattr(event, "parent_run_id", None) == run_id:
             streamed_text = True
