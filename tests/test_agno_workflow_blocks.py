@@ -4,12 +4,14 @@ imports, model and db only (cookbook/04_workflows/...): what each step is given,
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
 from conftest import RecordingModel
 
-from nbsessions import Agent, InMemoryDb, OpenAIChat
+from nbsessions import Agent, FunctionModel, InMemoryDb, OpenAIChat
+from nbsessions.llm.base import ToolCall
 from nbsessions.workflow import Condition, Loop, Parallel, Router, Step, StepInput, StepOutput, Steps, Workflow
 
 
@@ -99,7 +101,7 @@ def test_parallel_branches_run_at_once_in_threads_and_as_tasks():
     assert asyncio.run(main()).steps[0].output.count("✅ SUCCESS") == 2
 
 
-def test_state_changes_from_parallel_branches_and_their_agents_are_all_kept(frequent_thread_switches):
+def test_state_changes_from_parallel_branches_and_their_agents_are_all_kept(db, frequent_thread_switches):
     def writer(i):
         def write(step_input: StepInput, session_state) -> str:
             for n in range(50):
@@ -109,16 +111,23 @@ def test_state_changes_from_parallel_branches_and_their_agents_are_all_kept(freq
         write.__name__ = f"write{i}"
         return write
 
-    marker = Agent(name="marker", model=RecordingModel("ok"), enable_agentic_state=True)
-    db = InMemoryDb()
+    def marker(i):  # an agent that sets its own key with the agentic-state tool, then answers
+        def reply(messages, tools):
+            if any(m.role == "tool" for m in messages):
+                return "ok"
+            return ToolCall("c1", "update_session_state", json.dumps({"session_state_updates": {f"agent{i}": i}}))
+        return Agent(name=f"marker{i}", model=FunctionModel(reply, id=f"marker{i}"), enable_agentic_state=True)
+
+    markers = [Step(name=f"agent{i}", agent=marker(i)) for i in range(2)]
     for round_ in range(40):
-        branches = [writer(i) for i in range(4)] + [Step(name="agent", agent=marker)]
+        branches = [writer(i) for i in range(4)] + markers
         workflow = Workflow(db=db, steps=[Parallel(*branches, name="writers")])
         sid = f"s{round_}"
         assert workflow.run("go", session_id=sid).status.value == "completed"
         state = workflow.get_session_state(session_id=sid)
         assert all(state[f"k{i}_{n}"] == n for i in range(4) for n in range(50)), round_
-        assert sorted(state["log"]) == sorted((i, n) for i in range(4) for n in range(50)), round_
+        assert (state["agent0"], state["agent1"]) == (0, 1), round_
+        assert sorted(map(tuple, state["log"])) == sorted((i, n) for i in range(4) for n in range(50)), round_
 
 
 def test_a_failing_branch_is_recorded_and_the_others_and_the_workflow_go_on():

@@ -7,6 +7,7 @@ Split from ``workflow.py`` so the step loop (retries, skips, history, what each 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -243,10 +244,21 @@ class StepsRun:
             stored = wf.db.get_session(run.session_id).session_state
             for key in [k for k in initial if k not in stored]:
                 state.pop(key, None)
-            state.update({k: v for k, v in stored.items() if initial.get(k, _MISSING) != v})
+            state.update({k: v for k, v in stored.items() if not _same(initial.get(k, _MISSING), v)})
             initial.clear()
             initial.update(copy.deepcopy(stored))
         if child.status != RunStatus.completed:
             raise RuntimeError(f"{step.name} ended {child.status.value}")
         return StepOutput(content=child.content, step_type=step.kind, executor_type=step.kind,
                           executor_name=target.name), child
+
+
+def _same(before: Any, stored: Any) -> bool:
+    """Whether a stored value is the one the workflow last wrote, as the store gives it back (JSON turns tuples
+    into lists): a value only looks changed when an agent step changed it."""
+    if before is _MISSING:
+        return False
+    try:
+        return json.dumps(before, sort_keys=True) == json.dumps(stored, sort_keys=True)
+    except (TypeError, ValueError):
+        return before == stored
