@@ -352,6 +352,7 @@ def test_workflow_using_steps_runs_the_sequence_and_prints_each_step(capsys):
     (lambda: Condition(evaluator="input.contains('x')", steps=[str]), "CEL expressions are not supported"),
     (lambda: Router(choices=[str]), "selector must be a function"),
     (lambda: Steps(name="s", steps=[42]), "a step must be a Step, an Agent, a Team or a function, not int"),
+    (lambda: Condition(evaluator=True, steps=[str], requires_confirmation=True), "'requires_confirmation'"),
 ])
 def test_bad_blocks_are_refused_with_one_line(build, message):
     with pytest.raises((ValueError, TypeError)) as refused:
@@ -371,6 +372,11 @@ def test_an_evaluator_or_selector_that_raises_ends_the_run_in_error():
         workflow.run("go")
     stored = db.get_run(failed.value.run.run_id)
     assert stored.status.value == "error" and named(stored)[1] == ("check", "condition", "error")
+    def end_condition(outputs: list[StepOutput]) -> bool:
+        raise RuntimeError("judge down")
+
+    with pytest.raises(WorkflowError, match="judge down"):
+        Workflow(steps=[Loop(steps=[lambda s: "once"], end_condition=end_condition)]).run("go")
     unknown = Workflow(steps=[Router(name="r", selector=lambda s: "nowhere", choices=[Step(name="a", executor=str)])])
     with pytest.raises(WorkflowError, match="the selector chose 'nowhere', which is not among its choices"):
         asyncio.run(unknown.arun("go"))
