@@ -168,8 +168,8 @@ def table(rows: list[Row], quick: bool, repeat: int) -> str:
     lines = head + [f"| {m} | {ms:.1f} ms | {base} | {ratio} | {cli.MET[met]} |" for m, ms, base, ratio, met in rows]
     if any(met is False for *_, met in rows):
         lines += ["", "Where a build misses the target, compare it with the store's `session_totals` row: a store "
-                  "that answers it by copying every run (`BaseDb`'s default, used by `InMemoryDb`) pays that "
-                  "on every build and redraw; `TinyDb` counts from its stored documents."]
+                  "that answers it by copying every run (`BaseDb`'s default) pays that on every build and redraw; "
+                  "`InMemoryDb` and `TinyDb` keep what it needs of each run (top-level?, metrics when completed)."]
     return "\n".join(lines)
 
 

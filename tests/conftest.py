@@ -16,6 +16,18 @@ from nbsessions.records import redact
 from nbsessions.records.schema import Message
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_state_folder(tmp_path_factory):
+    """Final writes a test's store never answered are kept under $XDG_STATE_HOME: the run's own, never ~'s."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def _fresh_secrets():
     """Each test starts with no secret but the default variable's: a test key must not redact the next test's text."""

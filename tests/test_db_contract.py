@@ -314,6 +314,20 @@ def test_session_totals_counts_all_runs_but_sums_only_completed(db):
     assert metrics.time_to_first_token == pytest.approx(0.3)
 
 
+def test_session_totals_follow_a_run_rewritten_and_leave_out_nested_runs(db):
+    session = make_session(db)
+    paused = make_run(db, session.session_id, status=RunStatus.paused, metrics=Metrics(input_tokens=7))
+    make_run(db, session.session_id, parent_run_id=paused.run_id, metrics=Metrics(input_tokens=100))
+    assert db.session_totals(session.session_id) == (1, Metrics())  # the paused run counts, sums nothing yet
+    paused.status, paused.metrics = RunStatus.completed, Metrics(input_tokens=9, duration=1.5)
+    db.upsert_run(paused)  # continued: the same run written again
+    paused.metrics.input_tokens = 1000  # the caller's object changing later changes nothing stored
+    count, metrics = db.session_totals(session.session_id)
+    assert (count, metrics.input_tokens, metrics.duration) == (1, 9, 1.5)
+    db.delete_session(session.session_id)
+    assert db.session_totals(session.session_id) == (0, Metrics())
+
+
 def test_session_totals_of_empty_session(db):
     session = make_session(db)
     count, metrics = db.session_totals(session.session_id)

@@ -869,7 +869,7 @@ def test_regenerate_shows_the_variants_side_by_side_and_keep_picks_the_one_in_hi
     assert columns(group) == ["answer 1 / Keep this one", "answer 2 / kept in history"]
     shown = panel.history.markup
     for view in panel.history.sent_views:
-        shown = shown.replace(view.children[0].value, "")
+        shown = shown.replace(view.body, "")
     assert shown.count("Name a colour") == 1  # the prompt once, above the columns (the Sent view aside)
     assert panel.status.value == "new variant: completed"
     new = agent.db.list_runs(run.session_id)[-1]
@@ -909,7 +909,7 @@ def test_an_older_run_regenerated_groups_its_variants_where_it_stands(db):
 
     (plain, sent), (group,) = panel.history.entries  # newest on top: the second run and its Sent view
     assert group is panel.history.variant_groups[0] and isinstance(plain, HTML)
-    assert sent is panel.history.sent_views[0] and "second question" in sent.children[0].value
+    assert sent is panel.history.sent_views[0] and "second question" in sent.body
     assert columns(group) == ["answer 1 / Keep this one", "answer 3 / kept in history"]
     assert "second question" in plain.value and "first question" not in plain.value
 

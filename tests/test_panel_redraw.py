@@ -16,10 +16,11 @@ from conftest import RecordingModel
 from ipywidgets import Box, Widget
 from ipywidgets.widgets import widget as widget_module
 
-from nbsessions import Agent, FunctionModel, RunStatus
+from nbsessions import Agent, FunctionModel, RunOutput, RunStatus
 from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.run_tree import RUNS_PER_PAGE
+from nbsessions.panel.styles import PLACES
 from nbsessions.panel.widget_tree import descendants
 from nbsessions.runs.core.tools import tool
 
@@ -79,6 +80,45 @@ def test_runs_arriving_past_a_full_page_keep_every_live_view_and_add_no_widgets(
     assert "superseded" in panel.history.markup  # the re-run cell's older runs were redrawn in their slots
     panel.close()
     assert [w for w in watch.seen for w in (w, *looks(w)) if w.comm is not None] == []
+
+
+def shown_by_place(panel: SessionPanel) -> list[int]:
+    """The numbers of the slots in use, in the order the stylesheet's place classes put them (highest first)."""
+    placed = []
+    for slot in panel.history.slots.all:
+        if slot.key is None:
+            continue
+        places = {c for w in slot.widgets for c in w._dom_classes if c.startswith("nbsessions-at-")}
+        assert len(places) == 1, places  # every widget of a slot in one place, one place each
+        place = int(places.pop().rsplit("-", 1)[1])
+        assert 0 <= place < PLACES
+        placed.append((place, slot.number))
+    assert len({place for place, _n in placed}) == len(placed)
+    return [number for _place, number in sorted(placed, reverse=True)]
+
+
+def test_slots_show_newest_first_by_their_place_class_however_far_the_page_moves(db):
+    agent = Agent(model=RecordingModel(), db=db)
+    sid = agent.create_session("long").session_id
+    runs = [RunOutput(session_id=sid, input=f"q{i}", content=f"a{i}") for i in range(1, 131)]
+    runs[-30].superseded_by, runs[-29].variant_of = runs[-29].run_id, runs[-30].run_id  # #101 and #102: a group
+    for run in runs:
+        db.upsert_run(run)
+    panel = SessionPanel(agent)
+    panel.select(sid)
+    assert shown_by_place(panel) == [n for n in range(130, 80, -1) if n != 102]  # the group goes in #101's slot
+    assert {type(slot).__name__ for slot in panel.history.slots.all} == {"RunSlot", "EntrySlot"}
+    panel.history.older.click()
+    panel.history.older.click()  # the oldest page: runs #1 to #30, far below the first page's places
+    assert shown_by_place(panel) == list(range(30, 0, -1))
+    for i in range(131, 131 + PLACES):  # live runs push the page up past every place the classes have
+        agent.run(f"q{i}", session_id=sid)
+        if i % 40 == 0:
+            panel.history.newer.click()
+            panel.history.newer.click()
+            assert shown_by_place(panel) == list(range(i, i - RUNS_PER_PAGE, -1))
+    assert shown_by_place(panel) == list(range(130 + PLACES, 130 + PLACES - RUNS_PER_PAGE, -1))
+    panel.close()
 
 
 def test_switching_sessions_paused_runs_and_variants_drop_no_live_view(db):

@@ -37,9 +37,36 @@ def test_each_run_has_a_folded_sent_view_naming_the_runs_its_history_came_from(d
     assert not any(v.unfolded for v in views)  # folded by default
     assert views[1].line.startswith("Sent · 2 messages (0 from history) · ~")
     assert views[0].line.startswith("Sent · 4 messages (2 from history) · ~")
-    body = views[0].children[0].value
+    body = views[0].body
     assert body.count(f"#1 {first.run_id[:8]}") == 2  # the question and the reply of run #1, in run #2's view
     assert "Be brief." in body and body in panel.history.markup
+
+
+def test_a_folded_sent_view_holds_only_its_line_and_draws_its_context_when_first_unfolded(db):
+    agent = Agent(model=RecordingModel(), db=db, add_history_to_context=True, instructions="Be brief.")
+    first = agent.run("one")
+    sid = first.session_id
+    second = agent.run("two", session_id=sid)
+    panel = SessionPanel(agent)
+    panel.select(sid)
+    views = panel.history.sent_views
+    blank = views[0].children[0]
+    assert [v.children for v in views] == [(blank,), (blank,)] and blank.value == ""  # one empty widget for all
+    assert "Be brief." in views[0].body  # rendered when asked for, not before
+    unfold(views[0])
+    inside, = views[0].children
+    assert inside is not blank and inside.value == views[0].body and blank.value == ""
+    assert views[1].children == (blank,)  # still folded: nothing drawn for it
+
+    agent.run("three", session_id=sid)  # arrives live, and a session switch and back: drawn again each time
+    panel.select(agent.create_session("elsewhere").session_id)
+    panel.select(sid)
+    views = by_run(panel)
+    assert views[second.run_id].unfolded and views[second.run_id].children[0].value == views[second.run_id].body
+    assert "Be brief." in views[second.run_id].children[0].value
+    shown = [v.children[0].value for v in views.values() if v.run_id != second.run_id]
+    assert shown == ["", ""]  # the other runs' views, folded: no context in the page, whichever slot they took
+    panel.close()
 
 
 def test_a_hostile_history_stays_text_in_the_sent_view(db):
@@ -48,7 +75,7 @@ def test_a_hostile_history_stays_text_in_the_sent_view(db):
     agent.run("next", session_id=first.session_id)
     panel = SessionPanel(agent)
     panel.select(first.session_id)
-    views = "".join(view.children[0].value for view in panel.history.sent_views)
+    views = "".join(view.body for view in panel.history.sent_views)
     checker = ActiveContent()
     checker.feed(views)
     assert checker.found == [] and views.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
@@ -74,7 +101,7 @@ def test_variants_of_one_prompt_show_once_the_context_they_all_sent(db):
     view, = [w for w in descendants(group) if isinstance(w, SentView)]
     assert group.children[1] is view  # under the prompt, above the columns
     assert view.line.startswith("Sent · 3 messages (2 from history)")
-    assert f"#1 {earlier.run_id[:8]}" in view.children[0].value
+    assert f"#1 {earlier.run_id[:8]}" in view.body
 
 
 def test_an_unfolded_sent_view_stays_unfolded_as_runs_arrive_and_when_its_run_is_drawn_anew(db):
@@ -128,7 +155,7 @@ def test_a_paused_runs_card_has_the_same_sent_view_kept_unfolded_by_run_id(db):
     view, = [w for w in card.children if isinstance(w, SentView)]
     assert card.children[1] is view and view.run_id == paused.run_id and not view.unfolded  # under the run
     assert view.line.startswith("Sent · 2 messages (0 from history)")
-    assert "Be careful." in view.children[0].value and "drop the sales table" in view.children[0].value
+    assert "Be careful." in view.body and "drop the sales table" in view.body
     unfold(view)
 
     agent.run("something else", session_id=paused.session_id)  # a run arrives while the card is open

@@ -295,6 +295,12 @@ class BaseDb(ABC):
     def remove_change_listener(self, listener: Callable[[str, str, str | None], None]) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
 
+    def spool_key(self) -> str | None:
+        """What names this store to every process of this machine, without a secret: final writes it never
+        answered are kept on disk under it (``runs/core/spool.py``). None for a store no other process opens, or
+        one opened only to read."""
+        return None
+
     def close(self) -> None:
         """Release files and locks; the in-memory store has nothing to release."""
 

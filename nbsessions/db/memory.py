@@ -30,6 +30,7 @@ class InMemoryDb(BaseDb):
         self._sessions: dict[str, dict[str, Any]] = {}
         self._runs: dict[str, dict[str, Any]] = {}
         self._runs_by_session: dict[str, list[str]] = {}
+        self._totals_rows: dict[str, tuple[bool, Metrics | None]] = {}  # run id -> top-level?, metrics if done
         self._meta: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -80,6 +81,7 @@ class InMemoryDb(BaseDb):
             existed = self._sessions.pop(session_id, None) is not None
             for run_id in self._runs_by_session.pop(session_id, []):
                 self._runs.pop(run_id, None)
+                self._totals_rows.pop(run_id, None)
             return existed
 
     def upsert_run(self, run: RunOutput, *, durable: bool = True) -> None:
@@ -87,6 +89,9 @@ class InMemoryDb(BaseDb):
             if run.run_id not in self._runs:
                 self._runs_by_session.setdefault(run.session_id, []).append(run.run_id)
             self._runs[run.run_id] = run.to_dict(history_refs=True)
+            done = run.status == RunStatus.completed  # what ``session_totals`` needs, kept as the run is written
+            self._totals_rows[run.run_id] = (run.parent_run_id is None, Metrics.from_dict(run.metrics.to_dict())
+                                             if done else None)
             if run.session_id in self._sessions:
                 self._sessions[run.session_id]["updated_at"] = now()
 
@@ -123,12 +128,12 @@ class InMemoryDb(BaseDb):
         return {i: self._runs[i] for i in run_ids if i in self._runs}
 
     def session_totals(self, session_id: str) -> tuple[int, Metrics]:
-        """Counted from the stored dicts: no run copies, so a session list stays cheap."""
+        """Counted from what each run's write kept of it (top-level?, metrics when completed): no run copied or
+        parsed, so a session list and every panel redraw stay cheap."""
         with self._lock:
-            ids = [i for i in self._runs_by_session.get(session_id, []) if not self._runs[i].get("parent_run_id")]
-            metrics = [Metrics.from_dict(self._runs[i]["metrics"]) for i in ids
-                       if self._runs[i]["status"] == RunStatus.completed.value]
-            return len(ids), Metrics.total(metrics)
+            rows = [self._totals_rows[i] for i in self._runs_by_session.get(session_id, [])]
+        top = [metrics for is_top, metrics in rows if is_top]
+        return len(top), Metrics.total([m for m in top if m is not None])
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:

@@ -83,17 +83,21 @@ class PostgresDb(BaseDb):
         register(url_password(url))  # redacted wherever a record or a message goes, not only in this store's errors
         self.url = mask_url(url)
         self.path = self.url  # what panels and messages show
-        self.meta_scope = meta_scope
+        self.meta_scope, self._read_only = meta_scope, read_only
         self.origin = new_id()  # tags this store's writes, so its own notifications are not echoed back
         self._conns = Connections(url, self.url, self.origin, pool_size=pool_size, timeout=timeout,
                                   read_only=read_only)
         with self._conns.errors("open"), self._conns.direct() as conn:  # fails at once, saying why (a pool
             self.schema_version = check_readable(conn) if read_only else migrate(conn)  # would retry)
+            self.user: str = conn.info.user  # who the server took us for (the URL may not say: PGUSER...)
         self._conns.open()
         self._feed = ChangeFeed(self._conns.direct, self.origin, meta_scope)
 
     def __repr__(self) -> str:
         return f"PostgresDb({self.url!r})"
+
+    def spool_key(self) -> str | None:
+        return None if self._read_only else f"postgresql {self.url} as {self.user}"  # ``url``: password masked
 
     def _connection(self, doing: str) -> contextlib.AbstractContextManager[psycopg.Connection]:
         return self._conns.connection(doing)

@@ -195,6 +195,9 @@ class TinyDb(BaseDb):
     def __repr__(self) -> str:
         return f"TinyDb({self.path!r})"
 
+    def spool_key(self) -> str | None:
+        return None if self._store.read_only else f"tinydb {self.path}"
+
     # -- sessions -------------------------------------------------------------------------------
     def get_session(self, session_id: str) -> Session | None:
         data = self._store.load(self._sessions, session_id)
@@ -293,7 +296,7 @@ class TinyDb(BaseDb):
         with self._store.reading():
             rows = [self._store.memo(RUNS, i, _totals_row) for i in self._store.group(RUNS, session_id)]
         top = [row for row in rows if row is not None and row[0]]  # nested runs are counted in their parent
-        return len(top), Metrics.total([Metrics.from_dict(metrics) for _, done, metrics in top if done])
+        return len(top), Metrics.total([metrics for _, metrics in top if metrics is not None])
 
     # -- notebook settings ----------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -319,6 +322,8 @@ class TinyDb(BaseDb):
             raise StorageError(f"{self.path}: {cls.__name__} {doc_id!r} cannot be read: {exc}") from exc
 
 
-def _totals_row(run: dict[str, Any]) -> tuple[bool, bool, dict[str, Any]]:
-    """What a session's totals need of one run: top-level?, completed?, metrics."""
-    return not run.get("parent_run_id"), run.get("status") == RunStatus.completed, dict(run.get("metrics") or {})
+def _totals_row(run: dict[str, Any]) -> tuple[bool, Metrics | None]:
+    """What a session's totals need of one run: top-level?, and its metrics when completed (built once here, not
+    on every count: ``Metrics.total`` only reads them)."""
+    done = run.get("status") == RunStatus.completed
+    return not run.get("parent_run_id"), Metrics.from_dict(run.get("metrics")) if done else None

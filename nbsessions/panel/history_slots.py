@@ -4,8 +4,10 @@ new values, not new views.
 Why: the browser redraws a box's children from the first one that changed, and each view it drops leaves its
 layout's view behind until that layout is closed (``widget_tree``). Newest first, a new run on top would make
 the browser redraw every run below it on every run, and keep the old views. So slots are only ever added at the
-end of their box and never move: CSS ``order`` (minus the number of the slot's first run) shows them newest
-first, and an entry that goes takes the newest that comes, in the same slot.
+end of their box and never move: CSS ``order`` shows them newest first, and an entry that goes takes the newest
+that comes, in the same slot. The order is a class of the stylesheet (``styles.place_class``: the number of the
+slot's first run, counted from a base that moves only when the page's runs leave the stylesheet's range), not a
+``Layout`` of each slot's own: the slots share History's looks, and a build makes no layout per run.
 
 A plain run's slot (``RunSlot``) refills its HTML and its Sent view in place. Any other entry — a paused run, the
 variants of a prompt, a team or workflow run with folds — goes into an ``EntrySlot``, which holds widgets made
@@ -20,23 +22,22 @@ from typing import Any, NamedTuple
 from ipywidgets import HTML, Layout, VBox, Widget
 
 from nbsessions.panel.sent_view import OnToggle, Sent, SentView
-from nbsessions.panel.styles import set_hidden
+from nbsessions.panel.styles import PLACES, place_class, set_hidden
 from nbsessions.panel.widget_tree import SharedLooks, close_tree
 
 
 class RunSlot:
     """One plain run: an HTML widget and a Sent view, both refilled in place (``fill``). They sit in the slots'
-    box side by side and share one ``Layout`` carrying the slot's ``order``: a plain run costs no box. A free
-    slot is hidden by class (``styles.HIDDEN``)."""
+    box side by side, with History's shared looks: a plain run costs no box and no layout. The Sent view shows
+    the slots' shared ``blank`` until first unfolded. A free slot is hidden by class (``styles.HIDDEN``)."""
 
     def __init__(self, looks: SharedLooks, on_toggle: OnToggle, number: int, markup: str, sent: Sent | None,
                  run_id: str, unfolded: bool) -> None:
         self.key: tuple | None = None
-        self.number, self.ident = number, ""
-        self.layout = Layout(order=str(-number), margin="0 0 6px 0")
-        self.html = HTML(markup, layout=self.layout, style=looks.style)
-        self.sent = SentView(run_id, sent, unfolded=unfolded, layout=self.layout, body=looks.html,
-                             on_toggle=on_toggle)
+        self.number, self.ident, self.place = number, "", ""
+        self.html = HTML(markup, layout=looks.spaced, style=looks.style)
+        self.sent = SentView(run_id, sent, unfolded=unfolded, layout=looks.spaced, body=looks.html,
+                             blank=looks.blank, on_toggle=on_toggle)
 
     @property
     def widgets(self) -> tuple[Widget, ...]:
@@ -47,7 +48,6 @@ class RunSlot:
         with self.html.hold_sync():
             self.html.value = markup
             set_hidden(self.html, False)
-        self.layout.order = str(-number)
         self.sent.show(run_id, sent, unfolded=unfolded)
 
     def empty(self) -> None:
@@ -63,12 +63,13 @@ class RunSlot:
 
 
 class EntrySlot(VBox):
-    """One entry drawn with widgets of its own: replaced (and the old ones closed) when the entry changes."""
+    """One entry drawn with widgets of its own: replaced (and the old ones closed) when the entry changes. The
+    box itself lives as long as History, so it takes History's shared ``layout``; a free one is hidden by class."""
 
-    def __init__(self, number: int, widgets: tuple[Widget, ...]) -> None:
+    def __init__(self, number: int, widgets: tuple[Widget, ...], layout: Layout) -> None:
         self.key: tuple | None = None
-        self.number, self.ident = number, ""
-        super().__init__(widgets, layout=Layout(order=str(-number)))
+        self.number, self.ident, self.place = number, "", ""
+        super().__init__(widgets, layout=layout)
 
     @property
     def widgets(self) -> tuple[Widget, ...]:
@@ -77,13 +78,11 @@ class EntrySlot(VBox):
     def fill(self, key: tuple, number: int, widgets: tuple[Widget, ...]) -> None:
         self._replace(widgets)
         self.key, self.number = key, number
-        with self.layout.hold_sync():
-            self.layout.order = str(-number)
-            self.layout.display = None
+        set_hidden(self, False)
 
     def empty(self) -> None:
         self.key = None
-        self.layout.display = "none"
+        set_hidden(self, True)
         self._replace(())
 
     def _replace(self, widgets: tuple[Widget, ...]) -> None:
@@ -98,6 +97,14 @@ class EntrySlot(VBox):
 
 
 Slot = RunSlot | EntrySlot
+
+
+def put(slot: Slot, place: str) -> None:
+    """Give the slot's widgets the class that orders them (``styles.place_class``), replacing the one they had."""
+    if slot.place != place:
+        for widget in slot.widgets:
+            widget._dom_classes = (*(c for c in widget._dom_classes if c != slot.place), place)
+        slot.place = place
 
 
 class Placement(NamedTuple):
@@ -123,6 +130,7 @@ class Slots(VBox):
 
     def __init__(self) -> None:
         self.all: list[Slot] = []
+        self.base = 0  # the run number that ``place_class(0)`` stands for
         super().__init__([])
 
     def place(self, entries: list[Placement]) -> None:
@@ -145,8 +153,14 @@ class Slots(VBox):
         for slot in free:
             if slot.key is not None:
                 slot.empty()
+        numbers = [entry.number for entry in entries]
+        if numbers and not (self.base <= min(numbers) and max(numbers) < self.base + PLACES):
+            self.base = min(numbers)  # the page moved out of range: every slot in use is put again
+        self.all += added
+        for slot in self.all:
+            if slot.key is not None:
+                put(slot, place_class(slot.number - self.base))
         if added:
-            self.all += added
             self.children = (*self.children, *(w for slot in added for w in slot.widgets))
 
     @property

@@ -190,7 +190,7 @@ class HistoryView(VBox):
                              lambda: RunSlot(self._looks, self._toggled, *parts()))
         return Placement(key, number, run.run_id, EntrySlot,
                          lambda slot: slot.fill(key, number, self._make(kind, members)),
-                         lambda: EntrySlot(number, self._make(kind, members)))
+                         lambda: EntrySlot(number, self._make(kind, members), self._looks.layout))
 
     def _make(self, kind: str, members: list[Member]) -> Entry:
         number, run = members[0]

@@ -23,6 +23,7 @@ from ipywidgets import HTML, Accordion, Layout, VBox, Widget
 from nbsessions.panel import formatting as fmt
 from nbsessions.panel.run_html import ERROR_STYLE, META_STYLE, render_run, run_parts, tool_calls
 from nbsessions.panel.run_tree import Nested
+from nbsessions.panel.sent_view import SentView
 from nbsessions.presentation.render import markdown_to_html
 from nbsessions.records import theme
 from nbsessions.records.metrics import Metrics
@@ -236,6 +237,8 @@ def tree_markup(widget: Widget) -> str:
     fold's title escaped): one reading of the page for tests and readers, whatever is widget and what HTML."""
     if isinstance(widget, HTML):
         return widget.value
+    if isinstance(widget, SentView):
+        return widget.body  # what it shows unfolded: a folded one holds only its line
     inner = "".join(tree_markup(child) for child in getattr(widget, "children", ()))
     if isinstance(widget, Fold):
         title = f'<div class="nbsessions-fold-title">{html.escape(widget.titles[0])}</div>'

@@ -13,13 +13,20 @@ from ipywidgets import Widget
 from nbsessions.records import theme
 
 HIDDEN = "nbsessions-hidden"  # a widget of the panel with this class is not shown
+PLACES = 100  # classes that order History's slots (``history_slots``): twice a page, so few redraws move them
+
+
+def place_class(place: int) -> str:
+    """The class that puts a widget at ``place`` in its flex box, from the end: higher places come first."""
+    return f"nbsessions-at-{place}"
+
 
 CSS = f"""
 .nbsessions-panel {{ --nbsessions-error: {theme.ERROR}; }}
 .nbsessions-panel .{HIDDEN} {{ display: none !important; }}
 .nbsessions-panel .lm-TabBar-tab, .nbsessions-panel .lm-TabBar-tabLabel,
 .nbsessions-panel .jupyter-widget-Collapse-header {{ color: {theme.TEXT} !important; }}
-"""
+""" + "".join(f".nbsessions-panel .{place_class(k)}{{order:{-k}}}" for k in range(PLACES))
 
 
 def with_stylesheet(markup: str) -> str:

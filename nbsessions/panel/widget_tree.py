@@ -41,7 +41,7 @@ def close_with_looks(widget: Widget) -> None:
 
 class SharedLooks:
     """One ``Layout`` and one ``HTMLStyle`` for the many HTML widgets a page keeps for its whole life (and a
-    spaced layout for its folds).
+    spaced layout for the runs of its slots, and one empty HTML widget that folded Sent views show).
 
     Each look is a widget of its own: made afresh for every one of a page's HTML widgets they would triple what
     drawing it costs. Never give them to a widget that is closed before the page: the browser would keep its
@@ -50,10 +50,11 @@ class SharedLooks:
 
     def __init__(self) -> None:
         self.layout, self.style, self.spaced = Layout(), HTMLStyle(), Layout(margin="0 0 6px 0")
+        self.blank = self.html("")  # what every folded Sent view of the page shows (``SentView``)
 
     def html(self, value: str) -> HTML:
         return HTML(value, layout=self.layout, style=self.style)
 
     def close(self) -> None:
-        for widget in (self.layout, self.style, self.spaced):
+        for widget in (self.blank, self.layout, self.style, self.spaced):
             widget.close()

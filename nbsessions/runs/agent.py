@@ -20,7 +20,7 @@ from nbsessions.records.validate import check_state, check_text, check_user_id
 from nbsessions.runs import variants as variant_slots
 from nbsessions.runs.agent_options import AGENT_DEFAULTS, AgentOptions, agent_options, summarizer_of, system_prompt_of
 from nbsessions.runs.arguments import DbLike, ModelLike, as_db, as_model
-from nbsessions.runs.core import run_log
+from nbsessions.runs.core import run_log, run_writes
 from nbsessions.runs.core.inspect_context import SentContext
 from nbsessions.runs.core.interrupts import caller_task
 from nbsessions.runs.core.streams import AsyncRunStream, RunStream, acomplete
@@ -65,6 +65,7 @@ class Agent(SessionsApi):
         functions = list(tools or []) + ([update_session_state] if self.options["enable_agentic_state"] else [])
         self.tools: dict[str, Tool] = {t.name: t for t in map(make_tool, functions)}
         self.db = as_db(db)  # last: a bad argument above leaves no file behind
+        run_writes.replay_kept(self.db)  # what an earlier process could not store in it, stored now
         self.user_id, self.session_id, self.session_state = user_id, session_id, dict(session_state or {})
         self.instructions, self.name, self.agent_id = instructions, name, agent_id or id or new_id()
         self.summarizer = summarizer_of(self.options, self.db, self.model)
@@ -95,6 +96,7 @@ class Agent(SessionsApi):
         """The same agent on another store (how workflows and teams run agents inside their own session)."""
         clone = copy.copy(self)
         clone.db = db
+        run_writes.replay_kept(db)
         clone.sessions, clone.engine = Sessions(clone), type(self.engine)(clone)
         if self.summarizer is not None:
             clone.summarizer = self.summarizer.on(db)

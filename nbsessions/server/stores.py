@@ -17,6 +17,7 @@ from pathlib import Path
 from nbsessions.db import open_store
 from nbsessions.db.base import BaseDb
 from nbsessions.db.locate import db_path_for, env_db_url, login_user
+from nbsessions.db.postgres_schema import NoSchema
 from nbsessions.db.tinydb import TinyDb
 from nbsessions.db.urls import mask_url, scrub, url_password
 from nbsessions.records.errors import InvalidInputError
@@ -114,7 +115,10 @@ class StoreCache:
             self._used[key] = time.monotonic()
             if key in self._stores:
                 return self._stores[key]
-            db = open_store(where.url) if where.url else TinyDb(where.path, read_only=True)
+            try:  # read-only: the server never writes, not even what a kernel kept for the store (runs/core/spool.py)
+                db = open_store(where.url or where.path, read_only=True)
+            except NoSchema:
+                return None  # a database nbsessions never wrote to: as a notebook without a store
             if where.url:
                 self._changes[key] = 0
                 user = where.user
