@@ -174,6 +174,11 @@ def test_condition_with_else_runs_one_branch_and_follow_up_sees_its_last_step():
     assert [s.name for s in general.steps] == ["TechnicalTriage", "GeneralSupport", "FollowUp"]
     assert models["followup"].prompts[-1][-1] == "echo How do I change my shipping address?"
     assert not models["diag"].requests[1:]  # the if-branch ran once, for the technical query only
+    events = [e for e in workflow.run("a bug", stream=True, stream_events=True) if e.event.startswith("Condition")]
+    assert [(e.event, e.condition_result) for e in events] == [("ConditionExecutionStarted", True),
+                                                               ("ConditionExecutionCompleted", True)]
+    assert (events[1].branch, events[1].executed_steps) == ("if", 2)
+    assert [r.step_name for r in events[1].step_results] == ["Diagnose", "Engineer"]
 
 
 # -- cookbook 04_parallel_execution/parallel_with_condition.py (a Condition in a Parallel, and around one) -------
@@ -340,6 +345,11 @@ def test_workflow_using_steps_runs_the_sequence_and_prints_each_step(capsys):
     run = article_workflow.get_last_run_output()
     assert run.content == "echo echo echo Write an article about renewable energy"
     assert run.steps[0].output == "Steps article_creation completed with 3 results"
+    events = list(article_workflow.run("solar", stream=True, stream_events=True))
+    started, done = (next(e for e in events if e.event == f"StepsExecution{k}") for k in ("Started", "Completed"))
+    assert (started.steps_count, done.executed_steps, started.step_id) == (3, 3, done.step_id)
+    inner = [e.step_name for e in events if e.event == "StepCompleted" and e.parent_step_id == started.step_id]
+    assert inner == ["research", "writing", "editing"]
 
 
 # -- bad input and failures: one clear line, the run stored as error ----------------------------------------------
