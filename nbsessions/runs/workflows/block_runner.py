@@ -67,7 +67,7 @@ def run_block(runner: Runner, block: Any, outputs: Outputs, scope: Scope, index:
     work = {Parallel: _parallel, Condition: _condition, Loop: _loop, Router: _router, Steps: _steps}[type(block)]
     try:
         output = yield from work(frame, outputs)
-    except BaseException as exc:
+    except Exception as exc:  # Ctrl-C and cancelling are the workflow's to record, as cancelled
         record.status, record.error = RunStatus.error, getattr(exc, "error", None) or exception_line(exc)
         raise
     output.step_name, output.step_id, output.step_type = block.name, frame.block_id, type(block).__name__
