@@ -494,3 +494,29 @@ def test_streamed_print_response_numbers_blocks_and_inner_steps_as_they_are_stor
     workflow.print_response("go")
     stored = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Step ")]
     assert streamed == stored == ["Step 1: Loop", "Step 2: a", "Step 3: a", "Step 4: tail", "Step 5: a"]
+
+
+def test_a_running_parallel_shows_each_branch_step_as_it_finishes():
+    db, seen, shown = InMemoryDb(), threading.Event(), []
+
+    def quick(step_input: StepInput) -> str:
+        return "quick"
+
+    def slow(step_input: StepInput) -> str:
+        assert seen.wait(10), "the quick branch never showed in the stored run"
+        return "slow"
+
+    def listener(event: str, session_id: str) -> None:
+        runs = db.list_runs(session_id)
+        steps = [(s.name, s.status.value) for s in runs[-1].steps] if runs else []
+        if steps[1:2] == [("quick", "completed")] and not seen.is_set():
+            shown.append(steps)
+            seen.set()
+
+    workflow = Workflow(db=db, steps=[Parallel(quick, slow, name="both")])
+    workflow.add_listener(listener)
+    run = workflow.run("go")
+    first, = shown  # as the panel reads it; the slow branch's record too once its thread has started
+    assert first[:2] == [("both", "running"), ("quick", "completed")] and first[2:] in ([], [("slow", "running")])
+    assert named(run) == [("both", "parallel", "completed"), ("quick", "function", "completed"),
+                          ("slow", "function", "completed")]

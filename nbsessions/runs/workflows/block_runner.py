@@ -63,7 +63,7 @@ def run_block(runner: Runner, block: Any, outputs: Outputs, scope: Scope, index:
     record = StepRecord(name=block.name, kind=block.kind,
                         input=runner.query if last is None else content_text(agent_message(last)))
     scope.records.append(record)
-    frame = _Frame(runner, block, scope, index, new_id())
+    frame = _Frame(runner, block, scope, index, new_id(), record)
     work = {Parallel: _parallel, Condition: _condition, Loop: _loop, Router: _router, Steps: _steps}[type(block)]
     try:
         output = yield from work(frame, outputs)
@@ -88,6 +88,7 @@ class _Frame:
     scope: Scope
     index: int
     block_id: str
+    record: StepRecord
 
     def event(self, kind: type, **fields: Any) -> Any:
         return self.runner.event(kind, self.scope, step_name=self.block.name, step_index=self.index,
@@ -114,8 +115,13 @@ def _parallel(frame: _Frame, outputs: Outputs) -> Work:
     scopes = [frame.scope.inside(frame.block_id, []) for _ in block.steps]
     works = [runner.branch(node, dict(outputs), scopes[i], i) for i, node in enumerate(block.steps)]
     def ended() -> None:  # the branches' records, in the block's order whichever finished first
-        for scope in scopes:
-            frame.scope.records.extend(scope.records)
+        with runner.lock:
+            runner.pending.pop(id(frame.record), None)
+            for scope in scopes:
+                frame.scope.records.extend(scope.records)
+
+    with runner.lock:  # shown as they finish, under the block, until it ends
+        runner.pending[id(frame.record)] = [scope.records for scope in scopes]
 
     results: list[StepOutput] = yield Branches(works, ended)
     output = _summary(results, _joined(results))

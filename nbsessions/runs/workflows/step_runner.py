@@ -70,6 +70,7 @@ class StepsRun:
     additional_data: dict[str, Any] | None = None
     query: str = ""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    pending: dict[int, list[list[StepRecord]]] = field(default_factory=dict, repr=False)  # running branches'
     _legacy: list[dict[str, str]] | None = field(default=None, init=False, repr=False)
 
     def steps(self, query: str) -> Generator[Any, Any, str]:
@@ -148,10 +149,26 @@ class StepsRun:
         return output
 
     def save(self) -> None:
-        """The run as it is now: steps show as they finish, not only at the end."""
+        """The run as it is now: steps show as they finish, not only at the end — a running Parallel's branches
+        too, under the block's record."""
+        run = self.run
         with self.lock:
-            self.workflow.db.upsert_run_if_session(self.run, durable=False)
-        self.workflow.sessions.emit("run", self.run.session_id)
+            kept, run.steps = run.steps, self._shown(run.steps)
+            try:
+                self.workflow.db.upsert_run_if_session(run, durable=False)
+            finally:
+                run.steps = kept
+        self.workflow.sessions.emit("run", run.session_id)
+
+    def _shown(self, records: list[StepRecord]) -> list[StepRecord]:
+        if not self.pending:
+            return records
+        shown = []
+        for record in list(records):
+            shown.append(record)
+            for branch in self.pending.get(id(record), ()):
+                shown.extend(self._shown(branch))
+        return shown
 
     def event(self, kind: type[BaseWorkflowRunOutputEvent], scope: Scope | None = None,
               **fields: Any) -> BaseWorkflowRunOutputEvent:
