@@ -125,8 +125,8 @@ class Router(_Block):
 
     kind = "router"
 
-    def __init__(self, selector: Callable[..., Any] | None = None, choices: list[Any] | None = None,
-                 name: str | None = None, description: str | None = None) -> None:
+    def __init__(self, choices: list[Any] | None = None, selector: Callable[..., Any] | None = None,
+                 name: str | None = None, description: str | None = None) -> None:  # Agno's order
         if not callable(selector):
             raise TypeError(f"{_label(self, name)}: selector must be a function of the StepInput returning the "
                             f"step(s) to run (CEL expressions are not supported)")
