@@ -19,18 +19,19 @@ from nbsessions.runs.core.streams import AsyncRunStream, RunStream
 from nbsessions.runs.core.tools import RunContext, Tool, make_tool, tool, update_session_state
 from nbsessions.runs.summary import SessionSummaryManager
 from nbsessions.runs.team import Team, TeamMode
+from nbsessions.runs.workflows.blocks import Condition, Loop, Parallel, Router, Steps
 from nbsessions.runs.workflows.workflow import Step, StepInput, StepOutput, Workflow, WorkflowAgent, WorkflowError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agent", "AsyncRunStream", "BaseDb", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Message",
-    "Metrics", "Model", "ModelError", "NbSessionsError", "OfflineModel", "OpenAIChat", "OpenAIResponses",
-    "PostgresDb", "RunContext", "RunEvent", "RunOutput", "RunRequirement", "RunStatus", "RunStream", "Session",
-    "SessionAccessError", "SessionNotFoundError", "SessionSummary", "SessionSummaryManager", "Step", "StepInput",
-    "StepOutput", "StepRecord", "StorageError", "Team", "TeamMode", "TinyDb", "Tool", "ToolExecution", "Usage",
-    "UserInputField", "Workflow", "WorkflowAgent", "WorkflowError", "make_tool", "set_price", "tool",
-    "update_session_state",
+    "Agent", "AsyncRunStream", "BaseDb", "Condition", "CorruptDatabaseError", "FunctionModel", "InMemoryDb", "Loop",
+    "Message", "Metrics", "Model", "ModelError", "NbSessionsError", "OfflineModel", "OpenAIChat", "OpenAIResponses",
+    "Parallel", "PostgresDb", "RunContext", "RunEvent", "RunOutput", "RunRequirement", "Router", "RunStatus",
+    "RunStream", "Session", "SessionAccessError", "SessionNotFoundError", "SessionSummary", "SessionSummaryManager",
+    "Step", "StepInput", "StepOutput", "StepRecord", "Steps", "StorageError", "Team", "TeamMode", "TinyDb", "Tool",
+    "ToolExecution", "Usage", "UserInputField", "Workflow", "WorkflowAgent", "WorkflowError", "make_tool",
+    "set_price", "tool", "update_session_state",
 ]
 
 

@@ -25,6 +25,7 @@ from nbsessions.records.errors import SessionAccessError
 from nbsessions.records.schema import RunOutput, RunStatus, Session
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.team import Team
+from nbsessions.runs.workflows.blocks import is_block
 from nbsessions.runs.workflows.workflow import Workflow, WorkflowError
 
 
@@ -62,7 +63,7 @@ def _run_agent(nb: NotebookAgent, runner: Agent, what: str, ready: Prepared, ses
 class _StepProgress:
     """Follows a workflow run through the events it emits: learns its id, and shows its steps as they finish."""
 
-    def __init__(self, nb: NotebookAgent, out: LiveOutput, label: str, total: int) -> None:
+    def __init__(self, nb: NotebookAgent, out: LiveOutput, label: str, total: int | None) -> None:
         self.agent, self.out, self.label, self.total = nb.agent, out, label, total  # reads are owner-checked
         self.session_id: str | None = None
         self.started = int(time.time())  # whole seconds, as a run's created_at
@@ -88,9 +89,10 @@ class _StepProgress:
 def _run_workflow(nb: NotebookAgent, flow: Workflow, name: str, ready: Prepared, session: Session,
                   output: str | None) -> RunOutput:
     """Run a workflow with the cell as input: the steps show as they finish, then the final output and footer."""
-    label, total = session.label_with_id, len(flow.steps)
+    label, count = session.label_with_id, len(flow.steps)
+    total = None if any(map(is_block, flow.steps)) else count  # a block's inner steps are known only as it runs
     out = LiveOutput()
-    out.show(waiting_bundle(f"workflow {name}: {total} steps · {label}"))
+    out.show(waiting_bundle(f"workflow {name}: {count} steps · {label}"))
     progress = _StepProgress(nb, out, label, total)
     flow.add_listener(progress)
     run: RunOutput | None = None

@@ -114,6 +114,8 @@ class StepOutput:
     step_run_id: str | None = None
     metrics: Metrics | None = None  # an agent or team step's run metrics (a function step has none)
     executor_type: str | None = None
+    steps: list[StepOutput] | None = None  # a Parallel, Condition, Loop, Router or Steps block's inner outputs
+    step_id: str | None = None
 
 
 @dataclass

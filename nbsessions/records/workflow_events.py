@@ -2,7 +2,9 @@
 
 ``workflow.run(..., stream=True)`` yields ``WorkflowStarted``, the agent steps' own events (their reply as
 ``RunContent``), then ``WorkflowCompleted``; ``stream_events=True`` adds ``StepStarted`` / ``StepCompleted``
-around each step and the agents' milestones. ``str(event)`` is ``""``, as for a run's non-content events.
+around each step (inner steps of blocks too, with the block's ``step_id`` as ``parent_step_id``), the blocks' own
+``...ExecutionStarted`` / ``...ExecutionCompleted`` (and a loop's ``LoopIterationStarted`` / ``Completed``) and the
+agents' milestones. ``str(event)`` is ``""``, as for a run's non-content events.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class WorkflowRunEvent(str, Enum):
     step_continued = "StepContinued"
     step_error = "StepError"
     loop_execution_started = "LoopExecutionStarted"
+    loop_iteration_started = "LoopIterationStarted"
+    loop_iteration_completed = "LoopIterationCompleted"
     loop_execution_completed = "LoopExecutionCompleted"
     parallel_execution_started = "ParallelExecutionStarted"
     parallel_execution_completed = "ParallelExecutionCompleted"
@@ -83,7 +87,7 @@ class WorkflowStartedEvent(BaseWorkflowRunOutputEvent):
 class StepStartedEvent(BaseWorkflowRunOutputEvent):
     event: str = WorkflowRunEvent.step_started.value
     step_name: str | None = None
-    step_index: int | None = None
+    step_index: int | tuple[int, ...] | None = None
 
 
 @dataclass
@@ -129,3 +133,95 @@ class WorkflowErrorEvent(BaseWorkflowRunOutputEvent):
 class WorkflowCancelledEvent(BaseWorkflowRunOutputEvent):
     event: str = WorkflowRunEvent.workflow_cancelled.value
     reason: str | None = None
+
+
+@dataclass
+class _BlockEvent(BaseWorkflowRunOutputEvent):
+    step_name: str | None = None
+    step_index: int | tuple[int, ...] | None = None
+
+
+@dataclass
+class ParallelExecutionStartedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.parallel_execution_started.value
+    parallel_step_count: int | None = None
+
+
+@dataclass
+class ParallelExecutionCompletedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.parallel_execution_completed.value
+    parallel_step_count: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass
+class ConditionExecutionStartedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.condition_execution_started.value
+    condition_result: bool | None = None
+
+
+@dataclass
+class ConditionExecutionCompletedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.condition_execution_completed.value
+    condition_result: bool | None = None
+    executed_steps: int | None = None
+    branch: str | None = None  # "if", "else", or None when nothing ran
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass
+class LoopExecutionStartedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.loop_execution_started.value
+    max_iterations: int | None = None
+
+
+@dataclass
+class LoopIterationStartedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.loop_iteration_started.value
+    iteration: int = 0
+    max_iterations: int | None = None
+
+
+@dataclass
+class LoopIterationCompletedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.loop_iteration_completed.value
+    iteration: int = 0
+    max_iterations: int | None = None
+    iteration_results: list[StepOutput] = field(default_factory=list)
+    should_continue: bool = True
+
+
+@dataclass
+class LoopExecutionCompletedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.loop_execution_completed.value
+    total_iterations: int = 0
+    max_iterations: int | None = None
+    all_results: list[list[StepOutput]] = field(default_factory=list)
+
+
+@dataclass
+class RouterExecutionStartedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.router_execution_started.value
+    selected_steps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RouterExecutionCompletedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.router_execution_completed.value
+    selected_steps: list[str] = field(default_factory=list)
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass
+class StepsExecutionStartedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.steps_execution_started.value
+    steps_count: int | None = None
+
+
+@dataclass
+class StepsExecutionCompletedEvent(_BlockEvent):
+    event: str = WorkflowRunEvent.steps_execution_completed.value
+    steps_count: int | None = None
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)

@@ -7,6 +7,7 @@ characters (terminal escape sequences) are still dropped from the model's text. 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -76,25 +77,25 @@ async def aprint_reply(arun: Callable[..., Any], input: str, *, stream: bool | N
     return _end(outcome, streamed=shown) if outcome is not None else None
 
 
+_BLOCK_STARTS = ("ParallelExecutionStarted", "ConditionExecutionStarted", "LoopExecutionStarted",
+                 "RouterExecutionStarted", "StepsExecutionStarted")
+
+
 def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool = True,
                    show_step_details: bool = True, **options: Any) -> None:
     """Agno's ``Workflow.print_response`` as plain text: the input, each step under its name (its reply as it
     streams with ``stream=True``), then the workflow's footer (``show_time`` keeps its duration in it)."""
     _start(input, True)
     if not stream:
-        run = workflow.run(input, **options)
-        for number, step in enumerate(run.steps, 1):
-            if show_step_details:
-                print(f"Step {number}: {printable(step.name or '')}\n{printable(step.output or step.error or '')}\n")
-        if not show_step_details:
-            print(printable(run.content))
-        return _workflow_end(run, show_time)
-    shown, streamed_text, run_id = StreamRedactor(), False, None
+        return print_workflow_run(workflow.run(input, **options), show_time, show_step_details)
+    shown, streamed_text, run_id, number = StreamRedactor(), False, None, 0
     for event in workflow.run(input, stream=True, stream_events=True, **options):
         kind = getattr(event, "event", "")
         run_id = getattr(event, "run_id", None) if kind == "WorkflowStarted" else run_id
-        if kind == "StepStarted" and show_step_details:
-            print(f"{shown.flush()}\nStep {event.step_index + 1}: {printable(event.step_name or '')}", flush=True)
+        if kind == "StepStarted" or kind in _BLOCK_STARTS:  # numbered as the stored steps are, blocks included
+            number += 1
+            if show_step_details:
+                print(f"{shown.flush()}\nStep {number}: {printable(event.step_name or '')}", flush=True)
             streamed_text = False
         elif kind == "RunContent" and getattr(event, "parent_run_id", None) == run_id:
             streamed_text = True
@@ -103,6 +104,27 @@ def print_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool =
             print(printable(str(event.content or "")), flush=True)  # a function step's output arrives whole
     print(shown.flush(), end="")
     _workflow_end(workflow.get_run_output(run_id, options.get("session_id")), show_time)
+
+
+def print_workflow_run(run: RunOutput, show_time: bool = True, show_step_details: bool = True) -> None:
+    """A finished workflow run as ``print_response`` shows it: each step under its name, then the footer."""
+    for number, step in enumerate(run.steps, 1):
+        if show_step_details:
+            print(f"Step {number}: {printable(step.name or '')}\n{printable(step.output or step.error or '')}\n")
+    if not show_step_details:
+        print(printable(run.content))
+    _workflow_end(run, show_time)
+
+
+async def aprint_workflow(workflow: Any, input: str, *, stream: bool, show_time: bool = True,
+                          show_step_details: bool = True, **options: Any) -> None:
+    """``print_workflow`` for async code: the run made with ``arun``; a streamed one printed from a worker
+    thread as its events come."""
+    if stream:
+        return await asyncio.to_thread(print_workflow, workflow, input, stream=True, show_time=show_time,
+                                       show_step_details=show_step_details, **options)
+    _start(input, True)
+    print_workflow_run(await workflow.arun(input, **options), show_time, show_step_details)
 
 
 def _workflow_end(run: RunOutput, show_time: bool) -> None:

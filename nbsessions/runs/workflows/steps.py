@@ -44,10 +44,10 @@ class StepInput:
         return self.input
 
     def get_last_step_content(self) -> Any:
-        """The newest step's content; None for the first step (Agno's)."""
+        """The newest step's content (a block's: its last inner step's); None for the first step (Agno's)."""
         if not self.previous_step_outputs:
             return None
-        return list(self.previous_step_outputs.values())[-1].content
+        return deepest(list(self.previous_step_outputs.values())[-1])
 
     def get_all_previous_content(self) -> str:
         """Every earlier step's content under its name, as Agno joins them."""
@@ -63,11 +63,22 @@ class StepInput:
         return history_context(self.get_workflow_history(num_runs))
 
     def get_step_output(self, step_name: str) -> StepOutput | None:
-        return self.previous_step_outputs.get(step_name)
+        """A step's output by name, looked for inside blocks (Parallel, Condition, ...) too, as Agno does."""
+        found = self.previous_step_outputs.get(step_name)
+        for output in self.previous_step_outputs.values():
+            found = found or _find(output, step_name)
+        return found
 
     def get_step_content(self, step_name: str) -> Any:
-        output = self.previous_step_outputs.get(step_name)
-        return output.content if output is not None else None
+        """Agno's: a Parallel block's as ``{inner step name: content}``, another block's its last inner step's."""
+        output = self.get_step_output(step_name)
+        if output is None:
+            return None
+        if output.step_type == "Parallel" and output.steps:
+            joined = {inner.step_name: str(inner.content) for branch in output.steps
+                      for inner in (branch.steps or [branch]) if inner.step_name and inner.content}
+            return joined or str(output.content)
+        return deepest(output)
 
     @property
     def previous_output(self) -> str:
@@ -80,6 +91,34 @@ class StepInput:
     def outputs(self) -> dict[str, str]:
         """The steps' contents so far as text, by step name."""
         return {name: content_text(out.content) for name, out in self.previous_step_outputs.items()}
+
+
+def _find(output: StepOutput, step_name: str) -> StepOutput | None:
+    for inner in output.steps or []:
+        if inner.step_name == step_name:
+            return inner
+        if (found := _find(inner, step_name)) is not None:
+            return found
+    return None
+
+
+def deepest(output: StepOutput) -> Any:
+    """A block's output stands for its last inner step's (Agno's ``_get_deepest_step_content``)."""
+    while output.steps:
+        output = output.steps[-1]
+    return output.content
+
+
+def agent_message(output: StepOutput) -> Any:
+    """What an agent step after ``output`` is given: a Parallel block's branches joined under their names, another
+    block's last inner step's content (Agno's ``_get_deepest_content_from_step_output``)."""
+    if not output.steps:
+        return output.content
+    if output.step_type != "Parallel":
+        return agent_message(output.steps[-1])
+    parts = [f"=== {inner.step_name or f'Step {i}'} ===\n{content}" for i, inner in enumerate(output.steps, 1)
+             if (content := agent_message(inner))]
+    return "\n\n".join(parts) if parts else output.content
 
 
 def history_context(history: list[tuple[str, str]]) -> str | None:

@@ -31,20 +31,17 @@ from nbsessions.runs.agent import Agent
 from nbsessions.runs.arguments import DbLike, as_db
 from nbsessions.runs.core.context import newest_runs
 from nbsessions.runs.core.run_writes import DELETED
-from nbsessions.runs.printing import print_workflow
+from nbsessions.runs.printing import aprint_workflow, print_workflow
 from nbsessions.runs.session_api import SessionsApi
 from nbsessions.runs.sessions import Sessions
-from nbsessions.runs.workflows.step_runner import StepsRun, adrive, drive, drive_stream
-from nbsessions.runs.workflows.steps import (
-    Step,
-    StepFunction,
-    StepInput,
-    WorkflowError,
-    as_step,
-)
+from nbsessions.runs.workflows.blocks import Condition, Loop, Parallel, Router, Steps, bound, leaves, prepare
+from nbsessions.runs.workflows.calls import adrive, drive, drive_stream
+from nbsessions.runs.workflows.step_runner import StepsRun
+from nbsessions.runs.workflows.steps import Step, StepFunction, StepInput, WorkflowError
 from nbsessions.runs.workflows.workflow_agent import WorkflowAgent, agent_call, answer_with
 
-__all__ = ["Step", "StepInput", "StepOutput", "Workflow", "WorkflowAgent", "WorkflowError"]
+__all__ = ["Condition", "Loop", "Parallel", "Router", "Step", "StepInput", "StepOutput", "Steps", "Workflow",
+           "WorkflowAgent", "WorkflowError"]
 
 
 class Workflow(SessionsApi):
@@ -54,7 +51,8 @@ class Workflow(SessionsApi):
     runs or to run the steps; either way the answer is a run of the workflow's session.
     """
 
-    def __init__(self, steps: list[Step | Agent | StepFunction] | None = None, db: DbLike | None = None, *,
+    def __init__(self, steps: list[Step | Agent | StepFunction | Parallel | Condition | Loop | Router | Steps]
+                 | None = None, db: DbLike | None = None, *,
                  name: str | None = None, description: str | None = None,
                  session_state: dict[str, Any] | None = None, user_id: str | None = None,
                  session_id: str | None = None, num_history_runs: int = 3,
@@ -63,7 +61,7 @@ class Workflow(SessionsApi):
         """``telemetry`` is Agno's switch, accepted as nbsessions sends no telemetry either way."""
         if not steps:
             raise ValueError("a workflow needs at least one step")
-        prepared = [as_step(step, i) for i, step in enumerate(steps)]
+        prepared = [prepare(step, i) for i, step in enumerate(steps)]
         if session_state is not None:
             check_state(session_state, "session_state")
         self.db = as_db(db)
@@ -75,9 +73,9 @@ class Workflow(SessionsApi):
         self.session_state = dict(session_state or {})
         self.num_history_runs = num_history_runs
         self.add_workflow_history_to_steps = add_workflow_history_to_steps
-        self.steps = [self._bind(step) for step in prepared]
+        self.steps = [bound(step, self._bind) for step in prepared]
         self.agent = agent.with_db(self.db) if agent is not None else None
-        agents = [s.target for s in self.steps if isinstance(s.target, Agent)]
+        agents = [s.target for s in leaves(self.steps) if isinstance(s.target, Agent)]
         self.model = agent.model if agent is not None else agents[0].model if agents else OfflineModel()
         self.summarizer = None  # a workflow's runs are not summarised
         self.sessions = Sessions(self)
@@ -189,6 +187,13 @@ class Workflow(SessionsApi):
         print_workflow(self, input, stream=bool(stream), show_time=show_time, show_step_details=show_step_details,
                        **options)
 
+    async def aprint_response(self, input: str, *, stream: bool | None = None, markdown: bool = True,
+                              show_time: bool = True, show_step_details: bool = True, **options: Any) -> None:
+        """``print_response`` for async code: the steps run with ``arun`` (``async def`` steps, evaluators and
+        selectors awaited); ``stream=True`` prints the streamed run as its events come."""
+        await aprint_workflow(self, input, stream=bool(stream), show_time=show_time,
+                              show_step_details=show_step_details, **options)
+
     def _work(self, steps: StepsRun, run_steps: Any) -> Generator[Any, Any, Any]:
         """The steps on the run's input — or, with a workflow agent, the agent, which runs them if it decides to."""
         if self.agent is None:
@@ -281,12 +286,13 @@ class Workflow(SessionsApi):
 
     def _save_state(self, session_id: str, state: dict[str, Any], initial: dict[str, Any]) -> None:
         """Write the keys steps set and delete the keys they removed, as one patch; ``initial`` becomes ``state``."""
-        changes = {k: v for k, v in state.items() if initial.get(k, _MISSING) != v}
-        deleted = [k for k in initial if k not in state]
+        now = copy.deepcopy(dict(state))  # one copy, written and kept: a Parallel branch may be changing ``state``
+        changes = {k: v for k, v in now.items() if initial.get(k, _MISSING) != v}
+        deleted = [k for k in initial if k not in now]
         if changes or deleted:
             self.db.update_session(session_id, state_patch=changes, state_delete=deleted)
         initial.clear()
-        initial.update(copy.deepcopy(state))
+        initial.update(now)
 
 
 _MISSING = object()
