@@ -287,6 +287,35 @@ def test_a_final_write_while_postgresql_is_down_is_stored_once_it_is_back(postgr
         assert stored.status == RunStatus.completed and stored.content == "first part second part"
 
 
+@pytest.mark.postgres
+def test_a_workflow_s_final_write_while_postgresql_is_down_is_stored_once_it_is_back(postgres_url, postgres_server):
+    """As an agent's: the workflow run and the state its steps set are kept, then stored once the store is back."""
+    from nbsessions.db.postgres import PostgresDb
+
+    def note(step_input, session_state):
+        session_state["noted"] = step_input.input
+        return "noted"
+
+    with PostgresDb(postgres_url, timeout=1) as db:
+        workflow = Workflow(steps=[note], db=db)
+        kinds: list[str] = []
+        run_id = None
+        with pytest.warns(RuntimeWarning, match="ended completed but could not be stored"):
+            try:
+                for event in workflow.run("remember this", stream=True, stream_events=True):
+                    kinds.append(event.event)
+                    run_id = event.run_id if event.event == "WorkflowStarted" else run_id
+                    if event.event == "StepCompleted":  # its step is stored; the run's last write comes next
+                        postgres_server.stop()
+            finally:
+                postgres_server.start_again()
+        assert kinds[-1] == "WorkflowCompleted" and run_writes.pending() <= 1
+        assert run_writes.flush(timeout=60), "the kept final write was never stored"
+        stored = db.get_run(run_id)
+        assert stored.status == RunStatus.completed and stored.content == "noted"
+        assert db.get_session(stored.session_id).session_state["noted"] == "remember this"
+
+
 # -- the async API never blocks the event loop on storage -----------------------------------------------------
 class WhereCalled(InMemoryDb):
     """A real in-memory store that notes the thread of every call made to it."""

@@ -29,6 +29,7 @@ from nbsessions.records.workflow_events import (
 )
 from nbsessions.runs.agent import Agent
 from nbsessions.runs.arguments import DbLike, as_db
+from nbsessions.runs.core import run_writes
 from nbsessions.runs.core.context import newest_runs
 from nbsessions.runs.core.run_writes import DELETED
 from nbsessions.runs.printing import aprint_workflow, print_workflow
@@ -65,6 +66,7 @@ class Workflow(SessionsApi):
         if session_state is not None:
             check_state(session_state, "session_state")
         self.db = as_db(db)
+        run_writes.replay_kept(self.db)  # what an earlier process could not store in it, stored now
         self.name = name
         self.description = description
         self.user_id = user_id
@@ -264,10 +266,9 @@ class Workflow(SessionsApi):
         """Whatever ended the steps, the run is stored as it ended — unless its session was deleted meanwhile."""
         run, state, initial = steps.run, steps.state, steps.initial
         run.metrics.duration = time.perf_counter() - started
-        if not self.db.upsert_run_if_session(run):
-            run.status, run.error = RunStatus.cancelled, DELETED
-            return
-        self._save_state(run.session_id, state, initial)
+        changes, deleted = _state_patch(state, initial)
+        if not run_writes.store_outcome(self.db, run, changes, deleted):  # kept and retried if the store is down
+            return  # its session was deleted meanwhile: nothing of it is stored
         if run.status == RunStatus.completed and run.cell_id:
             self.sessions.supersede_cell(run)
         self.sessions.emit("run", run.session_id)
@@ -285,14 +286,20 @@ class Workflow(SessionsApi):
         return [{"input": r.input, "output": r.content} for r in recent if wanted(r)][-count:]
 
     def _save_state(self, session_id: str, state: dict[str, Any], initial: dict[str, Any]) -> None:
-        """Write the keys steps set and delete the keys they removed, as one patch; ``initial`` becomes ``state``."""
-        now = copy.deepcopy(dict(state))  # one copy, written and kept: a Parallel branch may be changing ``state``
-        changes = {k: v for k, v in now.items() if initial.get(k, _MISSING) != v}
-        deleted = [k for k in initial if k not in now]
+        """Write the keys steps set and delete the keys they removed, as one patch (before an agent reads them)."""
+        changes, deleted = _state_patch(state, initial)
         if changes or deleted:
             self.db.update_session(session_id, state_patch=changes, state_delete=deleted)
-        initial.clear()
-        initial.update(now)
+
+
+def _state_patch(state: dict[str, Any], initial: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The keys steps set and the keys they removed since ``initial``, which then becomes ``state``."""
+    now = copy.deepcopy(dict(state))  # one copy, written and kept: a Parallel branch may be changing ``state``
+    changes = {k: v for k, v in now.items() if initial.get(k, _MISSING) != v}
+    deleted = [k for k in initial if k not in now]
+    initial.clear()
+    initial.update(now)
+    return changes, deleted
 
 
 _MISSING = object()
