@@ -18,14 +18,10 @@ from nbsessions.records.schema import Message
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_state_folder(tmp_path_factory):
-    """Final writes a test's store never answered are kept under $XDG_STATE_HOME: the run's own, never ~'s."""
-    before = os.environ.get("XDG_STATE_HOME")
+    """Final writes a test's store never answered are kept under $XDG_STATE_HOME: the run's own, never ~'s.
+    Left set after the session: what is still waiting at exit is spooled by an atexit handler, after it."""
     os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
     yield
-    if before is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = before
 
 
 @pytest.fixture(autouse=True)

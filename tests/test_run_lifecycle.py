@@ -288,6 +288,29 @@ def test_a_final_write_while_postgresql_is_down_is_stored_once_it_is_back(postgr
 
 
 @pytest.mark.postgres
+def test_a_cell_s_run_ending_while_postgresql_is_down_returns_and_is_stored_once_it_is_back(postgres_url,
+                                                                                          postgres_server):
+    """What follows a stored reply (the cell's earlier run superseded, a summary) waits for a store that answers:
+    the run returns completed, not a storage error raised after the reply was kept."""
+    from nbsessions.db.postgres import PostgresDb
+
+    def reply_then_lose_the_store(messages):
+        postgres_server.stop()
+        return "kept for later"
+
+    with PostgresDb(postgres_url, timeout=1) as db:
+        agent = Agent(model=FunctionModel(reply_then_lose_the_store), db=db, enable_session_summaries=True)
+        with pytest.warns(RuntimeWarning, match="ended completed but could not be stored"):
+            try:
+                run = agent.run("go", cell_id="cell-1")
+            finally:
+                postgres_server.start_again()
+        assert run.status == RunStatus.completed and run.content == "kept for later"
+        assert run_writes.flush(timeout=60), "the kept final write was never stored"
+        assert db.get_run(run.run_id).status == RunStatus.completed
+
+
+@pytest.mark.postgres
 def test_a_workflow_s_final_write_while_postgresql_is_down_is_stored_once_it_is_back(postgres_url, postgres_server):
     """As an agent's: the workflow run and the state its steps set are kept, then stored once the store is back."""
     from nbsessions.db.postgres import PostgresDb

@@ -26,6 +26,7 @@ from nbsessions.runs.core.context import HistoryPolicy, build_context
 from nbsessions.runs.core.execution import Execution
 from nbsessions.runs.core.history_tools import chat_history_tool, past_session_tools
 from nbsessions.runs.core.inspect_context import SentContext, run_context
+from nbsessions.runs.core.run_writes import Outcome
 from nbsessions.runs.core.streams import RunStream, complete
 from nbsessions.runs.core.system_message import SystemPrompt, build_system_message
 from nbsessions.runs.core.tools import RunContext, Tool, runtime_state
@@ -244,17 +245,19 @@ class RunEngine:
             run.messages = [m for m in run.messages if not m.from_history]
         execution.record_usage()
         self.add_nested_usage(run)
-        if not run_writes.store_outcome(agent.db, run, execution.state_changes(), execution.state_deletions()):
+        outcome = run_writes.store_outcome(agent.db, run, execution.state_changes(), execution.state_deletions())
+        if outcome is Outcome.deleted:
             return  # its session was deleted meanwhile: nothing of it is stored
         if self._logs(run.run_id):
             run_log.log_outcome(run)
             self._debug_runs.discard(run.run_id)
-        if status == RunStatus.completed and run.variant_of:
+        stored = outcome is Outcome.stored and status == RunStatus.completed  # kept: the store is not answering
+        if stored and run.variant_of:
             variants.choose_variant(self.sessions, run.run_id)
-        elif status == RunStatus.completed and run.cell_id:
+        elif stored and run.cell_id:
             self.sessions.supersede_cell(run)
         self.sessions.emit("run", run.session_id)
-        if status == RunStatus.completed and agent.summarizer is not None:
+        if stored and agent.summarizer is not None:
             agent.summarizer.after_run(run.session_id)  # after the reply is stored
 
     def add_nested_usage(self, run: RunOutput) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from nbsessions.records.errors import RunNotPausedError, SessionNotFoundError, StorageError
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
 
 DELETED = "its session was deleted while it ran; the run was not stored"
+
+
+class Outcome(Enum):
+    """What became of a run's final write: what follows it (a superseded cell, a summary) needs it stored."""
+
+    stored = "stored"
+    kept = "kept"  # the store did not answer: retried in the background, spooled at exit
+    deleted = "deleted"  # its session was deleted meanwhile: nothing of it is stored
 RETRY_FIRST, RETRY_MOST = 0.25, 5.0  # seconds between attempts: doubling from the first up to the most
 
 
@@ -52,9 +61,9 @@ def claim(db: BaseDb, run: RunOutput, emit: Emit) -> None:
     emit("run", run.session_id)
 
 
-def store_outcome(db: BaseDb, run: RunOutput, changes: dict[str, Any], deleted: list[str]) -> bool:
-    """The run's final write, then the session state its tools changed: False (nothing stored) when the session
-    was deleted meanwhile.
+def store_outcome(db: BaseDb, run: RunOutput, changes: dict[str, Any], deleted: list[str]) -> Outcome:
+    """The run's final write, then the session state its tools changed: ``Outcome.deleted`` (nothing stored) when
+    the session was deleted meanwhile, ``Outcome.kept`` when the store did not answer.
 
     Unreachable store: both are retried in the background until it answers (``pending``), with one warning; what
     is still waiting when the process exits is kept on disk for the next process that opens the store
@@ -64,13 +73,14 @@ def store_outcome(db: BaseDb, run: RunOutput, changes: dict[str, Any], deleted: 
     try:
         if not final.attempt():
             run.status, run.error = RunStatus.cancelled, DELETED
-            return False
+            return Outcome.deleted
     except StorageError as exc:
         final.run = RunOutput.from_dict(run.to_dict())  # as it ended, whatever the caller does with ``run`` now
         _retries.add(final)
         warnings.warn(f"run {run.run_id[:8]} ended {run.status.value} but could not be stored ({exc}); it is "
                       "stored as soon as the store answers again", RuntimeWarning, stacklevel=2)
-    return True
+        return Outcome.kept
+    return Outcome.stored
 
 
 def replay_kept(db: BaseDb) -> None:

@@ -267,9 +267,10 @@ class Workflow(SessionsApi):
         run, state, initial = steps.run, steps.state, steps.initial
         run.metrics.duration = time.perf_counter() - started
         changes, deleted = _state_patch(state, initial)
-        if not run_writes.store_outcome(self.db, run, changes, deleted):  # kept and retried if the store is down
+        outcome = run_writes.store_outcome(self.db, run, changes, deleted)  # kept and retried if the store is down
+        if outcome is run_writes.Outcome.deleted:
             return  # its session was deleted meanwhile: nothing of it is stored
-        if run.status == RunStatus.completed and run.cell_id:
+        if outcome is run_writes.Outcome.stored and run.status == RunStatus.completed and run.cell_id:
             self.sessions.supersede_cell(run)
         self.sessions.emit("run", run.session_id)
 
