@@ -551,6 +551,18 @@ def test_metrics_tab_shows_totals_table_and_chart(agent):
     assert m.table.value.count("<tr>") == 7
 
 
+def test_the_chart_s_token_scale_marks_an_estimated_count(agent):
+    """The biggest run's count heads the scale; guessed by the offline model's estimate, it reads ``~N``."""
+    session = agent.create_session("s")
+    for total, estimated in ((12, False), (1234, True)):
+        agent.db.upsert_run(RunOutput(session_id=session.session_id, status=RunStatus.completed, input="q",
+                                      metrics=Metrics(total_tokens=total, tokens_estimated=estimated)))
+    panel = SessionPanel(agent)
+    panel.select(session.session_id)
+    panel.tabs.selected_index = 2
+    assert "tokens (max ~1,234)" in panel.metrics.chart.value
+
+
 def test_metrics_of_a_session_without_runs(agent):
     session = agent.create_session("empty")
     panel = SessionPanel(agent)

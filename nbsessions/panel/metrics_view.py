@@ -59,7 +59,8 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
     if not runs:
         return ""
     inner_w, inner_h = CHART_WIDTH - 2 * PAD, CHART_HEIGHT - 2 * PAD
-    max_tokens = max(max(r.metrics.total_tokens for r in runs), 1)
+    biggest = max(runs, key=lambda r: r.metrics.total_tokens).metrics  # its count heads the scale, `~` if guessed
+    max_tokens = max(biggest.total_tokens, 1)
     timed = [r for r in runs if r.status == RunStatus.completed]  # an error's time says nothing of latency
     max_seconds = max(max((r.metrics.duration or 0.0 for r in timed), default=0.0), 1e-9)
     step = inner_w / len(runs)
@@ -78,10 +79,10 @@ def render_chart(runs: list[RunOutput], first_number: int) -> str:
     if points:
         parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{_LATENCY_COLOUR}" '
                      'stroke-width="1.5"/>')
-    last = first_number + len(runs) - 1
+    last, scale = first_number + len(runs) - 1, fmt.tokens(max_tokens, biggest.tokens_estimated)
     # Labels take the theme's text colour (contrast in light and dark themes); swatches say which series is which.
     labels = (f'<rect x="{PAD}" y="{PAD - 17}" width="10" height="10" fill="{_TOKEN_COLOUR}"/>'
-              f'<text x="{PAD + 14}" y="{PAD - 8}">tokens (max {fmt.tokens(max_tokens)})</text>'
+              f'<text x="{PAD + 14}" y="{PAD - 8}">tokens (max {scale})</text>'
               f'<rect x="{CHART_WIDTH - PAD - 10}" y="{PAD - 17}" width="10" height="10" fill="{_LATENCY_COLOUR}"/>'
               f'<text x="{CHART_WIDTH - PAD - 14}" y="{PAD - 8}" text-anchor="end">'
               f'latency (max {fmt.seconds(max_seconds)})</text>'
