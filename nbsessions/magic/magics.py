@@ -22,7 +22,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
 
 from nbsessions.llm.openai_wire import is_openai_endpoint
-from nbsessions.magic import commands_context, commands_runs  # noqa: F401  (register their %agent subcommands)
+from nbsessions.magic import commands_context, commands_inspect, commands_runs  # noqa: F401  (register their %agent subcommands)
 from nbsessions.magic.cellopts import CellOptions, check_flag_count, split_args
 from nbsessions.magic.commands import run_command, unquote
 from nbsessions.magic.notebook import NotebookAgent
