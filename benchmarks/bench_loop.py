@@ -14,7 +14,6 @@ the ``bench_loop`` markers.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
 import os
@@ -139,10 +138,7 @@ def table(results: dict[bool, tuple[float, float, float]], repeat: int) -> tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="rounds of each mode")
-    parser.add_argument("--no-readme", action="store_true", help="print the table only")
-    args = parser.parse_args(argv)
+    args = cli.parse_repeat(__doc__, argv)
     with server_in_process(LATENCY_MS) as base_url:
         results = asyncio.run(measure(base_url, args.repeat))
     text, met = table(results, args.repeat)

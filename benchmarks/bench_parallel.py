@@ -12,7 +12,6 @@ benchmarks/README.md between the ``bench_parallel`` markers.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -96,10 +95,7 @@ def table(results: dict[tuple[bool, bool], float], repeat: int) -> tuple[str, li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="rounds of each mode")
-    parser.add_argument("--no-readme", action="store_true", help="print the table only")
-    args = parser.parse_args(argv)
+    args = cli.parse_repeat(__doc__, argv)
     with server_in_process(LATENCY_MS) as base_url:
         results = measure(base_url, args.repeat)
     text, met = table(results, args.repeat)

@@ -26,6 +26,15 @@ def parse(doc: str, quick_help: str, argv: list[str] | None) -> argparse.Namespa
     return parser.parse_args(argv)
 
 
+def parse_repeat(doc: str, argv: list[str] | None, default: int = 5,
+                 what: str = "rounds of each mode") -> argparse.Namespace:
+    """``--repeat N`` and ``--no-readme``, for the scripts that time a few rounds rather than files."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=default, help=what)
+    parser.add_argument("--no-readme", action="store_true", help="print the table only")
+    return parser.parse_args(argv)
+
+
 @contextmanager
 def workdir(args: argparse.Namespace) -> Iterator[Path]:
     """``--dir`` (created when missing), else a temporary folder removed afterwards."""

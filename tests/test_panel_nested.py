@@ -4,41 +4,18 @@ plain text, never parsed."""
 
 from __future__ import annotations
 
-import json
-
 from conftest import RecordingModel
 from ipywidgets import HTML
+from newsroom import newsroom
 from xss import audit
 
 from nbsessions import Agent, FunctionModel
-from nbsessions.llm.base import ToolCall
 from nbsessions.panel import SessionPanel
 from nbsessions.panel.nested_html import Block, Fold
 from nbsessions.panel.widget_tree import descendants
-from nbsessions.runs.team import Team
 from nbsessions.runs.workflows.workflow import Workflow
 
 HOSTILE = '<img src=x onerror="window.__xss=21">'
-
-
-def leader(*handoffs: tuple[str, str]) -> FunctionModel:
-    """Hands each (member, task) over in turn with ask_<member>, then composes the results."""
-    def reply(messages, tools):
-        results = [m.content or "" for m in messages if m.role == "tool" and not m.from_history]
-        if len(results) < len(handoffs):
-            name, task = handoffs[len(results)]
-            return ToolCall(f"call_{len(results)}", f"ask_{name}", json.dumps({"task": task}))
-        return "composed: " + " | ".join(results)
-    return FunctionModel(reply, id="leader")
-
-
-def member(name: str) -> Agent:
-    return Agent(model=FunctionModel(lambda m: f"{name} did {m[-1].content}", id=f"{name}-model"), name=name)
-
-
-def newsroom(db) -> Team:
-    members = [member("researcher"), member("writer")]
-    return Team(members=members, db=db, model=leader(("researcher", "find facts"), ("writer", "write it up")))
 
 
 def folds(panel: SessionPanel) -> dict[str, Fold]:

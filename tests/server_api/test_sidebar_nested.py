@@ -4,36 +4,17 @@ runs only and reads only what it returns."""
 
 from __future__ import annotations
 
-import json
+from newsroom import newsroom as team_of
 
-from nbsessions import Agent, FunctionModel, TinyDb
+from nbsessions import Agent, TinyDb
 from nbsessions.db.locate import db_path_for
-from nbsessions.llm.base import ToolCall
 from nbsessions.runs.team import Team
 from nbsessions.runs.workflows.workflow import Workflow
 from server_api.test_sidebar_api import get, write_notebook
 
 
-def leader() -> FunctionModel:
-    """Hands "find facts" to the researcher, "write it up" to the writer, then composes their replies."""
-    handoffs = (("researcher", "find facts"), ("writer", "write it up"))
-
-    def reply(messages, tools):
-        results = [m.content or "" for m in messages if m.role == "tool" and not m.from_history]
-        if len(results) < len(handoffs):
-            name, task = handoffs[len(results)]
-            return ToolCall(f"call_{len(results)}", f"ask_{name}", json.dumps({"task": task}))
-        return "composed: " + " | ".join(results)
-    return FunctionModel(reply, id="leader")
-
-
-def member(name: str) -> Agent:
-    return Agent(model=FunctionModel(lambda m: f"**{name}** did {m[-1].content}", id=f"{name}-model"), name=name)
-
-
 def newsroom(db) -> Team:
-    members = [member("researcher"), member("writer")]
-    return Team(members=members, db=db, model=leader())
+    return team_of(db, shown="**{name}**")  # Markdown in the members' replies, rendered by the sidebar
 
 
 async def test_a_team_runs_member_runs_come_inside_its_row_with_task_reply_and_spelled_metrics(jp_fetch, jp_root_dir):
