@@ -1,6 +1,7 @@
 """A process that opens a store for writing when told to, noting each write of a kept run it makes (test_spool.py).
 
-``python spool_replayer.py TARGET LOG``: prints ``{"ready": true}``, waits for one line on stdin (the test sends
+``python spool_replayer.py TARGET LOG`` (``SPOOL_LOCK=filelock``: locking as where there is no ``fcntl``):
+prints ``{"ready": true}``, waits for one line on stdin (the test sends
 it to every replayer at once), builds an ``Agent`` on TARGET — which stores what earlier processes kept for it —
 and prints ``{"done": true}``. Each run write and session update it makes appends one line to LOG.
 """
@@ -17,6 +18,10 @@ from nbsessions.db import open_store
 
 
 def main(target: str, log: str) -> None:
+    if os.environ.get("SPOOL_LOCK") == "filelock":  # as on Windows, where there is no fcntl
+        from nbsessions.runs.core import spool
+
+        spool.fcntl = None
     db = open_store(target)
     upsert, update = db.upsert_run_if_session, db.update_session
 

@@ -104,3 +104,22 @@ def test_a_forked_child_takes_its_own_lock_not_its_parents(tmp_path):
     assert os.read(read, 100) == b"timed out"
     lock.release()
     lock.close()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_where_there_is_no_fcntl_the_package_imports_runs_and_keeps_final_writes(tmp_path):
+    """As on Windows: every lock falls back to ``filelock`` (the journal's and the spool's), nothing fails to import."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["fcntl"] = None  # `import fcntl` raises ImportError, as where it does not exist
+        from nbsessions import Agent, TinyDb
+        from nbsessions.runs.core import spool
+        agent = Agent(db=TinyDb(sys.argv[1]))
+        print(agent.run("hello").status.value, spool.fcntl is None, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script, str(tmp_path / "s.json")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["completed", "True"]

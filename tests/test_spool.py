@@ -193,7 +193,9 @@ def test_read_only_opens_write_nothing_and_leave_the_spool(tmp_path, dead_writer
     assert path.read_bytes() == before and len(spool_files()) == 1
 
 
-def test_two_processes_replaying_one_spool_at_once_store_each_write_once(tmp_path, dead_writer):
+@pytest.mark.parametrize("lock", ["flock", "filelock"])
+def test_two_processes_replaying_one_spool_at_once_store_each_write_once(tmp_path, dead_writer, lock, monkeypatch):
+    monkeypatch.setenv("SPOOL_LOCK", lock)
     path, log = tmp_path / "s.json", tmp_path / "writes.log"
     for round_ in range(3):
         with TinyDb(path) as db:

@@ -17,7 +17,6 @@ appends to a file that was just replaced. A replay notes each step in the file b
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -27,12 +26,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import filelock
+
 from nbsessions.records.errors import SessionNotFoundError, StorageError
 from nbsessions.records.redact import redact_data
 from nbsessions.records.schema import RunOutput, RunStatus
 
 if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
+
+try:
+    import fcntl
+except ImportError:  # Windows: a lock file beside the spool (``filelock``), as db/lockfile.py falls back to
+    fcntl = None  # type: ignore[assignment]
 
 VERSION = 1
 
@@ -74,11 +80,18 @@ def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
 
     Locked, it is checked to be still the file ``path`` names: a replay that finished meanwhile replaced or
     removed it, and writing to the old one would lose the lines."""
+    if fcntl is None:
+        with filelock.FileLock(f"{path}.lock", mode=0o600):  # held around every use of the file instead
+            fd = _open(path, create)
+            try:
+                yield fd
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        return
     while True:
-        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT if create else 0)
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileNotFoundError:
+        fd = _open(path, create)
+        if fd is None:
             yield None
             return
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -95,6 +108,15 @@ def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
         os.close(fd)  # releases the lock
 
 
+def _open(path: Path, create: bool) -> int | None:
+    flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) \
+        | (os.O_CREAT if create else 0)
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        return None
+
+
 def _write_lines(fd: int, records: list[dict[str, Any]]) -> None:
     data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records).encode("utf-8")
     view = memoryview(data)
@@ -104,6 +126,9 @@ def _write_lines(fd: int, records: list[dict[str, Any]]) -> None:
 
 
 def _fsync_folder(where: Path) -> None:
+    """The folder's entry for a new or renamed file made durable (POSIX; Windows has no folder handle to sync)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -153,7 +178,7 @@ def _replace(path: Path, records: list[dict[str, Any]]) -> None:
         path.unlink(missing_ok=True)
     else:
         temporary = path.with_name(path.name + ".new")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             _write_lines(fd, records)
         finally:
