@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from nbsessions.db.base import BaseDb
 
 DELETED = "its session was deleted while it ran; the run was not stored"
+RETRY_FIRST, RETRY_MOST = 0.25, 5.0  # seconds between attempts: doubling from the first up to the most
+
+Emit = Callable[[str, str], None]  # the runner's ``Sessions.emit(event, session_id)``
 
 
 class Outcome(Enum):
@@ -36,10 +39,6 @@ class Outcome(Enum):
     stored = "stored"
     kept = "kept"  # the store did not answer: retried in the background, spooled at exit
     deleted = "deleted"  # its session was deleted meanwhile: nothing of it is stored
-RETRY_FIRST, RETRY_MOST = 0.25, 5.0  # seconds between attempts: doubling from the first up to the most
-
-
-Emit = Callable[[str, str], None]  # the runner's ``_emit(event, session_id)``
 
 
 def begin(db: BaseDb, run: RunOutput, emit: Emit, *, log: bool = False) -> None:

@@ -195,10 +195,9 @@ def replay(db: BaseDb) -> None:
     key = db.spool_key()
     if key is None:
         return
-    where = _path(os.environ.get("XDG_STATE_HOME") or "", key)
-    if not os.path.exists(where):  # nearly always: one stat
+    path = path_for(key)
+    if not path.exists():  # nearly always: one stat
         return
-    path = Path(where)
     try:
         with _locked(path, create=False) as fd:
             if fd is not None:
